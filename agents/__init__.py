@@ -1,0 +1,1 @@
+"""The host agent: compute, volume, network and image services on one host."""

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Build (once) and cache the upstream binaries kubenova tests against:
+# kube-apiserver, etcd, helm, minio and (when the machine has none) kubectl.
+# Each is built from its Go module through the Go module proxy and cached as
+# ~/.cache/kubenova/bin/<name>-<version>; a cached binary is never rebuilt.
+#
+# usage: hack/controlplane.sh [all|kube-apiserver|etcd|helm|kubectl|minio] ...
+set -euo pipefail
+
+KUBE_VERSION="${KUBE_VERSION:-v1.33.5}"
+ETCD_VERSION="${ETCD_VERSION:-v3.5.21}"
+HELM_VERSION="${HELM_VERSION:-v3.18.4}"
+MINIO_VERSION="${MINIO_VERSION:-RELEASE.2025-10-15T17-29-55Z}"
+CACHE="${KUBENOVA_CACHE:-$HOME/.cache/kubenova}"
+BIN="$CACHE/bin"
+mkdir -p "$BIN" "$CACHE/build"
+export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
+
+log() { printf '[controlplane] %s\n' "$*" >&2; }
+
+need_go() {
+  command -v go >/dev/null || { log "go is required to build $1 (install golang >= 1.24)"; exit 1; }
+}
+
+# build NAME VERSION FUNCTION: run FUNCTION only when the cached binary is missing.
+build() {
+  local name=$1 version=$2 fn=$3 out="$BIN/$1-$2"
+  if [[ -x "$out" ]]; then
+    ln -sfn "$name-$version" "$BIN/$name"
+    return 0
+  fi
+  need_go "$name"
+  log "building $name $version (cold build, a few minutes; cached afterwards)"
+  local start=$SECONDS
+  "$fn" "$out.tmp" "$version"
+  mv "$out.tmp" "$out"
+  ln -sfn "$name-$version" "$BIN/$name"
+  log "built $name $version in $((SECONDS - start)) s -> $out"
+}
+
+# k8s.io/kubernetes is not meant to be required as a module: every staging
+# module is replaced by its published v0.X.Y twin.
+kube_wrapper() {
+  local cmd=$1 version=$2 dir="$CACHE/build/$1-$2"
+  local minor=${version#v1.}; minor=${minor%%.*}
+  local staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
+    cloud-provider cluster-bootstrap code-generator component-base component-helpers
+    controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation
+    endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy
+    kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
+    sample-apiserver sample-cli-plugin sample-controller"
+  rm -rf "$dir"; mkdir -p "$dir"
+  {
+    echo "module kubenova.local/$cmd"
+    echo
+    echo "go 1.24"
+    echo
+    echo "require k8s.io/kubernetes $version"
+    echo
+    for m in $staging; do echo "replace k8s.io/$m => k8s.io/$m v0.${version#v1.}"; done
+  } >"$dir/go.mod"
+  echo "$dir"
+}
+
+build_kube_apiserver() {
+  local out=$1 version=$2 dir
+  dir=$(kube_wrapper kube-apiserver "$version")
+  cat >"$dir/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewAPIServerCommand()))
+}
+GO
+  kube_build "$dir" "$out" "$version"
+}
+
+build_kubectl() {
+  local out=$1 version=$2 dir
+  dir=$(kube_wrapper kubectl "$version")
+  cat >"$dir/main.go" <<'GO'
+package main
+
+import (
+	"k8s.io/component-base/cli"
+	"k8s.io/kubectl/pkg/cmd"
+	"k8s.io/kubectl/pkg/cmd/util"
+)
+
+func main() {
+	command := cmd.NewDefaultKubectlCommand()
+	if err := cli.RunNoErrOutput(command); err != nil {
+		util.CheckErr(err)
+	}
+}
+GO
+  kube_build "$dir" "$out" "$version"
+}
+
+kube_build() {
+  local dir=$1 out=$2 version=$3
+  local minor=${version#v1.}; minor=${minor%%.*}
+  (cd "$dir" && go mod tidy >/dev/null 2>&1 || (cd "$dir" && go mod tidy)) 
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -o "$out" \
+    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$version" .)
+}
+
+build_etcd() {
+  local out=$1 version=$2 dir="$CACHE/build/etcd-$2"
+  rm -rf "$dir"; mkdir -p "$dir"
+  printf 'module kubenova.local/etcd\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$version" >"$dir/go.mod"
+  cat >"$dir/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (cd "$dir" && go mod tidy && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out" .)
+}
+
+build_helm() {
+  local out=$1 version=$2 gobin="$CACHE/build/helm-$2"
+  mkdir -p "$gobin"
+  GOBIN="$gobin" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$version" "helm.sh/helm/v3/cmd/helm@$version"
+  mv "$gobin/helm" "$out"
+}
+
+build_minio() {
+  local out=$1 version=$2 gobin="$CACHE/build/minio-$2"
+  mkdir -p "$gobin"
+  GOBIN="$gobin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$version"
+  mv "$gobin/minio" "$out"
+}
+
+want=("$@")
+[[ ${#want[@]} -eq 0 || ${want[0]} == all ]] && want=(etcd kube-apiserver kubectl helm)
+for what in "${want[@]}"; do
+  case $what in
+    etcd) build etcd "$ETCD_VERSION" build_etcd ;;
+    kube-apiserver) build kube-apiserver "$KUBE_VERSION" build_kube_apiserver ;;
+    kubectl)
+      # The machine's kubectl serves when it is new enough; otherwise build ours.
+      if ! command -v kubectl >/dev/null; then build kubectl "$KUBE_VERSION" build_kubectl
+      else ln -sfn "$(command -v kubectl)" "$BIN/kubectl"; fi ;;
+    helm) build helm "$HELM_VERSION" build_helm ;;
+    minio) build minio "$MINIO_VERSION" build_minio ;;
+    *) log "unknown component: $what"; exit 2 ;;
+  esac
+done

@@ -1,0 +1,1 @@
+"""The `kubenova` command line."""

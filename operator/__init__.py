@@ -1,0 +1,1 @@
+"""The central operator: handlers, webhook, scheduler, inventory, auth manager."""

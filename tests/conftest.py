@@ -1,0 +1,5 @@
+"""Shared pytest configuration: each real service lives in its own fixture module."""
+
+pytest_plugins = [
+    "tests.fixtures.apiserver",
+]
