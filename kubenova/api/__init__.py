@@ -1,0 +1,1 @@
+"""kubenova's API types: one module per version, data only (no logic, no imports of ours)."""

@@ -1,0 +1,74 @@
+"""API group kubenova.io, version v1alpha1: the resource models (data only)."""
+
+from .flavor import Flavor, FlavorSpec
+from .host import Host, HostResources, HostService, HostSpec, HostStatus, Overcommit
+from .image import Image, ImageFormat, ImageSpec, ImageStatus
+from .instance import (
+    Instance,
+    InstancePhase,
+    InstanceResources,
+    InstanceSpec,
+    InstanceStatus,
+    PowerState,
+)
+from .meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus, CRDInfo, Resource
+from .network import Network, NetworkMode, NetworkSpec, NetworkStatus
+from .project import Project, ProjectSpec, ProjectStatus, Quota
+from .servergroup import ServerGroup, ServerGroupPolicy, ServerGroupSpec
+from .volume import Volume, VolumePhase, VolumeProtocol, VolumeSpec, VolumeStatus
+
+ALL_RESOURCES: tuple[type[Resource], ...] = (
+    Instance,
+    Volume,
+    Network,
+    Flavor,
+    Image,
+    Host,
+    ServerGroup,
+    Project,
+)
+
+__all__ = [
+    "ALL_RESOURCES",
+    "API_VERSION",
+    "GROUP",
+    "VERSION",
+    "CRDInfo",
+    "Condition",
+    "ConditionStatus",
+    "Flavor",
+    "FlavorSpec",
+    "Host",
+    "HostResources",
+    "HostService",
+    "HostSpec",
+    "HostStatus",
+    "Image",
+    "ImageFormat",
+    "ImageSpec",
+    "ImageStatus",
+    "Instance",
+    "InstancePhase",
+    "InstanceResources",
+    "InstanceSpec",
+    "InstanceStatus",
+    "Network",
+    "NetworkMode",
+    "NetworkSpec",
+    "NetworkStatus",
+    "Overcommit",
+    "PowerState",
+    "Project",
+    "ProjectSpec",
+    "ProjectStatus",
+    "Quota",
+    "Resource",
+    "ServerGroup",
+    "ServerGroupPolicy",
+    "ServerGroupSpec",
+    "Volume",
+    "VolumePhase",
+    "VolumeProtocol",
+    "VolumeSpec",
+    "VolumeStatus",
+]

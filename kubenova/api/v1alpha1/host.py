@@ -1,0 +1,104 @@
+"""Host: one bare-metal node running the kubenova agent (cluster-scoped)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from .meta import (
+    Condition,
+    CRDInfo,
+    KubeModel,
+    LabelName,
+    PrinterColumn,
+    Resource,
+    age_column,
+    conditions_field,
+    ready_column,
+)
+
+
+class HostService(StrEnum):
+    COMPUTE = "compute"
+    VOLUME = "volume"
+    NETWORK = "network"
+
+
+class Overcommit(KubeModel):
+    """Allocation ratios: how much of each resource may be promised per physical unit."""
+
+    cpu: float = Field(default=16.0, ge=1.0, le=64.0, description="vCPUs per physical CPU.")
+    memory: float = Field(default=1.5, ge=1.0, le=4.0, description="Guest RAM per host RAM.")
+    disk: float = Field(default=1.0, ge=1.0, le=4.0, description="Disk per host disk.")
+
+
+class HostSpec(KubeModel):
+    """How a Host is offered to the scheduler."""
+
+    availability_zone: LabelName = Field(
+        default="nova", description="Availability zone of the host."
+    )
+    services: list[HostService] = Field(
+        default_factory=lambda: [HostService.COMPUTE],
+        max_length=3,
+        description="Services the host's agent runs: compute, volume, network.",
+        json_schema_extra={"x-kubernetes-list-type": "set", "default": ["compute"]},
+    )
+    overcommit: Overcommit = Field(
+        default_factory=Overcommit,
+        description="Allocation ratios for the scheduler.",
+        json_schema_extra={"default": {}},
+    )
+    schedulable: bool = Field(
+        default=True, description="False cordons the host: no new placements."
+    )
+
+
+class HostResources(KubeModel):
+    vcpus: int = Field(default=0, ge=0, description="Virtual CPUs.")
+    memory_mib: int = Field(default=0, ge=0, alias="memoryMiB", description="Memory in MiB.")
+    disk_gib: int = Field(default=0, ge=0, alias="diskGiB", description="Disk in GiB.")
+
+
+class HostStatus(KubeModel):
+    """What the agent and the operator observe about the host."""
+
+    capacity: HostResources | None = Field(default=None, description="Physical capacity.")
+    allocated: HostResources | None = Field(
+        default=None, description="Claimed by placements (from the inventory)."
+    )
+    domain_type: str | None = Field(
+        default=None, description="Hypervisor domain type the host runs: kvm or qemu (TCG)."
+    )
+    underlay_ip: str | None = Field(
+        default=None, alias="underlayIP", description="Address for VXLAN and storage traffic."
+    )
+    agent_version: str | None = Field(default=None, description="kubenova-agent version.")
+    observed_generation: int | None = Field(default=None)
+    conditions: list[Condition] = conditions_field()
+
+
+class Host(Resource):
+    """A node running the kubenova agent."""
+
+    crd = CRDInfo(
+        kind="Host",
+        plural="hosts",
+        singular="host",
+        short_names=("hst",),
+        namespaced=False,
+        description="A Host is a bare-metal node whose agent runs Instances, Volumes and "
+        "Networks. Its agent heart-beats through a Lease in kubenova-system.",
+        printer_columns=(
+            PrinterColumn(name="Zone", type="string", json_path=".spec.availabilityZone"),
+            PrinterColumn(name="Schedulable", type="boolean", json_path=".spec.schedulable"),
+            PrinterColumn(name="VCPUs", type="integer", json_path=".status.capacity.vcpus"),
+            PrinterColumn(name="Memory", type="integer", json_path=".status.capacity.memoryMiB"),
+            ready_column(),
+            age_column(),
+        ),
+    )
+
+    spec: HostSpec
+    status: HostStatus | None = None

@@ -1,0 +1,248 @@
+"""Instance: a virtual machine that kubenova schedules onto a host and runs with libvirt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from .meta import (
+    IPV4_PATTERN,
+    Condition,
+    CRDInfo,
+    KubeModel,
+    LabelName,
+    PrinterColumn,
+    Resource,
+    ResourceName,
+    age_column,
+    conditions_field,
+    immutable,
+    phase_column,
+    ready_column,
+)
+
+
+class PowerState(StrEnum):
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+
+
+class InstancePhase(StrEnum):
+    PENDING = "Pending"
+    SCHEDULED = "Scheduled"
+    BUILDING = "Building"
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    ERROR = "Error"
+    TERMINATING = "Terminating"
+
+
+class InstanceResources(KubeModel):
+    """Explicit sizing, for an Instance that names no Flavor."""
+
+    vcpus: int = Field(ge=1, le=256, description="Number of virtual CPUs.")
+    memory_mib: int = Field(
+        alias="memoryMiB", ge=64, le=4194304, description="Guest memory in MiB (at least 64)."
+    )
+    disk_gib: int = Field(
+        alias="diskGiB", ge=1, le=65536, description="Size of the root disk in GiB."
+    )
+
+
+class NetworkAttachment(KubeModel):
+    """One NIC of the Instance, on a Network in the same namespace."""
+
+    network: ResourceName = Field(description="Name of a Network in the Instance's namespace.")
+    ip: str | None = Field(
+        default=None,
+        max_length=15,
+        pattern=IPV4_PATTERN,
+        description="A fixed IPv4 address to request; it must be free and inside the "
+        "network's CIDR. Allocated from the network's pool when omitted.",
+    )
+
+
+class VolumeAttachment(KubeModel):
+    """A Volume (same namespace) attached to the Instance as an extra disk."""
+
+    volume: ResourceName = Field(description="Name of a Volume in the Instance's namespace.")
+
+
+class Placement(KubeModel):
+    """Where the Instance may run."""
+
+    group: ResourceName | None = Field(
+        default=None,
+        description="Name of a ServerGroup in the same namespace whose affinity policy applies.",
+    )
+    host: LabelName | None = Field(
+        default=None,
+        description="Run on exactly this Host (administrators only): skips the weighing, "
+        "not the capacity checks.",
+    )
+
+
+class InstanceSpec(KubeModel):
+    """The desired state of an Instance."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.flavor) != has(self.resources)",
+                    "message": "set exactly one of spec.flavor or spec.resources",
+                },
+                {
+                    "rule": "has(self.flavor) == has(oldSelf.flavor) && "
+                    "has(self.resources) == has(oldSelf.resources)",
+                    "message": "spec.flavor / spec.resources cannot be switched after creation",
+                },
+                {
+                    "rule": "!has(self.networks) || self.networks.all(a, "
+                    "self.networks.exists_one(b, b.network == a.network))",
+                    "message": "spec.networks lists the same network twice",
+                },
+                {
+                    "rule": "!has(self.volumes) || self.volumes.all(a, "
+                    "self.volumes.exists_one(b, b.volume == a.volume))",
+                    "message": "spec.volumes lists the same volume twice",
+                },
+            ]
+        }
+    }
+
+    flavor: ResourceName | None = Field(
+        default=None,
+        description="Name of a cluster Flavor giving vcpus, memory and disk. Immutable; "
+        "exactly one of flavor or resources.",
+        json_schema_extra=immutable("spec.flavor"),
+    )
+    resources: InstanceResources | None = Field(
+        default=None,
+        description="Explicit vcpus/memoryMiB/diskGiB instead of a flavor. Immutable.",
+        json_schema_extra=immutable("spec.resources"),
+    )
+    image: ResourceName = Field(
+        description="Name of the cluster Image the root disk is built from. Immutable.",
+        json_schema_extra=immutable("spec.image"),
+    )
+    networks: list[NetworkAttachment] = Field(
+        default_factory=list,
+        max_length=8,
+        description="NICs, in order (the first is eth0). Each network gets a fixed IP and MAC "
+        "that the Instance keeps until it is deleted.",
+    )
+    volumes: list[VolumeAttachment] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Volumes to attach; adding or removing one hot-plugs it on a running guest.",
+    )
+    user_data: str | None = Field(
+        default=None,
+        max_length=65536,
+        description="cloud-init user-data, delivered through a NoCloud seed.",
+    )
+    ssh_keys: list[Annotated[str, Field(max_length=16384)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="SSH public keys for the guest's default user (cloud-init).",
+    )
+    power_state: PowerState = Field(
+        default=PowerState.RUNNING,
+        description="Running or Stopped: the agent starts or shuts down the guest to match.",
+    )
+    restart_requested_at: datetime | None = Field(
+        default=None,
+        description="Set or change this timestamp to reboot the guest once (GitOps-friendly "
+        "reboot request).",
+    )
+    availability_zone: LabelName | None = Field(
+        default=None,
+        description="Only schedule onto Hosts of this availability zone. Immutable.",
+        json_schema_extra=immutable("spec.availabilityZone"),
+    )
+    placement: Placement | None = Field(
+        default=None,
+        description="Server group and explicit host. Immutable.",
+        json_schema_extra=immutable("spec.placement"),
+    )
+
+
+class InstanceAddress(KubeModel):
+    network: str = Field(description="The Network this address is on.")
+    ip: str = Field(description="The fixed IPv4 address.")
+    mac: str = Field(description="The NIC's MAC address.")
+    floating_ip: str | None = Field(
+        default=None, alias="floatingIP", description="A floating IP mapped 1:1 to ip."
+    )
+
+
+class DomainStatus(KubeModel):
+    uuid: str | None = Field(default=None, description="libvirt domain UUID.")
+    name: str | None = Field(default=None, description="libvirt domain name.")
+    type: str | None = Field(default=None, description="Hypervisor type: kvm or qemu (TCG).")
+
+
+class AttachedVolume(KubeModel):
+    volume: str = Field(description="Name of the attached Volume.")
+    device: str = Field(description="Guest device name, e.g. vdb.")
+
+
+class ConsoleStatus(KubeModel):
+    log_path: str | None = Field(default=None, description="Serial console log on the host.")
+    tail: str | None = Field(
+        default=None, max_length=4096, description="The last lines of the serial console."
+    )
+
+
+class InstanceStatus(KubeModel):
+    """The observed state of an Instance."""
+
+    phase: InstancePhase | None = Field(
+        default=None,
+        description="One-word summary of the conditions: Pending, Scheduled, Building, "
+        "Running, Stopped, Error or Terminating.",
+    )
+    host: str | None = Field(default=None, description="The Host the Instance is placed on.")
+    addresses: list[InstanceAddress] = Field(default_factory=list, description="NIC addresses.")
+    domain: DomainStatus | None = Field(default=None, description="The libvirt domain.")
+    volumes: list[AttachedVolume] = Field(default_factory=list, description="Attached volumes.")
+    console: ConsoleStatus | None = Field(default=None, description="Serial console.")
+    restarted_at: datetime | None = Field(
+        default=None, description="The spec.restartRequestedAt last acted on."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation last reconciled."
+    )
+    conditions: list[Condition] = conditions_field()
+
+
+class Instance(Resource):
+    """A virtual machine."""
+
+    crd = CRDInfo(
+        kind="Instance",
+        plural="instances",
+        singular="instance",
+        short_names=("inst",),
+        namespaced=True,
+        description="An Instance is a virtual machine: a flavor (or explicit resources), an "
+        "image, networks and volumes. kubenova schedules it onto a Host and the host's agent "
+        "runs it as a libvirt domain.",
+        printer_columns=(
+            phase_column(),
+            PrinterColumn(name="Host", type="string", json_path=".status.host"),
+            PrinterColumn(name="IP", type="string", json_path=".status.addresses[0].ip"),
+            ready_column(),
+            age_column(),
+            PrinterColumn(name="Flavor", type="string", json_path=".spec.flavor", priority=1),
+            PrinterColumn(name="Image", type="string", json_path=".spec.image", priority=1),
+        ),
+        selectable_fields=(".status.host",),
+    )
+
+    spec: InstanceSpec
+    status: InstanceStatus | None = None
