@@ -1,0 +1,231 @@
+"""Claims: allocations written in one transaction that re-checks the host, so none overcommits.
+
+A claim locks what it checks (BEGIN IMMEDIATE on SQLite; the server-group row and then the
+host row with SELECT ... FOR UPDATE on PostgreSQL), sums what the host already holds,
+refuses with ClaimRefused if the request does not fit or would break a hard server-group
+policy, and otherwise writes the allocations, the group membership and the instance row
+together. Claims are idempotent per consumer uid: a retry returns the existing claim.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from kubenova.operator.inventory.engine import upsert_insert, write_transaction
+from kubenova.operator.inventory.errors import (
+    ClaimRefused,
+    InsufficientCapacity,
+    ServerGroupConflict,
+    UnknownHost,
+)
+from kubenova.operator.inventory.hosts import HOST_COLUMNS, snapshot_from_row
+from kubenova.operator.inventory.models import (
+    Allocation,
+    Host,
+    Instance,
+    ServerGroup,
+    ServerGroupMember,
+    utcnow,
+)
+from kubenova.operator.inventory.records import Claim, Consumer, GroupPolicy, ServerGroupRef
+from kubenova.operator.inventory.resources import ResourceClass, Resources
+
+INSTANCE_KIND = "Instance"
+_INSTANCE_UPSERTS: dict[str, Any] = {}  # by dialect name
+
+# Built once: constructing statements costs more than running them on SQLite, and a
+# claim is on the scheduler's hot path.
+_READ_CLAIM = (
+    select(Host.name, Allocation.resource_class, Allocation.amount)
+    .join(Host, Host.id == Allocation.host_id)
+    .where(Allocation.consumer_uid == bindparam("consumer_uid"))
+)
+_LOCK_HOST = select(*HOST_COLUMNS).where(Host.name == bindparam("host")).with_for_update()
+_HOST_USAGE = (
+    select(Allocation.resource_class, func.sum(Allocation.amount))
+    .where(Allocation.host_id == bindparam("host_id"))
+    .group_by(Allocation.resource_class)
+)
+_INSERT_ALLOCATIONS = insert(Allocation)
+_INSERT_MEMBER = insert(ServerGroupMember)
+_BUMP_GENERATION = (
+    update(Host).where(Host.id == bindparam("host_id")).values(generation=Host.generation + 1)
+)
+_LOCK_GROUP = (
+    select(ServerGroup.uid).where(ServerGroup.uid == bindparam("group_uid")).with_for_update()
+)
+_MEMBER_HOSTS = (
+    select(Host.name)
+    .distinct()
+    .join(ServerGroupMember, ServerGroupMember.host_id == Host.id)
+    .where(ServerGroupMember.group_uid == bindparam("group_uid"))
+    .where(ServerGroupMember.consumer_uid != bindparam("consumer_uid"))
+)
+
+
+def claim(
+    engine: Engine,
+    consumer: Consumer,
+    host: str,
+    resources: Resources,
+    group: ServerGroupRef | None = None,
+) -> Claim:
+    """Allocate `resources` on `host` for `consumer`, or return the consumer's existing claim.
+
+    Raises InsufficientCapacity or ServerGroupConflict (nothing written) when the
+    database says it does not fit, UnknownHost for a host that is not registered.
+    """
+    if min(resources.vcpus, resources.memory_mb, resources.disk_gb) < 0 or resources == Resources():
+        raise ValueError(f"a claim needs positive amounts, got {resources}")
+    try:
+        return _claim_once(engine, consumer, host, resources, group)
+    except (ClaimRefused, UnknownHost, IntegrityError):
+        # A consumer claimed before (a retry after a crash, or a racing claimer that
+        # committed first) trips the unique (consumer, class) constraint, or is refused
+        # because its own allocations fill the host: its existing claim is the answer.
+        # Looking only now keeps a read off the path of every fresh claim.
+        existing = find_claim(engine, consumer.uid)
+        if existing is None:
+            raise
+        return existing
+
+
+def _claim_once(
+    engine: Engine,
+    consumer: Consumer,
+    host: str,
+    resources: Resources,
+    group: ServerGroupRef | None,
+) -> Claim:
+    with write_transaction(engine) as connection:
+        # Lock order everywhere: server group, then host. No claim waits the other way round.
+        member_hosts = _lock_group(connection, group, consumer.uid) if group else frozenset()
+        row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
+        if row is None:
+            raise UnknownHost(host)
+        used = _usage(connection, row.id)
+        snapshot = snapshot_from_row(row, used)
+        capacity = snapshot.record.overcommit.capacity(snapshot.record.capacity)
+        if any(amount > 0 and used[rc] + amount > capacity[rc] for rc, amount in resources.items()):
+            raise InsufficientCapacity(snapshot, resources)
+        if group is not None:
+            _check_policy(group, host, member_hosts)
+            connection.execute(
+                _INSERT_MEMBER,
+                {"group_uid": group.uid, "consumer_uid": consumer.uid, "host_id": row.id},
+            )
+        now = utcnow()
+        connection.execute(
+            _INSERT_ALLOCATIONS,
+            [
+                {
+                    "consumer_uid": consumer.uid,
+                    "consumer_kind": consumer.kind,
+                    "consumer_namespace": consumer.namespace,
+                    "consumer_name": consumer.name,
+                    "host_id": row.id,
+                    "resource_class": rc.value,
+                    "amount": amount,
+                    "created_at": now,
+                }
+                for rc, amount in resources.items()
+                if amount > 0
+            ],
+        )
+        if consumer.kind == INSTANCE_KIND:
+            _record_instance(connection, consumer, row.id, group)
+        connection.execute(_BUMP_GENERATION, {"host_id": row.id})
+        return Claim(consumer.uid, host, resources, created=True)
+
+
+def _lock_group(connection: Connection, group: ServerGroupRef, consumer_uid: str) -> frozenset[str]:
+    """Create the group row if needed, lock it, and return the hosts its other members are on."""
+    connection.execute(
+        upsert_insert(connection, ServerGroup)
+        .values(uid=group.uid, namespace=group.namespace, name=group.name, policy=group.policy)
+        .on_conflict_do_nothing(index_elements=["uid"])
+    )
+    connection.execute(_LOCK_GROUP, {"group_uid": group.uid})
+    hosts = connection.execute(
+        _MEMBER_HOSTS, {"group_uid": group.uid, "consumer_uid": consumer_uid}
+    ).scalars()
+    return frozenset(hosts)
+
+
+def _check_policy(group: ServerGroupRef, host: str, member_hosts: frozenset[str]) -> None:
+    breaks_anti_affinity = group.policy is GroupPolicy.ANTI_AFFINITY and host in member_hosts
+    breaks_affinity = (
+        group.policy is GroupPolicy.AFFINITY and bool(member_hosts) and host not in member_hosts
+    )
+    if breaks_anti_affinity or breaks_affinity:
+        raise ServerGroupConflict(group.name, group.policy, host, member_hosts)
+
+
+def _record_instance(
+    connection: Connection, consumer: Consumer, host_id: int, group: ServerGroupRef | None
+) -> None:
+    connection.execute(
+        _instance_upsert(connection),
+        {
+            "uid": consumer.uid,
+            "namespace": consumer.namespace,
+            "name": consumer.name,
+            "host_id": host_id,
+            "server_group_uid": group.uid if group else None,
+            "created_at": utcnow(),
+        },
+    )
+
+
+def _instance_upsert(connection: Connection) -> Any:
+    dialect = connection.dialect.name
+    if dialect not in _INSTANCE_UPSERTS:
+        statement = upsert_insert(connection, Instance)
+        _INSTANCE_UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=["uid"],
+            set_={
+                column: statement.excluded[column]
+                for column in ("namespace", "name", "host_id", "server_group_uid")
+            },
+        )
+    return _INSTANCE_UPSERTS[dialect]
+
+
+def _usage(connection: Connection, host_id: int) -> Resources:
+    rows = connection.execute(_HOST_USAGE, {"host_id": host_id})
+    return Resources.from_amounts({ResourceClass(rc): int(total) for rc, total in rows})
+
+
+def _read_claim(connection: Connection, consumer_uid: str) -> Claim | None:
+    rows = connection.execute(_READ_CLAIM, {"consumer_uid": consumer_uid}).all()
+    if not rows:
+        return None
+    amounts = {ResourceClass(rc): amount for _host, rc, amount in rows}
+    return Claim(consumer_uid, rows[0].name, Resources.from_amounts(amounts), created=False)
+
+
+def find_claim(engine: Engine, consumer_uid: str) -> Claim | None:
+    """The consumer's current claim (`created` False), or None."""
+    with engine.connect() as connection:
+        return _read_claim(connection, consumer_uid)
+
+
+def release(engine: Engine, consumer_uid: str) -> Claim | None:
+    """Free everything the consumer holds; returns what was freed (None if nothing: idempotent)."""
+    with write_transaction(engine) as connection:
+        existing = _read_claim(connection, consumer_uid)
+        connection.execute(delete(Allocation).where(Allocation.consumer_uid == consumer_uid))
+        connection.execute(
+            delete(ServerGroupMember).where(ServerGroupMember.consumer_uid == consumer_uid)
+        )
+        connection.execute(delete(Instance).where(Instance.uid == consumer_uid))
+        if existing is not None:
+            connection.execute(
+                update(Host)
+                .where(Host.name == existing.host)
+                .values(generation=Host.generation + 1)
+            )
+        return existing

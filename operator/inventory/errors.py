@@ -1,0 +1,73 @@
+"""What the inventory raises, as one tree so callers know what to catch.
+
+InventoryError
+├── SchemaOutOfDate        the database needs `kubenova db upgrade`; the operator refuses to start
+├── UnknownHost            a claim named a host the inventory does not have
+└── ClaimRefused           the claim was checked against the database and does not fit;
+    │                      the caller may try another host (the scheduler does)
+    ├── InsufficientCapacity   carries the host's fresh snapshot, to correct a cached view
+    └── ServerGroupConflict    a hard (anti-)affinity rule would break; carries the member hosts
+"""
+
+from __future__ import annotations
+
+from kubenova.operator.inventory.records import GroupPolicy, HostSnapshot
+from kubenova.operator.inventory.resources import Resources
+
+
+class InventoryError(Exception):
+    """Base of everything the inventory raises on purpose."""
+
+
+class SchemaOutOfDate(InventoryError):
+    """The database is not at the revision this kubenova needs."""
+
+    def __init__(self, current: str | None, needed: str) -> None:
+        self.current = current
+        self.needed = needed
+        shown = current or "none (empty database)"
+        super().__init__(
+            f"database schema is at revision {shown}, kubenova needs {needed}: "
+            "run `kubenova db upgrade`"
+        )
+
+
+class UnknownHost(InventoryError):
+    """No host of that name is registered in the inventory."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(f"host {host!r} is not in the inventory")
+
+
+class ClaimRefused(InventoryError):
+    """The claim does not fit on that host any more; nothing was written."""
+
+
+class InsufficientCapacity(ClaimRefused):
+    """The host lacks room for the request once overcommit is applied."""
+
+    def __init__(self, snapshot: HostSnapshot, requested: Resources) -> None:
+        self.snapshot = snapshot
+        self.requested = requested
+        free = snapshot.record.overcommit.capacity(snapshot.record.capacity) - snapshot.used
+        super().__init__(
+            f"host {snapshot.record.name!r} has room for vcpus={free.vcpus} "
+            f"memory_mb={free.memory_mb} disk_gb={free.disk_gb}, "
+            f"requested vcpus={requested.vcpus} memory_mb={requested.memory_mb} "
+            f"disk_gb={requested.disk_gb}"
+        )
+
+
+class ServerGroupConflict(ClaimRefused):
+    """Placing the consumer on that host would break its group's hard policy."""
+
+    def __init__(self, group: str, policy: GroupPolicy, host: str, member_hosts: frozenset[str]):
+        self.group = group
+        self.policy = policy
+        self.host = host
+        self.member_hosts = member_hosts
+        super().__init__(
+            f"server group {group!r} ({policy}) has members on {sorted(member_hosts)}; "
+            f"host {host!r} would break it"
+        )

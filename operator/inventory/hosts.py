@@ -1,0 +1,117 @@
+"""Host rows: registering hosts, their state, and reading them with their usage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select, update
+
+from kubenova.operator.inventory.engine import upsert_insert, write_transaction
+from kubenova.operator.inventory.models import Allocation, Host, utcnow
+from kubenova.operator.inventory.records import HostRecord, HostSnapshot
+from kubenova.operator.inventory.resources import Overcommit, ResourceClass, Resources
+
+READY, NOT_READY = "Ready", "NotReady"
+
+HOST_COLUMNS = (
+    Host.id,
+    Host.name,
+    Host.availability_zone,
+    Host.state,
+    Host.schedulable,
+    Host.services,
+    Host.vcpus,
+    Host.memory_mb,
+    Host.disk_gb,
+    Host.vcpu_ratio,
+    Host.memory_ratio,
+    Host.disk_ratio,
+    Host.generation,
+)
+
+
+def upsert_host(engine: Engine, record: HostRecord) -> None:
+    """Create or update a host from what its Host resource and agent report."""
+    values = {
+        "name": record.name,
+        "availability_zone": record.availability_zone,
+        "state": READY if record.ready else NOT_READY,
+        "schedulable": record.schedulable,
+        "services": list(record.services),
+        "vcpus": record.capacity.vcpus,
+        "memory_mb": record.capacity.memory_mb,
+        "disk_gb": record.capacity.disk_gb,
+        "vcpu_ratio": record.overcommit.vcpu,
+        "memory_ratio": record.overcommit.memory,
+        "disk_ratio": record.overcommit.disk,
+        "updated_at": utcnow(),
+    }
+    with write_transaction(engine) as connection:
+        insert = upsert_insert(connection, Host).values(generation=0, **values)
+        updated = dict(values, generation=Host.generation + 1)
+        connection.execute(insert.on_conflict_do_update(index_elements=["name"], set_=updated))
+
+
+def set_host_ready(engine: Engine, name: str, ready: bool) -> bool:
+    """Mark a host Ready or NotReady (heartbeat seen or lost); False if there is no such host."""
+    return _update_host(engine, name, state=READY if ready else NOT_READY)
+
+
+def set_host_schedulable(engine: Engine, name: str, schedulable: bool) -> bool:
+    """Enable or disable new placements on a host (admin cordon); False if no such host."""
+    return _update_host(engine, name, schedulable=schedulable)
+
+
+def _update_host(engine: Engine, name: str, **values: object) -> bool:
+    with write_transaction(engine) as connection:
+        result = connection.execute(
+            update(Host)
+            .where(Host.name == name)
+            .values(generation=Host.generation + 1, updated_at=utcnow(), **values)
+        )
+        return result.rowcount == 1
+
+
+def load_hosts(engine: Engine, names: Iterable[str] | None = None) -> list[HostSnapshot]:
+    """Hosts (all, or those named) with their usage, in one read transaction."""
+    with engine.connect() as connection:
+        return read_hosts(connection, names)
+
+
+def read_hosts(connection: Connection, names: Iterable[str] | None = None) -> list[HostSnapshot]:
+    """Like load_hosts, on an open connection (inside the caller's transaction)."""
+    hosts = select(*HOST_COLUMNS).order_by(Host.name)
+    usage = select(
+        Allocation.host_id, Allocation.resource_class, func.sum(Allocation.amount)
+    ).group_by(Allocation.host_id, Allocation.resource_class)
+    if names is not None:
+        wanted = list(names)
+        hosts = hosts.where(Host.name.in_(wanted))
+        usage = usage.join(Host, Host.id == Allocation.host_id).where(Host.name.in_(wanted))
+    used: dict[int, dict[ResourceClass, int]] = {}
+    for host_id, resource_class, amount in connection.execute(usage):
+        used.setdefault(host_id, {})[ResourceClass(resource_class)] = int(amount)
+    return [
+        snapshot_from_row(row, Resources.from_amounts(used.get(row.id, {})))
+        for row in connection.execute(hosts)
+    ]
+
+
+def host_usage(engine: Engine) -> dict[str, Resources]:
+    """What is allocated on each host, by host name (hosts with nothing allocated included)."""
+    return {snapshot.record.name: snapshot.used for snapshot in load_hosts(engine)}
+
+
+def snapshot_from_row(row: Any, used: Resources) -> HostSnapshot:
+    """A HostSnapshot from a row selected with HOST_COLUMNS."""
+    record = HostRecord(
+        name=row.name,
+        capacity=Resources(row.vcpus, row.memory_mb, row.disk_gb),
+        overcommit=Overcommit(row.vcpu_ratio, row.memory_ratio, row.disk_ratio),
+        availability_zone=row.availability_zone,
+        ready=row.state == READY,
+        schedulable=bool(row.schedulable),
+        services=tuple(row.services or ()),
+    )
+    return HostSnapshot(record=record, used=used, generation=row.generation)

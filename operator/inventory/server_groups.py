@@ -1,0 +1,21 @@
+"""Reading server-group membership (written only by `claims.claim`, with the claim)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, bindparam, func, select
+
+from kubenova.operator.inventory.models import Host, ServerGroupMember
+
+_MEMBERS_PER_HOST = (
+    select(Host.name, func.count())
+    .join(ServerGroupMember, ServerGroupMember.host_id == Host.id)
+    .where(ServerGroupMember.group_uid == bindparam("group_uid"))
+    .group_by(Host.name)
+)
+
+
+def member_hosts(engine: Engine, group_uid: str) -> dict[str, int]:
+    """Host name -> how many members of the group are placed there."""
+    with engine.connect() as connection:
+        rows = connection.execute(_MEMBERS_PER_HOST, {"group_uid": group_uid})
+        return {name: int(members) for name, members in rows}

@@ -1,0 +1,31 @@
+"""Hard anti-affinity: no two members of a group on one host."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kubenova.operator.inventory import GroupPolicy
+from kubenova.operator.scheduler.filters.base import HostFilter, count
+from kubenova.operator.scheduler.request import HostState, PlacementRequest
+
+
+class ServerGroupAntiAffinityFilter(HostFilter):
+    name = "server-group-anti-affinity"
+
+    def applies(self, request: PlacementRequest) -> bool:
+        group = request.group
+        return (
+            group is not None
+            and group.policy is GroupPolicy.ANTI_AFFINITY
+            and bool(request.group_hosts)
+        )
+
+    def host_passes(self, host: HostState, request: PlacementRequest) -> bool:
+        return host.name not in request.group_hosts
+
+    def describe(self, removed: Sequence[HostState], request: PlacementRequest) -> str:
+        assert request.group is not None
+        return (
+            f"{count(removed, 'already runs', 'already run')} "
+            f"a member of server group {request.group.name}"
+        )

@@ -1,0 +1,21 @@
+"""An admin's `placement.host` restricts the choice to that host (other filters still apply)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kubenova.operator.scheduler.filters.base import HostFilter
+from kubenova.operator.scheduler.request import HostState, PlacementRequest
+
+
+class ExplicitHostFilter(HostFilter):
+    name = "explicit-host"
+
+    def applies(self, request: PlacementRequest) -> bool:
+        return request.host is not None
+
+    def host_passes(self, host: HostState, request: PlacementRequest) -> bool:
+        return host.name == request.host
+
+    def describe(self, removed: Sequence[HostState], request: PlacementRequest) -> str:
+        return f"{len(removed)} not the requested host {request.host}"

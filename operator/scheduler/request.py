@@ -1,0 +1,64 @@
+"""What the scheduler is asked to place, and the per-host state it decides on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from kubenova.operator.inventory import Consumer, HostSnapshot, Resources, ServerGroupRef
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRequest:
+    """One consumer to place: its resources and the constraints from its spec."""
+
+    consumer: Consumer
+    resources: Resources
+    availability_zone: str | None = None
+    host: str | None = None  # set by an admin to force one host (the filters still apply)
+    group: ServerGroupRef | None = None
+    # host name -> members of `group` already placed there (filled in by `place`)
+    group_hosts: Mapping[str, int] = field(default_factory=dict)
+
+    def with_group_hosts(self, group_hosts: Mapping[str, int]) -> PlacementRequest:
+        """The same request, knowing where the group's members are now."""
+        return replace(self, group_hosts=dict(group_hosts))
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    """A host as the scheduler sees it: state, and what is free after overcommit."""
+
+    name: str
+    availability_zone: str
+    ready: bool
+    schedulable: bool
+    free_vcpus: int
+    free_memory_mb: int
+    free_disk_gb: int
+    generation: int = 0
+
+    @classmethod
+    def from_snapshot(cls, snapshot: HostSnapshot) -> HostState:
+        """Free amounts are capacity x overcommit ratio minus what is allocated."""
+        record = snapshot.record
+        free = record.overcommit.capacity(record.capacity) - snapshot.used
+        return cls(
+            name=record.name,
+            availability_zone=record.availability_zone,
+            ready=record.ready,
+            schedulable=record.schedulable,
+            free_vcpus=free.vcpus,
+            free_memory_mb=free.memory_mb,
+            free_disk_gb=free.disk_gb,
+            generation=snapshot.generation,
+        )
+
+    def after_claim(self, resources: Resources) -> HostState:
+        """This host once `resources` are allocated on it."""
+        return replace(
+            self,
+            free_vcpus=self.free_vcpus - resources.vcpus,
+            free_memory_mb=self.free_memory_mb - resources.memory_mb,
+            free_disk_gb=self.free_disk_gb - resources.disk_gb,
+        )
