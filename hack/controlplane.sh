@@ -24,18 +24,23 @@ need_go() {
 
 # build NAME VERSION FUNCTION: run FUNCTION only when the cached binary is missing.
 build() {
-  local name=$1 version=$2 fn=$3 out="$BIN/$1-$2"
-  if [[ -x "$out" ]]; then
-    ln -sfn "$name-$version" "$BIN/$name"
-    return 0
+  local name=$1 version=$2 fn=$3 out="$BIN/$1-$2" lock
+  if [[ ! -x "$out" ]]; then
+    # Test sessions started together on a fresh machine must not build into the
+    # same directories at once: the second waits for the first, then finds the cache.
+    exec {lock}>"$BIN/.$name-$version.lock"
+    flock "$lock"
+    if [[ ! -x "$out" ]]; then
+      need_go "$name"
+      log "building $name $version (cold build, a few minutes; cached afterwards)"
+      local start=$SECONDS
+      "$fn" "$out.tmp" "$version"
+      mv "$out.tmp" "$out"
+      log "built $name $version in $((SECONDS - start)) s -> $out"
+    fi
+    exec {lock}>&-
   fi
-  need_go "$name"
-  log "building $name $version (cold build, a few minutes; cached afterwards)"
-  local start=$SECONDS
-  "$fn" "$out.tmp" "$version"
-  mv "$out.tmp" "$out"
   ln -sfn "$name-$version" "$BIN/$name"
-  log "built $name $version in $((SECONDS - start)) s -> $out"
 }
 
 # k8s.io/kubernetes is not meant to be required as a module: every staging

@@ -1,0 +1,114 @@
+"""`kubenova dev`: a local control plane (etcd + kube-apiserver) that outlives the command."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from kubenova.devcluster import (
+    ClusterAccess,
+    ControlPlane,
+    ControlPlaneError,
+    default_state_dir,
+    find_checkout,
+    install_crds,
+)
+
+
+def _plane() -> ControlPlane:
+    return ControlPlane(default_state_dir(), detached=True)
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  {message}", err=True)
+
+
+def start_local_services(access: ClusterAccess, state_dir: Path) -> None:
+    """Hook: start the operator and a local agent against the dev plane (not yet written)."""
+
+
+def stop_local_services(state_dir: Path) -> None:
+    """Hook: stop what start_local_services started, before the control plane goes down."""
+
+
+def _install_crds(access: ClusterAccess) -> None:
+    checkout = find_checkout()
+    if checkout is None:
+        click.echo(
+            "CRDs: no kubenova source checkout beside this installation; skipped "
+            "(apply the CRD manifests with `kubectl apply --server-side -f`)",
+            err=True,
+        )
+        return
+    started = time.monotonic()
+    names = install_crds(access, checkout / "crds")
+    if not names:
+        click.echo(f"CRDs: {checkout / 'crds'} holds no manifests yet; skipped", err=True)
+        return
+    click.echo(
+        f"CRDs: {len(names)} installed and Established in {time.monotonic() - started:.1f} s",
+        err=True,
+    )
+
+
+@click.group()
+def dev() -> None:
+    """Run a local control plane in $KUBENOVA_DEV_DIR (default ~/.local/share/kubenova/dev)."""
+
+
+@dev.command()
+def up() -> None:
+    """Start (or reuse) etcd and kube-apiserver, install the CRDs, print the kubeconfig path."""
+    plane = _plane()
+    started = time.monotonic()
+    click.echo(f"control plane in {plane.root}", err=True)
+    try:
+        access = plane.up(progress=_progress)
+        click.echo(
+            f"kube-apiserver ready at {access.url} ({time.monotonic() - started:.1f} s)", err=True
+        )
+        _install_crds(access)
+        start_local_services(access, plane.root)
+    except ControlPlaneError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"export KUBECONFIG={access.kubeconfig}", err=True)
+    click.echo(str(access.kubeconfig))
+
+
+@dev.command()
+def down() -> None:
+    """Stop the local control plane; its data, certificates and ports are kept for `up`."""
+    plane = _plane()
+    stop_local_services(plane.root)
+    stopped = plane.down()
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@dev.command()
+def status() -> None:
+    """Show each component, its pid and health; exit status 1 unless all are healthy."""
+    plane = _plane()
+    try:
+        components = plane.status()
+    except ControlPlaneError as error:
+        raise click.ClickException(str(error)) from error
+    for component in components:
+        state = (
+            "healthy"
+            if component.healthy
+            else ("unhealthy" if component.pid is not None else "stopped")
+        )
+        pid = f"pid {component.pid}" if component.pid is not None else "-"
+        click.echo(f"{component.name:<15} {state:<10} {pid:<12} {component.endpoint}")
+    if plane.kubeconfig.exists():
+        click.echo(f"kubeconfig      {plane.kubeconfig}")
+    if not all(component.healthy for component in components):
+        raise SystemExit(1)
+
+
+@dev.command()
+def env() -> None:
+    """Print `export KUBECONFIG=...` for the dev plane: eval "$(kubenova dev env)"."""
+    click.echo(f"export KUBECONFIG={_plane().kubeconfig}")

@@ -1,0 +1,219 @@
+"""Certificates and keys of a local control plane, made with `cryptography`.
+
+Two CAs keep roles apart: the serving CA signs kube-apiserver's certificate (clients
+trust it), the client CA signs user certificates (kube-apiserver trusts it). EC P-256
+keys everywhere because generating them takes microseconds, which keeps start-up fast.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ADMIN_USER = "kubenova-admin"
+ADMIN_GROUP = "system:masters"
+# Names the in-cluster clients use for the apiserver, besides the loopback ones we dial.
+SERVING_DNS_NAMES = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+SERVING_IPS = ("127.0.0.1", "::1", "10.0.0.1")
+_VALIDITY = datetime.timedelta(days=3650)
+_CLOCK_SKEW = datetime.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A certificate (or public key) and its private key, as PEM files."""
+
+    cert: Path
+    key: Path
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    path.chmod(0o600)
+
+
+def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attributes)
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(now + _VALIDITY)
+    )
+
+
+class CertificateAuthority:
+    """A CA stored as `<name>.crt`/`<name>.key` in a directory; created on first use."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.pair = KeyPair(directory / f"{name}.crt", directory / f"{name}.key")
+        if not (self.pair.cert.exists() and self.pair.key.exists()):
+            self._create(name)
+        self._cert = x509.load_pem_x509_certificate(self.pair.cert.read_bytes())
+        key = serialization.load_pem_private_key(self.pair.key.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"{self.pair.key} is not an EC private key")
+        self._key = key
+
+    def _create(self, name: str) -> None:
+        key = _new_key()
+        subject = _name(f"kubenova-dev-{name}")
+        cert = (
+            _builder(subject, subject, key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        self.pair.cert.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(self.pair.key, _key_pem(key))
+        self.pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(
+        self,
+        pair: KeyPair,
+        common_name: str,
+        *,
+        organizations: tuple[str, ...] = (),
+        server: bool = False,
+    ) -> KeyPair:
+        """Sign a new leaf key pair into `pair` (server or client usage) and return it."""
+        key = _new_key()
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            _builder(_name(common_name, organizations), self._cert.subject, key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if server:
+            alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVING_DNS_NAMES]
+            alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        cert = builder.sign(self._key, hashes.SHA256())
+        pair.cert.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(pair.key, _key_pem(key))
+        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return pair
+
+
+@dataclass(frozen=True)
+class ControlPlanePKI:
+    """Every file kube-apiserver and its clients need, under one directory."""
+
+    directory: Path
+
+    @property
+    def serving_ca(self) -> Path:
+        return self.directory / "serving-ca.crt"
+
+    @property
+    def client_ca(self) -> Path:
+        return self.directory / "client-ca.crt"
+
+    @property
+    def serving(self) -> KeyPair:
+        return KeyPair(self.directory / "apiserver.crt", self.directory / "apiserver.key")
+
+    @property
+    def service_account(self) -> KeyPair:
+        """`cert` holds the public key (--service-account-key-file), `key` the signing key."""
+        return KeyPair(self.directory / "sa.pub", self.directory / "sa.key")
+
+    @property
+    def token_file(self) -> Path:
+        return self.directory / "tokens.csv"
+
+    def ensure(self) -> ControlPlanePKI:
+        """Create whatever is missing; existing files are kept so restarts keep trust."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        serving_ca = CertificateAuthority(self.directory, "serving-ca")
+        CertificateAuthority(self.directory, "client-ca")
+        if not (self.serving.cert.exists() and self.serving.key.exists()):
+            serving_ca.issue(self.serving, "kube-apiserver", server=True)
+        sa = self.service_account
+        if not (sa.cert.exists() and sa.key.exists()):
+            key = _new_key()
+            _write_private(sa.key, _key_pem(key))
+            sa.cert.write_bytes(
+                key.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
+        if not self.token_file.exists():
+            token = secrets.token_urlsafe(32)
+            # token,user,uid,"group1,group2" — the format of --token-auth-file.
+            _write_private(
+                self.token_file, f'{token},{ADMIN_USER},{ADMIN_USER},"{ADMIN_GROUP}"\n'.encode()
+            )
+        return self
+
+    def admin_token(self) -> str:
+        """The static token of the system:masters admin."""
+        return self.token_file.read_text().split(",", 1)[0]
+
+    def issue_client(self, name: str, groups: tuple[str, ...] = ()) -> KeyPair:
+        """Mint a client certificate: CN is the user name, O entries are its groups."""
+        client_ca = CertificateAuthority(self.directory, "client-ca")
+        stem = user_file_stem(name, groups)
+        pair = KeyPair(
+            self.directory / "users" / f"{stem}.crt", self.directory / "users" / f"{stem}.key"
+        )
+        return client_ca.issue(pair, name, organizations=groups)
+
+
+def user_file_stem(name: str, groups: tuple[str, ...]) -> str:
+    """A file name for a user's credentials; the same name with other groups gets its own."""
+    safe = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in name)
+    if not groups:
+        return safe
+    return f"{safe}-{hashlib.sha256(','.join(groups).encode()).hexdigest()[:8]}"
