@@ -1,0 +1,99 @@
+"""Where the API server is and how to authenticate: kubeconfig or in-cluster service account."""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """Everything needed to open a TLS connection to one API server as one user."""
+
+    server: str
+    ca_file: str | None = None
+    token: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+    namespace: str = "default"
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        if self.insecure:
+            return False
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file and self.key_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+def _materialise(data: str | None, path: str | None, suffix: str) -> str | None:
+    """kubeconfigs carry certs inline (base64) or by path; ssl wants a path."""
+    if path:
+        return os.path.expanduser(path)
+    if not data:
+        return None
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - must outlive this function
+        prefix="kubenova-", suffix=suffix, delete=False
+    )
+    with handle:
+        handle.write(base64.b64decode(data))
+    return handle.name
+
+
+def from_kubeconfig(path: Path, context: str | None = None) -> ConnectionConfig:
+    """Read one kubeconfig file (the current or the given context)."""
+    doc: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    name = context or doc.get("current-context")
+    contexts = {c["name"]: c.get("context", {}) for c in doc.get("contexts", [])}
+    if name not in contexts:
+        raise ValueError(f"{path}: context {name!r} not found")
+    ctx = contexts[name]
+    cluster = {c["name"]: c.get("cluster", {}) for c in doc.get("clusters", [])}[ctx["cluster"]]
+    user = {u["name"]: u.get("user", {}) for u in doc.get("users", [])}.get(ctx.get("user"), {})
+    return ConnectionConfig(
+        server=cluster["server"].rstrip("/"),
+        ca_file=_materialise(
+            cluster.get("certificate-authority-data"), cluster.get("certificate-authority"), ".crt"
+        ),
+        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+        token=user.get("token"),
+        cert_file=_materialise(
+            user.get("client-certificate-data"), user.get("client-certificate"), ".crt"
+        ),
+        key_file=_materialise(user.get("client-key-data"), user.get("client-key"), ".key"),
+        namespace=ctx.get("namespace", "default"),
+    )
+
+
+def in_cluster() -> ConnectionConfig:
+    """The pod's service account."""
+    host = os.environ["KUBERNETES_SERVICE_HOST"]
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    return ConnectionConfig(
+        server=f"https://{host}:{port}",
+        ca_file=str(SERVICE_ACCOUNT / "ca.crt"),
+        token=(SERVICE_ACCOUNT / "token").read_text().strip(),
+        namespace=(SERVICE_ACCOUNT / "namespace").read_text().strip(),
+    )
+
+
+def load_config(kubeconfig: Path | str | None = None) -> ConnectionConfig:
+    """An explicit kubeconfig, else $KUBECONFIG, else the service account, else ~/.kube/config."""
+    if kubeconfig:
+        return from_kubeconfig(Path(kubeconfig))
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return from_kubeconfig(Path(env.split(os.pathsep)[0]))
+    if (SERVICE_ACCOUNT / "token").exists() and "KUBERNETES_SERVICE_HOST" in os.environ:
+        return in_cluster()
+    return from_kubeconfig(Path.home() / ".kube" / "config")

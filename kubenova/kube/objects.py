@@ -1,0 +1,103 @@
+"""The few writes every kubenova component makes, each shaped to keep one writer per field.
+
+- status: server-side apply on the status subresource under the component's own field
+  manager, so conditions (a map keyed by type) and fields written by others are untouched;
+- finalizers: added with a merge patch guarded by resourceVersion (409 on a race), removed
+  with a JSON patch that first tests the entry, so no one else's finalizer is ever dropped;
+- labels: a merge patch, which only touches the keys named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .client import APPLY_PATCH, JSON_PATCH, ApiError, Body, KubeClient, NotFound
+from .paths import ResourceKind
+
+
+def ref(body: Body) -> tuple[str | None, str]:
+    """(namespace, name) of an object."""
+    meta = body["metadata"]
+    return meta.get("namespace"), meta["name"]
+
+
+def key_of(body: Body) -> str:
+    namespace, name = ref(body)
+    return f"{namespace}/{name}" if namespace else name
+
+
+async def apply_status(
+    client: KubeClient,
+    kind: ResourceKind,
+    body: Body,
+    status: dict[str, Any],
+    *,
+    manager: str,
+) -> Body:
+    """Server-side apply `status` as `manager` (forcing: each field has one owner by design)."""
+    namespace, name = ref(body)
+    patch = {
+        "apiVersion": kind.api_version,
+        "kind": kind.kind,
+        "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
+        "status": status,
+    }
+    return await client.patch(
+        kind,
+        name,
+        patch,
+        namespace,
+        subresource="status",
+        patch_type=APPLY_PATCH,
+        field_manager=manager,
+        force=True,
+    )
+
+
+async def ensure_metadata(
+    client: KubeClient,
+    kind: ResourceKind,
+    body: Body,
+    *,
+    finalizers: tuple[str, ...] = (),
+    labels: dict[str, str] | None = None,
+) -> Body | None:
+    """Add finalizers and labels in one write; None when nothing needed changing."""
+    meta = body["metadata"]
+    present = list(meta.get("finalizers") or [])
+    missing = [f for f in finalizers if f not in present]
+    current_labels = meta.get("labels") or {}
+    label_changes = {k: v for k, v in (labels or {}).items() if current_labels.get(k) != v}
+    if not missing and not label_changes:
+        return None
+    patch: dict[str, Any] = {"metadata": {"resourceVersion": meta["resourceVersion"]}}
+    if missing:
+        patch["metadata"]["finalizers"] = present + missing
+    if label_changes:
+        patch["metadata"]["labels"] = label_changes
+    namespace, name = ref(body)
+    return await client.patch(kind, name, patch, namespace)
+
+
+async def remove_finalizer(
+    client: KubeClient, kind: ResourceKind, body: Body, finalizer: str
+) -> Body | None:
+    """Remove one finalizer if present; a test op makes sure it is the entry we mean."""
+    present = list(body["metadata"].get("finalizers") or [])
+    if finalizer not in present:
+        return None
+    index = present.index(finalizer)
+    patch = [
+        {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+        {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+    ]
+    namespace, name = ref(body)
+    try:
+        return await client.patch(kind, name, patch, namespace, patch_type=JSON_PATCH)
+    except NotFound:
+        return None
+    except ApiError as exc:
+        if exc.status != 422:  # the test failed: someone reordered the list; read again
+            raise
+        fresh = await client.get(kind, name, namespace)
+        return await remove_finalizer(client, kind, fresh, finalizer)

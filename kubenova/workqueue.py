@@ -1,0 +1,136 @@
+"""A keyed work queue for level-triggered reconcilers (client-go's workqueue, in asyncio).
+
+Watch events only *mark* a key dirty and remember the newest body; workers reconcile a key
+with the newest body there is. One key is never reconciled by two workers at once, a key
+marked while it is being worked on is reconciled once more afterwards, and a handler asks
+for a retry by returning a delay in seconds. Bursts of events for one object collapse into
+one reconcile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+Body = dict[str, Any] | None  # None: the object is gone
+Handler = Callable[[K, Body], Awaitable[float | None]]
+
+MAX_BACKOFF = 300.0
+
+
+class WorkQueue(Generic[K]):
+    """Deduplicating, per-key serialised queue with retry backoff."""
+
+    def __init__(self, handler: Handler[K], *, workers: int = 4, name: str = "queue") -> None:
+        self._handler = handler
+        self._workers = workers
+        self._name = name
+        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._queued: set[K] = set()
+        self._active: set[K] = set()
+        self._dirty: set[K] = set()
+        self._bodies: dict[K, Body] = {}
+        self._failures: dict[K, int] = {}
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- producers ---------------------------------------------------------------------------
+
+    def put(self, key: K, body: Body) -> None:
+        """Remember `body` as the newest state of `key` and schedule a reconcile."""
+        self._bodies[key] = body
+        self.mark(key)
+
+    def mark(self, key: K) -> None:
+        """Schedule a reconcile of `key` with the newest body already known."""
+        if key not in self._bodies:
+            return
+        timer = self._timers.pop(key, None)
+        if timer:
+            timer.cancel()
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def mark_after(self, key: K, delay: float) -> None:
+        """Reconcile `key` again in `delay` seconds (unless marked sooner)."""
+        old = self._timers.pop(key, None)
+        if old:
+            old.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
+
+    def body(self, key: K) -> Body:
+        return self._bodies.get(key)
+
+    def keys(self) -> list[K]:
+        return list(self._bodies)
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._active)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for number in range(self._workers):
+            self._tasks.append(asyncio.create_task(self._work(), name=f"{self._name}-{number}"))
+
+    async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def drained(self, timeout: float = 30.0) -> None:
+        """Wait until nothing is queued or being worked on (tests, shutdown)."""
+        async with asyncio.timeout(timeout):
+            while self._queued or self._active:
+                await asyncio.sleep(0.01)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.mark(key)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._active.add(key)
+            body = self._bodies.get(key)
+            retry: float | None
+            ok = False
+            try:
+                retry = await self._handler(key, body)
+                ok = True
+                self._failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                retry = min(MAX_BACKOFF, 0.2 * 2**failures)
+                log.exception(
+                    "%s: reconciling %s failed (%d); retry in %.1fs",
+                    self._name,
+                    key,
+                    failures,
+                    retry,
+                )
+            finally:
+                self._active.discard(key)
+            if ok and body is None and key in self._bodies and self._bodies[key] is None:
+                self._bodies.pop(key, None)  # gone and handled: forget it
+                self._failures.pop(key, None)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self.mark(key)
+            elif retry is not None and key in self._bodies:
+                self.mark_after(key, retry)
