@@ -2,4 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.apiserver",
+    "tests.fixtures.operator",
+    "tests.fixtures.postgres",
+    "tests.fixtures.s3",
 ]

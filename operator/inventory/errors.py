@@ -1,6 +1,6 @@
 """What the inventory raises, as one tree so callers know what to catch.
 
-InventoryError
+InventoryError (a kubenova.errors.KubenovaError)
 ├── SchemaOutOfDate        the database needs `kubenova db upgrade`; the operator refuses to start
 ├── UnknownHost            a claim named a host the inventory does not have
 └── ClaimRefused           the claim was checked against the database and does not fit;
@@ -11,11 +11,12 @@ InventoryError
 
 from __future__ import annotations
 
+from kubenova.errors import KubenovaError
 from kubenova.operator.inventory.records import GroupPolicy, HostSnapshot
 from kubenova.operator.inventory.resources import Resources
 
 
-class InventoryError(Exception):
+class InventoryError(KubenovaError):
     """Base of everything the inventory raises on purpose."""
 
 

@@ -17,7 +17,10 @@ from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.operator.scheduler.host_view import HostView
 from kubenova.operator.scheduler.request import PlacementRequest
 
-MAX_ROUNDS = 20
+# Every lost race is another claimer's success, so losing cannot go on for ever; the
+# bound only guards against a bug. Claimers deciding on equal views pick the same host,
+# so under a burst of N racing claimers one can lose about N times per placement.
+MAX_ROUNDS = 100
 # A NoValidHost computed on a view younger than this is trusted; older views are
 # reloaded first, so capacity released by other replicas is seen.
 TRUST_REFUSAL_FOR = 1.0
@@ -57,7 +60,7 @@ def place(
                 continue
             except ServerGroupConflict:
                 lost += 1
-                break  # group members moved: reschedule with their current hosts
+                continue  # the claim re-checks the group: an alternate may still do
             except inventory.UnknownHost:
                 view.refresh([host])
                 continue
