@@ -151,7 +151,8 @@ for d in /dev/vd? /dev/sr?; do
     fi
 done
 echo "$READY_MARKER"
-acpid -c /etc/acpi
+# -f: a daemonised busybox acpid never runs its action (it loses its config dir).
+acpid -f -c /etc/acpi &
 if [ -e /sys/class/net/eth0 ]; then
     ip link set lo up
     ip link set eth0 up

@@ -1,0 +1,113 @@
+"""The fake compute driver: the same contract on libvirt's test driver, for scale and unit tests.
+
+Each driver gets its own `test:///<state_dir>/node.xml` (an empty <node>), so its domains are
+private to it (`test:///default` is shared by the whole process). No QEMU runs and no disk is
+written: the overlay and seed are empty placeholder files, so callers still see files appear
+and go. The test driver cannot hot-plug devices or store secrets; volumes are added to the
+persistent definition instead, and secrets are kept in memory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from kubenova.agents.compute.domain_xml import (
+    DomainFiles,
+    DomainSettings,
+    DomainType,
+    disk_targets,
+    volume_disk_element,
+)
+from kubenova.agents.compute.libvirt_base import LibvirtBackedDriver
+from kubenova.agents.compute.libvirt_events import translated_errors
+from kubenova.agents.compute.spec import InstanceSpec, VolumeAttachment, domain_name_for
+
+
+class FakeDriver(LibvirtBackedDriver):
+    """Domains in a private libvirt test driver; files are placeholders under `state_dir`."""
+
+    def __init__(self, state_dir: Path, *, shutdown_timeout: float = 1.0) -> None:
+        self.state_dir = state_dir.resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        node = self.state_dir / "node.xml"
+        node.write_text("<node></node>\n")
+        self.secrets: dict[str, bytes] = {}
+        super().__init__(
+            f"test://{node}",
+            DomainSettings(domain_type=DomainType.QEMU),
+            shutdown_timeout=shutdown_timeout,
+        )
+
+    def directory(self, uid: str) -> Path:
+        return self.state_dir / domain_name_for(uid)
+
+    def overlay(self, uid: str) -> Path:
+        """The placeholder standing for the instance's qcow2 overlay."""
+        return self.directory(uid) / "disk.qcow2"
+
+    def _prepare_files(self, spec: InstanceSpec) -> DomainFiles:
+        directory = self.directory(spec.uid)
+        directory.mkdir(exist_ok=True)
+        overlay = seed = None
+        if spec.root_disk is not None:
+            overlay = self.overlay(spec.uid)
+            overlay.touch()
+        if spec.seed is not None:
+            seed = directory / "seed.iso"
+            seed.touch()
+        return DomainFiles(
+            console_log=directory / "console.log", root_overlay=overlay, seed_image=seed
+        )
+
+    def _remove_files(self, uid: str) -> None:
+        shutil.rmtree(self.directory(uid), ignore_errors=True)
+
+    def _domain_xml_for_disks(self, domain: Any) -> str:
+        # Volumes live in the persistent definition (the test driver cannot hot-plug).
+        xml: str = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        return xml
+
+    def console_log(self, uid: str) -> Path | None:
+        """No guest runs, so there is no console."""
+        return None
+
+    def attach_volume(self, uid: str, attachment: VolumeAttachment) -> None:
+        """Add the disk to the persistent definition (idempotent)."""
+        domain = self._require(uid)
+        with translated_errors(f"attach {attachment.target_dev} to {domain.name()}"):
+            root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            if attachment.target_dev in disk_targets(ET.tostring(root, encoding="unicode")):
+                return
+            devices = root.find("devices")
+            if devices is None:
+                devices = ET.SubElement(root, "devices")
+            devices.append(volume_disk_element(attachment, None))
+            self._connection.defineXML(ET.tostring(root, encoding="unicode"))
+
+    def detach_volume(self, uid: str, target_dev: str, *, timeout: float = 30.0) -> None:
+        """Remove the disk from the persistent definition (absent is fine)."""
+        domain = self._require(uid)
+        with translated_errors(f"detach {target_dev} from {domain.name()}"):
+            root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            devices = root.find("devices")
+            if devices is None:
+                return
+            for disk in devices.findall("disk"):
+                target = disk.find("target")
+                if target is not None and target.get("dev") == target_dev:
+                    devices.remove(disk)
+                    self._connection.defineXML(ET.tostring(root, encoding="unicode"))
+                    return
+
+    def define_secret(self, usage: str, value: bytes) -> None:
+        """Remember the secret (the test driver has no secret store)."""
+        self.secrets[usage] = value
+
+    def undefine_secret(self, usage: str) -> None:
+        """Forget the secret; absent is fine."""
+        self.secrets.pop(usage, None)

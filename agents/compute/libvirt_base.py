@@ -1,0 +1,275 @@
+"""The part of the contract any libvirt connection does the same way (real QEMU or test driver).
+
+Subclasses decide where an instance's files live and how volumes are plugged; this class
+defines, starts, stops, reports and adopts domains named `kubenova-<uid>`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from kubenova.agents.compute.domain_xml import (
+    DomainFiles,
+    DomainSettings,
+    build_domain_xml,
+    disk_targets,
+)
+from kubenova.agents.compute.driver import (
+    ComputeDriver,
+    InstanceInfo,
+    InstanceNotFound,
+    LifecycleCallback,
+    LifecycleEvent,
+    PowerState,
+)
+from kubenova.agents.compute.libvirt_events import (
+    ensure_event_loop,
+    is_not_running,
+    translated_errors,
+)
+from kubenova.agents.compute.spec import (
+    DOMAIN_PREFIX,
+    InstanceSpec,
+    domain_name_for,
+    uid_from_domain_name,
+)
+
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: PowerState.UNKNOWN,
+    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.SHUTTING_DOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.PAUSED,
+}
+_EVENTS: dict[int, tuple[str, PowerState | None]] = {
+    libvirt.VIR_DOMAIN_EVENT_DEFINED: ("defined", None),
+    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: ("undefined", None),
+    libvirt.VIR_DOMAIN_EVENT_STARTED: ("started", PowerState.RUNNING),
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: ("suspended", PowerState.PAUSED),
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: ("resumed", PowerState.RUNNING),
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: ("stopped", PowerState.SHUTOFF),
+    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: ("shutdown", PowerState.SHUTTING_DOWN),
+    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: ("pmsuspended", PowerState.PAUSED),
+    libvirt.VIR_DOMAIN_EVENT_CRASHED: ("crashed", PowerState.CRASHED),
+}
+
+
+class LibvirtBackedDriver(ComputeDriver, abc.ABC):
+    """ComputeDriver on one libvirt connection; files and volume plugging left to subclasses."""
+
+    def __init__(self, uri: str, settings: DomainSettings, *, shutdown_timeout: float) -> None:
+        ensure_event_loop()
+        self.uri = uri
+        self.settings = settings
+        self.shutdown_timeout = shutdown_timeout
+        self._lock = threading.Lock()
+        self._callbacks: list[LifecycleCallback] = []
+        self._event_registration: int | None = None
+        with translated_errors(f"connect to {uri}"):
+            self._connection = libvirt.open(uri)
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    @abc.abstractmethod
+    def _prepare_files(self, spec: InstanceSpec) -> DomainFiles:
+        """Create (or find) the instance's overlay, seed and console log path."""
+
+    @abc.abstractmethod
+    def _remove_files(self, uid: str) -> None:
+        """Remove everything `_prepare_files` made for `uid`."""
+
+    @abc.abstractmethod
+    def _domain_xml_for_disks(self, domain: Any) -> str:
+        """The domain XML whose <disk>s say what is attached now."""
+
+    # -- the contract --------------------------------------------------------------------------
+    def spawn(self, spec: InstanceSpec) -> InstanceInfo:
+        """Define (once) and start the domain; an existing domain of this UID is adopted."""
+        domain = self._lookup(spec.uid)
+        if domain is None:
+            files = self._prepare_files(spec)
+            xml = build_domain_xml(spec, self.settings, files)
+            with translated_errors(f"define {spec.domain_name}"):
+                domain = self._connection.defineXML(xml)
+        self._start(domain)
+        return self._info(domain)
+
+    def power_on(self, uid: str) -> None:
+        """Start the domain unless it runs."""
+        self._start(self._require(uid))
+
+    def power_off(self, uid: str, *, timeout: float | None = None) -> None:
+        """ACPI shutdown, then destroy what is still running after `timeout` seconds."""
+        domain = self._require(uid)
+        grace = self.shutdown_timeout if timeout is None else timeout
+        if grace > 0 and self._is_active(domain):
+            try:
+                domain.shutdown()
+            except libvirt.libvirtError as error:
+                if not is_not_running(error):
+                    with translated_errors(f"shut down {domain.name()}"):
+                        raise
+            deadline = time.monotonic() + grace
+            while self._is_active(domain) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self._force_off(domain)
+
+    def reboot(self, uid: str, *, hard: bool = False) -> None:
+        """Reboot via the guest, or reset the machine when `hard`; a stopped domain is started."""
+        domain = self._require(uid)
+        if not self._is_active(domain):
+            self._start(domain)
+            return
+        with translated_errors(f"reboot {domain.name()}"):
+            if hard:
+                domain.reset(0)
+            else:
+                domain.reboot(0)
+
+    def destroy(self, uid: str) -> None:
+        """Stop and undefine the domain, then remove its files; nothing there is fine."""
+        domain = self._lookup(uid)
+        if domain is not None:
+            self._force_off(domain)
+            with contextlib.suppress(InstanceNotFound):
+                self._undefine(domain)
+        self._remove_files(uid)
+
+    def get_info(self, uid: str) -> InstanceInfo:
+        """The instance as libvirt sees it now."""
+        return self._info(self._require(uid))
+
+    def list_instances(self) -> list[InstanceInfo]:
+        """All domains named kubenova-*, running or defined."""
+        with translated_errors("list domains"):
+            domains = self._connection.listAllDomains(0)
+        infos = []
+        for domain in domains:
+            if not domain.name().startswith(DOMAIN_PREFIX):
+                continue
+            try:
+                infos.append(self._info(domain))
+            except InstanceNotFound:
+                continue  # undefined while we listed
+        return infos
+
+    def subscribe(self, callback: LifecycleCallback) -> None:
+        """Deliver lifecycle events of our domains to `callback` from libvirt's event thread."""
+        with self._lock:
+            self._callbacks.append(callback)
+            if self._event_registration is None:
+                with translated_errors("register for domain events"):
+                    self._event_registration = self._connection.domainEventRegisterAny(
+                        None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+                    )
+
+    def close(self) -> None:
+        """Deregister events and close the connection."""
+        with self._lock:
+            if self._event_registration is not None:
+                with contextlib.suppress(libvirt.libvirtError):
+                    self._connection.domainEventDeregisterAny(self._event_registration)
+                self._event_registration = None
+            self._callbacks.clear()
+        with contextlib.suppress(libvirt.libvirtError):
+            self._connection.close()
+
+    # -- shared mechanics ----------------------------------------------------------------------
+    def _lookup(self, uid: str) -> Any | None:
+        try:
+            return self._connection.lookupByName(domain_name_for(uid))
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            with translated_errors(f"look up {domain_name_for(uid)}"):
+                raise
+
+    def _require(self, uid: str) -> Any:
+        domain = self._lookup(uid)
+        if domain is None:
+            raise InstanceNotFound(f"no domain {domain_name_for(uid)} on {self.uri}")
+        return domain
+
+    def _is_active(self, domain: Any) -> bool:
+        with translated_errors(f"state of {domain.name()}"):
+            return bool(domain.isActive())
+
+    def _start(self, domain: Any) -> None:
+        if self._is_active(domain):
+            return
+        try:
+            domain.create()
+        except libvirt.libvirtError as error:
+            # Another caller started it between our check and create(): that is success.
+            if is_not_running(error) and self._is_active(domain):
+                return
+            with translated_errors(f"start {domain.name()}"):
+                raise
+
+    def _force_off(self, domain: Any) -> None:
+        if not self._is_active(domain):
+            return
+        try:
+            domain.destroy()
+        except libvirt.libvirtError as error:
+            if not is_not_running(error):
+                with translated_errors(f"destroy {domain.name()}"):
+                    raise
+
+    def _undefine(self, domain: Any) -> None:
+        with translated_errors(f"undefine {domain.name()}"):
+            try:
+                domain.undefineFlags(
+                    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                )
+            except libvirt.libvirtError as error:
+                if error.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                    raise
+                domain.undefine()
+
+    def _info(self, domain: Any) -> InstanceInfo:
+        name = domain.name()
+        with translated_errors(f"info of {name}"):
+            state, _max_kib, memory_kib, vcpus, _cpu_time = domain.info()
+            domain_uuid = domain.UUIDString()
+            disks_xml = self._domain_xml_for_disks(domain)
+        uid = uid_from_domain_name(name) or name
+        return InstanceInfo(
+            uid=uid,
+            domain_name=name,
+            domain_uuid=domain_uuid,
+            state=_STATES.get(state, PowerState.UNKNOWN),
+            vcpus=vcpus,
+            memory_mib=memory_kib // 1024,
+            volume_targets=disk_targets(disks_xml),
+            console_log=self.console_log(uid),
+        )
+
+    def _on_lifecycle(
+        self, _connection: Any, domain: Any, event: int, _detail: int, _opaque: object
+    ) -> None:
+        uid = uid_from_domain_name(domain.name())
+        if uid is None:
+            return
+        what, state = _EVENTS.get(event, (f"event-{event}", None))
+        lifecycle = LifecycleEvent(uid=uid, domain_name=domain.name(), state=state, detail=what)
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            callback(lifecycle)
+
+
+def console_log_path(instance_dir: Path) -> Path:
+    """Where an instance's serial console is logged, inside its directory."""
+    return instance_dir / "console.log"

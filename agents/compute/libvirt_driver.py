@@ -1,0 +1,149 @@
+"""The real compute driver: libvirt + QEMU (KVM, or TCG where KVM cannot run guests)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from kubenova.agents.compute.domain_type import KernelProbe, resolve_domain_type
+from kubenova.agents.compute.domain_xml import (
+    DomainFiles,
+    DomainSettings,
+    DomainType,
+    build_secret_xml,
+    build_volume_disk_xml,
+    disk_element_for_target,
+    disk_targets,
+)
+from kubenova.agents.compute.driver import ComputeFailure
+from kubenova.agents.compute.instance_files import InstanceFiles
+from kubenova.agents.compute.libvirt_base import LibvirtBackedDriver
+from kubenova.agents.compute.libvirt_events import translated_errors
+from kubenova.agents.compute.spec import InstanceSpec, VolumeAttachment
+
+
+@dataclass(frozen=True)
+class LibvirtSettings:
+    """How this host runs guests; `domain_type` is kvm, qemu (TCG) or auto (see domain_type.py)."""
+
+    uri: str = "qemu:///system"
+    instances_dir: Path = Path("/var/lib/kubenova/instances")
+    domain_type: str = "auto"
+    # What `auto` boots under KVM to prove it works, and what it uses without a probe.
+    kvm_probe: KernelProbe | None = None
+    auto_fallback: DomainType = DomainType.QEMU
+    machine: str = "pc"
+    cpu_mode: str | None = None
+    disk_cache: str | None = None
+    # Seconds an ACPI shutdown may take before the domain is forced off.
+    shutdown_timeout: float = 60.0
+
+
+class LibvirtDriver(LibvirtBackedDriver):
+    """Domains on a QEMU libvirtd, with qcow2 overlays and NoCloud seeds under instances_dir."""
+
+    def __init__(self, settings: LibvirtSettings) -> None:
+        domain_type = resolve_domain_type(
+            settings.domain_type,
+            settings.uri,
+            settings.instances_dir,
+            settings.kvm_probe,
+            settings.auto_fallback,
+        )
+        super().__init__(
+            settings.uri,
+            DomainSettings(
+                domain_type=domain_type,
+                machine=settings.machine,
+                cpu_mode=settings.cpu_mode,
+                disk_cache=settings.disk_cache,
+            ),
+            shutdown_timeout=settings.shutdown_timeout,
+        )
+        self.files = InstanceFiles(settings.instances_dir)
+
+    def _prepare_files(self, spec: InstanceSpec) -> DomainFiles:
+        return self.files.prepare(spec)
+
+    def _remove_files(self, uid: str) -> None:
+        self.files.remove(uid)
+
+    def _domain_xml_for_disks(self, domain: Any) -> str:
+        # The live definition when running (what the guest has), else the persistent one.
+        xml: str = domain.XMLDesc(0)
+        return xml
+
+    def console_log(self, uid: str) -> Path | None:
+        """The serial console log under the instance's directory (None if it has none)."""
+        return self.files.console_log(uid) if self.files.directory(uid).is_dir() else None
+
+    def attach_volume(self, uid: str, attachment: VolumeAttachment) -> None:
+        """Hot-plug into the running guest and into the persistent definition."""
+        domain = self._require(uid)
+        live, persistent = self._disk_views(domain)
+        target = attachment.target_dev
+        xml = build_volume_disk_xml(attachment, self.settings.disk_cache)
+        with translated_errors(f"attach {target} to {domain.name()}"):
+            if target not in persistent:
+                domain.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            if live is not None and target not in live:
+                domain.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def detach_volume(self, uid: str, target_dev: str, *, timeout: float = 30.0) -> None:
+        """Unplug from the persistent definition and the guest; wait for the guest's release."""
+        domain = self._require(uid)
+        with translated_errors(f"detach {target_dev} from {domain.name()}"):
+            persistent_disk = disk_element_for_target(
+                domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), target_dev
+            )
+            if persistent_disk is not None:
+                domain.detachDeviceFlags(persistent_disk, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            if not domain.isActive():
+                return
+            live_disk = disk_element_for_target(domain.XMLDesc(0), target_dev)
+            if live_disk is None:
+                return
+            # Returns once QEMU asked the guest; the guest releases the device (ACPI eject) later.
+            domain.detachDeviceFlags(live_disk, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with translated_errors(f"state of {domain.name()}"):
+                if not domain.isActive() or target_dev not in disk_targets(domain.XMLDesc(0)):
+                    return
+            time.sleep(0.1)
+        raise ComputeFailure(
+            f"guest of {domain.name()} did not release {target_dev} within {timeout:.0f} s"
+        )
+
+    def define_secret(self, usage: str, value: bytes) -> None:
+        """Create the iSCSI secret of `usage` if needed and set its value."""
+        with translated_errors(f"secret {usage}"):
+            secret = self._secret(usage)
+            if secret is None:
+                secret = self._connection.secretDefineXML(build_secret_xml(usage), 0)
+            secret.setValue(value, 0)
+
+    def undefine_secret(self, usage: str) -> None:
+        """Remove the secret of `usage`; absent is fine."""
+        with translated_errors(f"secret {usage}"):
+            secret = self._secret(usage)
+            if secret is not None:
+                secret.undefine()
+
+    def _secret(self, usage: str) -> Any | None:
+        try:
+            return self._connection.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI, usage)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_SECRET:
+                return None
+            raise
+
+    def _disk_views(self, domain: Any) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+        with translated_errors(f"disks of {domain.name()}"):
+            persistent = disk_targets(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            live = disk_targets(domain.XMLDesc(0)) if domain.isActive() else None
+        return live, persistent
