@@ -1,0 +1,210 @@
+"""The agent's compute service: this host's Instances in, converged libvirt domains out.
+
+Inputs that mark an Instance for reconcile (never act directly):
+- a watch of Instances labelled `kubenova.io/host=<this host>` (cluster-wide path, label
+  selector: the agent never lists what is not its own);
+- the driver's domain lifecycle events (a guest shut down, crashed, was destroyed...);
+- a periodic resync that also refreshes console tails.
+After the first full list, domains of ours with no Instance are destroyed (orphans, e.g.
+deleted while the agent was down), and again at every resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from kubenova.agents.compute.driver import ComputeDriver, LifecycleEvent
+from kubenova.agents.instances import INSTANCES, InstanceReconciler, ReconcilerSettings
+from kubenova.agents.runtime_images import ImageFetcher
+from kubenova.errors import KubenovaError
+from kubenova.kube import ApiError, KubeClient
+from kubenova.kube.client import Body
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.objects import key_of
+from kubenova.wellknown import AGENT_MANAGER, HOST_LABEL
+from kubenova.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+RESYNC_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class ComputeSettings:
+    host: str
+    domain_type: str | None = None
+    workers: int = 4
+    resync_interval: float = RESYNC_INTERVAL
+    building_after: float = 1.0
+    operator_grace: float = 10.0
+    recheck_missing: float = 30.0
+    events: bool = True
+
+
+class ComputeService:
+    """Runs one host's Instance reconciler; `await run()` until cancelled."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        driver: ComputeDriver,
+        images: ImageFetcher,
+        settings: ComputeSettings,
+    ) -> None:
+        self.client = client
+        self.driver = driver
+        self.settings = settings
+        self.selector = f"{HOST_LABEL}={settings.host}"
+        self.events = EventRecorder(client, AGENT_MANAGER, enabled=settings.events)
+        self.reconciler = InstanceReconciler(
+            client,
+            driver,
+            images,
+            ReconcilerSettings(
+                host=settings.host,
+                domain_type=settings.domain_type,
+                building_after=settings.building_after,
+                operator_grace=settings.operator_grace,
+                recheck_missing=settings.recheck_missing,
+            ),
+            self.events,
+        )
+        self.queue: WorkQueue[str] = WorkQueue(
+            self.reconciler, workers=settings.workers, name=f"instances@{settings.host}"
+        )
+        # Set once the first full list is queued and orphans are swept.
+        self.synced = asyncio.Event()
+
+    async def run(self) -> None:
+        """Watch, reconcile and resync until cancelled."""
+        loop = asyncio.get_running_loop()
+
+        def from_driver_thread(event: LifecycleEvent) -> None:
+            # The driver may outlive this service (and its loop): drop events then.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._on_domain_event, event)
+
+        self.driver.subscribe(from_driver_thread)
+        self.queue.start()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._watch(), name=f"watch@{self.settings.host}")
+                tasks.create_task(self._resync_forever(), name=f"resync@{self.settings.host}")
+        finally:
+            await self.queue.stop()
+            await self.events.flush()
+
+    async def resync(self) -> None:
+        """Forget vanished Instances, re-read every one (console tails too), sweep orphans."""
+        await self._drop_vanished()
+        for key in self._keys():
+            if self.queue.body(key) is not None:
+                self.reconciler.refresh_console.add(key)
+                self.queue.mark(key)
+        await self.sweep_orphans()
+
+    async def sweep_orphans(self) -> list[str]:
+        """Destroy our domains that belong to no Instance placed here; their UIDs."""
+        live = {
+            body["metadata"]["uid"]
+            for key in self._keys()
+            if (body := self.queue.body(key)) is not None
+        }
+        domains = await asyncio.to_thread(self.driver.list_instances)
+        destroyed = []
+        for info in domains:
+            if info.uid in live:
+                continue
+            log.warning(
+                "destroying orphan domain %s: no Instance with uid %s is placed on %s",
+                info.domain_name,
+                info.uid,
+                self.settings.host,
+            )
+            try:
+                await asyncio.to_thread(self.driver.destroy, info.uid)
+            except KubenovaError as exc:
+                log.error("orphan domain %s not destroyed: %s", info.domain_name, exc)
+                continue
+            destroyed.append(info.uid)
+        return destroyed
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        listing = await self._first_list()
+        for item in listing.get("items", []):
+            self._put(item)
+        await self.sweep_orphans()
+        self.synced.set()
+        log.info(
+            "compute on %s: %d instance(s) placed here; watching",
+            self.settings.host,
+            len(listing.get("items", [])),
+        )
+        async for event in self.client.watch(
+            INSTANCES,
+            label_selector=self.selector,
+            resource_version=listing["metadata"]["resourceVersion"],
+        ):
+            if event.type == "DELETED":
+                self.queue.put(key_of(event.object), None)
+            else:
+                self._put(event.object)
+
+    async def _first_list(self) -> Body:
+        delay = 1.0
+        while True:
+            try:
+                return await self.client.list(INSTANCES, label_selector=self.selector)
+            except (ApiError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "listing instances of %s failed (%s); retrying", self.settings.host, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+
+    def _keys(self) -> list[str]:
+        """A snapshot of the queue's keys (reconciles may add or drop some meanwhile)."""
+        return list(self.queue.keys())
+
+    def _put(self, body: Body) -> None:
+        self.queue.put(key_of(body), body)
+
+    def _on_domain_event(self, event: LifecycleEvent) -> None:
+        key = self.reconciler.key_of_uid(event.uid)
+        log.debug("domain %s: %s (instance %s)", event.domain_name, event.detail, key)
+        if key is not None:
+            self.queue.mark(key)
+
+    async def _resync_forever(self) -> None:
+        await self.synced.wait()
+        while True:
+            await asyncio.sleep(self.settings.resync_interval)
+            try:
+                await self.resync()
+            except (ApiError, KubenovaError, OSError) as exc:
+                log.warning("resync on %s failed: %s", self.settings.host, exc)
+
+    async def _drop_vanished(self) -> None:
+        """Instances gone while the watch relisted (no DELETED event): treat them as deleted."""
+        listing = await self.client.list(INSTANCES, label_selector=self.selector)
+        listed = {key_of(item) for item in listing.get("items", [])}
+        list_version = _version(listing)
+        for key in self._keys():
+            body = self.queue.body(key)
+            if body is None or key in listed:
+                continue
+            # Newer than the list: created after it, not vanished.
+            seen = _version(body)
+            if list_version is not None and seen is not None and seen < list_version:
+                self.queue.put(key, None)
+
+
+def _version(body: Body) -> int | None:
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        return int(body["metadata"]["resourceVersion"])
+    return None

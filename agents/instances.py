@@ -1,0 +1,451 @@
+"""The agent's Instance reconciler: make this host's hypervisor match each Instance placed here.
+
+Level-triggered: every call reads the newest Instance body and the domain's real state
+(never the last status written) and does only what is missing: spawn once (domains are
+named after the Instance UID, so a restarted agent adopts instead of duplicating), converge
+spec.powerState, reboot once per new spec.restartRequestedAt, tear down on deletion. Status
+is applied as `kubenova-agent` only when it would change, so an Instance costs the agent one
+write from Scheduled to Running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+from kubenova.agents import instance_status as st
+from kubenova.agents.compute.driver import (
+    ComputeDriver,
+    InstanceInfo,
+    InstanceNotFound,
+    PowerState,
+)
+from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, InstanceSpec, RootDisk
+from kubenova.agents.runtime_images import ImageFetcher, LocalImage
+from kubenova.api.v1alpha1 import Flavor, Image, Instance
+from kubenova.errors import KubenovaError, NotFoundError, TemporaryError, UserError
+from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.objects import apply_status, remove_finalizer
+from kubenova.wellknown import AGENT_FINALIZER, AGENT_MANAGER, HOST_LABEL
+
+log = logging.getLogger(__name__)
+
+INSTANCES = kubenova_kind(Instance)
+FLAVORS = kubenova_kind(Flavor)
+IMAGES = kubenova_kind(Image)
+Body = dict[str, Any]
+
+# Retry delays (seconds): a missing Flavor/Image is looked up again, a refused spawn retried.
+RECHECK_MISSING = 30.0
+MAX_RETRY = 300.0
+STILL_STOPPING = 1.0
+
+
+@dataclass(frozen=True)
+class Sizing:
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+
+
+@dataclass
+class ReconcilerSettings:
+    host: str
+    domain_type: str | None = None
+    # Report phase Building when fetching + spawning takes longer than this (seconds).
+    building_after: float = 1.0
+    # How long a labelled Instance may wait for the operator's status.host before we act.
+    operator_grace: float = 10.0
+    # A missing Flavor/Image (not watched) is looked up again after this many seconds.
+    recheck_missing: float = RECHECK_MISSING
+
+
+@dataclass
+class _Memory:
+    """What this process remembers per Instance UID between reconciles (lost on restart)."""
+
+    # (resourceVersion, status) of our last status write: the body in hand may predate it.
+    written: dict[str, tuple[int | None, st.Status]] = field(default_factory=dict)
+    restarts: dict[str, str] = field(default_factory=dict)  # restartRequestedAt handled
+    notes: dict[str, str] = field(default_factory=dict)  # shown in Ready's message
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class InstanceReconciler:
+    """`await reconciler(key, body)` converges one Instance; a WorkQueue handler."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        driver: ComputeDriver,
+        images: ImageFetcher,
+        settings: ReconcilerSettings,
+        events: EventRecorder,
+    ) -> None:
+        self.client = client
+        self.driver = driver
+        self.images = images
+        self.settings = settings
+        self.events = events
+        self.uids: dict[str, str] = {}  # key -> uid of the Instance last seen under it
+        self._keys: dict[str, str] = {}  # uid -> key
+        self.refresh_console: set[str] = set()  # keys whose console tail should be re-read
+        self._first_seen: dict[str, float] = {}
+        self._flavors: dict[str, Sizing] = {}
+        self._images: dict[str, Image] = {}
+        self._memory = _Memory()
+        self._finalized: set[str] = set()  # UIDs whose agent finalizer we removed
+
+    def key_of_uid(self, uid: str) -> str | None:
+        return self._keys.get(uid)
+
+    async def __call__(self, key: str, body: Body | None) -> float | None:
+        if body is None:
+            await self._gone(key)
+            return None
+        meta = body["metadata"]
+        self._remember(key, meta["uid"])
+        if meta.get("deletionTimestamp"):
+            await self._delete(key, body)
+            return None
+        if (meta.get("labels") or {}).get(HOST_LABEL) != self.settings.host:
+            return None  # not ours (any more); the watch will say DELETED
+        if self._operator_pending(key, body):
+            return 2.0  # the operator's status write is on its way and will mark us sooner
+        try:
+            return await self._converge(key, body)
+        except InstanceNotFound:
+            return 0.1  # the domain vanished under us (destroyed outside): look again
+        except KubenovaError as exc:
+            return await self._failed(key, body, exc)
+
+    def _remember(self, key: str, uid: str) -> None:
+        old = self.uids.get(key)
+        if old is not None and old != uid:
+            self._keys.pop(old, None)  # recreated under the same name: the old domain is an orphan
+        self.uids[key] = uid
+        self._keys[uid] = key
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    async def _gone(self, key: str) -> None:
+        """The Instance left this host (deleted, or moved): nothing of it may stay here."""
+        uid = self.uids.pop(key, None)
+        self._first_seen.pop(key, None)
+        self.refresh_console.discard(key)
+        if uid is None:
+            return
+        self._keys.pop(uid, None)
+        self._finalized.discard(uid)
+        await asyncio.to_thread(self.driver.destroy, uid)
+        self._forget(uid)
+
+    async def _delete(self, key: str, body: Body) -> None:
+        uid = body["metadata"]["uid"]
+        if uid in self._finalized:
+            return  # done; this body predates our finalizer removal (a domain event's pass)
+        if AGENT_FINALIZER not in (body["metadata"].get("finalizers") or []):
+            return
+        await asyncio.to_thread(self.driver.destroy, uid)
+        await remove_finalizer(self.client, INSTANCES, body, AGENT_FINALIZER)
+        log.info("instance %s: domain destroyed, agent finalizer removed", key)
+        self._forget(uid)
+        self._finalized.add(uid)
+
+    def _forget(self, uid: str) -> None:
+        for table in (
+            self._memory.written,
+            self._memory.restarts,
+            self._memory.notes,
+            self._memory.failures,
+        ):
+            table.pop(uid, None)
+        self.events.forget(uid)
+
+    # -- convergence -------------------------------------------------------------------------
+
+    def _operator_pending(self, key: str, body: Body) -> bool:
+        """Labelled but the operator's Scheduled status not yet written: let it land first.
+
+        Acting before it would have the operator's forced `phase: Scheduled` overwrite our
+        Running, costing a second write; after `operator_grace` we act regardless.
+        """
+        if (body.get("status") or {}).get("host") == self.settings.host:
+            self._first_seen.pop(key, None)
+            return False
+        first = self._first_seen.setdefault(key, time.monotonic())
+        return time.monotonic() - first < self.settings.operator_grace
+
+    async def _converge(self, key: str, body: Body) -> float | None:
+        try:
+            instance = Instance.model_validate(body)
+        except pydantic.ValidationError as exc:
+            raise UserError(f"the Instance does not parse: {exc}", reason="InvalidSpec") from exc
+        uid = body["metadata"]["uid"]
+        wanted = str(instance.spec.power_state)
+        requested = (body.get("spec") or {}).get("restartRequestedAt")
+        handled = {(body.get("status") or {}).get("restartedAt"), self._memory.restarts.get(uid)}
+        info = await self._info(uid)
+        if info is None:
+            info = await self._build(key, body, instance, wanted)
+            # A fresh boot satisfies any restart asked for before it.
+            restarted_at = requested
+        else:
+            info = await self._converge_power(key, body, info, wanted)
+            restarted_at = self._memory.restarts.get(uid) or (body.get("status") or {}).get(
+                "restartedAt"
+            )
+            if requested and requested not in handled:
+                info = await self._reboot(key, body, info, wanted)
+                restarted_at = requested
+        if restarted_at:
+            self._memory.restarts[uid] = restarted_at
+        self._memory.failures.pop(uid, None)
+        note = self._memory.notes.get(uid, "") if wanted == "Running" else ""
+        observation = st.observe(info, wanted, note)
+        await self._report(key, body, observation, info=info, restarted_at=restarted_at)
+        if info.state == PowerState.SHUTTING_DOWN:
+            return STILL_STOPPING
+        return None
+
+    async def _info(self, uid: str) -> InstanceInfo | None:
+        try:
+            return await asyncio.to_thread(self.driver.get_info, uid)
+        except InstanceNotFound:
+            return None
+
+    async def _build(self, key: str, body: Body, instance: Instance, wanted: str) -> InstanceInfo:
+        """Fetch the image and spawn; say Building only if that turns out to be slow."""
+        sizing = await self._sizing(instance)
+        image = await self._image(instance.spec.image)
+        work = asyncio.create_task(
+            self._spawn(key, body, instance, sizing=sizing, image=image, wanted=wanted)
+        )
+        done, _ = await asyncio.wait({work}, timeout=self.settings.building_after)
+        if not done:
+            message = f"fetching image {instance.spec.image} and building the domain"
+            await self._report(key, body, st.building(message))
+        return await work
+
+    async def _spawn(
+        self,
+        key: str,
+        body: Body,
+        instance: Instance,
+        *,
+        sizing: Sizing,
+        image: Image,
+        wanted: str,
+    ) -> InstanceInfo:
+        local = await self.images.fetch(instance.spec.image, image)
+        spec = instance_spec(body, instance, sizing, image, local)
+        log.info("instance %s: spawning %s on %s", key, spec.domain_name, self.settings.host)
+        try:
+            info = await asyncio.to_thread(self.driver.spawn, spec)
+            if wanted == "Stopped":
+                await asyncio.to_thread(self.driver.power_off, spec.uid, timeout=0)
+                info = await asyncio.to_thread(self.driver.get_info, spec.uid)
+        except Exception:
+            # Nothing half-created stays on the host: no domain, overlay or seed.
+            try:
+                await asyncio.to_thread(self.driver.destroy, spec.uid)
+            except KubenovaError as cleanup:
+                log.error("instance %s: cleanup after a failed spawn failed: %s", key, cleanup)
+            raise
+        return info
+
+    async def _converge_power(
+        self, key: str, body: Body, info: InstanceInfo, wanted: str
+    ) -> InstanceInfo:
+        uid = info.uid
+        if wanted == "Running" and info.state in (PowerState.SHUTOFF, PowerState.CRASHED):
+            if self._was_running(uid, body):
+                message = (
+                    f"domain {info.domain_name} stopped outside kubenova ({info.state}); "
+                    "started again because spec.powerState is Running"
+                )
+                log.warning("instance %s: %s", key, message)
+                self.events.record(body, "Warning", "DomainRestarted", message)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                self._memory.notes[uid] = f"restarted at {stamp} after it stopped outside kubenova"
+            await asyncio.to_thread(self.driver.power_on, uid)
+            return await asyncio.to_thread(self.driver.get_info, uid)
+        if wanted == "Stopped" and info.state in (
+            PowerState.RUNNING,
+            PowerState.PAUSED,
+            PowerState.SHUTTING_DOWN,
+        ):
+            log.info("instance %s: shutting down %s", key, info.domain_name)
+            await asyncio.to_thread(self.driver.power_off, uid)
+            self._memory.notes.pop(uid, None)
+            return await asyncio.to_thread(self.driver.get_info, uid)
+        return info
+
+    def _was_running(self, uid: str, body: Body) -> bool:
+        written = self._memory.written.get(uid)
+        if written is not None:
+            return bool(written[1].get("phase") == "Running")
+        return bool((body.get("status") or {}).get("phase") == "Running")
+
+    async def _reboot(self, key: str, body: Body, info: InstanceInfo, wanted: str) -> InstanceInfo:
+        if wanted != "Running" or info.state != PowerState.RUNNING:
+            return info  # a stopped guest has nothing to reboot; the request is done
+        await asyncio.to_thread(self.driver.reboot, info.uid)
+        log.info("instance %s: rebooted %s as requested", key, info.domain_name)
+        self.events.record(body, "Normal", "Rebooted", "rebooted as spec.restartRequestedAt asks")
+        return await asyncio.to_thread(self.driver.get_info, info.uid)
+
+    # -- references (Flavor and Image specs are immutable: cached for good) -------------------
+
+    async def _sizing(self, instance: Instance) -> Sizing:
+        spec = instance.spec
+        if spec.resources is not None:
+            r = spec.resources
+            return Sizing(r.vcpus, r.memory_mib, r.disk_gib)
+        name = spec.flavor or ""
+        if name not in self._flavors:
+            body = await self._reference(FLAVORS, "Flavor", name)
+            fspec = Flavor.model_validate(body).spec
+            self._flavors[name] = Sizing(fspec.vcpus, fspec.memory_mib, fspec.disk_gib)
+        return self._flavors[name]
+
+    async def _image(self, name: str) -> Image:
+        if name not in self._images:
+            self._images[name] = Image.model_validate(await self._reference(IMAGES, "Image", name))
+        return self._images[name]
+
+    async def _reference(self, kind: Any, what: str, name: str) -> Body:
+        try:
+            return await self.client.get(kind, name)
+        except NotFound as exc:
+            raise NotFoundError(
+                f"{what} {name} does not exist (kubectl get {what.lower()}s lists them): "
+                f"create it, or recreate the Instance with an existing {what.lower()}",
+                reason=f"{what}NotFound",
+            ) from exc
+        except ApiError as exc:
+            raise TemporaryError(f"reading {what} {name}: {exc}", delay=5.0) from exc
+
+    # -- status ------------------------------------------------------------------------------
+
+    async def _report(
+        self,
+        key: str,
+        body: Body,
+        observation: st.Observation,
+        *,
+        info: InstanceInfo | None = None,
+        restarted_at: str | None = None,
+    ) -> None:
+        uid = body["metadata"]["uid"]
+        refresh = key in self.refresh_console
+        self.refresh_console.discard(key)
+        tail = None
+        if info is not None and info.console_log is not None:
+            previous = ((body.get("status") or {}).get("console") or {}).get("tail")
+            tail = (
+                await asyncio.to_thread(st.console_tail, info.console_log) if refresh else previous
+            )
+        desired = st.desired_status(
+            body,
+            observation,
+            info=info,
+            domain_type=self.settings.domain_type,
+            console_tail=tail,
+            restarted_at=restarted_at,
+        )
+        if not st.differs(self._newest_status(uid, body), desired, compare_tail=refresh):
+            return
+        # A fresh tail goes along with any write: it costs nothing extra then.
+        if info is not None and info.console_log is not None and not refresh:
+            fresh = await asyncio.to_thread(st.console_tail, info.console_log)
+            if fresh and "console" in desired:
+                desired["console"]["tail"] = fresh
+        updated = await apply_status(self.client, INSTANCES, body, desired, manager=AGENT_MANAGER)
+        self._memory.written[uid] = (_version(updated), desired)
+        log.info("instance %s: %s (%s)", key, observation.phase, observation.reason or "no reason")
+
+    def _newest_status(self, uid: str, body: Body) -> st.Status:
+        """The body's status, or our own last write if the body predates it."""
+        current: st.Status = body.get("status") or {}
+        written = self._memory.written.get(uid)
+        if written is None:
+            return current
+        version, status = written
+        seen = _version(body)
+        if version is not None and seen is not None and seen < version:
+            return status
+        return current
+
+    async def _failed(self, key: str, body: Body, exc: KubenovaError) -> float:
+        uid = body["metadata"]["uid"]
+        failures = self._memory.failures.get(uid, 0) + 1
+        self._memory.failures[uid] = failures
+        info = await self._info_quietly(uid)
+        await self._report(key, body, st.failed(exc.reason, exc.message), info=info)
+        self.events.record(body, "Warning", exc.reason, exc.message)
+        log.warning("instance %s: %s: %s", key, exc.reason, exc.message)
+        if isinstance(exc, TemporaryError):
+            return exc.delay
+        if isinstance(exc, UserError):
+            return self.settings.recheck_missing
+        return min(MAX_RETRY, 5.0 * 2.0 ** (failures - 1))
+
+    async def _info_quietly(self, uid: str) -> InstanceInfo | None:
+        try:
+            return await self._info(uid)
+        except KubenovaError:
+            return None
+
+
+def instance_spec(
+    body: Body, instance: Instance, sizing: Sizing, image: Image, local: LocalImage
+) -> InstanceSpec:
+    """The driver's frozen view of an Instance (networks and volumes come with their services)."""
+    meta = body["metadata"]
+    spec = instance.spec
+    seed = None
+    if spec.user_data or spec.ssh_keys:
+        seed = CloudInitSeed(
+            instance_id=meta["uid"],
+            hostname=meta["name"],
+            user_data=spec.user_data,
+            ssh_authorized_keys=tuple(spec.ssh_keys),
+        )
+    if image.spec.boot is not None and local.kernel_boot is None:
+        raise UserError(
+            f"image {spec.image} asks for direct kernel boot but no kernel was fetched",
+            reason="UnsupportedImage",
+        )
+    try:
+        return InstanceSpec(
+            uid=meta["uid"],
+            namespace=meta["namespace"],
+            name=meta["name"],
+            vcpus=sizing.vcpus,
+            memory_mib=sizing.memory_mib,
+            root_disk=RootDisk(
+                base_image=local.disk,
+                base_format=DiskFormat(str(image.spec.format)),
+                size_gib=sizing.disk_gib,
+            ),
+            kernel_boot=local.kernel_boot,
+            seed=seed,
+            labels=(("namespace", meta["namespace"]), ("name", meta["name"])),
+        )
+    except ValueError as exc:
+        raise UserError(f"the Instance cannot be built: {exc}", reason="InvalidSpec") from exc
+
+
+def _version(body: Body) -> int | None:
+    """resourceVersion as a number (etcd revisions are), for ordering our writes and events."""
+    try:
+        return int(body["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None

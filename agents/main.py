@@ -1,0 +1,152 @@
+"""`kubenova-agent`: the per-host agent process (one per bare-metal host, a DaemonSet in clusters).
+
+It needs the API server (kubeconfig or in-cluster service account) and its hypervisor, and
+nothing else: no database credentials exist here by design.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from kubenova.agents.host import Capacity
+from kubenova.agents.runtime import SERVICES, Agent, AgentSettings
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _services(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [name for name in names if name not in SERVICES]
+    if unknown or not names:
+        raise click.BadParameter(f"give a comma-separated subset of {','.join(SERVICES)}")
+    return names
+
+
+def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Capacity | None:
+    if value is None:
+        return None
+    try:
+        parts = dict(item.split("=", 1) for item in value.split(","))
+        return Capacity(
+            vcpus=int(parts["vcpus"]),
+            memory_mib=int(parts["memoryMiB"]),
+            disk_gib=int(parts["diskGiB"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise click.BadParameter("write it as vcpus=N,memoryMiB=N,diskGiB=N") from exc
+
+
+@click.command(context_settings={"show_default": True, "max_content_width": 100})
+@click.option("--host-name", required=True, help="This host's name (the Host resource).")
+@click.option(
+    "--services",
+    default="compute",
+    callback=_services,
+    help=f"Services this host runs, comma-separated: {','.join(SERVICES)}.",
+)
+@click.option(
+    "--libvirt-uri",
+    default="qemu:///system",
+    help="Hypervisor connection; a test:/// URI selects the fake driver (no QEMU).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/var/lib/kubenova"),
+    help="Instance disks, console logs and the image cache.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Default: $KUBECONFIG, the service account, then ~/.kube/config.",
+)
+@click.option("--availability-zone", default="nova", help="Zone of the Host when it is created.")
+@click.option(
+    "--domain-type",
+    type=click.Choice(["kvm", "qemu", "auto"]),
+    default="auto",
+    help="kvm, qemu (TCG), or auto: prove KVM by booting a probe, else qemu.",
+)
+@click.option("--underlay-ip", default=None, help="Address for VXLAN and storage traffic.")
+@click.option("--workers", type=click.IntRange(1, 64), default=4, help="Concurrent reconciles.")
+@click.option(
+    "--capacity",
+    callback=_capacity,
+    default=None,
+    help="Report this capacity instead of libvirt's: vcpus=N,memoryMiB=N,diskGiB=N.",
+)
+@click.option("--resync-interval", type=click.FloatRange(min=1.0), default=60.0, help="Seconds.")
+@click.option("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR.")
+@click.option("--log-json", is_flag=True, help="One JSON object per log line.")
+def agent(  # click passes every option by keyword
+    *,
+    host_name: str,
+    services: tuple[str, ...],
+    libvirt_uri: str,
+    state_dir: Path,
+    kubeconfig: Path | None,
+    availability_zone: str,
+    domain_type: str,
+    underlay_ip: str | None,
+    workers: int,
+    capacity: Capacity | None,
+    resync_interval: float,
+    log_level: str,
+    log_json: bool,
+) -> None:
+    """Run the kubenova host agent: register the Host, heart-beat, run its services."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonFormatter()
+        if log_json
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=log_level.upper(), handlers=[handler])
+    settings = AgentSettings(
+        host_name=host_name,
+        state_dir=state_dir,
+        services=services,
+        libvirt_uri=libvirt_uri,
+        kubeconfig=kubeconfig,
+        availability_zone=availability_zone,
+        domain_type=domain_type,
+        underlay_ip=underlay_ip,
+        workers=workers,
+        capacity=capacity,
+        resync_interval=resync_interval,
+    )
+    asyncio.run(_run_until_signalled(Agent(settings)))
+
+
+async def _run_until_signalled(agent: Agent) -> None:
+    """Run the agent; SIGTERM/SIGINT stop it cleanly (domains keep running, by design)."""
+    task = asyncio.create_task(agent.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def main() -> None:
+    agent()

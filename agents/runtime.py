@@ -1,0 +1,160 @@
+"""One host agent process: registration + heartbeat + the services this host runs.
+
+Everything is built from `AgentSettings`; `await Agent(settings).run()` runs until
+cancelled. The agent talks only to the API server and its own hypervisor: it holds no
+database credentials. Several agents with different host names and state directories can
+run side by side on one machine (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubenova.agents.compute.driver import ComputeDriver
+from kubenova.agents.compute.service import ComputeService, ComputeSettings
+from kubenova.agents.host import Capacity, HostRegistration, capacity_from_libvirt
+from kubenova.agents.runtime_images import HostCacheImages, ImageFetcher, PlaceholderImages
+from kubenova.kube import KubeClient, load_config
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("compute", "volume", "network")
+# Services whose code is in this agent; the others are registered but not run yet.
+IMPLEMENTED = frozenset({"compute"})
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """The agent's configuration (what `kubenova-agent` options set)."""
+
+    host_name: str
+    state_dir: Path
+    services: tuple[str, ...] = ("compute",)
+    libvirt_uri: str = "qemu:///system"
+    kubeconfig: Path | None = None
+    availability_zone: str = "nova"
+    domain_type: str = "auto"
+    underlay_ip: str | None = None
+    workers: int = 4
+    capacity: Capacity | None = None  # None: from libvirt's node info
+    resync_interval: float = 60.0
+    heartbeat_interval: float = 10.0
+
+    @property
+    def fake(self) -> bool:
+        """A `test:` URI selects the fake driver (libvirt's test driver, no QEMU)."""
+        return self.libvirt_uri.startswith("test:")
+
+    def __post_init__(self) -> None:
+        unknown = set(self.services) - set(SERVICES)
+        if unknown:
+            raise ValueError(
+                f"unknown service(s) {', '.join(sorted(unknown))}: choose from {SERVICES}"
+            )
+
+
+def make_driver(settings: AgentSettings) -> ComputeDriver:
+    """The fake driver for `test:` URIs, the libvirt/QEMU driver otherwise."""
+    if settings.fake:
+        from kubenova.agents.compute.fake_driver import FakeDriver  # noqa: PLC0415
+
+        # Always a private node file: `test:///default` is shared by the whole process.
+        return FakeDriver(settings.state_dir / "fake-libvirt")
+    from kubenova.agents.compute.libvirt_driver import (  # noqa: PLC0415
+        LibvirtDriver,
+        LibvirtSettings,
+    )
+
+    return LibvirtDriver(
+        LibvirtSettings(
+            uri=settings.libvirt_uri,
+            instances_dir=settings.state_dir / "instances",
+            domain_type=settings.domain_type,
+        )
+    )
+
+
+def make_image_fetcher(settings: AgentSettings) -> ImageFetcher:
+    """Where base images come from on this host.
+
+    SEAM: the S3 image service (kubenova.agents.images) replaces HostCacheImages here once
+    it offers an Image-resource adapter; until then a real host serves only images already
+    in `<state_dir>/images` (the image service's own cache layout).
+    """
+    if settings.fake:
+        return PlaceholderImages(settings.state_dir / "images")
+    return HostCacheImages(settings.state_dir / "images")
+
+
+def domain_type_of(driver: ComputeDriver) -> str | None:
+    """The domain type a libvirt-backed driver resolved (kvm or qemu)."""
+    domain_settings = getattr(driver, "settings", None)
+    domain_type = getattr(domain_settings, "domain_type", None)
+    return None if domain_type is None else str(domain_type)
+
+
+class Agent:
+    """The whole agent; construct, then `await run()`."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.driver: ComputeDriver | None = None
+        self.compute: ComputeService | None = None
+        self.registration: HostRegistration | None = None
+
+    async def run(self) -> None:
+        settings = self.settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        for name in sorted(set(settings.services) - IMPLEMENTED):
+            log.warning(
+                "service %s is registered for %s but not run by this agent yet",
+                name,
+                settings.host_name,
+            )
+        config = load_config(settings.kubeconfig)
+        async with KubeClient(config, user_agent=f"kubenova-agent/{settings.host_name}") as client:
+            driver = await asyncio.to_thread(make_driver, settings)
+            self.driver = driver
+            try:
+                capacity = settings.capacity
+                if capacity is None:
+                    capacity = await asyncio.to_thread(self._capacity)
+                registration = HostRegistration(
+                    client,
+                    settings.host_name,
+                    capacity=capacity,
+                    zone=settings.availability_zone,
+                    services=settings.services,
+                    domain_type=domain_type_of(driver),
+                    underlay_ip=settings.underlay_ip,
+                    heartbeat_interval=settings.heartbeat_interval,
+                )
+                self.registration = registration
+                await registration.register()
+                await registration.renew()
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(registration.run_heartbeat(), name="heartbeat")
+                    if "compute" in settings.services:
+                        self.compute = ComputeService(
+                            client,
+                            driver,
+                            make_image_fetcher(settings),
+                            ComputeSettings(
+                                host=settings.host_name,
+                                domain_type=domain_type_of(driver),
+                                workers=settings.workers,
+                                resync_interval=settings.resync_interval,
+                            ),
+                        )
+                        tasks.create_task(self.compute.run(), name="compute")
+            finally:
+                await asyncio.to_thread(driver.close)
+
+    def _capacity(self) -> Capacity:
+        # For `test:` URIs this is libvirt's fixed test node (16 CPUs, 3 GiB): pass an
+        # explicit capacity when fake hosts must hold more.
+        uri = "test:///default" if self.settings.fake else self.settings.libvirt_uri
+        return capacity_from_libvirt(uri, self.settings.state_dir)
