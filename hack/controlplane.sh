@@ -10,7 +10,7 @@ set -euo pipefail
 KUBE_VERSION="${KUBE_VERSION:-v1.33.5}"
 ETCD_VERSION="${ETCD_VERSION:-v3.5.21}"
 HELM_VERSION="${HELM_VERSION:-v3.18.4}"
-MINIO_VERSION="${MINIO_VERSION:-RELEASE.2025-10-15T17-29-55Z}"
+MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 CACHE="${KUBENOVA_CACHE:-$HOME/.cache/kubenova}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN" "$CACHE/build"
@@ -143,15 +143,27 @@ build_helm() {
   mv "$gobin/helm" "$out"
 }
 
+# MinIO publishes no release tags as Go module versions (source-only since Oct 2025), so
+# the pin is a pseudo-version. Its go.mod has no replace directives: a plain `go install`
+# builds it. The ldflags stamp what its release build derives from git (see its
+# buildscripts/gen-ldflags.go), so `minio --version` and the version recorded in object
+# metadata name this commit instead of DEVELOPMENT.GOGET.
 build_minio() {
-  local out=$1 version=$2 gobin="$CACHE/build/minio-$2"
+  local out=$1 version=$2 gobin="$CACHE/build/minio-$2" stamp=() pkg=github.com/minio/minio/cmd
+  if [[ $version =~ ^v0\.0\.0-([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})-([0-9a-f]{12})$ ]]; then
+    local m=("${BASH_REMATCH[@]}")
+    local date="${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z"
+    stamp=(-X "$pkg.Version=$date" -X "$pkg.ReleaseTag=DEVELOPMENT.${date//:/-}"
+      -X "$pkg.CommitID=${m[7]}" -X "$pkg.ShortCommitID=${m[7]}" -X "$pkg.CopyrightYear=${m[1]}")
+  fi
   mkdir -p "$gobin"
-  GOBIN="$gobin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$version"
+  GOBIN="$gobin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w ${stamp[*]}" \
+    "github.com/minio/minio@$version"
   mv "$gobin/minio" "$out"
 }
 
 want=("$@")
-[[ ${#want[@]} -eq 0 || ${want[0]} == all ]] && want=(etcd kube-apiserver kubectl helm)
+[[ ${#want[@]} -eq 0 || ${want[0]} == all ]] && want=(etcd kube-apiserver kubectl helm minio)
 for what in "${want[@]}"; do
   case $what in
     etcd) build etcd "$ETCD_VERSION" build_etcd ;;
