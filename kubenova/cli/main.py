@@ -12,6 +12,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("kubenova.cli.crds", "crds"),
     "dev": ("kubenova.cli.dev", "dev"),
     "db": ("kubenova.cli.db", "db"),
+    "image": ("kubenova.cli.image", "image"),
 }
 
 
