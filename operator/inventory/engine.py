@@ -32,8 +32,18 @@ def default_url() -> str:
     return f"sqlite:///{data_home / 'kubenova' / 'inventory.db'}"
 
 
-def make_engine(url: str | None = None, **engine_options: Any) -> Engine:
-    """An engine for `url` (default: `default_url()`), configured for safe concurrent claims."""
+def make_engine(
+    url: str | None = None, *, sqlite_synchronous: str = "FULL", **engine_options: Any
+) -> Engine:
+    """An engine for `url` (default: `default_url()`), configured for safe concurrent claims.
+
+    On SQLite, `synchronous=FULL` fsyncs every commit, so a claim survives power loss;
+    NORMAL (still safe from corruption, and from a crash of the operator itself) skips it.
+    """
+    if sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(
+            f"sqlite_synchronous must be FULL, NORMAL or EXTRA, not {sqlite_synchronous}"
+        )
     url = url or default_url()
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -41,20 +51,24 @@ def make_engine(url: str | None = None, **engine_options: Any) -> Engine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **engine_options)
-    event.listen(engine, "connect", _configure_sqlite_connection)
+    synchronous = sqlite_synchronous.upper()
+
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        _configure_sqlite_connection(dbapi_connection, synchronous)
+
+    event.listen(engine, "connect", configure)
     event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+def _configure_sqlite_connection(dbapi_connection: Any, synchronous: str) -> None:
     # Take transaction control away from the sqlite3 module so BEGIN is ours to issue.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # FULL: a committed claim survives power loss too (an fsync per commit, ~0.2 ms here).
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.close()
 
 

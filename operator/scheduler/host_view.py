@@ -5,10 +5,12 @@ it, corrected from the database whenever a claim is refused (the claim carries t
 host's fresh state), and reloaded in full when older than `max_age`. It may be stale;
 that only costs a refused claim and a retry, never an overcommit, because the claim
 re-checks everything in the database. Call `refresh([name])` after changing a host.
+One view may be shared by the threads of one process: changes to it are serialised.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 
@@ -27,6 +29,7 @@ class HostView:
         self._hosts: list[HostState] = []
         self._index: dict[str, int] = {}
         self._loaded_at = -float("inf")
+        self._lock = threading.Lock()
 
     def hosts(self) -> list[HostState]:
         """Every known host (reloaded first when the view is older than max_age)."""
@@ -45,9 +48,10 @@ class HostView:
         if names is None:
             loaded_at = time.monotonic()
             states = [HostState.from_snapshot(s) for s in load_hosts(self.engine)]
-            self._hosts = states
-            self._index = {host.name: i for i, host in enumerate(states)}
-            self._loaded_at = loaded_at
+            with self._lock:
+                self._hosts = states
+                self._index = {host.name: i for i, host in enumerate(states)}
+                self._loaded_at = loaded_at
             return
         wanted = set(names)
         found = {s.record.name: s for s in load_hosts(self.engine, wanted)}
@@ -70,19 +74,23 @@ class HostView:
         self._adjust(claim.host, Resources() - claim.resources)
 
     def _adjust(self, name: str, resources: Resources) -> None:
-        i = self._index.get(name)
-        if i is not None:
-            self._hosts[i] = self._hosts[i].after_claim(resources)
+        with self._lock:
+            i = self._index.get(name)
+            if i is not None:
+                self._hosts[i] = self._hosts[i].after_claim(resources)
 
     def _put(self, state: HostState) -> None:
-        i = self._index.get(state.name)
-        if i is None:
-            self._index[state.name] = len(self._hosts)
-            self._hosts.append(state)
-        else:
-            self._hosts[i] = state
+        with self._lock:
+            i = self._index.get(state.name)
+            if i is None:
+                self._index[state.name] = len(self._hosts)
+                self._hosts.append(state)
+            else:
+                self._hosts[i] = state
 
     def _drop(self, name: str) -> None:
-        if name in self._index:
-            self._hosts = [host for host in self._hosts if host.name != name]
-            self._index = {host.name: i for i, host in enumerate(self._hosts)}
+        with self._lock:
+            if name in self._index:
+                # A new list: a decision scanning the old one is not disturbed.
+                self._hosts = [host for host in self._hosts if host.name != name]
+                self._index = {host.name: i for i, host in enumerate(self._hosts)}
