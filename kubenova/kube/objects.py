@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client import APPLY_PATCH, JSON_PATCH, ApiError, Body, KubeClient, NotFound
+from .client import APPLY_PATCH, JSON_PATCH, ApiError, Body, Conflict, KubeClient, NotFound
 from .paths import ResourceKind
+
+CONFLICT_RETRIES = 5
 
 
 def ref(body: Body) -> tuple[str | None, str]:
@@ -62,7 +64,27 @@ async def ensure_metadata(
     finalizers: tuple[str, ...] = (),
     labels: dict[str, str] | None = None,
 ) -> Body | None:
-    """Add finalizers and labels in one write; None when nothing needed changing."""
+    """Add finalizers and labels in one write; None when nothing needed changing.
+
+    The write is guarded by the body's resourceVersion; on a conflict the object is read
+    again and the change recomputed, so nobody's finalizer is lost.
+    """
+    for _ in range(CONFLICT_RETRIES):
+        try:
+            return await _ensure_metadata_once(client, kind, body, finalizers, labels)
+        except Conflict:
+            namespace, name = ref(body)
+            body = await client.get(kind, name, namespace)
+    return await _ensure_metadata_once(client, kind, body, finalizers, labels)
+
+
+async def _ensure_metadata_once(
+    client: KubeClient,
+    kind: ResourceKind,
+    body: Body,
+    finalizers: tuple[str, ...],
+    labels: dict[str, str] | None,
+) -> Body | None:
     meta = body["metadata"]
     present = list(meta.get("finalizers") or [])
     missing = [f for f in finalizers if f not in present]

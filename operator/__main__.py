@@ -1,0 +1,5 @@
+"""`python -m kubenova.operator` runs the operator."""
+
+from kubenova.operator.main import main
+
+main()

@@ -1,0 +1,22 @@
+"""Operator settings, from flags or KUBENOVA_* environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Everything the operator is told at start-up."""
+
+    database_url: str
+    kubeconfig: str | None = None
+    system_namespace: str = "kubenova-system"
+    # A host whose Lease has not been renewed for this long is NotReady.
+    lease_timeout: float = 40.0
+    lease_check_interval: float = 5.0
+    workers: int = 8
+    audit_interval: float = 300.0
+    scheduler_filters: tuple[str, ...] | None = None
+    scheduler_weighers: tuple[str, ...] | None = None
+    field_manager: str = "kubenova-operator"

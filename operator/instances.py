@@ -1,0 +1,255 @@
+"""The operator's Instance reconciler: resolve, schedule, claim, hand over to the agent, release.
+
+Level-triggered: every call looks at the newest Instance body and the inventory and does
+what is still missing, so running it twice changes nothing and a restart anywhere loses
+nothing. The operator writes the Instance's metadata once (finalizers + host label) and its
+status once when it places it; the host's agent takes over `status.phase` from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from kubenova import conditions as cond
+from kubenova.api.v1alpha1 import Instance
+from kubenova.errors import NotFoundError, UserError
+from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.operator import inventory as inv
+from kubenova.operator.catalog import Catalog
+from kubenova.operator.placement import Placer
+from kubenova.operator.scheduler.decision import NoValidHost
+from kubenova.operator.scheduler.request import PlacementRequest
+from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
+
+log = logging.getLogger(__name__)
+
+INSTANCES = kubenova_kind(Instance)
+SCHEDULED = "Scheduled"
+Body = dict[str, Any]
+
+
+@dataclass
+class InstanceReconciler:
+    """Reconciles one Instance key at a time (the work queue serialises per key)."""
+
+    client: KubeClient
+    placer: Placer
+    catalog: Catalog
+    events: EventRecorder
+    host_ready: Any  # Callable[[str], bool]: is this host's agent alive?
+
+    def __post_init__(self) -> None:
+        self.pending: set[str] = set()  # keys waiting for capacity (NoValidHost)
+        self.uids: dict[str, str] = {}  # key -> uid, to release claims after DELETED
+        self.claimed: set[str] = set()  # uids whose claim is known to exist
+
+    async def __call__(self, key: str, body: Body | None) -> float | None:
+        if body is None:
+            await self._forget(key)
+            return None
+        meta = body["metadata"]
+        self.uids[key] = meta["uid"]
+        if meta.get("deletionTimestamp"):
+            await self._finalize(key, body)
+            return None
+        if (meta.get("labels") or {}).get(HOST_LABEL):
+            await self._keep_scheduled(key, body)
+            return None
+        await self._schedule(key, body)
+        return None
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    async def _schedule(self, key: str, body: Body) -> None:
+        instance = Instance.model_validate(body)
+        generation = body["metadata"].get("generation")
+        try:
+            request = self._request(key, body, instance)
+        except UserError as exc:
+            self.pending.discard(key)
+            await self._set_unscheduled(body, exc.reason, exc.message, generation)
+            self.events.record(body, "Warning", exc.reason, exc.message)
+            return
+        outcome = await asyncio.to_thread(self.placer.place, request)
+        if isinstance(outcome, NoValidHost):
+            self.pending.add(key)
+            await self._set_unscheduled(body, "NoValidHost", outcome.message, generation)
+            self.events.record(body, "Warning", "NoValidHost", outcome.message)
+            return
+        self.pending.discard(key)
+        self.claimed.add(body["metadata"]["uid"])
+        await self._hand_over(body, outcome.host, generation)
+
+    async def _hand_over(self, body: Body, host: str, generation: int | None) -> None:
+        """Label the Instance for its host's agent and say so in status (two writes)."""
+        try:
+            updated = await ensure_metadata(
+                self.client,
+                INSTANCES,
+                body,
+                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
+                labels={HOST_LABEL: host},
+            )
+        except NotFound:
+            return  # deleted meanwhile: the DELETED event releases the claim
+        body = updated or body
+        message = f"placed on host {host}"
+        status = {
+            "phase": "Scheduled",
+            "host": host,
+            "observedGeneration": generation,
+            "conditions": [
+                cond.condition(
+                    SCHEDULED,
+                    True,
+                    "Scheduled",
+                    message,
+                    generation=generation,
+                    previous=(body.get("status") or {}).get("conditions"),
+                )
+            ],
+        }
+        await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
+        self.events.record(body, "Normal", "Scheduled", message)
+        log.info(
+            "instance %s/%s %s", body["metadata"]["namespace"], body["metadata"]["name"], message
+        )
+
+    async def _set_unscheduled(
+        self, body: Body, reason: str, message: str, generation: int | None
+    ) -> None:
+        previous = (body.get("status") or {}).get("conditions")
+        entry = cond.condition(
+            SCHEDULED, False, reason, message, generation=generation, previous=previous
+        )
+        if cond.same(cond.find(previous, SCHEDULED), entry):
+            return  # already says so: no write
+        status = {
+            "phase": "Pending",
+            "observedGeneration": generation,
+            "conditions": [entry],
+        }
+        await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
+
+    def _request(self, key: str, body: Body, instance: Instance) -> PlacementRequest:
+        """Turn the spec into a placement request, resolving flavor, image and group."""
+        meta = body["metadata"]
+        spec = instance.spec
+        if spec.flavor:
+            flavor = self._lookup("Flavor", spec.flavor, key)
+            fspec = flavor["spec"]
+            resources = inv.Resources(fspec["vcpus"], fspec["memoryMiB"], fspec["diskGiB"])
+            sizing = f"flavor {spec.flavor}"
+        else:
+            assert spec.resources is not None  # the CRD schema requires one of the two
+            r = spec.resources
+            resources = inv.Resources(r.vcpus, r.memory_mib, r.disk_gib)
+            sizing = "spec.resources"
+        image = self._lookup("Image", spec.image, key)
+        min_disk = image["spec"].get("minDiskGiB", 1)
+        if resources.disk_gb < min_disk:
+            raise UserError(
+                f"image {spec.image} needs a root disk of at least {min_disk} GiB but "
+                f"{sizing} gives {resources.disk_gb} GiB: choose a larger flavor",
+                reason="FlavorTooSmall",
+            )
+        min_memory = image["spec"].get("minMemoryMiB", 64)
+        if resources.memory_mb < min_memory:
+            raise UserError(
+                f"image {spec.image} needs at least {min_memory} MiB of memory but "
+                f"{sizing} gives {resources.memory_mb} MiB: choose a larger flavor",
+                reason="FlavorTooSmall",
+            )
+        group = None
+        placement = spec.placement
+        if placement and placement.group:
+            sg = self._lookup("ServerGroup", f"{meta['namespace']}/{placement.group}", key)
+            group = inv.ServerGroupRef(
+                uid=sg["metadata"]["uid"],
+                name=placement.group,
+                policy=inv.GroupPolicy(sg["spec"]["policy"]),
+                namespace=meta["namespace"],
+            )
+        return PlacementRequest(
+            consumer=inv.Consumer(meta["uid"], meta["name"], meta["namespace"]),
+            resources=resources,
+            availability_zone=spec.availability_zone,
+            host=placement.host if placement else None,
+            group=group,
+        )
+
+    def _lookup(self, kind: str, key: str, waiter: str) -> Body:
+        found = self.catalog.get(kind, key)
+        if found is None:
+            self.catalog.wait_for(kind, key, waiter)
+            name = key.rsplit("/", 1)[-1]
+            listing = f"kubectl get {kind.lower()}s"
+            raise NotFoundError(
+                f"{kind} {name} does not exist ({listing} shows what there is); "
+                "the Instance is scheduled as soon as it is created",
+                reason=f"{kind}NotFound",
+            )
+        return found
+
+    async def _keep_scheduled(self, key: str, body: Body) -> None:
+        """Already handed over; make sure the claim is still on record (after a restart)."""
+        self.pending.discard(key)
+        uid = body["metadata"]["uid"]
+        if uid in self.claimed:
+            return
+        claim = await asyncio.to_thread(inv.find_claim, self.placer.engine, uid)
+        if claim is not None:
+            self.claimed.add(uid)
+            return
+        host = body["metadata"]["labels"][HOST_LABEL]
+        log.warning("instance %s is on %s but has no claim: re-claiming", key, host)
+        instance = Instance.model_validate(body)
+        try:
+            request = self._request(key, body, instance)
+        except UserError as exc:
+            log.error("instance %s: cannot re-claim on %s: %s", key, host, exc.message)
+            return
+        await asyncio.to_thread(self.placer.claim_on, request, host)
+        self.claimed.add(uid)
+
+    # -- deletion ----------------------------------------------------------------------------
+
+    async def _finalize(self, key: str, body: Body) -> None:
+        self.pending.discard(key)
+        finalizers = body["metadata"].get("finalizers") or []
+        host = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+        if AGENT_FINALIZER in finalizers:
+            if host and self.host_ready(host):
+                return  # the agent tears the domain down and removes its finalizer
+            reason = f"host {host} is not ready" if host else "never reached a host"
+            log.warning("instance %s: removing the agent finalizer (%s)", key, reason)
+            if host:
+                self.events.record(
+                    body,
+                    "Warning",
+                    "HostNotReady",
+                    f"deleted while {reason}: its domain is removed when the host's agent "
+                    "comes back",
+                )
+            fresh = await remove_finalizer(self.client, INSTANCES, body, AGENT_FINALIZER)
+            body = fresh or body
+        await self._release(body["metadata"]["uid"])
+        await remove_finalizer(self.client, INSTANCES, body, OPERATOR_FINALIZER)
+
+    async def _forget(self, key: str) -> None:
+        self.pending.discard(key)
+        uid = self.uids.pop(key, None)
+        if uid:
+            await self._release(uid)
+            self.events.forget(uid)
+
+    async def _release(self, uid: str) -> None:
+        released = await asyncio.to_thread(self.placer.release, uid)
+        self.claimed.discard(uid)
+        if released:
+            self.placer.on_release()

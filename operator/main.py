@@ -1,0 +1,77 @@
+"""`kubenova-operator`: the central operator process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+import click
+import kopf
+
+from kubenova.operator import inventory as inv
+from kubenova.operator.config import OperatorConfig
+from kubenova.operator.handlers import build_registry
+
+
+@click.command()
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None, help="kubeconfig file.")
+@click.option(
+    "--database-url",
+    envvar="KUBENOVA_DATABASE_URL",
+    default=None,
+    help="SQLAlchemy URL of the inventory (SQLite file under ~/.local/share/kubenova by default).",
+)
+@click.option(
+    "--lease-timeout",
+    type=float,
+    default=40.0,
+    show_default=True,
+    help="Seconds without a heartbeat before a host is NotReady.",
+)
+@click.option("--lease-check-interval", type=float, default=5.0, show_default=True)
+@click.option("--workers", type=int, default=8, show_default=True)
+@click.option(
+    "--peering", default=None, help="kopf peering name (several replicas); none: standalone."
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def main(  # noqa: PLR0917 - click passes options positionally
+    kubeconfig: str | None,
+    database_url: str | None,
+    lease_timeout: float,
+    lease_check_interval: float,
+    workers: int,
+    peering: str | None,
+    log_level: str,
+) -> None:
+    """Run the kubenova operator until interrupted."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # kopf reports every handled watch event at INFO; our reconcilers log what matters.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    url = database_url or inv.default_url()
+    try:
+        inv.check_schema(url)
+    except inv.SchemaOutOfDate as exc:
+        click.echo(f"kubenova-operator: {exc}", err=True)
+        sys.exit(2)
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
+    config = OperatorConfig(
+        database_url=url,
+        kubeconfig=kubeconfig,
+        lease_timeout=lease_timeout,
+        lease_check_interval=lease_check_interval,
+        workers=workers,
+    )
+    registry = build_registry(config)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            clusterwide=True,
+            standalone=peering is None,
+            peering_name=peering,
+        )
+    )

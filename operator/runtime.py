@@ -1,0 +1,92 @@
+"""What the operator holds while it runs: clients, the inventory, queues and monitors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from kubenova.kube import KubeClient, load_config
+from kubenova.kube.events import EventRecorder
+from kubenova.operator import inventory as inv
+from kubenova.operator.catalog import Catalog
+from kubenova.operator.config import OperatorConfig
+from kubenova.operator.hosts import HostMonitor
+from kubenova.operator.instances import InstanceReconciler
+from kubenova.operator.placement import Placer
+from kubenova.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Built at start-up (inside the event loop), torn down at clean-up."""
+
+    config: OperatorConfig
+    engine: Engine
+    client: KubeClient
+    events: EventRecorder
+    placer: Placer
+    catalog: Catalog
+    hosts: HostMonitor
+    instances: InstanceReconciler
+    instance_queue: WorkQueue[str]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: OperatorConfig) -> Runtime:
+        engine = inv.make_engine(config.database_url)
+        inv.check_schema(engine)  # refuse to run on a stale schema
+        client = KubeClient(load_config(config.kubeconfig), user_agent="kubenova-operator")
+        events = EventRecorder(client, "kubenova-operator")
+        placer = Placer(engine)
+        catalog = Catalog()
+        runtime_ref: list[Runtime] = []
+
+        def wake_pending() -> None:
+            if runtime_ref:
+                runtime_ref[0].retry_pending()
+
+        hosts = HostMonitor(client, placer, events, config.lease_timeout, wake_pending)
+        reconciler = InstanceReconciler(client, placer, catalog, events, hosts.is_ready)
+        queue: WorkQueue[str] = WorkQueue(reconciler, workers=config.workers, name="instances")
+
+        def arrived(keys: set[str]) -> None:
+            for key in keys:
+                queue.mark(key)
+
+        catalog.on_arrival = arrived
+        placer.on_release = wake_pending
+        runtime = cls(config, engine, client, events, placer, catalog, hosts, reconciler, queue)
+        runtime_ref.append(runtime)
+        return runtime
+
+    def retry_pending(self) -> None:
+        """Capacity may have appeared: try every Instance that found no host again."""
+        loop = asyncio.get_running_loop()
+        for key in list(self.instances.pending):
+            loop.call_soon_threadsafe(self.instance_queue.mark, key)
+
+    def start(self) -> None:
+        self.instance_queue.start()
+        self.tasks.append(asyncio.create_task(self._lease_checks(), name="lease-checks"))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.instance_queue.stop()
+        await self.events.flush()
+        await self.client.close()
+        self.engine.dispose()
+
+    async def _lease_checks(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_check_interval)
+            try:
+                await self.hosts.check_leases()
+            except Exception:
+                log.exception("lease check failed")

@@ -1,0 +1,242 @@
+"""The operator against the real apiserver: schedule, refuse with reasons, heal, release."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from kubenova.devcluster import ClusterAccess
+from kubenova.operator import inventory as inv
+from tests.builders import a_flavor, a_server_group, an_image, an_instance, as_yaml
+from tests.fixtures.operator import OperatorProcess
+from tests.support.hosts import SimulatedHosts
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.apiserver
+
+
+def get(cluster: ClusterAccess, namespace: str, name: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("get", "instance", name, "-n", namespace, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def condition(body: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for entry in ((body or {}).get("status") or {}).get("conditions", []):
+        if entry["type"] == type_:
+            return entry
+    return {}
+
+
+def scheduled(cluster: ClusterAccess, namespace: str, name: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        body = get(cluster, namespace, name)
+        return body if condition(body, "Scheduled").get("status") == "True" else None
+
+    return eventually(probe, timeout=30, what=f"{name} scheduled")
+
+
+def refused(cluster: ClusterAccess, namespace: str, name: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        body = get(cluster, namespace, name)
+        return body if condition(body, "Scheduled").get("status") == "False" else None
+
+    return eventually(probe, timeout=30, what=f"{name} refused")
+
+
+def apply(cluster: ClusterAccess, *docs: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-f", "-", input=as_yaml(*docs))
+
+
+def catalog(cluster: ClusterAccess, memory: int = 1024) -> str:
+    """A flavor with `memory` MiB (flavors are immutable: one name per size) and the image."""
+    flavor = f"t.small-{memory}"
+    apply(cluster, a_flavor(flavor, vcpus=1, memory=memory, disk=1), an_image("test-image"))
+    return flavor
+
+
+def play_agent_deletes(cluster: ClusterAccess, namespace: str, name: str) -> None:
+    """What the host's agent does on delete: drop its finalizer once the domain is gone."""
+    body = get(cluster, namespace, name)
+    assert body is not None
+    finalizers = [f for f in body["metadata"].get("finalizers", []) if f != "kubenova.io/agent"]
+    cluster.kubectl(
+        "patch",
+        "instance",
+        name,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"metadata": {"finalizers": finalizers}}),
+    )
+
+
+def test_instance_is_scheduled_labelled_and_claimed(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+    inventory_url: str,
+) -> None:
+    flavor = catalog(apiserver)
+    hosts.add("h-one", memory_mib=4096)
+    apply(apiserver, an_instance("web", namespace, flavor=flavor))
+    body = scheduled(apiserver, namespace, "web")
+    assert body["status"]["host"] == "h-one"
+    assert body["status"]["phase"] == "Scheduled"
+    assert body["metadata"]["labels"]["kubenova.io/host"] == "h-one"
+    assert set(body["metadata"]["finalizers"]) == {"kubenova.io/operator", "kubenova.io/agent"}
+    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+    claim = inv.find_claim(inv.make_engine(inventory_url), body["metadata"]["uid"])
+    assert claim is not None
+    assert claim.host == "h-one"
+    assert claim.resources == inv.Resources(1, 1024, 1)
+    events = apiserver.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    assert "placed on host h-one" in events
+    # the operator never writes spec: the only manager of spec is kubectl
+    full = json.loads(
+        apiserver.kubectl(
+            "get", "instance", "web", "-n", namespace, "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
+    managers = {
+        m["manager"]: m for m in full["metadata"]["managedFields"] if "f:spec" in m["fieldsV1"]
+    }
+    assert list(managers) == ["kubectl-client-side-apply"]
+
+
+def test_no_valid_host_says_why_and_retries_when_capacity_appears(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    flavor = catalog(apiserver, memory=4096)
+    hosts.add("h-small-1", memory_mib=2048)
+    hosts.add("h-small-2", memory_mib=2048)
+    apply(apiserver, an_instance("big", namespace, flavor=flavor))
+    body = refused(apiserver, namespace, "big")
+    entry = condition(body, "Scheduled")
+    assert entry["reason"] == "NoValidHost"
+    assert "2 hosts" in entry["message"]
+    assert "lack memory" in entry["message"]
+    assert "need 4096 MiB" in entry["message"]
+    assert body["status"]["phase"] == "Pending"
+    warnings = apiserver.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "type=Warning", "-o", "json"
+    ).stdout
+    assert "NoValidHost" in warnings
+    hosts.add("h-large", memory_mib=8192)  # capacity appears: no resubmission needed
+    assert scheduled(apiserver, namespace, "big")["status"]["host"] == "h-large"
+
+
+def test_unknown_flavor_is_reported_then_healed(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    catalog(apiserver)
+    hosts.add("h-one")
+    apply(apiserver, an_instance("later", namespace, flavor="t.later"))
+    entry = condition(refused(apiserver, namespace, "later"), "Scheduled")
+    assert entry["reason"] == "FlavorNotFound"
+    assert "t.later" in entry["message"]
+    apply(apiserver, a_flavor("t.later"))
+    assert scheduled(apiserver, namespace, "later")["status"]["host"] == "h-one"
+
+
+def test_flavor_too_small_for_the_image(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    apply(apiserver, a_flavor("t.tiny-disk", disk=1), an_image("fat-image", minDiskGiB=10))
+    hosts.add("h-one")
+    apply(apiserver, an_instance("fat", namespace, flavor="t.tiny-disk", image="fat-image"))
+    entry = condition(refused(apiserver, namespace, "fat"), "Scheduled")
+    assert entry["reason"] == "FlavorTooSmall"
+    assert "10 GiB" in entry["message"]
+
+
+def test_anti_affinity_spreads_over_three_hosts(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    flavor = catalog(apiserver)
+    for name in ("h-a", "h-b", "h-c"):
+        hosts.add(name, memory_mib=65536)
+    apply(apiserver, a_server_group("spread", namespace, "anti-affinity"))
+    members = [
+        an_instance(f"m{i}", namespace, flavor=flavor, placement={"group": "spread"})
+        for i in range(4)
+    ]
+    apply(apiserver, *members)
+
+    def settled() -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        bodies = [get(apiserver, namespace, f"m{i}") for i in range(4)]
+        states = [condition(b, "Scheduled").get("status") for b in bodies]
+        if None in states or "" in states or None in bodies:
+            return None
+        placed = [b for b in bodies if b and condition(b, "Scheduled")["status"] == "True"]
+        refused_ = [b for b in bodies if b and condition(b, "Scheduled")["status"] == "False"]
+        return placed, refused_
+
+    placed, fourth = eventually(settled, what="every member decided")
+    assert sorted(b["status"]["host"] for b in placed) == ["h-a", "h-b", "h-c"]
+    assert len(fourth) == 1
+    message = condition(fourth[0], "Scheduled")["message"]
+    assert "3 hosts: 3 already run a member of server group spread" in message
+
+
+def test_host_going_not_ready_gets_no_placements(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    flavor = catalog(apiserver)
+    hosts.add("h-dying", memory_mib=65536)
+    hosts.add("h-alive", memory_mib=1024)  # x1.5 overcommit: room for one 1024 MiB guest
+
+    def host_ready(name: str) -> str:
+        body = json.loads(apiserver.kubectl("get", "host", name, "-o", "json").stdout)
+        return condition(body, "Ready").get("status", "")
+
+    eventually(lambda: host_ready("h-dying") == "True", what="h-dying Ready")
+    hosts.stop_heartbeat("h-dying")
+    eventually(lambda: host_ready("h-dying") == "False", timeout=20, what="h-dying NotReady")
+    body = json.loads(apiserver.kubectl("get", "host", "h-dying", "-o", "json").stdout)
+    assert condition(body, "Ready")["reason"] == "HeartbeatLost"
+    apply(apiserver, an_instance("after", namespace, flavor=flavor))
+    assert scheduled(apiserver, namespace, "after")["status"]["host"] == "h-alive"
+    apply(apiserver, an_instance("after2", namespace, flavor=flavor))
+    entry = condition(refused(apiserver, namespace, "after2"), "Scheduled")
+    assert "not ready" in entry["message"]
+
+
+def test_delete_waits_for_the_agent_then_releases_every_claim(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+    inventory_url: str,
+) -> None:
+    flavor = catalog(apiserver)
+    hosts.add("h-one")
+    apply(apiserver, an_instance("gone", namespace, flavor=flavor))
+    uid = scheduled(apiserver, namespace, "gone")["metadata"]["uid"]
+    engine = inv.make_engine(inventory_url)
+    assert inv.find_claim(engine, uid) is not None
+    apiserver.kubectl("delete", "instance", "gone", "-n", namespace, "--wait=false")
+    body = eventually(lambda: get(apiserver, namespace, "gone"), what="still there")
+    assert body["metadata"].get("deletionTimestamp")
+    assert inv.find_claim(engine, uid) is not None, "released before the agent let go"
+    play_agent_deletes(apiserver, namespace, "gone")
+    eventually(lambda: get(apiserver, namespace, "gone") is None, what="instance deleted")
+    eventually(lambda: inv.find_claim(engine, uid) is None, what="claim released")
