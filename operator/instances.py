@@ -15,15 +15,15 @@ from typing import Any
 
 from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance
-from kubenova.errors import NotFoundError, UserError
+from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.placement import Placer
+from kubenova.operator.requests import build_request
 from kubenova.operator.scheduler.decision import NoValidHost
-from kubenova.operator.scheduler.request import PlacementRequest
 from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class InstanceReconciler:
         instance = Instance.model_validate(body)
         generation = body["metadata"].get("generation")
         try:
-            request = self._request(key, body, instance)
+            request = build_request(body, instance, self.catalog, waiter=key)
         except UserError as exc:
             self.pending.discard(key)
             await self._set_unscheduled(body, exc.reason, exc.message, generation)
@@ -136,66 +136,6 @@ class InstanceReconciler:
         }
         await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
 
-    def _request(self, key: str, body: Body, instance: Instance) -> PlacementRequest:
-        """Turn the spec into a placement request, resolving flavor, image and group."""
-        meta = body["metadata"]
-        spec = instance.spec
-        if spec.flavor:
-            flavor = self._lookup("Flavor", spec.flavor, key)
-            fspec = flavor["spec"]
-            resources = inv.Resources(fspec["vcpus"], fspec["memoryMiB"], fspec["diskGiB"])
-            sizing = f"flavor {spec.flavor}"
-        else:
-            assert spec.resources is not None  # the CRD schema requires one of the two
-            r = spec.resources
-            resources = inv.Resources(r.vcpus, r.memory_mib, r.disk_gib)
-            sizing = "spec.resources"
-        image = self._lookup("Image", spec.image, key)
-        min_disk = image["spec"].get("minDiskGiB", 1)
-        if resources.disk_gb < min_disk:
-            raise UserError(
-                f"image {spec.image} needs a root disk of at least {min_disk} GiB but "
-                f"{sizing} gives {resources.disk_gb} GiB: choose a larger flavor",
-                reason="FlavorTooSmall",
-            )
-        min_memory = image["spec"].get("minMemoryMiB", 64)
-        if resources.memory_mb < min_memory:
-            raise UserError(
-                f"image {spec.image} needs at least {min_memory} MiB of memory but "
-                f"{sizing} gives {resources.memory_mb} MiB: choose a larger flavor",
-                reason="FlavorTooSmall",
-            )
-        group = None
-        placement = spec.placement
-        if placement and placement.group:
-            sg = self._lookup("ServerGroup", f"{meta['namespace']}/{placement.group}", key)
-            group = inv.ServerGroupRef(
-                uid=sg["metadata"]["uid"],
-                name=placement.group,
-                policy=inv.GroupPolicy(sg["spec"]["policy"]),
-                namespace=meta["namespace"],
-            )
-        return PlacementRequest(
-            consumer=inv.Consumer(meta["uid"], meta["name"], meta["namespace"]),
-            resources=resources,
-            availability_zone=spec.availability_zone,
-            host=placement.host if placement else None,
-            group=group,
-        )
-
-    def _lookup(self, kind: str, key: str, waiter: str) -> Body:
-        found = self.catalog.get(kind, key)
-        if found is None:
-            self.catalog.wait_for(kind, key, waiter)
-            name = key.rsplit("/", 1)[-1]
-            listing = f"kubectl get {kind.lower()}s"
-            raise NotFoundError(
-                f"{kind} {name} does not exist ({listing} shows what there is); "
-                "the Instance is scheduled as soon as it is created",
-                reason=f"{kind}NotFound",
-            )
-        return found
-
     async def _keep_scheduled(self, key: str, body: Body) -> None:
         """Already handed over; make sure the claim is still on record (after a restart)."""
         self.pending.discard(key)
@@ -210,7 +150,7 @@ class InstanceReconciler:
         log.warning("instance %s is on %s but has no claim: re-claiming", key, host)
         instance = Instance.model_validate(body)
         try:
-            request = self._request(key, body, instance)
+            request = build_request(body, instance, self.catalog, waiter=key)
         except UserError as exc:
             log.error("instance %s: cannot re-claim on %s: %s", key, host, exc.message)
             return

@@ -33,6 +33,13 @@ from kubenova.operator.handlers import build_registry
 @click.option("--lease-check-interval", type=float, default=5.0, show_default=True)
 @click.option("--workers", type=int, default=8, show_default=True)
 @click.option(
+    "--audit-interval",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds between audits of inventory against resources.",
+)
+@click.option(
     "--peering", default=None, help="kopf peering name (several replicas); none: standalone."
 )
 @click.option("--log-level", default="INFO", show_default=True)
@@ -42,6 +49,7 @@ def main(  # noqa: PLR0917 - click passes options positionally
     lease_timeout: float,
     lease_check_interval: float,
     workers: int,
+    audit_interval: float,
     peering: str | None,
     log_level: str,
 ) -> None:
@@ -65,6 +73,7 @@ def main(  # noqa: PLR0917 - click passes options positionally
         lease_timeout=lease_timeout,
         lease_check_interval=lease_check_interval,
         workers=workers,
+        audit_interval=audit_interval,
     )
     registry = build_registry(config)
     asyncio.run(

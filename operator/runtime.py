@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 from kubenova.kube import KubeClient, load_config
 from kubenova.kube.events import EventRecorder
 from kubenova.operator import inventory as inv
+from kubenova.operator.audit import audit
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts import HostMonitor
@@ -73,6 +75,7 @@ class Runtime:
     def start(self) -> None:
         self.instance_queue.start()
         self.tasks.append(asyncio.create_task(self._lease_checks(), name="lease-checks"))
+        self.tasks.append(asyncio.create_task(self._audits(), name="audits"))
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -80,8 +83,20 @@ class Runtime:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.instance_queue.stop()
         await self.events.flush()
+        log.info("api writes: %s", json.dumps(dict(sorted(self.client.writes.items()))))
         await self.client.close()
         self.engine.dispose()
+
+    async def _audits(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.audit_interval)
+            try:
+                report = await audit(self.client, self.placer, self.catalog)
+                self.instances.claimed.clear()  # re-verify what we believed was claimed
+                if not report.clean:
+                    self.retry_pending()
+            except Exception:
+                log.exception("audit failed")
 
     async def _lease_checks(self) -> None:
         while True:

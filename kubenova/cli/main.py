@@ -12,6 +12,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("kubenova.cli.crds", "crds"),
     "dev": ("kubenova.cli.dev", "dev"),
     "db": ("kubenova.cli.db", "db"),
+    "audit": ("kubenova.cli.audit", "audit_command"),
     "image": ("kubenova.cli.image", "image"),
 }
 
@@ -39,3 +40,7 @@ def cli() -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

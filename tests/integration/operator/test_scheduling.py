@@ -56,6 +56,16 @@ def catalog(cluster: ClusterAccess, memory: int = 1024) -> str:
     return flavor
 
 
+def host_ready(cluster: ClusterAccess, name: str) -> str:
+    body = json.loads(cluster.kubectl("get", "host", name, "-o", "json").stdout)
+    return condition(body, "Ready").get("status", "")
+
+
+def wait_ready(cluster: ClusterAccess, *names: str) -> None:
+    for name in names:
+        eventually(lambda n=name: host_ready(cluster, n) == "True", what=f"{name} Ready")
+
+
 def play_agent_deletes(cluster: ClusterAccess, namespace: str, name: str) -> None:
     """What the host's agent does on delete: drop its finalizer once the domain is gone."""
     body = get(cluster, namespace, name)
@@ -204,13 +214,11 @@ def test_host_going_not_ready_gets_no_placements(
     hosts.add("h-dying", memory_mib=65536)
     hosts.add("h-alive", memory_mib=1024)  # x1.5 overcommit: room for one 1024 MiB guest
 
-    def host_ready(name: str) -> str:
-        body = json.loads(apiserver.kubectl("get", "host", name, "-o", "json").stdout)
-        return condition(body, "Ready").get("status", "")
-
-    eventually(lambda: host_ready("h-dying") == "True", what="h-dying Ready")
+    wait_ready(apiserver, "h-dying")
     hosts.stop_heartbeat("h-dying")
-    eventually(lambda: host_ready("h-dying") == "False", timeout=20, what="h-dying NotReady")
+    eventually(
+        lambda: host_ready(apiserver, "h-dying") == "False", timeout=20, what="h-dying NotReady"
+    )
     body = json.loads(apiserver.kubectl("get", "host", "h-dying", "-o", "json").stdout)
     assert condition(body, "Ready")["reason"] == "HeartbeatLost"
     apply(apiserver, an_instance("after", namespace, flavor=flavor))

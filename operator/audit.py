@@ -1,0 +1,96 @@
+"""The audit: compare the inventory with the resources and repair what is safe to repair.
+
+- a claim whose Instance no longer exists is released (it leaked, e.g. the operator was
+  down when the Instance went away);
+- an Instance handed to a host but without a claim is re-claimed on that host, or, if the
+  host no longer has room, reported (the Instance keeps running; the admin decides).
+
+Claims are read *before* the Instances are listed: a claim is only ever made for an
+Instance that already exists, so a claim missing from the listing really is a leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from kubenova.api.v1alpha1 import Flavor, Image, Instance, ServerGroup
+from kubenova.errors import UserError
+from kubenova.kube import KubeClient, kubenova_kind
+from kubenova.operator import inventory as inv
+from kubenova.operator.catalog import Catalog
+from kubenova.operator.inventory.consumers import list_consumers
+from kubenova.operator.placement import Placer
+from kubenova.operator.requests import build_request
+from kubenova.wellknown import HOST_LABEL
+
+log = logging.getLogger(__name__)
+
+INSTANCES = kubenova_kind(Instance)
+
+
+@dataclass
+class AuditReport:
+    released: list[str] = field(default_factory=list)
+    reclaimed: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+    checked_claims: int = 0
+    checked_instances: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (self.released or self.reclaimed or self.flagged)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"checked {self.checked_claims} claims and {self.checked_instances} instances",
+        ]
+        out += [f"released leaked claim: {item}" for item in self.released]
+        out += [f"re-claimed missing claim: {item}" for item in self.reclaimed]
+        out += [f"NEEDS ATTENTION: {item}" for item in self.flagged]
+        if self.clean:
+            out.append("inventory and resources agree")
+        return out
+
+
+async def fill_catalog(client: KubeClient, catalog: Catalog) -> None:
+    """Load Flavors, Images and ServerGroups (for a one-off audit outside the operator)."""
+    for model in (Flavor, Image, ServerGroup):
+        listing = await client.list(kubenova_kind(model))
+        for item in listing.get("items", []):
+            meta = item["metadata"]
+            key = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+            catalog.put(model.crd.kind, key, item)
+
+
+async def audit(client: KubeClient, placer: Placer, catalog: Catalog) -> AuditReport:
+    """One audit pass; safe to run while the operator works."""
+    report = AuditReport()
+    claims = await asyncio.to_thread(list_consumers, placer.engine, "Instance")
+    report.checked_claims = len(claims)
+    listing = await client.list(INSTANCES)
+    instances = {item["metadata"]["uid"]: item for item in listing.get("items", [])}
+    report.checked_instances = len(instances)
+    claimed = {claim.uid for claim in claims}
+    for claim in claims:
+        if claim.uid not in instances:
+            await asyncio.to_thread(placer.release, claim.uid)
+            report.released.append(
+                f"{claim.namespace}/{claim.name} (uid {claim.uid}) on {claim.host}"
+            )
+    for uid, body in instances.items():
+        meta = body["metadata"]
+        host = (meta.get("labels") or {}).get(HOST_LABEL)
+        if not host or uid in claimed or meta.get("deletionTimestamp"):
+            continue
+        name = f"{meta['namespace']}/{meta['name']}"
+        try:
+            request = build_request(body, Instance.model_validate(body), catalog)
+            await asyncio.to_thread(placer.claim_on, request, host)
+            report.reclaimed.append(f"{name} on {host}")
+        except (UserError, inv.ClaimRefused, inv.UnknownHost) as exc:
+            report.flagged.append(f"{name} runs on {host} without a claim: {exc}")
+    for line in report.lines():
+        log.info("audit: %s", line)
+    return report

@@ -1,0 +1,82 @@
+"""Turn an Instance into a placement request: resolve its flavor, image and server group.
+
+Lookups go to the in-memory catalog; a missing reference is the user's to fix (a
+NotFoundError naming it), and the caller may register to be woken when it appears.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubenova.api.v1alpha1 import Instance
+from kubenova.errors import NotFoundError, UserError
+from kubenova.operator import inventory as inv
+from kubenova.operator.catalog import Catalog
+from kubenova.operator.scheduler.request import PlacementRequest
+
+Body = dict[str, Any]
+
+
+def build_request(
+    body: Body, instance: Instance, catalog: Catalog, waiter: str | None = None
+) -> PlacementRequest:
+    """Turn the spec into a placement request, resolving flavor, image and group."""
+    meta = body["metadata"]
+    spec = instance.spec
+    if spec.flavor:
+        flavor = _lookup(catalog, "Flavor", spec.flavor, waiter)
+        fspec = flavor["spec"]
+        resources = inv.Resources(fspec["vcpus"], fspec["memoryMiB"], fspec["diskGiB"])
+        sizing = f"flavor {spec.flavor}"
+    else:
+        assert spec.resources is not None  # the CRD schema requires one of the two
+        r = spec.resources
+        resources = inv.Resources(r.vcpus, r.memory_mib, r.disk_gib)
+        sizing = "spec.resources"
+    image = _lookup(catalog, "Image", spec.image, waiter)
+    min_disk = image["spec"].get("minDiskGiB", 1)
+    if resources.disk_gb < min_disk:
+        raise UserError(
+            f"image {spec.image} needs a root disk of at least {min_disk} GiB but "
+            f"{sizing} gives {resources.disk_gb} GiB: choose a larger flavor",
+            reason="FlavorTooSmall",
+        )
+    min_memory = image["spec"].get("minMemoryMiB", 64)
+    if resources.memory_mb < min_memory:
+        raise UserError(
+            f"image {spec.image} needs at least {min_memory} MiB of memory but "
+            f"{sizing} gives {resources.memory_mb} MiB: choose a larger flavor",
+            reason="FlavorTooSmall",
+        )
+    group = None
+    placement = spec.placement
+    if placement and placement.group:
+        sg = _lookup(catalog, "ServerGroup", f"{meta['namespace']}/{placement.group}", waiter)
+        group = inv.ServerGroupRef(
+            uid=sg["metadata"]["uid"],
+            name=placement.group,
+            policy=inv.GroupPolicy(sg["spec"]["policy"]),
+            namespace=meta["namespace"],
+        )
+    return PlacementRequest(
+        consumer=inv.Consumer(meta["uid"], meta["name"], meta["namespace"]),
+        resources=resources,
+        availability_zone=spec.availability_zone,
+        host=placement.host if placement else None,
+        group=group,
+    )
+
+
+def _lookup(catalog: Catalog, kind: str, key: str, waiter: str | None) -> Body:
+    found = catalog.get(kind, key)
+    if found is None:
+        if waiter is not None:
+            catalog.wait_for(kind, key, waiter)
+        name = key.rsplit("/", 1)[-1]
+        listing = f"kubectl get {kind.lower()}s"
+        raise NotFoundError(
+            f"{kind} {name} does not exist ({listing} shows what there is); "
+            "the Instance is scheduled as soon as it is created",
+            reason=f"{kind}NotFound",
+        )
+    return found

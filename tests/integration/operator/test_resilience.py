@@ -1,0 +1,164 @@
+"""Crashes, leaks and the write budget: the operator loses nothing and writes little."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from kubenova.devcluster import ClusterAccess
+from kubenova.operator import inventory as inv
+from kubenova.operator.inventory.consumers import list_consumers
+from tests.builders import an_instance
+from tests.fixtures.operator import OperatorProcess
+from tests.integration.operator.test_scheduling import apply, catalog, get, wait_ready
+from tests.support.hosts import SimulatedHosts
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.apiserver
+
+
+def all_scheduled(cluster: ClusterAccess, namespace: str, count: int) -> list[dict[str, Any]]:
+    def probe() -> list[dict[str, Any]] | None:
+        items = json.loads(
+            cluster.kubectl("get", "instances", "-n", namespace, "-o", "json").stdout
+        )["items"]
+        done = [
+            i
+            for i in items
+            if any(
+                c["type"] == "Scheduled" and c["status"] == "True"
+                for c in (i.get("status") or {}).get("conditions", [])
+            )
+        ]
+        return done if len(done) == count else None
+
+    return eventually(probe, timeout=60, what=f"{count} instances scheduled")
+
+
+def test_kill_minus_nine_mid_way_resumes_without_duplicate_claims(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+    inventory_url: str,
+) -> None:
+    flavor = catalog(apiserver)
+    hosts.add("h-1", memory_mib=16384)
+    hosts.add("h-2", memory_mib=16384)
+    count = 30
+    apply(apiserver, *[an_instance(f"vm{i}", namespace, flavor=flavor) for i in range(count)])
+    eventually(lambda: get(apiserver, namespace, "vm0"), what="first instance")
+    time.sleep(0.3)  # let it get part of the way
+    operator.kill()
+    operator.start()
+    bodies = all_scheduled(apiserver, namespace, count)
+    engine = inv.make_engine(inventory_url)
+    claims = {c.uid: c for c in list_consumers(engine, "Instance")}
+    assert len(claims) == count
+    for body in bodies:
+        claim = claims[body["metadata"]["uid"]]
+        assert (
+            claim.host == body["status"]["host"] == body["metadata"]["labels"]["kubenova.io/host"]
+        )
+    usage = inv.host_usage(engine)
+    assert sum(u.memory_mb for u in usage.values()) == count * 1024
+    assert operator.starts == 2
+
+
+def test_audit_repairs_what_changed_behind_the_operators_back(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+    inventory_url: str,
+) -> None:
+    flavor = catalog(apiserver)
+    hosts.add("h-1", memory_mib=16384)
+    apply(apiserver, *[an_instance(f"a{i}", namespace, flavor=flavor) for i in range(3)])
+    bodies = all_scheduled(apiserver, namespace, 3)
+    operator.stop()
+    engine = inv.make_engine(inventory_url)
+    # 1. a claim loses its row behind the operator's back
+    lost = bodies[0]["metadata"]["uid"]
+    inv.release(engine, lost)
+    # 2. an Instance disappears while the operator is down (finalizers stripped)
+    leaked = bodies[1]["metadata"]
+    apiserver.kubectl(
+        "patch",
+        "instance",
+        leaked["name"],
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+    )
+    apiserver.kubectl("delete", "instance", leaked["name"], "-n", namespace)
+    audit = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubenova.cli.main",
+            "audit",
+            "--kubeconfig",
+            str(apiserver.kubeconfig),
+            "--database-url",
+            inventory_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert audit.returncode == 0, audit.stderr
+    out = audit.stdout
+    assert re.search(rf"released leaked claim: {namespace}/{leaked['name']} .* on h-1", out), out
+    assert f"re-claimed missing claim: {namespace}/{bodies[0]['metadata']['name']} on h-1" in out
+    claims = {c.uid for c in list_consumers(engine, "Instance")}
+    assert lost in claims
+    assert leaked["uid"] not in claims
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubenova.cli.main",
+            "audit",
+            "--kubeconfig",
+            str(apiserver.kubeconfig),
+            "--database-url",
+            inventory_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert "inventory and resources agree" in again.stdout
+
+
+def test_operator_writes_per_instance(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    flavor = catalog(apiserver)
+    hosts.add("h-1", memory_mib=65536)
+    wait_ready(apiserver, "h-1")  # else the first Instances are (rightly) reported Pending
+    count = 20
+    apply(apiserver, *[an_instance(f"w{i}", namespace, flavor=flavor) for i in range(count)])
+    all_scheduled(apiserver, namespace, count)
+    operator.stop()
+    match = re.findall(r"api writes: (\{.*\})", operator.log())
+    assert match, operator.log()[-2000:]
+    writes = json.loads(match[-1])
+    instance_writes = sum(v for k, v in writes.items() if k.split()[1].startswith("instances"))
+    per_instance = instance_writes / count
+    print(f"operator writes per Instance (create -> Scheduled): {per_instance:.2f} {writes}")
+    assert per_instance <= 2.0, writes
