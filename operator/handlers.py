@@ -15,6 +15,7 @@ import kopf
 from kubenova.api.v1alpha1 import GROUP, VERSION
 from kubenova.kube import load_config
 from kubenova.operator.config import OperatorConfig
+from kubenova.operator.controllers import register_all
 from kubenova.operator.runtime import Runtime
 from kubenova.wellknown import host_of_lease
 
@@ -95,6 +96,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         if host:
             await runtime.hosts.lease_event(host, None if type == "DELETED" else dict(body))
 
+    register_all(registry, config)
     return registry
 
 
