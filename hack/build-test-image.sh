@@ -135,6 +135,9 @@ mount -t devtmpfs devtmpfs /dev
 for m in \$(cat /etc/modules-order); do
     insmod /lib/modules/\$m.ko || echo "KUBENOVA-INSMOD-FAILED \$m"
 done
+# Listening for the power button before the marker: whoever saw the marker may press it.
+# -d: log to the console; without it busybox acpid exits for want of /var/log/acpid.log.
+acpid -d -c /etc/acpi &
 echo "KUBENOVA-BLOCK-DEVICES \$(ls /sys/block | tr '\n' ' ')"
 for d in /sys/block/*; do
     [ -e "\$d/size" ] && echo "KUBENOVA-BLOCK \${d##*/} sectors=\$(cat \$d/size)"
@@ -151,8 +154,6 @@ for d in /dev/vd? /dev/sr?; do
     fi
 done
 echo "$READY_MARKER"
-# -f: a daemonised busybox acpid never runs its action (it loses its config dir).
-acpid -f -c /etc/acpi &
 if [ -e /sys/class/net/eth0 ]; then
     ip link set lo up
     ip link set eth0 up

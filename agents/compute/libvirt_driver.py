@@ -25,6 +25,8 @@ from kubenova.agents.compute.libvirt_base import LibvirtBackedDriver
 from kubenova.agents.compute.libvirt_events import translated_errors
 from kubenova.agents.compute.spec import InstanceSpec, VolumeAttachment
 
+DETACH_RETRY_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class LibvirtSettings:
@@ -107,10 +109,14 @@ class LibvirtDriver(LibvirtBackedDriver):
             live_disk = disk_element_for_target(domain.XMLDesc(0), target_dev)
             if live_disk is None:
                 return
-            # Returns once QEMU asked the guest; the guest releases the device (ACPI eject) later.
-            domain.detachDeviceFlags(live_disk, libvirt.VIR_DOMAIN_AFFECT_LIVE)
         deadline = time.monotonic() + timeout
+        next_request = 0.0
         while time.monotonic() < deadline:
+            if time.monotonic() >= next_request:
+                # Returns once QEMU asked the guest (ACPI eject). A guest still booting loses
+                # the request, so it is repeated until the device is gone.
+                self._request_live_detach(domain, live_disk)
+                next_request = time.monotonic() + DETACH_RETRY_SECONDS
             with translated_errors(f"state of {domain.name()}"):
                 if not domain.isActive() or target_dev not in disk_targets(domain.XMLDesc(0)):
                     return
@@ -118,6 +124,17 @@ class LibvirtDriver(LibvirtBackedDriver):
         raise ComputeFailure(
             f"guest of {domain.name()} did not release {target_dev} within {timeout:.0f} s"
         )
+
+    def _request_live_detach(self, domain: Any, disk_xml: str) -> None:
+        try:
+            domain.detachDeviceFlags(disk_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as error:
+            code = error.get_error_code()
+            # "already in the process of unplug" or "no such disk" (released meanwhile)
+            # just mean: keep watching.
+            if code in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_CONNECT):
+                with translated_errors(f"detach from {domain.name()}"):
+                    raise
 
     def define_secret(self, usage: str, value: bytes) -> None:
         """Create the iSCSI secret of `usage` if needed and set its value."""
