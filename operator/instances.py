@@ -21,6 +21,7 @@ from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
+from kubenova.operator.instance_hooks import InstanceHook
 from kubenova.operator.placement import Placer
 from kubenova.operator.requests import build_request
 from kubenova.operator.scheduler.decision import NoValidHost
@@ -47,6 +48,7 @@ class InstanceReconciler:
         self.pending: set[str] = set()  # keys waiting for capacity (NoValidHost)
         self.uids: dict[str, str] = {}  # key -> uid, to release claims after DELETED
         self.claimed: set[str] = set()  # uids whose claim is known to exist
+        self.hooks: list[InstanceHook] = []  # networks, volumes: see instance_hooks
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:
@@ -82,10 +84,22 @@ class InstanceReconciler:
             self.events.record(body, "Warning", "NoValidHost", outcome.message)
             return
         self.pending.discard(key)
-        self.claimed.add(body["metadata"]["uid"])
-        await self._hand_over(body, outcome.host, generation)
+        uid = body["metadata"]["uid"]
+        self.claimed.add(uid)
+        extra: dict[str, Any] = {}
+        try:
+            for hook in self.hooks:
+                extra |= await hook.on_schedule(body, outcome.host)
+        except UserError as exc:
+            await self._release(uid)
+            await self._set_unscheduled(body, exc.reason, exc.message, generation)
+            self.events.record(body, "Warning", exc.reason, exc.message)
+            return
+        await self._hand_over(body, outcome.host, generation, extra)
 
-    async def _hand_over(self, body: Body, host: str, generation: int | None) -> None:
+    async def _hand_over(
+        self, body: Body, host: str, generation: int | None, extra: dict[str, Any]
+    ) -> None:
         """Label the Instance for its host's agent and say so in status (two writes)."""
         try:
             updated = await ensure_metadata(
@@ -100,6 +114,7 @@ class InstanceReconciler:
         body = updated or body
         message = f"placed on host {host}"
         status = {
+            **extra,
             "phase": "Scheduled",
             "host": host,
             "observedGeneration": generation,
@@ -139,6 +154,8 @@ class InstanceReconciler:
     async def _keep_scheduled(self, key: str, body: Body) -> None:
         """Already handed over; make sure the claim is still on record (after a restart)."""
         self.pending.discard(key)
+        for hook in self.hooks:
+            await hook.on_scheduled(body)
         uid = body["metadata"]["uid"]
         if uid in self.claimed:
             return
@@ -189,6 +206,8 @@ class InstanceReconciler:
             self.events.forget(uid)
 
     async def _release(self, uid: str) -> None:
+        for hook in self.hooks:
+            await hook.on_release(uid)
         released = await asyncio.to_thread(self.placer.release, uid)
         self.claimed.discard(uid)
         if released:
