@@ -2,6 +2,8 @@
 
 pytest_plugins = [
     "tests.fixtures.apiserver",
+    "tests.fixtures.libvirtd",
+    "tests.fixtures.test_image",
     "tests.fixtures.operator",
     "tests.fixtures.postgres",
     "tests.fixtures.s3",
