@@ -1,0 +1,131 @@
+"""The keyed work queue: newest body wins, one worker per key, retries with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from kubenova.workqueue import WorkQueue
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_a_burst_of_events_for_one_key_collapses_to_the_newest_body() -> None:
+    seen: list[Any] = []
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def handler(key: str, body: Any) -> None:
+            await gate.wait()
+            seen.append((key, body["v"]))
+
+        queue: WorkQueue[str] = WorkQueue(handler, workers=2)
+        queue.start()
+        queue.put("a", {"v": 1})
+        await asyncio.sleep(0.01)  # a worker holds "a" (waiting on the gate)
+        for v in range(2, 10):
+            queue.put("a", {"v": v})
+        gate.set()
+        await queue.drained()
+        await queue.stop()
+
+    run(scenario())
+    assert seen == [("a", 1), ("a", 9)]
+
+
+def test_one_key_is_never_worked_on_twice_at_once() -> None:
+    active: set[str] = set()
+    overlaps = 0
+
+    async def scenario() -> None:
+        nonlocal overlaps
+
+        async def handler(key: str, body: Any) -> None:
+            nonlocal overlaps
+            if key in active:
+                overlaps += 1
+            active.add(key)
+            await asyncio.sleep(0.005)
+            active.discard(key)
+
+        queue: WorkQueue[str] = WorkQueue(handler, workers=8)
+        queue.start()
+        for i in range(200):
+            queue.put(f"k{i % 3}", {"i": i})
+            await asyncio.sleep(0)
+        await queue.drained()
+        await queue.stop()
+
+    run(scenario())
+    assert overlaps == 0
+
+
+def test_a_failing_handler_is_retried_until_it_succeeds() -> None:
+    calls = 0
+
+    async def scenario() -> None:
+        async def handler(key: str, body: Any) -> None:
+            nonlocal calls
+            calls += 1
+            if calls < 3:
+                raise RuntimeError("flaky dependency")
+
+        queue: WorkQueue[str] = WorkQueue(handler)
+        queue.start()
+        queue.put("x", {})
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if calls >= 3:
+                break
+        await queue.stop()
+
+    run(scenario())
+    assert calls == 3
+
+
+def test_returning_a_delay_requeues_and_a_gone_key_is_forgotten() -> None:
+    bodies: list[Any] = []
+
+    async def scenario() -> WorkQueue[str]:
+        async def handler(key: str, body: Any) -> float | None:
+            bodies.append(body)
+            return 0.01 if body and len(bodies) < 3 else None
+
+        queue: WorkQueue[str] = WorkQueue(handler)
+        queue.start()
+        queue.put("x", {"v": 1})
+        await asyncio.sleep(0.2)
+        queue.put("x", None)
+        await queue.drained()
+        await asyncio.sleep(0.05)
+        await queue.stop()
+        return queue
+
+    queue = run(scenario())
+    assert bodies[:3] == [{"v": 1}] * 3
+    assert bodies[-1] is None
+    assert queue.keys() == []
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_mark_of_an_unknown_key_does_nothing(workers: int) -> None:
+    async def scenario() -> int:
+        calls = 0
+
+        async def handler(key: str, body: Any) -> None:
+            nonlocal calls
+            calls += 1
+
+        queue: WorkQueue[str] = WorkQueue(handler, workers=workers)
+        queue.start()
+        queue.mark("never-seen")
+        await asyncio.sleep(0.02)
+        await queue.stop()
+        return calls
+
+    assert run(scenario()) == 0
