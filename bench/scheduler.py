@@ -34,6 +34,7 @@ from kubenova.operator.inventory.models import Host, utcnow
 from kubenova.operator.scheduler import (
     Decision,
     HostState,
+    HostTable,
     HostView,
     PlacementRequest,
     Scheduler,
@@ -52,7 +53,9 @@ class TimedScheduler(Scheduler):
         super().__init__()
         self.latencies: list[float] = []
 
-    def schedule(self, request: PlacementRequest, hosts: Sequence[HostState]) -> Decision:
+    def schedule(
+        self, request: PlacementRequest, hosts: HostTable | Sequence[HostState]
+    ) -> Decision:
         started = time.perf_counter()
         decision = super().schedule(request, hosts)
         self.latencies.append(time.perf_counter() - started)
@@ -141,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     host_counts = [int(n) for n in args.hosts.split(",")]
     if args.placements > min(host_counts) * (HOST.memory_mb // FLAVOR.memory_mb):
         parser.error("more placements than the smallest cluster has room for")
+    load_at_start = round(os.getloadavg()[0], 2)
     results = []
     for backend in args.backends.split(","):
         with databases(backend) as urls:
@@ -166,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "machine": {
             "cpus": os.cpu_count(),
+            # Other work on the machine slows every figure (fsync most): say how busy it was.
+            "load_average_1m_at_start": load_at_start,
             "python": platform.python_version(),
             "sqlalchemy": sqlalchemy.__version__,
         },

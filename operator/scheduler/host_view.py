@@ -17,24 +17,24 @@ from collections.abc import Iterable
 from sqlalchemy import Engine
 
 from kubenova.operator.inventory import Claim, HostSnapshot, Resources, load_hosts
+from kubenova.operator.scheduler.host_table import HostTable
 from kubenova.operator.scheduler.request import HostState
 
 
 class HostView:
-    """HostStates by name, in a list the scheduler can scan without copying."""
+    """A HostTable kept close to the inventory's truth."""
 
     def __init__(self, engine: Engine, max_age: float = 30.0) -> None:
         self.engine = engine
         self.max_age = max_age
-        self._hosts: list[HostState] = []
-        self._index: dict[str, int] = {}
+        self._table = HostTable()
         self._loaded_at = -float("inf")
         self._lock = threading.Lock()
 
-    def hosts(self) -> list[HostState]:
+    def hosts(self) -> HostTable:
         """Every known host (reloaded first when the view is older than max_age)."""
         self.refresh_if_older(self.max_age)
-        return self._hosts
+        return self._table
 
     def refresh_if_older(self, seconds: float) -> bool:
         """Reload everything if the last full load is older than `seconds`; True if it did."""
@@ -47,50 +47,31 @@ class HostView:
         """Reload all hosts, or only those named (a host no longer in the database is dropped)."""
         if names is None:
             loaded_at = time.monotonic()
-            states = [HostState.from_snapshot(s) for s in load_hosts(self.engine)]
+            table = HostTable(HostState.from_snapshot(s) for s in load_hosts(self.engine))
             with self._lock:
-                self._hosts = states
-                self._index = {host.name: i for i, host in enumerate(states)}
+                self._table = table
                 self._loaded_at = loaded_at
             return
         wanted = set(names)
         found = {s.record.name: s for s in load_hosts(self.engine, wanted)}
-        for name in wanted:
-            if name in found:
-                self.update(found[name])
-            else:
-                self._drop(name)
+        with self._lock:
+            for name in wanted:
+                if name in found:
+                    self._table.put(HostState.from_snapshot(found[name]))
+                else:
+                    self._table.drop(name)
 
     def update(self, snapshot: HostSnapshot) -> None:
         """Take a host's state as just read from the database."""
-        self._put(HostState.from_snapshot(snapshot))
+        with self._lock:
+            self._table.put(HostState.from_snapshot(snapshot))
 
     def claimed(self, claim: Claim) -> None:
         """Account for a claim this process made."""
-        self._adjust(claim.host, claim.resources)
+        with self._lock:
+            self._table.take(claim.host, claim.resources)
 
     def released(self, claim: Claim) -> None:
         """Account for a release this process made."""
-        self._adjust(claim.host, Resources() - claim.resources)
-
-    def _adjust(self, name: str, resources: Resources) -> None:
         with self._lock:
-            i = self._index.get(name)
-            if i is not None:
-                self._hosts[i] = self._hosts[i].after_claim(resources)
-
-    def _put(self, state: HostState) -> None:
-        with self._lock:
-            i = self._index.get(state.name)
-            if i is None:
-                self._index[state.name] = len(self._hosts)
-                self._hosts.append(state)
-            else:
-                self._hosts[i] = state
-
-    def _drop(self, name: str) -> None:
-        with self._lock:
-            if name in self._index:
-                # A new list: a decision scanning the old one is not disturbed.
-                self._hosts = [host for host in self._hosts if host.name != name]
-                self._index = {host.name: i for i, host in enumerate(self._hosts)}
+            self._table.take(claim.host, Resources() - claim.resources)

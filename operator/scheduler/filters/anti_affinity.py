@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from kubenova.operator.inventory import GroupPolicy
 from kubenova.operator.scheduler.filters.base import HostFilter, count
+from kubenova.operator.scheduler.host_table import HostTable, Mask
 from kubenova.operator.scheduler.request import HostState, PlacementRequest
 
 
@@ -20,8 +23,8 @@ class ServerGroupAntiAffinityFilter(HostFilter):
             and bool(request.group_hosts)
         )
 
-    def host_passes(self, host: HostState, request: PlacementRequest) -> bool:
-        return host.name not in request.group_hosts
+    def passes(self, hosts: HostTable, request: PlacementRequest) -> Mask:
+        return ~np.isin(hosts.name, list(request.group_hosts))
 
     def describe(self, removed: Sequence[HostState], request: PlacementRequest) -> str:
         assert request.group is not None

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
+from kubenova.operator.scheduler.host_table import HostTable, Mask
 from kubenova.operator.scheduler.request import HostState, PlacementRequest
 
 
@@ -19,14 +20,8 @@ class HostFilter(ABC):
         return True
 
     @abstractmethod
-    def host_passes(self, host: HostState, request: PlacementRequest) -> bool:
-        """Whether `host` can take `request` as far as this filter is concerned."""
-
-    def filter_hosts(
-        self, hosts: Sequence[HostState], request: PlacementRequest
-    ) -> list[HostState]:
-        """The hosts that pass; filters override this with a faster comprehension."""
-        return [host for host in hosts if self.host_passes(host, request)]
+    def passes(self, hosts: HostTable, request: PlacementRequest) -> Mask:
+        """For every host (one row per host), whether it can take the request."""
 
     @abstractmethod
     def describe(self, removed: Sequence[HostState], request: PlacementRequest) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kubenova.operator.scheduler.filters.base import HostFilter, count
+from kubenova.operator.scheduler.host_table import HostTable, Mask
 from kubenova.operator.scheduler.request import HostState, PlacementRequest
 
 
@@ -14,14 +15,8 @@ class DiskFilter(HostFilter):
     def applies(self, request: PlacementRequest) -> bool:
         return request.resources.disk_gb > 0
 
-    def host_passes(self, host: HostState, request: PlacementRequest) -> bool:
-        return host.free_disk_gb >= request.resources.disk_gb
-
-    def filter_hosts(
-        self, hosts: Sequence[HostState], request: PlacementRequest
-    ) -> list[HostState]:
-        need = request.resources.disk_gb
-        return [host for host in hosts if host.free_disk_gb >= need]
+    def passes(self, hosts: HostTable, request: PlacementRequest) -> Mask:
+        return hosts.free_disk_gb >= request.resources.disk_gb
 
     def describe(self, removed: Sequence[HostState], request: PlacementRequest) -> str:
         most = max([0, *(host.free_disk_gb for host in removed)])

@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kubenova.operator.scheduler.filters.base import HostFilter
+from kubenova.operator.scheduler.host_table import HostTable, Mask
 from kubenova.operator.scheduler.request import HostState, PlacementRequest
 
 
 class ReadyFilter(HostFilter):
     name = "ready"
 
-    def host_passes(self, host: HostState, request: PlacementRequest) -> bool:
-        return host.ready
-
-    def filter_hosts(
-        self, hosts: Sequence[HostState], request: PlacementRequest
-    ) -> list[HostState]:
-        return [host for host in hosts if host.ready]
+    def passes(self, hosts: HostTable, request: PlacementRequest) -> Mask:
+        return hosts.ready
 
     def describe(self, removed: Sequence[HostState], request: PlacementRequest) -> str:
         return f"{len(removed)} not ready"

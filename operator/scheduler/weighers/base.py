@@ -8,26 +8,36 @@ A positive multiplier prefers high raw scores, a negative one low scores (spread
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from typing import ClassVar
 
-from kubenova.operator.scheduler.request import HostState, PlacementRequest
+import numpy as np
+from numpy.typing import NDArray
+
+from kubenova.operator.scheduler.host_table import HostTable
+from kubenova.operator.scheduler.request import PlacementRequest
+
+Scores = NDArray[np.int64] | NDArray[np.float64]
 
 
 class HostWeigher(ABC):
-    """Scores hosts that passed the filters; higher raw score x positive multiplier wins."""
+    """Scores hosts; higher raw score x positive multiplier wins."""
 
     name: ClassVar[str]
-    default_multiplier: ClassVar[float] = 1.0
 
     def applies(self, request: PlacementRequest) -> bool:
         """False when the weigher has no opinion on this request (it is skipped)."""
         return True
 
     @abstractmethod
-    def weigh(self, host: HostState, request: PlacementRequest) -> float:
-        """The raw score of one host."""
+    def weigh(self, hosts: HostTable, request: PlacementRequest) -> Scores:
+        """The raw score of every host (one row per host)."""
 
-    def weigh_all(self, hosts: Sequence[HostState], request: PlacementRequest) -> list[float]:
-        """Raw scores of every host, in order; weighers override this with a comprehension."""
-        return [self.weigh(host, request) for host in hosts]
+
+def members_per_host(hosts: HostTable, request: PlacementRequest) -> NDArray[np.float64]:
+    """How many members of the request's server group each host runs."""
+    members = np.zeros(len(hosts), dtype=np.float64)
+    for name, count in request.group_hosts.items():
+        i = hosts.index.get(name)
+        if i is not None:
+            members[i] = count
+    return members

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from kubenova.operator.inventory import GroupPolicy
-from kubenova.operator.scheduler.request import HostState, PlacementRequest
-from kubenova.operator.scheduler.weighers.base import HostWeigher
+from kubenova.operator.scheduler.host_table import HostTable
+from kubenova.operator.scheduler.request import PlacementRequest
+from kubenova.operator.scheduler.weighers.base import HostWeigher, Scores, members_per_host
 
 
 class SoftAffinityWeigher(HostWeigher):
@@ -14,5 +15,5 @@ class SoftAffinityWeigher(HostWeigher):
         group = request.group
         return group is not None and group.policy is GroupPolicy.SOFT_AFFINITY
 
-    def weigh(self, host: HostState, request: PlacementRequest) -> float:
-        return float(request.group_hosts.get(host.name, 0))
+    def weigh(self, hosts: HostTable, request: PlacementRequest) -> Scores:
+        return members_per_host(hosts, request)

@@ -21,6 +21,7 @@ from kubenova.operator.scheduler.filters import (
     ServerGroupAntiAffinityFilter,
     VcpuFilter,
 )
+from kubenova.operator.scheduler.host_table import HostTable
 from kubenova.operator.scheduler.request import HostState, PlacementRequest
 from tests.unit.scheduler.builders import a_host, a_request
 
@@ -28,10 +29,11 @@ from tests.unit.scheduler.builders import a_host, a_request
 def passing(
     host_filter: HostFilter, hosts: list[HostState], request: PlacementRequest
 ) -> list[str]:
-    """Names kept by filter_hosts, checked against host_passes so the two never disagree."""
-    kept = [h.name for h in host_filter.filter_hosts(hosts, request)]
-    assert kept == [h.name for h in hosts if host_filter.host_passes(h, request)]
-    return kept
+    """Names of the hosts the filter lets through, in name order."""
+    table = HostTable(hosts)
+    mask = host_filter.passes(table, request)
+    assert mask.shape == (len(hosts),)
+    return [state.name for state in table.rows(mask)]
 
 
 def test_ready_filter_removes_hosts_that_are_not_ready() -> None:

@@ -6,6 +6,7 @@ from kubenova.operator.inventory import GroupPolicy
 from kubenova.operator.scheduler import (
     Chosen,
     HostState,
+    HostTable,
     PlacementRequest,
     Scheduler,
     SchedulerConfig,
@@ -13,6 +14,7 @@ from kubenova.operator.scheduler import (
 from kubenova.operator.scheduler.weighers import (
     WEIGHERS,
     CpuWeigher,
+    HostWeigher,
     RamWeigher,
     SoftAffinityWeigher,
     SoftAntiAffinityWeigher,
@@ -36,13 +38,17 @@ def chosen(
     return decision.host
 
 
+def scores(weigher: HostWeigher, request: PlacementRequest) -> dict[str, float]:
+    table = HostTable(HOSTS)
+    return dict(zip(table.names, weigher.weigh(table, request).tolist(), strict=True))
+
+
 def test_ram_weigher_scores_free_memory() -> None:
-    assert RamWeigher().weigh_all(HOSTS, a_request()) == [4096, 32768, 8192]
-    assert RamWeigher().weigh(HOSTS[0], a_request()) == 4096.0
+    assert scores(RamWeigher(), a_request()) == {"small": 4096, "big": 32768, "medium": 8192}
 
 
 def test_cpu_weigher_scores_free_vcpus() -> None:
-    assert CpuWeigher().weigh_all(HOSTS, a_request()) == [4, 2, 32]
+    assert scores(CpuWeigher(), a_request()) == {"small": 4, "big": 2, "medium": 32}
 
 
 def test_a_positive_ram_multiplier_spreads_and_a_negative_one_packs() -> None:
@@ -71,7 +77,7 @@ def test_three_weighers_add_up() -> None:
 def test_soft_affinity_prefers_hosts_with_members_but_does_not_require_them() -> None:
     request = a_request(group_policy=GroupPolicy.SOFT_AFFINITY, group_hosts={"small": 2})
     assert SoftAffinityWeigher().applies(request)
-    assert SoftAffinityWeigher().weigh_all(HOSTS, request) == [2.0, 0.0, 0.0]
+    assert scores(SoftAffinityWeigher(), request) == {"small": 2, "big": 0, "medium": 0}
     assert chosen(SchedulerConfig(weighers=(("soft-affinity", 1.0),)), request) == "small"
     only_elsewhere = [HOSTS[1]]
     config = SchedulerConfig(weighers=(("soft-affinity", 1.0),))
@@ -82,7 +88,7 @@ def test_soft_anti_affinity_prefers_hosts_with_fewest_members() -> None:
     request = a_request(
         group_policy=GroupPolicy.SOFT_ANTI_AFFINITY, group_hosts={"small": 2, "big": 1}
     )
-    assert SoftAntiAffinityWeigher().weigh_all(HOSTS, request) == [-2.0, -1.0, 0.0]
+    assert scores(SoftAntiAffinityWeigher(), request) == {"small": -2, "big": -1, "medium": 0}
     assert chosen(SchedulerConfig(weighers=(("soft-anti-affinity", 1.0),)), request) == "medium"
     full_everywhere = HOSTS[:2]
     config = SchedulerConfig(weighers=(("soft-anti-affinity", 1.0),))
