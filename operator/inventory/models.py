@@ -141,13 +141,21 @@ class Network(Base):
     name: Mapped[str] = mapped_column(String(NAME))
     mode: Mapped[str] = mapped_column(String(16))  # flat | vlan | vxlan
     cidr: Mapped[str] = mapped_column(String(64))
+    # Held by the gateway host's bridge, never given to a NIC (revision 0002).
+    gateway: Mapped[str | None] = mapped_column(String(64))
+    # The network host running DHCP, router and floating IPs (revision 0002).
+    gateway_host: Mapped[str | None] = mapped_column(String(NAME))
 
 
 class FixedIp(Base):
     """An address of a network, leased to a consumer (an instance's NIC) or free."""
 
     __tablename__ = "fixed_ips"
-    __table_args__ = (UniqueConstraint("network_uid", "address"),)
+    # One NIC per (network, instance): the Instance CRD refuses a network listed twice.
+    __table_args__ = (
+        UniqueConstraint("network_uid", "address"),
+        UniqueConstraint("network_uid", "consumer_uid"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     network_uid: Mapped[str] = mapped_column(ForeignKey("networks.uid", ondelete="CASCADE"))
@@ -166,6 +174,18 @@ class SegmentId(Base):
     network_uid: Mapped[str] = mapped_column(
         ForeignKey("networks.uid", ondelete="CASCADE"), unique=True
     )
+
+
+class FloatingIp(Base):
+    """An address of the external pool mapped 1:1 to one fixed IP (revision 0002)."""
+
+    __tablename__ = "floating_ips"
+    __table_args__ = (UniqueConstraint("network_uid", "consumer_uid"),)
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    network_uid: Mapped[str] = mapped_column(ForeignKey("networks.uid", ondelete="CASCADE"))
+    consumer_uid: Mapped[str] = mapped_column(String(UID), index=True)
+    fixed_address: Mapped[str] = mapped_column(String(64))
 
 
 class VolumeTarget(Base):
