@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
+
+from kubenova.metrics import RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +29,16 @@ MAX_BACKOFF = 300.0
 class WorkQueue(Generic[K]):
     """Deduplicating, per-key serialised queue with retry backoff."""
 
-    def __init__(self, handler: Handler[K], *, workers: int = 4, name: str = "queue") -> None:
+    def __init__(
+        self,
+        handler: Handler[K],
+        *,
+        workers: int = 4,
+        name: str = "queue",
+        component: str = "kubenova",
+    ) -> None:
         self._handler = handler
+        self._component = component
         self._workers = workers
         self._name = name
         self._queue: asyncio.Queue[K] = asyncio.Queue()
@@ -95,6 +106,11 @@ class WorkQueue(Generic[K]):
             while self._queued or self._active:
                 await asyncio.sleep(0.01)
 
+    def _observe(self, started: float, ok: bool, retry: float | None) -> None:
+        result = "error" if not ok else ("retry" if retry is not None else "ok")
+        RECONCILES.labels(self._component, self._name, result).inc()
+        RECONCILE_SECONDS.labels(self._component, self._name).observe(time.perf_counter() - started)
+
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
         self.mark(key)
@@ -107,6 +123,7 @@ class WorkQueue(Generic[K]):
             body = self._bodies.get(key)
             retry: float | None
             ok = False
+            started = time.perf_counter()
             try:
                 retry = await self._handler(key, body)
                 ok = True
@@ -126,6 +143,7 @@ class WorkQueue(Generic[K]):
                 )
             finally:
                 self._active.discard(key)
+                self._observe(started, ok, retry if ok else None)
             if ok and body is None and key in self._bodies and self._bodies[key] is None:
                 self._bodies.pop(key, None)  # gone and handled: forget it
                 self._failures.pop(key, None)

@@ -20,3 +20,5 @@ class OperatorConfig:
     scheduler_filters: tuple[str, ...] | None = None
     scheduler_weighers: tuple[str, ...] | None = None
     field_manager: str = "kubenova-operator"
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int | None = 8080

@@ -20,6 +20,7 @@ from kubenova.api.v1alpha1 import Host
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status
+from kubenova.metrics import HOST_ALLOCATED, HOST_CAPACITY, HOST_READY
 from kubenova.operator import inventory as inv
 from kubenova.operator.placement import Placer
 from kubenova.wellknown import OPERATOR_MANAGER
@@ -111,6 +112,17 @@ class HostMonitor:
         """Re-judge every host's health now (called periodically)."""
         for name in list(self.hosts):
             await self._sync(name)
+
+    async def publish_usage(self) -> None:
+        """Export capacity, readiness and allocations of every host as metrics."""
+        usage = await asyncio.to_thread(inv.host_usage, self.placer.engine)
+        for name, record in self.records.items():
+            HOST_READY.labels(name).set(1 if self.ready.get(name) else 0)
+            used = usage.get(name, inv.Resources())
+            for resource, amount in record.capacity.items():
+                HOST_CAPACITY.labels(name, resource.value).set(amount)
+            for resource, amount in used.items():
+                HOST_ALLOCATED.labels(name, resource.value).set(amount)
 
     # -- the one place a host's state is decided ---------------------------------------------
 

@@ -19,6 +19,7 @@ from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.metrics import PLACEMENTS, SCHEDULER_DECISIONS
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.instance_hooks import InstanceHook
@@ -79,10 +80,14 @@ class InstanceReconciler:
             return
         outcome = await asyncio.to_thread(self.placer.place, request)
         if isinstance(outcome, NoValidHost):
+            SCHEDULER_DECISIONS.labels("no_valid_host").inc()
             self.pending.add(key)
             await self._set_unscheduled(body, "NoValidHost", outcome.message, generation)
             self.events.record(body, "Warning", "NoValidHost", outcome.message)
             return
+        SCHEDULER_DECISIONS.labels("placed").inc()
+        if outcome.created:
+            PLACEMENTS.inc()
         self.pending.discard(key)
         uid = body["metadata"]["uid"]
         self.claimed.add(uid)

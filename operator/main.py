@@ -42,6 +42,14 @@ from kubenova.operator.handlers import build_registry
 @click.option(
     "--peering", default=None, help="kopf peering name (several replicas); none: standalone."
 )
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="Port for /metrics, /healthz and /readyz; 0 disables them.",
+)
+@click.option("--metrics-host", default="0.0.0.0", show_default=True)
 @click.option("--log-level", default="INFO", show_default=True)
 def main(  # noqa: PLR0917 - click passes options positionally
     kubeconfig: str | None,
@@ -51,6 +59,8 @@ def main(  # noqa: PLR0917 - click passes options positionally
     workers: int,
     audit_interval: float,
     peering: str | None,
+    metrics_port: int,
+    metrics_host: str,
     log_level: str,
 ) -> None:
     """Run the kubenova operator until interrupted."""
@@ -74,6 +84,8 @@ def main(  # noqa: PLR0917 - click passes options positionally
         lease_check_interval=lease_check_interval,
         workers=workers,
         audit_interval=audit_interval,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port or None,
     )
     registry = build_registry(config)
     asyncio.run(

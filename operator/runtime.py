@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from kubenova.kube import KubeClient, load_config
 from kubenova.kube.events import EventRecorder
+from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
 from kubenova.operator.audit import audit
 from kubenova.operator.catalog import Catalog
@@ -37,6 +38,8 @@ class Runtime:
     instances: InstanceReconciler
     instance_queue: WorkQueue[str]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    health: HealthServer | None = None
+    ready: bool = False
 
     @classmethod
     def build(cls, config: OperatorConfig) -> Runtime:
@@ -54,7 +57,9 @@ class Runtime:
 
         hosts = HostMonitor(client, placer, events, config.lease_timeout, wake_pending)
         reconciler = InstanceReconciler(client, placer, catalog, events, hosts.is_ready)
-        queue: WorkQueue[str] = WorkQueue(reconciler, workers=config.workers, name="instances")
+        queue: WorkQueue[str] = WorkQueue(
+            reconciler, workers=config.workers, name="instances", component="operator"
+        )
 
         def arrived(keys: set[str]) -> None:
             for key in keys:
@@ -74,6 +79,11 @@ class Runtime:
 
     def start(self) -> None:
         self.instance_queue.start()
+        if self.config.metrics_port is not None:
+            self.health = HealthServer(
+                self.config.metrics_host, self.config.metrics_port, lambda: self.ready
+            )
+            self.tasks.append(asyncio.create_task(self.health.start(), name="health"))
         self.tasks.append(asyncio.create_task(self._lease_checks(), name="lease-checks"))
         self.tasks.append(asyncio.create_task(self._audits(), name="audits"))
 
@@ -82,6 +92,8 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.instance_queue.stop()
+        if self.health:
+            await self.health.stop()
         await self.events.flush()
         log.info("api writes: %s", json.dumps(dict(sorted(self.client.writes.items()))))
         await self.client.close()
@@ -103,5 +115,7 @@ class Runtime:
             await asyncio.sleep(self.config.lease_check_interval)
             try:
                 await self.hosts.check_leases()
+                await self.hosts.publish_usage()
+                self.ready = True
             except Exception:
                 log.exception("lease check failed")

@@ -12,6 +12,8 @@ from typing import Any
 
 import aiohttp
 
+from kubenova.metrics import API_WRITES
+
 from .config import ConnectionConfig
 from .paths import ResourceKind
 
@@ -60,6 +62,7 @@ class KubeClient:
 
     def __init__(self, config: ConnectionConfig, *, user_agent: str = "kubenova") -> None:
         self.config = config
+        self._user_agent = user_agent
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if config.token:
             headers["Authorization"] = f"Bearer {config.token}"
@@ -92,7 +95,9 @@ class KubeClient:
     ) -> Body:
         """One request; raises ApiError (or a subclass) on any non-2xx answer."""
         if method != "GET":
-            self.writes[f"{method} {_counted(path)}"] += 1
+            resource = _counted(path)
+            self.writes[f"{method} {resource}"] += 1
+            API_WRITES.labels(self._user_agent, method, resource).inc()
         data = None if body is None else json.dumps(body)
         async with self._session.request(
             method,

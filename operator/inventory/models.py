@@ -205,3 +205,95 @@ class VolumeTarget(Base):
     lun: Mapped[int | None] = mapped_column(Integer)
     shelf: Mapped[int | None] = mapped_column(Integer)
     slot: Mapped[int | None] = mapped_column(Integer)
+
+
+class User(Base):
+    """A user of the database auth backend; `name` is the Kubernetes user name bound by RBAC."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    email: Mapped[str] = mapped_column(String(254), default="")
+    # An argon2id PHC string; None: the user cannot log in with a password.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuthProject(Base):
+    """A project of the database auth backend: the name of a Project resource."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Role(Base):
+    """A project role (admin, member, reader), each bound to one kubenova ClusterRole."""
+
+    __tablename__ = "roles"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    description: Mapped[str] = mapped_column(String(1024), default="")
+
+
+class Membership(Base):
+    """A user holding a role in a project."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (Index("ix_memberships_project", "project_id"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(
+        ForeignKey("roles.name", ondelete="RESTRICT"), primary_key=True
+    )
+
+
+class QuotaLimit(Base):
+    """A Project's quota, copied from its spec; its row is locked while a charge is checked."""
+
+    __tablename__ = "quota_limits"
+
+    namespace: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    project: Mapped[str] = mapped_column(String(NAME))
+    # None: unlimited.
+    instances: Mapped[int | None] = mapped_column(Integer)
+    vcpus: Mapped[int | None] = mapped_column(Integer)
+    memory_mib: Mapped[int | None] = mapped_column(Integer)
+    volumes: Mapped[int | None] = mapped_column(Integer)
+    volume_gib: Mapped[int | None] = mapped_column(Integer)
+    floating_ips: Mapped[int | None] = mapped_column(Integer)
+
+
+class QuotaCharge(Base):
+    """What one consumer counts against its namespace's quota.
+
+    Written when the admission webhook lets the consumer in (`claimed` False: reserved) and
+    confirmed by its claim (`claimed` True), each time in a transaction that re-checks the
+    quota; removed when the consumer is released.
+    """
+
+    __tablename__ = "quota_charges"
+    __table_args__ = (Index("ix_quota_charges_namespace", "namespace"),)
+
+    consumer_uid: Mapped[str] = mapped_column(String(UID), primary_key=True)
+    consumer_kind: Mapped[str] = mapped_column(String(63))
+    namespace: Mapped[str] = mapped_column(String(NAME))
+    name: Mapped[str] = mapped_column(String(NAME))
+    instances: Mapped[int] = mapped_column(Integer, default=0)
+    vcpus: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mib: Mapped[int] = mapped_column(Integer, default=0)
+    volumes: Mapped[int] = mapped_column(Integer, default=0)
+    volume_gib: Mapped[int] = mapped_column(Integer, default=0)
+    floating_ips: Mapped[int] = mapped_column(Integer, default=0)
+    claimed: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

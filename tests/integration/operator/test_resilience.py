@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -162,3 +164,43 @@ def test_operator_writes_per_instance(
     per_instance = instance_writes / count
     print(f"operator writes per Instance (create -> Scheduled): {per_instance:.2f} {writes}")
     assert per_instance <= 2.0, writes
+
+
+def test_metrics_and_probes(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    flavor = catalog(apiserver)
+    hosts.add("h-metrics", memory_mib=4096)
+    wait_ready(apiserver, "h-metrics")
+    apply(apiserver, an_instance("measured", namespace, flavor=flavor))
+    all_scheduled(apiserver, namespace, 1)
+    base = f"http://127.0.0.1:{operator.metrics_port}"
+
+    def fetch(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(base + path, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    assert fetch("/healthz")[0] == 200
+    eventually(lambda: fetch("/readyz")[0] == 200, what="operator ready")
+    text = eventually(
+        lambda: (
+            (t := fetch("/metrics")[1]) and 'kubenova_host_capacity{host="h-metrics"' in t and t
+        ),
+        what="host metrics",
+    )
+    assert 'kubenova_scheduler_decisions_total{result="placed"} 1.0' in text
+    assert "kubenova_placements_total 1.0" in text
+    assert 'kubenova_reconcile_total{component="operator",kind="instances",result="ok"}' in text
+    assert 'kubenova_host_capacity{host="h-metrics",resource="MEMORY_MB"} 4096.0' in text
+    assert 'kubenova_host_allocated{host="h-metrics",resource="MEMORY_MB"} 1024.0' in text
+    assert 'kubenova_host_ready{host="h-metrics"} 1.0' in text
+    assert (
+        'kubenova_api_writes_total{component="kubenova-operator",resource="instances/status"'
+        in (text)
+    )

@@ -37,10 +37,17 @@ def scheduled(cluster: ClusterAccess, namespace: str, name: str) -> dict[str, An
     return eventually(probe, timeout=30, what=f"{name} scheduled")
 
 
-def refused(cluster: ClusterAccess, namespace: str, name: str) -> dict[str, Any]:
+def refused(
+    cluster: ClusterAccess, namespace: str, name: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Wait for Scheduled=False (with `reason`, when given: the catalog may lag a moment)."""
+
     def probe() -> dict[str, Any] | None:
         body = get(cluster, namespace, name)
-        return body if condition(body, "Scheduled").get("status") == "False" else None
+        entry = condition(body, "Scheduled")
+        if entry.get("status") != "False" or (reason and entry.get("reason") != reason):
+            return None
+        return body
 
     return eventually(probe, timeout=30, what=f"{name} refused")
 
@@ -127,7 +134,7 @@ def test_no_valid_host_says_why_and_retries_when_capacity_appears(
     hosts.add("h-small-1", memory_mib=2048)
     hosts.add("h-small-2", memory_mib=2048)
     apply(apiserver, an_instance("big", namespace, flavor=flavor))
-    body = refused(apiserver, namespace, "big")
+    body = refused(apiserver, namespace, "big", "NoValidHost")
     entry = condition(body, "Scheduled")
     assert entry["reason"] == "NoValidHost"
     assert "2 hosts" in entry["message"]
@@ -167,7 +174,7 @@ def test_flavor_too_small_for_the_image(
     apply(apiserver, a_flavor("t.tiny-disk", disk=1), an_image("fat-image", minDiskGiB=10))
     hosts.add("h-one")
     apply(apiserver, an_instance("fat", namespace, flavor="t.tiny-disk", image="fat-image"))
-    entry = condition(refused(apiserver, namespace, "fat"), "Scheduled")
+    entry = condition(refused(apiserver, namespace, "fat", "FlavorTooSmall"), "Scheduled")
     assert entry["reason"] == "FlavorTooSmall"
     assert "10 GiB" in entry["message"]
 
@@ -224,7 +231,7 @@ def test_host_going_not_ready_gets_no_placements(
     apply(apiserver, an_instance("after", namespace, flavor=flavor))
     assert scheduled(apiserver, namespace, "after")["status"]["host"] == "h-alive"
     apply(apiserver, an_instance("after2", namespace, flavor=flavor))
-    entry = condition(refused(apiserver, namespace, "after2"), "Scheduled")
+    entry = condition(refused(apiserver, namespace, "after2", "NoValidHost"), "Scheduled")
     assert "not ready" in entry["message"]
 
 

@@ -1,0 +1,93 @@
+"""Prometheus metrics and the health endpoints both kubenova processes serve on one port.
+
+GET /metrics  Prometheus text format
+GET /healthz  200 while the event loop answers (liveness)
+GET /readyz   200 once the process has synced with the API server (readiness)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+log = logging.getLogger(__name__)
+
+RECONCILES = Counter(
+    "kubenova_reconcile_total",
+    "Reconciles of a resource kind, by outcome (ok, retry, error).",
+    ["component", "kind", "result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "kubenova_reconcile_duration_seconds",
+    "Time one reconcile of a resource took.",
+    ["component", "kind"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+SCHEDULER_DECISIONS = Counter(
+    "kubenova_scheduler_decisions_total",
+    "Scheduling outcomes: placed, or no_valid_host.",
+    ["result"],
+)
+PLACEMENTS = Counter("kubenova_placements_total", "Durable claims made by the scheduler.")
+HOST_CAPACITY = Gauge(
+    "kubenova_host_capacity", "Physical capacity of a host.", ["host", "resource"]
+)
+HOST_ALLOCATED = Gauge(
+    "kubenova_host_allocated", "Amount claimed on a host by placements.", ["host", "resource"]
+)
+HOST_READY = Gauge("kubenova_host_ready", "1 while the host's agent heart-beats.", ["host"])
+API_WRITES = Counter(
+    "kubenova_api_writes_total", "Writes made to the API server.", ["component", "verb", "resource"]
+)
+DRIVER_SECONDS = Histogram(
+    "kubenova_agent_driver_call_seconds",
+    "Latency of one call into an agent driver (libvirt, tgt, network, images).",
+    ["service", "call"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
+)
+
+
+class HealthServer:
+    """aiohttp app serving /metrics, /healthz and /readyz."""
+
+    def __init__(self, host: str, port: int, ready: Callable[[], bool]) -> None:
+        self.host = host
+        self.port = port
+        self._ready = ready
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("metrics and probes on http://%s:%d/metrics", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        if self._ready():
+            return web.Response(text="ok")
+        return web.Response(status=503, text="not ready")
