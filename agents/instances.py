@@ -26,7 +26,7 @@ from kubenova.agents.compute.driver import (
     PowerState,
 )
 from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, InstanceSpec, RootDisk
-from kubenova.agents.runtime_images import ImageFetcher, LocalImage
+from kubenova.agents.runtime_images import FetchedImage, ImageFetcher
 from kubenova.api.v1alpha1 import Flavor, Image, Instance
 from kubenova.errors import KubenovaError, NotFoundError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
@@ -405,7 +405,7 @@ class InstanceReconciler:
 
 
 def instance_spec(
-    body: Body, instance: Instance, sizing: Sizing, image: Image, local: LocalImage
+    body: Body, instance: Instance, sizing: Sizing, image: Image, local: FetchedImage
 ) -> InstanceSpec:
     """The driver's frozen view of an Instance (networks and volumes come with their services)."""
     meta = body["metadata"]

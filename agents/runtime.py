@@ -16,7 +16,7 @@ from pathlib import Path
 from kubenova.agents.compute.driver import ComputeDriver
 from kubenova.agents.compute.service import ComputeService, ComputeSettings
 from kubenova.agents.host import Capacity, HostRegistration, capacity_from_libvirt
-from kubenova.agents.runtime_images import HostCacheImages, ImageFetcher, PlaceholderImages
+from kubenova.agents.runtime_images import ImageFetcher, PlaceholderImages
 from kubenova.kube import KubeClient, load_config
 
 log = logging.getLogger(__name__)
@@ -77,16 +77,24 @@ def make_driver(settings: AgentSettings) -> ComputeDriver:
     )
 
 
-def make_image_fetcher(settings: AgentSettings) -> ImageFetcher:
-    """Where base images come from on this host.
+def make_image_fetcher(settings: AgentSettings, client: KubeClient) -> ImageFetcher:
+    """The S3 image service into `<state_dir>/images`; placeholders for the fake driver.
 
-    SEAM: the S3 image service (kubenova.agents.images) replaces HostCacheImages here once
-    it offers an Image-resource adapter; until then a real host serves only images already
-    in `<state_dir>/images` (the image service's own cache layout).
+    The default object store comes from KUBENOVA_S3_ENDPOINT/_ACCESS_KEY/_SECRET_KEY; an
+    Image naming a credentials Secret uses that instead.
     """
     if settings.fake:
         return PlaceholderImages(settings.state_dir / "images")
-    return HostCacheImages(settings.state_dir / "images")
+    from kubenova.agents.images import (  # noqa: PLC0415 - minio loads only where needed
+        ImageService,
+        S3ImageStore,
+        default_store_from_env,
+        image_cache_dir,
+    )
+
+    default = default_store_from_env()
+    store = S3ImageStore(image_cache_dir(settings.state_dir), default)
+    return ImageService(client, store, default)
 
 
 def domain_type_of(driver: ComputeDriver) -> str | None:
@@ -141,7 +149,7 @@ class Agent:
                         self.compute = ComputeService(
                             client,
                             driver,
-                            make_image_fetcher(settings),
+                            make_image_fetcher(settings, client),
                             ComputeSettings(
                                 host=settings.host_name,
                                 domain_type=domain_type_of(driver),

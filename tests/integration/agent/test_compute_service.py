@@ -10,7 +10,7 @@ import pytest
 
 from kubenova.agents.compute.driver import ComputeFailure, PowerState
 from kubenova.agents.compute.spec import InstanceSpec, KernelBoot
-from kubenova.agents.runtime_images import LocalImage, PlaceholderImages
+from kubenova.agents.runtime_images import Placeholder, PlaceholderImages
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import NotFound
 from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER
@@ -372,7 +372,7 @@ def test_a_failed_spawn_leaves_nothing_on_the_host(
 class SlowImages(PlaceholderImages):
     """An image download that takes a while."""
 
-    async def fetch(self, name: str, image: Any) -> LocalImage:
+    async def fetch(self, name: str, image: Any) -> Placeholder:
         await asyncio.sleep(1.0)
         return await super().fetch(name, image)
 
