@@ -10,10 +10,11 @@ import pytest
 
 from kubenova.agents.compute.driver import ComputeFailure, PowerState
 from kubenova.agents.compute.spec import InstanceSpec, KernelBoot
+from kubenova.agents.instances import INSTANCES
 from kubenova.agents.runtime_images import Placeholder, PlaceholderImages
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import NotFound
-from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER
+from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER
 
 from .harness import (
     Body,
@@ -403,3 +404,30 @@ def test_a_slow_image_download_shows_building_then_running(
     assert "domain" not in building["status"]
     assert ready_of(running)["status"] == "True"
     assert writes == 2
+
+
+def test_an_instance_moved_to_another_host_leaves_this_one(
+    apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
+) -> None:
+    async def scenario() -> list[str]:
+        async with (
+            cluster(apiserver) as kube,
+            compute_agent(apiserver, driver, host=unique("h")) as agent,
+        ):
+            name = (await kube.scheduled_instance(agent.host))["metadata"]["name"]
+            await eventually(lambda: phase_is(kube, name, "Running"))
+            # An evacuation relabels it: the label-selector watch reports it as DELETED here.
+            await kube.client.patch(
+                INSTANCES,
+                name,
+                {"metadata": {"labels": {HOST_LABEL: "elsewhere"}}},
+                kube.namespace,
+            )
+
+            async def left() -> bool:
+                return not await asyncio.to_thread(driver.list_instances)
+
+            await eventually(left)
+            return list(agent.service.queue.keys())
+
+    assert run(scenario()) == []
