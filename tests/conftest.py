@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.apiserver",
+    "tests.fixtures.agent",
     "tests.fixtures.libvirtd",
     "tests.fixtures.test_image",
     "tests.fixtures.operator",

@@ -64,8 +64,11 @@ def catalog(cluster: ClusterAccess, memory: int = 1024) -> str:
 
 
 def host_ready(cluster: ClusterAccess, name: str) -> str:
-    body = json.loads(cluster.kubectl("get", "host", name, "-o", "json").stdout)
-    return condition(body, "Ready").get("status", "")
+    """The Ready condition's status of a Host ("" while it is not registered yet)."""
+    result = cluster.kubectl("get", "host", name, "-o", "json", check=False)
+    if result.returncode != 0:
+        return ""
+    return condition(json.loads(result.stdout), "Ready").get("status", "")
 
 
 def wait_ready(cluster: ClusterAccess, *names: str) -> None:
