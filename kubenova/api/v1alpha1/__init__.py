@@ -15,7 +15,16 @@ from .meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus, CRDIn
 from .network import Network, NetworkMode, NetworkSpec, NetworkStatus
 from .project import Project, ProjectSpec, ProjectStatus, Quota
 from .servergroup import ServerGroup, ServerGroupPolicy, ServerGroupSpec
-from .volume import Volume, VolumePhase, VolumeProtocol, VolumeSpec, VolumeStatus
+from .volume import (
+    AttachmentState,
+    Volume,
+    VolumeAttachmentStatus,
+    VolumePhase,
+    VolumeProtocol,
+    VolumeSpec,
+    VolumeStatus,
+    VolumeTarget,
+)
 
 ALL_RESOURCES: tuple[type[Resource], ...] = (
     Instance,
@@ -33,6 +42,7 @@ __all__ = [
     "API_VERSION",
     "GROUP",
     "VERSION",
+    "AttachmentState",
     "CRDInfo",
     "Condition",
     "ConditionStatus",
@@ -67,8 +77,10 @@ __all__ = [
     "ServerGroupPolicy",
     "ServerGroupSpec",
     "Volume",
+    "VolumeAttachmentStatus",
     "VolumePhase",
     "VolumeProtocol",
     "VolumeSpec",
     "VolumeStatus",
+    "VolumeTarget",
 ]

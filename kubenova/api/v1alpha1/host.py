@@ -74,6 +74,11 @@ class HostStatus(KubeModel):
     underlay_ip: str | None = Field(
         default=None, alias="underlayIP", description="Address for VXLAN and storage traffic."
     )
+    storage_mac: str | None = Field(
+        default=None,
+        alias="storageMAC",
+        description="MAC of the interface carrying storage traffic (ATA over Ethernet ACLs).",
+    )
     agent_version: str | None = Field(default=None, description="kubenova-agent version.")
     observed_generation: int | None = Field(default=None)
     conditions: list[Condition] = conditions_field()

@@ -75,6 +75,12 @@ class VolumeSpec(KubeModel):
     )
 
 
+class AttachmentState(StrEnum):
+    ATTACHING = "Attaching"
+    ATTACHED = "Attached"
+    DETACHING = "Detaching"
+
+
 class VolumeTarget(KubeModel):
     """Where the volume is exported."""
 
@@ -92,9 +98,23 @@ class VolumeTarget(KubeModel):
 
 
 class VolumeAttachmentStatus(KubeModel):
+    """One Instance the operator allowed to attach the volume, and how far that got."""
+
     instance: str = Field(description="The Instance the volume is attached to.")
     host: str | None = Field(default=None, description="The Host that Instance runs on.")
+    state: AttachmentState | None = Field(
+        default=None,
+        description="Attaching (allowed, not yet plugged into the guest), Attached, or "
+        "Detaching (removed from the Instance's spec.volumes, still plugged).",
+    )
     device: str | None = Field(default=None, description="Guest device name, e.g. vdb.")
+    initiator: str | None = Field(
+        default=None, description="iSCSI initiator name the host logs in with (target ACL)."
+    )
+    address: str | None = Field(
+        default=None, description="The host's storage address (iSCSI ACL by address)."
+    )
+    mac: str | None = Field(default=None, description="The host's storage MAC (AoE ACL).")
 
 
 class VolumeStatus(KubeModel):
@@ -107,7 +127,13 @@ class VolumeStatus(KubeModel):
     host: str | None = Field(default=None, description="The Host that stores and exports it.")
     target: VolumeTarget | None = Field(default=None, description="The export's identity.")
     attachments: list[VolumeAttachmentStatus] = Field(
-        default_factory=list, description="Instances the volume is attached to."
+        default_factory=list,
+        description="Instances the volume is attached to (written by the operator).",
+    )
+    admitted_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts the export's access list admits right now (written by the "
+        "volume host's agent); an Instance's host attaches once it is listed here.",
     )
     observed_generation: int | None = Field(default=None)
     conditions: list[Condition] = conditions_field()
