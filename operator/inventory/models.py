@@ -207,6 +207,23 @@ class VolumeTarget(Base):
     slot: Mapped[int | None] = mapped_column(Integer)
 
 
+class VolumeAttachment(Base):
+    """An Instance allowed to attach a volume; the volume's row is locked while one is added,
+    so a volume that is not multi-attach never gets two."""
+
+    __tablename__ = "volume_attachments"
+
+    volume_uid: Mapped[str] = mapped_column(
+        ForeignKey("volume_targets.volume_uid", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed on its own too: an Instance's release finds its attachments by it alone.
+    instance_uid: Mapped[str] = mapped_column(String(UID), primary_key=True, index=True)
+    instance_namespace: Mapped[str] = mapped_column(String(NAME))
+    instance_name: Mapped[str] = mapped_column(String(NAME))
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class User(Base):
     """A user of the database auth backend; `name` is the Kubernetes user name bound by RBAC."""
 
