@@ -67,10 +67,14 @@ def test_the_agent_process_registers_and_runs_an_instance_on_the_fake_driver(
                     except NotFound:
                         return {}
 
+                async def leased() -> Body:
+                    try:
+                        return await client.get(LEASES, lease_name(host), SYSTEM_NAMESPACE)
+                    except NotFound:
+                        return {}
+
                 host_body = await eventually(registered, timeout=30)
-                lease = await eventually(
-                    lambda: client.get(LEASES, lease_name(host), SYSTEM_NAMESPACE)
-                )
+                lease = await eventually(leased)
                 body = await kube.scheduled_instance(host)
 
                 async def running() -> Body:
