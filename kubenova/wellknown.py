@@ -6,6 +6,8 @@ OPERATOR_FINALIZER = "kubenova.io/operator"
 AGENT_FINALIZER = "kubenova.io/agent"
 HOST_LABEL = "kubenova.io/host"
 PROJECT_LABEL = "kubenova.io/project"
+# On a Network, one label per host that must wire it (`wired.kubenova.io/<host>: "true"`).
+WIRED_LABEL_PREFIX = "wired.kubenova.io/"
 
 OPERATOR_MANAGER = "kubenova-operator"
 AGENT_MANAGER = "kubenova-agent"
@@ -20,3 +22,8 @@ def lease_name(host: str) -> str:
 
 def host_of_lease(name: str) -> str | None:
     return name.removeprefix("host-") if name.startswith("host-") else None
+
+
+def wired_label(host: str) -> str:
+    """The Network label that tells `host`'s agent to wire the network there."""
+    return f"{WIRED_LABEL_PREFIX}{host}"

@@ -12,7 +12,7 @@ from .instance import (
     PowerState,
 )
 from .meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus, CRDInfo, Resource
-from .network import Network, NetworkMode, NetworkSpec, NetworkStatus
+from .network import Network, NetworkMode, NetworkSpec, NetworkStatus, Port, TunnelEndpoint
 from .project import Project, ProjectSpec, ProjectStatus, Quota
 from .servergroup import ServerGroup, ServerGroupPolicy, ServerGroupSpec
 from .volume import (
@@ -67,6 +67,7 @@ __all__ = [
     "NetworkSpec",
     "NetworkStatus",
     "Overcommit",
+    "Port",
     "PowerState",
     "Project",
     "ProjectSpec",
@@ -76,6 +77,7 @@ __all__ = [
     "ServerGroup",
     "ServerGroupPolicy",
     "ServerGroupSpec",
+    "TunnelEndpoint",
     "Volume",
     "VolumeAttachmentStatus",
     "VolumePhase",

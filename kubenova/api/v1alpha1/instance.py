@@ -63,6 +63,12 @@ class NetworkAttachment(KubeModel):
         description="A fixed IPv4 address to request; it must be free and inside the "
         "network's CIDR. Allocated from the network's pool when omitted.",
     )
+    floating_ip: bool = Field(
+        default=False,
+        alias="floatingIP",
+        description="Also map a floating IP from the external pool 1:1 to this NIC's address "
+        "(shown in status.addresses[].floatingIP; released with the Instance).",
+    )
 
 
 class VolumeAttachment(KubeModel):
@@ -133,7 +139,8 @@ class InstanceSpec(KubeModel):
         default_factory=list,
         max_length=8,
         description="NICs, in order (the first is eth0). Each network gets a fixed IP and MAC "
-        "that the Instance keeps until it is deleted.",
+        "that the Instance keeps until it is deleted. Immutable (no NIC hot-plug yet).",
+        json_schema_extra=immutable("spec.networks"),
     )
     volumes: list[VolumeAttachment] = Field(
         default_factory=list,

@@ -96,12 +96,49 @@ class NetworkSpec(KubeModel):
     router: Router | None = Field(default=None, description="Optional SNAT router.")
 
 
+class TunnelEndpoint(KubeModel):
+    """A host carrying a VXLAN network and the underlay address its VTEP listens on."""
+
+    host: str = Field(description="Host name.")
+    ip: str = Field(description="The host's underlay address (Host.status.underlayIP).")
+
+
+class Port(KubeModel):
+    """One Instance NIC on the network, as the inventory allocated it."""
+
+    instance: str = Field(description="Name of the Instance (same namespace).")
+    host: str | None = Field(default=None, description="Host the Instance is placed on.")
+    ip: str = Field(description="Fixed IPv4 address.")
+    mac: str = Field(description="MAC address of the NIC.")
+    floating_ip: str | None = Field(
+        default=None, alias="floatingIP", description="Floating IP mapped 1:1 to ip, if any."
+    )
+
+
 class NetworkStatus(KubeModel):
     """The observed state of a Network."""
 
     segment_id: int | None = Field(default=None, description="Allocated VLAN id or VNI.")
     bridge: str | None = Field(default=None, description="Bridge name on every host.")
+    gateway: str | None = Field(
+        default=None, description="The gateway address in use (spec.gateway or the first host)."
+    )
+    gateway_host: str | None = Field(
+        default=None,
+        description="The network host that runs this network's DHCP server, router and "
+        "floating IPs.",
+    )
     hosts: list[str] = Field(default_factory=list, description="Hosts wired for this network.")
+    tunnel_endpoints: list[TunnelEndpoint] = Field(
+        default_factory=list,
+        max_length=4096,
+        description="VXLAN only: the wired hosts' underlay addresses, for unicast FDB entries.",
+    )
+    ports: list[Port] = Field(
+        default_factory=list,
+        max_length=4096,
+        description="Instance NICs on the network (DHCP host entries and floating IPs).",
+    )
     ips_used: int | None = Field(default=None, alias="ipsUsed", description="Fixed IPs in use.")
     ips_free: int | None = Field(default=None, alias="ipsFree", description="Fixed IPs left.")
     observed_generation: int | None = Field(default=None)
@@ -124,6 +161,7 @@ class Network(Resource):
             PrinterColumn(name="Mode", type="string", json_path=".spec.mode"),
             PrinterColumn(name="CIDR", type="string", json_path=".spec.cidr"),
             PrinterColumn(name="Segment", type="integer", json_path=".status.segmentId"),
+            PrinterColumn(name="Free", type="integer", json_path=".status.ipsFree"),
             ready_column(),
             age_column(),
         ),
