@@ -40,6 +40,7 @@ class SimulatedHosts:
         disk_gib: int = 100,
         zone: str = "nova",
         services: Iterable[str] = ("compute",),
+        underlay_ip: str | None = None,
     ) -> None:
         """Register `name` and start its heartbeat."""
         registration = HostRegistration(
@@ -48,6 +49,7 @@ class SimulatedHosts:
             capacity=Capacity(vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib),
             zone=zone,
             services=tuple(services),
+            underlay_ip=underlay_ip,
             heartbeat_interval=self._interval,
         )
         self._run(registration.register())

@@ -1,0 +1,223 @@
+"""The Network controller: inventory allocation, gateway host, host labels and status.
+
+Level-triggered through a keyed work queue: Network events, Host changes (underlay
+address, network service, readiness) and the Instance hook (a NIC allocated or freed)
+only mark a Network; the reconciler then registers it in the inventory (refusing a CIDR
+that overlaps its project), allocates its segment id, picks its gateway host, labels it
+`wired.kubenova.io/<host>` for every host that must carry it, and applies its status as
+`kubenova-operator` when something a reader sees changed. A Network with NICs left is
+not let go (finalizer) until the last Instance on it is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from sqlalchemy import Engine
+
+from kubenova import conditions as cond
+from kubenova.api.v1alpha1 import GROUP, VERSION, Network
+from kubenova.errors import UserError
+from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.operator.config import OperatorConfig
+from kubenova.operator.networks import gateways, ports, registry, segments
+from kubenova.operator.networks import status as st
+from kubenova.operator.networks.hook import NETWORK_KIND, NetworkInstanceHook
+from kubenova.operator.networks.records import NetworkRecord, network_record
+from kubenova.operator.networks.settings import NetworkSettings, from_environment
+from kubenova.operator.runtime import Runtime
+from kubenova.wellknown import OPERATOR_FINALIZER, OPERATOR_MANAGER
+from kubenova.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+NETWORKS = kubenova_kind(Network)
+MEMO_KEY = "networks"
+Body = dict[str, Any]
+
+
+@dataclass
+class NetworkReconciler:
+    client: KubeClient
+    engine: Engine
+    settings: NetworkSettings
+    events: EventRecorder
+    runtime: Runtime
+    keys: dict[str, str] = field(default_factory=dict)  # uid -> namespace/name
+    host_facts: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    async def __call__(self, key: str, body: Body | None) -> float | None:
+        if body is None:
+            self.keys = {uid: k for uid, k in self.keys.items() if k != key}
+            return None
+        meta = body["metadata"]
+        self.keys[meta["uid"]] = key
+        if meta.get("deletionTimestamp"):
+            await self._finalize(key, body)
+            return None
+        await self._reconcile(key, body)
+        return None
+
+    async def _reconcile(self, key: str, body: Body) -> None:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        generation = meta.get("generation")
+        observation = await self._observe(body, spec, generation)
+        desired = _without_none(
+            st.desired_status(observation, (body.get("status") or {}).get("conditions"))
+        )
+        hosts = st.wired_hosts(observation) if observation.problem is None else []
+        labels = st.label_changes(meta.get("labels"), hosts)
+        updated = await ensure_metadata(
+            self.client, NETWORKS, body, finalizers=(OPERATOR_FINALIZER,)
+        )
+        body = updated or body
+        if labels:
+            body = await self.client.patch(
+                NETWORKS, meta["name"], {"metadata": {"labels": labels}}, meta["namespace"]
+            )
+        if not st.status_differs(body.get("status"), desired):
+            return
+        before = cond.find((body.get("status") or {}).get("conditions"), st.READY)
+        await apply_status(self.client, NETWORKS, body, desired, manager=OPERATOR_MANAGER)
+        after = desired["conditions"][0]
+        if before is None or before.get("reason") != after["reason"]:
+            kind = "Normal" if after["status"] == "True" else "Warning"
+            self.events.record(body, kind, after["reason"], after["message"])
+            log.info("network %s: %s: %s", key, after["reason"], after["message"])
+
+    async def _observe(self, body: Body, spec: Body, generation: int | None) -> st.Observation:
+        try:
+            record = network_record(body)
+            await asyncio.to_thread(registry.register, self.engine, record)
+            segment = await self._segment(record)
+        except UserError as exc:
+            return st.Observation(None, generation, problem=exc)
+        port_views = await asyncio.to_thread(ports.ports_of, self.engine, record.uid)
+        needs = st.needs_gateway(spec, port_views)
+        gateway_host = (
+            await asyncio.to_thread(gateways.assign, self.engine, record) if needs else None
+        )
+        underlay = {
+            name: ((host.get("status") or {}).get("underlayIP"))
+            for name, host in self.runtime.hosts.hosts.items()
+        }
+        return st.Observation(
+            record,
+            generation,
+            segment_id=segment,
+            gateway_host=gateway_host,
+            needs_gateway=needs,
+            ports=port_views,
+            underlay=underlay,
+        )
+
+    async def _segment(self, record: NetworkRecord) -> int | None:
+        kind = record.segment_kind
+        if kind is None:
+            return None
+        return await asyncio.to_thread(
+            segments.allocate, self.engine, record.uid, kind, self.settings.ranges(kind)
+        )
+
+    async def _finalize(self, key: str, body: Body) -> None:
+        if OPERATOR_FINALIZER not in (body["metadata"].get("finalizers") or []):
+            return
+        in_use = await asyncio.to_thread(registry.unregister, self.engine, body["metadata"]["uid"])
+        if in_use:
+            message = (
+                f"{in_use} Instance NIC(s) still use this network: delete those Instances; "
+                "the Network goes when the last one is gone"
+            )
+            previous = (body.get("status") or {}).get("conditions")
+            entry = cond.condition(st.READY, False, "InUse", message, previous=previous)
+            if not cond.same(cond.find(previous, st.READY), entry):
+                await apply_status(
+                    self.client, NETWORKS, body, {"conditions": [entry]}, manager=OPERATOR_MANAGER
+                )
+                self.events.record(body, "Warning", "InUse", message)
+            return
+        try:
+            await remove_finalizer(self.client, NETWORKS, body, OPERATOR_FINALIZER)
+        except NotFound:
+            return
+        log.info("network %s: released from the inventory", key)
+
+    def host_changed(self, name: str, body: Body | None, queue: WorkQueue[str]) -> None:
+        """Re-reconcile every Network when a host's underlay, services or health changed."""
+        status = (body or {}).get("status") or {}
+        facts = (
+            status.get("underlayIP"),
+            tuple((body or {}).get("spec", {}).get("services") or ()),
+            cond.is_true(status.get("conditions"), "Ready"),
+        )
+        if self.host_facts.get(name) == facts:
+            return
+        self.host_facts[name] = facts
+        for key in set(self.keys.values()):
+            queue.mark(key)
+
+
+def _without_none(status: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply treats an omitted field as given up: drop what we do not set."""
+    return {k: v for k, v in status.items() if v is not None}
+
+
+@dataclass
+class NetworkController:
+    reconciler: NetworkReconciler
+    queue: WorkQueue[str]
+
+
+def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Add the Network watches and the Instance hook to the operator."""
+
+    @kopf.on.startup(registry=registry_)
+    async def start_networks(memo: kopf.Memo, **_: Any) -> None:
+        runtime: Runtime | None = memo.get("runtime")
+        if runtime is None:
+            raise kopf.TemporaryError("the operator runtime is not built yet", delay=0.1)
+        try:
+            settings = from_environment()
+        except ValueError as exc:
+            raise kopf.PermanentError(f"network settings: {exc}") from exc
+        reconciler = NetworkReconciler(
+            runtime.client, runtime.engine, settings, runtime.events, runtime
+        )
+        queue: WorkQueue[str] = WorkQueue(reconciler, workers=4, name="networks")
+        hook = NetworkInstanceHook(
+            runtime.engine, runtime.catalog, settings, queue.mark, reconciler.keys.get
+        )
+        runtime.instances.hooks.append(hook)
+        queue.start()
+        memo[MEMO_KEY] = NetworkController(reconciler, queue)
+
+    @kopf.on.cleanup(registry=registry_)
+    async def stop_networks(memo: kopf.Memo, **_: Any) -> None:
+        controller: NetworkController | None = memo.get(MEMO_KEY)
+        if controller is not None:
+            await controller.queue.stop()
+
+    @kopf.on.event(GROUP, VERSION, "networks", registry=registry_)
+    async def network_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        controller: NetworkController = memo[MEMO_KEY]
+        runtime: Runtime = memo["runtime"]
+        key = f"{body.metadata.namespace}/{body.metadata.name}"
+        current = None if type == "DELETED" else dict(body)
+        runtime.catalog.put(NETWORK_KIND, key, current)
+        controller.queue.put(key, current)
+
+    @kopf.on.event(GROUP, VERSION, "hosts", registry=registry_)
+    async def network_host_event(
+        type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+    ) -> None:
+        controller: NetworkController | None = memo.get(MEMO_KEY)
+        if controller is None:
+            return
+        current = None if type == "DELETED" else dict(body)
+        controller.reconciler.host_changed(body.metadata.name or "", current, controller.queue)
