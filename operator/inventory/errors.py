@@ -3,17 +3,25 @@
 InventoryError (a kubenova.errors.KubenovaError)
 ├── SchemaOutOfDate        the database needs `kubenova db upgrade`; the operator refuses to start
 ├── UnknownHost            a claim named a host the inventory does not have
+├── VolumeNotPlaced        an attachment named a volume that has no target (not placed yet)
+├── AoeAddressesExhausted  every AoE shelf/slot pair is taken
 └── ClaimRefused           the claim was checked against the database and does not fit;
     │                      the caller may try another host (the scheduler does)
     ├── InsufficientCapacity   carries the host's fresh snapshot, to correct a cached view
-    └── ServerGroupConflict    a hard (anti-)affinity rule would break; carries the member hosts
+    ├── ServerGroupConflict    a hard (anti-)affinity rule would break; carries the member hosts
+    └── VolumeInUse            the volume is attached elsewhere and not multi-attach
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kubenova.errors import KubenovaError
 from kubenova.operator.inventory.records import GroupPolicy, HostSnapshot
 from kubenova.operator.inventory.resources import Resources
+
+if TYPE_CHECKING:
+    from kubenova.operator.inventory.volumes import AttachmentRecord
 
 
 class InventoryError(KubenovaError):
@@ -72,3 +80,25 @@ class ServerGroupConflict(ClaimRefused):
             f"server group {group!r} ({policy}) has members on {sorted(member_hosts)}; "
             f"host {host!r} would break it"
         )
+
+
+class VolumeNotPlaced(InventoryError):
+    """The volume has no target yet: it was not placed (or was released)."""
+
+    def __init__(self, volume_uid: str) -> None:
+        self.volume_uid = volume_uid
+        super().__init__(f"volume {volume_uid} has no target yet")
+
+
+class AoeAddressesExhausted(InventoryError):
+    """No AoE shelf/slot pair is free."""
+
+
+class VolumeInUse(ClaimRefused):
+    """The volume is attached to another Instance and does not allow multi-attach."""
+
+    def __init__(self, volume_uid: str, holders: tuple[AttachmentRecord, ...]) -> None:
+        self.volume_uid = volume_uid
+        self.holders = holders
+        names = ", ".join(f"{h.instance_namespace}/{h.instance_name}" for h in holders)
+        super().__init__(f"volume {volume_uid} is attached to {names}")
