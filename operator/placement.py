@@ -36,7 +36,12 @@ class Placer:
 
     def place(self, request: PlacementRequest) -> inv.Claim | NoValidHost:
         with self._lock:
-            return place(self.engine, request, self.view, self.scheduler)
+            try:
+                return place(self.engine, request, self.view, self.scheduler)
+            except inv.QuotaExceeded as exceeded:
+                # Like a full cluster: the Instance waits, and is tried again when a
+                # claim is released (in its project or anywhere).
+                return NoValidHost(exceeded.message)
 
     def claim_on(self, request: PlacementRequest, host: str) -> inv.Claim:
         """Claim on `host` (repairing a lost claim); ClaimRefused if it no longer fits."""

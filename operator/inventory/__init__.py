@@ -36,6 +36,7 @@ from kubenova.operator.inventory.hosts import (
     set_host_schedulable,
     upsert_host,
 )
+from kubenova.operator.inventory.quotas import QuotaAmounts, QuotaExceeded, QuotaLimits
 from kubenova.operator.inventory.records import (
     Claim,
     Consumer,
@@ -63,6 +64,9 @@ __all__ = [
     "InsufficientCapacity",
     "InventoryError",
     "Overcommit",
+    "QuotaAmounts",
+    "QuotaExceeded",
+    "QuotaLimits",
     "ResourceClass",
     "Resources",
     "SchemaOutOfDate",

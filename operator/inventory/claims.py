@@ -5,6 +5,8 @@ host row with SELECT ... FOR UPDATE on PostgreSQL), sums what the host already h
 refuses with ClaimRefused if the request does not fit or would break a hard server-group
 policy, and otherwise writes the allocations, the group membership and the instance row
 together. Claims are idempotent per consumer uid: a retry returns the existing claim.
+An Instance's claim also charges its project's quota in the same transaction (locking the
+namespace's quota row first), so racing claims cannot exceed a quota (QuotaExceeded).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory.engine import upsert_insert, write_transaction
 from kubenova.operator.inventory.errors import (
     ClaimRefused,
@@ -101,7 +104,11 @@ def _claim_once(
     group: ServerGroupRef | None,
 ) -> Claim:
     with write_transaction(engine) as connection:
-        # Lock order everywhere: server group, then host. No claim waits the other way round.
+        # Lock order everywhere: quota, server group, then host. No claim waits the other
+        # way round.
+        if consumer.kind == INSTANCE_KIND:
+            amounts = quotas.QuotaAmounts.for_instance(resources)
+            quotas.charge(connection, consumer, amounts, claimed=True)
         member_hosts = _lock_group(connection, group, consumer.uid) if group else frozenset()
         row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
         if row is None:
@@ -222,6 +229,7 @@ def release(engine: Engine, consumer_uid: str) -> Claim | None:
             delete(ServerGroupMember).where(ServerGroupMember.consumer_uid == consumer_uid)
         )
         connection.execute(delete(Instance).where(Instance.uid == consumer_uid))
+        quotas.release_charge(connection, consumer_uid)
         if existing is not None:
             connection.execute(
                 update(Host)

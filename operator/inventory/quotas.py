@@ -1,0 +1,287 @@
+"""Project quotas: limits per namespace and the charges that count against them.
+
+A charge is one consumer's share of its namespace's quota (an Instance: 1 instance, its
+vCPUs and memory; a Volume: 1 volume and its GiB). It is written when the admission
+webhook admits the consumer (`claimed` False: a reservation) and confirmed by the
+consumer's host claim (`claimed` True); each write locks the namespace's limits row
+(SELECT ... FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE serialises SQLite) and re-checks
+the sum, so racing creates cannot exceed a quota. Releasing a claim drops the charge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select
+
+from kubenova.operator.inventory.engine import upsert_insert, write_transaction
+from kubenova.operator.inventory.errors import ClaimRefused
+from kubenova.operator.inventory.models import QuotaCharge, QuotaLimit, utcnow
+from kubenova.operator.inventory.records import Consumer
+from kubenova.operator.inventory.resources import Resources
+
+# Python name -> the Project's spec.quota field, as users read it in messages.
+WIRE_NAMES = {
+    "instances": "instances",
+    "vcpus": "vcpus",
+    "memory_mib": "memoryMiB",
+    "volumes": "volumes",
+    "volume_gib": "volumeGiB",
+    "floating_ips": "floatingIPs",
+}
+COLUMNS = tuple(WIRE_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaAmounts:
+    """How much of each quota resource something takes (or a project uses)."""
+
+    instances: int = 0
+    vcpus: int = 0
+    memory_mib: int = 0
+    volumes: int = 0
+    volume_gib: int = 0
+    floating_ips: int = 0
+
+    @classmethod
+    def for_instance(cls, resources: Resources) -> QuotaAmounts:
+        return cls(instances=1, vcpus=resources.vcpus, memory_mib=resources.memory_mb)
+
+    @classmethod
+    def for_volume(cls, size_gib: int) -> QuotaAmounts:
+        return cls(volumes=1, volume_gib=size_gib)
+
+    def __add__(self, other: QuotaAmounts) -> QuotaAmounts:
+        return QuotaAmounts(*(getattr(self, n) + getattr(other, n) for n in COLUMNS))
+
+    def as_wire(self) -> dict[str, int]:
+        """The Project status `usage` form (camelCase keys)."""
+        return {WIRE_NAMES[n]: getattr(self, n) for n in COLUMNS}
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaLimits:
+    """A Project's spec.quota; None means unlimited."""
+
+    instances: int | None = None
+    vcpus: int | None = None
+    memory_mib: int | None = None
+    volumes: int | None = None
+    volume_gib: int | None = None
+    floating_ips: int | None = None
+
+    @classmethod
+    def from_wire(cls, quota: dict[str, Any]) -> QuotaLimits:
+        """From a Project's spec.quota (camelCase keys, omitted = unlimited)."""
+        return cls(*(quota.get(WIRE_NAMES[n]) for n in COLUMNS))
+
+
+class QuotaExceeded(ClaimRefused):
+    """The consumer would take its project over a quota limit; nothing was written."""
+
+    def __init__(self, project: str, resource: str, used: int, requested: int, limit: int):
+        self.project = project
+        self.resource = WIRE_NAMES.get(resource, resource)
+        self.used = used
+        self.requested = requested
+        self.limit = limit
+        super().__init__(
+            f"quota exceeded in project {project}: {self.resource} {used} + {requested} > {limit}"
+        )
+
+
+_LOCK_LIMITS = (
+    select(QuotaLimit.__table__)
+    .where(QuotaLimit.namespace == bindparam("namespace"))
+    .with_for_update()
+)
+_OTHERS_USAGE = select(
+    *(func.coalesce(func.sum(getattr(QuotaCharge, n)), 0) for n in COLUMNS)
+).where(
+    QuotaCharge.namespace == bindparam("namespace"),
+    QuotaCharge.consumer_uid != bindparam("consumer_uid"),
+)
+_UPSERTS: dict[str, Any] = {}  # by dialect name
+
+
+def set_limits(engine: Engine, namespace: str, project: str, limits: QuotaLimits) -> bool:
+    """Record the Project's quota for its namespace; True if anything changed."""
+    values = {n: getattr(limits, n) for n in COLUMNS}
+    with write_transaction(engine) as connection:
+        row = connection.execute(_LOCK_LIMITS, {"namespace": namespace}).one_or_none()
+        if (
+            row is not None
+            and row.project == project
+            and all(getattr(row, n) == v for n, v in values.items())
+        ):
+            return False
+        statement = upsert_insert(connection, QuotaLimit).values(
+            namespace=namespace, project=project, **values
+        )
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["namespace"], set_={"project": project, **values}
+            )
+        )
+        return True
+
+
+def drop_limits(engine: Engine, namespace: str) -> None:
+    """Forget the namespace's quota (its Project is gone); idempotent."""
+    with write_transaction(engine) as connection:
+        connection.execute(delete(QuotaLimit).where(QuotaLimit.namespace == namespace))
+
+
+def charge(
+    connection: Connection, consumer: Consumer, amounts: QuotaAmounts, *, claimed: bool
+) -> None:
+    """Check the consumer's charge against its namespace's quota and record it.
+
+    Call inside a write transaction: the limits row stays locked until it commits, so
+    racing charges are checked one after the other. Raises QuotaExceeded.
+    """
+    check(connection, consumer, amounts)
+    upsert = _charge_upsert(connection)
+    connection.execute(
+        upsert,
+        {
+            "consumer_uid": consumer.uid,
+            "consumer_kind": consumer.kind,
+            "namespace": consumer.namespace,
+            "name": consumer.name,
+            "claimed": claimed,
+            "created_at": utcnow(),
+            **{n: getattr(amounts, n) for n in COLUMNS},
+        },
+    )
+
+
+def check(connection: Connection, consumer: Consumer, amounts: QuotaAmounts) -> None:
+    """Raise QuotaExceeded if the consumer's charge does not fit (locks the limits row)."""
+    limits = connection.execute(_LOCK_LIMITS, {"namespace": consumer.namespace}).one_or_none()
+    if limits is None:
+        return  # no Project quota for this namespace
+    others = connection.execute(
+        _OTHERS_USAGE, {"namespace": consumer.namespace, "consumer_uid": consumer.uid}
+    ).one()
+    for name, used in zip(COLUMNS, others, strict=True):
+        limit, requested = getattr(limits, name), getattr(amounts, name)
+        if limit is not None and requested > 0 and used + requested > limit:
+            raise QuotaExceeded(limits.project, name, int(used), requested, limit)
+
+
+def reserve(engine: Engine, consumer: Consumer, amounts: QuotaAmounts, *, dry_run: bool) -> None:
+    """Admission: charge (reserve) the consumer, or only check it for a dry run."""
+    with write_transaction(engine) as connection:
+        if dry_run:
+            check(connection, consumer, amounts)
+            return
+        existing = connection.execute(
+            select(QuotaCharge.claimed).where(QuotaCharge.consumer_uid == consumer.uid)
+        ).scalar_one_or_none()
+        charge(connection, consumer, amounts, claimed=bool(existing))
+
+
+def release_charge(connection: Connection, consumer_uid: str) -> None:
+    """Drop the consumer's charge (inside the transaction that releases its claim)."""
+    connection.execute(delete(QuotaCharge).where(QuotaCharge.consumer_uid == consumer_uid))
+
+
+def release(engine: Engine, consumer_uid: str) -> None:
+    """Drop the consumer's charge; idempotent."""
+    with write_transaction(engine) as connection:
+        release_charge(connection, consumer_uid)
+
+
+def usage(engine: Engine, namespace: str) -> QuotaAmounts:
+    """What the namespace's consumers are charged, reservations included."""
+    with engine.connect() as connection:
+        row = connection.execute(_OTHERS_USAGE, {"namespace": namespace, "consumer_uid": ""}).one()
+    return QuotaAmounts(*(int(v) for v in row))
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRecord:
+    """One consumer's charge, as stored."""
+
+    consumer_uid: str
+    kind: str
+    namespace: str
+    name: str
+    amounts: QuotaAmounts
+    claimed: bool
+    created_at: datetime
+
+
+def list_charges(engine: Engine, namespace: str | None = None) -> list[ChargeRecord]:
+    """Every charge (of one namespace)."""
+    query = select(QuotaCharge.__table__)
+    if namespace is not None:
+        query = query.where(QuotaCharge.namespace == namespace)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        ChargeRecord(
+            row.consumer_uid,
+            row.consumer_kind,
+            row.namespace,
+            row.name,
+            QuotaAmounts(*(getattr(row, n) for n in COLUMNS)),
+            row.claimed,
+            row.created_at,
+        )
+        for row in rows
+    ]
+
+
+def stale_reservations(engine: Engine, older_than: timedelta) -> list[ChargeRecord]:
+    """Reservations never confirmed by a claim for longer than `older_than`."""
+    cutoff = utcnow() - older_than
+    return [c for c in list_charges(engine) if not c.claimed and _aware(c.created_at) < cutoff]
+
+
+def drop_charges(engine: Engine, consumer_uids: Iterable[str]) -> None:
+    """Drop the charges of consumers that no longer exist."""
+    uids = list(consumer_uids)
+    if not uids:
+        return
+    with write_transaction(engine) as connection:
+        connection.execute(delete(QuotaCharge).where(QuotaCharge.consumer_uid.in_(uids)))
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every timestamp we store is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def _charge_upsert(connection: Connection) -> Any:
+    dialect = connection.dialect.name
+    if dialect not in _UPSERTS:
+        statement = upsert_insert(connection, QuotaCharge)
+        _UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=["consumer_uid"],
+            set_={c: statement.excluded[c] for c in (*COLUMNS, "claimed")},
+        )
+    return _UPSERTS[dialect]
+
+
+__all__ = [
+    "ChargeRecord",
+    "QuotaAmounts",
+    "QuotaExceeded",
+    "QuotaLimits",
+    "charge",
+    "check",
+    "drop_charges",
+    "drop_limits",
+    "list_charges",
+    "release",
+    "release_charge",
+    "reserve",
+    "set_limits",
+    "stale_reservations",
+    "usage",
+]
