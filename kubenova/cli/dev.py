@@ -15,6 +15,7 @@ from kubenova.devcluster import (
     find_checkout,
     install_crds,
 )
+from kubenova.devcluster.services import LocalServices
 
 
 def _plane() -> ControlPlane:
@@ -26,11 +27,13 @@ def _progress(message: str) -> None:
 
 
 def start_local_services(access: ClusterAccess, state_dir: Path) -> None:
-    """Hook: start the operator and a local agent against the dev plane (not yet written)."""
+    """Start MinIO, libvirtd, the operator and one local agent against the dev plane."""
+    LocalServices(state_dir).up(access, _progress)
 
 
-def stop_local_services(state_dir: Path) -> None:
-    """Hook: stop what start_local_services started, before the control plane goes down."""
+def stop_local_services(state_dir: Path) -> list[str]:
+    """Stop what start_local_services started, before the control plane goes down."""
+    return LocalServices(state_dir).down()
 
 
 def _install_crds(access: ClusterAccess) -> None:
@@ -81,8 +84,8 @@ def up() -> None:
 def down() -> None:
     """Stop the local control plane; its data, certificates and ports are kept for `up`."""
     plane = _plane()
-    stop_local_services(plane.root)
-    stopped = plane.down()
+    stopped = stop_local_services(plane.root)
+    stopped += plane.down()
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -102,6 +105,10 @@ def status() -> None:
         )
         pid = f"pid {component.pid}" if component.pid is not None else "-"
         click.echo(f"{component.name:<15} {state:<10} {pid:<12} {component.endpoint}")
+    for service in LocalServices(plane.root).status():
+        state = "running" if service.pid is not None else "stopped"
+        pid = f"pid {service.pid}" if service.pid is not None else "-"
+        click.echo(f"{service.name:<15} {state:<10} {pid:<12} {service.detail}")
     if plane.kubeconfig.exists():
         click.echo(f"kubeconfig      {plane.kubeconfig}")
     if not all(component.healthy for component in components):

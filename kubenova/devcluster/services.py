@@ -1,0 +1,125 @@
+"""The kubenova services `kubenova dev up` runs beside the control plane on this machine.
+
+One of each, detached, with pid files and logs under the dev state directory:
+MinIO (the image store), a private libvirtd (QEMU, TCG unless told otherwise), the
+operator (SQLite inventory in the state dir) and one host agent named after this machine.
+`up` keeps what is running and starts what is not; `down` stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubenova.devcluster.access import ClusterAccess
+from kubenova.devcluster.errors import ControlPlaneError
+from kubenova.devcluster.libvirtd import PrivateLibvirtd
+from kubenova.devcluster.objectstore import start_dev_objectstore, stop_dev_objectstore
+from kubenova.devcluster.processes import ProcessSpec, launch, live_pid, log_tail, stop_pid
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    pid: int | None
+    detail: str
+
+
+def _script(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise ControlPlaneError(
+            f"{name} is not installed beside {sys.executable}: pip install -e ."
+        )
+    return str(path)
+
+
+class LocalServices:
+    """kubenova's own processes for the dev cloud, in `state_dir`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.root = state_dir
+        self.host_name = os.environ.get("KUBENOVA_DEV_HOST", socket.gethostname().split(".")[0])
+        self.domain_type = os.environ.get("KUBENOVA_DOMAIN_TYPE", "qemu")
+        self.libvirtd = PrivateLibvirtd(state_dir / "libvirtd")
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.root / 'inventory.db'}"
+
+    def _spec(self, name: str, argv: list[str]) -> ProcessSpec:
+        return ProcessSpec(
+            name, tuple(argv), self.root / "logs" / f"{name}.log", self.root / f"{name}.pid"
+        )
+
+    def _operator(self, access: ClusterAccess) -> ProcessSpec:
+        return self._spec(
+            "operator",
+            [
+                _script("kubenova-operator"),
+                f"--kubeconfig={access.kubeconfig}",
+                f"--database-url={self.database_url}",
+                "--metrics-host=127.0.0.1",
+                "--metrics-port=0",
+            ],
+        )
+
+    def _agent(self, access: ClusterAccess) -> ProcessSpec:
+        return self._spec(
+            "agent",
+            [
+                _script("kubenova-agent"),
+                f"--host-name={self.host_name}",
+                f"--libvirt-uri={self.libvirtd.uri}",
+                f"--state-dir={self.root / 'agent'}",
+                f"--kubeconfig={access.kubeconfig}",
+                f"--domain-type={self.domain_type}",
+            ],
+        )
+
+    def up(self, access: ClusterAccess, progress: Progress) -> None:
+        progress("object store (MinIO)")
+        store = start_dev_objectstore(self.root, progress)
+        progress(f"libvirtd ({self.libvirtd.uri})")
+        self.libvirtd.start(detached=True)
+        from kubenova.operator import inventory  # noqa: PLC0415 - the CLI's db layer, on demand
+
+        inventory.upgrade(self.database_url)
+        os.environ.update(store.env())  # the agent reads its default image store from env
+        for spec in (self._operator(access), self._agent(access)):
+            if live_pid(spec) is not None:
+                progress(f"{spec.name}: running")
+                continue
+            progress(f"{spec.name}: starting (log {spec.log})")
+            process = launch(spec, detached=True)
+            if process.poll() is not None:
+                raise ControlPlaneError(f"{spec.name} exited at once:\n{log_tail(spec.log)}")
+
+    def down(self) -> list[str]:
+        stopped = []
+        for name in ("agent", "operator"):
+            spec = self._spec(name, [])
+            pid = live_pid(spec)
+            if pid is not None:
+                stop_pid(pid, timeout=20)
+                stopped.append(name)
+            spec.pid_file.unlink(missing_ok=True)
+        if self.libvirtd.running_pid() is not None:
+            self.libvirtd.stop()
+            stopped.append("libvirtd")
+        stopped += stop_dev_objectstore(self.root)
+        return stopped
+
+    def status(self) -> list[ServiceState]:
+        states = []
+        for name in ("operator", "agent"):
+            spec = self._spec(name, [])
+            states.append(ServiceState(name, live_pid(spec), str(spec.log)))
+        states.append(ServiceState("libvirtd", self.libvirtd.running_pid(), self.libvirtd.uri))
+        return states
