@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.apiserver",
     "tests.fixtures.agent",
+    "tests.fixtures.ldap",
     "tests.fixtures.libvirtd",
     "tests.fixtures.test_image",
     "tests.fixtures.operator",

@@ -14,6 +14,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "db": ("kubenova.cli.db", "db"),
     "audit": ("kubenova.cli.audit", "audit_command"),
     "image": ("kubenova.cli.image", "image"),
+    "user": ("kubenova.cli.user", "user"),
+    "project": ("kubenova.cli.project", "project"),
+    "role": ("kubenova.cli.role", "role"),
 }
 
 
