@@ -96,6 +96,13 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     help="Report this capacity instead of libvirt's: vcpus=N,memoryMiB=N,diskGiB=N.",
 )
 @click.option("--resync-interval", type=click.FloatRange(min=1.0), default=60.0, help="Seconds.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=8080,
+    help="Port for /metrics, /healthz and /readyz; 0 disables them.",
+)
+@click.option("--metrics-host", default="0.0.0.0", help="Address for the metrics port.")
 @click.option("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--log-json", is_flag=True, help="One JSON object per log line.")
 def agent(  # click passes every option by keyword
@@ -111,6 +118,8 @@ def agent(  # click passes every option by keyword
     workers: int,
     capacity: Capacity | None,
     resync_interval: float,
+    metrics_port: int,
+    metrics_host: str,
     log_level: str,
     log_json: bool,
 ) -> None:
@@ -134,6 +143,8 @@ def agent(  # click passes every option by keyword
         workers=workers,
         capacity=capacity,
         resync_interval=resync_interval,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port or None,
     )
     asyncio.run(_run_until_signalled(Agent(settings)))
 

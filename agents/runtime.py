@@ -18,6 +18,7 @@ from kubenova.agents.compute.service import ComputeService, ComputeSettings
 from kubenova.agents.host import Capacity, HostRegistration, capacity_from_libvirt
 from kubenova.agents.runtime_images import ImageFetcher, PlaceholderImages
 from kubenova.kube import KubeClient, load_config
+from kubenova.metrics import HealthServer, timed_driver
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class AgentSettings:
     capacity: Capacity | None = None  # None: from libvirt's node info
     resync_interval: float = 60.0
     heartbeat_interval: float = 10.0
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int | None = None  # /metrics, /healthz, /readyz when set
 
     @property
     def fake(self) -> bool:
@@ -112,6 +115,7 @@ class Agent:
         self.driver: ComputeDriver | None = None
         self.compute: ComputeService | None = None
         self.registration: HostRegistration | None = None
+        self.registered = False
 
     async def run(self) -> None:
         settings = self.settings
@@ -124,8 +128,14 @@ class Agent:
             )
         config = load_config(settings.kubeconfig)
         async with KubeClient(config, user_agent=f"kubenova-agent/{settings.host_name}") as client:
-            driver = await asyncio.to_thread(make_driver, settings)
+            driver = timed_driver(await asyncio.to_thread(make_driver, settings), "compute")
             self.driver = driver
+            health = None
+            if settings.metrics_port is not None:
+                health = HealthServer(
+                    settings.metrics_host, settings.metrics_port, lambda: self.registered
+                )
+                await health.start()
             try:
                 capacity = settings.capacity
                 if capacity is None:
@@ -143,6 +153,7 @@ class Agent:
                 self.registration = registration
                 await registration.register()
                 await registration.renew()
+                self.registered = True
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(registration.run_heartbeat(), name="heartbeat")
                     if "compute" in settings.services:
@@ -159,6 +170,8 @@ class Agent:
                         )
                         tasks.create_task(self.compute.run(), name="compute")
             finally:
+                if health is not None:
+                    await health.stop()
                 await asyncio.to_thread(driver.close)
 
     def _capacity(self) -> Capacity:

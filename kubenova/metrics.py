@@ -7,8 +7,11 @@ GET /readyz   200 once the process has synced with the API server (readiness)
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 from prometheus_client import (
@@ -55,6 +58,38 @@ DRIVER_SECONDS = Histogram(
     ["service", "call"],
     buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
 )
+
+
+T = TypeVar("T")
+
+
+class _TimedProxy:
+    """Forwards every method call to the wrapped object, timing it into DRIVER_SECONDS."""
+
+    def __init__(self, target: object, service: str) -> None:
+        self._target = target
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+        histogram = DRIVER_SECONDS.labels(self._service, name)
+
+        @functools.wraps(attribute)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                histogram.observe(time.perf_counter() - started)
+
+        return timed
+
+
+def timed_driver(driver: T, service: str) -> T:
+    """`driver` with every public method call timed (kubenova_agent_driver_call_seconds)."""
+    return cast(T, _TimedProxy(driver, service))
 
 
 class HealthServer:

@@ -7,6 +7,7 @@ delete — and afterwards no domain, no claim, no finalizer is left anywhere.
 from __future__ import annotations
 
 import json
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,16 @@ def test_instances_live_and_die_across_two_hosts(
         assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
     assert {b["status"]["host"] for b in bodies} == {"e2e-a", "e2e-b"}  # spread
     assert sum(len(instance_files(a.state_dir)) for a in agents.agents) == len(names)
+
+    # the agent's metrics: driver call latency per call, and its reconciles
+    port = next(
+        a.split("=", 1)[1] for a in agents.agents[0].argv if a.startswith("--metrics-port=")
+    )
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'kubenova_agent_driver_call_seconds_count{call="spawn",service="compute"}' in metrics
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+        assert response.status == 200
 
     # power off and on again
     patch_spec(apiserver, namespace, "vm0", {"powerState": "Stopped"})

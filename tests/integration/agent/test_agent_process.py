@@ -50,6 +50,7 @@ def test_the_agent_process_registers_and_runs_an_instance_on_the_fake_driver(
                     "--availability-zone=az-2",
                     "--capacity=vcpus=32,memoryMiB=65536,diskGiB=500",
                     "--underlay-ip=192.0.2.10",
+                    "--metrics-port=0",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
