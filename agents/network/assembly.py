@@ -1,0 +1,55 @@
+"""Build a host's network service from its options (what `kubenova-agent` flags set)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubenova.agents.network.dhcp import DhcpServers
+from kubenova.agents.network.driver import LinuxBridgeDriver, Uplink
+from kubenova.agents.network.linuxbridge import Dot1qUplink, FlatUplink
+from kubenova.agents.network.namespace import Namespace
+from kubenova.agents.network.nat import Routers
+from kubenova.agents.network.ovs import OvsSettings, OvsUplink
+from kubenova.agents.network.service import NetworkService, NetworkSettings
+from kubenova.agents.network.spec import Mode
+from kubenova.agents.network.vxlan import VxlanUplink
+from kubenova.kube import KubeClient
+
+VLAN_BACKENDS = ("linuxbridge", "ovs")
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    host: str
+    state_dir: Path
+    underlay_ip: str | None = None
+    physical_interface: str | None = None
+    external_interface: str | None = None
+    vlan_backend: str = "linuxbridge"  # 802.1Q sub-interfaces; "ovs": tagged OVS ports
+    ovs: OvsSettings = field(default_factory=OvsSettings)
+    netns: str | None = None  # None: the agent's own namespace (tests: a simulated host)
+    events: bool = True
+
+
+def make_network_service(client: KubeClient, options: NetworkOptions) -> NetworkService:
+    if options.vlan_backend not in VLAN_BACKENDS:
+        raise ValueError(f"vlan backend {options.vlan_backend!r}: choose one of {VLAN_BACKENDS}")
+    ns = Namespace(options.netns)
+    vlan: Uplink = OvsUplink(options.ovs) if options.vlan_backend == "ovs" else Dot1qUplink()
+    driver = LinuxBridgeDriver(
+        ns, {Mode.FLAT: FlatUplink(), Mode.VLAN: vlan, Mode.VXLAN: VxlanUplink()}
+    )
+    return NetworkService(
+        client,
+        driver,
+        DhcpServers(ns, options.state_dir / "network" / "dhcp"),
+        Routers(ns, options.external_interface),
+        NetworkSettings(
+            host=options.host,
+            underlay_ip=options.underlay_ip,
+            physical_interface=options.physical_interface,
+            external_interface=options.external_interface,
+            events=options.events,
+        ),
+    )

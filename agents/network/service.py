@@ -1,0 +1,183 @@
+"""The agent's network service: this host's share of every Network it must carry.
+
+Input: a watch of Networks labelled `wired.kubenova.io/<this host>` (the operator sets the
+label on the hosts that run an Instance on the network, and on its gateway host). Each
+one marks a keyed work queue; the reconciler computes the network's desired state here
+(`spec.host_network`) from the Network's status and converges: bridge + uplink through
+the driver; on the gateway host also the gateway address, dnsmasq and the nftables table.
+A Network that is deleted or no longer labelled for this host is torn down, and after
+the first full list anything of ours that no Network wants (bridges, dnsmasq, tables) is
+swept, so a restart while a network went away leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from kubenova.agents.network.dhcp import DhcpServers
+from kubenova.agents.network.driver import NetworkDriver
+from kubenova.agents.network.nat import Routers
+from kubenova.agents.network.spec import HostNetwork, host_network
+from kubenova.api.v1alpha1 import Network
+from kubenova.errors import KubenovaError, TemporaryError, UserError
+from kubenova.kube import ApiError, KubeClient, kubenova_kind
+from kubenova.kube.client import Body
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.objects import key_of
+from kubenova.wellknown import AGENT_MANAGER, wired_label
+from kubenova.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+NETWORKS = kubenova_kind(Network)
+RETRY_USER_ERROR = 30.0
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    host: str
+    underlay_ip: str | None = None
+    physical_interface: str | None = None
+    external_interface: str | None = None
+    workers: int = 2
+    events: bool = True
+
+
+class NetworkService:
+    """Runs one host's network reconciler; `await run()` until cancelled."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        driver: NetworkDriver,
+        dhcp: DhcpServers,
+        routers: Routers,
+        settings: NetworkSettings,
+    ) -> None:
+        self.client = client
+        self.driver = driver
+        self.dhcp = dhcp
+        self.routers = routers
+        self.settings = settings
+        self.selector = wired_label(settings.host)
+        self.events = EventRecorder(client, AGENT_MANAGER, enabled=settings.events)
+        self.queue: WorkQueue[str] = WorkQueue(
+            self.reconcile, workers=settings.workers, name=f"networks@{settings.host}"
+        )
+        self.wired: dict[str, HostNetwork] = {}  # key -> what we last converged
+        self.synced = asyncio.Event()
+
+    async def run(self) -> None:
+        self.queue.start()
+        try:
+            await self._watch()
+        finally:
+            await self.queue.stop()
+            await self.events.flush()
+            await asyncio.to_thread(self.driver.close)
+
+    # -- reconcile ---------------------------------------------------------------------------
+
+    async def reconcile(self, key: str, body: Body | None) -> float | None:
+        """Converge one Network on this host; a WorkQueue handler."""
+        if body is None:  # deleted, or no longer labelled for this host
+            await self._tear_down(key)
+            return None
+        try:
+            wanted = host_network(
+                body,
+                self.settings.host,
+                underlay_ip=self.settings.underlay_ip,
+                physical_interface=self.settings.physical_interface,
+            )
+        except ValueError as exc:
+            return self._failed(body, UserError(str(exc), reason="CannotWire"))
+        if wanted is None:
+            return None  # not allocated yet: the operator's status write marks us again
+        previous = self.wired.get(key)
+        if previous is not None and previous.bridge != wanted.bridge:
+            await self._tear_down(key)
+        try:
+            await asyncio.to_thread(self._converge, wanted)
+        except KubenovaError as exc:
+            return self._failed(body, exc)
+        if previous != wanted:
+            log.info("network %s wired on %s as %s", key, self.settings.host, wanted.bridge)
+        self.wired[key] = wanted
+        return None
+
+    def _converge(self, net: HostNetwork) -> None:
+        self.driver.plug(net)
+        if net.gateway is not None:
+            if net.gateway.dhcp:
+                self.dhcp.ensure(net.bridge, net.gateway)
+            else:
+                self.dhcp.stop(net.bridge)
+            self.routers.ensure(net.bridge, net.gateway)
+        else:
+            self.dhcp.stop(net.bridge)
+            self.routers.remove(net.bridge)
+
+    async def _tear_down(self, key: str) -> None:
+        net = self.wired.pop(key, None)
+        if net is None:
+            return
+        await asyncio.to_thread(self._remove, net.bridge)
+        log.info("network %s unwired from %s (%s removed)", key, self.settings.host, net.bridge)
+
+    def _remove(self, bridge: str) -> None:
+        self.dhcp.stop(bridge)
+        self.routers.remove(bridge)
+        self.driver.unplug(bridge)
+
+    def _failed(self, body: Body, exc: KubenovaError) -> float:
+        key = key_of(body)
+        log.warning("network %s on %s: %s: %s", key, self.settings.host, exc.reason, exc.message)
+        self.events.record(body, "Warning", exc.reason, f"{self.settings.host}: {exc.message}")
+        if isinstance(exc, TemporaryError):
+            return exc.delay
+        return RETRY_USER_ERROR
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        listing = await self._first_list()
+        for item in listing.get("items", []):
+            self.queue.put(key_of(item), item)
+        await self.sweep({key_of(item) for item in listing.get("items", [])}, listing)
+        self.synced.set()
+        async for event in self.client.watch(
+            NETWORKS,
+            label_selector=self.selector,
+            resource_version=listing["metadata"]["resourceVersion"],
+        ):
+            key = key_of(event.object)
+            self.queue.put(key, None if event.type == "DELETED" else event.object)
+
+    async def _first_list(self) -> Body:
+        delay = 1.0
+        while True:
+            try:
+                return await self.client.list(NETWORKS, label_selector=self.selector)
+            except (ApiError, OSError, TimeoutError) as exc:
+                log.warning("listing networks of %s failed (%s); retrying", self.settings.host, exc)
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+
+    async def sweep(self, keys: set[str], listing: Body) -> list[str]:
+        """Remove bridges, dnsmasq and tables of ours that no listed Network wants."""
+        wanted = {(item.get("status") or {}).get("bridge") for item in listing.get("items", [])}
+        return await asyncio.to_thread(self._sweep, {b for b in wanted if b})
+
+    def _sweep(self, wanted: set[str]) -> list[str]:
+        present = self.driver.bridges() | self.dhcp.served()
+        tables = self.routers.tables()
+        present |= {b for b in (f"knb-{t.split('-', 1)[1]}" for t in tables)}
+        removed = []
+        for bridge in sorted(present - wanted):
+            log.warning("removing %s from %s: no Network wants it here", bridge, self.settings.host)
+            self._remove(bridge)
+            removed.append(bridge)
+        return removed
