@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
 
+THROTTLE_RETRIES = 10
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -99,18 +100,25 @@ class KubeClient:
             self.writes[f"{method} {resource}"] += 1
             API_WRITES.labels(self._user_agent, method, resource).inc()
         data = None if body is None else json.dumps(body)
-        async with self._session.request(
-            method,
-            path,
-            data=data,
-            params=params,
-            headers={"Content-Type": content_type} if data is not None else None,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            payload = await response.read()
-            if response.status >= 300:
-                raise _error(response.status, payload)
-            return json.loads(payload) if payload else {}
+        for attempt in range(THROTTLE_RETRIES + 1):
+            async with self._session.request(
+                method,
+                path,
+                data=data,
+                params=params,
+                headers={"Content-Type": content_type} if data is not None else None,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                payload = await response.read()
+                if response.status == 429 and attempt < THROTTLE_RETRIES:
+                    # Throttled, or a resource's storage still initialising: the request was
+                    # not processed, so sending it again is safe.
+                    await asyncio.sleep(_retry_after(response.headers.get("Retry-After")))
+                    continue
+                if response.status >= 300:
+                    raise _error(response.status, payload)
+                return json.loads(payload) if payload else {}
+        raise AssertionError("unreachable")
 
     # -- typed conveniences ------------------------------------------------------------------
 
@@ -210,6 +218,13 @@ class KubeClient:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("watch of %s interrupted (%s); resuming", kind.plural, exc)
                 await asyncio.sleep(1)
+
+
+def _retry_after(header: str | None) -> float:
+    try:
+        return min(5.0, max(0.1, float(header))) if header else 0.5
+    except ValueError:
+        return 0.5
 
 
 def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:

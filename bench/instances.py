@@ -1,0 +1,230 @@
+"""Create→Running latency and API writes per Instance, against the apiserver's own ceiling.
+
+    python -m bench.instances --count 100 --interval 0.1 --agents 2 --json
+
+A real apiserver, the operator and N agents run as processes; agents use the fake
+hypervisor (libvirt's test driver, a private node file each). Instances are created
+`interval` apart; a watch records when each one first reports phase Running, and how many
+times kubenova changed it on the way (every effective write bumps resourceVersion and
+shows up as one MODIFIED event). In the same run, the apiserver's raw rate for a trivial
+custom resource — create, then status patch, from this same client — is the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from typing import Any
+
+from bench._cloud import Cloud, local_cloud
+from kubenova.api.v1alpha1 import Instance
+from kubenova.kube import KubeClient, kubenova_kind, load_config
+from kubenova.kube.paths import ResourceKind
+
+INSTANCES = kubenova_kind(Instance)
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+TRIVIAL = ResourceKind("bench.kubenova.io", "v1", "trivials", True, "Trivial")
+TRIVIAL_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "trivials.bench.kubenova.io"},
+    "spec": {
+        "group": "bench.kubenova.io",
+        "scope": "Namespaced",
+        "names": {"kind": "Trivial", "plural": "trivials", "singular": "trivial"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def ceiling(client: KubeClient, count: int, concurrency: int = 32) -> dict[str, float]:
+    """The apiserver's raw create and status-patch rates for a trivial CR."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def create(i: int) -> None:
+        async with gate:
+            await client.create(
+                TRIVIAL,
+                {
+                    "apiVersion": "bench.kubenova.io/v1",
+                    "kind": "Trivial",
+                    "metadata": {"name": f"t{i}"},
+                },
+                "bench",
+            )
+
+    async def patch(i: int) -> None:
+        async with gate:
+            await client.patch(
+                TRIVIAL, f"t{i}", {"status": {"n": i}}, "bench", subresource="status"
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(create(i) for i in range(count)))
+    created = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(patch(i) for i in range(count)))
+    patched = time.perf_counter() - started
+    return {"create_per_s": count / created, "status_patch_per_s": count / patched}
+
+
+async def measure(cloud: Cloud, count: int, interval: float, hosts: list[str]) -> dict[str, Any]:
+    client = KubeClient(load_config(cloud.access.kubeconfig), user_agent="bench")
+    try:
+        await _wait_hosts_ready(client, hosts)
+        created: dict[str, float] = {}
+        running: dict[str, float] = {}
+        modified: dict[str, int] = {}
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            async for event in client.watch(INSTANCES, "bench"):
+                name = event.object["metadata"]["name"]
+                if name in running:
+                    continue
+                if event.type == "MODIFIED":
+                    modified[name] = modified.get(name, 0) + 1
+                if (event.object.get("status") or {}).get("phase") == "Running":
+                    running[name] = time.perf_counter()
+                    if len(running) == count:
+                        done.set()
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.2)
+        for i in range(count):
+            name = f"vm-{i:05d}"
+            created[name] = time.perf_counter()
+            await client.create(
+                INSTANCES,
+                {
+                    "apiVersion": "kubenova.io/v1alpha1",
+                    "kind": "Instance",
+                    "metadata": {"name": name, "namespace": "bench"},
+                    "spec": {"flavor": "bench.small", "image": "bench-image"},
+                },
+                "bench",
+            )
+            await asyncio.sleep(interval)
+        await asyncio.wait_for(done.wait(), timeout=120 + count * 0.5)
+        watcher.cancel()
+        latencies = [running[n] - created[n] for n in created]
+        writes = [modified.get(n, 0) for n in created]
+        rates = await ceiling(client, count)
+        return {
+            "instances": count,
+            "interval_s": interval,
+            "agents": len(hosts),
+            "create_to_running_s": {
+                "p50": round(statistics.median(latencies), 3),
+                "p95": round(percentile(latencies, 95), 3),
+                "p99": round(percentile(latencies, 99), 3),
+                "max": round(max(latencies), 3),
+            },
+            "api_writes_per_instance": {
+                "mean": round(statistics.mean(writes), 2),
+                "max": max(writes),
+                "how": "MODIFIED watch events from create to Running (effective writes "
+                "by the operator and the agent)",
+            },
+            "apiserver_ceiling": {k: round(v, 1) for k, v in rates.items()},
+        }
+    finally:
+        await client.close()
+
+
+async def _wait_hosts_ready(client: KubeClient, hosts: list[str]) -> None:
+    from kubenova.api.v1alpha1 import Host  # noqa: PLC0415
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listing = await client.list(kubenova_kind(Host))
+        ready = {
+            item["metadata"]["name"]
+            for item in listing.get("items", [])
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (item.get("status") or {}).get("conditions", [])
+            )
+        }
+        if set(hosts) <= ready:
+            return
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"hosts never became Ready: {hosts}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument("--agents", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args()
+    with local_cloud() as cloud:
+        kubectl = cloud.access.kubectl
+        kubectl("create", "namespace", "bench")
+        kubectl("apply", "-f", "-", input=json.dumps(TRIVIAL_CRD))
+        kubectl("wait", "--for=condition=Established", "crd/trivials.bench.kubenova.io")
+        kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": [
+                        {
+                            "apiVersion": "kubenova.io/v1alpha1",
+                            "kind": "Flavor",
+                            "metadata": {"name": "bench.small"},
+                            "spec": {"vcpus": 1, "memoryMiB": 128, "diskGiB": 1},
+                        },
+                        {
+                            "apiVersion": "kubenova.io/v1alpha1",
+                            "kind": "Image",
+                            "metadata": {"name": "bench-image"},
+                            "spec": {
+                                "source": {"bucket": "bench", "key": "x"},
+                                "format": "qcow2",
+                                "sha256": EMPTY_SHA256,
+                            },
+                        },
+                    ],
+                }
+            ),
+        )
+        cloud.start_operator()
+        hosts = [f"bench-{i}" for i in range(args.agents)]
+        for host in hosts:
+            cloud.start_agent(host, capacity="vcpus=4096,memoryMiB=4194304,diskGiB=100000")
+        result = asyncio.run(measure(cloud, args.count, args.interval, hosts))
+        operator = cloud.operator_writes()
+        result["operator_requests"] = operator
+        result["targets"] = {"p50_s": 1.0, "p99_s": 3.0, "writes_per_instance": 4}
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
