@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.agent",
     "tests.fixtures.ldap",
     "tests.fixtures.libvirtd",
+    "tests.fixtures.netns",
     "tests.fixtures.test_image",
     "tests.fixtures.operator",
     "tests.fixtures.postgres",

@@ -50,6 +50,9 @@ def dnsmasq_arguments(bridge: str, gw: GatewaySpec, directory: Path) -> list[str
         "--dhcp-authoritative",
         "--no-ping",
         "--log-facility=-",
+        # It re-reads the hosts file on SIGHUP, from the agent's state directory (0700):
+        # stay the agent's user rather than dropping to nobody.
+        "--user=root",
     ]
     router = str(gw.gateway) if gw.forwards else ""
     args.append(f"--dhcp-option=option:router{',' + router if router else ''}")
