@@ -22,3 +22,9 @@ class OperatorConfig:
     field_manager: str = "kubenova-operator"
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = 8080
+    # Auth manager and admission webhook.
+    auth_config: str | None = None  # YAML file (kubenova.operator.auth.config); None: database
+    project_sync_interval: float = 60.0  # seconds between membership syncs of every Project
+    webhook_host: str = "127.0.0.1"  # where the webhook listens and what the apiserver dials
+    webhook_port: int | None = None  # None: no webhook; 0: any free port
+    webhook_cert_dir: str | None = None  # where its throwaway CA and cert go (a temp dir)

@@ -50,6 +50,33 @@ from kubenova.operator.handlers import build_registry
     help="Port for /metrics, /healthz and /readyz; 0 disables them.",
 )
 @click.option("--metrics-host", default="0.0.0.0", show_default=True)
+@click.option(
+    "--auth-config",
+    envvar="KUBENOVA_AUTH_CONFIG",
+    default=None,
+    help="YAML file choosing the auth backend (database or ldap); default: the database.",
+)
+@click.option(
+    "--project-sync-interval",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between re-syncs of every Project's RoleBindings with the auth backend.",
+)
+@click.option(
+    "--webhook-port",
+    envvar="KUBENOVA_WEBHOOK_PORT",
+    type=int,
+    default=None,
+    help="Serve the validating admission webhook on this port (0: any free port); "
+    "without it there is no webhook.",
+)
+@click.option(
+    "--webhook-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the webhook listens on and the apiserver dials.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def main(  # noqa: PLR0917 - click passes options positionally
     kubeconfig: str | None,
@@ -61,6 +88,10 @@ def main(  # noqa: PLR0917 - click passes options positionally
     peering: str | None,
     metrics_port: int,
     metrics_host: str,
+    auth_config: str | None,
+    project_sync_interval: float,
+    webhook_port: int | None,
+    webhook_host: str,
     log_level: str,
 ) -> None:
     """Run the kubenova operator until interrupted."""
@@ -84,6 +115,10 @@ def main(  # noqa: PLR0917 - click passes options positionally
         lease_check_interval=lease_check_interval,
         workers=workers,
         audit_interval=audit_interval,
+        auth_config=auth_config,
+        project_sync_interval=project_sync_interval,
+        webhook_port=webhook_port,
+        webhook_host=webhook_host,
         metrics_host=metrics_host,
         metrics_port=metrics_port or None,
     )

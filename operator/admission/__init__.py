@@ -1,0 +1,15 @@
+"""The validating admission webhook: what the CRD schema cannot check, checked at the door.
+
+kopf serves the endpoint (`kubenova.operator.controllers.admission` wires it up); the
+checks here decide. An Instance or Volume is refused when a reference does not resolve
+in its own namespace (Flavor, Image, Network, Volume, ServerGroup, Host), when its sizing
+contradicts its Image, or when it would exceed its Project's quota — each message names
+the field to change. Admitted Instances and Volumes reserve their quota in the inventory
+(`inventory.quotas.reserve`) in a transaction that re-checks it, so racing creates cannot
+all get in. A Project is refused a namespace that is reserved or another Project's, and
+its deletion is refused while its namespace still holds Instances or Volumes.
+"""
+
+from kubenova.operator.admission.errors import AdmissionRefused
+
+__all__ = ["AdmissionRefused"]

@@ -1,0 +1,130 @@
+"""Admission checks of an Instance: references in reach, sizing that fits its image, quota."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from kubenova.operator.admission.errors import AdmissionRefused
+from kubenova.operator.admission.references import References
+from kubenova.operator.inventory.quotas import QuotaAmounts
+from kubenova.operator.inventory.resources import Resources
+
+Body = dict[str, Any]
+
+
+async def check_instance(body: Body, old: Body | None, refs: References) -> QuotaAmounts | None:
+    """Refuse (AdmissionRefused) or return what a new Instance charges its project's quota.
+
+    On an update only what the update adds is checked (a new network or volume); sizing
+    and image are immutable, so an update charges nothing more (None).
+    """
+    namespace = body["metadata"]["namespace"]
+    spec = body.get("spec") or {}
+    old_spec = (old or {}).get("spec") or {}
+    await _check_networks(namespace, spec, old_spec, refs)
+    await _check_volumes(namespace, spec, old_spec, refs)
+    if old is not None:
+        return None
+    resources = await _sizing(spec, refs)
+    await _check_image(spec, resources, refs)
+    await _check_placement(namespace, spec, refs)
+    return QuotaAmounts.for_instance(resources)
+
+
+async def _sizing(spec: Body, refs: References) -> Resources:
+    if spec.get("flavor"):
+        flavor = await refs.flavor(spec["flavor"])
+        if flavor is None:
+            raise AdmissionRefused(
+                "spec.flavor",
+                f"Flavor {spec['flavor']} does not exist (kubectl get flavors shows what there is)",
+            )
+        fspec = flavor["spec"]
+        return Resources(fspec["vcpus"], fspec["memoryMiB"], fspec["diskGiB"])
+    sizing = spec["resources"]  # the schema requires one of flavor / resources
+    return Resources(sizing["vcpus"], sizing["memoryMiB"], sizing["diskGiB"])
+
+
+async def _check_image(spec: Body, resources: Resources, refs: References) -> None:
+    image = await refs.image(spec["image"])
+    if image is None:
+        raise AdmissionRefused(
+            "spec.image",
+            f"Image {spec['image']} does not exist (kubectl get images shows what there is)",
+        )
+    ispec = image["spec"]
+    sizing = "spec.flavor" if spec.get("flavor") else "spec.resources"
+    min_disk, min_memory = ispec.get("minDiskGiB", 1), ispec.get("minMemoryMiB", 64)
+    if resources.disk_gb < min_disk:
+        raise AdmissionRefused(
+            sizing if spec.get("flavor") else "spec.resources.diskGiB",
+            f"image {spec['image']} needs a root disk of at least {min_disk} GiB, "
+            f"{sizing} gives {resources.disk_gb} GiB",
+        )
+    if resources.memory_mb < min_memory:
+        raise AdmissionRefused(
+            sizing if spec.get("flavor") else "spec.resources.memoryMiB",
+            f"image {spec['image']} needs at least {min_memory} MiB of memory, "
+            f"{sizing} gives {resources.memory_mb} MiB",
+        )
+
+
+async def _check_networks(namespace: str, spec: Body, old_spec: Body, refs: References) -> None:
+    before = {(a["network"], a.get("ip")) for a in old_spec.get("networks") or []}
+    for index, attachment in enumerate(spec.get("networks") or []):
+        name, ip = attachment["network"], attachment.get("ip")
+        if (name, ip) in before:
+            continue
+        field = f"spec.networks[{index}]"
+        network = await refs.network(namespace, name)
+        if network is None:
+            raise AdmissionRefused(
+                f"{field}.network",
+                f"Network {name} does not exist in namespace {namespace}; an Instance can only "
+                f"use the Networks of its own namespace (kubectl get networks -n {namespace})",
+            )
+        if ip:
+            _check_fixed_ip(f"{field}.ip", ip, name, network["spec"])
+
+
+def _check_fixed_ip(field: str, ip: str, network_name: str, network_spec: Body) -> None:
+    subnet = ipaddress.ip_network(network_spec["cidr"], strict=False)
+    address = ipaddress.ip_address(ip)
+    if address not in subnet:
+        raise AdmissionRefused(field, f"{ip} is outside network {network_name} ({subnet})")
+    if address in (subnet.network_address, subnet.broadcast_address):
+        raise AdmissionRefused(
+            field, f"{ip} is the network or broadcast address of {network_name} ({subnet})"
+        )
+    if network_spec.get("gateway") == ip:
+        raise AdmissionRefused(field, f"{ip} is the gateway of network {network_name}")
+
+
+async def _check_volumes(namespace: str, spec: Body, old_spec: Body, refs: References) -> None:
+    before = {a["volume"] for a in old_spec.get("volumes") or []}
+    for index, attachment in enumerate(spec.get("volumes") or []):
+        name = attachment["volume"]
+        if name in before:
+            continue
+        if await refs.volume(namespace, name) is None:
+            raise AdmissionRefused(
+                f"spec.volumes[{index}].volume",
+                f"Volume {name} does not exist in namespace {namespace}; an Instance can only "
+                f"attach the Volumes of its own namespace (kubectl get volumes -n {namespace})",
+            )
+
+
+async def _check_placement(namespace: str, spec: Body, refs: References) -> None:
+    placement = spec.get("placement") or {}
+    group, host = placement.get("group"), placement.get("host")
+    if group and await refs.server_group(namespace, group) is None:
+        raise AdmissionRefused(
+            "spec.placement.group",
+            f"ServerGroup {group} does not exist in namespace {namespace} "
+            f"(kubectl get servergroups -n {namespace})",
+        )
+    if host and await refs.host(host) is None:
+        raise AdmissionRefused(
+            "spec.placement.host", f"Host {host} does not exist (kubectl get hosts)"
+        )

@@ -1,0 +1,89 @@
+"""Lookups the webhook makes: the operator's catalog first, the API when the catalog misses.
+
+The catalog is filled by watches that may still be listing right after a start; a miss
+is confirmed with a GET so that nothing valid is refused because the operator is young.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubenova.api.v1alpha1 import (
+    Flavor,
+    Host,
+    Image,
+    Instance,
+    Network,
+    Project,
+    ServerGroup,
+    Volume,
+)
+from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube.paths import NAMESPACES, ResourceKind
+from kubenova.operator.catalog import Catalog
+
+Body = dict[str, Any]
+
+
+class References:
+    """Resolve the names a spec uses."""
+
+    def __init__(self, catalog: Catalog, client: KubeClient) -> None:
+        self.catalog = catalog
+        self.client = client
+
+    async def flavor(self, name: str) -> Body | None:
+        return self.catalog.get("Flavor", name) or await self._get(kubenova_kind(Flavor), name)
+
+    async def image(self, name: str) -> Body | None:
+        return self.catalog.get("Image", name) or await self._get(kubenova_kind(Image), name)
+
+    async def server_group(self, namespace: str, name: str) -> Body | None:
+        cached = self.catalog.get("ServerGroup", f"{namespace}/{name}")
+        return cached or await self._get(kubenova_kind(ServerGroup), name, namespace)
+
+    async def network(self, namespace: str, name: str) -> Body | None:
+        return await self._get(kubenova_kind(Network), name, namespace)
+
+    async def volume(self, namespace: str, name: str) -> Body | None:
+        return await self._get(kubenova_kind(Volume), name, namespace)
+
+    async def host(self, name: str) -> Body | None:
+        return await self._get(kubenova_kind(Host), name)
+
+    async def namespace(self, name: str) -> Body | None:
+        return await self._get(NAMESPACES, name)
+
+    async def projects(self) -> list[Body]:
+        listing = await self.client.list(kubenova_kind(Project))
+        items: list[Body] = listing.get("items", [])
+        return items
+
+    async def holdings(self, namespace: str) -> dict[str, int]:
+        return await holdings(self.client, namespace)
+
+    async def _get(
+        self, kind: ResourceKind, name: str, namespace: str | None = None
+    ) -> Body | None:
+        try:
+            return await self.client.get(kind, name, namespace)
+        except NotFound:
+            return None
+
+
+async def holdings(client: KubeClient, namespace: str) -> dict[str, int]:
+    """How many Instances and Volumes the namespace holds, by kind."""
+    counts = {}
+    for model in (Instance, Volume):
+        listing = await client.list(kubenova_kind(model), namespace)
+        counts[model.crd.kind] = len(listing.get("items", []))
+    return counts
+
+
+async def live_uids(client: KubeClient, namespace: str) -> set[str]:
+    """The uids of the Instances and Volumes in the namespace."""
+    uids = set()
+    for model in (Instance, Volume):
+        listing = await client.list(kubenova_kind(model), namespace)
+        uids |= {item["metadata"]["uid"] for item in listing.get("items", [])}
+    return uids

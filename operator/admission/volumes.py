@@ -1,0 +1,35 @@
+"""Admission checks of a Volume: its image exists and fits, and the project has room."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubenova.operator.admission.errors import AdmissionRefused
+from kubenova.operator.admission.references import References
+from kubenova.operator.inventory.quotas import QuotaAmounts
+
+Body = dict[str, Any]
+
+
+async def check_volume(body: Body, old: Body | None, refs: References) -> QuotaAmounts | None:
+    """Refuse, or return the Volume's quota charge when it is new or grows (else None)."""
+    spec = body.get("spec") or {}
+    size = spec["sizeGiB"]
+    image_name = spec.get("image")
+    if old is None and image_name:
+        image = await refs.image(image_name)
+        if image is None:
+            raise AdmissionRefused(
+                "spec.image",
+                f"Image {image_name} does not exist (kubectl get images shows what there is)",
+            )
+        min_disk = image["spec"].get("minDiskGiB", 1)
+        if size < min_disk:
+            raise AdmissionRefused(
+                "spec.sizeGiB",
+                f"image {image_name} needs at least {min_disk} GiB, the volume has {size} GiB",
+            )
+    old_size = ((old or {}).get("spec") or {}).get("sizeGiB")
+    if old is not None and size == old_size:
+        return None
+    return QuotaAmounts.for_volume(size)

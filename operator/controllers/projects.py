@@ -1,0 +1,145 @@
+"""Projects: kopf watches Projects into a work queue; a periodic pass re-syncs memberships.
+
+Start-up applies the kubenova project ClusterRoles and builds the configured auth backend
+(`--auth-config`; the inventory database when none). Every `--project-sync-interval`
+seconds each Project is reconciled again (LDAP group edits are picked up that way) and
+quota reservations that no object ever took up are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import kopf
+from sqlalchemy import Engine
+
+from kubenova.api.v1alpha1 import GROUP, VERSION
+from kubenova.kube import KubeClient
+from kubenova.kube.client import APPLY_PATCH
+from kubenova.kube.paths import ResourceKind
+from kubenova.operator.admission.references import live_uids
+from kubenova.operator.auth import AuthBackend, build_backend, load_auth_config
+from kubenova.operator.auth.rbac import cluster_roles
+from kubenova.operator.config import OperatorConfig
+from kubenova.operator.inventory import quotas
+from kubenova.operator.projects import ProjectReconciler
+from kubenova.operator.runtime import Runtime
+from kubenova.wellknown import OPERATOR_MANAGER
+from kubenova.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+CLUSTER_ROLES = ResourceKind(
+    "rbac.authorization.k8s.io", "v1", "clusterroles", False, "ClusterRole"
+)
+# An admission reservation is taken up by its object within milliseconds; one still
+# unconfirmed this long after, whose object does not exist, was refused later on.
+RESERVATION_GRACE = timedelta(seconds=60)
+MEMO_KEY = "projects"
+
+
+@dataclass
+class ProjectsController:
+    """What the Projects controller holds while the operator runs (memo["projects"])."""
+
+    reconciler: ProjectReconciler
+    queue: WorkQueue[str]
+    backend: AuthBackend
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Add the Projects handlers to `registry`."""
+
+    @kopf.on.startup(registry=registry)
+    async def projects_startup(memo: kopf.Memo, **_: Any) -> None:
+        runtime: Runtime = memo["runtime"]
+        backend = build_backend(load_auth_config(config.auth_config), runtime.engine)
+        await apply_cluster_roles(runtime.client)
+        reconciler = ProjectReconciler(runtime.client, runtime.engine, backend, runtime.events)
+        queue: WorkQueue[str] = WorkQueue(
+            reconciler, workers=2, name="projects", component="operator"
+        )
+        queue.start()
+        controller = ProjectsController(reconciler, queue, backend)
+        controller.tasks.append(
+            asyncio.create_task(
+                _sync_forever(controller, runtime, config.project_sync_interval),
+                name="project-sync",
+            )
+        )
+        memo[MEMO_KEY] = controller
+        log.info(
+            "projects: auth backend %s, sync every %ss", backend.name, config.project_sync_interval
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    async def projects_cleanup(memo: kopf.Memo, **_: Any) -> None:
+        controller: ProjectsController | None = memo.get(MEMO_KEY)
+        if controller is None:
+            return
+        for task in controller.tasks:
+            task.cancel()
+        await asyncio.gather(*controller.tasks, return_exceptions=True)
+        await controller.queue.stop()
+        controller.backend.close()
+
+    @kopf.on.event(GROUP, VERSION, "projects", registry=registry)
+    async def project_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        controller: ProjectsController = memo[MEMO_KEY]
+        name = body.metadata.name or ""
+        controller.queue.put(name, None if type == "DELETED" else dict(body))
+
+    @kopf.on.event(GROUP, VERSION, "volumes", registry=registry)
+    async def volume_gone(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        # A Volume's quota charge goes with it (Instances release theirs with their claim).
+        if type == "DELETED" and body.metadata.uid:
+            runtime: Runtime = memo["runtime"]
+            await asyncio.to_thread(quotas.release, runtime.engine, body.metadata.uid)
+
+
+async def apply_cluster_roles(client: KubeClient) -> None:
+    """Server-side apply the admin/member/reader ClusterRoles (idempotent)."""
+    for role in cluster_roles():
+        await client.patch(
+            CLUSTER_ROLES,
+            role["metadata"]["name"],
+            role,
+            patch_type=APPLY_PATCH,
+            field_manager=OPERATOR_MANAGER,
+            force=True,
+        )
+
+
+async def _sync_forever(controller: ProjectsController, runtime: Runtime, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        for name in controller.queue.keys():  # noqa: SIM118 - a WorkQueue, not a dict
+            controller.queue.mark(name)
+        try:
+            await drop_unclaimed_reservations(runtime.engine, runtime.client)
+        except Exception:
+            log.exception("projects: sweeping quota reservations failed")
+
+
+async def drop_unclaimed_reservations(
+    engine: Engine, client: KubeClient, grace: timedelta = RESERVATION_GRACE
+) -> list[str]:
+    """Drop admission reservations whose object never came to exist; their uids."""
+    stale = await asyncio.to_thread(quotas.stale_reservations, engine, grace)
+    dropped: list[str] = []
+    for namespace in sorted({c.namespace for c in stale}):
+        alive = await live_uids(client, namespace)
+        dropped += [
+            c.consumer_uid
+            for c in stale
+            if c.namespace == namespace and c.consumer_uid not in alive
+        ]
+    if dropped:
+        await asyncio.to_thread(quotas.drop_charges, engine, dropped)
+        log.info("projects: dropped %d quota reservations no object took up", len(dropped))
+    return dropped
