@@ -1,4 +1,4 @@
-"""`kubenova crds render|check`: keep crds/ in step with the API models."""
+"""`kubenova crds render|check`: keep crds/ (and the Helm chart's copy) in step with the models."""
 
 from __future__ import annotations
 
@@ -9,7 +9,19 @@ import click
 
 from kubenova import crdgen
 
-DEFAULT_DIR = Path("crds")
+# The chart carries a generated copy, not a symlink: `helm package`, OCI charts and Argo CD
+# then see ordinary files, and `check` proves both copies match the models.
+DEFAULT_DIRS = (Path("crds"), Path("charts/kubenova/crds"))
+
+dirs_option = click.option(
+    "--dir",
+    "directories",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    default=DEFAULT_DIRS,
+    show_default=True,
+    help="Folder to write/check (repeatable).",
+)
 
 
 @click.group()
@@ -18,21 +30,26 @@ def crds() -> None:
 
 
 @crds.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=DEFAULT_DIR)
-def render(directory: Path) -> None:
-    """Write crds/*.yaml from kubenova/api."""
-    for path in crdgen.write(directory):
-        click.echo(f"wrote {path}")
+@dirs_option
+def render(directories: tuple[Path, ...]) -> None:
+    """Write crds/*.yaml (and the chart's copy) from kubenova/api."""
+    for directory in directories:
+        for path in crdgen.write(directory):
+            click.echo(f"wrote {path}")
 
 
 @crds.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=DEFAULT_DIR)
-def check(directory: Path) -> None:
-    """Exit non-zero when crds/ differs from what kubenova/api renders."""
-    diffs = crdgen.drift(directory)
-    if diffs:
-        sys.stdout.write("".join(diffs))
-        raise click.ClickException(
-            f"{len(diffs)} CRD file(s) in {directory} are stale: run `kubenova crds render`"
-        )
-    click.echo(f"{directory}: CRDs are up to date")
+@dirs_option
+def check(directories: tuple[Path, ...]) -> None:
+    """Exit non-zero when a CRD folder differs from what kubenova/api renders."""
+    stale = 0
+    for directory in directories:
+        diffs = crdgen.drift(directory)
+        if diffs:
+            sys.stdout.write("".join(diffs))
+            stale += len(diffs)
+            click.echo(f"{directory}: {len(diffs)} CRD file(s) are stale", err=True)
+        else:
+            click.echo(f"{directory}: CRDs are up to date")
+    if stale:
+        raise click.ClickException(f"{stale} stale CRD file(s): run `kubenova crds render`")
