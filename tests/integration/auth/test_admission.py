@@ -1,0 +1,267 @@
+"""The admission webhook on the real apiserver: quotas, references, Project deletion."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from kubenova.devcluster import ClusterAccess
+from kubenova.operator import inventory as inv
+from kubenova.operator.inventory import quotas
+from tests.builders import (
+    a_network,
+    a_project,
+    a_server_group,
+    a_volume,
+    an_image,
+    an_instance,
+    as_yaml,
+)
+from tests.integration.auth.conftest import Tenancy, apply, kubectl_json, unique
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.ldap]
+
+
+def refused(cluster: ClusterAccess, *docs: dict[str, Any]) -> str:
+    """Apply `docs`, expecting the webhook to refuse; the apiserver's error text."""
+    result = apply(cluster, *docs, check=False)
+    assert result.returncode != 0, f"was admitted: {result.stdout}"
+    assert "denied the request" in result.stderr, result.stderr
+    return result.stderr
+
+
+def sized(name: str, namespace: str, vcpus: int) -> dict[str, Any]:
+    return an_instance(
+        name, namespace, flavor=None, resources={"vcpus": vcpus, "memoryMiB": 128, "diskGiB": 1}
+    )
+
+
+def names(cluster: ClusterAccess, kind: str, namespace: str) -> list[str]:
+    listing = kubectl_json(cluster, "get", kind, "-n", namespace)
+    return sorted(i["metadata"]["name"] for i in listing["items"])
+
+
+def test_an_instance_over_quota_is_refused_at_apply_time(tenancy: Tenancy) -> None:
+    cluster, project = tenancy.cluster, unique("quota")
+    tenancy.project(project, quota={"vcpus": 16, "volumes": 1, "volumeGiB": 10})
+    apply(cluster, sized("a", project, 8), sized("b", project, 6))
+    error = refused(cluster, an_instance("c", project, flavor="q.4"))
+    assert f"quota exceeded in project {project}: vcpus 14 + 4 > 16" in error
+    apply(cluster, sized("c", project, 2))  # what still fits gets in
+    error = refused(cluster, a_volume("big", project, sizeGiB=11))
+    assert f"quota exceeded in project {project}: volumeGiB 0 + 11 > 10" in error
+    apply(cluster, a_volume("data", project, sizeGiB=10))
+    error = refused(cluster, a_volume("more", project, sizeGiB=1))
+    assert f"quota exceeded in project {project}: volumes 1 + 1 > 1" in error
+
+    def usage_published() -> bool:
+        body = kubectl_json(cluster, "get", "project", project)
+        usage = (body.get("status") or {}).get("usage") or {}
+        return usage.get("vcpus") == 16 and usage.get("volumeGiB") == 10
+
+    eventually(usage_published, timeout=15, what="usage in the Project's status")
+    # Deleting frees the quota at once (the Instance's charge goes with its release).
+    cluster.kubectl("delete", "instance", "a", "-n", project)
+    eventually(
+        lambda: (
+            apply(cluster, an_instance("d", project, flavor="q.4"), check=False).returncode == 0
+        ),
+        timeout=15,
+        what="room after a delete",
+    )
+
+
+def test_twenty_concurrent_creates_against_a_quota_of_five_leave_exactly_five(
+    tenancy: Tenancy,
+) -> None:
+    cluster, project = tenancy.cluster, unique("race")
+    tenancy.project(project, quota={"instances": 5})
+
+    def create(i: int) -> subprocess.CompletedProcess[str]:
+        return cluster.kubectl(
+            "create", "-f", "-", input=as_yaml(an_instance(f"vm{i:02d}", project, flavor="q.4")),
+            check=False,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(create, range(20)))
+    created = [r for r in results if r.returncode == 0]
+    denied = [r for r in results if r.returncode != 0]
+    assert len(created) == 5, [r.stderr for r in denied]
+    assert len(names(cluster, "instances", project)) == 5
+    assert all(
+        f"quota exceeded in project {project}: instances 5 + 1 > 5" in r.stderr for r in denied
+    ), [r.stderr for r in denied]
+    engine = inv.make_engine(tenancy.operator.database_url)
+    try:
+        assert quotas.usage(engine, project).instances == 5
+    finally:
+        engine.dispose()
+
+
+def test_a_server_side_dry_run_is_checked_but_reserves_nothing(tenancy: Tenancy) -> None:
+    cluster, project = tenancy.cluster, unique("dry")
+    tenancy.project(project, quota={"instances": 1})
+    for _ in range(3):
+        cluster.kubectl(
+            "apply",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=as_yaml(an_instance("vm", project, flavor="q.4")),
+        )
+    apply(cluster, an_instance("vm", project, flavor="q.4"))
+    dry = cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-",
+        input=as_yaml(an_instance("vm2", project, flavor="q.4")), check=False,
+    )  # fmt: skip
+    assert "instances 1 + 1 > 1" in dry.stderr
+
+
+def test_references_must_resolve_in_the_instances_own_namespace(tenancy: Tenancy) -> None:
+    cluster = tenancy.cluster
+    mine, theirs = unique("mine"), unique("theirs")
+    tenancy.project(mine)
+    tenancy.project(theirs)
+    apply(cluster, a_volume("data", theirs), a_network("net", theirs))
+    apply(cluster, a_network("net", mine, cidr="10.30.0.0/24", gateway="10.30.0.1"))
+    cases = {
+        "spec.flavor: Flavor nope does not exist": an_instance("x", mine, flavor="nope"),
+        "spec.image: Image nope does not exist": an_instance("x", mine, flavor="q.4", image="nope"),
+        f"spec.volumes[0].volume: Volume data does not exist in namespace {mine}": an_instance(
+            "x", mine, flavor="q.4", volumes=[{"volume": "data"}]
+        ),
+        f"spec.networks[1].network: Network other does not exist in namespace {mine}": (
+            an_instance(
+                "x", mine, flavor="q.4", networks=[{"network": "net"}, {"network": "other"}]
+            )
+        ),
+        "spec.networks[0].ip: 10.9.9.9 is outside network net (10.30.0.0/24)": an_instance(
+            "x", mine, flavor="q.4", networks=[{"network": "net", "ip": "10.9.9.9"}]
+        ),
+        "spec.networks[0].ip: 10.30.0.1 is the gateway of network net": an_instance(
+            "x", mine, flavor="q.4", networks=[{"network": "net", "ip": "10.30.0.1"}]
+        ),
+        f"spec.placement.group: ServerGroup sg does not exist in namespace {mine}": an_instance(
+            "x", mine, flavor="q.4", placement={"group": "sg"}
+        ),
+        "spec.resources.diskGiB: image big-image needs a root disk of at least 20 GiB": (
+            an_instance(
+                "x",
+                mine,
+                flavor=None,
+                image="big-image",
+                resources={"vcpus": 1, "memoryMiB": 128, "diskGiB": 1},
+            )
+        ),
+        "spec.image: Image nope does not exist (kubectl get images": a_volume(
+            "v", mine, image="nope"
+        ),
+    }
+    apply(cluster, an_image("big-image", minDiskGiB=20))
+    for expected, manifest in cases.items():
+        assert expected in refused(cluster, manifest)
+    assert names(cluster, "instances", mine) == []
+    # The same names resolve once they exist in the Instance's own namespace.
+    apply(cluster, a_volume("data", mine), a_server_group("sg", mine))
+    apply(
+        cluster,
+        an_instance(
+            "ok", mine, flavor="q.4", volumes=[{"volume": "data"}],
+            networks=[{"network": "net", "ip": "10.30.0.5"}], placement={"group": "sg"},
+        ),
+    )  # fmt: skip
+    # An update is checked for what it adds.
+    body = kubectl_json(cluster, "get", "instance", "ok", "-n", mine)
+    body["spec"]["volumes"].append({"volume": "missing"})
+    error = refused(cluster, body)
+    assert f"spec.volumes[1].volume: Volume missing does not exist in namespace {mine}" in error
+
+
+def test_a_project_cannot_take_a_reserved_or_anothers_namespace(tenancy: Tenancy) -> None:
+    cluster, owner = tenancy.cluster, unique("owner")
+    tenancy.project(owner)
+    assert f"spec.namespace: namespace {owner} belongs to project {owner}" in refused(
+        cluster, a_project(unique("thief"), namespace=owner)
+    )
+    assert "spec.namespace: namespace kube-system is reserved" in refused(
+        cluster, a_project(unique("sys"), namespace="kube-system")
+    )
+
+
+def test_deleting_a_project_is_refused_while_it_holds_instances_or_volumes(
+    tenancy: Tenancy,
+) -> None:
+    cluster, project = tenancy.cluster, unique("busy")
+    tenancy.project(project)
+    apply(cluster, an_instance("vm", project, flavor="q.4"), a_volume("data", project))
+    result = cluster.kubectl("delete", "project", project, "--wait=false", check=False)
+    assert result.returncode != 0
+    assert (
+        f"project {project} still holds 1 Instance and 1 Volume in namespace {project}: "
+        "delete them first" in result.stderr
+    )
+    assert kubectl_json(cluster, "get", "project", project) is not None
+    cluster.kubectl("delete", "instance", "vm", "-n", project)
+    cluster.kubectl("delete", "volume", "data", "-n", project)
+    cluster.kubectl("delete", "project", project, "--wait=false")
+    eventually(
+        lambda: kubectl_json(cluster, "get", "project", project) is None,
+        timeout=30,
+        what="the Project finalised",
+    )
+    namespace = kubectl_json(cluster, "get", "namespace", project)
+    # No controller-manager runs here, so the namespace stays Terminating, but it was deleted.
+    assert namespace is None or namespace["metadata"].get("deletionTimestamp")
+    assert (
+        kubectl_json(cluster, "get", "rolebindings", "-n", project, "-l", "kubenova.io/project")
+        or {"items": []}
+    )["items"] == []
+
+
+def test_with_the_operator_down_new_specs_wait_but_status_metadata_and_deletes_pass(
+    tenancy: Tenancy,
+) -> None:
+    cluster, project = tenancy.cluster, unique("down")
+    tenancy.project(project)
+    apply(
+        cluster, an_instance("vm", project, flavor="q.4"), an_instance("vm2", project, flavor="q.4")
+    )
+    tenancy.operator.stop()
+    try:
+        error = apply(cluster, an_instance("new", project, flavor="q.4"), check=False).stderr
+        assert "failed calling webhook" in error
+        status = {"status": {"phase": "Error", "conditions": []}}
+        cluster.kubectl(
+            "patch", "instance", "vm", "-n", project, "--subresource=status", "--type=merge",
+            "-p", json.dumps(status),
+        )  # fmt: skip
+        cluster.kubectl(
+            "patch", "instance", "vm", "-n", project, "--type=merge",
+            "-p", json.dumps(
+                {"metadata": {"labels": {"example.org/tag": "x"}, "finalizers": ["example.org/f"]}}
+            ),
+        )  # fmt: skip
+        cluster.kubectl(
+            "patch", "instance", "vm", "-n", project, "--type=merge",
+            "-p", '{"metadata":{"finalizers":null}}',
+        )  # fmt: skip
+        cluster.kubectl("delete", "instance", "vm2", "-n", project)
+        body = kubectl_json(cluster, "get", "instance", "vm", "-n", project)
+        assert body["status"]["phase"] == "Error"
+        assert body["metadata"]["labels"]["example.org/tag"] == "x"
+    finally:
+        tenancy.operator.start()
+        eventually(
+            lambda: (
+                apply(cluster, an_instance("new", project, flavor="q.4"), check=False).returncode
+                == 0
+            ),
+            timeout=60,
+            what="the webhook back with the operator",
+        )
