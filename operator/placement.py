@@ -23,6 +23,10 @@ from kubenova.operator.scheduler import (
     place,
 )
 
+# More changed hosts than this (e.g. a cluster's hosts arriving at start-up) are taken
+# in by reloading the whole view once.
+BULK_REFRESH = 16
+
 
 class Placer:
     """Schedules and claims; tells listeners when capacity is given back."""
@@ -32,10 +36,12 @@ class Placer:
         self.scheduler = Scheduler(config or SchedulerConfig())
         self.view = HostView(engine)
         self._lock = threading.Lock()
+        self._changed: set[str] = set()  # hosts to re-read before the next decision
         self.on_release: Callable[[], None] = lambda: None
 
     def place(self, request: PlacementRequest) -> inv.Claim | NoValidHost:
         with self._lock:
+            self._catch_up()
             try:
                 return place(self.engine, request, self.view, self.scheduler)
             except inv.QuotaExceeded as exceeded:
@@ -46,6 +52,7 @@ class Placer:
     def claim_on(self, request: PlacementRequest, host: str) -> inv.Claim:
         """Claim on `host` (repairing a lost claim); ClaimRefused if it no longer fits."""
         with self._lock:
+            self._catch_up()
             claim = inv.claim(self.engine, request.consumer, host, request.resources, request.group)
             if claim.created:
                 self.view.claimed(claim)
@@ -61,6 +68,19 @@ class Placer:
         return True
 
     def host_changed(self, name: str) -> None:
-        """A host's record changed in the database: re-read it before the next decision."""
+        """A host's record changed in the database: re-read it before the next decision.
+
+        Only noted here (cheap, callable from the event loop); the view catches up in the
+        worker thread that next decides, with one query for all hosts changed meanwhile.
+        """
         with self._lock:
-            self.view.refresh([name])
+            self._changed.add(name)
+
+    def _catch_up(self) -> None:
+        if not self._changed:
+            return
+        if len(self._changed) > BULK_REFRESH:
+            self.view.refresh()  # one load and one rebuild beat many single inserts
+        else:
+            self.view.refresh(self._changed)
+        self._changed.clear()
