@@ -17,8 +17,8 @@ class OperatorConfig:
     lease_check_interval: float = 5.0
     workers: int = 8
     audit_interval: float = 300.0
-    scheduler_filters: tuple[str, ...] | None = None
-    scheduler_weighers: tuple[str, ...] | None = None
+    scheduler_filters: tuple[str, ...] | None = None  # None: the scheduler's defaults
+    scheduler_weighers: dict[str, float] | None = None  # name -> multiplier (<0 packs)
     field_manager: str = "kubenova-operator"
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = 8080

@@ -15,6 +15,14 @@ from kubenova.operator.config import OperatorConfig
 from kubenova.operator.handlers import build_registry
 
 
+def _weighers(text: str) -> dict[str, float]:
+    try:
+        pairs = (item.split("=", 1) for item in text.split(","))
+        return {name.strip(): float(value) for name, value in pairs}
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: write name=multiplier,...") from exc
+
+
 @click.command()
 @click.option("--kubeconfig", envvar="KUBECONFIG", default=None, help="kubeconfig file.")
 @click.option(
@@ -77,6 +85,16 @@ from kubenova.operator.handlers import build_registry
     show_default=True,
     help="Address the webhook listens on and the apiserver dials.",
 )
+@click.option(
+    "--scheduler-filters",
+    default=None,
+    help="Comma-separated filters in order (default: all of them, cheapest first).",
+)
+@click.option(
+    "--scheduler-weighers",
+    default=None,
+    help="Comma-separated name=multiplier, e.g. ram=-1,cpu=0.5 (negative packs).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def main(  # noqa: PLR0917 - click passes options positionally
     kubeconfig: str | None,
@@ -92,6 +110,8 @@ def main(  # noqa: PLR0917 - click passes options positionally
     project_sync_interval: float,
     webhook_port: int | None,
     webhook_host: str,
+    scheduler_filters: str | None,
+    scheduler_weighers: str | None,
     log_level: str,
 ) -> None:
     """Run the kubenova operator until interrupted."""
@@ -121,6 +141,8 @@ def main(  # noqa: PLR0917 - click passes options positionally
         webhook_host=webhook_host,
         metrics_host=metrics_host,
         metrics_port=metrics_port or None,
+        scheduler_filters=tuple(scheduler_filters.split(",")) if scheduler_filters else None,
+        scheduler_weighers=_weighers(scheduler_weighers) if scheduler_weighers else None,
     )
     registry = build_registry(config)
     asyncio.run(

@@ -19,6 +19,7 @@ from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts import HostMonitor
 from kubenova.operator.instances import InstanceReconciler
 from kubenova.operator.placement import Placer
+from kubenova.operator.scheduler import SchedulerConfig
 from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,10 @@ class Runtime:
         inv.check_schema(engine)  # refuse to run on a stale schema
         client = KubeClient(load_config(config.kubeconfig), user_agent="kubenova-operator")
         events = EventRecorder(client, "kubenova-operator")
-        placer = Placer(engine)
+        placer = Placer(
+            engine,
+            SchedulerConfig.from_settings(config.scheduler_filters, config.scheduler_weighers),
+        )
         catalog = Catalog()
         runtime_ref: list[Runtime] = []
 

@@ -258,3 +258,23 @@ def test_delete_waits_for_the_agent_then_releases_every_claim(
     play_agent_deletes(apiserver, namespace, "gone")
     eventually(lambda: get(apiserver, namespace, "gone") is None, what="instance deleted")
     eventually(lambda: inv.find_claim(engine, uid) is None, what="claim released")
+
+
+def test_weighers_are_configured_pack_instead_of_spread(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    operator.stop()
+    operator.extra_args = ("--scheduler-weighers", "ram=-1.0,cpu=-1.0")
+    operator.start()
+    flavor = catalog(apiserver)
+    hosts.add("h-pack-a", memory_mib=65536)
+    hosts.add("h-pack-b", memory_mib=65536)
+    wait_ready(apiserver, "h-pack-a", "h-pack-b")
+    for i in range(4):
+        apply(apiserver, an_instance(f"p{i}", namespace, flavor=flavor))
+        scheduled(apiserver, namespace, f"p{i}")
+    placed = {get(apiserver, namespace, f"p{i}")["status"]["host"] for i in range(4)}  # type: ignore[index]
+    assert len(placed) == 1, f"a negative RAM/CPU multiplier packs: {placed}"
