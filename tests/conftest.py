@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.operator",
     "tests.fixtures.postgres",
     "tests.fixtures.s3",
+    "tests.fixtures.tgtd",
 ]
