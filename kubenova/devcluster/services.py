@@ -67,6 +67,7 @@ class LocalServices:
                 f"--database-url={self.database_url}",
                 "--metrics-host=127.0.0.1",
                 "--metrics-port=0",
+                "--webhook-port=0",  # the admission webhook, on a free loopback port
             ],
         )
 
