@@ -140,16 +140,19 @@ class TgtDriver(ExportDriver):
                 )  # fmt: skip
         if spec.chap is None:
             return
+        user = spec.chap.username
         digest = hashlib.sha256(spec.chap.password.encode()).hexdigest()
-        fresh = self._passwords.get(spec.chap.username) != digest
-        if fresh:
-            # Unknown or changed password: set it (tgtd cannot update one in place).
-            if spec.chap.username in self.tgtadm.accounts():
-                self._delete_account(spec.chap.username)
-            self.tgtadm.new_account(spec.chap.username, spec.chap.password)
-            self._passwords[spec.chap.username] = digest
-        if fresh or spec.chap.username not in current.accounts:
-            self.tgtadm.bind_account(current.tid, spec.chap.username)
+        accounts = self.tgtadm.accounts()
+        # Set by us with this password, and still there (a restarted tgtd lost it).
+        known = self._passwords.get(user) == digest and user in accounts
+        if not known:
+            # tgtd cannot change a password in place, nor show one: set it afresh.
+            if user in accounts:
+                self._delete_account(user)
+            self.tgtadm.new_account(user, spec.chap.password)
+            self._passwords[user] = digest
+        if not known or user not in current.accounts:
+            self.tgtadm.bind_account(current.tid, user)
 
     def _delete_account(self, user: str) -> None:
         self.tgtadm.delete_account(user)
