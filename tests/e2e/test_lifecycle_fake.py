@@ -79,7 +79,7 @@ def test_instances_live_and_die_across_two_hosts(
 
     # the agent's metrics: driver call latency per call, and its reconciles
     port = next(
-        a.split("=", 1)[1] for a in agents.agents[0].argv if a.startswith("--metrics-port=")
+        a.split("=", 1)[1] for a in agents.agents[0].command if a.startswith("--metrics-port=")
     )
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         metrics = response.read().decode()

@@ -43,6 +43,26 @@ def all_scheduled(cluster: ClusterAccess, namespace: str, count: int) -> list[di
     return eventually(probe, timeout=60, what=f"{count} instances scheduled")
 
 
+def run_audit(cluster: ClusterAccess, inventory_url: str) -> subprocess.CompletedProcess[str]:
+    """`kubenova audit` as a user runs it."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubenova.cli",
+            "audit",
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--database-url",
+            inventory_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
 def test_kill_minus_nine_mid_way_resumes_without_duplicate_claims(
     apiserver: ClusterAccess,
     operator: OperatorProcess,
@@ -102,22 +122,7 @@ def test_audit_repairs_what_changed_behind_the_operators_back(
         '{"metadata":{"finalizers":null}}',
     )
     apiserver.kubectl("delete", "instance", leaked["name"], "-n", namespace)
-    audit = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kubenova.cli.main",
-            "audit",
-            "--kubeconfig",
-            str(apiserver.kubeconfig),
-            "--database-url",
-            inventory_url,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    audit = run_audit(apiserver, inventory_url)
     assert audit.returncode == 0, audit.stderr
     out = audit.stdout
     assert re.search(rf"released leaked claim: {namespace}/{leaked['name']} .* on h-1", out), out
@@ -125,22 +130,8 @@ def test_audit_repairs_what_changed_behind_the_operators_back(
     claims = {c.uid for c in list_consumers(engine, "Instance")}
     assert lost in claims
     assert leaked["uid"] not in claims
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kubenova.cli.main",
-            "audit",
-            "--kubeconfig",
-            str(apiserver.kubeconfig),
-            "--database-url",
-            inventory_url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
+    again = run_audit(apiserver, inventory_url)
+    assert again.returncode == 0, again.stderr
     assert "inventory and resources agree" in again.stdout
 
 

@@ -191,6 +191,7 @@ def test_anti_affinity_spreads_over_three_hosts(
     flavor = catalog(apiserver)
     for name in ("h-a", "h-b", "h-c"):
         hosts.add(name, memory_mib=65536)
+    wait_ready(apiserver, "h-a", "h-b", "h-c")
     apply(apiserver, a_server_group("spread", namespace, "anti-affinity"))
     members = [
         an_instance(f"m{i}", namespace, flavor=flavor, placement={"group": "spread"})
