@@ -116,9 +116,9 @@ def tenancy(
     config = tmp_path / "auth.yaml"
     config.write_text(yaml.safe_dump(slapd.auth_config()))
     process = OperatorProcess(
-        apiserver.kubeconfig,
-        inventory_url,
-        tmp_path / "operator.log",
+        kubeconfig=apiserver.kubeconfig,
+        database_url=inventory_url,
+        log_path=tmp_path / "operator.log",
         extra_args=(
             "--auth-config", str(config),
             "--project-sync-interval", "1",
