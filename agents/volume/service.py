@@ -1,0 +1,129 @@
+"""The agent's volume service: the Volumes placed on this host in, exports and status out.
+
+Inputs that mark a Volume for reconcile: a watch of Volumes labelled
+`kubenova.io/host=<this host>`, and a periodic resync that exports every volume again
+(that is how a restarted tgtd gets its targets back). After the first full list and at
+every resync, exports and backing files of ours that belong to no Volume placed here are
+removed (orphans, e.g. a volume deleted while this host was down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from kubenova.agents.runtime_images import ImageFetcher
+from kubenova.agents.volume.backing import BackingStore
+from kubenova.agents.volume.driver import ExportDriver
+from kubenova.agents.volume.export_reconciler import VOLUMES, ExportReconciler, ExportSettings
+from kubenova.agents.volume.labelled_watch import LabelledWatch
+from kubenova.errors import KubenovaError
+from kubenova.kube import ApiError, KubeClient
+from kubenova.kube.events import EventRecorder
+from kubenova.wellknown import AGENT_MANAGER
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VolumeServiceSettings:
+    host: str
+    workers: int = 4
+    resync_interval: float = 60.0
+    recheck_missing: float = 10.0
+    events: bool = True
+
+
+class VolumeService:
+    """Runs one host's export reconciler; `await run()` until cancelled."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        drivers: dict[str, ExportDriver],
+        store: BackingStore,
+        settings: VolumeServiceSettings,
+        images: ImageFetcher | None = None,
+    ) -> None:
+        self.client = client
+        self.drivers = drivers
+        self.store = store
+        self.settings = settings
+        self.events = EventRecorder(client, AGENT_MANAGER, enabled=settings.events)
+        self.reconciler = ExportReconciler(
+            client,
+            drivers,
+            store,
+            ExportSettings(host=settings.host, recheck_missing=settings.recheck_missing),
+            events=self.events,
+            images=images,
+        )
+        self.watch = LabelledWatch(
+            client,
+            VOLUMES,
+            settings.host,
+            self.reconciler,
+            workers=settings.workers,
+            name=f"volumes@{settings.host}",
+        )
+
+    @property
+    def synced(self) -> asyncio.Event:
+        return self.watch.synced
+
+    async def run(self) -> None:
+        """Watch, reconcile and resync until cancelled."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.watch.run(on_synced=self.sweep_orphans))
+                tasks.create_task(self._resync_forever(), name=f"resync@{self.settings.host}")
+        finally:
+            await self.events.flush()
+            for driver in self.drivers.values():
+                with contextlib.suppress(KubenovaError):
+                    driver.close()
+
+    async def resync(self) -> None:
+        """Export every volume again (healing a restarted daemon) and sweep orphans."""
+        await self.watch.drop_vanished()
+        self.watch.mark_all()
+        await self.watch.queue.drained(timeout=600)
+        await self.sweep_orphans()
+
+    async def sweep_orphans(self) -> list[str]:
+        """Remove exports and files of ours that no Volume placed here owns; their uids."""
+        live = {body["metadata"]["uid"] for body in self.watch.bodies()}
+        removed: set[str] = set()
+        for protocol, driver in self.drivers.items():
+            exports = await asyncio.to_thread(driver.exports)
+            for export in exports:
+                uid = export.backing.name.removesuffix(".raw")
+                if export.backing.parent != self.store.directory or uid in live:
+                    continue
+                log.warning(
+                    "removing orphan %s export %s on %s: no Volume %s is placed here",
+                    protocol,
+                    export.target.key,
+                    self.settings.host,
+                    uid,
+                )
+                await asyncio.to_thread(driver.unexport, export.target)
+                await asyncio.to_thread(self.store.remove, uid)
+                removed.add(uid)
+        for uid in await asyncio.to_thread(self.store.volume_uids):
+            if uid not in live:
+                log.warning("removing orphan volume file %s on %s", uid, self.settings.host)
+                await asyncio.to_thread(self.store.remove, uid)
+                removed.add(uid)
+        return sorted(removed)
+
+    async def _resync_forever(self) -> None:
+        await self.watch.synced.wait()
+        while True:
+            await asyncio.sleep(self.settings.resync_interval)
+            try:
+                await self.resync()
+            except (ApiError, KubenovaError, OSError, TimeoutError) as exc:
+                log.warning("volume resync on %s failed: %s", self.settings.host, exc)

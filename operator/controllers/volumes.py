@@ -1,0 +1,155 @@
+"""The Volume controller: placement and release of Volumes, and the Instance hook for attachments.
+
+Volume events go to the Volume reconciler's queue (and the shared catalog, where the
+attachment controller and the admission webhook find Volumes); Host changes retry the
+Volumes waiting for a host. Deleting a Volume that an Instance still has attached is held
+by the agent's finalizer until it is detached (the Volume shows phase Deleting with
+`Ready=False, reason DeletionBlocked` naming the Instances).
+
+A periodic audit withdraws attachments of Instances that no longer exist and releases
+claims of Volumes that no longer exist (both leak when the operator is down while the
+object goes away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from kubenova.api.v1alpha1 import GROUP, VERSION, Instance, Volume
+from kubenova.kube import kubenova_kind
+from kubenova.operator import inventory as inv
+from kubenova.operator.config import OperatorConfig
+from kubenova.operator.inventory import volumes as vol
+from kubenova.operator.inventory.consumers import list_consumers
+from kubenova.operator.runtime import Runtime
+from kubenova.operator.volumes.attachments import VOLUME_KIND, AttachmentController
+from kubenova.operator.volumes.reconciler import VolumeReconciler
+from kubenova.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+MEMO_KEY = "volumes"
+VOLUMES = kubenova_kind(Volume)
+INSTANCES = kubenova_kind(Instance)
+
+
+@dataclass
+class VolumeController:
+    reconciler: VolumeReconciler
+    queue: WorkQueue[str]
+    attachments: AttachmentController
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.queue.stop()
+        await self.attachments.queue.stop()
+
+
+async def audit_volumes(runtime: Runtime, controller: VolumeController) -> list[str]:
+    """Release what vanished objects left in the inventory; what was released."""
+    # Read the inventory first: anything recorded for an object that already exists shows
+    # up in the listings below, so a record missing from them really is a leak.
+    claims = await asyncio.to_thread(list_consumers, runtime.engine, VOLUME_KIND)
+    records = await asyncio.to_thread(vol.list_attachments, runtime.engine)
+    volumes = {i["metadata"]["uid"] for i in (await runtime.client.list(VOLUMES))["items"]}
+    instances = {i["metadata"]["uid"] for i in (await runtime.client.list(INSTANCES))["items"]}
+    released = []
+    for claim in claims:
+        if claim.uid not in volumes:
+            await asyncio.to_thread(vol.release_target, runtime.engine, claim.uid)
+            await asyncio.to_thread(inv.release, runtime.engine, claim.uid)
+            runtime.placer.host_changed(claim.host)
+            released.append(f"volume {claim.namespace}/{claim.name} on {claim.host}")
+    for record in records:
+        if record.instance_uid not in instances:
+            await controller.attachments.on_release(record.instance_uid)
+            released.append(
+                f"attachment of {record.instance_namespace}/{record.instance_name} "
+                f"to volume {record.volume_uid}"
+            )
+    for line in released:
+        log.warning("volume audit released leaked %s", line)
+    return released
+
+
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Add the Volume watch, the Host retry and the attachment hook to the operator."""
+
+    @kopf.on.startup(registry=registry)
+    async def start_volumes(memo: kopf.Memo, **_: Any) -> None:
+        runtime: Runtime | None = memo.get("runtime")
+        if runtime is None:
+            raise kopf.TemporaryError("the operator runtime is not built yet", delay=0.1)
+
+        def disk_changed(host: str) -> None:
+            runtime.placer.host_changed(host)
+            runtime.retry_pending()
+
+        reconciler = VolumeReconciler(
+            runtime.client,
+            runtime.engine,
+            runtime.events,
+            runtime.hosts.is_ready,
+            disk_changed,
+        )
+        queue: WorkQueue[str] = WorkQueue(reconciler, workers=config.workers, name="volumes")
+        attachments = AttachmentController(
+            runtime.client,
+            runtime.engine,
+            runtime.events,
+            lambda key: runtime.catalog.get(VOLUME_KIND, key),
+            runtime.hosts.hosts.get,
+            workers=config.workers,
+        )
+        await attachments.load()
+        runtime.instances.hooks.append(attachments)
+        queue.start()
+        attachments.queue.start()
+        controller = VolumeController(reconciler, queue, attachments)
+        controller.tasks.append(
+            asyncio.create_task(_audits(runtime, controller, config.audit_interval))
+        )
+        memo[MEMO_KEY] = controller
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_volumes(memo: kopf.Memo, **_: Any) -> None:
+        controller: VolumeController | None = memo.get(MEMO_KEY)
+        if controller is not None:
+            await controller.stop()
+
+    @kopf.on.event(GROUP, VERSION, "volumes", registry=registry)
+    async def volume_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        controller: VolumeController = memo[MEMO_KEY]
+        runtime: Runtime = memo["runtime"]
+        key = f"{body.metadata.namespace}/{body.metadata.name}"
+        current = None if type == "DELETED" else dict(body)
+        runtime.catalog.put(VOLUME_KIND, key, current)
+        controller.queue.put(key, current)
+        controller.attachments.volume_changed(key, current)
+
+    @kopf.on.event(GROUP, VERSION, "hosts", registry=registry)
+    async def volume_host_event(memo: kopf.Memo, **_: Any) -> None:
+        controller: VolumeController | None = memo.get(MEMO_KEY)
+        if controller is None:
+            return
+        for key in list(controller.reconciler.pending):
+            controller.queue.mark(key)
+
+
+async def _audits(runtime: Runtime, controller: VolumeController, interval: float) -> None:
+    # The first pass soon after start-up: that is when leaks from downtime are found.
+    await asyncio.sleep(min(interval, 10.0))
+    while True:
+        try:
+            await audit_volumes(runtime, controller)
+        except Exception:
+            log.exception("volume audit failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,8 @@
+"""The operator's half of the volume service (the controller is `controllers/volumes.py`).
+
+- `naming`: CHAP Secret names and users, initiator names of hosts;
+- `placement`: choose a volume host and claim the disk (pure ranking + claim loop);
+- `chap`: the per-volume CHAP Secret;
+- `reconciler`: place, hand over to the host's agent, release on deletion;
+- `attachments`: the Instance hook that allows, records and withdraws attachments.
+"""

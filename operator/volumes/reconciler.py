@@ -1,0 +1,266 @@
+"""The operator's Volume reconciler: place, allocate the export identity, hand over, release.
+
+Level-triggered like the Instance reconciler. Placing a Volume is: claim its size in
+DISK_GB on a volume host, allocate its target identity (IQN + LUN, or AoE shelf/slot),
+create its CHAP Secret (iSCSI), then one metadata write (finalizers + host label) and one
+status apply as `kubenova-operator`. The host's agent takes `phase` from there.
+
+Deletion is held by the agent's finalizer while an Instance is attached (the agent shows
+`DeletionBlocked`); once the agent removed the export and the file, the operator releases
+the claim, the identity and the Secret and lets the Volume go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from kubenova import conditions as cond
+from kubenova.api.v1alpha1 import Volume
+from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.operator import inventory as inv
+from kubenova.operator.inventory import volumes as vol
+from kubenova.operator.inventory.errors import AoeAddressesExhausted
+from kubenova.operator.volumes import placement
+from kubenova.operator.volumes.chap import SecretConflict, delete_chap_secret, ensure_chap_secret
+from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
+
+log = logging.getLogger(__name__)
+
+VOLUMES = kubenova_kind(Volume)
+SCHEDULED = "Scheduled"
+Body = dict[str, Any]
+# A Volume that found no host is tried again after this long (and on every Host change).
+PENDING_RETRY = 30.0
+
+
+@dataclass
+class VolumeReconciler:
+    """Reconciles one Volume key at a time (the work queue serialises per key)."""
+
+    client: KubeClient
+    engine: Engine
+    events: EventRecorder
+    host_ready: Callable[[str], bool]
+    # Tell the Instance scheduler that a host's disk usage changed (claimed or freed).
+    disk_changed: Callable[[str], None] = lambda host: None
+    pending: set[str] = field(default_factory=set)  # keys waiting for a host
+    uids: dict[str, str] = field(default_factory=dict)  # key -> uid
+    verified: set[str] = field(default_factory=set)  # uids whose claim and target exist
+
+    async def __call__(self, key: str, body: Body | None) -> float | None:
+        if body is None:
+            await self._forget(key)
+            return None
+        meta = body["metadata"]
+        self.uids[key] = meta["uid"]
+        if meta.get("deletionTimestamp"):
+            await self._finalize(key, body)
+            return None
+        if (meta.get("labels") or {}).get(HOST_LABEL):
+            await self._keep_placed(key, body)
+            return None
+        return await self._place(key, body)
+
+    # -- placement ---------------------------------------------------------------------------
+
+    async def _place(self, key: str, body: Body) -> float | None:
+        volume = Volume.model_validate(body)
+        meta = body["metadata"]
+        request = placement.VolumeRequest(
+            meta["uid"],
+            meta["name"],
+            meta["namespace"],
+            volume.spec.size_gib,
+            volume.spec.availability_zone,
+        )
+        outcome = await asyncio.to_thread(placement.place, self.engine, request)
+        if isinstance(outcome, placement.NoVolumeHost):
+            self.pending.add(key)
+            await self._unplaced(body, "NoValidHost", outcome.message)
+            return PENDING_RETRY
+        self.pending.discard(key)
+        self.disk_changed(outcome.host)
+        try:
+            target = await asyncio.to_thread(
+                vol.allocate_target,
+                self.engine,
+                meta["uid"],
+                outcome.host,
+                str(volume.spec.protocol),
+            )
+            secret = await ensure_chap_secret(self.client, body) if target.iqn else None
+        except (AoeAddressesExhausted, SecretConflict) as exc:
+            await self._release(meta["uid"])
+            reason = "SecretConflict" if isinstance(exc, SecretConflict) else "NoTargetAddress"
+            await self._unplaced(body, reason, str(exc))
+            return PENDING_RETRY
+        await self._hand_over(key, body, target, secret)
+        return None
+
+    async def _hand_over(
+        self, key: str, body: Body, target: vol.TargetIdentity, secret: str | None
+    ) -> None:
+        try:
+            updated = await ensure_metadata(
+                self.client,
+                VOLUMES,
+                body,
+                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
+                labels={HOST_LABEL: target.host},
+            )
+        except NotFound:
+            return  # deleted meanwhile: the DELETED event releases what was claimed
+        body = updated or body
+        await apply_status(
+            self.client,
+            VOLUMES,
+            body,
+            placement_status(body, target, secret),
+            manager=OPERATOR_MANAGER,
+        )
+        self.verified.add(target.volume_uid)
+        identity = target.iqn if target.iqn else f"AoE e{target.shelf}.{target.slot}"
+        message = f"placed on host {target.host} as {identity}"
+        self.events.record(body, "Normal", "Scheduled", message)
+        log.info("volume %s %s", key, message)
+
+    async def _unplaced(self, body: Body, reason: str, message: str) -> None:
+        generation = body["metadata"].get("generation")
+        previous = (body.get("status") or {}).get("conditions")
+        entry = cond.condition(
+            SCHEDULED, False, reason, message, generation=generation, previous=previous
+        )
+        if cond.same(cond.find(previous, SCHEDULED), entry):
+            return
+        status = {"phase": "Pending", "observedGeneration": generation, "conditions": [entry]}
+        try:
+            await apply_status(self.client, VOLUMES, body, status, manager=OPERATOR_MANAGER)
+        except NotFound:
+            return
+        self.events.record(body, "Warning", reason, message)
+
+    async def _keep_placed(self, key: str, body: Body) -> None:
+        """Handed over already; after a restart, make sure the claim and identity still exist."""
+        self.pending.discard(key)
+        meta = body["metadata"]
+        uid = meta["uid"]
+        if uid in self.verified:
+            return
+        host = meta["labels"][HOST_LABEL]
+        volume = Volume.model_validate(body)
+        claim = await asyncio.to_thread(inv.find_claim, self.engine, uid)
+        if claim is None:
+            log.warning("volume %s is on %s but has no claim: re-claiming", key, host)
+            request = placement.VolumeRequest(
+                uid, meta["name"], meta["namespace"], volume.spec.size_gib
+            )
+            try:
+                await asyncio.to_thread(
+                    inv.claim, self.engine, request.consumer, host, request.resources
+                )
+            except (inv.ClaimRefused, inv.UnknownHost) as exc:
+                self.events.record(body, "Warning", "ClaimLost", f"{host} cannot re-claim: {exc}")
+        target = await asyncio.to_thread(
+            vol.allocate_target, self.engine, uid, host, str(volume.spec.protocol)
+        )
+        secret = None
+        if target.iqn:
+            try:
+                secret = await ensure_chap_secret(self.client, body)
+            except SecretConflict as exc:
+                self.events.record(body, "Warning", "SecretConflict", str(exc))
+        desired = placement_status(body, target, secret)
+        if not _placement_differs(body.get("status") or {}, desired):
+            self.verified.add(uid)
+            return
+        await apply_status(self.client, VOLUMES, body, desired, manager=OPERATOR_MANAGER)
+        self.verified.add(uid)
+
+    # -- deletion ----------------------------------------------------------------------------
+
+    async def _finalize(self, key: str, body: Body) -> None:
+        self.pending.discard(key)
+        meta = body["metadata"]
+        finalizers = meta.get("finalizers") or []
+        host = (meta.get("labels") or {}).get(HOST_LABEL)
+        if AGENT_FINALIZER in finalizers:
+            if host and self.host_ready(host):
+                return  # the agent detaches nothing itself: it waits, then removes the export
+            reason = f"host {host} is not ready" if host else "never reached a host"
+            log.warning("volume %s: removing the agent finalizer (%s)", key, reason)
+            if host:
+                self.events.record(
+                    body,
+                    "Warning",
+                    "HostNotReady",
+                    f"deleted while {reason}: its export and file are removed when the host's "
+                    "agent comes back",
+                )
+            body = await remove_finalizer(self.client, VOLUMES, body, AGENT_FINALIZER) or body
+        if OPERATOR_FINALIZER not in (body["metadata"].get("finalizers") or []):
+            return
+        await delete_chap_secret(self.client, body)
+        await self._release(meta["uid"])
+        await remove_finalizer(self.client, VOLUMES, body, OPERATOR_FINALIZER)
+        log.info("volume %s: released", key)
+
+    async def _forget(self, key: str) -> None:
+        self.pending.discard(key)
+        uid = self.uids.pop(key, None)
+        if uid:
+            await self._release(uid)
+            self.events.forget(uid)
+
+    async def _release(self, uid: str) -> None:
+        await asyncio.to_thread(vol.release_target, self.engine, uid)
+        freed = await asyncio.to_thread(inv.release, self.engine, uid)
+        self.verified.discard(uid)
+        if freed is not None:
+            self.disk_changed(freed.host)
+
+
+def placement_status(body: Body, target: vol.TargetIdentity, secret: str | None) -> dict[str, Any]:
+    """The operator's status fields of a placed Volume."""
+    generation = body["metadata"].get("generation")
+    identity: dict[str, Any]
+    if target.iqn:
+        identity = {"iqn": target.iqn, "lun": target.lun}
+        if secret:
+            identity["chapSecret"] = secret
+    else:
+        identity = {"shelf": target.shelf, "slot": target.slot}
+    return {
+        "phase": "Creating",
+        "host": target.host,
+        "target": identity,
+        "observedGeneration": generation,
+        "conditions": [
+            cond.condition(
+                SCHEDULED,
+                True,
+                "Scheduled",
+                f"placed on host {target.host}",
+                generation=generation,
+                previous=(body.get("status") or {}).get("conditions"),
+            )
+        ],
+    }
+
+
+def _placement_differs(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Is a placement fact (host, identity, Scheduled) missing or different in `current`?"""
+    if current.get("host") != desired["host"]:
+        return True
+    target = current.get("target") or {}
+    if any(target.get(k) != v for k, v in desired["target"].items()):
+        return True
+    scheduled = cond.find(current.get("conditions"), SCHEDULED)
+    return scheduled is None or scheduled.get("status") != "True"
