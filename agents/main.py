@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from kubenova.agents.host import Capacity
+from kubenova.agents.network.assembly import NetworkFlags
 from kubenova.agents.runtime import SERVICES, Agent, AgentSettings
 
 
@@ -88,6 +89,30 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     help="kvm, qemu (TCG), or auto: prove KVM by booting a probe, else qemu.",
 )
 @click.option("--underlay-ip", default=None, help="Address for VXLAN and storage traffic.")
+@click.option(
+    "--physical-interface", default=None, help="network: trunk interface of flat/vlan networks."
+)
+@click.option(
+    "--external-interface",
+    default=None,
+    help="network: where a network host sends routed and floating-IP traffic.",
+)
+@click.option(
+    "--vlan-backend",
+    type=click.Choice(["linuxbridge", "ovs"]),
+    default="linuxbridge",
+    help="network: 802.1Q sub-interfaces, or tagged ports on Open vSwitch.",
+)
+@click.option("--ovs-db", default=None, help="network: OVSDB socket (default: ovs-vsctl's).")
+@click.option(
+    "--ovs-datapath",
+    type=click.Choice(["system", "netdev"]),
+    default="system",
+    help="network: OVS datapath (netdev = userspace).",
+)
+@click.option(
+    "--netns", default=None, help="network: act inside this network namespace (simulated hosts)."
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=4, help="Concurrent reconciles.")
 @click.option(
     "--capacity",
@@ -115,6 +140,12 @@ def agent(  # click passes every option by keyword
     availability_zone: str,
     domain_type: str,
     underlay_ip: str | None,
+    physical_interface: str | None,
+    external_interface: str | None,
+    vlan_backend: str,
+    ovs_db: str | None,
+    ovs_datapath: str,
+    netns: str | None,
     workers: int,
     capacity: Capacity | None,
     resync_interval: float,
@@ -140,6 +171,14 @@ def agent(  # click passes every option by keyword
         availability_zone=availability_zone,
         domain_type=domain_type,
         underlay_ip=underlay_ip,
+        network=NetworkFlags(
+            physical_interface=physical_interface,
+            external_interface=external_interface,
+            vlan_backend=vlan_backend,
+            ovs_db=ovs_db,
+            ovs_datapath=ovs_datapath,
+            netns=netns,
+        ),
         workers=workers,
         capacity=capacity,
         resync_interval=resync_interval,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubenova.agents.compute.driver import ComputeDriver
 from kubenova.agents.compute.service import ComputeService, ComputeSettings
 from kubenova.agents.host import Capacity, HostRegistration, capacity_from_libvirt
+from kubenova.agents.network.assembly import NetworkFlags, make_network_service, options_for
+from kubenova.agents.network.service import NetworkService
 from kubenova.agents.runtime_images import ImageFetcher, PlaceholderImages
 from kubenova.kube import KubeClient, load_config
 from kubenova.metrics import HealthServer, timed_driver
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("compute", "volume", "network")
 # Services whose code is in this agent; the others are registered but not run yet.
-IMPLEMENTED = frozenset({"compute"})
+IMPLEMENTED = frozenset({"compute", "network"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class AgentSettings:
     heartbeat_interval: float = 10.0
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = None  # /metrics, /healthz, /readyz when set
+    network: NetworkFlags = field(default_factory=NetworkFlags)
 
     @property
     def fake(self) -> bool:
@@ -114,6 +117,7 @@ class Agent:
         self.settings = settings
         self.driver: ComputeDriver | None = None
         self.compute: ComputeService | None = None
+        self.network: NetworkService | None = None
         self.registration: HostRegistration | None = None
         self.registered = False
 
@@ -169,6 +173,17 @@ class Agent:
                             ),
                         )
                         tasks.create_task(self.compute.run(), name="compute")
+                    if "network" in settings.services:
+                        self.network = make_network_service(
+                            client,
+                            options_for(
+                                settings.host_name,
+                                settings.state_dir,
+                                settings.underlay_ip,
+                                settings.network,
+                            ),
+                        )
+                        tasks.create_task(self.network.run(), name="network")
             finally:
                 if health is not None:
                     await health.stop()

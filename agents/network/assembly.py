@@ -20,6 +20,18 @@ VLAN_BACKENDS = ("linuxbridge", "ovs")
 
 
 @dataclass(frozen=True)
+class NetworkFlags:
+    """The network service's own agent options (the rest comes from the agent's settings)."""
+
+    physical_interface: str | None = None  # trunk for flat/vlan networks
+    external_interface: str | None = None  # network hosts: where SNAT and floating IPs go
+    vlan_backend: str = "linuxbridge"
+    ovs_db: str | None = None
+    ovs_datapath: str = "system"
+    netns: str | None = None  # simulate a host inside this network namespace (tests, demos)
+
+
+@dataclass(frozen=True)
 class NetworkOptions:
     host: str
     state_dir: Path
@@ -30,6 +42,26 @@ class NetworkOptions:
     ovs: OvsSettings = field(default_factory=OvsSettings)
     netns: str | None = None  # None: the agent's own namespace (tests: a simulated host)
     events: bool = True
+
+
+def options_for(
+    host: str, state_dir: Path, underlay_ip: str | None, flags: NetworkFlags
+) -> NetworkOptions:
+    """NetworkOptions from the agent's settings and its network flags."""
+    return NetworkOptions(
+        host=host,
+        state_dir=state_dir,
+        underlay_ip=underlay_ip,
+        physical_interface=flags.physical_interface,
+        external_interface=flags.external_interface,
+        vlan_backend=flags.vlan_backend,
+        ovs=OvsSettings(
+            db=flags.ovs_db,
+            datapath_type=flags.ovs_datapath,
+            disable_tx_offload=flags.ovs_datapath == "netdev",
+        ),
+        netns=flags.netns,
+    )
 
 
 def make_network_service(client: KubeClient, options: NetworkOptions) -> NetworkService:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kubenova.agents.network.dhcp import DhcpServers
 from kubenova.agents.network.driver import NetworkDriver
@@ -32,6 +35,7 @@ from kubenova.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 NETWORKS = kubenova_kind(Network)
+T = TypeVar("T")
 RETRY_USER_ERROR = 30.0
 
 
@@ -67,6 +71,9 @@ class NetworkService:
             self.reconcile, workers=settings.workers, name=f"networks@{settings.host}"
         )
         self.wired: dict[str, HostNetwork] = {}  # key -> what we last converged
+        # pyroute2's IPRoute belongs to the thread that made it (it runs its own event loop
+        # there): every host change goes through this one thread.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"network-{settings.host}")
         self.synced = asyncio.Event()
 
     async def run(self) -> None:
@@ -76,7 +83,8 @@ class NetworkService:
         finally:
             await self.queue.stop()
             await self.events.flush()
-            await asyncio.to_thread(self.driver.close)
+            await self._on_host(self.driver.close)
+            self._thread.shutdown(wait=False)
 
     # -- reconcile ---------------------------------------------------------------------------
 
@@ -100,13 +108,16 @@ class NetworkService:
         if previous is not None and previous.bridge != wanted.bridge:
             await self._tear_down(key)
         try:
-            await asyncio.to_thread(self._converge, wanted)
+            await self._on_host(self._converge, wanted)
         except KubenovaError as exc:
             return self._failed(body, exc)
         if previous != wanted:
             log.info("network %s wired on %s as %s", key, self.settings.host, wanted.bridge)
         self.wired[key] = wanted
         return None
+
+    async def _on_host(self, work: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
 
     def _converge(self, net: HostNetwork) -> None:
         self.driver.plug(net)
@@ -124,7 +135,7 @@ class NetworkService:
         net = self.wired.pop(key, None)
         if net is None:
             return
-        await asyncio.to_thread(self._remove, net.bridge)
+        await self._on_host(self._remove, net.bridge)
         log.info("network %s unwired from %s (%s removed)", key, self.settings.host, net.bridge)
 
     def _remove(self, bridge: str) -> None:
@@ -169,7 +180,7 @@ class NetworkService:
     async def sweep(self, keys: set[str], listing: Body) -> list[str]:
         """Remove bridges, dnsmasq and tables of ours that no listed Network wants."""
         wanted = {(item.get("status") or {}).get("bridge") for item in listing.get("items", [])}
-        return await asyncio.to_thread(self._sweep, {b for b in wanted if b})
+        return await self._on_host(self._sweep, {b for b in wanted if b})
 
     def _sweep(self, wanted: set[str]) -> list[str]:
         present = self.driver.bridges() | self.dhcp.served()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +20,15 @@ from kubenova.agents.network.assembly import NetworkOptions
 from kubenova.devcluster import ClusterAccess
 from tests.builders import a_flavor, a_network, an_image, an_instance, as_yaml
 from tests.fixtures.netns import NetnsLab
-from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.operator import OperatorProcess
 from tests.integration.network.agents import NetworkAgents
+from tests.integration.network.conftest import FLOATING_POOL
 from tests.support.hosts import SimulatedHosts
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.netns]
 
-POOL = "198.51.100.16/28"
 UNDERLAY = {"h1": "192.168.60.1", "h2": "192.168.60.2", "gw": "192.168.60.3"}
-
-
-@pytest.fixture
-def network_operator(
-    apiserver: ClusterAccess, crds_installed: list[str], inventory_url: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    clean_slate(apiserver)
-    process = OperatorProcess(apiserver.kubeconfig, inventory_url, tmp_path / "operator.log")
-    process.env = {"KUBENOVA_FLOATING_IP_POOL": POOL}
-    process.start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def agents(apiserver: ClusterAccess) -> Iterator[NetworkAgents]:
-    running = NetworkAgents(apiserver.kubeconfig)
-    yield running
-    running.close()
 
 
 def apply(cluster: ClusterAccess, *docs: dict[str, Any]) -> None:
@@ -86,19 +66,19 @@ def test_two_tenants_on_three_hosts(
     apiserver: ClusterAccess,
     network_operator: OperatorProcess,
     hosts: SimulatedHosts,
-    agents: NetworkAgents,
+    network_agents: NetworkAgents,
     netns_lab: NetnsLab,
     tmp_path: Path,
 ) -> None:
     lab = netns_lab
     for name, ip in UNDERLAY.items():
         lab.add_host(name, ip)
-    outside = lab.add_outside("gw", "203.0.113.1", "203.0.113.2", POOL)
+    outside = lab.add_outside("gw", "203.0.113.1", "203.0.113.2", FLOATING_POOL)
     for name in ("h1", "h2"):
         hosts.add(name, underlay_ip=UNDERLAY[name])
     hosts.add("gw", services=("network",), underlay_ip=UNDERLAY["gw"])
     for name, ip in UNDERLAY.items():
-        agents.start(
+        network_agents.start(
             NetworkOptions(
                 host=name,
                 state_dir=tmp_path / name,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,25 +11,14 @@ from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.networks import ports
 from tests.builders import a_flavor, a_network, an_image, an_instance, as_yaml
-from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.operator import OperatorProcess
 from tests.support.hosts import SimulatedHosts
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.apiserver
 
-POOL = "198.51.100.16/30"  # two floating IPs: .17 and .18
-
-
-@pytest.fixture
-def network_operator(
-    apiserver: ClusterAccess, crds_installed: list[str], inventory_url: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    clean_slate(apiserver)
-    process = OperatorProcess(apiserver.kubeconfig, inventory_url, tmp_path / "operator.log")
-    process.env = {"KUBENOVA_FLOATING_IP_POOL": POOL, "KUBENOVA_VNI_RANGES": "5000-5001"}
-    process.start()
-    yield process
-    process.stop()
+# Two VNIs only, to see the range run out.
+OPERATOR_ENV = {"KUBENOVA_VNI_RANGES": "5000-5001"}
 
 
 def get(cluster: ClusterAccess, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -1,0 +1,128 @@
+"""`kubenova-agent --services network` as a real process: wires, survives its own crash
+without a second dnsmasq, and cleans up when the Network goes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubenova.devcluster import ClusterAccess
+from tests.builders import a_network, as_yaml
+from tests.fixtures.netns import NetnsLab
+from tests.fixtures.operator import OperatorProcess
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.netns]
+
+
+@dataclass
+class Agent:
+    """One `kubenova-agent` subprocess that can be SIGKILLed and started again."""
+
+    argv: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env
+            )
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def network_host_agent(
+    apiserver: ClusterAccess, netns_lab: NetnsLab, tmp_path: Path
+) -> Iterator[Agent]:
+    """The agent of host `gw` (a namespace of the lab), network service only."""
+    netns = netns_lab.add_host("gw", "192.168.80.3")
+    (tmp_path / "gw").mkdir()
+    (tmp_path / "gw" / "node.xml").write_text("<node></node>\n")
+    argv = [
+        str(Path(sys.executable).with_name("kubenova-agent")),
+        "--host-name=gw",
+        "--services=network",
+        f"--netns={netns}",
+        "--underlay-ip=192.168.80.3",
+        f"--libvirt-uri=test://{tmp_path / 'gw' / 'node.xml'}",
+        f"--state-dir={tmp_path / 'gw'}",
+        f"--kubeconfig={apiserver.kubeconfig}",
+        "--capacity=vcpus=8,memoryMiB=8192,diskGiB=100",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    agent = Agent(argv, tmp_path / "gw.log", env=env)
+    agent.start()
+    yield agent
+    agent.stop()
+
+
+def bridge_of(cluster: ClusterAccess, namespace: str) -> str | None:
+    result = cluster.kubectl("get", "network", "lan", "-n", namespace, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    body: dict[str, Any] = json.loads(result.stdout)
+    status = body.get("status") or {}
+    return status.get("bridge") if status.get("gatewayHost") == "gw" else None
+
+
+def dnsmasq_pids(lab: NetnsLab) -> list[int]:
+    pids = []
+    for pid in lab.processes(lab.hosts["gw"]):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if cmdline.startswith(b"dnsmasq"):
+            pids.append(pid)
+    return pids
+
+
+def test_the_agent_process_runs_the_network_service(
+    apiserver: ClusterAccess,
+    network_operator: OperatorProcess,
+    network_host_agent: Agent,
+    netns_lab: NetnsLab,
+    namespace: str,
+) -> None:
+    lab, agent = netns_lab, network_host_agent
+    apiserver.kubectl(
+        "apply", "-f", "-", input=as_yaml(a_network("lan", namespace, cidr="10.44.0.0/24"))
+    )
+    bridge = eventually(lambda: bridge_of(apiserver, namespace), timeout=30, what="gateway")
+    eventually(lambda: bridge in lab.links("gw"), timeout=30, what=f"{bridge} on gw")
+    (first,) = eventually(lambda: dnsmasq_pids(lab), timeout=30, what="dnsmasq on gw")
+
+    agent.kill()  # SIGKILL: dnsmasq lives on in its own session ...
+    assert dnsmasq_pids(lab) == [first]
+    agent.start()  # ... and the restarted agent adopts it instead of starting another
+    eventually(lambda: "watching" in agent.log() or "wired" in agent.log(), what="agent up")
+    eventually(lambda: agent.log().count(f"as {bridge}") >= 2, timeout=30, what="re-converged")
+    assert dnsmasq_pids(lab) == [first]
+
+    apiserver.kubectl("delete", "network", "lan", "-n", namespace)
+    eventually(lambda: bridge not in lab.links("gw"), timeout=30, what="bridge removed")
+    eventually(lambda: dnsmasq_pids(lab) == [], timeout=30, what="dnsmasq stopped")
+    assert "ERROR" not in agent.log()
