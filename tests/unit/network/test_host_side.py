@@ -143,3 +143,28 @@ def test_without_router_or_floating_ips_nothing_is_forwarded() -> None:
     assert accepts == ['iifname "knb-12345678" oifname "knb-12345678" accept']
     assert "masquerade" not in script
     assert 'oifname "knb-12345678" counter drop' in script
+
+
+def test_the_nic_plan_follows_spec_order_with_inventory_macs_and_short_taps() -> None:
+    from kubenova.agents.network.nics import nic_plan  # noqa: PLC0415
+    from kubenova.errors import TemporaryError  # noqa: PLC0415
+
+    instance = {
+        "metadata": {"uid": "0f7c1a2e-uid"},
+        "spec": {"networks": [{"network": "b"}, {"network": "a"}]},
+        "status": {
+            "addresses": [
+                {"network": "a", "ip": "10.0.0.2", "mac": "52:54:00:00:00:0a"},
+                {"network": "b", "ip": "10.1.0.2", "mac": "52:54:00:00:00:0b"},
+            ]
+        },
+    }
+    plan = nic_plan(instance, {"a": "knb-aaaaaaaa", "b": "knb-bbbbbbbb"})
+    assert [(n.network, n.bridge, n.mac) for n in plan] == [
+        ("b", "knb-bbbbbbbb", "52:54:00:00:00:0b"),
+        ("a", "knb-aaaaaaaa", "52:54:00:00:00:0a"),
+    ]
+    assert len({n.tap for n in plan}) == 2
+    assert all(len(n.tap) <= 15 for n in plan)
+    with pytest.raises(TemporaryError, match="network a: not wired yet"):
+        nic_plan(instance, {"b": "knb-bbbbbbbb"})
