@@ -98,6 +98,11 @@ class NetworkReconciler:
             segment = await self._segment(record)
         except UserError as exc:
             return st.Observation(None, generation, problem=exc)
+        leaked = await asyncio.to_thread(ports.release_orphans, self.engine, record.uid)
+        if leaked:
+            message = f"released {len(leaked)} address(es) of deleted Instances: {leaked}"
+            log.warning("network %s/%s: %s", record.namespace, record.name, message)
+            self.events.record(body, "Normal", "AddressesReleased", message)
         port_views = await asyncio.to_thread(ports.ports_of, self.engine, record.uid)
         needs = st.needs_gateway(spec, port_views)
         gateway_host = (
@@ -172,6 +177,15 @@ def _without_none(status: dict[str, Any]) -> dict[str, Any]:
 class NetworkController:
     reconciler: NetworkReconciler
     queue: WorkQueue[str]
+    resync: asyncio.Task[None] | None = None
+
+
+async def _resync_forever(controller: NetworkController, interval: float) -> None:
+    """With the audit's period: every Network again (leaked addresses, drift)."""
+    while True:
+        await asyncio.sleep(interval)
+        for key in set(controller.reconciler.keys.values()):
+            controller.queue.mark(key)
 
 
 def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -195,12 +209,18 @@ def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         )
         runtime.instances.hooks.append(hook)
         queue.start()
-        memo[MEMO_KEY] = NetworkController(reconciler, queue)
+        controller = NetworkController(reconciler, queue)
+        controller.resync = asyncio.create_task(
+            _resync_forever(controller, config.audit_interval), name="network-resync"
+        )
+        memo[MEMO_KEY] = controller
 
     @kopf.on.cleanup(registry=registry_)
     async def stop_networks(memo: kopf.Memo, **_: Any) -> None:
         controller: NetworkController | None = memo.get(MEMO_KEY)
         if controller is not None:
+            if controller.resync is not None:
+                controller.resync.cancel()
             await controller.queue.stop()
 
     @kopf.on.event(GROUP, VERSION, "networks", registry=registry_)

@@ -149,6 +149,37 @@ def release(engine: Engine, consumer_uid: str) -> list[str]:
         return networks
 
 
+def release_orphans(engine: Engine, network_uid: str) -> list[str]:
+    """Free the network's addresses whose Instance holds no claim any more; their IPs.
+
+    A NIC is allocated after its Instance's claim and freed before it, so an address
+    without a claim leaked (e.g. the Instance went while the operator was down and the
+    audit released the claim).
+    """
+    claimed = select(Instance.uid)
+    with write_transaction(engine) as connection:
+        leaked = list(
+            connection.execute(
+                select(FixedIp.address, FixedIp.consumer_uid).where(
+                    FixedIp.network_uid == network_uid, FixedIp.consumer_uid.not_in(claimed)
+                )
+            )
+        )
+        consumers = {row.consumer_uid for row in leaked}
+        if consumers:
+            connection.execute(
+                delete(FloatingIp).where(
+                    FloatingIp.network_uid == network_uid, FloatingIp.consumer_uid.in_(consumers)
+                )
+            )
+            connection.execute(
+                delete(FixedIp).where(
+                    FixedIp.network_uid == network_uid, FixedIp.consumer_uid.in_(consumers)
+                )
+            )
+        return [row.address for row in leaked]
+
+
 def ports_of(engine: Engine, network_uid: str) -> list[PortView]:
     """Every port of the network with its instance, host and floating IP, by address."""
     query = (

@@ -155,3 +155,16 @@ def test_gateway_hosts_are_network_hosts_spread_and_kept(engine: Engine) -> None
     inv.set_host_ready(engine, "net-1", True)
     inv.set_host_ready(engine, "net-2", True)
     assert gateways.assign(engine, twin) != gateways.assign(engine, a)
+
+
+def test_addresses_of_instances_without_a_claim_are_released_as_leaked(engine: Engine) -> None:
+    inv.upsert_host(engine, inv.HostRecord("h1", inv.Resources(8, 8192, 100)))
+    net = registered(engine)
+    inv.claim(engine, inv.Consumer("kept", "kept", "tenant-a"), "h1", inv.Resources(1, 128, 1))
+    kept = ports.allocate(engine, net, "kept")
+    ports.allocate(engine, net, "gone")  # its claim was released behind the hooks' back
+    pool = (ipaddress.IPv4Address("198.51.100.10"), ipaddress.IPv4Address("198.51.100.10"))
+    floating.allocate(engine, pool, net.uid, "gone", "10.0.0.3")
+    assert ports.release_orphans(engine, net.uid) == ["10.0.0.3"]
+    assert [v.ip for v in ports.ports_of(engine, net.uid)] == [kept.ip]
+    assert floating.allocate(engine, pool, net.uid, "kept", kept.ip) == "198.51.100.10"
