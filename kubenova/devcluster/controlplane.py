@@ -171,6 +171,8 @@ class ControlPlane:
                 # the `kubernetes` Endpoints, so nothing reconciles them.
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                # As kubeadm and kind do: the agent DaemonSet is privileged (chart tests).
+                "--allow-privileged=true",
             ],
         )
 

@@ -1,0 +1,458 @@
+"""Least privilege, proven three ways.
+
+1. Statically: the rights the chart grants each ServiceAccount equal the rights its code
+   uses (read from the source by code_access.py), give or take a short, explained list.
+2. With `kubectl auth can-i --as system:serviceaccount:...` against the installed chart:
+   every right the code uses is there; what must stay out of reach is refused.
+3. For what RBAC cannot express, the chart's ValidatingAdmissionPolicies, by requests
+   made as each ServiceAccount (impersonated by the admin).
+The operator and an agent running under these accounts are in test_least_privilege_run.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubenova.devcluster import ClusterAccess
+from tests.builders import a_flavor, an_image, an_instance, as_yaml
+from tests.integration.chart.code_access import Access, accesses
+from tests.integration.chart.conftest import (
+    AGENT_SA,
+    NAMESPACE,
+    OPERATOR_SA,
+    RELEASE_SETTINGS,
+    REPO,
+    Helm,
+    Release,
+    documents,
+    policies_enforced,
+)
+from tests.support.waiting import eventually
+
+SOURCES = {"kubenova-operator": REPO / "operator", "kubenova-agent": REPO / "agents"}
+USERS = {"kubenova-operator": OPERATOR_SA, "kubenova-agent": AGENT_SA}
+# Rights no kube call shows, yet the component needs them.
+FRAMEWORK: dict[str, dict[Access, str]] = {
+    "kubenova-operator": {
+        **{
+            ("kopf.dev/clusterkopfpeerings", verb): "kopf peering between replicas (--peering)"
+            for verb in ("list", "watch", "get", "patch")
+        },
+        ("rbac.authorization.k8s.io/clusterroles", "escalate"): "applying the project roles",
+        ("rbac.authorization.k8s.io/clusterroles", "bind"): "binding the project roles",
+    },
+    "kubenova-agent": {},
+}
+# Rights the code uses that the chart withholds on purpose.
+WITHHELD: dict[str, dict[Access, str]] = {
+    "kubenova-operator": {},
+    "kubenova-agent": {
+        ("namespaces", "create"): "the agent creates kubenova-system when missing; the chart "
+        "installs into it, so it always exists",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    resource: str  # group/plural[/sub], or plural for the core group
+    verb: str
+    namespace: str | None  # None: cluster-wide (ClusterRoleBinding)
+    names: tuple[str, ...]  # resourceNames; () means any
+
+
+def grants(manifest: list[dict[str, Any]], account: str) -> list[Grant]:
+    """Every (resource, verb) the rendered RBAC gives ServiceAccount `account`."""
+    roles = {
+        (doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"]): doc
+        for doc in manifest
+        if doc["kind"] in ("Role", "ClusterRole")
+    }
+    found = []
+    for binding in manifest:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        subjects = binding.get("subjects") or []
+        if not any(s["kind"] == "ServiceAccount" and s["name"] == account for s in subjects):
+            continue
+        namespace = binding["metadata"].get("namespace")
+        ref = binding["roleRef"]
+        role = roles[(ref["kind"], namespace if ref["kind"] == "Role" else None, ref["name"])]
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    name = f"{group}/{resource}" if group else resource
+                    for verb in rule["verbs"]:
+                        names = tuple(rule.get("resourceNames") or ())
+                        found.append(Grant(name, verb, namespace, names))
+    return found
+
+
+@pytest.fixture(scope="module")
+def rendered(helm: Helm) -> list[dict[str, Any]]:
+    settings = [f"--set={item}" for item in RELEASE_SETTINGS]
+    return documents(helm.template(None, *settings, kube_version="1.33.0"))
+
+
+@pytest.mark.parametrize("account", list(SOURCES))
+def test_the_chart_grants_what_the_code_uses_and_nothing_else(
+    rendered: list[dict[str, Any]], account: str
+) -> None:
+    code = accesses(SOURCES[account])
+    used = set(code.used)
+    given = {(g.resource, g.verb) for g in grants(rendered, account)}
+
+    assert code.unresolved == [], (
+        "code_access.py cannot tell which resource these calls touch; pass a kind constant "
+        "(kubenova_kind(Model) or kubenova.kube.paths) so the chart's RBAC can follow"
+    )
+    missing = sorted(used - given - WITHHELD[account].keys())
+    assert missing == [], (
+        "the code uses rights the chart does not grant: "
+        + "; ".join(
+            f"{resource} {verb} at {code.used[(resource, verb)][0]}" for resource, verb in missing
+        )
+        + f" -- add them to charts/kubenova/templates/{account.split('-')[1]}-rbac.yaml"
+    )
+    extra = sorted(given - used - FRAMEWORK[account].keys())
+    assert extra == [], f"the chart grants {account} rights its code never uses: {extra}"
+    assert not (used & FRAMEWORK[account].keys())  # if the code calls it, it is not special
+
+
+# -- kubectl auth can-i against the installed release -----------------------------------------
+
+
+def split(resource: str) -> tuple[str, str, str]:
+    """`group/plural[/sub]` or core `plural[/sub]` -> (group, plural, sub); groups have dots."""
+    parts = resource.split("/")
+    if "." in parts[0]:
+        group, plural, *sub = parts
+    else:
+        group, (plural, *sub) = "", parts
+    return group, plural, sub[0] if sub else ""
+
+
+def can_i(
+    cluster: ClusterAccess, user: str, verb: str, resource: str, namespace: str | None = None
+) -> bool:
+    """`kubectl auth can-i` as `user`; `resource` is group/plural[/sub][:name]."""
+    resource, _, name = resource.partition(":")
+    group, plural, sub = split(resource)
+    target = f"{plural}.{group}" if group else plural
+    if name:
+        target += f"/{name}"
+    args = ["auth", "can-i", verb, target, f"--as={user}"]
+    if sub:
+        args.append(f"--subresource={sub}")
+    args += [f"--namespace={namespace}"] if namespace else ["--all-namespaces"]
+    result = cluster.kubectl(*args, check=False)
+    assert result.stdout.strip() in ("yes", "no"), result.stderr
+    return result.stdout.strip() == "yes"
+
+
+def cluster_scoped(cluster: ClusterAccess) -> set[tuple[str, str]]:
+    """(group, plural) of every cluster-scoped resource the server knows."""
+    names = cluster.kubectl("api-resources", "--namespaced=false", "-o", "name").stdout.split()
+    return {(group, plural) for plural, _, group in (n.partition(".") for n in names)}
+
+
+@pytest.mark.apiserver
+@pytest.mark.parametrize("account", list(SOURCES))
+def test_kubectl_auth_can_i_every_right_the_code_uses(release: Release, account: str) -> None:
+    cluster = release.cluster
+    scoped = cluster_scoped(cluster)
+    given = grants(release.manifest, account)
+    checked = []
+    for resource, verb in sorted(set(accesses(SOURCES[account]).used) - WITHHELD[account].keys()):
+        grant = next(g for g in given if (g.resource, g.verb) == (resource, verb))
+        group, plural, _ = split(resource)
+        namespace = None if (group, plural) in scoped else (grant.namespace or "default")
+        target = resource + (f":{grant.names[0]}" if grant.names else "")
+        allowed = can_i(cluster, USERS[account], verb, target, namespace)
+        checked.append((verb, target, namespace, allowed))
+
+    refused = [c for c in checked if not c[3]]
+    assert refused == [], f"{account} lacks rights its code uses: {refused}"
+    assert len(checked) >= 15
+
+
+OUT_OF_REACH = {
+    "kubenova-agent": [
+        ("create", "pods", "default"),
+        ("create", "pods/exec", "default"),
+        ("get", "secrets", "default"),
+        ("list", "secrets", NAMESPACE),
+        ("get", "secrets:kubenova-database", NAMESPACE),
+        ("create", "kubenova.io/instances", "default"),
+        ("delete", "kubenova.io/instances", "default"),
+        ("update", "kubenova.io/instances", "default"),
+        ("patch", "kubenova.io/hosts", None),
+        ("delete", "kubenova.io/hosts", None),
+        ("patch", "kubenova.io/flavors", None),
+        ("patch", "kubenova.io/networks", "default"),
+        ("create", "namespaces", None),
+        ("create", "coordination.k8s.io/leases", "default"),
+        ("patch", "coordination.k8s.io/leases", "kube-node-lease"),
+        ("list", "nodes", None),
+        ("get", "configmaps", NAMESPACE),
+        ("create", "rbac.authorization.k8s.io/rolebindings", "default"),
+        ("impersonate", "users", None),
+    ],
+    "kubenova-operator": [
+        ("create", "pods", "default"),
+        ("create", "pods/exec", "default"),
+        ("list", "secrets", None),
+        ("watch", "secrets", "default"),
+        ("patch", "secrets", "default"),
+        ("update", "secrets", "default"),
+        ("create", "kubenova.io/instances", "default"),
+        ("delete", "kubenova.io/instances", "default"),
+        ("update", "kubenova.io/instances", "default"),
+        ("patch", "kubenova.io/flavors", None),
+        ("patch", "kubenova.io/hosts", None),
+        ("create", "coordination.k8s.io/leases", NAMESPACE),
+        ("patch", "coordination.k8s.io/leases", NAMESPACE),
+        ("patch", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
+        ("escalate", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
+        ("bind", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
+        ("create", "rbac.authorization.k8s.io/clusterrolebindings", None),
+        ("patch", "admissionregistration.k8s.io/validatingwebhookconfigurations:other", None),
+        ("patch", "kopf.dev/clusterkopfpeerings:other", None),
+        ("create", "apps/deployments", NAMESPACE),
+        ("impersonate", "users", None),
+    ],
+}
+
+
+@pytest.mark.apiserver
+@pytest.mark.parametrize("account", list(OUT_OF_REACH))
+def test_kubectl_auth_can_i_refuses_what_stays_out_of_reach(release: Release, account: str) -> None:
+    allowed = [
+        (verb, resource, namespace)
+        for verb, resource, namespace in OUT_OF_REACH[account]
+        if can_i(release.cluster, USERS[account], verb, resource, namespace)
+    ]
+
+    assert allowed == []
+
+
+@pytest.mark.apiserver
+def test_the_agent_reads_only_the_secrets_it_is_given(release: Release) -> None:
+    cluster = release.cluster
+
+    assert can_i(cluster, AGENT_SA, "get", "secrets:images-s3", NAMESPACE)
+    assert not can_i(cluster, AGENT_SA, "get", "secrets:images-s4", NAMESPACE)
+    assert not can_i(cluster, AGENT_SA, "get", "secrets:images-s3", "default")
+    assert not can_i(cluster, AGENT_SA, "watch", "secrets:images-s3", NAMESPACE)
+
+
+# -- what RBAC cannot say: the admission policies -----------------------------------------------
+
+
+def as_user(cluster: ClusterAccess, user: str, *args: str, input: str | None = None) -> str:
+    """Run kubectl as `user`; the error text when refused, "" when allowed."""
+    result = cluster.kubectl(*args, f"--as={user}", input=input, check=False)
+    return "" if result.returncode == 0 else result.stderr
+
+
+@pytest.fixture
+def handed_over(release: Release, tmp_path: Path) -> Iterator[str]:
+    """An Instance as the operator leaves it: both finalizers and the host label."""
+    cluster = release.cluster
+    cluster.kubectl(
+        "apply", "-f", "-", input=as_yaml(a_flavor("chart.tiny"), an_image("chart-image"))
+    )
+    name = f"vm-{tmp_path.name[-8:].lower().replace('_', '-')}"
+    body = an_instance(name, "default", flavor="chart.tiny", image="chart-image")
+    body["metadata"] |= {
+        "finalizers": ["kubenova.io/operator", "kubenova.io/agent"],
+        "labels": {"kubenova.io/host": "h1"},
+    }
+    cluster.kubectl("apply", "-f", "-", input=as_yaml(body))
+    policies_enforced(cluster, name, "default")
+    yield name
+    cluster.kubectl(
+        "patch",
+        "instance",
+        name,
+        "-n",
+        "default",
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+        check=False,
+    )
+    cluster.kubectl("delete", "instance", name, "-n", "default", "--wait=false", check=False)
+
+
+@pytest.mark.apiserver
+def test_the_agent_may_change_only_its_finalizer(release: Release, handed_over: str) -> None:
+    cluster = release.cluster
+    patch = ["patch", "instance", handed_over, "-n", "default"]
+
+    spec = as_user(
+        cluster, AGENT_SA, *patch, "--type=merge", "-p", '{"spec":{"powerState":"Stopped"}}'
+    )
+    label = as_user(
+        cluster,
+        AGENT_SA,
+        *patch,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"labels":{"kubenova.io/host":"h2"}}}',
+    )
+    others = as_user(
+        cluster,
+        AGENT_SA,
+        *patch,
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/metadata/finalizers/0"}]',
+    )
+    own = as_user(
+        cluster,
+        AGENT_SA,
+        *patch,
+        "--type=json",
+        "-p",
+        '[{"op":"test","path":"/metadata/finalizers/1","value":"kubenova.io/agent"},'
+        '{"op":"remove","path":"/metadata/finalizers/1"}]',
+    )
+
+    assert "the kubenova agent may not change spec" in spec
+    assert "may not change labels" in label
+    assert "only its own finalizer kubenova.io/agent" in others
+    assert own == ""
+    body = json.loads(
+        cluster.kubectl("get", "instance", handed_over, "-n", "default", "-o", "json").stdout
+    )
+    assert body["metadata"]["finalizers"] == ["kubenova.io/operator"]
+    assert body["spec"].get("powerState", "Running") == "Running"
+
+
+@pytest.mark.apiserver
+def test_the_operator_never_writes_spec(release: Release, handed_over: str) -> None:
+    cluster = release.cluster
+    patch = ["patch", "instance", handed_over, "-n", "default", "--type=merge"]
+
+    spec = as_user(cluster, OPERATOR_SA, *patch, "-p", '{"spec":{"powerState":"Stopped"}}')
+    label = as_user(
+        cluster, OPERATOR_SA, *patch, "-p", '{"metadata":{"labels":{"kubenova.io/host":"h2"}}}'
+    )
+
+    assert "never writes spec" in spec
+    assert label == ""
+
+
+def namespace_manifest(name: str, project: str | None) -> str:
+    labels = {"kubenova.io/project": project} if project else {}
+    return json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+    )
+
+
+@pytest.mark.apiserver
+def test_the_operator_manages_only_project_namespaces(release: Release) -> None:
+    cluster = release.cluster
+    create = ["create", "--dry-run=server", "-f", "-"]
+
+    def policies_ready() -> bool:
+        plain = namespace_manifest("chart-plain", None)
+        return "kubenova.io/project" in as_user(cluster, OPERATOR_SA, *create, input=plain)
+
+    eventually(policies_ready, timeout=30, what="the namespace policy")
+
+    project = as_user(cluster, OPERATOR_SA, *create, input=namespace_manifest("chart-p", "p"))
+    system = as_user(
+        cluster, OPERATOR_SA, "delete", "namespace", "kube-node-lease", "--dry-run=server"
+    )
+    adopt_default = as_user(
+        cluster,
+        OPERATOR_SA,
+        "label",
+        "namespace",
+        "default",
+        "kubenova.io/project=p",
+        "--dry-run=server",
+    )
+    cluster.kubectl("create", "namespace", "chart-unlabelled", check=False)
+    unlabelled = as_user(
+        cluster, OPERATOR_SA, "delete", "namespace", "chart-unlabelled", "--dry-run=server"
+    )
+
+    assert project == ""
+    assert "never touches a system namespace" in system
+    assert "never touches a system namespace" in adopt_default
+    assert "only namespaces labelled kubenova.io/project" in unlabelled
+
+
+def cluster_role(rules: list[dict[str, Any]]) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {
+                "name": "kubenova-project-admin",
+                "labels": {"app.kubernetes.io/managed-by": "kubenova-operator"},
+            },
+            "rules": rules,
+        }
+    )
+
+
+@pytest.mark.apiserver
+def test_the_project_roles_stay_tenant_roles(release: Release) -> None:
+    cluster = release.cluster
+    apply = [
+        "apply",
+        "--server-side",
+        "--field-manager=kubenova-operator",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-f",
+        "-",
+    ]
+    tenant = [
+        {
+            "apiGroups": ["kubenova.io"],
+            "resources": ["instances", "volumes"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        }
+    ]
+    secrets = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+
+    def refused_secrets() -> str:
+        return as_user(cluster, OPERATOR_SA, *apply, input=cluster_role(secrets))
+
+    refusal = eventually(refused_secrets, timeout=30, what="the project-role policy")
+    allowed = as_user(cluster, OPERATOR_SA, *apply, input=cluster_role(tenant))
+    binding = json.dumps(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {
+                "name": "kubenova-admin",
+                "namespace": "default",
+                "labels": {"app.kubernetes.io/managed-by": "kubenova-operator"},
+            },
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [
+                {"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        }
+    )
+    bind_admin = as_user(cluster, OPERATOR_SA, *apply, input=binding)
+
+    assert "project roles may grant only tenant kubenova resources" in refusal
+    assert allowed == ""
+    assert bind_admin != ""  # RBAC: no bind on cluster-admin (nor its rights)

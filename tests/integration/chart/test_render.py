@@ -1,0 +1,235 @@
+"""The chart lints, refuses bad values, renders objects the real API server accepts, and ships
+the CRDs of crds/ unchanged."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import re
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubenova.devcluster import ClusterAccess
+from tests.integration.chart.conftest import (
+    CHART,
+    NAMESPACE,
+    REPO,
+    VALUE_SETS,
+    Helm,
+    documents,
+    kopf_peering_crd_ready,
+    server_version,
+)
+
+KUBENOVA_CRDS = REPO / "crds"
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_helm_lint_strict_passes(helm: Helm, values: Path | None) -> None:
+    args = ["lint", "--strict", str(CHART), "-n", NAMESPACE]
+    if values is not None:
+        args.append(f"--values={values}")
+    result = helm.run(*args, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+    assert "[WARNING]" not in result.stdout
+    assert "[ERROR]" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        (["operator.replicas=2"], "operator.replicas: Must be less than or equal to 1"),
+        (["database.type=mysql"], "database.type"),
+        (["agent.domainType=xen"], "agent.domainType"),
+        (["agent.pools[0].services={storage}"], "services"),
+        (["objectStore.endpoint=s3.example.org"], "objectStore.endpoint"),
+        (["auth.backend=ldap"], "auth.ldap"),
+        (["operator.nodSelector.a=b"], "operator"),  # misspelt keys are refused too
+    ],
+)
+def test_values_the_schema_refuses(helm: Helm, settings: list[str], complaint: str) -> None:
+    args = ["template", "kubenova", str(CHART), "-n", NAMESPACE, "--kube-version=1.33.0"]
+    result = helm.run(*args, *(f"--set={s}" for s in settings), check=False)
+
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert complaint in result.stderr
+
+
+def test_two_replicas_are_allowed_on_postgresql(helm: Helm) -> None:
+    rendered = helm.template(
+        None,
+        "--set=operator.replicas=2",
+        "--set=database.type=postgresql",
+        "--set=database.postgresql.existingSecret=db",
+        kube_version="1.33.0",
+    )
+    deployment = next(d for d in documents(rendered) if d["kind"] == "Deployment")
+
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "--peering=kubenova" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_the_chart_refuses_another_namespace(helm: Helm) -> None:
+    result = helm.run(
+        "template", "kubenova", str(CHART), "-n", "default", "--kube-version=1.33.0", check=False
+    )
+
+    assert result.returncode != 0
+    assert "install kubenova into the namespace kubenova-system" in result.stderr
+
+
+@pytest.mark.apiserver
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_every_rendered_object_is_accepted_by_the_api_server(
+    helm: Helm, apiserver: ClusterAccess, crds_installed: list[str], values: Path | None
+) -> None:
+    kopf_peering_crd_ready(apiserver)
+    apiserver.kubectl("create", "namespace", NAMESPACE, check=False)
+    rendered = helm.template(values, kube_version=server_version(apiserver))
+    objects = documents(rendered)
+
+    # create, not apply: each object is validated as new, whatever a release left behind.
+    result = apiserver.kubectl(
+        "create", "--dry-run=server", "-o", "name", "-f", "-", input=rendered, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    accepted = result.stdout.split()
+    assert len(accepted) == len(objects) >= 15
+    kinds = {doc["kind"] for doc in objects}
+    assert {
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "DaemonSet",
+        "Service",
+        "ClusterKopfPeering",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    } <= kinds
+
+
+def test_the_chart_crds_are_the_generated_ones() -> None:
+    """One source: charts/kubenova/crds holds exactly crds/*.yaml, byte for byte (plus kopf's)."""
+    ours = sorted(p.name for p in KUBENOVA_CRDS.glob("*.yaml"))
+    in_chart = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+
+    assert ours, "crds/ is empty: run `kubenova crds render`"
+    assert [n for n in in_chart if n != "clusterkopfpeerings.kopf.dev.yaml"] == ours, (
+        "the chart's crds/ differs from crds/: run `kubenova crds render` (it writes both)"
+    )
+    match, mismatch, errors = filecmp.cmpfiles(KUBENOVA_CRDS, CHART / "crds", ours, shallow=False)
+    assert (mismatch, errors) == ([], []), "stale chart CRDs: run `kubenova crds render`"
+    assert len(match) == len(ours)
+
+
+def test_the_packaged_chart_carries_the_crds_and_schema(helm: Helm, tmp_path: Path) -> None:
+    helm.run("package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("kubenova-*.tgz")
+
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        for crd in KUBENOVA_CRDS.glob("*.yaml"):
+            member = tar.extractfile(f"kubenova/crds/{crd.name}")
+            assert member is not None, crd.name
+            assert member.read() == crd.read_bytes(), crd.name
+        assert "kubenova/crds/clusterkopfpeerings.kopf.dev.yaml" in names
+        assert "kubenova/values.schema.json" in names
+        assert "kubenova/README.md" in names
+
+
+KEY = re.compile(r"^([A-Za-z0-9_./-]+):(\s|$)")
+
+
+def key_lines(text: str) -> dict[str, bool]:
+    """Dotted path of every key in a values file -> whether a comment sits right above it."""
+    found: dict[str, bool] = {}
+    stack: list[tuple[int, str]] = []
+    commented = False
+    for raw in text.splitlines():
+        content = raw.lstrip()
+        indent = len(raw) - len(content)
+        if not content:
+            commented = False
+            continue
+        if content.startswith("#"):
+            commented = True
+            continue
+        if content.startswith("- "):
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            stack.append((indent, "[]"))
+            content, indent = content[2:], indent + 2
+            if content.startswith("#"):
+                commented = True
+                continue
+        match = KEY.match(content)
+        if match:
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            path = ".".join([key for _, key in stack] + [match.group(1)])
+            found[path] = commented
+            stack.append((indent, match.group(1)))
+        commented = False
+    return found
+
+
+def schema_settings(node: dict[str, Any], path: str = "") -> dict[str, dict[str, Any]]:
+    """Dotted path -> schema of every setting (a property that is not a section of settings)."""
+    settings: dict[str, dict[str, Any]] = {}
+    for key, child in node.get("properties", {}).items():
+        child_path = f"{path}.{key}" if path else key
+        items = child.get("items", {})
+        if "properties" in child:
+            settings |= schema_settings(child, child_path)
+        elif child.get("type") == "array" and "properties" in items:
+            settings[child_path] = child
+            settings |= schema_settings(items, f"{child_path}.[]")
+        else:
+            settings[child_path] = child
+    return settings
+
+
+def test_values_yaml_documents_every_value() -> None:
+    """Each setting in values.yaml has a comment above it, and a description in the schema."""
+    lines = key_lines((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    settings = schema_settings(schema)
+
+    undocumented = sorted(path for path in settings if path in lines and not lines[path])
+    undescribed = sorted(path for path, node in settings.items() if not node.get("description"))
+    assert undocumented == [], "add a `# -- ...` comment above these in values.yaml"
+    assert undescribed == [], "add a description to these in values.schema.json"
+    assert len([path for path in settings if path in lines]) >= 60
+
+
+def test_every_value_is_in_the_schema() -> None:
+    """values.schema.json forbids unknown keys, so the defaults must all be declared."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = yaml.safe_load((CHART / "values.schema.json").read_text())
+
+    def walk(value: object, node: dict[str, object], path: str) -> list[str]:
+        missing = []
+        if isinstance(value, dict) and node.get("type") == "object":
+            properties = node.get("properties", {})
+            assert isinstance(properties, dict)
+            for key, child in value.items():
+                if key not in properties:
+                    if node.get("additionalProperties") is False:
+                        missing.append(f"{path}.{key}")
+                    continue
+                missing += walk(child, properties[key], f"{path}.{key}")
+        return missing
+
+    assert walk(values, schema, "") == []
