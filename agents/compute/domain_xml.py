@@ -190,6 +190,9 @@ def _iscsi_disk(volume: IscsiVolume, target_dev: str, cache: str | None) -> ET.E
     ET.SubElement(disk, "driver", _driver_attributes("raw", cache))
     source = ET.SubElement(disk, "source", protocol="iscsi", name=f"{volume.iqn}/{volume.lun}")
     ET.SubElement(source, "host", name=volume.host, port=str(volume.port))
+    if volume.initiator is not None:
+        initiator = ET.SubElement(source, "initiator")
+        ET.SubElement(initiator, "iqn", name=volume.initiator)
     if volume.auth is not None:
         auth = ET.SubElement(disk, "auth", username=volume.auth.username)
         ET.SubElement(auth, "secret", type="iscsi", usage=volume.auth.secret_usage)

@@ -89,6 +89,8 @@ class IscsiVolume:
     iqn: str
     lun: int
     auth: IscsiAuth | None = None
+    # The name QEMU's initiator logs in with; target access lists admit by it.
+    initiator: str | None = None
 
 
 @dataclass(frozen=True)

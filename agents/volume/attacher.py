@@ -1,0 +1,340 @@
+"""The compute host's half of volumes: plug into each guest the volumes its Instance lists.
+
+For every Instance on this host, level-triggered against the domain's real disks:
+
+- a volume in `spec.volumes` is plugged once the operator allowed it (an attachment entry
+  for this Instance on this host) and the volume host's access list admits this host
+  (`admittedHosts`): iSCSI through QEMU's own initiator, logging in with this host's
+  initiator name and the volume's CHAP secret (kept in a libvirt secret); AoE as the
+  kernel initiator's block device `/dev/etherd/e<shelf>.<slot>` (needs the `aoe` module);
+- a volume dropped from the spec is unplugged (the operator then withdraws it);
+- `status.volumes` (volume -> guest device) and the `VolumesAttached` condition are applied
+  as `kubenova-agent-volumes`, so they never collide with the compute service's fields.
+
+A disk found in the domain that no status entry explains (the agent died between plug and
+status write) is unplugged and plugged again under a recorded name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubenova import conditions as cond
+from kubenova.agents.compute.driver import ComputeDriver, InstanceNotFound
+from kubenova.agents.compute.spec import (
+    RESERVED_TARGETS,
+    DiskFormat,
+    FileVolume,
+    IscsiAuth,
+    IscsiVolume,
+    VolumeAttachment,
+    VolumeSource,
+)
+from kubenova.api.v1alpha1 import Instance, Volume
+from kubenova.errors import KubenovaError, TemporaryError, UserError
+from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.objects import apply_status
+from kubenova.kube.paths import SECRETS
+from kubenova.wellknown import HOST_LABEL
+
+log = logging.getLogger(__name__)
+
+INSTANCES = kubenova_kind(Instance)
+VOLUMES = kubenova_kind(Volume)
+ATTACHER_MANAGER = "kubenova-agent-volumes"
+ATTACHED = "VolumesAttached"
+Body = dict[str, Any]
+WAITING_RETRY = 2.0
+FAILED_RETRY = 15.0
+AOE_DEVICE_DIR = Path("/dev/etherd")
+
+
+class NotYet(KubenovaError):
+    """The volume cannot be plugged yet (not allowed, not exported to this host)."""
+
+    reason = "Waiting"
+
+
+def secret_usage(volume_uid: str) -> str:
+    """The libvirt secret usage holding a volume's CHAP password on this host."""
+    return f"kubenova-volume-{volume_uid}"
+
+
+def free_target(taken: set[str]) -> str:
+    """The first virtio target name (vdb, vdc, ..., vdaa, ...) not in `taken` nor reserved."""
+    letters = string.ascii_lowercase
+    names = [f"vd{a}" for a in letters] + [f"vd{a}{b}" for a in letters for b in letters]
+    for name in names:
+        if name not in taken and name not in RESERVED_TARGETS:
+            return name
+    raise KubenovaError("no free virtio disk name left", reason="TooManyDisks")
+
+
+@dataclass
+class AttacherSettings:
+    host: str
+    aoe_device_dir: Path = AOE_DEVICE_DIR
+
+
+@dataclass
+class _Memory:
+    written: dict[str, tuple[int | None, Body]] = field(default_factory=dict)  # uid -> status
+    secrets: dict[str, set[str]] = field(default_factory=dict)  # usage -> instance uids
+
+
+class VolumeAttacher:
+    """Reconciles one Instance key at a time (the work queue serialises per key)."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        driver: ComputeDriver,
+        settings: AttacherSettings,
+        events: EventRecorder,
+    ) -> None:
+        self.client = client
+        self.driver = driver
+        self.settings = settings
+        self.events = events
+        self.uids: dict[str, str] = {}
+        self._memory = _Memory()
+
+    async def __call__(self, key: str, body: Body | None) -> float | None:
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            uid = self.uids.pop(key, None)
+            if uid is not None:
+                await self._forget(uid)  # the compute service destroys the domain and its disks
+            return None
+        meta = body["metadata"]
+        self.uids[key] = meta["uid"]
+        if (meta.get("labels") or {}).get(HOST_LABEL) != self.settings.host:
+            return None
+        wanted = [v["volume"] for v in (body.get("spec") or {}).get("volumes") or []]
+        reported = self._reported(body)
+        said = cond.find((body.get("status") or {}).get("conditions"), ATTACHED)
+        if not wanted and not reported and said is None:
+            return None  # never had volumes: not a single call or write
+        try:
+            info = await asyncio.to_thread(self.driver.get_info, meta["uid"])
+        except InstanceNotFound:
+            return WAITING_RETRY  # the compute service has not built the domain yet
+        present = set(info.volume_targets)
+        plugged = {v: d for v, d in reported.items() if d in present}
+        await self._unplug(body, wanted, plugged, present)
+        problems = await self._plug(body, wanted, plugged, present)
+        await self._report(body, wanted, plugged, problems)
+        if any(not isinstance(p, NotYet) for p in problems.values()):
+            return FAILED_RETRY
+        return WAITING_RETRY if problems else None
+
+    # -- unplug / plug -----------------------------------------------------------------------
+
+    async def _unplug(
+        self, body: Body, wanted: list[str], plugged: dict[str, str], present: set[str]
+    ) -> None:
+        uid = body["metadata"]["uid"]
+        for volume, device in list(plugged.items()):
+            if volume in wanted:
+                continue
+            await asyncio.to_thread(self.driver.detach_volume, uid, device)
+            del plugged[volume]
+            self.events.record(
+                body, "Normal", "VolumeDetached", f"{volume} unplugged from {device}"
+            )
+            log.info("instance %s: volume %s unplugged from %s", _name(body), volume, device)
+        for device in sorted(present - set(plugged.values())):
+            log.warning(
+                "instance %s: unplugging %s, which no status entry explains", _name(body), device
+            )
+            await asyncio.to_thread(self.driver.detach_volume, uid, device)
+            present.discard(device)
+
+    async def _plug(
+        self, body: Body, wanted: list[str], plugged: dict[str, str], present: set[str]
+    ) -> dict[str, KubenovaError]:
+        problems: dict[str, KubenovaError] = {}
+        for volume in wanted:
+            if volume in plugged:
+                continue
+            try:
+                source = await self._source(body, volume)
+                device = free_target(present | set(plugged.values()))
+                attachment = VolumeAttachment(source, device)
+                await asyncio.to_thread(
+                    self.driver.attach_volume, body["metadata"]["uid"], attachment
+                )
+            except KubenovaError as exc:
+                problems[volume] = exc
+                continue
+            plugged[volume] = device
+            self.events.record(body, "Normal", "VolumeAttached", f"{volume} plugged in as {device}")
+            log.info("instance %s: volume %s plugged in as %s", _name(body), volume, device)
+        return problems
+
+    async def _source(self, body: Body, name: str) -> VolumeSource:
+        namespace, instance = body["metadata"]["namespace"], body["metadata"]["name"]
+        try:
+            volume = await self.client.get(VOLUMES, name, namespace)
+        except NotFound as exc:
+            raise NotYet(f"volume {name} does not exist") from exc
+        except ApiError as exc:
+            raise TemporaryError(f"reading volume {name}: {exc}") from exc
+        status = volume.get("status") or {}
+        entry = next(
+            (
+                a
+                for a in status.get("attachments") or []
+                if a.get("instance") == instance and a.get("host") == self.settings.host
+            ),
+            None,
+        )
+        if entry is None:
+            raise NotYet(f"volume {name}: waiting for the operator to allow the attachment")
+        if self.settings.host not in (status.get("admittedHosts") or []):
+            raise NotYet(f"volume {name}: waiting for its host to admit {self.settings.host}")
+        target = status.get("target") or {}
+        protocol = (volume.get("spec") or {}).get("protocol") or "iscsi"
+        if protocol == "aoe":
+            return self._aoe_source(name, target)
+        portal = str(target.get("portal") or "")
+        if not target.get("iqn") or ":" not in portal:
+            raise NotYet(f"volume {name}: its export has no portal yet")
+        uid = volume["metadata"]["uid"]
+        username, password = await self._chap(namespace, str(target.get("chapSecret") or ""))
+        usage = secret_usage(uid)
+        await asyncio.to_thread(self.driver.define_secret, usage, password.encode())
+        self._memory.secrets.setdefault(usage, set()).add(body["metadata"]["uid"])
+        address, port = portal.rsplit(":", 1)
+        return IscsiVolume(
+            volume_id=name,
+            host=address,
+            port=int(port),
+            iqn=str(target["iqn"]),
+            lun=int(target.get("lun") or 1),
+            auth=IscsiAuth(username=username, secret_usage=usage),
+            initiator=entry.get("initiator"),
+        )
+
+    def _aoe_source(self, name: str, target: Body) -> VolumeSource:
+        device = self.settings.aoe_device_dir / f"e{target.get('shelf')}.{target.get('slot')}"
+        if not device.exists():
+            raise UserError(
+                f"volume {name} is AoE: plugging it needs the kernel aoe initiator on host "
+                f"{self.settings.host} ({device} is missing): load it (modprobe aoe), or use "
+                "an iscsi volume, which QEMU opens by itself",
+                reason="AoEInitiatorMissing",
+            )
+        return FileVolume(volume_id=name, path=device, format=DiskFormat.RAW)
+
+    async def _chap(self, namespace: str, secret: str) -> tuple[str, str]:
+        if not secret:
+            raise NotYet("the volume names no CHAP Secret yet")
+        try:
+            data = (await self.client.get(SECRETS, secret, namespace)).get("data") or {}
+            return (
+                base64.b64decode(data["username"]).decode(),
+                base64.b64decode(data["password"]).decode(),
+            )
+        except NotFound as exc:
+            raise NotYet(f"CHAP Secret {namespace}/{secret} is missing") from exc
+        except (KeyError, ValueError) as exc:
+            raise UserError(f"Secret {namespace}/{secret} lacks username/password") from exc
+        except ApiError as exc:
+            raise TemporaryError(f"reading Secret {namespace}/{secret}: {exc}") from exc
+
+    async def _forget(self, instance_uid: str) -> None:
+        """Drop libvirt secrets no other Instance on this host still uses."""
+        self._memory.written.pop(instance_uid, None)
+        for usage, users in list(self._memory.secrets.items()):
+            users.discard(instance_uid)
+            if not users:
+                del self._memory.secrets[usage]
+                try:
+                    await asyncio.to_thread(self.driver.undefine_secret, usage)
+                except KubenovaError as exc:
+                    log.warning("libvirt secret %s not removed: %s", usage, exc)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def _reported(self, body: Body) -> dict[str, str]:
+        """volume -> device as last written (our own write if the body predates it)."""
+        status = body.get("status") or {}
+        written = self._memory.written.get(body["metadata"]["uid"])
+        seen = _version(body)
+        if (
+            written is not None
+            and written[0] is not None
+            and seen is not None
+            and seen < written[0]
+        ):
+            status = written[1]
+        return {e["volume"]: e["device"] for e in status.get("volumes") or [] if e.get("device")}
+
+    async def _report(
+        self,
+        body: Body,
+        wanted: list[str],
+        plugged: dict[str, str],
+        problems: dict[str, KubenovaError],
+    ) -> None:
+        order = wanted + sorted(set(plugged) - set(wanted))
+        volumes = [{"volume": v, "device": plugged[v]} for v in order if v in plugged]
+        previous = (body.get("status") or {}).get("conditions")
+        generation = body["metadata"].get("generation")
+        if problems:
+            first = next(iter(problems.values()))
+            message = "; ".join(p.message for p in problems.values())
+            entry = cond.condition(
+                ATTACHED, False, first.reason, message, generation=generation, previous=previous
+            )
+        else:
+            shown = ", ".join(f"{v} on {d}" for v, d in plugged.items()) or "none"
+            entry = cond.condition(
+                ATTACHED,
+                True,
+                "Attached",
+                f"plugged: {shown}",
+                generation=generation,
+                previous=previous,
+            )
+        current = body.get("status") or {}
+        written = self._memory.written.get(body["metadata"]["uid"])
+        seen = _version(body)
+        if (
+            written is not None
+            and written[0] is not None
+            and seen is not None
+            and seen < written[0]
+        ):
+            current = written[1]
+        same_volumes = (current.get("volumes") or []) == volumes
+        if same_volumes and cond.same(cond.find(current.get("conditions"), ATTACHED), entry):
+            return
+        desired = {"volumes": volumes, "conditions": [entry]}
+        try:
+            updated = await apply_status(
+                self.client, INSTANCES, body, desired, manager=ATTACHER_MANAGER
+            )
+        except NotFound:
+            return
+        self._memory.written[body["metadata"]["uid"]] = (_version(updated), desired)
+        if problems and not all(isinstance(p, NotYet) for p in problems.values()):
+            self.events.record(body, "Warning", entry["reason"], entry["message"])
+
+
+def _name(body: Body) -> str:
+    return f"{body['metadata'].get('namespace')}/{body['metadata']['name']}"
+
+
+def _version(body: Body) -> int | None:
+    try:
+        return int(body["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None

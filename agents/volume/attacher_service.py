@@ -1,0 +1,67 @@
+"""Runs the volume attacher for this compute host: its Instances in, plugged volumes out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from kubenova.agents.compute.driver import ComputeDriver
+from kubenova.agents.volume.attacher import (
+    ATTACHER_MANAGER,
+    INSTANCES,
+    AttacherSettings,
+    VolumeAttacher,
+)
+from kubenova.agents.volume.labelled_watch import LabelledWatch
+from kubenova.kube import KubeClient
+from kubenova.kube.events import EventRecorder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttacherServiceSettings:
+    host: str
+    workers: int = 4
+    resync_interval: float = 60.0
+    events: bool = True
+
+
+class AttacherService:
+    """Watches this host's Instances and plugs their volumes; `await run()` until cancelled."""
+
+    def __init__(
+        self, client: KubeClient, driver: ComputeDriver, settings: AttacherServiceSettings
+    ) -> None:
+        self.settings = settings
+        self.events = EventRecorder(client, ATTACHER_MANAGER, enabled=settings.events)
+        self.attacher = VolumeAttacher(
+            client, driver, AttacherSettings(host=settings.host), self.events
+        )
+        self.watch = LabelledWatch(
+            client,
+            INSTANCES,
+            settings.host,
+            self.attacher,
+            workers=settings.workers,
+            name=f"attacher@{settings.host}",
+        )
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.watch.run())
+                tasks.create_task(self._resync_forever())
+        finally:
+            await self.events.flush()
+
+    async def _resync_forever(self) -> None:
+        await self.watch.synced.wait()
+        while True:
+            await asyncio.sleep(self.settings.resync_interval)
+            try:
+                await self.watch.drop_vanished()
+            except Exception as exc:  # a failed relist is retried at the next resync
+                log.warning("attacher resync on %s failed: %s", self.settings.host, exc)
+            self.watch.mark_all()
