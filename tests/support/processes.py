@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ManagedProcess:
     """One subprocess with its log file; `kill()` is a real SIGKILL (no clean-up runs)."""
 
