@@ -25,9 +25,10 @@ from kubenova.agents.compute.driver import (
     InstanceNotFound,
     PowerState,
 )
-from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, InstanceSpec, RootDisk
+from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, InstanceSpec, Nic, RootDisk
+from kubenova.agents.network.nics import nic_plan
 from kubenova.agents.runtime_images import FetchedImage, ImageFetcher
-from kubenova.api.v1alpha1 import Flavor, Image, Instance
+from kubenova.api.v1alpha1 import Flavor, Image, Instance, Network
 from kubenova.errors import KubenovaError, NotFoundError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 INSTANCES = kubenova_kind(Instance)
 FLAVORS = kubenova_kind(Flavor)
 IMAGES = kubenova_kind(Image)
+NETWORKS = kubenova_kind(Network)
 Body = dict[str, Any]
 
 # Retry delays (seconds): a missing Flavor/Image is looked up again, a refused spawn retried.
@@ -64,6 +66,8 @@ class ReconcilerSettings:
     operator_grace: float = 10.0
     # A missing Flavor/Image (not watched) is looked up again after this many seconds.
     recheck_missing: float = RECHECK_MISSING
+    # Plug NICs into the Networks' bridges (this agent also runs the network service).
+    wire_nics: bool = False
 
 
 @dataclass
@@ -244,7 +248,8 @@ class InstanceReconciler:
         wanted: str,
     ) -> InstanceInfo:
         local = await self.images.fetch(instance.spec.image, image)
-        spec = instance_spec(body, instance, sizing, image, local)
+        nics = await self._nics(body) if self.settings.wire_nics else ()
+        spec = instance_spec(body, instance, sizing, image, local, nics)
         log.info("instance %s: spawning %s on %s", key, spec.domain_name, self.settings.host)
         try:
             info = await asyncio.to_thread(self.driver.spawn, spec)
@@ -302,6 +307,20 @@ class InstanceReconciler:
         return await asyncio.to_thread(self.driver.get_info, info.uid)
 
     # -- references (Flavor and Image specs are immutable: cached for good) -------------------
+
+    async def _nics(self, body: Body) -> tuple[Nic, ...]:
+        """The Instance's NICs on its Networks' bridges; TemporaryError until they are wired."""
+        namespace = body["metadata"]["namespace"]
+        bridges: dict[str, str | None] = {}
+        for attachment in (body.get("spec") or {}).get("networks") or ():
+            name = attachment["network"]
+            try:
+                network = await self.client.get(NETWORKS, name, namespace)
+            except NotFound:
+                bridges[name] = None
+                continue
+            bridges[name] = (network.get("status") or {}).get("bridge")
+        return tuple(Nic(bridge=p.bridge, mac=p.mac, tap=p.tap) for p in nic_plan(body, bridges))
 
     async def _sizing(self, instance: Instance) -> Sizing:
         spec = instance.spec
@@ -404,8 +423,13 @@ class InstanceReconciler:
             return None
 
 
-def instance_spec(
-    body: Body, instance: Instance, sizing: Sizing, image: Image, local: FetchedImage
+def instance_spec(  # noqa: PLR0917 - one positional per input it combines
+    body: Body,
+    instance: Instance,
+    sizing: Sizing,
+    image: Image,
+    local: FetchedImage,
+    nics: tuple[Nic, ...] = (),
 ) -> InstanceSpec:
     """The driver's frozen view of an Instance (networks and volumes come with their services)."""
     meta = body["metadata"]
@@ -436,6 +460,7 @@ def instance_spec(
                 size_gib=sizing.disk_gib,
             ),
             kernel_boot=local.kernel_boot,
+            nics=nics,
             seed=seed,
             labels=(("namespace", meta["namespace"]), ("name", meta["name"])),
         )

@@ -113,6 +113,11 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option(
     "--netns", default=None, help="network: act inside this network namespace (simulated hosts)."
 )
+@click.option(
+    "--network-teardown-on-exit",
+    is_flag=True,
+    help="network: remove this agent's bridges, dnsmasq and tables when it stops (dev).",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=4, help="Concurrent reconciles.")
 @click.option(
     "--capacity",
@@ -146,6 +151,7 @@ def agent(  # click passes every option by keyword
     ovs_db: str | None,
     ovs_datapath: str,
     netns: str | None,
+    network_teardown_on_exit: bool,
     workers: int,
     capacity: Capacity | None,
     resync_interval: float,
@@ -178,6 +184,7 @@ def agent(  # click passes every option by keyword
             ovs_db=ovs_db,
             ovs_datapath=ovs_datapath,
             netns=netns,
+            teardown_on_exit=network_teardown_on_exit,
         ),
         workers=workers,
         capacity=capacity,

@@ -170,6 +170,8 @@ class Agent:
                                 domain_type=domain_type_of(driver),
                                 workers=settings.workers,
                                 resync_interval=settings.resync_interval,
+                                wire_nics="network" in settings.services
+                                and settings.network.netns is None,
                             ),
                         )
                         tasks.create_task(self.compute.run(), name="compute")

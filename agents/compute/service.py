@@ -42,6 +42,9 @@ class ComputeSettings:
     operator_grace: float = 10.0
     recheck_missing: float = 30.0
     events: bool = True
+    # Plug NICs into the bridges this host's network service made (it runs in this agent,
+    # in the root namespace where QEMU's taps are created).
+    wire_nics: bool = False
 
 
 class ComputeService:
@@ -69,6 +72,7 @@ class ComputeService:
                 building_after=settings.building_after,
                 operator_grace=settings.operator_grace,
                 recheck_missing=settings.recheck_missing,
+                wire_nics=settings.wire_nics,
             ),
             self.events,
         )

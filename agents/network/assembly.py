@@ -29,6 +29,9 @@ class NetworkFlags:
     ovs_db: str | None = None
     ovs_datapath: str = "system"
     netns: str | None = None  # simulate a host inside this network namespace (tests, demos)
+    # Remove every bridge, dnsmasq and table this agent made when it stops (a dev cloud
+    # on a workstation; real hosts keep forwarding across agent restarts).
+    teardown_on_exit: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class NetworkOptions:
     ovs: OvsSettings = field(default_factory=OvsSettings)
     netns: str | None = None  # None: the agent's own namespace (tests: a simulated host)
     events: bool = True
+    teardown_on_exit: bool = False
 
 
 def options_for(
@@ -55,6 +59,7 @@ def options_for(
         physical_interface=flags.physical_interface,
         external_interface=flags.external_interface,
         vlan_backend=flags.vlan_backend,
+        teardown_on_exit=flags.teardown_on_exit,
         ovs=OvsSettings(
             db=flags.ovs_db,
             datapath_type=flags.ovs_datapath,
@@ -83,5 +88,6 @@ def make_network_service(client: KubeClient, options: NetworkOptions) -> Network
             physical_interface=options.physical_interface,
             external_interface=options.external_interface,
             events=options.events,
+            teardown_on_exit=options.teardown_on_exit,
         ),
     )

@@ -47,6 +47,7 @@ class NetworkSettings:
     external_interface: str | None = None
     workers: int = 2
     events: bool = True
+    teardown_on_exit: bool = False
 
 
 class NetworkService:
@@ -83,6 +84,13 @@ class NetworkService:
         finally:
             await self.queue.stop()
             await self.events.flush()
+            if self.settings.teardown_on_exit:
+                removed = await asyncio.shield(self._on_host(self._sweep, set()))
+                log.info(
+                    "network service of %s stopped; removed %s",
+                    self.settings.host,
+                    ", ".join(removed) or "nothing",
+                )
             await self._on_host(self.driver.close)
             self._thread.shutdown(wait=False)
 

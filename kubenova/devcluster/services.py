@@ -47,6 +47,7 @@ class LocalServices:
         self.root = state_dir
         self.host_name = os.environ.get("KUBENOVA_DEV_HOST", socket.gethostname().split(".")[0])
         self.domain_type = os.environ.get("KUBENOVA_DOMAIN_TYPE", "qemu")
+        self.services = os.environ.get("KUBENOVA_DEV_SERVICES", "compute,network")
         self.libvirtd = PrivateLibvirtd(state_dir / "libvirtd")
 
     @property
@@ -81,6 +82,10 @@ class LocalServices:
                 f"--state-dir={self.root / 'agent'}",
                 f"--kubeconfig={access.kubeconfig}",
                 f"--domain-type={self.domain_type}",
+                f"--services={self.services}",
+                "--underlay-ip=127.0.0.1",
+                "--network-teardown-on-exit",
+                "--metrics-port=0",
             ],
         )
 
