@@ -144,6 +144,15 @@ def test_a_real_vm_runs_from_kubectl_apply_and_leaves_nothing_behind(
     finally:
         connection.close()
     assert reboots == 3, "the reboot request must be acted on exactly once"
+    apiserver.kubectl("delete", "network", "e2e-net", "-n", namespace, "--ignore-not-found")
+    agent.stop()
+    assert not [
+        line
+        for line in subprocess.run(
+            ["ip", "-br", "link"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        if line.startswith(("knb-", "knx-"))
+    ], "bridges left behind"
     engine = inv.make_engine(inventory_url)
     eventually(lambda: list_consumers(engine, "Instance") == [], what="claim released")
     log = json.dumps(agent.log()[-3000:])
