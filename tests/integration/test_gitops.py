@@ -63,13 +63,17 @@ def kubectl_diff(cluster: ClusterAccess) -> subprocess.CompletedProcess[str]:
     )
 
 
+def apply_examples(cluster: ClusterAccess) -> list[dict[str, Any]]:
+    """Apply examples/ as Argo CD would: server-side, under its own field manager."""
+    cluster.kubectl("apply", "--server-side", f"--field-manager={MANAGER}", "-f", str(EXAMPLES))
+    return example_objects()
+
+
 @pytest.fixture
-def applied_examples(apiserver: ClusterAccess) -> Iterator[list[dict[str, Any]]]:
-    """The examples, applied as Argo CD would; removed (finalizers and all) afterwards."""
-    objects = example_objects()
-    apiserver.kubectl("apply", "--server-side", f"--field-manager={MANAGER}", "-f", str(EXAMPLES))
-    yield objects
-    for doc in reversed(objects):
+def examples_removed(apiserver: ClusterAccess) -> Iterator[None]:
+    """Afterwards, every example object is gone again (finalizers and all)."""
+    yield
+    for doc in reversed(example_objects()):
         meta = doc["metadata"]
         target = [f"{doc['kind'].lower()}.kubenova.io", meta["name"]]
         scope = ["-n", meta["namespace"]] if meta.get("namespace") else []
@@ -90,11 +94,24 @@ def test_reconciled_examples_show_no_drift_under_server_side_apply(
     hosts: SimulatedHosts,
     agents: AgentFactory,
     apiserver: ClusterAccess,
-    applied_examples: list[dict[str, Any]],
+    examples_removed: None,
 ) -> None:
     cluster = apiserver
-    hosts.add("gitops-storage", services=("volume", "network"))
+    # A storage host too small for any instance, and a compute host with a real agent.
+    hosts.add("gitops-storage", vcpus=1, memory_mib=64, services=("volume", "network"))
     agent = agents.start("gitops-compute")
+    for host in ("gitops-storage", "gitops-compute"):
+        eventually(
+            lambda h=host: (
+                condition(get(cluster, {"kind": "Host", "metadata": {"name": h}}), "Ready").get(
+                    "status"
+                )
+                == "True"
+            ),
+            timeout=60,
+            what=f"host {host} Ready",
+        )
+    applied_examples = apply_examples(cluster)
     instances = [d for d in applied_examples if d["kind"] == "Instance"]
     projects = [d for d in applied_examples if d["kind"] == "Project"]
     assert instances, "examples/ holds no Instance"
@@ -145,9 +162,10 @@ def test_reconciled_examples_show_no_drift_under_server_side_apply(
 
 
 def test_a_spec_change_in_git_is_the_only_drift(
-    apiserver: ClusterAccess, applied_examples: list[dict[str, Any]], tmp_path: Path
+    apiserver: ClusterAccess, examples_removed: None, tmp_path: Path
 ) -> None:
     """The diff is not blind: editing a manifest shows up, and only that edit."""
+    applied_examples = apply_examples(apiserver)
     network = next(d for d in applied_examples if d["kind"] == "Network")
     edited = json.loads(json.dumps(network))
     edited["spec"]["dns"] = ["10.20.0.53"]

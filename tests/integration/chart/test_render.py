@@ -92,9 +92,11 @@ def test_every_rendered_object_is_accepted_by_the_api_server(
     helm: Helm, apiserver: ClusterAccess, crds_installed: list[str], values: Path | None
 ) -> None:
     kopf_peering_crd_ready(apiserver)
-    apiserver.kubectl("create", "namespace", NAMESPACE, check=False)
     rendered = helm.template(values, kube_version=server_version(apiserver))
     objects = documents(rendered)
+    # The release namespace, and tenant namespaces the values name (chapSecrets).
+    for namespace in {doc["metadata"].get("namespace") for doc in objects} - {None}:
+        apiserver.kubectl("create", "namespace", namespace, check=False)
 
     # create, not apply: each object is validated as new, whatever a release left behind.
     result = apiserver.kubectl(
