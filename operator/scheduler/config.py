@@ -11,6 +11,7 @@ from kubenova.operator.scheduler.weighers import WEIGHERS
 # Cheap state checks first; each filter sees only the survivors of the previous ones.
 DEFAULT_FILTERS = (
     "ready",
+    "compute-service",
     "schedulable",
     "explicit-host",
     "availability-zone",

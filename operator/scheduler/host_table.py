@@ -43,6 +43,7 @@ class HostTable:
         self.free_memory_mb: Column = np.array([r.free_memory_mb for r in rows], dtype=np.int64)
         self.free_disk_gb: Column = np.array([r.free_disk_gb for r in rows], dtype=np.int64)
         self.generation: Column = np.array([r.generation for r in rows], dtype=np.int64)
+        self.compute: Mask = np.array([r.compute for r in rows], dtype=np.bool_)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -61,6 +62,7 @@ class HostTable:
             free_memory_mb=int(self.free_memory_mb[i]),
             free_disk_gb=int(self.free_disk_gb[i]),
             generation=int(self.generation[i]),
+            compute=bool(self.compute[i]),
         )
 
     def rows(self, mask: Mask) -> list[HostState]:
@@ -82,6 +84,7 @@ class HostTable:
         self.free_memory_mb[i] = state.free_memory_mb
         self.free_disk_gb[i] = state.free_disk_gb
         self.generation[i] = state.generation
+        self.compute[i] = state.compute
 
     def take(self, name: str, resources: Resources) -> None:
         """Count `resources` (negative to give back) as allocated on host `name`, if known."""

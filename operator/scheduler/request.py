@@ -37,6 +37,7 @@ class HostState:
     free_memory_mb: int
     free_disk_gb: int
     generation: int = 0
+    compute: bool = True  # the host's agent runs the compute service (can run Instances)
 
     @classmethod
     def from_snapshot(cls, snapshot: HostSnapshot) -> HostState:
@@ -52,6 +53,7 @@ class HostState:
             free_memory_mb=free.memory_mb,
             free_disk_gb=free.disk_gb,
             generation=snapshot.generation,
+            compute="compute" in record.services,
         )
 
     def after_claim(self, resources: Resources) -> HostState:

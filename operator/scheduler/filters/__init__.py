@@ -4,6 +4,7 @@ from kubenova.operator.scheduler.filters.affinity import ServerGroupAffinityFilt
 from kubenova.operator.scheduler.filters.anti_affinity import ServerGroupAntiAffinityFilter
 from kubenova.operator.scheduler.filters.availability_zone import AvailabilityZoneFilter
 from kubenova.operator.scheduler.filters.base import HostFilter
+from kubenova.operator.scheduler.filters.compute_service import ComputeServiceFilter
 from kubenova.operator.scheduler.filters.disk import DiskFilter
 from kubenova.operator.scheduler.filters.explicit_host import ExplicitHostFilter
 from kubenova.operator.scheduler.filters.memory import MemoryFilter
@@ -15,6 +16,7 @@ FILTERS: dict[str, type[HostFilter]] = {
     cls.name: cls
     for cls in (
         ReadyFilter,
+        ComputeServiceFilter,
         SchedulableFilter,
         ExplicitHostFilter,
         AvailabilityZoneFilter,
@@ -29,6 +31,7 @@ FILTERS: dict[str, type[HostFilter]] = {
 __all__ = [
     "FILTERS",
     "AvailabilityZoneFilter",
+    "ComputeServiceFilter",
     "DiskFilter",
     "ExplicitHostFilter",
     "HostFilter",

@@ -279,3 +279,19 @@ def test_weighers_are_configured_pack_instead_of_spread(
         scheduled(apiserver, namespace, f"p{i}")
     placed = {get(apiserver, namespace, f"p{i}")["status"]["host"] for i in range(4)}  # type: ignore[index]
     assert len(placed) == 1, f"a negative RAM/CPU multiplier packs: {placed}"
+
+
+def test_instances_only_go_to_hosts_running_the_compute_service(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    flavor = catalog(apiserver)
+    hosts.add("h-storage", memory_mib=65536, services=("volume", "network"))
+    wait_ready(apiserver, "h-storage")
+    apply(apiserver, an_instance("needs-compute", namespace, flavor=flavor))
+    entry = condition(refused(apiserver, namespace, "needs-compute", "NoValidHost"), "Scheduled")
+    assert "1 host: 1 run no compute service" in entry["message"]
+    hosts.add("h-compute", memory_mib=4096)
+    assert scheduled(apiserver, namespace, "needs-compute")["status"]["host"] == "h-compute"

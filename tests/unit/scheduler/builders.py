@@ -15,9 +15,10 @@ def a_host(
     zone: str = "nova",
     ready: bool = True,
     schedulable: bool = True,
+    compute: bool = True,
 ) -> HostState:
     """A host with that much free after overcommit."""
-    return HostState(name, zone, ready, schedulable, vcpus, memory_mb, disk_gb)
+    return HostState(name, zone, ready, schedulable, vcpus, memory_mb, disk_gb, compute=compute)
 
 
 def a_request(

@@ -11,6 +11,7 @@ from kubenova.operator.inventory import GroupPolicy, Resources
 from kubenova.operator.scheduler.filters import (
     FILTERS,
     AvailabilityZoneFilter,
+    ComputeServiceFilter,
     DiskFilter,
     ExplicitHostFilter,
     HostFilter,
@@ -40,6 +41,12 @@ def test_ready_filter_removes_hosts_that_are_not_ready() -> None:
     hosts = [a_host("a"), a_host("b", ready=False)]
     assert passing(ReadyFilter(), hosts, a_request()) == ["a"]
     assert ReadyFilter().describe([hosts[1]], a_request()) == "1 not ready"
+
+
+def test_compute_service_filter_removes_hosts_that_run_no_instances() -> None:
+    hosts = [a_host("a", compute=False), a_host("b")]
+    assert passing(ComputeServiceFilter(), hosts, a_request()) == ["b"]
+    assert ComputeServiceFilter().describe(hosts[:1], a_request()) == "1 run no compute service"
 
 
 def test_schedulable_filter_removes_disabled_hosts() -> None:
@@ -147,6 +154,7 @@ def test_hard_group_filters_ignore_soft_policies(policy: GroupPolicy) -> None:
 def test_every_filter_is_registered_under_its_name() -> None:
     assert set(FILTERS) == {
         "ready",
+        "compute-service",
         "schedulable",
         "explicit-host",
         "availability-zone",
