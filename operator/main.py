@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import sys
 
 import click
@@ -13,6 +14,10 @@ import kopf
 from kubenova.operator import inventory as inv
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.handlers import build_registry
+
+
+def _random_priority() -> int:
+    return secrets.randbelow(2**31 - 1) + 1
 
 
 def _weighers(text: str) -> dict[str, float]:
@@ -95,6 +100,13 @@ def _weighers(text: str) -> dict[str, float]:
     default=None,
     help="Comma-separated name=multiplier, e.g. ram=-1,cpu=0.5 (negative packs).",
 )
+@click.option(
+    "--peering-priority",
+    type=int,
+    default=None,
+    help="kopf peering priority; random by default, so the highest replica schedules and "
+    "the others stand by (equal priorities would pause them all).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def main(  # noqa: PLR0917 - click passes options positionally
     kubeconfig: str | None,
@@ -112,6 +124,7 @@ def main(  # noqa: PLR0917 - click passes options positionally
     webhook_host: str,
     scheduler_filters: str | None,
     scheduler_weighers: str | None,
+    peering_priority: int | None,
     log_level: str,
 ) -> None:
     """Run the kubenova operator until interrupted."""
@@ -151,5 +164,6 @@ def main(  # noqa: PLR0917 - click passes options positionally
             clusterwide=True,
             standalone=peering is None,
             peering_name=peering,
+            priority=peering_priority if peering_priority is not None else _random_priority(),
         )
     )
