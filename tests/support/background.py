@@ -57,6 +57,9 @@ class BackgroundService(Generic[S]):
         return sum(self.client.writes.values())
 
     def stop(self) -> None:
+        """Cancel the service and close its client and loop (again: nothing happens)."""
+        if not self._thread.is_alive():
+            return
         self._loop.call_soon_threadsafe(self._task.cancel)
         with contextlib.suppress(concurrent.futures.CancelledError):
             self._task.result(timeout=60)
