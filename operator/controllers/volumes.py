@@ -136,12 +136,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         controller.attachments.volume_changed(key, current)
 
     @kopf.on.event(GROUP, VERSION, "hosts", registry=registry)
-    async def volume_host_event(memo: kopf.Memo, **_: Any) -> None:
+    async def volume_host_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         controller: VolumeController | None = memo.get(MEMO_KEY)
         if controller is None:
             return
         for key in list(controller.reconciler.pending):
             controller.queue.mark(key)
+        controller.attachments.host_changed(body.metadata.name or "")
 
 
 async def _audits(runtime: Runtime, controller: VolumeController, interval: float) -> None:

@@ -155,6 +155,17 @@ class AttachmentController:
         for instance_key in list(self.interested.get(key, ())):
             self.queue.mark(instance_key)
 
+    def host_changed(self, host: str) -> None:
+        """A Host changed (its storage address or MAC may be new): republish its attachments."""
+        for key in list(self.instance_keys.values()):
+            body = self.queue.body(key)
+            if (
+                body is not None
+                and (body["metadata"].get("labels") or {}).get(HOST_LABEL) == host
+                and body["metadata"]["uid"] in self.attached
+            ):
+                self.queue.mark(key)
+
     # -- the decision ------------------------------------------------------------------------
 
     async def _reconcile(self, key: str, body: Body | None) -> float | None:
