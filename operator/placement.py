@@ -53,7 +53,14 @@ class Placer:
         """Claim on `host` (repairing a lost claim); ClaimRefused if it no longer fits."""
         with self._lock:
             self._catch_up()
-            claim = inv.claim(self.engine, request.consumer, host, request.resources, request.group)
+            claim = inv.claim(
+                self.engine,
+                request.consumer,
+                host,
+                request.resources,
+                request.group,
+                floating_ips=request.floating_ips,
+            )
             if claim.created:
                 self.view.claimed(claim)
             return claim

@@ -64,6 +64,7 @@ def build_request(
         availability_zone=spec.availability_zone,
         host=placement.host if placement else None,
         group=group,
+        floating_ips=sum(1 for nic in spec.networks if nic.floating_ip),
     )
 
 

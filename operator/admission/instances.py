@@ -29,7 +29,8 @@ async def check_instance(body: Body, old: Body | None, refs: References) -> Quot
     resources = await _sizing(spec, refs)
     await _check_image(spec, resources, refs)
     await _check_placement(namespace, spec, refs)
-    return QuotaAmounts.for_instance(resources)
+    floating = sum(1 for nic in spec.get("networks") or () if nic.get("floatingIP"))
+    return QuotaAmounts.for_instance(resources, floating)
 
 
 async def _sizing(spec: Body, refs: References) -> Resources:

@@ -75,8 +75,12 @@ def claim(
     host: str,
     resources: Resources,
     group: ServerGroupRef | None = None,
+    *,
+    floating_ips: int = 0,
 ) -> Claim:
     """Allocate `resources` on `host` for `consumer`, or return the consumer's existing claim.
+
+    An Instance's claim also charges its project's quota, floating IPs included.
 
     Raises InsufficientCapacity or ServerGroupConflict (nothing written) when the
     database says it does not fit, UnknownHost for a host that is not registered.
@@ -84,7 +88,7 @@ def claim(
     if min(resources.vcpus, resources.memory_mb, resources.disk_gb) < 0 or resources == Resources():
         raise ValueError(f"a claim needs positive amounts, got {resources}")
     try:
-        return _claim_once(engine, consumer, host, resources, group)
+        return _claim_once(engine, consumer, host, resources, group, floating_ips=floating_ips)
     except (ClaimRefused, UnknownHost, IntegrityError):
         # A consumer claimed before (a retry after a crash, or a racing claimer that
         # committed first) trips the unique (consumer, class) constraint, or is refused
@@ -102,12 +106,14 @@ def _claim_once(
     host: str,
     resources: Resources,
     group: ServerGroupRef | None,
+    *,
+    floating_ips: int = 0,
 ) -> Claim:
     with write_transaction(engine) as connection:
         # Lock order everywhere: quota, server group, then host. No claim waits the other
         # way round.
         if consumer.kind == INSTANCE_KIND:
-            amounts = quotas.QuotaAmounts.for_instance(resources)
+            amounts = quotas.QuotaAmounts.for_instance(resources, floating_ips)
             quotas.charge(connection, consumer, amounts, claimed=True)
         member_hosts = _lock_group(connection, group, consumer.uid) if group else frozenset()
         row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()

@@ -47,8 +47,13 @@ class QuotaAmounts:
     floating_ips: int = 0
 
     @classmethod
-    def for_instance(cls, resources: Resources) -> QuotaAmounts:
-        return cls(instances=1, vcpus=resources.vcpus, memory_mib=resources.memory_mb)
+    def for_instance(cls, resources: Resources, floating_ips: int = 0) -> QuotaAmounts:
+        return cls(
+            instances=1,
+            vcpus=resources.vcpus,
+            memory_mib=resources.memory_mb,
+            floating_ips=floating_ips,
+        )
 
     @classmethod
     def for_volume(cls, size_gib: int) -> QuotaAmounts:

@@ -52,7 +52,12 @@ def place(
         for host in decision.candidates:
             try:
                 claim = inventory.claim(
-                    engine, request.consumer, host, request.resources, request.group
+                    engine,
+                    request.consumer,
+                    host,
+                    request.resources,
+                    request.group,
+                    floating_ips=request.floating_ips,
                 )
             except InsufficientCapacity as refused:
                 view.update(refused.snapshot)

@@ -17,6 +17,7 @@ class PlacementRequest:
     availability_zone: str | None = None
     host: str | None = None  # set by an admin to force one host (the filters still apply)
     group: ServerGroupRef | None = None
+    floating_ips: int = 0  # charged to the project's quota with the claim
     # host name -> members of `group` already placed there (filled in by `place`)
     group_hosts: Mapping[str, int] = field(default_factory=dict)
 

@@ -76,6 +76,36 @@ def test_an_instance_over_quota_is_refused_at_apply_time(tenancy: Tenancy) -> No
     )
 
 
+def test_floating_ips_count_against_the_quota(tenancy: Tenancy) -> None:
+    cluster, project = tenancy.cluster, unique("fip")
+    tenancy.project(project, quota={"floatingIPs": 1})
+    apply(cluster, a_network("outside", project, cidr="10.88.0.0/24"))
+    public = {"networks": [{"network": "outside", "floatingIP": True}]}
+    apply(
+        cluster,
+        an_instance(
+            "first",
+            project,
+            flavor=None,
+            resources={"vcpus": 1, "memoryMiB": 128, "diskGiB": 1},
+            **public,
+        ),
+    )
+    error = refused(
+        cluster,
+        an_instance(
+            "second",
+            project,
+            flavor=None,
+            resources={"vcpus": 1, "memoryMiB": 128, "diskGiB": 1},
+            **public,
+        ),
+    )
+    assert f"quota exceeded in project {project}: floatingIPs 1 + 1 > 1" in error
+    # an Instance without a floating IP still fits
+    apply(cluster, sized("private", project, 1))
+
+
 def test_twenty_concurrent_creates_against_a_quota_of_five_leave_exactly_five(
     tenancy: Tenancy,
 ) -> None:

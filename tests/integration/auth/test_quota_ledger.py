@@ -71,6 +71,18 @@ def test_twenty_racing_admissions_against_a_quota_of_five_reserve_exactly_five(
     assert not any(c.claimed for c in charges)
 
 
+def test_floating_ips_are_charged_with_the_claim(engine: Engine) -> None:
+    quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(floating_ips=2))
+    inv.claim(engine, consumer(0), "node-1", SMALL, floating_ips=2)
+    with pytest.raises(inv.QuotaExceeded) as refused:
+        inv.claim(engine, consumer(1), "node-1", SMALL, floating_ips=1)
+    assert str(refused.value) == "quota exceeded in project alpha: floatingIPs 2 + 1 > 2"
+    inv.claim(engine, consumer(2), "node-1", SMALL)  # no floating IP: fits
+    assert quotas.usage(engine, "alpha").floating_ips == 2
+    inv.release(engine, consumer(0).uid)
+    assert quotas.usage(engine, "alpha").floating_ips == 0
+
+
 def test_the_message_names_project_resource_usage_request_and_limit(engine: Engine) -> None:
     quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(vcpus=16))
     for n, vcpus in enumerate((8, 6)):
