@@ -19,6 +19,7 @@ import click
 from kubenova.agents.host import Capacity
 from kubenova.agents.network.assembly import NetworkFlags
 from kubenova.agents.runtime import SERVICES, Agent, AgentSettings
+from kubenova.agents.volume.assembly import VolumeFlags
 
 
 class _JsonFormatter(logging.Formatter):
@@ -118,6 +119,25 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     is_flag=True,
     help="network: remove this agent's bridges, dnsmasq and tables when it stops (dev).",
 )
+@click.option(
+    "--iscsi-portal",
+    default=None,
+    help="volume: address:port initiators reach tgtd at (default: <underlay-ip>:3260).",
+)
+@click.option(
+    "--tgt-control-port", type=int, default=None, help="volume: tgtd's control port (tgtd -C N)."
+)
+@click.option(
+    "--iscsi-acl",
+    type=click.Choice(["initiator-name", "address"]),
+    default="initiator-name",
+    help="volume: admit attached hosts by iSCSI initiator name, or by storage address.",
+)
+@click.option("--aoe-interface", default=None, help="volume: serve AoE volumes on this interface.")
+@click.option("--aoe-netns", default=None, help="volume: run vblade in this network namespace.")
+@click.option(
+    "--fake-exports", is_flag=True, help="volume: in-memory exports, no tgtd/vblade (scale tests)."
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=4, help="Concurrent reconciles.")
 @click.option(
     "--capacity",
@@ -152,6 +172,12 @@ def agent(  # click passes every option by keyword
     ovs_datapath: str,
     netns: str | None,
     network_teardown_on_exit: bool,
+    iscsi_portal: str | None,
+    tgt_control_port: int | None,
+    iscsi_acl: str,
+    aoe_interface: str | None,
+    aoe_netns: str | None,
+    fake_exports: bool,
     workers: int,
     capacity: Capacity | None,
     resync_interval: float,
@@ -185,6 +211,14 @@ def agent(  # click passes every option by keyword
             ovs_datapath=ovs_datapath,
             netns=netns,
             teardown_on_exit=network_teardown_on_exit,
+        ),
+        volume=VolumeFlags(
+            iscsi_portal=iscsi_portal,
+            tgt_control_port=tgt_control_port,
+            iscsi_acl=iscsi_acl,
+            aoe_interface=aoe_interface,
+            aoe_netns=aoe_netns,
+            fake_exports=fake_exports,
         ),
         workers=workers,
         capacity=capacity,

@@ -19,6 +19,11 @@ from kubenova.agents.host import Capacity, HostRegistration, capacity_from_libvi
 from kubenova.agents.network.assembly import NetworkFlags, make_network_service, options_for
 from kubenova.agents.network.service import NetworkService
 from kubenova.agents.runtime_images import ImageFetcher, PlaceholderImages
+from kubenova.agents.volume.assembly import (
+    VolumeFlags,
+    make_attacher_service,
+    make_volume_service,
+)
 from kubenova.kube import KubeClient, load_config
 from kubenova.metrics import HealthServer, timed_driver
 
@@ -26,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("compute", "volume", "network")
 # Services whose code is in this agent; the others are registered but not run yet.
-IMPLEMENTED = frozenset({"compute", "network"})
+IMPLEMENTED = frozenset({"compute", "network", "volume"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class AgentSettings:
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = None  # /metrics, /healthz, /readyz when set
     network: NetworkFlags = field(default_factory=NetworkFlags)
+    volume: VolumeFlags = field(default_factory=VolumeFlags)
 
     @property
     def fake(self) -> bool:
@@ -175,6 +181,14 @@ class Agent:
                             ),
                         )
                         tasks.create_task(self.compute.run(), name="compute")
+                        attacher = make_attacher_service(
+                            client,
+                            driver,
+                            settings.host_name,
+                            workers=settings.workers,
+                            resync_interval=settings.resync_interval,
+                        )
+                        tasks.create_task(attacher.run(), name="volume-attacher")
                     if "network" in settings.services:
                         self.network = make_network_service(
                             client,
@@ -186,6 +200,20 @@ class Agent:
                             ),
                         )
                         tasks.create_task(self.network.run(), name="network")
+                    if "volume" in settings.services:
+                        volumes = make_volume_service(
+                            client,
+                            settings.host_name,
+                            settings.state_dir,
+                            settings.underlay_ip,
+                            settings.volume,
+                            images=None
+                            if settings.volume.fake_exports
+                            else make_image_fetcher(settings, client),
+                            workers=settings.workers,
+                            resync_interval=settings.resync_interval,
+                        )
+                        tasks.create_task(volumes.run(), name="volume")
             finally:
                 if health is not None:
                     await health.stop()

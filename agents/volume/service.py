@@ -77,7 +77,7 @@ class VolumeService:
         """Watch, reconcile and resync until cancelled."""
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self.watch.run(on_synced=self.sweep_orphans))
+                tasks.create_task(self.watch.run(on_synced=self._synced))
                 tasks.create_task(self._resync_forever(), name=f"resync@{self.settings.host}")
         finally:
             await self.events.flush()
@@ -91,6 +91,15 @@ class VolumeService:
         self.watch.mark_all()
         await self.watch.queue.drained(timeout=600)
         await self.sweep_orphans()
+
+    async def _synced(self) -> None:
+        removed = await self.sweep_orphans()
+        log.info(
+            "volumes on %s: %d placed here, %d orphan(s) removed; watching",
+            self.settings.host,
+            len(self.watch.bodies()),
+            len(removed),
+        )
 
     async def sweep_orphans(self) -> list[str]:
         """Remove exports and files of ours that no Volume placed here owns; their uids."""
