@@ -80,6 +80,8 @@ class HostMonitor:
         self.ready: dict[str, bool] = {}
         self.records: dict[str, inv.HostRecord] = {}
         self.started = self.clock()
+        self._batch: dict[str, inv.HostRecord] = {}
+        self._flushing: asyncio.Task[None] | None = None
 
     def is_ready(self, name: str) -> bool:
         return self.ready.get(name, False)
@@ -124,6 +126,28 @@ class HostMonitor:
             for resource, amount in used.items():
                 HOST_ALLOCATED.labels(name, resource.value).set(amount)
 
+    async def _upsert(self, record: inv.HostRecord) -> None:
+        """Write a host's record; records arriving together share one transaction.
+
+        At start-up every Host arrives at once: one commit for all of them instead of one
+        per host, which would hold the database's write lock away from placements.
+        """
+        self._batch[record.name] = record
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
+        await asyncio.shield(self._flushing)
+
+    async def _flush(self) -> None:
+        try:
+            while self._batch:
+                batch = list(self._batch.values())
+                self._batch.clear()
+                await asyncio.to_thread(inv.upsert_hosts, self.placer.engine, batch)
+                for written in batch:
+                    self.placer.host_changed(written.name)
+        finally:
+            self._flushing = None
+
     # -- the one place a host's state is decided ---------------------------------------------
 
     def _alive(self, name: str) -> tuple[bool, str]:
@@ -145,8 +169,7 @@ class HostMonitor:
         record = host_record(body, alive)
         was_ready = self.ready.get(name)
         if self.records.get(name) != record:
-            await asyncio.to_thread(inv.upsert_host, self.placer.engine, record)
-            self.placer.host_changed(name)
+            await self._upsert(record)
             grew = _more_room(self.records.get(name), record)
             self.records[name] = record
             if grew:

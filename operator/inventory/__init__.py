@@ -35,6 +35,7 @@ from kubenova.operator.inventory.hosts import (
     set_host_ready,
     set_host_schedulable,
     upsert_host,
+    upsert_hosts,
 )
 from kubenova.operator.inventory.quotas import QuotaAmounts, QuotaExceeded, QuotaLimits
 from kubenova.operator.inventory.records import (
@@ -88,5 +89,6 @@ __all__ = [
     "set_host_schedulable",
     "upgrade",
     "upsert_host",
+    "upsert_hosts",
     "write_transaction",
 ]

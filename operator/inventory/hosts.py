@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
@@ -33,6 +33,17 @@ HOST_COLUMNS = (
 
 def upsert_host(engine: Engine, record: HostRecord) -> None:
     """Create or update a host from what its Host resource and agent report."""
+    upsert_hosts(engine, [record])
+
+
+def upsert_hosts(engine: Engine, records: Sequence[HostRecord]) -> None:
+    """Create or update many hosts in one transaction (one commit for a cluster's hosts)."""
+    with write_transaction(engine) as connection:
+        for record in records:
+            _upsert(connection, record)
+
+
+def _upsert(connection: Connection, record: HostRecord) -> None:
     values = {
         "name": record.name,
         "availability_zone": record.availability_zone,
@@ -47,10 +58,9 @@ def upsert_host(engine: Engine, record: HostRecord) -> None:
         "disk_ratio": record.overcommit.disk,
         "updated_at": utcnow(),
     }
-    with write_transaction(engine) as connection:
-        insert = upsert_insert(connection, Host).values(generation=0, **values)
-        updated = dict(values, generation=Host.generation + 1)
-        connection.execute(insert.on_conflict_do_update(index_elements=["name"], set_=updated))
+    insert = upsert_insert(connection, Host).values(generation=0, **values)
+    updated = dict(values, generation=Host.generation + 1)
+    connection.execute(insert.on_conflict_do_update(index_elements=["name"], set_=updated))
 
 
 def set_host_ready(engine: Engine, name: str, ready: bool) -> bool:
