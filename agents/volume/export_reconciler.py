@@ -202,6 +202,13 @@ class ExportReconciler:
         protocol = str((body.get("spec") or {}).get("protocol") or "iscsi")
         if vs.attachments(body):
             await self._report(body, None, None, protocol=protocol)
+            held = ", ".join(str(a.get("instance")) for a in vs.attachments(body))
+            self.events.record(
+                body,
+                "Warning",
+                "DeletionBlocked",
+                f"still attached to {held}: remove it from their spec.volumes to finish deleting",
+            )
             return None  # the operator's attachment change wakes us
         await self._remove(uid, target_of(body), protocol)
         await remove_finalizer(self.client, VOLUMES, body, AGENT_FINALIZER)

@@ -279,6 +279,12 @@ def test_deleting_an_attached_volume_waits_until_it_is_detached(
     blocked = condition(body, "Ready")
     assert blocked["reason"] == "DeletionBlocked"
     assert "detached from vm" in blocked["message"]
+    eventually(
+        lambda: (
+            "DeletionBlocked" in apiserver.kubectl("get", "events", "-n", ns, "-o", "json").stdout
+        ),
+        what="a DeletionBlocked event",
+    )
     assert store_host.store.exists(uid)
     apply(apiserver, instance_with("late", ns, "held"))
     eventually(
