@@ -193,7 +193,9 @@ class VolumeReconciler:
         host = (meta.get("labels") or {}).get(HOST_LABEL)
         if AGENT_FINALIZER in finalizers:
             if host and self.host_ready(host):
-                return  # the agent detaches nothing itself: it waits, then removes the export
+                return  # the agent waits until it is detached, then removes the export
+            if (body.get("status") or {}).get("attachments"):
+                return  # still plugged into a guest: held even while its host is down
             reason = f"host {host} is not ready" if host else "never reached a host"
             log.warning("volume %s: removing the agent finalizer (%s)", key, reason)
             if host:
