@@ -136,6 +136,11 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--aoe-interface", default=None, help="volume: serve AoE volumes on this interface.")
 @click.option("--aoe-netns", default=None, help="volume: run vblade in this network namespace.")
 @click.option(
+    "--storage-interface",
+    default=None,
+    help="compute: the interface AoE traffic leaves by (its MAC is published on the Host).",
+)
+@click.option(
     "--fake-exports", is_flag=True, help="volume: in-memory exports, no tgtd/vblade (scale tests)."
 )
 @click.option("--workers", type=click.IntRange(1, 64), default=4, help="Concurrent reconciles.")
@@ -178,6 +183,7 @@ def agent(  # click passes every option by keyword
     aoe_interface: str | None,
     aoe_netns: str | None,
     fake_exports: bool,
+    storage_interface: str | None,
     workers: int,
     capacity: Capacity | None,
     resync_interval: float,
@@ -219,6 +225,7 @@ def agent(  # click passes every option by keyword
             aoe_interface=aoe_interface,
             aoe_netns=aoe_netns,
             fake_exports=fake_exports,
+            storage_interface=storage_interface,
         ),
         workers=workers,
         capacity=capacity,

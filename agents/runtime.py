@@ -185,6 +185,7 @@ class Agent:
                             client,
                             driver,
                             settings.host_name,
+                            settings.volume,
                             workers=settings.workers,
                             resync_interval=settings.resync_interval,
                         )

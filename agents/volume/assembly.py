@@ -33,6 +33,7 @@ class VolumeFlags:
     aoe_interface: str | None = None  # serve AoE volumes on this interface
     aoe_netns: str | None = None  # run vblade in this network namespace (simulated hosts)
     fake_exports: bool = False  # an in-memory export table instead of tgtd/vblade
+    storage_interface: str | None = None  # compute hosts: its MAC is Host.status.storageMAC
 
 
 def storage_dir(state_dir: Path) -> Path:
@@ -103,6 +104,7 @@ def make_attacher_service(
     client: KubeClient,
     driver: ComputeDriver,
     host: str,
+    flags: VolumeFlags,
     *,
     workers: int = 4,
     resync_interval: float = 60.0,
@@ -111,5 +113,10 @@ def make_attacher_service(
     return AttacherService(
         client,
         driver,
-        AttacherServiceSettings(host=host, workers=workers, resync_interval=resync_interval),
+        AttacherServiceSettings(
+            host=host,
+            workers=workers,
+            resync_interval=resync_interval,
+            storage_interface=flags.storage_interface,
+        ),
     )

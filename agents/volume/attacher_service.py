@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from kubenova.agents.compute.driver import ComputeDriver
 from kubenova.agents.volume.attacher import (
@@ -14,8 +15,12 @@ from kubenova.agents.volume.attacher import (
     VolumeAttacher,
 )
 from kubenova.agents.volume.labelled_watch import LabelledWatch
-from kubenova.kube import KubeClient
+from kubenova.api.v1alpha1 import Host
+from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.objects import apply_status
+
+HOSTS = kubenova_kind(Host)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +31,9 @@ class AttacherServiceSettings:
     workers: int = 4
     resync_interval: float = 60.0
     events: bool = True
+    # The interface AoE traffic leaves by; its MAC goes to Host.status.storageMAC, which
+    # volume hosts' vblade access lists admit.
+    storage_interface: str | None = None
 
 
 class AttacherService:
@@ -35,6 +43,7 @@ class AttacherService:
         self, client: KubeClient, driver: ComputeDriver, settings: AttacherServiceSettings
     ) -> None:
         self.settings = settings
+        self.client = client
         self.events = EventRecorder(client, ATTACHER_MANAGER, enabled=settings.events)
         self.attacher = VolumeAttacher(
             client, driver, AttacherSettings(host=settings.host), self.events
@@ -49,12 +58,22 @@ class AttacherService:
         )
 
     async def run(self) -> None:
+        if self.settings.storage_interface:
+            await self.publish_storage_mac(self.settings.storage_interface)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.watch.run())
                 tasks.create_task(self._resync_forever())
         finally:
             await self.events.flush()
+
+    async def publish_storage_mac(self, interface: str) -> str:
+        """Report the storage interface's MAC on this host's Host (own field manager)."""
+        mac = Path(f"/sys/class/net/{interface}/address").read_text().strip()
+        host = {"metadata": {"name": self.settings.host}}
+        await apply_status(self.client, HOSTS, host, {"storageMAC": mac}, manager=ATTACHER_MANAGER)
+        log.info("host %s: storage MAC %s (%s)", self.settings.host, mac, interface)
+        return mac
 
     async def _resync_forever(self) -> None:
         await self.watch.synced.wait()

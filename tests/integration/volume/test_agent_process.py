@@ -4,6 +4,9 @@ agent is restarted and adopts its target."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from kubenova.devcluster import ClusterAccess
@@ -39,7 +42,7 @@ def test_agents_export_attach_and_readopt_a_volume(
         f"--iscsi-portal={tgtd.portal}",
     )
     store = agents.start("store-p", extra=volume_flags)
-    agents.start("compute-p", extra=("--services=compute",))
+    agents.start("compute-p", extra=("--services=compute", "--storage-interface=lo"))
     apply(apiserver, a_flavor("p.tiny", vcpus=1, memory=128, disk=1), an_image("test-image"))
     apply(apiserver, a_volume("data", ns, sizeGiB=1))
     body = volume_in_phase(apiserver, ns, "data", "Available", timeout=60)
@@ -57,6 +60,9 @@ def test_agents_export_attach_and_readopt_a_volume(
     vm = get(apiserver, "instance", ns, "vm")
     assert status(vm)["volumes"] == [{"volume": "data", "device": "vdb"}]
     assert condition(vm, "VolumesAttached")["status"] == "True"
+    compute_host = apiserver.kubectl("get", "host", "compute-p", "-o", "json").stdout
+    lo_mac = Path("/sys/class/net/lo/address").read_text().strip()
+    assert json.loads(compute_host)["status"]["storageMAC"] == lo_mac  # for AoE ACLs
     acl = tgtd.tgtadm("--op", "show", "--mode", "target").stdout
     assert "iqn.2010-10.io.kubenova:host.compute-p" in acl
     chap = secret_data(apiserver, ns, target["chapSecret"])
