@@ -37,9 +37,7 @@ def upgrade() -> None:
             name=op.f("fk_volume_attachments_volume_uid_volume_targets"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "volume_uid", "instance_uid", name=op.f("pk_volume_attachments")
-        ),
+        sa.PrimaryKeyConstraint("volume_uid", "instance_uid", name=op.f("pk_volume_attachments")),
     )
     with op.batch_alter_table("volume_attachments", schema=None) as batch_op:
         batch_op.create_index(
