@@ -63,10 +63,12 @@ def test_the_agent_process_registers_and_runs_an_instance_on_the_fake_driver(
             ):
 
                 async def registered() -> Body:
+                    """The Host once the agent has written its status (create comes first)."""
                     try:
-                        return await client.get(HOSTS, host)
+                        body = await client.get(HOSTS, host)
                     except NotFound:
                         return {}
+                    return body if (body.get("status") or {}).get("capacity") else {}
 
                 async def leased() -> Body:
                     try:
