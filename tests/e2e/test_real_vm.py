@@ -21,7 +21,7 @@ import pytest
 from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.consumers import list_consumers
-from tests.builders import a_flavor, an_instance, as_yaml
+from tests.builders import a_flavor, a_network, an_instance, as_yaml
 from tests.e2e.test_lifecycle_fake import patch_spec, wait_phase
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess
@@ -90,13 +90,27 @@ def test_a_real_vm_runs_from_kubectl_apply_and_leaves_nothing_behind(
         domain_type="qemu",
         capacity="vcpus=2,memoryMiB=2048,diskGiB=20",
         env=s3.env(),
+        extra=(
+            "--services=compute,network",
+            "--underlay-ip=127.0.0.1",
+            "--network-teardown-on-exit",
+        ),
     )
     wait_ready(apiserver, "real-host")
     apiserver.kubectl(
         "apply",
         "-f",
         "-",
-        input=as_yaml(an_instance("guest", namespace, flavor="e2e.tiny", image="guest-e2e")),
+        input=as_yaml(
+            a_network("e2e-net", namespace, mode="vxlan", cidr="10.77.0.0/24"),
+            an_instance(
+                "guest",
+                namespace,
+                flavor="e2e.tiny",
+                image="guest-e2e",
+                networks=[{"network": "e2e-net"}],
+            ),
+        ),
     )
     marker = test_image.ready_marker
     body = wait_phase(apiserver, namespace, "guest", "Running")
@@ -107,6 +121,21 @@ def test_a_real_vm_runs_from_kubectl_apply_and_leaves_nothing_behind(
         timeout=90,
         what="guest console marker",
     )
+    # its NIC carries the inventory's MAC and DHCP hands it the inventory's IP
+    address = body["status"]["addresses"][0]
+    assert address["ip"].startswith("10.77.0.")
+    lease = f"KUBENOVA-LEASE interface=eth0 ip={address['ip']} mask=24"
+    try:
+        eventually(
+            lambda: lease in console(get(apiserver, namespace, "guest")),
+            timeout=60,
+            what="a DHCP lease equal to the inventory's address",
+        )
+    except AssertionError as timeout:
+        tail = console(get(apiserver, namespace, "guest"))[-1500:]
+        raise AssertionError(f"{timeout}\nguest console:\n{tail}") from None
+    nic = f"KUBENOVA-NIC eth0 mac={address['mac']}"
+    assert nic in console(get(apiserver, namespace, "guest"))
     uid = body["metadata"]["uid"]
     connection = libvirt.open(libvirtd.uri)
     try:
@@ -144,7 +173,7 @@ def test_a_real_vm_runs_from_kubectl_apply_and_leaves_nothing_behind(
     finally:
         connection.close()
     assert reboots == 3, "the reboot request must be acted on exactly once"
-    apiserver.kubectl("delete", "network", "e2e-net", "-n", namespace, "--ignore-not-found")
+    apiserver.kubectl("delete", "network", "e2e-net", "-n", namespace, "--timeout=60s")
     agent.stop()
     assert not [
         line
