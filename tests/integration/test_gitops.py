@@ -22,6 +22,7 @@ from kubenova.devcluster import ClusterAccess
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess
 from tests.support.hosts import SimulatedHosts
+from tests.support.namespaces import finish_terminating
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.apiserver
@@ -65,6 +66,11 @@ def kubectl_diff(cluster: ClusterAccess) -> subprocess.CompletedProcess[str]:
 
 def apply_examples(cluster: ClusterAccess) -> list[dict[str, Any]]:
     """Apply examples/ as Argo CD would: server-side, under its own field manager."""
+    # An earlier test may have deleted a Project of the same name; with no namespace
+    # controller here its namespace would stay Terminating and the Project never Ready.
+    finish_terminating(
+        cluster, *(d["metadata"]["name"] for d in example_objects() if d["kind"] == "Project")
+    )
     cluster.kubectl("apply", "--server-side", f"--field-manager={MANAGER}", "-f", str(EXAMPLES))
     return example_objects()
 

@@ -18,6 +18,7 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol
 from tests.builders import a_flavor, a_volume, an_image, an_instance
 from tests.fixtures.operator import OperatorProcess
+from tests.integration.operator.test_scheduling import wait_ready
 from tests.integration.volume.cluster import (
     apply,
     condition,
@@ -110,6 +111,7 @@ def test_no_volume_host_says_why_then_places_when_one_comes(
     volume_namespace: str,
 ) -> None:
     hosts.add("compute-1", services=("compute",))
+    wait_ready(apiserver, "compute-1")  # else the refusal may still count 0 hosts
     apply(apiserver, a_volume("later", volume_namespace, sizeGiB=5))
     body = volume_in_phase(apiserver, volume_namespace, "later", "Pending")
     scheduled = condition(body, "Scheduled")
