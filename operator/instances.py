@@ -2,8 +2,8 @@
 
 Level-triggered: every call looks at the newest Instance body and the inventory and does
 what is still missing, so running it twice changes nothing and a restart anywhere loses
-nothing. The operator writes the Instance's metadata once (finalizers + host label) and its
-status once when it places it; the host's agent takes over `status.phase` from there.
+nothing. The operator writes the Instance's status once when it places it, then its metadata
+once (finalizers + host label); the host's agent takes over `status.phase` from there.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class InstanceReconciler:
         self.uids: dict[str, str] = {}  # key -> uid, to release claims after DELETED
         self.claimed: set[str] = set()  # uids whose claim is known to exist
         self.hooks: list[InstanceHook] = []  # networks, volumes: see instance_hooks
+        # uid -> resourceVersions of an Instance from before our own label write: their
+        # watch events arrive after the hand-over and must not start another one.
+        self.superseded: dict[str, set[str]] = {}
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:
@@ -61,8 +64,11 @@ class InstanceReconciler:
             await self._finalize(key, body)
             return None
         if (meta.get("labels") or {}).get(HOST_LABEL):
+            self.superseded.pop(meta["uid"], None)
             await self._keep_scheduled(key, body)
             return None
+        if meta.get("resourceVersion") in self.superseded.get(meta["uid"], ()):
+            return None  # an echo of our own status write: the labelled version follows
         await self._schedule(key, body)
         return None
 
@@ -78,10 +84,13 @@ class InstanceReconciler:
             await self._set_unscheduled(body, exc.reason, exc.message, generation)
             self.events.record(body, "Warning", exc.reason, exc.message)
             return
+        # Waiting for capacity is registered *before* deciding: capacity that appears while
+        # the decision runs in its thread then re-marks this key (it is requeued once the
+        # decision returns) instead of waking a set it has not joined yet.
+        self.pending.add(key)
         outcome = await asyncio.to_thread(self.placer.place, request)
         if isinstance(outcome, NoValidHost):
             SCHEDULER_DECISIONS.labels("no_valid_host").inc()
-            self.pending.add(key)
             await self._set_unscheduled(body, "NoValidHost", outcome.message, generation)
             self.events.record(body, "Warning", "NoValidHost", outcome.message)
             return
@@ -105,18 +114,13 @@ class InstanceReconciler:
     async def _hand_over(
         self, body: Body, host: str, generation: int | None, extra: dict[str, Any]
     ) -> None:
-        """Label the Instance for its host's agent and say so in status (two writes)."""
-        try:
-            updated = await ensure_metadata(
-                self.client,
-                INSTANCES,
-                body,
-                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
-                labels={HOST_LABEL: host},
-            )
-        except NotFound:
-            return  # deleted meanwhile: the DELETED event releases the claim
-        body = updated or body
+        """Say where the Instance goes in status, then label it for the host's agent.
+
+        Status comes first because the label is the commit point: once labelled, a restarted
+        operator only checks the claim, and the agent (which watches its label) takes over
+        `status.phase`. Killed between the two writes, the Instance is unlabelled and is
+        simply scheduled again — the claim and the hooks' allocations are idempotent.
+        """
         message = f"placed on host {host}"
         status = {
             **extra,
@@ -134,7 +138,24 @@ class InstanceReconciler:
                 )
             ],
         }
-        await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
+        uid = body["metadata"]["uid"]
+        before = {body["metadata"].get("resourceVersion", "")}
+        try:
+            body = await apply_status(
+                self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER
+            )
+            before.add(body["metadata"].get("resourceVersion", ""))
+            await ensure_metadata(
+                self.client,
+                INSTANCES,
+                body,
+                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
+                labels={HOST_LABEL: host},
+            )
+        except NotFound:
+            return  # deleted meanwhile: the DELETED event releases the claim
+        # Only once labelled: a failed label write is retried with these very bodies.
+        self.superseded[uid] = before
         self.events.record(body, "Normal", "Scheduled", message)
         log.info(
             "instance %s/%s %s", body["metadata"]["namespace"], body["metadata"]["name"], message
@@ -207,6 +228,7 @@ class InstanceReconciler:
         self.pending.discard(key)
         uid = self.uids.pop(key, None)
         if uid:
+            self.superseded.pop(uid, None)
             await self._release(uid)
             self.events.forget(uid)
 
