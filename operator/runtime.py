@@ -24,6 +24,10 @@ from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
+# Seconds after start-up before the first audit: long enough for the catalog and host
+# watches to have listed what exists, so re-claims find their flavors.
+STARTUP_AUDIT_DELAY = 10.0
+
 
 @dataclass
 class Runtime:
@@ -104,13 +108,19 @@ class Runtime:
         self.engine.dispose()
 
     async def _audits(self) -> None:
+        # The first pass comes soon after start-up: an Instance deleted while no operator
+        # ran (say, killed between claiming and adding its finalizer) is never seen again,
+        # so only the audit can give its claim back.
+        delay = min(self.config.audit_interval, STARTUP_AUDIT_DELAY)
         while True:
-            await asyncio.sleep(self.config.audit_interval)
+            await asyncio.sleep(delay)
+            delay = self.config.audit_interval
             try:
-                report = await audit(self.client, self.placer, self.catalog)
+                await audit(self.client, self.placer, self.catalog)
                 self.instances.claimed.clear()  # re-verify what we believed was claimed
-                if not report.clean:
-                    self.retry_pending()
+                # Like kube-scheduler's periodic flush of unschedulable pods: whatever
+                # woke nobody (a quota raised, a host edited by hand) is tried again.
+                self.retry_pending()
             except Exception:
                 log.exception("audit failed")
 

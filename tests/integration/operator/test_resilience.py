@@ -135,6 +135,42 @@ def test_audit_repairs_what_changed_behind_the_operators_back(
     assert "inventory and resources agree" in again.stdout
 
 
+def test_restarted_operator_gives_back_claims_of_instances_deleted_while_it_was_down(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+    inventory_url: str,
+) -> None:
+    # An operator killed between claiming and adding its finalizer leaves an Instance that
+    # can be deleted at once; no watch event ever names it again, only the start-up audit.
+    flavor = catalog(apiserver)
+    hosts.add("h-1", memory_mib=16384)
+    apply(apiserver, *[an_instance(f"d{i}", namespace, flavor=flavor) for i in range(2)])
+    kept, gone = (b["metadata"] for b in all_scheduled(apiserver, namespace, 2))
+    operator.kill()
+    apiserver.kubectl(
+        "patch",
+        "instance",
+        gone["name"],
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+    )
+    apiserver.kubectl("delete", "instance", gone["name"], "-n", namespace)
+    engine = inv.make_engine(inventory_url)
+    assert gone["uid"] in {c.uid for c in list_consumers(engine, "Instance")}
+    operator.start()
+    eventually(
+        lambda: {c.uid for c in list_consumers(engine, "Instance")} == {kept["uid"]},
+        timeout=45,
+        what="the deleted Instance's claim released without anyone running an audit",
+    )
+    assert re.search(rf"released leaked claim: {namespace}/{gone['name']} ", operator.log())
+
+
 def test_operator_writes_per_instance(
     apiserver: ClusterAccess,
     operator: OperatorProcess,
