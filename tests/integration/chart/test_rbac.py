@@ -252,6 +252,20 @@ def test_the_agent_reads_only_the_secrets_it_is_given(release: Release) -> None:
     assert not can_i(cluster, AGENT_SA, "watch", "secrets:images-s3", NAMESPACE)
 
 
+@pytest.mark.apiserver
+def test_every_user_can_read_the_catalog_and_no_more(release: Release) -> None:
+    # Flavors and Images are cluster-scoped: a project's RoleBindings cannot show them, yet
+    # a member has to see what there is to boot (OpenStack's public flavors and images).
+    cluster = release.cluster
+    for verb in ("get", "list", "watch"):
+        for resource in ("kubenova.io/flavors", "kubenova.io/images"):
+            assert can_i(cluster, "some-project-member", verb, resource), (verb, resource)
+    for verb in ("create", "patch", "delete"):
+        for resource in ("kubenova.io/flavors", "kubenova.io/images"):
+            assert not can_i(cluster, "some-project-member", verb, resource), (verb, resource)
+    assert not can_i(cluster, "some-project-member", "list", "kubenova.io/hosts")
+
+
 # -- what RBAC cannot say: the admission policies -----------------------------------------------
 
 
