@@ -24,7 +24,7 @@ from kubenova.api.v1alpha1 import GROUP, VERSION, Network
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer, slim
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.networks import gateways, ports, registry, segments
 from kubenova.operator.networks import status as st
@@ -228,7 +228,7 @@ def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         controller: NetworkController = memo[MEMO_KEY]
         runtime: Runtime = memo["runtime"]
         key = f"{body.metadata.namespace}/{body.metadata.name}"
-        current = None if type == "DELETED" else dict(body)
+        current = None if type == "DELETED" else slim(dict(body))
         runtime.catalog.put(NETWORK_KIND, key, current)
         controller.queue.put(key, current)
 
@@ -239,5 +239,5 @@ def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         controller: NetworkController | None = memo.get(MEMO_KEY)
         if controller is None:
             return
-        current = None if type == "DELETED" else dict(body)
+        current = None if type == "DELETED" else slim(dict(body))
         controller.reconciler.host_changed(body.metadata.name or "", current, controller.queue)

@@ -22,6 +22,7 @@ import kopf
 
 from kubenova.api.v1alpha1 import GROUP, VERSION, Instance, Volume
 from kubenova.kube import kubenova_kind
+from kubenova.kube.objects import slim
 from kubenova.operator import inventory as inv
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.inventory import volumes as vol
@@ -130,7 +131,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         controller: VolumeController = memo[MEMO_KEY]
         runtime: Runtime = memo["runtime"]
         key = f"{body.metadata.namespace}/{body.metadata.name}"
-        current = None if type == "DELETED" else dict(body)
+        current = None if type == "DELETED" else slim(dict(body))
         runtime.catalog.put(VOLUME_KIND, key, current)
         controller.queue.put(key, current)
         controller.attachments.volume_changed(key, current)
