@@ -6,7 +6,6 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kubenova.devcluster.errors import KubectlError
 from kubenova.devcluster.kubeconfig import write_kubeconfig
@@ -69,11 +68,3 @@ class ClusterAccess:
             client_cert=pair.cert,
             client_key=pair.key,
         )
-
-    def api_client(self, kubeconfig: Path | None = None) -> Any:
-        """A `kubernetes.client.ApiClient` for the admin (or for `kubeconfig`)."""
-        # Imported here: it takes 0.2 s, and `kubenova dev` never needs it.
-        from kubernetes import config  # noqa: PLC0415
-
-        path = str(kubeconfig or self.kubeconfig)
-        return config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 
 from kubenova.devcluster import ClusterAccess, ControlPlane, ensure_binaries
 from kubenova.devcluster.processes import is_alive, processes_mentioning
+from kubenova.kube import KubeClient, load_config
+from kubenova.kube.paths import NAMESPACES
 
 pytestmark = pytest.mark.apiserver
 
@@ -75,13 +78,16 @@ def test_rbac_grants_reach_a_group_of_a_minted_user(apiserver: ClusterAccess) ->
     assert "namespace/default" in listed.stdout.split()
 
 
-def test_python_client_talks_to_the_admin_endpoint(apiserver: ClusterAccess) -> None:
-    from kubernetes import client  # noqa: PLC0415  # slow import, only this test needs it
+def test_the_python_client_talks_to_the_admin_endpoint(apiserver: ClusterAccess) -> None:
+    async def namespaces() -> set[str]:
+        client = KubeClient(load_config(apiserver.kubeconfig), user_agent="test")
+        try:
+            listing = await client.list(NAMESPACES)
+        finally:
+            await client.close()
+        return {item["metadata"]["name"] for item in listing["items"]}
 
-    with apiserver.api_client() as api:
-        namespaces = client.CoreV1Api(api).list_namespace()
-
-    assert "kube-system" in {ns.metadata.name for ns in namespaces.items if ns.metadata}
+    assert "kube-system" in asyncio.run(namespaces())
 
 
 def test_a_plane_starts_quickly_and_stop_leaves_no_process(tmp_path: Path) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
@@ -32,6 +36,22 @@ def test_upgrade_creates_every_table_on_an_empty_database(db_url: str) -> None:
     engine.dispose()
     inv.upgrade(db_url)  # a second upgrade is a no-op
     inv.check_schema(db_url)
+
+
+def test_the_head_read_from_the_files_is_alembics_own_head() -> None:
+    # The operator reads it without importing alembic; alembic stays the judge.
+    scripts = ScriptDirectory(str(inv.schema.MIGRATIONS))
+    assert inv.head_revision() == scripts.get_current_head()
+
+
+def test_operator_start_up_imports_no_alembic() -> None:
+    probe = (
+        "import sys; import kubenova.operator.main; "
+        "from kubenova.operator import inventory as inv; inv.head_revision(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'kubernetes')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_check_schema_refuses_an_unmigrated_database(db_url: str) -> None:
