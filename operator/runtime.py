@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from kubenova.kube import KubeClient, load_config
 from kubenova.kube.events import EventRecorder
+from kubenova.memory import give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
 from kubenova.operator.audit import audit
@@ -94,6 +95,7 @@ class Runtime:
             self.tasks.append(asyncio.create_task(self.health.start(), name="health"))
         self.tasks.append(asyncio.create_task(self._lease_checks(), name="lease-checks"))
         self.tasks.append(asyncio.create_task(self._audits(), name="audits"))
+        self.tasks.append(asyncio.create_task(give_back_forever(), name="give-back-memory"))
 
     async def stop(self) -> None:
         for task in self.tasks:
