@@ -155,6 +155,38 @@ async def run(cloud: Cloud, hosts: int, instances: int, anti_affinity: bool) -> 
         await client.close()
 
 
+def prepare_catalog(cloud: Cloud, *, anti_affinity: bool = False) -> None:
+    """The namespace `bench`, flavor bench.small, image bench-image (and group `spread`)."""
+    kubectl = cloud.access.kubectl
+    kubectl("create", "namespace", "bench")
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "kubenova.io/v1alpha1",
+            "kind": "Flavor",
+            "metadata": {"name": "bench.small"},
+            "spec": {"vcpus": 1, "memoryMiB": 512, "diskGiB": 1},
+        },
+        {
+            "apiVersion": "kubenova.io/v1alpha1",
+            "kind": "Image",
+            "metadata": {"name": "bench-image"},
+            "spec": {"source": {"bucket": "bench", "key": "x"}, "sha256": EMPTY_SHA256},
+        },
+    ]
+    if anti_affinity:
+        docs.append(
+            {
+                "apiVersion": "kubenova.io/v1alpha1",
+                "kind": "ServerGroup",
+                "metadata": {"name": "spread", "namespace": "bench"},
+                "spec": {"policy": "anti-affinity"},
+            }
+        )
+    kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
@@ -167,37 +199,7 @@ def main() -> None:
     if args.workers:
         OPERATOR_ARGS = (f"--workers={args.workers}",)
     with local_cloud() as cloud:
-        kubectl = cloud.access.kubectl
-        kubectl("create", "namespace", "bench")
-        docs: list[dict[str, Any]] = [
-            {
-                "apiVersion": "kubenova.io/v1alpha1",
-                "kind": "Flavor",
-                "metadata": {"name": "bench.small"},
-                "spec": {"vcpus": 1, "memoryMiB": 512, "diskGiB": 1},
-            },
-            {
-                "apiVersion": "kubenova.io/v1alpha1",
-                "kind": "Image",
-                "metadata": {"name": "bench-image"},
-                "spec": {"source": {"bucket": "bench", "key": "x"}, "sha256": EMPTY_SHA256},
-            },
-        ]
-        if args.anti_affinity:
-            docs.append(
-                {
-                    "apiVersion": "kubenova.io/v1alpha1",
-                    "kind": "ServerGroup",
-                    "metadata": {"name": "spread", "namespace": "bench"},
-                    "spec": {"policy": "anti-affinity"},
-                }
-            )
-        kubectl(
-            "apply",
-            "-f",
-            "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
-        )
+        prepare_catalog(cloud, anti_affinity=args.anti_affinity)
         result = asyncio.run(run(cloud, args.hosts, args.instances, args.anti_affinity))
         result["operator_requests"] = cloud.operator_writes()
     print(json.dumps(result, indent=None if args.json else 2))
