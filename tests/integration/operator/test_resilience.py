@@ -43,6 +43,21 @@ def all_scheduled(cluster: ClusterAccess, namespace: str, count: int) -> list[di
     return eventually(probe, timeout=60, what=f"{count} instances scheduled")
 
 
+def delete_behind_the_operators_back(cluster: ClusterAccess, namespace: str, name: str) -> None:
+    """Strip an Instance's finalizers and delete it: gone without the operator seeing it."""
+    cluster.kubectl(
+        "patch",
+        "instance",
+        name,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+    )
+    cluster.kubectl("delete", "instance", name, "-n", namespace)
+
+
 def run_audit(cluster: ClusterAccess, inventory_url: str) -> subprocess.CompletedProcess[str]:
     """`kubenova audit` as a user runs it."""
     return subprocess.run(
@@ -111,17 +126,7 @@ def test_audit_repairs_what_changed_behind_the_operators_back(
     inv.release(engine, lost)
     # 2. an Instance disappears while the operator is down (finalizers stripped)
     leaked = bodies[1]["metadata"]
-    apiserver.kubectl(
-        "patch",
-        "instance",
-        leaked["name"],
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"metadata":{"finalizers":null}}',
-    )
-    apiserver.kubectl("delete", "instance", leaked["name"], "-n", namespace)
+    delete_behind_the_operators_back(apiserver, namespace, leaked["name"])
     audit = run_audit(apiserver, inventory_url)
     assert audit.returncode == 0, audit.stderr
     out = audit.stdout
@@ -149,17 +154,7 @@ def test_restarted_operator_gives_back_claims_of_instances_deleted_while_it_was_
     apply(apiserver, *[an_instance(f"d{i}", namespace, flavor=flavor) for i in range(2)])
     kept, gone = (b["metadata"] for b in all_scheduled(apiserver, namespace, 2))
     operator.kill()
-    apiserver.kubectl(
-        "patch",
-        "instance",
-        gone["name"],
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"metadata":{"finalizers":null}}',
-    )
-    apiserver.kubectl("delete", "instance", gone["name"], "-n", namespace)
+    delete_behind_the_operators_back(apiserver, namespace, gone["name"])
     engine = inv.make_engine(inventory_url)
     assert gone["uid"] in {c.uid for c in list_consumers(engine, "Instance")}
     operator.start()
