@@ -70,7 +70,7 @@ class KubeClient:
         self._session = aiohttp.ClientSession(
             base_url=config.server,
             headers=headers,
-            connector=aiohttp.TCPConnector(ssl=config.ssl_context(), limit=16),
+            connector=aiohttp.TCPConnector(ssl=config.ssl_context(), limit=64),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         )
         self.writes: Counter[str] = Counter()  # "PATCH instances/status" -> count
