@@ -1,14 +1,15 @@
 """Certificates and keys of a local control plane, made with `cryptography`.
 
 Two CAs keep roles apart: the serving CA signs kube-apiserver's certificate (clients
-trust it), the client CA signs user certificates (kube-apiserver trusts it). The X.509
-building blocks are shared with the webhook's CA (`kubenova.tls`).
+trust it), the client CA signs user certificates (kube-apiserver trusts it). EC P-256
+keys everywhere because generating them takes microseconds, which keeps start-up fast.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
-
-from kubenova import tls
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ADMIN_USER = "kubenova-admin"
 ADMIN_GROUP = "system:masters"
@@ -32,6 +31,7 @@ SERVING_DNS_NAMES = (
 )
 SERVING_IPS = ("127.0.0.1", "::1", "10.0.0.1")
 _VALIDITY = datetime.timedelta(days=3650)
+_CLOCK_SKEW = datetime.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,44 @@ class KeyPair:
 
     cert: Path
     key: Path
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    path.chmod(0o600)
+
+
+def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attributes)
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(now + _VALIDITY)
+    )
 
 
 class CertificateAuthority:
@@ -56,12 +94,30 @@ class CertificateAuthority:
         self._key = key
 
     def _create(self, name: str) -> None:
-        key, cert = tls.self_signed_ca(
-            tls.name(f"kubenova-dev-{name}"), _VALIDITY, digital_signature=True
+        key = _new_key()
+        subject = _name(f"kubenova-dev-{name}")
+        cert = (
+            _builder(subject, subject, key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
         )
         self.pair.cert.parent.mkdir(parents=True, exist_ok=True)
-        tls.write_private(self.pair.key, tls.key_pem(key))
-        self.pair.cert.write_bytes(tls.cert_pem(cert))
+        _write_private(self.pair.key, _key_pem(key))
+        self.pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
     def issue(
         self,
@@ -72,21 +128,21 @@ class CertificateAuthority:
         server: bool = False,
     ) -> KeyPair:
         """Sign a new leaf key pair into `pair` (server or client usage) and return it."""
-        key = tls.new_key()
+        key = _new_key()
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        subject = tls.name(common_name, organizations)
         builder = (
-            tls.builder(subject, self._cert.subject, key.public_key(), _VALIDITY)
+            _builder(_name(common_name, organizations), self._cert.subject, key.public_key())
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
-            alt_names = [tls.alt_name(h) for h in (*SERVING_DNS_NAMES, *SERVING_IPS)]
+            alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVING_DNS_NAMES]
+            alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
         pair.cert.parent.mkdir(parents=True, exist_ok=True)
-        tls.write_private(pair.key, tls.key_pem(key))
-        pair.cert.write_bytes(tls.cert_pem(cert))
+        _write_private(pair.key, _key_pem(key))
+        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return pair
 
 
@@ -126,8 +182,8 @@ class ControlPlanePKI:
             serving_ca.issue(self.serving, "kube-apiserver", server=True)
         sa = self.service_account
         if not (sa.cert.exists() and sa.key.exists()):
-            key = tls.new_key()
-            tls.write_private(sa.key, tls.key_pem(key))
+            key = _new_key()
+            _write_private(sa.key, _key_pem(key))
             sa.cert.write_bytes(
                 key.public_key().public_bytes(
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -136,7 +192,7 @@ class ControlPlanePKI:
         if not self.token_file.exists():
             token = secrets.token_urlsafe(32)
             # token,user,uid,"group1,group2" — the format of --token-auth-file.
-            tls.write_private(
+            _write_private(
                 self.token_file, f'{token},{ADMIN_USER},{ADMIN_USER},"{ADMIN_GROUP}"\n'.encode()
             )
         return self
