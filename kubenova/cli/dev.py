@@ -14,7 +14,9 @@ from kubenova.devcluster import (
     default_state_dir,
     find_checkout,
     install_crds,
+    install_policies,
 )
+from kubenova.devcluster.policies import POLICY_DIR
 from kubenova.devcluster.services import LocalServices
 
 
@@ -54,6 +56,8 @@ def _install_crds(access: ClusterAccess) -> None:
         f"CRDs: {len(names)} installed and Established in {time.monotonic() - started:.1f} s",
         err=True,
     )
+    policies = install_policies(access, checkout / POLICY_DIR)
+    click.echo(f"admission policies: {len(policies)} installed", err=True)
 
 
 @click.group()

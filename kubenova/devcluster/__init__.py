@@ -9,6 +9,7 @@ from kubenova.devcluster.controlplane import (
 )
 from kubenova.devcluster.crds import install_crds
 from kubenova.devcluster.errors import ControlPlaneError, KubectlError
+from kubenova.devcluster.policies import POLICY_DIR, install_policies
 
 __all__ = [
     "Binaries",
@@ -17,9 +18,11 @@ __all__ = [
     "ControlPlane",
     "ControlPlaneError",
     "KubectlError",
+    "POLICY_DIR",
     "default_state_dir",
     "ensure_binaries",
     "find_binaries",
     "find_checkout",
     "install_crds",
+    "install_policies",
 ]
