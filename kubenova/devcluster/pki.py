@@ -80,6 +80,13 @@ def _builder(
     )
 
 
+def _alt_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 class CertificateAuthority:
     """A CA stored as `<name>.crt`/`<name>.key` in a directory; created on first use."""
 
@@ -126,8 +133,11 @@ class CertificateAuthority:
         *,
         organizations: tuple[str, ...] = (),
         server: bool = False,
+        names: tuple[str, ...] = SERVING_DNS_NAMES + SERVING_IPS,
     ) -> KeyPair:
-        """Sign a new leaf key pair into `pair` (server or client usage) and return it."""
+        """Sign a new leaf key pair into `pair` (server or client usage) and return it.
+
+        A server certificate is valid for `names` (DNS names and IP addresses) only."""
         key = _new_key()
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
@@ -136,8 +146,7 @@ class CertificateAuthority:
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
-            alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVING_DNS_NAMES]
-            alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+            alt_names = [_alt_name(name) for name in names]
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
         pair.cert.parent.mkdir(parents=True, exist_ok=True)
