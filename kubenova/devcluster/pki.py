@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +55,20 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+def _private_directory(path: Path) -> None:
+    """An owner-only directory (an existing wider one is narrowed before keys go in)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
 def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
+    """Owner-only from the first byte: created with mode 0600, which a umask can only narrow."""
+    _private_directory(path.parent)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
 
 
 def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
@@ -122,7 +134,6 @@ class CertificateAuthority:
             )
             .sign(key, hashes.SHA256())
         )
-        self.pair.cert.parent.mkdir(parents=True, exist_ok=True)
         _write_private(self.pair.key, _key_pem(key))
         self.pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
@@ -149,7 +160,6 @@ class CertificateAuthority:
             alt_names = [_alt_name(name) for name in names]
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
-        pair.cert.parent.mkdir(parents=True, exist_ok=True)
         _write_private(pair.key, _key_pem(key))
         pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return pair
@@ -184,7 +194,7 @@ class ControlPlanePKI:
 
     def ensure(self) -> ControlPlanePKI:
         """Create whatever is missing; existing files are kept so restarts keep trust."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        _private_directory(self.directory)
         serving_ca = CertificateAuthority(self.directory, "serving-ca")
         CertificateAuthority(self.directory, "client-ca")
         if not (self.serving.cert.exists() and self.serving.key.exists()):
