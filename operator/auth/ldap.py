@@ -82,8 +82,10 @@ class LdapBackend:
         )
         try:
             attempt.open()
-            if self.config.start_tls:
-                attempt.start_tls()  # raises unless the certificate checks out
+            # A failed certificate check raises; ldap3 may also just say False: never go on
+            # to bind in clear then.
+            if self.config.start_tls and not attempt.start_tls():
+                raise BackendUnavailable(f"LDAP {self.config.url}: StartTLS was not negotiated")
             if not attempt.bind():
                 return None
         except LDAPException as exc:
