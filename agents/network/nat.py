@@ -10,8 +10,8 @@ One nftables table per network (`ip kubenova-<id>`), replaced atomically on ever
 - router: masquerade the rest of the CIDR to the external interface;
 - input: guests reach the host itself only for DHCP and for DNS at the gateway address,
   never tgtd (3260), the agent's metrics, the kubelet (10250) or ssh, whichever of the
-  host's addresses they aim at. IPv6 is switched off on the bridge (`Routers.ensure`), so
-  no link-local address offers a way around the IPv4 rules.
+  host's addresses they aim at. IPv6 is switched off on every tenant bridge (the driver's
+  plug), so no link-local address offers a way around these IPv4 rules.
 
 The external pool is routed to the network host by the upstream router (or, in tests, the
 "outside" namespace); no addresses are added to the external interface.
@@ -89,10 +89,6 @@ class Routers:
         self.external = external_interface
 
     def ensure(self, bridge: str, gw: GatewaySpec) -> None:
-        # No IPv6 on the host's side of a tenant bridge: the input policy below is IPv4
-        # only, and a link-local address would reach every service listening on [::].
-        # (-e: a kernel without IPv6 has no such key, and then no way around either.)
-        self.ns.run(["sysctl", "-q", "-e", "-w", f"net.ipv6.conf.{bridge}.disable_ipv6=1"])
         if gw.forwards:
             # Per namespace, and never turned off again: other networks may rely on it.
             self.ns.sysctl("net.ipv4.ip_forward", "1")

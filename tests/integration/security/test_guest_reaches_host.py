@@ -173,7 +173,8 @@ def test_a_guest_gets_dhcp_and_dns_and_no_other_service_of_its_network_host(
         dropped = re.search(r"counter packets (\d+) bytes \d+ drop", chain)
         assert dropped is not None, chain
         assert int(dropped.group(1)) >= len(FORBIDDEN)  # each try was dropped, and counted
-        # IPv6 is off on the bridge: no link-local address to go around the IPv4 rules.
+        # IPv6 is off on the bridge (the driver's plug, so on compute hosts as well): no
+        # link-local address to go around the IPv4 rules.
         addresses = sh("ip", "-n", netns, "-6", "addr", "show", "dev", BRIDGE).stdout
         assert "inet6" not in addresses
     finally:
