@@ -12,12 +12,26 @@ import click
 import kopf
 
 from kubenova.operator import inventory as inv
+from kubenova.operator.auth import load_auth_config
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.handlers import build_registry
 
 
 def _random_priority() -> int:
     return secrets.randbelow(2**31 - 1) + 1
+
+
+def _check_auth_config(path: str | None) -> None:
+    """Refuse to start on an auth config that cannot work, or would bind to LDAP in clear."""
+    try:
+        settings = load_auth_config(path)
+        if settings.ldap is not None:
+            from kubenova.operator.auth.ldap import LdapBackend  # noqa: PLC0415 - ldap3 if used
+
+            LdapBackend(settings.ldap)  # loads the CA file; no connection yet
+    except (OSError, ValueError) as exc:
+        click.echo(f"kubenova-operator: --auth-config {path}: {exc}", err=True)
+        sys.exit(2)
 
 
 def _weighers(text: str) -> dict[str, float]:
@@ -133,6 +147,7 @@ def main(  # noqa: PLR0917 - click passes options positionally
     )
     # kopf reports every handled watch event at INFO; our reconcilers log what matters.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    _check_auth_config(auth_config)
     url = database_url or inv.default_url()
     try:
         inv.check_schema(url)

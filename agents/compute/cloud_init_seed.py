@@ -12,6 +12,7 @@ import yaml
 
 from kubenova.agents.compute.driver import ComputeFailure
 from kubenova.agents.compute.spec import CloudInitSeed
+from kubenova.agents.private_files import CHILD_UMASK, private_directory, write_private
 
 VOLUME_LABEL = "cidata"
 
@@ -34,12 +35,12 @@ def write_seed_iso(seed: CloudInitSeed, target: Path) -> Path:
     genisoimage = shutil.which("genisoimage")
     if genisoimage is None:
         raise ComputeFailure("genisoimage not found: install it (hack/apt-packages.txt)")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(target.parent)  # user-data may carry passwords and keys
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".seed-") as scratch:
         files = []
         for name, content in seed_files(seed).items():
             path = Path(scratch) / name
-            path.write_text(content)
+            write_private(path, content.encode())
             files.append(str(path))
         partial = Path(scratch) / "seed.iso"
         result = subprocess.run(
@@ -57,6 +58,7 @@ def write_seed_iso(seed: CloudInitSeed, target: Path) -> Path:
             capture_output=True,
             text=True,
             check=False,
+            umask=CHILD_UMASK,
         )
         if result.returncode != 0:
             raise ComputeFailure(f"genisoimage failed: {result.stderr.strip()}")

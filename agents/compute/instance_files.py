@@ -10,10 +10,14 @@ from kubenova.agents.compute.cloud_init_seed import write_seed_iso
 from kubenova.agents.compute.domain_xml import DomainFiles
 from kubenova.agents.compute.driver import ComputeFailure
 from kubenova.agents.compute.spec import InstanceSpec, RootDisk, domain_name_for
+from kubenova.agents.private_files import CHILD_UMASK, private_directory
 
 
 class InstanceFiles:
-    """Lays out `<instances_dir>/kubenova-<uid>/{disk.qcow2,seed.iso,console.log}`."""
+    """Lays out `<instances_dir>/kubenova-<uid>/{disk.qcow2,seed.iso,console.log}`.
+
+    The guest's disk, seed (user-data) and console are tenant data: the directory is 0700
+    and the files 0600 (private_files.py)."""
 
     def __init__(self, instances_dir: Path) -> None:
         self.instances_dir = instances_dir
@@ -32,7 +36,7 @@ class InstanceFiles:
 
     def prepare(self, spec: InstanceSpec) -> DomainFiles:
         """Create what is missing; an existing overlay holds the guest's data and is kept."""
-        self.directory(spec.uid).mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory(spec.uid))
         overlay = None
         if spec.root_disk is not None:
             overlay = self.overlay(spec.uid)
@@ -60,6 +64,8 @@ def create_overlay(root_disk: RootDisk, overlay: Path) -> None:
     if not root_disk.base_image.is_file():
         raise ComputeFailure(f"base image {root_disk.base_image} is not on this host")
     partial = overlay.with_name(f".{overlay.name}.partial")
+    # qemu-img would keep the mode of a file it overwrites: start from none.
+    partial.unlink(missing_ok=True)
     argv = [
         qemu_img,
         "create",
@@ -74,7 +80,7 @@ def create_overlay(root_disk: RootDisk, overlay: Path) -> None:
     ]
     if root_disk.size_gib is not None:
         argv.append(f"{root_disk.size_gib}G")
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, umask=CHILD_UMASK)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         raise ComputeFailure(f"qemu-img create failed: {result.stderr.strip()}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from kubenova.agents.images.errors import ImageChecksumMismatch
 from kubenova.agents.images.progress import DownloadProgress
 from kubenova.agents.images.ref import ImageRef
+from kubenova.agents.private_files import create_private, private_directory
 
 
 class ImageCache:
@@ -37,8 +38,10 @@ class ImageCache:
         """Hold the lock of one cache entry against other threads and other processes."""
         with self._guard:
             thread_lock = self._thread_locks.setdefault(name, threading.Lock())
+        # A project's private image is tenant data: the cache is owner-only (0700).
+        private_directory(self.directory)
         lock_dir = self.directory / ".locks"
-        lock_dir.mkdir(parents=True, exist_ok=True)
+        lock_dir.mkdir(mode=0o700, exist_ok=True)
         # The thread lock first: flock alone would also exclude threads on a local disk
         # (each open() is its own lock owner), but not where flock is emulated with
         # per-process POSIX locks (NFS).
@@ -65,7 +68,7 @@ class ImageCache:
         partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
         digest = hashlib.sha256()
         try:
-            with partial.open("wb") as out:
+            with os.fdopen(create_private(partial), "wb") as out:  # 0600 from the start
                 for chunk in chunks:
                     digest.update(chunk)
                     out.write(chunk)
@@ -81,8 +84,9 @@ class ImageCache:
                     "again (`kubenova image upload`) or create a new Image with the right "
                     "spec.sha256; the download was discarded."
                 )
-            # Base images are only ever read (QEMU opens backing files read-only).
-            partial.chmod(0o444)
+            # Base images are only ever read (QEMU opens backing files read-only); owner
+            # only, as they were born (a narrowing, never a widening).
+            partial.chmod(0o400)
             partial.replace(path)
         except BaseException:
             partial.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kubenova.agents.compute.instance_files import create_overlay
 from kubenova.agents.compute.spec import DiskFormat, RootDisk
+from kubenova.agents.private_files import private_directory
 
 
 def overlay(base: Path, dest: Path, size_gib: int | None = None) -> Path:
@@ -15,6 +16,6 @@ def overlay(base: Path, dest: Path, size_gib: int | None = None) -> Path:
     """
     # The compute service already makes overlays; one implementation for both.
     base_format = DiskFormat.RAW if base.suffix == ".raw" else DiskFormat.QCOW2
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(dest.parent)  # the overlay will hold the guest's writes
     create_overlay(RootDisk(base, base_format, size_gib), dest)
     return dest

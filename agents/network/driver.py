@@ -105,6 +105,7 @@ class LinuxBridgeDriver(NetworkDriver):
             try:
                 ipr = self.ns.ipr()
                 index = self._ensure_bridge(ipr, net.bridge)
+                self._without_ipv6(net.bridge)
                 uplink.ensure(self.ns, net, index)
                 self._ensure_addresses(ipr, index, net)
             except NetlinkError as exc:
@@ -153,6 +154,12 @@ class LinuxBridgeDriver(NetworkDriver):
 
     def close(self) -> None:
         self.ns.close()
+
+    def _without_ipv6(self, bridge: str) -> None:
+        # The host's side of a tenant bridge gets no IPv6 at all: a link-local address would
+        # let guests reach every host service listening on [::], on compute hosts too, and
+        # the gateway's input policy (nat.py) is IPv4. -e: a kernel without IPv6 has no key.
+        self.ns.run(["sysctl", "-q", "-e", "-w", f"net.ipv6.conf.{bridge}.disable_ipv6=1"])
 
     @staticmethod
     def _ensure_bridge(ipr: Any, name: str) -> int:

@@ -7,7 +7,11 @@ One nftables table per network (`ip kubenova-<id>`), replaced atomically on ever
   tenant's bridge on the same host); inbound only for replies or floating IPs;
 - floating IPs: DNAT floating -> fixed (prerouting, and output for the host itself) and
   SNAT fixed -> floating, 1:1;
-- router: masquerade the rest of the CIDR to the external interface.
+- router: masquerade the rest of the CIDR to the external interface;
+- input: guests reach the host itself only for DHCP and for DNS at the gateway address,
+  never tgtd (3260), the agent's metrics, the kubelet (10250) or ssh, whichever of the
+  host's addresses they aim at. IPv6 is switched off on every tenant bridge (the driver's
+  plug), so no link-local address offers a way around these IPv4 rules.
 
 The external pool is routed to the network host by the upstream router (or, in tests, the
 "outside" namespace); no addresses are added to the external interface.
@@ -46,6 +50,7 @@ def ruleset(bridge: str, gw: GatewaySpec, external: str | None) -> str:
     # Counted, so isolation can be observed (nft list table) as well as enforced.
     forward += [f'iifname "{bridge}" counter drop', f'oifname "{bridge}" counter drop']
     chains = [
+        _chain("input", "filter hook input priority filter", _input_rules(bridge, gw)),
         _chain("forward", "filter hook forward priority filter", forward),
         _chain("prerouting", "nat hook prerouting priority dstnat", prerouting),
         _chain("output", "nat hook output priority -100", output),
@@ -55,6 +60,20 @@ def ruleset(bridge: str, gw: GatewaySpec, external: str | None) -> str:
     return (
         f"add table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n{''.join(chains)}}}\n"
     )
+
+
+def _input_rules(bridge: str, gw: GatewaySpec) -> list[str]:
+    """What a guest may send to the host itself (not through it): DHCP and DNS, and replies."""
+    guest = f'iifname "{bridge}"'
+    return [
+        # Replies to what the host started (a guest cannot forge this state for a new flow).
+        f"{guest} ct state established,related accept",
+        # DHCP discovers go to the broadcast address, renewals to the gateway.
+        f"{guest} udp dport 67 accept",
+        f"{guest} ip daddr {gw.gateway} udp dport 53 accept",
+        f"{guest} ip daddr {gw.gateway} tcp dport 53 accept",
+        f"{guest} counter drop",
+    ]
 
 
 def _chain(name: str, hook: str, rules: list[str]) -> str:

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from kubenova.agents.private_files import CHILD_UMASK, create_private, private_directory
 from kubenova.errors import KubenovaError, UserError
 
 GIB = 1 << 30
@@ -64,12 +65,13 @@ class BackingStore:
         path = self.path(volume_uid)
         if path.is_file():
             return path
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)  # volumes hold tenant data: 0700, files 0600
         self._check_room(volume_uid, size_bytes)
         partial = path.with_suffix(".partial")
         try:
+            partial.unlink(missing_ok=True)  # a leftover could have any mode; start afresh
             if source is None:
-                with partial.open("wb") as handle:
+                with os.fdopen(create_private(partial), "wb") as handle:
                     handle.truncate(size_bytes)
             else:
                 self._fill_from(source, partial, size_bytes)
@@ -137,8 +139,9 @@ def _qemu_img(*args: str) -> str:
     if binary is None:
         raise BackingFailure("qemu-img not found: install qemu-utils (hack/apt-packages.txt)")
     result = subprocess.run(
-        [binary, *args], capture_output=True, text=True, check=False, timeout=3600
-    )
+        [binary, *args], capture_output=True, text=True, check=False, timeout=3600,
+        umask=CHILD_UMASK,  # a converted volume is born 0600
+    )  # fmt: skip
     if result.returncode != 0:
         message = result.stderr.strip()
         if "No space left" in message:

@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubenova.agents.volume import tgt_ipc
 from kubenova.agents.volume.driver import ExportDaemonUnavailable, ExportFailure
 
 _TARGET = re.compile(r"^Target (\d+): (\S+)$")
@@ -103,7 +104,8 @@ class Tgtadm:
         )  # fmt: skip
 
     def new_account(self, user: str, password: str) -> None:
-        self.run("--op", "new", "--mode", "account", "--user", user, "--password", password)
+        # Over tgtd's socket, not `tgtadm --password`: argv is readable by every local user.
+        tgt_ipc.new_account(user, password, self.control_port)
 
     def delete_account(self, user: str) -> None:
         self.run("--op", "delete", "--mode", "account", "--user", user)

@@ -60,7 +60,7 @@ class ClusterAccess:
         groups = tuple(groups)
         pair = self.pki.issue_client(name, groups)
         path = self.kubeconfig.parent / "users" / f"{user_file_stem(name, groups)}.kubeconfig"
-        return write_kubeconfig(
+        written = write_kubeconfig(
             path,
             server=self.url,
             ca_file=self.ca_file,
@@ -68,3 +68,6 @@ class ClusterAccess:
             client_cert=pair.cert,
             client_key=pair.key,
         )
+        # The key now lives inline in the 0600 kubeconfig only; a second copy helps no one.
+        pair.key.unlink(missing_ok=True)
+        return written

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +55,20 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+def _private_directory(path: Path) -> None:
+    """An owner-only directory (an existing wider one is narrowed before keys go in)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
 def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
+    """Owner-only from the first byte: created with mode 0600, which a umask can only narrow."""
+    _private_directory(path.parent)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
 
 
 def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
@@ -78,6 +90,13 @@ def _builder(
         .not_valid_before(now - _CLOCK_SKEW)
         .not_valid_after(now + _VALIDITY)
     )
+
+
+def _alt_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 class CertificateAuthority:
@@ -115,7 +134,6 @@ class CertificateAuthority:
             )
             .sign(key, hashes.SHA256())
         )
-        self.pair.cert.parent.mkdir(parents=True, exist_ok=True)
         _write_private(self.pair.key, _key_pem(key))
         self.pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
@@ -126,8 +144,11 @@ class CertificateAuthority:
         *,
         organizations: tuple[str, ...] = (),
         server: bool = False,
+        names: tuple[str, ...] = SERVING_DNS_NAMES + SERVING_IPS,
     ) -> KeyPair:
-        """Sign a new leaf key pair into `pair` (server or client usage) and return it."""
+        """Sign a new leaf key pair into `pair` (server or client usage) and return it.
+
+        A server certificate is valid for `names` (DNS names and IP addresses) only."""
         key = _new_key()
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
@@ -136,11 +157,9 @@ class CertificateAuthority:
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
-            alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVING_DNS_NAMES]
-            alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+            alt_names = [_alt_name(name) for name in names]
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
-        pair.cert.parent.mkdir(parents=True, exist_ok=True)
         _write_private(pair.key, _key_pem(key))
         pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return pair
@@ -175,7 +194,7 @@ class ControlPlanePKI:
 
     def ensure(self) -> ControlPlanePKI:
         """Create whatever is missing; existing files are kept so restarts keep trust."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        _private_directory(self.directory)
         serving_ca = CertificateAuthority(self.directory, "serving-ca")
         CertificateAuthority(self.directory, "client-ca")
         if not (self.serving.cert.exists() and self.serving.key.exists()):

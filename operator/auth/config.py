@@ -2,7 +2,10 @@
 
 backend: ldap                       # or: database (the default: the inventory DB)
 ldap:
-  url: ldap://ldap.example.org:389
+  url: ldaps://ldap.example.org:636   # or ldap://...:389 with startTLS: true
+  caFile: /etc/kubenova/ldap-ca/ca.crt # the CA the server certificate must chain to
+                                    # (empty: the system's trust store); the host name in
+                                    # `url` must be in the certificate
   bindDN: cn=kubenova,ou=services,dc=example,dc=org
   bindPasswordFile: /etc/kubenova/ldap-password
   users:  {baseDN: "ou=people,dc=example,dc=org", filter: "(objectClass=inetOrgPerson)"}
@@ -98,6 +101,10 @@ class LdapGroups(_Model):
 
 class LdapConfig(_Model):
     url: str = Field(pattern=r"^ldaps?://")
+    start_tls: bool = Field(default=False, alias="startTLS")
+    ca_file: Path | None = None
+    # Only an explicit `insecure: true` lets binds (and their passwords) cross in clear.
+    insecure: bool = False
     bind_dn: str | None = Field(default=None, alias="bindDN")
     bind_password: str | None = None
     bind_password_file: Path | None = None
@@ -105,6 +112,23 @@ class LdapConfig(_Model):
     groups: LdapGroups
     group_roles: tuple[GroupRole, ...] = DEFAULT_GROUP_ROLES
     timeout: float = Field(default=5.0, gt=0, description="Seconds per connect and request.")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.url.startswith("ldaps://") or self.start_tls
+
+    @model_validator(mode="after")
+    def _binds_over_tls(self) -> LdapConfig:
+        if self.url.startswith("ldaps://") and self.start_tls:
+            raise ValueError("ldap.startTLS: ldaps:// is TLS already; use one or the other")
+        if not self.uses_tls and not self.insecure:
+            raise ValueError(
+                f"ldap.url: {self.url} without startTLS would send bind passwords in clear; "
+                "use ldaps://, or set startTLS: true, or (tests only) insecure: true"
+            )
+        if self.ca_file is not None and not self.uses_tls:
+            raise ValueError("ldap.caFile: set, but neither ldaps:// nor startTLS is in use")
+        return self
 
     def password(self) -> str | None:
         """The bind password, from the file when one is named."""

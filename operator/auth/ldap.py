@@ -5,12 +5,17 @@ it) enters a search filter only through ldap3's `escape_filter_chars`, and DNs r
 group entries are looked up with a base-scoped search, never spliced into a filter: no
 LDAP injection. An empty password is refused before any bind (LDAP treats a simple bind
 with a DN and no password as an anonymous, "successful" one).
+
+Binds carry passwords, so they cross only TLS (ldaps:// or StartTLS before any bind), the
+server certificate verified against the configured CA (or the system's) and its names
+checked against the host in the URL; config.py refuses clear text unless `insecure: true`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import ssl
 from typing import Any
 
 import ldap3
@@ -33,7 +38,15 @@ class LdapBackend:
         self.config = config
         # ldap3 packs socket timeouts as whole seconds.
         self._timeout = max(1, math.ceil(config.timeout))
-        self._server = ldap3.Server(config.url, connect_timeout=self._timeout, get_info=ldap3.NONE)
+        self._tls = _tls(config) if config.uses_tls else None
+
+    def _server(self) -> ldap3.Server:
+        # A fresh Server per connection: ldap3 marks a Server's address unusable for seconds
+        # after a failure, which would hide the real cause (say, a bad certificate) behind
+        # "invalid server address" on the next call.
+        return ldap3.Server(
+            self.config.url, connect_timeout=self._timeout, get_info=ldap3.NONE, tls=self._tls
+        )
 
     # -- the AuthBackend contract ------------------------------------------------------------
 
@@ -61,13 +74,18 @@ class LdapBackend:
         if entry is None:
             return None
         attempt = ldap3.Connection(
-            self._server,
+            self._server(),
             user=entry["dn"],
             password=password,
             read_only=True,
             receive_timeout=self._timeout,
         )
         try:
+            attempt.open()
+            # A failed certificate check raises; ldap3 may also just say False: never go on
+            # to bind in clear then.
+            if self.config.start_tls and not attempt.start_tls():
+                raise BackendUnavailable(f"LDAP {self.config.url}: StartTLS was not negotiated")
             if not attempt.bind():
                 return None
         except LDAPException as exc:
@@ -84,10 +102,15 @@ class LdapBackend:
     def _connection(self) -> ldap3.Connection:
         try:
             return ldap3.Connection(
-                self._server,
+                self._server(),
                 user=self.config.bind_dn,
                 password=self.config.password(),
-                auto_bind=ldap3.AUTO_BIND_NO_TLS,
+                # StartTLS, when configured, is negotiated before the bind, never after.
+                auto_bind=(
+                    ldap3.AUTO_BIND_TLS_BEFORE_BIND
+                    if self.config.start_tls
+                    else ldap3.AUTO_BIND_NO_TLS
+                ),
                 read_only=True,
                 receive_timeout=self._timeout,
             )
@@ -153,6 +176,19 @@ class LdapBackend:
     def _known_user(self, connection: ldap3.Connection, name: str) -> str | None:
         entry = self._find_user(connection, name)
         return name if entry else None
+
+
+def _tls(config: LdapConfig) -> ldap3.Tls:
+    """Certificate required and checked against `caFile` (else the system store), names too."""
+    ca_file = str(config.ca_file) if config.ca_file is not None else None
+    try:
+        # Loads the CA now, so a missing or unreadable file stops the operator at start-up.
+        ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"ldap.caFile: cannot load {ca_file}: {exc}") from exc
+    # ldap3 matches the certificate against the URL's host itself once the handshake is done
+    # (core/tls.py check_hostname), because it turns the context's own check off.
+    return ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
 
 
 def _values(entry: dict[str, Any], attribute: str) -> list[str]:

@@ -106,7 +106,7 @@ def test_wrong_service_credentials_make_the_backend_unavailable(slapd: Slapd) ->
 
 
 def test_an_unreachable_directory_is_unavailable(slapd: Slapd) -> None:
-    config = AuthConfig.model_validate(slapd.auth_config(url="ldap://127.0.0.1:9", timeout=1))
+    config = AuthConfig.model_validate(slapd.auth_config(url="ldaps://localhost:9", timeout=1))
     assert config.ldap is not None
     with pytest.raises(BackendUnavailable):
         LdapBackend(config.ldap).members("alpha")

@@ -118,3 +118,6 @@ def test_the_ldap_settings_render_a_valid_auth_config(helm: Helm) -> None:
     assert "--auth-config=/etc/kubenova/auth/auth.yaml" in operator["args"]
     mounts = {m["name"]: m["mountPath"] for m in operator["volumeMounts"]}
     assert mounts["ldap-password"] == "/etc/kubenova/ldap"
+    assert config.ldap.uses_tls
+    assert config.ldap.ca_file == Path("/etc/kubenova/ldap-ca/ca.crt")
+    assert mounts["ldap-ca"] == "/etc/kubenova/ldap-ca"

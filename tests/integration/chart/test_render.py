@@ -50,6 +50,15 @@ def test_helm_lint_strict_passes(helm: Helm, values: Path | None) -> None:
         (["agent.pools[0].services={storage}"], "services"),
         (["objectStore.endpoint=s3.example.org"], "objectStore.endpoint"),
         (["auth.backend=ldap"], "auth.ldap"),
+        (
+            [
+                "auth.backend=ldap",
+                "auth.ldap.url=ldap://ldap.example.org",
+                "auth.ldap.users.baseDN=ou=p",
+                "auth.ldap.groups.baseDN=ou=g",
+            ],
+            "auth.ldap.url: Does not match pattern '^ldaps://'",
+        ),  # clear-text binds need startTLS or an explicit insecure: true
         (["operator.nodSelector.a=b"], "operator"),  # misspelt keys are refused too
     ],
 )

@@ -10,6 +10,7 @@ detach and a re-attach. The test plays only the compute service's domain creatio
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +48,18 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.apiserver, pytest.mark.libvirt, pytest.mark.tgt, pytest.mark.slow]
 
 COMPUTE_INITIATOR = "iqn.2010-10.io.kubenova:host.compute-1"
+
+
+def command_lines() -> list[bytes]:
+    """Every process's argv as /proc shows it to any local user."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found.append((entry / "cmdline").read_bytes())
+            except OSError:
+                continue  # ended meanwhile
+    return found
 
 
 @pytest.fixture
@@ -99,7 +112,9 @@ def test_a_volume_is_hot_plugged_written_detached_reattached_and_deleted(
     inventory_url: str,
     tmp_path: Path,
     record_property: Callable[[str, object], None],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     ns = volume_namespace
     hosts.add("compute-1", services=("compute",), disk_gib=100)
     hosts.add("store-1", services=("volume",), disk_gib=20)
@@ -155,6 +170,10 @@ def test_a_volume_is_hot_plugged_written_detached_reattached_and_deleted(
         print(f"\nspec.volumes applied -> guest sees vdb: {plugged_in:.2f} s")
         body = volume_in_phase(apiserver, ns, "data", "InUse")
         assert status(body)["attachments"][0]["device"] == "vdb"
+        # The CHAP password reached tgtd and QEMU, yet no argv (QEMU's included) and no log.
+        secret = chap["password"].encode()
+        assert not [argv for argv in command_lines() if secret in argv]
+        assert chap["password"] not in caplog.text + operator.log()
         assert status(get(apiserver, "instance", ns, "vm"))["volumes"] == [
             {"volume": "data", "device": "vdb"}
         ]

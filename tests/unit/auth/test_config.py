@@ -24,6 +24,8 @@ def test_an_ldap_file_is_read_with_defaults(tmp_path: Path) -> None:
         "backend: ldap\n"
         "ldap:\n"
         "  url: ldap://127.0.0.1:389\n"
+        "  startTLS: true\n"
+        f"  caFile: {tmp_path / 'ca.crt'}\n"
         "  bindDN: cn=svc,dc=x\n"
         f"  bindPasswordFile: {secret}\n"
         "  users: {baseDN: 'ou=people,dc=x'}\n"
@@ -33,6 +35,8 @@ def test_an_ldap_file_is_read_with_defaults(tmp_path: Path) -> None:
     config = load_auth_config(path)
     assert config.ldap is not None
     assert config.ldap.password() == "s3cret"
+    assert config.ldap.uses_tls
+    assert config.ldap.ca_file == tmp_path / "ca.crt"
     assert config.ldap.users.filter == "(objectClass=inetOrgPerson)"
     assert not config.ldap.groups.members_are_dns
     assert [m.group_for("alpha") for m in config.ldap.group_roles] == [
@@ -57,11 +61,35 @@ def test_an_ldap_file_is_read_with_defaults(tmp_path: Path) -> None:
                                          "users": {"baseDN": "a", "filter": "uid=x"}}},
             "an LDAP filter is parenthesised",
         ),
+        (
+            {"backend": "ldap", "ldap": {"url": "ldap://x", "users": {"baseDN": "a"},
+                                         "groups": {"baseDN": "b"}}},
+            r"ldap.url: ldap://x without startTLS would send bind passwords in clear",
+        ),
+        (
+            {"backend": "ldap", "ldap": {"url": "ldaps://x", "startTLS": True,
+                                         "users": {"baseDN": "a"}, "groups": {"baseDN": "b"}}},
+            "ldap.startTLS: ldaps:// is TLS already",
+        ),
+        (
+            {"backend": "ldap", "ldap": {"url": "ldap://x", "insecure": True, "caFile": "/ca",
+                                         "users": {"baseDN": "a"}, "groups": {"baseDN": "b"}}},
+            "ldap.caFile: set, but neither ldaps:// nor startTLS",
+        ),
     ],
 )  # fmt: skip
 def test_bad_configs_say_what_is_wrong(document: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         AuthConfig.model_validate(document)
+
+
+def test_clear_text_binds_need_an_explicit_insecure() -> None:
+    config = AuthConfig.model_validate(
+        {"backend": "ldap", "ldap": {"url": "ldap://x", "insecure": True,
+                                     "users": {"baseDN": "a"}, "groups": {"baseDN": "b"}}}
+    )  # fmt: skip
+    assert config.ldap is not None
+    assert not config.ldap.uses_tls
 
 
 def test_a_literal_group_applies_to_its_project_only() -> None:

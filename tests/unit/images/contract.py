@@ -113,6 +113,9 @@ class ImageStoreContract:
         assert store.download_count == 1
         assert cache_entries(harness.cache_dir) == [path.name]
         assert path.stat().st_mode & 0o222 == 0
+        # A project's image is tenant data: no other local user reads it, or lists the cache.
+        assert path.stat().st_mode & 0o077 == 0
+        assert harness.cache_dir.stat().st_mode & 0o077 == 0
 
     def test_second_fetch_is_served_from_the_cache(
         self, harness: StoreHarness, store: ImageStore

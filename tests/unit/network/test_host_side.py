@@ -135,14 +135,28 @@ def test_the_ruleset_isolates_nats_and_maps_floating_ips_one_to_one() -> None:
 
 def test_without_router_or_floating_ips_nothing_is_forwarded() -> None:
     script = ruleset("knb-12345678", gateway(floating=(), router=False), "ext0")
+    forward = script[script.index("chain forward") : script.index("chain prerouting")]
     accepts = [
         line.strip()
-        for line in script.splitlines()
+        for line in forward.splitlines()
         if line.strip().endswith("accept") and "policy" not in line
     ]
     assert accepts == ['iifname "knb-12345678" oifname "knb-12345678" accept']
     assert "masquerade" not in script
     assert 'oifname "knb-12345678" counter drop' in script
+
+
+def test_guests_reach_only_dhcp_and_dns_of_the_host_itself() -> None:
+    script = ruleset("knb-12345678", gateway(router=True), "ext0")
+    inbound = script[script.index("chain input") : script.index("chain forward")]
+    rules = [line.strip() for line in inbound.splitlines()[2:] if line.strip() not in ("}", "")]
+    assert rules == [
+        'iifname "knb-12345678" ct state established,related accept',
+        'iifname "knb-12345678" udp dport 67 accept',
+        'iifname "knb-12345678" ip daddr 10.1.0.1 udp dport 53 accept',
+        'iifname "knb-12345678" ip daddr 10.1.0.1 tcp dport 53 accept',
+        'iifname "knb-12345678" counter drop',
+    ]
 
 
 def test_the_nic_plan_follows_spec_order_with_inventory_macs_and_short_taps() -> None:
