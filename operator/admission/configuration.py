@@ -60,8 +60,8 @@ def webhook_configuration(
             {
                 "name": hook.webhook_name,
                 "admissionReviewVersions": ["v1"],
-                # Admission reserves quota in the inventory, except for dry runs.
-                "sideEffects": "NoneOnDryRun",
+                # Admission only reads: quota is charged by the claim, never here.
+                "sideEffects": "None",
                 "failurePolicy": "Fail",
                 "matchPolicy": "Equivalent",
                 "timeoutSeconds": timeout_seconds,

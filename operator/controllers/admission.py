@@ -4,11 +4,13 @@ Start-up makes a throwaway CA and serving certificate, starts kopf's webhook ser
 `--webhook-host` and publishes the ValidatingWebhookConfiguration (URL + CA bundle);
 see `kubenova.operator.admission.configuration` for the failure policy. Disabled (no
 handlers registered) when no port is configured.
+
+The webhook has no side effects: anyone who reaches its port can POST an AdmissionReview,
+so it only reads (references, quota usage) and answers. Quota is charged by the claim.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -26,16 +28,15 @@ from kubenova.operator.admission.configuration import (
     Hook,
     webhook_configuration,
 )
-from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
+from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.instances import check_instance
 from kubenova.operator.admission.projects import check_project, check_project_deletion
 from kubenova.operator.admission.references import References
 from kubenova.operator.admission.server import PublishingWebhookServer
 from kubenova.operator.admission.tls import make_serving_files
+from kubenova.operator.admission.usage import check_room
 from kubenova.operator.admission.volumes import check_volume
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.inventory import quotas
-from kubenova.operator.inventory.records import Consumer
 from kubenova.operator.runtime import Runtime
 from kubenova.wellknown import OPERATOR_MANAGER
 
@@ -52,39 +53,27 @@ Body = dict[str, Any]
 
 @dataclass
 class Admission:
-    """The webhook's decisions, with what they need to look things up and reserve quota."""
+    """The webhook's decisions, with what they need to look things up (it writes nothing)."""
 
     references: References
     engine: Engine
     system_namespace: str
 
-    async def instance(self, body: Body, old: Body | None, dry_run: bool) -> None:
+    async def instance(self, body: Body, old: Body | None) -> None:
         amounts = await check_instance(body, old, self.references)
         if amounts is not None:
-            await self._reserve(body, "Instance", amounts, dry_run)
+            await check_room(self.references, self.engine, body, "Instance", amounts)
 
-    async def volume(self, body: Body, old: Body | None, dry_run: bool) -> None:
+    async def volume(self, body: Body, old: Body | None) -> None:
         amounts = await check_volume(body, old, self.references)
         if amounts is not None:
-            await self._reserve(body, "Volume", amounts, dry_run)
+            await check_room(self.references, self.engine, body, "Volume", amounts)
 
     async def project(self, body: Body, operation: str) -> None:
         if operation == "DELETE":
             await check_project_deletion(body, self.references)
         else:
             await check_project(body, self.references, self.system_namespace)
-
-    async def _reserve(
-        self, body: Body, kind: str, amounts: quotas.QuotaAmounts, dry_run: bool
-    ) -> None:
-        meta = body["metadata"]
-        consumer = Consumer(meta.get("uid") or "", meta["name"], meta["namespace"], kind)
-        try:
-            await asyncio.to_thread(
-                quotas.reserve, self.engine, consumer, amounts, dry_run=dry_run or not consumer.uid
-            )
-        except quotas.QuotaExceeded as exceeded:
-            raise AdmissionRefused("", exceeded.message, code=FORBIDDEN) from exceeded
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -132,14 +121,14 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         operations=["CREATE", "UPDATE"],
         registry=registry,
     )
-    async def validate_instance(body: kopf.Body, dryrun: bool, memo: Any, **kwargs: Any) -> None:
-        await _decide(memo[MEMO_KEY].instance(dict(body), _plain(kwargs.get("old")), dryrun))
+    async def validate_instance(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+        await _decide(memo[MEMO_KEY].instance(dict(body), _plain(kwargs.get("old"))))
 
     @kopf.on.validate(
         GROUP, VERSION, "volumes", id="volumes", operations=["CREATE", "UPDATE"], registry=registry
     )
-    async def validate_volume(body: kopf.Body, dryrun: bool, memo: Any, **kwargs: Any) -> None:
-        await _decide(memo[MEMO_KEY].volume(dict(body), _plain(kwargs.get("old")), dryrun))
+    async def validate_volume(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+        await _decide(memo[MEMO_KEY].volume(dict(body), _plain(kwargs.get("old"))))
 
     @kopf.on.validate(
         GROUP,
