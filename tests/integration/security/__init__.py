@@ -1,0 +1,1 @@
+"""Issue 12: each attack a tenant, a forged caller or a host could try, refused and harmless."""
