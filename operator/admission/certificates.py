@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
 from kubenova.kube import KubeClient, NotFound
 from kubenova.kube.client import Conflict
 from kubenova.kube.paths import SECRETS
@@ -177,9 +179,19 @@ def _data(material: tls.Material) -> dict[str, str]:
 
 
 def _material(data: dict[str, str]) -> tls.Material | None:
+    """The material in a Secret's data, or None when it is incomplete or unreadable."""
     if not set(data) >= _KEYS:
         return None
-    raw = {key: base64.b64decode(data[key]) for key in _KEYS}
-    return tls.Material(
-        tls.KeyPair(raw["ca.crt"], raw["ca.key"]), tls.KeyPair(raw["tls.crt"], raw["tls.key"])
-    )
+    try:
+        raw = {key: base64.b64decode(data[key], validate=True) for key in _KEYS}
+        material = tls.Material(
+            tls.KeyPair(raw["ca.crt"], raw["ca.key"]),
+            tls.KeyPair(raw["tls.crt"], raw["tls.key"]),
+        )
+        for pair in (material.ca, material.serving):
+            _ = pair.certificate  # parses, or raises ValueError
+            serialization.load_pem_private_key(pair.key, password=None)
+    except (ValueError, TypeError) as exc:
+        log.warning("admission: the webhook certificate Secret is unreadable (%s); replacing", exc)
+        return None
+    return material

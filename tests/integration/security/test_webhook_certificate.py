@@ -10,6 +10,7 @@ part shows two replicas sharing one CA through the Secret (`--webhook-tls-secret
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import KubeClient, load_config
@@ -127,5 +129,38 @@ def test_replicas_share_one_ca_through_the_secret_and_renew_it_once(
             "get", "secret", "tls", "-n", namespace, "-o", "jsonpath={.type}"
         )
         assert secret.stdout == "kubenova.io/webhook-tls"
+    finally:
+        apiserver.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_an_unreadable_certificate_secret_is_replaced(
+    apiserver: ClusterAccess, tmp_path: Path
+) -> None:
+    namespace = f"whtls-{uuid.uuid4().hex[:6]}"
+    apiserver.kubectl("create", "namespace", namespace)
+    apiserver.kubectl(
+        "create", "secret", "generic", "tls", "-n", namespace, "--type=kubenova.io/webhook-tls",
+        "--from-literal=ca.crt=junk", "--from-literal=ca.key=junk",
+        "--from-literal=tls.crt=junk", "--from-literal=tls.key=junk",
+    )  # fmt: skip
+
+    async def scenario() -> bytes:
+        async with KubeClient(load_config(str(apiserver.kubeconfig))) as client:
+            keeper = ServingCertificates(
+                tmp_path,
+                ["localhost"],
+                CertificatePolicy(),
+                client=client,
+                secret=(namespace, "tls"),
+            )
+            files = await keeper.ensure()
+            return files.cert.read_bytes()
+
+    try:
+        served = x509.load_pem_x509_certificate(asyncio.run(scenario()))
+        stored = apiserver.kubectl(
+            "get", "secret", "tls", "-n", namespace, "-o", "jsonpath={.data.tls\\.crt}"
+        )
+        assert base64.b64decode(stored.stdout) == served.public_bytes(Encoding.PEM)
     finally:
         apiserver.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
