@@ -173,15 +173,15 @@ def main(  # noqa: PLR0917 - click passes options positionally
     )
     # kopf reports every handled watch event at INFO; our reconcilers log what matters.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    _check_webhook_options(
+        webhook_service, webhook_tls_secret, webhook_cert_validity, webhook_cert_renew_before
+    )
     url = database_url or inv.default_url()
     try:
         inv.check_schema(url)
     except inv.SchemaOutOfDate as exc:
         click.echo(f"kubenova-operator: {exc}", err=True)
         sys.exit(2)
-    _check_webhook_options(
-        webhook_service, webhook_tls_secret, webhook_cert_validity, webhook_cert_renew_before
-    )
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
     config = OperatorConfig(

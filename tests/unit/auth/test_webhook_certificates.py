@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 
 from kubenova.operator.admission import tls
 from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
 from kubenova.operator.admission.configuration import webhook_configuration
 from kubenova.operator.controllers.admission import HOOKS
+from kubenova.operator.main import main
 
 SECONDS = datetime.timedelta(seconds=1)
 
@@ -70,3 +72,19 @@ def test_a_service_reference_is_published_with_the_ca_bundle() -> None:
         assert client["service"] == {**service, "path": client["service"]["path"]}
     paths = {w["clientConfig"]["service"]["path"] for w in config["webhooks"]}
     assert paths == {"/instances", "/volumes", "/projects"}
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--webhook-service", "no-slash"], "--webhook-service"),
+        (["--webhook-tls-secret", "tls"], "needs --webhook-service"),
+        (["--webhook-cert-validity", "60", "--webhook-cert-renew-before", "90"], "shorter"),
+    ],
+)
+def test_contradicting_webhook_flags_are_refused_at_start_up(
+    args: list[str], complaint: str
+) -> None:
+    result = CliRunner().invoke(main, ["--database-url", "sqlite://", "--webhook-port", "0", *args])
+    assert result.exit_code == 2, result.output
+    assert complaint in result.output
