@@ -27,4 +27,10 @@ class OperatorConfig:
     project_sync_interval: float = 60.0  # seconds between membership syncs of every Project
     webhook_host: str = "127.0.0.1"  # where the webhook listens and what the apiserver dials
     webhook_port: int | None = None  # None: no webhook; 0: any free port
-    webhook_cert_dir: str | None = None  # where its throwaway CA and cert go (a temp dir)
+    webhook_cert_dir: str | None = None  # where its CA and serving cert files go (a temp dir)
+    # Publish a Service reference ("namespace/name", port) instead of this pod's URL.
+    webhook_service: str | None = None
+    webhook_service_port: int = 443
+    webhook_tls_secret: str | None = None  # Secret (system namespace) shared by replicas
+    webhook_cert_validity: float = 90 * 24 * 3600.0  # seconds a serving certificate lives
+    webhook_cert_renew_before: float | None = None  # seconds before its end; None: a third

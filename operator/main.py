@@ -7,11 +7,13 @@ import logging
 import os
 import secrets
 import sys
+from datetime import timedelta
 
 import click
 import kopf
 
 from kubenova.operator import inventory as inv
+from kubenova.operator.admission.certificates import CertificatePolicy
 from kubenova.operator.auth import load_auth_config
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.handlers import build_registry
@@ -105,6 +107,39 @@ def _weighers(text: str) -> dict[str, float]:
     help="Address the webhook listens on and the apiserver dials.",
 )
 @click.option(
+    "--webhook-service",
+    default=None,
+    help="namespace/name of the Service in front of the operator replicas: the webhook "
+    "configuration points at it (not at this pod) and the certificate names it.",
+)
+@click.option(
+    "--webhook-service-port",
+    type=int,
+    default=443,
+    show_default=True,
+    help="Port of --webhook-service that reaches the webhook.",
+)
+@click.option(
+    "--webhook-tls-secret",
+    default=None,
+    help="Secret in the operator's namespace holding the webhook CA and certificate, "
+    "shared by the replicas behind --webhook-service (made and renewed by the operator).",
+)
+@click.option(
+    "--webhook-cert-validity",
+    type=float,
+    default=90 * 24 * 3600.0,
+    show_default=True,
+    help="Seconds a webhook serving certificate is valid.",
+)
+@click.option(
+    "--webhook-cert-renew-before",
+    type=float,
+    default=None,
+    help="Seconds before its end a serving certificate is replaced (default: a third of "
+    "its validity).",
+)
+@click.option(
     "--scheduler-filters",
     default=None,
     help="Comma-separated filters in order (default: all of them, cheapest first).",
@@ -136,6 +171,11 @@ def main(  # noqa: PLR0917 - click passes options positionally
     project_sync_interval: float,
     webhook_port: int | None,
     webhook_host: str,
+    webhook_service: str | None,
+    webhook_service_port: int,
+    webhook_tls_secret: str | None,
+    webhook_cert_validity: float,
+    webhook_cert_renew_before: float | None,
     scheduler_filters: str | None,
     scheduler_weighers: str | None,
     peering_priority: int | None,
@@ -147,6 +187,9 @@ def main(  # noqa: PLR0917 - click passes options positionally
     )
     # kopf reports every handled watch event at INFO; our reconcilers log what matters.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    _check_webhook_options(
+        webhook_service, webhook_tls_secret, webhook_cert_validity, webhook_cert_renew_before
+    )
     _check_auth_config(auth_config)
     url = database_url or inv.default_url()
     try:
@@ -167,6 +210,11 @@ def main(  # noqa: PLR0917 - click passes options positionally
         project_sync_interval=project_sync_interval,
         webhook_port=webhook_port,
         webhook_host=webhook_host,
+        webhook_service=webhook_service,
+        webhook_service_port=webhook_service_port,
+        webhook_tls_secret=webhook_tls_secret,
+        webhook_cert_validity=webhook_cert_validity,
+        webhook_cert_renew_before=webhook_cert_renew_before,
         metrics_host=metrics_host,
         metrics_port=metrics_port or None,
         scheduler_filters=tuple(scheduler_filters.split(",")) if scheduler_filters else None,
@@ -182,3 +230,26 @@ def main(  # noqa: PLR0917 - click passes options positionally
             priority=peering_priority if peering_priority is not None else _random_priority(),
         )
     )
+
+
+def _check_webhook_options(
+    service: str | None, tls_secret: str | None, validity: float, renew_before: float | None
+) -> None:
+    """Refuse webhook flags that contradict each other, naming the flag."""
+    if service is not None and (service.count("/") != 1 or "" in service.split("/")):
+        raise click.BadParameter(
+            f"must be namespace/name, not {service!r}", param_hint="--webhook-service"
+        )
+    if tls_secret is not None and service is None:
+        # Replicas sharing one certificate are reached through one Service name; a pod
+        # address in the shared certificate would be only one replica's.
+        raise click.BadParameter(
+            "a shared certificate Secret needs --webhook-service", param_hint="--webhook-tls-secret"
+        )
+    try:
+        CertificatePolicy(
+            timedelta(seconds=validity),
+            timedelta(seconds=renew_before) if renew_before is not None else None,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--webhook-cert-renew-before") from exc

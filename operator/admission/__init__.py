@@ -4,10 +4,11 @@ kopf serves the endpoint (`kubenova.operator.controllers.admission` wires it up)
 checks here decide. An Instance or Volume is refused when a reference does not resolve
 in its own namespace (Flavor, Image, Network, Volume, ServerGroup, Host), when its sizing
 contradicts its Image, or when it would exceed its Project's quota — each message names
-the field to change. Admitted Instances and Volumes reserve their quota in the inventory
-(`inventory.quotas.reserve`) in a transaction that re-checks it, so racing creates cannot
-all get in. A Project is refused a namespace that is reserved or another Project's, and
-its deletion is refused while its namespace still holds Instances or Volumes.
+the field to change. The webhook writes nothing (a forged AdmissionReview must not change
+state): quota is read (`admission.usage`: what claims hold plus what waits for a claim)
+and charged only by the claim, which re-checks it under a lock. A Project is refused a
+namespace that is reserved or another Project's, and its deletion is refused while its
+namespace still holds Instances or Volumes.
 """
 
 from kubenova.operator.admission.errors import AdmissionRefused

@@ -47,8 +47,12 @@ class Hook:
 def webhook_configuration(
     hooks: list[Hook], client_config: dict[str, Any], *, timeout_seconds: int = 10
 ) -> dict[str, Any]:
-    """The configuration pointing every hook at `{url}/{handler_id}` with kopf's CA bundle."""
-    base_url = client_config["url"].rstrip("/")
+    """The configuration pointing every hook at `{url}/{handler_id}` with kopf's CA bundle.
+
+    With a `service` ({namespace, name, port}) in `client_config` instead of a `url`, every
+    hook points at that Service (path `/{handler_id}`): the apiserver then reaches any
+    ready replica, not whichever one published last.
+    """
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -60,8 +64,8 @@ def webhook_configuration(
             {
                 "name": hook.webhook_name,
                 "admissionReviewVersions": ["v1"],
-                # Admission reserves quota in the inventory, except for dry runs.
-                "sideEffects": "NoneOnDryRun",
+                # Admission only reads: quota is charged by the claim, never here.
+                "sideEffects": "None",
                 "failurePolicy": "Fail",
                 "matchPolicy": "Equivalent",
                 "timeoutSeconds": timeout_seconds,
@@ -75,15 +79,20 @@ def webhook_configuration(
                     }
                 ],
                 "matchConditions": [{"name": "spec-changed", "expression": SPEC_CHANGED}],
-                "clientConfig": {
-                    "url": f"{base_url}/{hook.handler_id}",
-                    **(
-                        {"caBundle": client_config["caBundle"]}
-                        if "caBundle" in client_config
-                        else {}
-                    ),
-                },
+                "clientConfig": _client_config(client_config, hook),
             }
             for hook in hooks
         ],
     }
+
+
+def _client_config(client_config: dict[str, Any], hook: Hook) -> dict[str, Any]:
+    if "service" in client_config:
+        where: dict[str, Any] = {
+            "service": {**client_config["service"], "path": f"/{hook.handler_id}"}
+        }
+    else:
+        where = {"url": f"{client_config['url'].rstrip('/')}/{hook.handler_id}"}
+    if "caBundle" in client_config:
+        where["caBundle"] = client_config["caBundle"]
+    return where

@@ -29,8 +29,23 @@ async def check_instance(body: Body, old: Body | None, refs: References) -> Quot
     resources = await _sizing(spec, refs)
     await _check_image(spec, resources, refs)
     await _check_placement(namespace, spec, refs)
-    floating = sum(1 for nic in spec.get("networks") or () if nic.get("floatingIP"))
-    return QuotaAmounts.for_instance(resources, floating)
+    return QuotaAmounts.for_instance(resources, _floating_ips(spec))
+
+
+async def instance_amounts(spec: Body, refs: References) -> QuotaAmounts:
+    """What an Instance already admitted will charge its project's quota once claimed.
+
+    Its Flavor may be gone since: then only the Instance and its floating IPs count.
+    """
+    try:
+        resources = await _sizing(spec, refs)
+    except AdmissionRefused:
+        return QuotaAmounts(instances=1, floating_ips=_floating_ips(spec))
+    return QuotaAmounts.for_instance(resources, _floating_ips(spec))
+
+
+def _floating_ips(spec: Body) -> int:
+    return sum(1 for nic in spec.get("networks") or () if nic.get("floatingIP"))
 
 
 async def _sizing(spec: Body, refs: References) -> Resources:

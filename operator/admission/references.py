@@ -59,6 +59,16 @@ class References:
         items: list[Body] = listing.get("items", [])
         return items
 
+    async def instances(self, namespace: str) -> list[Body]:
+        listing = await self.client.list(kubenova_kind(Instance), namespace)
+        items: list[Body] = listing.get("items", [])
+        return items
+
+    async def volumes(self, namespace: str) -> list[Body]:
+        listing = await self.client.list(kubenova_kind(Volume), namespace)
+        items: list[Body] = listing.get("items", [])
+        return items
+
     async def holdings(self, namespace: str) -> dict[str, int]:
         return await holdings(self.client, namespace)
 
@@ -78,12 +88,3 @@ async def holdings(client: KubeClient, namespace: str) -> dict[str, int]:
         listing = await client.list(kubenova_kind(model), namespace)
         counts[model.crd.kind] = len(listing.get("items", []))
     return counts
-
-
-async def live_uids(client: KubeClient, namespace: str) -> set[str]:
-    """The uids of the Instances and Volumes in the namespace."""
-    uids = set()
-    for model in (Instance, Volume):
-        listing = await client.list(kubenova_kind(model), namespace)
-        uids |= {item["metadata"]["uid"] for item in listing.get("items", [])}
-    return uids

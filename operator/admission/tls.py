@@ -1,23 +1,30 @@
-"""A self-signed CA and a serving certificate for the webhook endpoint (cryptography).
+"""The webhook's X.509 material: a CA, a serving certificate it signs, and when to renew.
 
-Made afresh at every start: the CA bundle goes into the ValidatingWebhookConfiguration
-the operator publishes, so nothing has to be distributed or renewed by hand.
+The CA lives long (CA_VALIDITY) and its certificate is the bundle published in the
+ValidatingWebhookConfiguration; the serving certificate lives `validity` and is issued
+again by the same CA once less than `renew_before` of it is left, so the bundle does not
+change when the serving certificate is renewed (other replicas serving the old one stay
+trusted). `kubenova.operator.admission.certificates` decides when and where they are kept.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-VALIDITY = datetime.timedelta(days=365)
+VALIDITY = datetime.timedelta(days=90)  # of a serving certificate, by default
+CA_VALIDITY = datetime.timedelta(days=3650)
 CLOCK_SKEW = datetime.timedelta(minutes=5)
+CA_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubenova webhook CA")])
 
 
 @dataclass(frozen=True)
@@ -29,20 +36,38 @@ class ServingFiles:
     key: Path
 
 
-def make_serving_files(directory: Path, hosts: list[str]) -> ServingFiles:
-    """A new CA and a certificate for `hosts` (IPs or DNS names) signed by it, in `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class KeyPair:
+    """A certificate and its private key, PEM."""
+
+    cert: bytes
+    key: bytes
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.cert)
+
+
+@dataclass(frozen=True)
+class Material:
+    """What the webhook needs: its CA (with key, to issue again) and its serving pair."""
+
+    ca: KeyPair
+    serving: KeyPair
+
+
+def make_ca(validity: datetime.timedelta = CA_VALIDITY) -> KeyPair:
+    """A new self-signed CA, valid for `validity`."""
     now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubenova webhook CA")])
-    ca_cert = (
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
+        .subject_name(CA_NAME)
+        .issuer_name(CA_NAME)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -58,34 +83,95 @@ def make_serving_files(directory: Path, hosts: list[str]) -> ServingFiles:
             ),
             critical=True,
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
+    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def issue(ca: KeyPair, hosts: list[str], validity: datetime.timedelta = VALIDITY) -> KeyPair:
+    """A serving certificate for `hosts` (IPs or DNS names), signed by `ca`."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = serialization.load_pem_private_key(ca.key, password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_name)
+        .issuer_name(ca.certificate.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + VALIDITY)
+        # Backdated by the skew allowance, but never longer than it lives: a short-lived
+        # certificate (tests) must still be valid now.
+        .not_valid_before(now - min(CLOCK_SKEW, validity / 10))
+        .not_valid_after(now + validity)
         .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
+    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def renewal_due(
+    pair: KeyPair, renew_before: datetime.timedelta, now: datetime.datetime | None = None
+) -> bool:
+    """Is less than `renew_before` of the certificate's life left (or is it expired)?"""
+    moment = now or datetime.datetime.now(datetime.UTC)
+    return pair.certificate.not_valid_after_utc - moment <= renew_before
+
+
+def covers(pair: KeyPair, hosts: list[str]) -> bool:
+    """Does the certificate name every one of `hosts`?"""
+    sans = pair.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return all(_san(h) in sans for h in hosts)
+
+
+def signed_by(pair: KeyPair, ca: KeyPair) -> bool:
+    """Was the certificate issued by this CA (name and signature)?"""
+    try:
+        pair.certificate.verify_directly_issued_by(ca.certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def write_files(directory: Path, material: Material) -> ServingFiles:
+    """Write the CA certificate and the serving pair (key 0600), each replaced atomically.
+
+    Only files whose content changed are rewritten, so kopf, which re-reads them and
+    restarts its server on a change, restarts only for a real renewal.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     files = ServingFiles(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
-    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.touch(mode=0o600)
-    files.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    for path, content in (
+        (files.key, material.serving.key),
+        (files.cert, material.serving.cert),
+        (files.ca, material.ca.cert),
+    ):
+        if path.exists() and path.read_bytes() == content:
+            continue
+        temporary = path.with_name(f".{path.name}.new")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+        temporary.replace(path)
     return files
+
+
+def make_serving_files(
+    directory: Path, hosts: list[str], validity: datetime.timedelta = VALIDITY
+) -> ServingFiles:
+    """A new CA and a certificate for `hosts` signed by it, in `directory`."""
+    ca = make_ca()
+    return write_files(directory, Material(ca, issue(ca, hosts, validity)))
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
 def _san(host: str) -> x509.GeneralName:

@@ -12,7 +12,10 @@ Body = dict[str, Any]
 
 
 async def check_volume(body: Body, old: Body | None, refs: References) -> QuotaAmounts | None:
-    """Refuse, or return the Volume's quota charge when it is new or grows (else None)."""
+    """Refuse, or return the Volume's quota charge when it is new (else None).
+
+    spec.sizeGiB is immutable (a CEL rule), so an update charges nothing more.
+    """
     spec = body.get("spec") or {}
     size = spec["sizeGiB"]
     image_name = spec.get("image")
@@ -29,7 +32,6 @@ async def check_volume(body: Body, old: Body | None, refs: References) -> QuotaA
                 "spec.sizeGiB",
                 f"image {image_name} needs at least {min_disk} GiB, the volume has {size} GiB",
             )
-    old_size = ((old or {}).get("spec") or {}).get("sizeGiB")
-    if old is not None and size == old_size:
+    if old is not None:
         return None
     return QuotaAmounts.for_volume(size)

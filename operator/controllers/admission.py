@@ -1,9 +1,14 @@
 """The validating admission webhook, served by kopf inside the operator (`--webhook-port`).
 
-Start-up makes a throwaway CA and serving certificate, starts kopf's webhook server on
-`--webhook-host` and publishes the ValidatingWebhookConfiguration (URL + CA bundle);
+Start-up loads or makes the CA and serving certificate (`admission.certificates`: shared
+by the replicas through a Secret with `--webhook-tls-secret`, renewed before expiry),
+starts kopf's webhook server on `--webhook-host` and publishes the
+ValidatingWebhookConfiguration (this pod's URL, or `--webhook-service`, + CA bundle);
 see `kubenova.operator.admission.configuration` for the failure policy. Disabled (no
 handlers registered) when no port is configured.
+
+The webhook has no side effects: anyone who reaches its port can POST an AdmissionReview,
+so it only reads (references, quota usage) and answers. Quota is charged by the claim.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import logging
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +26,21 @@ from sqlalchemy import Engine
 
 from kubenova.api.v1alpha1 import GROUP, VERSION
 from kubenova.kube.client import APPLY_PATCH
+from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
 from kubenova.operator.admission.configuration import (
     CONFIGURATION_NAME,
     VALIDATING_WEBHOOKS,
     Hook,
     webhook_configuration,
 )
-from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
+from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.instances import check_instance
 from kubenova.operator.admission.projects import check_project, check_project_deletion
 from kubenova.operator.admission.references import References
 from kubenova.operator.admission.server import PublishingWebhookServer
-from kubenova.operator.admission.tls import make_serving_files
+from kubenova.operator.admission.usage import check_room
 from kubenova.operator.admission.volumes import check_volume
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.inventory import quotas
-from kubenova.operator.inventory.records import Consumer
 from kubenova.operator.runtime import Runtime
 from kubenova.wellknown import OPERATOR_MANAGER
 
@@ -47,44 +52,33 @@ HOOKS = [
     Hook("projects", "projects", ("CREATE", "UPDATE", "DELETE"), namespaced=False),
 ]
 MEMO_KEY = "admission"
+CERTIFICATES_TASK = "admission-certificates"
 Body = dict[str, Any]
 
 
 @dataclass
 class Admission:
-    """The webhook's decisions, with what they need to look things up and reserve quota."""
+    """The webhook's decisions, with what they need to look things up (it writes nothing)."""
 
     references: References
     engine: Engine
     system_namespace: str
 
-    async def instance(self, body: Body, old: Body | None, dry_run: bool) -> None:
+    async def instance(self, body: Body, old: Body | None) -> None:
         amounts = await check_instance(body, old, self.references)
         if amounts is not None:
-            await self._reserve(body, "Instance", amounts, dry_run)
+            await check_room(self.references, self.engine, body, "Instance", amounts)
 
-    async def volume(self, body: Body, old: Body | None, dry_run: bool) -> None:
+    async def volume(self, body: Body, old: Body | None) -> None:
         amounts = await check_volume(body, old, self.references)
         if amounts is not None:
-            await self._reserve(body, "Volume", amounts, dry_run)
+            await check_room(self.references, self.engine, body, "Volume", amounts)
 
     async def project(self, body: Body, operation: str) -> None:
         if operation == "DELETE":
             await check_project_deletion(body, self.references)
         else:
             await check_project(body, self.references, self.system_namespace)
-
-    async def _reserve(
-        self, body: Body, kind: str, amounts: quotas.QuotaAmounts, dry_run: bool
-    ) -> None:
-        meta = body["metadata"]
-        consumer = Consumer(meta.get("uid") or "", meta["name"], meta["namespace"], kind)
-        try:
-            await asyncio.to_thread(
-                quotas.reserve, self.engine, consumer, amounts, dry_run=dry_run or not consumer.uid
-            )
-        except quotas.QuotaExceeded as exceeded:
-            raise AdmissionRefused("", exceeded.message, code=FORBIDDEN) from exceeded
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -96,9 +90,26 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def admission_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         runtime: Runtime = memo["runtime"]
         cert_dir = Path(config.webhook_cert_dir or tempfile.mkdtemp(prefix="kubenova-webhook-"))
-        files = make_serving_files(cert_dir, [config.webhook_host, "localhost"])
+        service = service_reference(config)
+        certificates = ServingCertificates(
+            cert_dir,
+            service_names(service) if service else [config.webhook_host, "localhost"],
+            certificate_policy(config),
+            client=runtime.client,
+            secret=(
+                (config.system_namespace, config.webhook_tls_secret)
+                if config.webhook_tls_secret
+                else None
+            ),
+        )
+        files = await certificates.ensure()
+        memo[CERTIFICATES_TASK] = asyncio.create_task(
+            certificates.keep_fresh(), name="webhook-certificates"
+        )
 
         async def publish(client_config: dict[str, Any]) -> None:
+            if service is not None:  # the Service in front of every replica, not this pod
+                client_config = {"service": service, "caBundle": client_config["caBundle"]}
             manifest = webhook_configuration(HOOKS, client_config)
             await runtime.client.patch(
                 VALIDATING_WEBHOOKS,
@@ -108,7 +119,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 field_manager=OPERATOR_MANAGER,
                 force=True,
             )
-            log.info("admission webhook published at %s", client_config["url"])
+            log.info("admission webhook published at %s", client_config.get("url") or service)
 
         settings.admission.server = PublishingWebhookServer(
             publish,
@@ -118,11 +129,20 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             certfile=str(files.cert),
             pkeyfile=str(files.key),
             cafile=str(files.ca),
+            # kopf re-reads the files this often and restarts (and re-publishes) on a change.
+            file_check_interval=certificates.policy.check_interval,
         )
         settings.admission.managed = None  # ours: kopf's has no matchConditions
         memo[MEMO_KEY] = Admission(
             References(runtime.catalog, runtime.client), runtime.engine, config.system_namespace
         )
+
+    @kopf.on.cleanup(registry=registry)
+    async def admission_cleanup(memo: kopf.Memo, **_: Any) -> None:
+        task: asyncio.Task[None] | None = memo.get(CERTIFICATES_TASK)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     @kopf.on.validate(
         GROUP,
@@ -132,14 +152,14 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         operations=["CREATE", "UPDATE"],
         registry=registry,
     )
-    async def validate_instance(body: kopf.Body, dryrun: bool, memo: Any, **kwargs: Any) -> None:
-        await _decide(memo[MEMO_KEY].instance(dict(body), _plain(kwargs.get("old")), dryrun))
+    async def validate_instance(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+        await _decide(memo[MEMO_KEY].instance(dict(body), _plain(kwargs.get("old"))))
 
     @kopf.on.validate(
         GROUP, VERSION, "volumes", id="volumes", operations=["CREATE", "UPDATE"], registry=registry
     )
-    async def validate_volume(body: kopf.Body, dryrun: bool, memo: Any, **kwargs: Any) -> None:
-        await _decide(memo[MEMO_KEY].volume(dict(body), _plain(kwargs.get("old")), dryrun))
+    async def validate_volume(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+        await _decide(memo[MEMO_KEY].volume(dict(body), _plain(kwargs.get("old"))))
 
     @kopf.on.validate(
         GROUP,
@@ -151,6 +171,28 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     )
     async def validate_project(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
         await _decide(memo[MEMO_KEY].project(dict(body), kwargs["operation"]))
+
+
+def service_reference(config: OperatorConfig) -> dict[str, Any] | None:
+    """The webhook Service ({namespace, name, port}) from --webhook-service, or None."""
+    if not config.webhook_service:
+        return None
+    namespace, name = config.webhook_service.split("/")
+    return {"namespace": namespace, "name": name, "port": config.webhook_service_port}
+
+
+def service_names(service: dict[str, Any]) -> list[str]:
+    """The DNS names the apiserver may dial the Service by (the certificate's SANs)."""
+    base = f"{service['name']}.{service['namespace']}.svc"
+    return [base, f"{base}.cluster.local"]
+
+
+def certificate_policy(config: OperatorConfig) -> CertificatePolicy:
+    renew_before = config.webhook_cert_renew_before
+    return CertificatePolicy(
+        timedelta(seconds=config.webhook_cert_validity),
+        timedelta(seconds=renew_before) if renew_before is not None else None,
+    )
 
 
 def _plain(old: Any) -> Body | None:

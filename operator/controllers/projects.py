@@ -2,8 +2,7 @@
 
 Start-up applies the kubenova project ClusterRoles and builds the configured auth backend
 (`--auth-config`; the inventory database when none). Every `--project-sync-interval`
-seconds each Project is reconciled again (LDAP group edits are picked up that way) and
-quota reservations that no object ever took up are dropped.
+seconds each Project is reconciled again (LDAP group edits are picked up that way).
 """
 
 from __future__ import annotations
@@ -11,21 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import kopf
-from sqlalchemy import Engine
 
 from kubenova.api.v1alpha1 import GROUP, VERSION
 from kubenova.kube import KubeClient
 from kubenova.kube.client import APPLY_PATCH
 from kubenova.kube.paths import ResourceKind
-from kubenova.operator.admission.references import live_uids
 from kubenova.operator.auth import AuthBackend, build_backend, load_auth_config
 from kubenova.operator.auth.rbac import cluster_roles
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.inventory import quotas
 from kubenova.operator.projects import ProjectReconciler
 from kubenova.operator.runtime import Runtime
 from kubenova.wellknown import OPERATOR_MANAGER
@@ -36,9 +31,6 @@ log = logging.getLogger(__name__)
 CLUSTER_ROLES = ResourceKind(
     "rbac.authorization.k8s.io", "v1", "clusterroles", False, "ClusterRole"
 )
-# An admission reservation is taken up by its object within milliseconds; one still
-# unconfirmed this long after, whose object does not exist, was refused later on.
-RESERVATION_GRACE = timedelta(seconds=60)
 MEMO_KEY = "projects"
 
 
@@ -68,7 +60,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         controller = ProjectsController(reconciler, queue, backend)
         controller.tasks.append(
             asyncio.create_task(
-                _sync_forever(controller, runtime, config.project_sync_interval),
+                _sync_forever(controller, config.project_sync_interval),
                 name="project-sync",
             )
         )
@@ -94,13 +86,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         name = body.metadata.name or ""
         controller.queue.put(name, None if type == "DELETED" else dict(body))
 
-    @kopf.on.event(GROUP, VERSION, "volumes", registry=registry)
-    async def volume_gone(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        # A Volume's quota charge goes with it (Instances release theirs with their claim).
-        if type == "DELETED" and body.metadata.uid:
-            runtime: Runtime = memo["runtime"]
-            await asyncio.to_thread(quotas.release, runtime.engine, body.metadata.uid)
-
 
 async def apply_cluster_roles(client: KubeClient) -> None:
     """Server-side apply the admin/member/reader ClusterRoles (idempotent)."""
@@ -115,31 +100,8 @@ async def apply_cluster_roles(client: KubeClient) -> None:
         )
 
 
-async def _sync_forever(controller: ProjectsController, runtime: Runtime, interval: float) -> None:
+async def _sync_forever(controller: ProjectsController, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         for name in controller.queue.keys():  # noqa: SIM118 - a WorkQueue, not a dict
             controller.queue.mark(name)
-        try:
-            await drop_unclaimed_reservations(runtime.engine, runtime.client)
-        except Exception:
-            log.exception("projects: sweeping quota reservations failed")
-
-
-async def drop_unclaimed_reservations(
-    engine: Engine, client: KubeClient, grace: timedelta = RESERVATION_GRACE
-) -> list[str]:
-    """Drop admission reservations whose object never came to exist; their uids."""
-    stale = await asyncio.to_thread(quotas.stale_reservations, engine, grace)
-    dropped: list[str] = []
-    for namespace in sorted({c.namespace for c in stale}):
-        alive = await live_uids(client, namespace)
-        dropped += [
-            c.consumer_uid
-            for c in stale
-            if c.namespace == namespace and c.consumer_uid not in alive
-        ]
-    if dropped:
-        await asyncio.to_thread(quotas.drop_charges, engine, dropped)
-        log.info("projects: dropped %d quota reservations no object took up", len(dropped))
-    return dropped

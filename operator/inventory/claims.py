@@ -5,8 +5,10 @@ host row with SELECT ... FOR UPDATE on PostgreSQL), sums what the host already h
 refuses with ClaimRefused if the request does not fit or would break a hard server-group
 policy, and otherwise writes the allocations, the group membership and the instance row
 together. Claims are idempotent per consumer uid: a retry returns the existing claim.
-An Instance's claim also charges its project's quota in the same transaction (locking the
-namespace's quota row first), so racing claims cannot exceed a quota (QuotaExceeded).
+An Instance's or a Volume's claim also charges its project's quota in the same transaction
+(locking the namespace's quota row first), so racing claims cannot exceed a quota
+(QuotaExceeded). The claim is the only place a charge is written: quotas hold even when
+the admission webhook is not running.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from kubenova.operator.inventory.records import Claim, Consumer, GroupPolicy, Se
 from kubenova.operator.inventory.resources import ResourceClass, Resources
 
 INSTANCE_KIND = "Instance"
+VOLUME_KIND = "Volume"
 _INSTANCE_UPSERTS: dict[str, Any] = {}  # by dialect name
 
 # Built once: constructing statements costs more than running them on SQLite, and a
@@ -80,7 +83,8 @@ def claim(
 ) -> Claim:
     """Allocate `resources` on `host` for `consumer`, or return the consumer's existing claim.
 
-    An Instance's claim also charges its project's quota, floating IPs included.
+    An Instance's claim also charges its project's quota, floating IPs included; a
+    Volume's charges one volume and its disk GiB.
 
     Raises InsufficientCapacity or ServerGroupConflict (nothing written) when the
     database says it does not fit, UnknownHost for a host that is not registered.
@@ -112,9 +116,9 @@ def _claim_once(
     with write_transaction(engine) as connection:
         # Lock order everywhere: quota, server group, then host. No claim waits the other
         # way round.
-        if consumer.kind == INSTANCE_KIND:
-            amounts = quotas.QuotaAmounts.for_instance(resources, floating_ips)
-            quotas.charge(connection, consumer, amounts, claimed=True)
+        amounts = _quota_amounts(consumer, resources, floating_ips)
+        if amounts is not None:
+            quotas.charge(connection, consumer, amounts)
         member_hosts = _lock_group(connection, group, consumer.uid) if group else frozenset()
         row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
         if row is None:
@@ -152,6 +156,17 @@ def _claim_once(
             _record_instance(connection, consumer, row.id, group)
         connection.execute(_BUMP_GENERATION, {"host_id": row.id})
         return Claim(consumer.uid, host, resources, created=True)
+
+
+def _quota_amounts(
+    consumer: Consumer, resources: Resources, floating_ips: int
+) -> quotas.QuotaAmounts | None:
+    """What the consumer's claim charges its project; None for kinds no quota counts."""
+    if consumer.kind == INSTANCE_KIND:
+        return quotas.QuotaAmounts.for_instance(resources, floating_ips)
+    if consumer.kind == VOLUME_KIND:
+        return quotas.QuotaAmounts.for_volume(resources.disk_gb)
+    return None
 
 
 def _lock_group(connection: Connection, group: ServerGroupRef, consumer_uid: str) -> frozenset[str]:

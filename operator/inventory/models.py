@@ -294,9 +294,8 @@ class QuotaLimit(Base):
 class QuotaCharge(Base):
     """What one consumer counts against its namespace's quota.
 
-    Written when the admission webhook lets the consumer in (`claimed` False: reserved) and
-    confirmed by its claim (`claimed` True), each time in a transaction that re-checks the
-    quota; removed when the consumer is released.
+    Written by the consumer's claim, in the claim's transaction, which re-checks the
+    quota; removed when the claim is released.
     """
 
     __tablename__ = "quota_charges"
@@ -312,5 +311,4 @@ class QuotaCharge(Base):
     volumes: Mapped[int] = mapped_column(Integer, default=0)
     volume_gib: Mapped[int] = mapped_column(Integer, default=0)
     floating_ips: Mapped[int] = mapped_column(Integer, default=0)
-    claimed: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

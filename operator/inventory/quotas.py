@@ -1,18 +1,20 @@
 """Project quotas: limits per namespace and the charges that count against them.
 
 A charge is one consumer's share of its namespace's quota (an Instance: 1 instance, its
-vCPUs and memory; a Volume: 1 volume and its GiB). It is written when the admission
-webhook admits the consumer (`claimed` False: a reservation) and confirmed by the
-consumer's host claim (`claimed` True); each write locks the namespace's limits row
-(SELECT ... FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE serialises SQLite) and re-checks
-the sum, so racing creates cannot exceed a quota. Releasing a claim drops the charge.
+vCPUs and memory; a Volume: 1 volume and its GiB). It is written only by the consumer's
+host claim, in the claim's transaction, which locks the namespace's limits row (SELECT
+... FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE serialises SQLite) and re-checks the sum,
+so racing claims cannot exceed a quota. Releasing the claim drops the charge.
+
+The admission webhook only reads (`check_room`): anyone who can reach its port can call
+it, so it must not be able to change what a project holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select
@@ -103,6 +105,7 @@ _LOCK_LIMITS = (
     .where(QuotaLimit.namespace == bindparam("namespace"))
     .with_for_update()
 )
+_READ_LIMITS = select(QuotaLimit.__table__).where(QuotaLimit.namespace == bindparam("namespace"))
 _OTHERS_USAGE = select(
     *(func.coalesce(func.sum(getattr(QuotaCharge, n)), 0) for n in COLUMNS)
 ).where(
@@ -140,24 +143,20 @@ def drop_limits(engine: Engine, namespace: str) -> None:
         connection.execute(delete(QuotaLimit).where(QuotaLimit.namespace == namespace))
 
 
-def charge(
-    connection: Connection, consumer: Consumer, amounts: QuotaAmounts, *, claimed: bool
-) -> None:
+def charge(connection: Connection, consumer: Consumer, amounts: QuotaAmounts) -> None:
     """Check the consumer's charge against its namespace's quota and record it.
 
-    Call inside a write transaction: the limits row stays locked until it commits, so
-    racing charges are checked one after the other. Raises QuotaExceeded.
+    Call inside the claim's write transaction: the limits row stays locked until it
+    commits, so racing charges are checked one after the other. Raises QuotaExceeded.
     """
     check(connection, consumer, amounts)
-    upsert = _charge_upsert(connection)
     connection.execute(
-        upsert,
+        _charge_upsert(connection),
         {
             "consumer_uid": consumer.uid,
             "consumer_kind": consumer.kind,
             "namespace": consumer.namespace,
             "name": consumer.name,
-            "claimed": claimed,
             "created_at": utcnow(),
             **{n: getattr(amounts, n) for n in COLUMNS},
         },
@@ -172,22 +171,45 @@ def check(connection: Connection, consumer: Consumer, amounts: QuotaAmounts) -> 
     others = connection.execute(
         _OTHERS_USAGE, {"namespace": consumer.namespace, "consumer_uid": consumer.uid}
     ).one()
-    for name, used in zip(COLUMNS, others, strict=True):
-        limit, requested = getattr(limits, name), getattr(amounts, name)
-        if limit is not None and requested > 0 and used + requested > limit:
-            raise QuotaExceeded(limits.project, name, int(used), requested, limit)
+    _refuse_if_over(limits, others, amounts)
 
 
-def reserve(engine: Engine, consumer: Consumer, amounts: QuotaAmounts, *, dry_run: bool) -> None:
-    """Admission: charge (reserve) the consumer, or only check it for a dry run."""
-    with write_transaction(engine) as connection:
-        if dry_run:
-            check(connection, consumer, amounts)
+def check_room(
+    engine: Engine,
+    consumer: Consumer,
+    amounts: QuotaAmounts,
+    pending: QuotaAmounts = QuotaAmounts(),  # frozen: safe as a default
+) -> None:
+    """Raise QuotaExceeded if the consumer would not fit next to what is charged + `pending`.
+
+    Read-only (no lock, nothing written): the admission webhook's early answer. `pending`
+    is what objects not yet claimed will take; the claim re-checks under the lock.
+    """
+    with engine.connect() as connection:
+        limits = connection.execute(_READ_LIMITS, {"namespace": consumer.namespace}).one_or_none()
+        if limits is None:
             return
-        existing = connection.execute(
-            select(QuotaCharge.claimed).where(QuotaCharge.consumer_uid == consumer.uid)
-        ).scalar_one_or_none()
-        charge(connection, consumer, amounts, claimed=bool(existing))
+        others = connection.execute(
+            _OTHERS_USAGE, {"namespace": consumer.namespace, "consumer_uid": consumer.uid}
+        ).one()
+    used = [int(v) + getattr(pending, n) for n, v in zip(COLUMNS, others, strict=True)]
+    _refuse_if_over(limits, used, amounts)
+
+
+def _refuse_if_over(limits: Any, used: Sequence[int], amounts: QuotaAmounts) -> None:
+    for name, in_use in zip(COLUMNS, used, strict=True):
+        limit, requested = getattr(limits, name), getattr(amounts, name)
+        if limit is not None and requested > 0 and in_use + requested > limit:
+            raise QuotaExceeded(limits.project, name, int(in_use), requested, limit)
+
+
+def charged_uids(engine: Engine, namespace: str) -> set[str]:
+    """The uids of the namespace's consumers that hold a charge (were claimed)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(QuotaCharge.consumer_uid).where(QuotaCharge.namespace == namespace)
+        ).scalars()
+        return set(rows)
 
 
 def release_charge(connection: Connection, consumer_uid: str) -> None:
@@ -202,7 +224,7 @@ def release(engine: Engine, consumer_uid: str) -> None:
 
 
 def usage(engine: Engine, namespace: str) -> QuotaAmounts:
-    """What the namespace's consumers are charged, reservations included."""
+    """What the namespace's consumers are charged (what their claims hold)."""
     with engine.connect() as connection:
         row = connection.execute(_OTHERS_USAGE, {"namespace": namespace, "consumer_uid": ""}).one()
     return QuotaAmounts(*(int(v) for v in row))
@@ -217,7 +239,6 @@ class ChargeRecord:
     namespace: str
     name: str
     amounts: QuotaAmounts
-    claimed: bool
     created_at: datetime
 
 
@@ -235,31 +256,10 @@ def list_charges(engine: Engine, namespace: str | None = None) -> list[ChargeRec
             row.namespace,
             row.name,
             QuotaAmounts(*(getattr(row, n) for n in COLUMNS)),
-            row.claimed,
             row.created_at,
         )
         for row in rows
     ]
-
-
-def stale_reservations(engine: Engine, older_than: timedelta) -> list[ChargeRecord]:
-    """Reservations never confirmed by a claim for longer than `older_than`."""
-    cutoff = utcnow() - older_than
-    return [c for c in list_charges(engine) if not c.claimed and _aware(c.created_at) < cutoff]
-
-
-def drop_charges(engine: Engine, consumer_uids: Iterable[str]) -> None:
-    """Drop the charges of consumers that no longer exist."""
-    uids = list(consumer_uids)
-    if not uids:
-        return
-    with write_transaction(engine) as connection:
-        connection.execute(delete(QuotaCharge).where(QuotaCharge.consumer_uid.in_(uids)))
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every timestamp we store is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
 def _charge_upsert(connection: Connection) -> Any:
@@ -268,7 +268,7 @@ def _charge_upsert(connection: Connection) -> Any:
         statement = upsert_insert(connection, QuotaCharge)
         _UPSERTS[dialect] = statement.on_conflict_do_update(
             index_elements=["consumer_uid"],
-            set_={c: statement.excluded[c] for c in (*COLUMNS, "claimed")},
+            set_={c: statement.excluded[c] for c in COLUMNS},
         )
     return _UPSERTS[dialect]
 
@@ -279,14 +279,13 @@ __all__ = [
     "QuotaExceeded",
     "QuotaLimits",
     "charge",
+    "charged_uids",
     "check",
-    "drop_charges",
+    "check_room",
     "drop_limits",
     "list_charges",
     "release",
     "release_charge",
-    "reserve",
     "set_limits",
-    "stale_reservations",
     "usage",
 ]

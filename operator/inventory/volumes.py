@@ -8,7 +8,7 @@ constraint across the storage network. Both are idempotent per volume uid.
 Attachments are added in a transaction that locks the volume's target row first, so a
 volume that is not multi-attach can never be given to two Instances, also with several
 operator replicas. The disk space itself is an ordinary DISK_GB claim (`claims.claim`)
-with a consumer of kind "Volume".
+with a consumer of kind "Volume", which also charges the project's volumes/volumeGiB quota.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from kubenova.operator.inventory.errors import (
 from kubenova.operator.inventory.models import Host, VolumeAttachment, VolumeTarget, utcnow
 from kubenova.operator.inventory.records import Consumer
 
-VOLUME_KIND = "Volume"
 IQN_PREFIX = "iqn.2010-10.io.kubenova"
 ISCSI_LUN = 1
 # AoE addresses: shelf 0xffff and slot 0xff are broadcast, never a device's.

@@ -3,7 +3,9 @@ availability zone, with room for its size in DISK_GB; the one with most free dis
 
 `rank` is pure (hosts in, candidates or a reason out); `place` claims the disk in the
 inventory, trying the next candidate when a claim loses a race, and is idempotent per
-volume uid (a retry finds the existing claim).
+volume uid (a retry finds the existing claim). The claim also charges the project's
+volumes/volumeGiB quota; a Volume over it stays unplaced (reason QuotaExceeded), with or
+without the admission webhook.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from kubenova.operator import inventory as inv
-from kubenova.operator.inventory.volumes import VOLUME_KIND
+from kubenova.operator.inventory.claims import VOLUME_KIND
 
 VOLUME_SERVICE = "volume"
 
@@ -41,9 +43,10 @@ class VolumeRequest:
 
 @dataclass(frozen=True, slots=True)
 class NoVolumeHost:
-    """No host can take the volume; `message` counts the hosts left out and why."""
+    """The volume cannot be placed now; `message` says why (the hosts left out, or quota)."""
 
     message: str
+    reason: str = "NoValidHost"
 
 
 def free_disk(snapshot: inv.HostSnapshot) -> int:
@@ -97,6 +100,8 @@ def place(engine: Engine, request: VolumeRequest) -> inv.Claim | NoVolumeHost:
         for host in ranked:
             try:
                 return inv.claim(engine, request.consumer, host, request.resources)
+            except inv.QuotaExceeded as exceeded:
+                return NoVolumeHost(str(exceeded), reason="QuotaExceeded")  # any host alike
             except (inv.ClaimRefused, inv.UnknownHost):
                 continue
     return inv.find_claim(engine, request.uid) or NoVolumeHost(

@@ -84,7 +84,7 @@ class VolumeReconciler:
         outcome = await asyncio.to_thread(placement.place, self.engine, request)
         if isinstance(outcome, placement.NoVolumeHost):
             self.pending.add(key)
-            await self._unplaced(body, "NoValidHost", outcome.message)
+            await self._unplaced(body, outcome.reason, outcome.message)
             return PENDING_RETRY
         self.pending.discard(key)
         self.disk_changed(outcome.host)

@@ -206,7 +206,7 @@ IMMUTABLE: list[tuple[str, dict[str, Any], dict[str, Any], tuple[str, ...]]] = [
         "volume-shrink",
         a_volume("imm-vol", NS, sizeGiB=5),
         a_volume("imm-vol", NS, sizeGiB=4),
-        ("spec.sizeGiB", "shrink"),
+        ("spec.sizeGiB", "immutable"),
     ),
     (
         "volume-protocol",
@@ -252,7 +252,10 @@ def test_immutable_field_cannot_change(
         assert word in out, f"refusal does not name {word!r}: {out}"
 
 
-def test_volume_may_grow(cluster: ClusterAccess) -> None:
+def test_volume_size_is_immutable_with_a_clear_error(cluster: ClusterAccess) -> None:
+    # Growing is refused rather than accepted and ignored: nothing would grow the claim,
+    # the backing file or the exported LUN.
     assert apply(cluster, as_yaml(a_volume("grows", NS, sizeGiB=1)))[0] == 0
     code, out = apply(cluster, as_yaml(a_volume("grows", NS, sizeGiB=2)))
-    assert code == 0, out
+    assert code != 0, f"size change accepted: {out}"
+    assert "spec.sizeGiB is immutable once created" in out, out

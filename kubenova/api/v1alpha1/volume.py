@@ -45,10 +45,17 @@ class VolumeSpec(KubeModel):
         alias="sizeGiB",
         ge=1,
         le=65536,
-        description="Size in GiB. It may grow but never shrink.",
+        description="Size in GiB, charged to the project's volumeGiB quota. Immutable: "
+        "the backing file and the exported LUN keep the size they were made with.",
         json_schema_extra={
+            # Growing would have to grow the claim, the backing file and the live LUN
+            # together; until that exists, a change is refused rather than ignored.
             "x-kubernetes-validations": [
-                {"rule": "self >= oldSelf", "message": "spec.sizeGiB may grow but not shrink"}
+                {
+                    "rule": "self == oldSelf",
+                    "message": "spec.sizeGiB is immutable once created: a Volume cannot be "
+                    "resized; create a new Volume of the size you need and copy the data",
+                }
             ]
         },
     )

@@ -1,18 +1,15 @@
-"""Without the webhook the claim itself holds the quota; unclaimed reservations are swept."""
+"""Without the webhook the claim itself holds the quota, for Instances and Volumes alike."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from kubenova.devcluster import ClusterAccess
-from kubenova.kube import KubeClient, load_config
 from kubenova.operator import inventory as inv
-from kubenova.operator.controllers.projects import drop_unclaimed_reservations
 from kubenova.operator.inventory import quotas
-from tests.builders import a_flavor, a_project, an_image, an_instance
+from tests.builders import a_flavor, a_project, a_volume, an_image, an_instance
 from tests.fixtures.operator import OperatorProcess
 from tests.integration.auth.conftest import apply, kubectl_json, unique
 from tests.support.hosts import SimulatedHosts
@@ -21,9 +18,9 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.apiserver
 
 
-def scheduled(cluster: ClusterAccess, namespace: str) -> dict[str, str]:
-    """Instance name -> Scheduled condition message, for the placed ones and the refused."""
-    listing = kubectl_json(cluster, "get", "instances", "-n", namespace) or {"items": []}
+def scheduled(cluster: ClusterAccess, namespace: str, kind: str = "instances") -> dict[str, str]:
+    """Name -> Scheduled condition message, for the placed ones and the refused."""
+    listing = kubectl_json(cluster, "get", kind, "-n", namespace) or {"items": []}
     out = {}
     for item in listing["items"]:
         for entry in (item.get("status") or {}).get("conditions", []):
@@ -83,29 +80,47 @@ def test_the_claim_refuses_instances_over_the_project_quota_and_retries_on_relea
     apiserver.kubectl("delete", "project", project, "--wait=false")
 
 
-def test_reservations_no_object_took_up_are_dropped(
-    apiserver: ClusterAccess, crds_installed: list[str], inventory_url: str
+def test_the_claim_refuses_volumes_over_the_project_quota(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
 ) -> None:
-    namespace = unique("sweep")
-    apiserver.kubectl("create", "namespace", namespace)
-    apply(apiserver, a_flavor("q.1", vcpus=1, memory=128, disk=1), an_image("test-image"))
-    apply(apiserver, an_instance("real", namespace, flavor="q.1"))
-    real_uid = kubectl_json(apiserver, "get", "instance", "real", "-n", namespace)["metadata"][
-        "uid"
-    ]
-    engine = inv.make_engine(inventory_url)
-    amounts = inv.QuotaAmounts.for_instance(inv.Resources(1, 128, 1))
-    for uid, name in ((real_uid, "real"), ("refused-later", "ghost")):
-        quotas.reserve(engine, inv.Consumer(uid, name, namespace), amounts, dry_run=False)
+    # No webhook runs here (the `operator` fixture serves none): only the claim stands
+    # between a tenant and more volumes than the project may hold.
+    project = unique("volq")
+    apply(apiserver, a_project(project, quota={"volumes": 1, "volumeGiB": 10}))
+    eventually(
+        lambda: kubectl_json(apiserver, "get", "namespace", project), what="project namespace"
+    )
+    hosts.add("h-vq", disk_gib=100, services=("volume",))
+    apply(apiserver, a_volume("first", project, sizeGiB=2))
+    eventually(
+        lambda: scheduled(apiserver, project, "volumes").get("first", "").startswith("True"),
+        timeout=30,
+        what="the first volume placed",
+    )
+    apply(apiserver, a_volume("second", project, sizeGiB=2))
 
-    async def sweep(grace: timedelta) -> list[str]:
-        async with KubeClient(load_config(str(apiserver.kubeconfig))) as client:
-            return await drop_unclaimed_reservations(engine, client, grace)
+    def second_refused() -> dict[str, Any] | None:
+        body = kubectl_json(apiserver, "get", "volume", "second", "-n", project) or {}
+        conditions = (body.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Scheduled"), None)
 
+    condition = eventually(second_refused, timeout=30, what="the second volume refused")
+    assert (condition["status"], condition["reason"]) == ("False", "QuotaExceeded")
+    assert condition["message"] == f"quota exceeded in project {project}: volumes 1 + 1 > 1"
+    second = kubectl_json(apiserver, "get", "volume", "second", "-n", project)
+    assert "kubenova.io/host" not in (second["metadata"].get("labels") or {})
+    engine = inv.make_engine(operator.database_url)
     try:
-        assert asyncio.run(sweep(timedelta(minutes=5))) == []  # still young: kept
-        assert asyncio.run(sweep(timedelta(seconds=-1))) == ["refused-later"]
-        assert [c.consumer_uid for c in quotas.list_charges(engine, namespace)] == [real_uid]
+        assert quotas.usage(engine, project) == inv.QuotaAmounts(volumes=1, volume_gib=2)
+        assert inv.find_claim(engine, second["metadata"]["uid"]) is None
     finally:
         engine.dispose()
-        apiserver.kubectl("delete", "instance", "real", "-n", namespace, check=False)
+    for name in ("first", "second"):
+        apiserver.kubectl(
+            "patch", "volume", name, "-n", project, "--type=merge",
+            "-p", '{"metadata":{"finalizers":null}}',
+        )  # fmt: skip
+    apiserver.kubectl("delete", "volumes", "--all", "-n", project)
+    apiserver.kubectl("delete", "project", project, "--wait=false")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -59,18 +58,6 @@ def test_twenty_racing_claims_against_a_quota_of_five_leave_exactly_five(engine:
     assert inv.host_usage(engine)["node-1"].vcpus == 5  # nothing claimed past the quota
 
 
-def test_twenty_racing_admissions_against_a_quota_of_five_reserve_exactly_five(
-    engine: Engine,
-) -> None:
-    quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(instances=5))
-    amounts = inv.QuotaAmounts.for_instance(SMALL)
-    ok, refusals = race(20, lambda i: quotas.reserve(engine, consumer(i), amounts, dry_run=False))
-    assert (ok, len(refusals)) == (5, 15)
-    charges = quotas.list_charges(engine, "alpha")
-    assert len(charges) == 5
-    assert not any(c.claimed for c in charges)
-
-
 def test_floating_ips_are_charged_with_the_claim(engine: Engine) -> None:
     quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(floating_ips=2))
     inv.claim(engine, consumer(0), "node-1", SMALL, floating_ips=2)
@@ -94,54 +81,48 @@ def test_the_message_names_project_resource_usage_request_and_limit(engine: Engi
     assert inv.find_claim(engine, consumer(9).uid) is None
 
 
-def test_a_reservation_is_confirmed_by_the_claim_and_dropped_by_the_release(
+def test_a_volume_claim_charges_its_count_and_gib(engine: Engine) -> None:
+    quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(volumes=2, volume_gib=35))
+    inv.claim(engine, consumer(1, kind="Volume"), "node-1", inv.Resources(disk_gb=30))
+    with pytest.raises(inv.QuotaExceeded) as refused:
+        inv.claim(engine, consumer(2, kind="Volume"), "node-1", inv.Resources(disk_gb=10))
+    assert str(refused.value) == "quota exceeded in project alpha: volumeGiB 30 + 10 > 35"
+    assert inv.find_claim(engine, consumer(2, kind="Volume").uid) is None
+    inv.claim(engine, consumer(3, kind="Volume"), "node-1", inv.Resources(disk_gb=5))
+    with pytest.raises(inv.QuotaExceeded, match="volumes 2 \\+ 1 > 2"):
+        inv.claim(engine, consumer(4, kind="Volume"), "node-1", inv.Resources(disk_gb=1))
+    assert quotas.usage(engine, "alpha") == inv.QuotaAmounts(volumes=2, volume_gib=35)
+    inv.release(engine, consumer(1, kind="Volume").uid)
+    assert quotas.usage(engine, "alpha") == inv.QuotaAmounts(volumes=1, volume_gib=5)
+
+
+def test_twenty_racing_volume_claims_against_a_quota_of_three_leave_exactly_three(
     engine: Engine,
 ) -> None:
-    quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(instances=1, vcpus=2))
-    vm = consumer(1)
-    quotas.reserve(
-        engine, vm, inv.QuotaAmounts.for_instance(inv.Resources(2, 512, 1)), dry_run=False
+    quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(volumes=3))
+    ok, refusals = race(
+        20,
+        lambda i: _claim(engine, consumer(i, kind="Volume"), inv.Resources(disk_gb=1)),
     )
-    # The reservation leaves no room for anyone else...
-    with pytest.raises(inv.QuotaExceeded):
-        _claim(engine, consumer(2), SMALL)
-    # ...but its own claim fits: a consumer is never counted twice.
-    _claim(engine, vm, inv.Resources(2, 512, 1))
-    [charge] = quotas.list_charges(engine, "alpha")
-    assert (charge.consumer_uid, charge.claimed) == (vm.uid, True)
-    assert quotas.usage(engine, "alpha").vcpus == 2
-    # A repeated admission (an update) keeps the confirmation.
-    quotas.reserve(
-        engine, vm, inv.QuotaAmounts.for_instance(inv.Resources(2, 512, 1)), dry_run=False
-    )
-    assert quotas.list_charges(engine, "alpha")[0].claimed
-    inv.release(engine, vm.uid)
-    assert quotas.usage(engine, "alpha") == inv.QuotaAmounts()
-    _claim(engine, consumer(2), SMALL)
+    assert ok == 3
+    assert set(refusals) == {"quota exceeded in project alpha: volumes 3 + 1 > 3"}
+    assert quotas.usage(engine, "alpha").volumes == 3
+    assert inv.host_usage(engine)["node-1"].disk_gb == 3
 
 
-def test_a_dry_run_checks_but_writes_nothing(engine: Engine) -> None:
-    quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(volumes=1))
-    quotas.reserve(engine, consumer(1, kind="Volume"), inv.QuotaAmounts.for_volume(5), dry_run=True)
-    assert quotas.list_charges(engine) == []
-    quotas.reserve(
-        engine, consumer(1, kind="Volume"), inv.QuotaAmounts.for_volume(5), dry_run=False
-    )
-    with pytest.raises(inv.QuotaExceeded, match="volumes 1 \\+ 1 > 1"):
-        quotas.reserve(
-            engine, consumer(2, kind="Volume"), inv.QuotaAmounts.for_volume(5), dry_run=True
-        )
-
-
-def test_a_volume_may_grow_within_its_quota(engine: Engine) -> None:
-    quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(volume_gib=35))
-    vol = consumer(1, kind="Volume")
-    quotas.reserve(engine, vol, inv.QuotaAmounts.for_volume(10), dry_run=False)
-    quotas.reserve(engine, vol, inv.QuotaAmounts.for_volume(30), dry_run=False)
+def test_checking_room_reads_and_writes_nothing(engine: Engine) -> None:
+    quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(instances=2, vcpus=4))
+    _claim(engine, consumer(1), inv.Resources(2, 512, 1))
+    amounts = inv.QuotaAmounts.for_instance(SMALL)
+    for _ in range(5):  # as often as anyone likes: nothing is held
+        quotas.check_room(engine, consumer(2), amounts)
+    assert [c.consumer_uid for c in quotas.list_charges(engine)] == [consumer(1).uid]
+    # What waits for a claim counts as if it were charged.
     with pytest.raises(inv.QuotaExceeded) as refused:
-        quotas.reserve(engine, vol, inv.QuotaAmounts.for_volume(40), dry_run=False)
-    assert str(refused.value) == "quota exceeded in project alpha: volumeGiB 0 + 40 > 35"
-    assert quotas.usage(engine, "alpha").volume_gib == 30
+        quotas.check_room(engine, consumer(2), amounts, pending=amounts)
+    assert str(refused.value) == "quota exceeded in project alpha: instances 2 + 1 > 2"
+    # The consumer's own charge is not counted twice.
+    quotas.check_room(engine, consumer(1), inv.QuotaAmounts.for_instance(inv.Resources(4, 1, 1)))
 
 
 def test_without_a_project_quota_everything_fits_and_is_still_counted(engine: Engine) -> None:
@@ -161,17 +142,6 @@ def test_limits_are_only_rewritten_when_they_change(engine: Engine) -> None:
     assert quotas.set_limits(engine, "alpha", "alpha", limits)
     assert not quotas.set_limits(engine, "alpha", "alpha", limits)
     assert quotas.set_limits(engine, "alpha", "alpha", inv.QuotaLimits(instances=6))
-
-
-def test_stale_reservations_are_found_and_dropped(engine: Engine) -> None:
-    amounts = inv.QuotaAmounts.for_instance(SMALL)
-    quotas.reserve(engine, consumer(1), amounts, dry_run=False)
-    _claim(engine, consumer(2), SMALL)
-    assert quotas.stale_reservations(engine, timedelta(hours=1)) == []
-    [stale] = quotas.stale_reservations(engine, timedelta(seconds=-1))
-    assert stale.consumer_uid == consumer(1).uid  # the confirmed one is never stale
-    quotas.drop_charges(engine, [stale.consumer_uid])
-    assert [c.consumer_uid for c in quotas.list_charges(engine)] == [consumer(2).uid]
 
 
 def _claim(engine: Engine, who: inv.Consumer, resources: inv.Resources) -> None:

@@ -86,6 +86,38 @@ def test_two_replicas_are_allowed_on_postgresql(helm: Helm) -> None:
     assert "--peering=kubenova" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
+def test_the_webhook_is_reached_through_a_service_with_a_shared_renewed_certificate(
+    helm: Helm,
+) -> None:
+    rendered = documents(
+        helm.template(
+            None,
+            "--set=operator.replicas=2",
+            "--set=database.type=postgresql",
+            "--set=database.postgresql.existingSecret=db",
+            "--set=webhook.certValiditySeconds=86400",
+            "--set=webhook.renewBeforeSeconds=3600",
+            kube_version="1.33.0",
+        )
+    )
+    deployment = next(d for d in rendered if d["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--webhook-service=kubenova-system/kubenova-operator-webhook" in args
+    assert "--webhook-tls-secret=kubenova-webhook-tls" in args
+    assert "--webhook-cert-validity=86400" in args
+    assert "--webhook-cert-renew-before=3600" in args
+    [service] = [
+        d
+        for d in rendered
+        if d["kind"] == "Service" and d["metadata"]["name"] == "kubenova-operator-webhook"
+    ]
+    assert service["spec"]["ports"] == [
+        {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert "clusterIP" not in service["spec"]  # a virtual IP: any ready replica answers
+
+
 def test_the_chart_refuses_another_namespace(helm: Helm) -> None:
     result = helm.run(
         "template", "kubenova", str(CHART), "-n", "default", "--kube-version=1.33.0", check=False

@@ -10,10 +10,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from kubenova.cli.db import db
 from kubenova.operator import inventory as inv
+from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory.models import Base
 
 
@@ -109,3 +110,26 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: object) -> None:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     engine.dispose()
+
+
+def test_0005_drops_admission_reservations_and_keeps_claimed_charges(db_url: str) -> None:
+    inv.upgrade(db_url, "0004")
+    engine = inv.make_engine(db_url)
+    insert = text(
+        "INSERT INTO quota_charges (consumer_uid, consumer_kind, namespace, name, instances, "
+        "vcpus, memory_mib, volumes, volume_gib, floating_ips, claimed, created_at) VALUES "
+        "(:uid, 'Instance', 'alpha', :uid, 1, 1, 512, 0, 0, 0, :claimed, CURRENT_TIMESTAMP)"
+    )
+    with engine.begin() as connection:
+        connection.execute(insert, [{"uid": "claimed", "claimed": True}])
+        connection.execute(insert, [{"uid": "reserved", "claimed": False}])
+    engine.dispose()
+    inv.upgrade(db_url)
+    engine = inv.make_engine(db_url)
+    try:
+        charges = quotas.list_charges(engine, "alpha")
+        assert [c.consumer_uid for c in charges] == ["claimed"]
+        columns = {c["name"] for c in inspect(engine).get_columns("quota_charges")}
+        assert "claimed" not in columns
+    finally:
+        engine.dispose()

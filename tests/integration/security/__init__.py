@@ -1,1 +1,1 @@
-"""Issue 12: what a tenant, a forged caller or a host root must not get."""
+"""Attacks a tenant, a forged webhook caller or a host could try: each refused, nothing changed."""

@@ -23,7 +23,7 @@ def test_every_hook_fails_closed_and_only_sees_spec_changes() -> None:
     }
     for webhook in config["webhooks"]:
         assert webhook["failurePolicy"] == "Fail"
-        assert webhook["sideEffects"] == "NoneOnDryRun"
+        assert webhook["sideEffects"] == "None"  # it only reads: a forged call changes nothing
         assert webhook["matchConditions"] == [{"name": "spec-changed", "expression": SPEC_CHANGED}]
         [rule] = webhook["rules"]
         assert all("/" not in resource for resource in rule["resources"])  # no status

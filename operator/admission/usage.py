@@ -1,0 +1,78 @@
+"""A project's quota as the webhook sees it: what claims hold plus what waits for a claim.
+
+The webhook only reads. Charges are written by claims alone (`inventory.claims`), so an
+object admitted but not yet claimed (no host yet, or the operator busy) holds no charge;
+it is counted here from its spec instead, so that `kubectl apply` is refused as soon as
+the project's objects would not all fit. Racing creates can still all pass this check;
+the claim, which re-checks under a lock, then leaves the surplus unclaimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import Engine
+
+from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
+from kubenova.operator.admission.instances import instance_amounts
+from kubenova.operator.admission.references import References
+from kubenova.operator.inventory import quotas
+from kubenova.operator.inventory.quotas import QuotaAmounts
+from kubenova.operator.inventory.records import Consumer
+
+Body = dict[str, Any]
+
+# The spec field a tenant changes to fit a quota resource, by kind (counts have none:
+# the message names the quota itself).
+_FIELDS = {
+    "Instance": {
+        "vcpus": "spec.flavor",
+        "memory_mib": "spec.flavor",
+        "floating_ips": "spec.networks",
+    },
+    "Volume": {"volume_gib": "spec.sizeGiB"},
+}
+
+
+async def check_room(
+    refs: References, engine: Engine, body: Body, kind: str, amounts: QuotaAmounts
+) -> None:
+    """Refuse (403, naming the field and the numbers) what would not fit the quota."""
+    meta = body["metadata"]
+    consumer = Consumer(meta.get("uid") or "", meta["name"], meta["namespace"], kind)
+    pending = await pending_amounts(refs, engine, consumer.namespace, consumer.uid)
+    try:
+        await asyncio.to_thread(quotas.check_room, engine, consumer, amounts, pending)
+    except quotas.QuotaExceeded as exceeded:
+        field = _field(kind, exceeded, body.get("spec") or {})
+        raise AdmissionRefused(field, exceeded.message, code=FORBIDDEN) from exceeded
+
+
+async def pending_amounts(
+    refs: References, engine: Engine, namespace: str, exclude_uid: str
+) -> QuotaAmounts:
+    """What the namespace's live Instances and Volumes without a charge will take."""
+    charged = await asyncio.to_thread(quotas.charged_uids, engine, namespace)
+
+    def waiting(item: Body) -> bool:
+        meta = item["metadata"]
+        uid = meta.get("uid")
+        return uid not in charged and uid != exclude_uid and not meta.get("deletionTimestamp")
+
+    total = QuotaAmounts()
+    for instance in filter(waiting, await refs.instances(namespace)):
+        total += await instance_amounts(instance.get("spec") or {}, refs)
+    for volume in filter(waiting, await refs.volumes(namespace)):
+        total += QuotaAmounts.for_volume(int((volume.get("spec") or {}).get("sizeGiB", 0)))
+    return total
+
+
+def _field(kind: str, exceeded: quotas.QuotaExceeded, spec: Body) -> str:
+    resource = next(
+        (name for name, wire in quotas.WIRE_NAMES.items() if wire == exceeded.resource), ""
+    )
+    field = _FIELDS.get(kind, {}).get(resource, "")
+    if field == "spec.flavor" and not spec.get("flavor"):
+        field = "spec.resources." + exceeded.resource
+    return field
