@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 import yaml
 
-from kubenova.devcluster import ClusterAccess
+from kubenova.devcluster import ClusterAccess, install_policies
 from kubenova.devcluster.binaries import cache_bin_dir, find_checkout
 from kubenova.devcluster.kubeconfig import write_kubeconfig
 from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "kubenova"
+POLICIES = CHART / "policies"
 NAMESPACE = "kubenova-system"
 RELEASE = "kubenova"
 OPERATOR_SA = f"system:serviceaccount:{NAMESPACE}:kubenova-operator"
@@ -133,6 +134,9 @@ def install(
         args.append(f"--values={values}")
     for item in set_values:
         args.append(f"--set={item}")
+    # The session's plane holds the chart's static policies already (`crds_installed`, as
+    # `kubenova dev up` does); the release takes them over, and `uninstall` puts them back.
+    cluster.kubectl("delete", "-f", str(POLICIES), "--ignore-not-found", "--wait=false")
     helm.run(*args, kubeconfig=cluster.kubeconfig)
     manifest = helm.run(
         "get", "manifest", RELEASE, "-n", NAMESPACE, kubeconfig=cluster.kubeconfig
@@ -162,6 +166,7 @@ def uninstall(helm: Helm, cluster: ClusterAccess) -> None:
         "patch", *claim, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
     )
     cluster.kubectl("delete", *claim, "--ignore-not-found", "--wait=false", check=False)
+    install_policies(cluster, POLICIES)
 
 
 def policies_enforced(cluster: ClusterAccess, instance: str, namespace: str) -> None:
