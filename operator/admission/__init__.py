@@ -7,7 +7,9 @@ contradicts its Image, or when it would exceed its Project's quota — each mess
 the field to change. Admitted Instances and Volumes reserve their quota in the inventory
 (`inventory.quotas.reserve`) in a transaction that re-checks it, so racing creates cannot
 all get in. A Project is refused a namespace that is reserved or another Project's, and
-its deletion is refused while its namespace still holds Instances or Volumes.
+its deletion is refused while its namespace still holds Instances or Volumes. Admin-only
+fields (`spec.placement.host`, a Network's provider fields) need a privilege the apiserver's
+authorizer grants the requesting user (`privileges`: a SubjectAccessReview).
 """
 
 from kubenova.operator.admission.errors import AdmissionRefused

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ from kubenova.operator.admission.configuration import (
 )
 from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
 from kubenova.operator.admission.instances import check_instance
+from kubenova.operator.admission.privileges import (
+    AdminOnlyField,
+    Authorizer,
+    SubjectAccessReviews,
+    instance_admin_fields,
+    network_admin_fields,
+    require_privileges,
+)
 from kubenova.operator.admission.projects import check_project, check_project_deletion
 from kubenova.operator.admission.references import References
 from kubenova.operator.admission.server import PublishingWebhookServer
@@ -44,10 +53,21 @@ log = logging.getLogger(__name__)
 HOOKS = [
     Hook("instances", "instances", ("CREATE", "UPDATE")),
     Hook("volumes", "volumes", ("CREATE", "UPDATE")),
+    Hook("networks", "networks", ("CREATE", "UPDATE")),
     Hook("projects", "projects", ("CREATE", "UPDATE", "DELETE"), namespaced=False),
 ]
 MEMO_KEY = "admission"
 Body = dict[str, Any]
+FieldsOf = Callable[[Body, Body | None], list[AdminOnlyField]]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the AdmissionReview says beside the objects: who asks, for what, dry or not."""
+
+    operation: str
+    user: dict[str, Any] | None
+    dry_run: bool
 
 
 @dataclass
@@ -57,16 +77,34 @@ class Admission:
     references: References
     engine: Engine
     system_namespace: str
+    authorizer: Authorizer
 
-    async def instance(self, body: Body, old: Body | None, dry_run: bool) -> None:
+    async def instance(self, body: Body, old: Body | None, request: Request) -> None:
+        # Admin-only fields first: a refused request must not reach the quota reservation.
+        await self._privileges(instance_admin_fields, body, old, request)
         amounts = await check_instance(body, old, self.references)
         if amounts is not None:
-            await self._reserve(body, "Instance", amounts, dry_run)
+            await self._reserve(body, "Instance", amounts, request.dry_run)
 
     async def volume(self, body: Body, old: Body | None, dry_run: bool) -> None:
         amounts = await check_volume(body, old, self.references)
         if amounts is not None:
             await self._reserve(body, "Volume", amounts, dry_run)
+
+    async def network(self, body: Body, old: Body | None, request: Request) -> None:
+        await self._privileges(network_admin_fields, body, old, request)
+
+    async def _privileges(
+        self, fields_of: FieldsOf, body: Body, old: Body | None, request: Request
+    ) -> None:
+        old_spec = None if old is None else (old.get("spec") or {})
+        await require_privileges(
+            fields_of(body.get("spec") or {}, old_spec),
+            self.authorizer,
+            request.user,
+            request.operation,
+            body["metadata"]["namespace"],
+        )
 
     async def project(self, body: Body, operation: str) -> None:
         if operation == "DELETE":
@@ -121,7 +159,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         )
         settings.admission.managed = None  # ours: kopf's has no matchConditions
         memo[MEMO_KEY] = Admission(
-            References(runtime.catalog, runtime.client), runtime.engine, config.system_namespace
+            References(runtime.catalog, runtime.client),
+            runtime.engine,
+            config.system_namespace,
+            SubjectAccessReviews(runtime.client),
         )
 
     @kopf.on.validate(
@@ -133,13 +174,26 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         registry=registry,
     )
     async def validate_instance(body: kopf.Body, dryrun: bool, memo: Any, **kwargs: Any) -> None:
-        await _decide(memo[MEMO_KEY].instance(dict(body), _plain(kwargs.get("old")), dryrun))
+        request = _request(dryrun, kwargs)
+        await _decide(memo[MEMO_KEY].instance(dict(body), _plain(kwargs.get("old")), request))
 
     @kopf.on.validate(
         GROUP, VERSION, "volumes", id="volumes", operations=["CREATE", "UPDATE"], registry=registry
     )
     async def validate_volume(body: kopf.Body, dryrun: bool, memo: Any, **kwargs: Any) -> None:
         await _decide(memo[MEMO_KEY].volume(dict(body), _plain(kwargs.get("old")), dryrun))
+
+    @kopf.on.validate(
+        GROUP,
+        VERSION,
+        "networks",
+        id="networks",
+        operations=["CREATE", "UPDATE"],
+        registry=registry,
+    )
+    async def validate_network(body: kopf.Body, dryrun: bool, memo: Any, **kwargs: Any) -> None:
+        request = _request(dryrun, kwargs)
+        await _decide(memo[MEMO_KEY].network(dict(body), _plain(kwargs.get("old")), request))
 
     @kopf.on.validate(
         GROUP,
@@ -151,6 +205,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     )
     async def validate_project(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
         await _decide(memo[MEMO_KEY].project(dict(body), kwargs["operation"]))
+
+
+def _request(dry_run: bool, kwargs: dict[str, Any]) -> Request:
+    user = kwargs.get("userinfo")
+    return Request(str(kwargs.get("operation") or ""), dict(user) if user else None, dry_run)
 
 
 def _plain(old: Any) -> Body | None:

@@ -71,8 +71,9 @@ class NetworkSpec(KubeModel):
     }
 
     mode: NetworkMode = Field(
-        description="flat (a bridge on the physical interface), vlan (802.1Q or OVS tag) or "
-        "vxlan (VNI over the underlay). Immutable.",
+        description="flat (a bridge on the physical interface), vlan (802.1Q or OVS tag on "
+        "the physical trunk) or vxlan (VNI over the underlay). flat and vlan are provider "
+        "networks, for cloud administrators only (networks/provider in kubenova.io). Immutable.",
         json_schema_extra=immutable("spec.mode"),
     )
     cidr: str = Field(
@@ -114,7 +115,9 @@ class NetworkSpec(KubeModel):
         default=None,
         max_length=15,
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$",
-        description="Host interface for flat/vlan traffic; the host's default when omitted.",
+        description="Host interface for flat/vlan traffic; the host's default when omitted. "
+        "Cloud administrators only (networks/provider in kubenova.io); the host's agent "
+        "uses only interfaces on its --provider-interfaces list.",
     )
     router: Router | None = Field(default=None, description="Optional SNAT router.")
 
