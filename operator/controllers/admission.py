@@ -29,6 +29,7 @@ from kubenova.operator.admission.configuration import (
 )
 from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
 from kubenova.operator.admission.instances import check_instance
+from kubenova.operator.admission.networks import check_network
 from kubenova.operator.admission.privileges import (
     AdminOnlyField,
     Authorizer,
@@ -45,6 +46,7 @@ from kubenova.operator.admission.volumes import check_volume
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory.records import Consumer
+from kubenova.operator.networks.settings import from_environment as network_settings
 from kubenova.operator.runtime import Runtime
 from kubenova.wellknown import OPERATOR_MANAGER
 
@@ -78,11 +80,12 @@ class Admission:
     engine: Engine
     system_namespace: str
     authorizer: Authorizer
+    floating_ips: bool  # the operator has a floating IP pool (KUBENOVA_FLOATING_IP_POOL)
 
     async def instance(self, body: Body, old: Body | None, request: Request) -> None:
         # Admin-only fields first: a refused request must not reach the quota reservation.
         await self._privileges(instance_admin_fields, body, old, request)
-        amounts = await check_instance(body, old, self.references)
+        amounts = await check_instance(body, old, self.references, floating_ips=self.floating_ips)
         if amounts is not None:
             await self._reserve(body, "Instance", amounts, request.dry_run)
 
@@ -93,6 +96,7 @@ class Admission:
 
     async def network(self, body: Body, old: Body | None, request: Request) -> None:
         await self._privileges(network_admin_fields, body, old, request)
+        await check_network(body, old, self.references)
 
     async def _privileges(
         self, fields_of: FieldsOf, body: Body, old: Body | None, request: Request
@@ -163,6 +167,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             runtime.engine,
             config.system_namespace,
             SubjectAccessReviews(runtime.client),
+            floating_ips=network_settings().floating_pool is not None,
         )
 
     @kopf.on.validate(

@@ -2,7 +2,8 @@
 
 Issue 12, item 8: a Network whose gateway the allocator cannot use (outside the CIDR,
 its network or broadcast address) used to be admitted and only then marked
-Ready=False InvalidCIDR. The CRD refuses it now, and nothing is left behind.
+Ready=False InvalidCIDR. The CRD refuses it now, and nothing is left behind. A Network
+overlapping another of its project (CIDROverlap) is refused by the webhook.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 
 from kubenova.devcluster import ClusterAccess
 from tests.builders import a_network, as_yaml
+from tests.integration.auth.conftest import Tenancy, apply, kubectl_json, unique
 
 pytestmark = pytest.mark.apiserver
 
@@ -62,3 +64,19 @@ def test_a_gateway_that_is_a_host_address_is_accepted(
     name = "ok-" + gateway.replace(".", "-")
     network = a_network(name, NS, cidr=cidr, gateway=gateway)
     cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=as_yaml(network))
+
+
+@pytest.mark.ldap
+def test_a_network_overlapping_another_of_its_project_is_refused_naming_spec_cidr(
+    tenancy: Tenancy,
+) -> None:
+    cluster, project = tenancy.cluster, unique("overlap")
+    tenancy.project(project)
+    apply(cluster, a_network("wide", project, cidr="10.50.0.0/16"))
+    result = apply(cluster, a_network("inside", project, cidr="10.50.8.0/24"), check=False)
+    assert result.returncode != 0, f"admitted: {result.stdout}"
+    assert "spec.cidr" in result.stderr, result.stderr
+    assert "overlaps Network wide (10.50.0.0/16)" in result.stderr
+    assert kubectl_json(cluster, "get", "network", "inside", "-n", project) is None
+    apply(cluster, a_network("beside", project, cidr="10.51.0.0/24"))  # no overlap: admitted
+    cluster.kubectl("delete", "networks", "--all", "-n", project, "--wait=false")
