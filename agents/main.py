@@ -18,6 +18,7 @@ import click
 
 from kubenova.agents.host import Capacity
 from kubenova.agents.network.assembly import NetworkFlags
+from kubenova.agents.network.provider import ProviderInterfaces
 from kubenova.agents.runtime import SERVICES, Agent, AgentSettings
 from kubenova.agents.volume.assembly import VolumeFlags
 
@@ -92,6 +93,12 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--underlay-ip", default=None, help="Address for VXLAN and storage traffic.")
 @click.option(
     "--physical-interface", default=None, help="network: trunk interface of flat/vlan networks."
+)
+@click.option(
+    "--provider-interfaces",
+    multiple=True,
+    help="network: host interfaces flat/vlan networks may use (repeat or comma-separate); "
+    "default none. An interface that carries an IP address is refused anyway.",
 )
 @click.option(
     "--external-interface",
@@ -171,6 +178,7 @@ def agent(  # click passes every option by keyword
     domain_type: str,
     underlay_ip: str | None,
     physical_interface: str | None,
+    provider_interfaces: tuple[str, ...],
     external_interface: str | None,
     vlan_backend: str,
     ovs_db: str | None,
@@ -211,6 +219,7 @@ def agent(  # click passes every option by keyword
         underlay_ip=underlay_ip,
         network=NetworkFlags(
             physical_interface=physical_interface,
+            provider_interfaces=ProviderInterfaces.parse(provider_interfaces),
             external_interface=external_interface,
             vlan_backend=vlan_backend,
             ovs_db=ovs_db,

@@ -11,6 +11,7 @@ from kubenova.agents.network.linuxbridge import Dot1qUplink, FlatUplink
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.nat import Routers
 from kubenova.agents.network.ovs import OvsSettings, OvsUplink
+from kubenova.agents.network.provider import ProviderInterfaces
 from kubenova.agents.network.service import NetworkService, NetworkSettings
 from kubenova.agents.network.spec import Mode
 from kubenova.agents.network.vxlan import VxlanUplink
@@ -24,6 +25,8 @@ class NetworkFlags:
     """The network service's own agent options (the rest comes from the agent's settings)."""
 
     physical_interface: str | None = None  # trunk for flat/vlan networks
+    # The interfaces flat/vlan networks may use (--provider-interfaces); empty: none.
+    provider_interfaces: ProviderInterfaces = field(default_factory=ProviderInterfaces)
     external_interface: str | None = None  # network hosts: where SNAT and floating IPs go
     vlan_backend: str = "linuxbridge"
     ovs_db: str | None = None
@@ -40,6 +43,7 @@ class NetworkOptions:
     state_dir: Path
     underlay_ip: str | None = None
     physical_interface: str | None = None
+    provider_interfaces: ProviderInterfaces = field(default_factory=ProviderInterfaces)
     external_interface: str | None = None
     vlan_backend: str = "linuxbridge"  # 802.1Q sub-interfaces; "ovs": tagged OVS ports
     ovs: OvsSettings = field(default_factory=OvsSettings)
@@ -57,6 +61,7 @@ def options_for(
         state_dir=state_dir,
         underlay_ip=underlay_ip,
         physical_interface=flags.physical_interface,
+        provider_interfaces=flags.provider_interfaces,
         external_interface=flags.external_interface,
         vlan_backend=flags.vlan_backend,
         teardown_on_exit=flags.teardown_on_exit,
@@ -86,6 +91,7 @@ def make_network_service(client: KubeClient, options: NetworkOptions) -> Network
             host=options.host,
             underlay_ip=options.underlay_ip,
             physical_interface=options.physical_interface,
+            provider_interfaces=options.provider_interfaces,
             external_interface=options.external_interface,
             events=options.events,
             teardown_on_exit=options.teardown_on_exit,

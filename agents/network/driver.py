@@ -11,6 +11,8 @@ address, for DHCP and the router.
 from __future__ import annotations
 
 import abc
+import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,6 +56,13 @@ class NetworkDriver(abc.ABC):
     @abc.abstractmethod
     def describe(self, bridge: str) -> WiredState | None:
         """The bridge as it is, or None."""
+
+    @abc.abstractmethod
+    def interface_addresses(self, name: str) -> frozenset[str] | None:
+        """The addresses ("ip/prefix") of host interface `name`, or None when it is absent.
+
+        IPv6 link-local addresses are left out: every interface that is up has one.
+        """
 
     def close(self) -> None:  # noqa: B027 - most drivers hold nothing to release
         """Release handles."""
@@ -151,6 +160,19 @@ class LinuxBridgeDriver(NetworkDriver):
             )
             segment, segment_id, peers = _segment_of(ipr, bridge, ports)
             return WiredState(bridge, frozenset(ports), addresses, segment, segment_id, peers)
+
+    def interface_addresses(self, name: str) -> frozenset[str] | None:
+        with self.ns.lock:
+            ipr = self.ns.ipr()
+            index = lookup(ipr, name)
+            if index is None:
+                return None
+            return frozenset(
+                f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
+                for a in ipr.get_addr(index=index)
+                if not ipaddress.ip_address(str(a.get("IFA_ADDRESS"))).is_link_local
+                or a["family"] == socket.AF_INET
+            )
 
     def close(self) -> None:
         self.ns.close()

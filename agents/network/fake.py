@@ -13,8 +13,13 @@ from kubenova.errors import UserError
 class FakeDriver(NetworkDriver):
     """Keeps a table of bridges as the Linux-bridge driver would leave them."""
 
-    def __init__(self, interfaces: frozenset[str] = frozenset({"trunk0"})) -> None:
+    def __init__(
+        self,
+        interfaces: frozenset[str] = frozenset({"trunk0"}),
+        addresses: dict[str, frozenset[str]] | None = None,
+    ) -> None:
         self.interfaces = interfaces  # the host's own interfaces (trunks)
+        self.addresses = addresses or {}  # interface -> "ip/prefix" it carries
         self._bridges: dict[str, WiredState] = {}
         self._lock = threading.Lock()
         self.calls = 0
@@ -64,3 +69,8 @@ class FakeDriver(NetworkDriver):
     def describe(self, bridge: str) -> WiredState | None:
         with self._lock:
             return self._bridges.get(bridge)
+
+    def interface_addresses(self, name: str) -> frozenset[str] | None:
+        if name not in self.interfaces:
+            return None
+        return self.addresses.get(name, frozenset())

@@ -16,12 +16,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from kubenova.agents.network.dhcp import DhcpServers
 from kubenova.agents.network.driver import NetworkDriver
 from kubenova.agents.network.nat import Routers
+from kubenova.agents.network.provider import ProviderInterfaces
 from kubenova.agents.network.spec import HostNetwork, host_network
 from kubenova.api.v1alpha1 import Network
 from kubenova.errors import KubenovaError, TemporaryError, UserError
@@ -44,6 +45,7 @@ class NetworkSettings:
     host: str
     underlay_ip: str | None = None
     physical_interface: str | None = None
+    provider_interfaces: ProviderInterfaces = field(default_factory=ProviderInterfaces)
     external_interface: str | None = None
     workers: int = 2
     events: bool = True
@@ -128,6 +130,7 @@ class NetworkService:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
 
     def _converge(self, net: HostNetwork) -> None:
+        self.settings.provider_interfaces.check(net, self.driver.interface_addresses)
         self.driver.plug(net)
         if net.gateway is not None:
             if net.gateway.dhcp:

@@ -46,3 +46,6 @@ EVENTS = ResourceKind("events.k8s.io", "v1", "events", True, "Event")
 CORE_EVENTS = ResourceKind("", "v1", "events", True, "Event")
 NAMESPACES = ResourceKind("", "v1", "namespaces", False, "Namespace")
 SECRETS = ResourceKind("", "v1", "secrets", True, "Secret")
+SUBJECT_ACCESS_REVIEWS = ResourceKind(
+    "authorization.k8s.io", "v1", "subjectaccessreviews", False, "SubjectAccessReview"
+)

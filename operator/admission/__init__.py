@@ -8,7 +8,9 @@ the field to change. The webhook writes nothing (a forged AdmissionReview must n
 state): quota is read (`admission.usage`: what claims hold plus what waits for a claim)
 and charged only by the claim, which re-checks it under a lock. A Project is refused a
 namespace that is reserved or another Project's, and its deletion is refused while its
-namespace still holds Instances or Volumes.
+namespace still holds Instances or Volumes. Admin-only
+fields (`spec.placement.host`, a Network's provider fields) need a privilege the apiserver's
+authorizer grants the requesting user (`privileges`: a SubjectAccessReview).
 """
 
 from kubenova.operator.admission.errors import AdmissionRefused

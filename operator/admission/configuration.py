@@ -6,7 +6,7 @@ operator's and the agents' metadata writes (finalizers, labels) and every status
 (a subresource, never matched) go through even while the operator is down.
 
 Failure policy: Fail. While the webhook cannot answer, creating or changing the spec of
-an Instance, Volume or Project is refused ("failed calling webhook"), because admitting
+an Instance, Volume, Network or Project is refused ("failed calling webhook"), because admitting
 it unchecked could break a quota or let a bad reference in; nothing could schedule it
 meanwhile anyway. Deletes of Instances and Volumes are never intercepted.
 """

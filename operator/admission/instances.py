@@ -13,16 +13,19 @@ from kubenova.operator.inventory.resources import Resources
 Body = dict[str, Any]
 
 
-async def check_instance(body: Body, old: Body | None, refs: References) -> QuotaAmounts | None:
+async def check_instance(
+    body: Body, old: Body | None, refs: References, *, floating_ips: bool = True
+) -> QuotaAmounts | None:
     """Refuse (AdmissionRefused) or return what a new Instance charges its project's quota.
 
     On an update only what the update adds is checked (a new network or volume); sizing
-    and image are immutable, so an update charges nothing more (None).
+    and image are immutable, so an update charges nothing more (None). `floating_ips`:
+    whether the operator has a floating IP pool at all.
     """
     namespace = body["metadata"]["namespace"]
     spec = body.get("spec") or {}
     old_spec = (old or {}).get("spec") or {}
-    await _check_networks(namespace, spec, old_spec, refs)
+    await _check_networks(namespace, spec, old_spec, refs, floating_ips)
     await _check_volumes(namespace, spec, old_spec, refs)
     if old is not None:
         return None
@@ -86,19 +89,31 @@ async def _check_image(spec: Body, resources: Resources, refs: References) -> No
         )
 
 
-async def _check_networks(namespace: str, spec: Body, old_spec: Body, refs: References) -> None:
+async def _check_networks(
+    namespace: str, spec: Body, old_spec: Body, refs: References, floating_ips: bool
+) -> None:
     before = {(a["network"], a.get("ip")) for a in old_spec.get("networks") or []}
     for index, attachment in enumerate(spec.get("networks") or []):
         name, ip = attachment["network"], attachment.get("ip")
         if (name, ip) in before:
             continue
         field = f"spec.networks[{index}]"
+        if attachment.get("floatingIP") and not floating_ips:
+            raise AdmissionRefused(
+                f"{field}.floatingIP",
+                "floating IPs are not configured in this cloud (no KUBENOVA_FLOATING_IP_POOL): "
+                "set it to false or ask an administrator for a pool",
+            )
         network = await refs.network(namespace, name)
         if network is None:
             raise AdmissionRefused(
                 f"{field}.network",
                 f"Network {name} does not exist in namespace {namespace}; an Instance can only "
                 f"use the Networks of its own namespace (kubectl get networks -n {namespace})",
+            )
+        if network["metadata"].get("deletionTimestamp"):
+            raise AdmissionRefused(
+                f"{field}.network", f"Network {name} is being deleted: attach another network"
             )
         if ip:
             _check_fixed_ip(f"{field}.ip", ip, name, network["spec"])
@@ -123,11 +138,16 @@ async def _check_volumes(namespace: str, spec: Body, old_spec: Body, refs: Refer
         name = attachment["volume"]
         if name in before:
             continue
-        if await refs.volume(namespace, name) is None:
+        volume = await refs.volume(namespace, name)
+        if volume is None:
             raise AdmissionRefused(
                 f"spec.volumes[{index}].volume",
                 f"Volume {name} does not exist in namespace {namespace}; an Instance can only "
                 f"attach the Volumes of its own namespace (kubectl get volumes -n {namespace})",
+            )
+        if volume["metadata"].get("deletionTimestamp"):
+            raise AdmissionRefused(
+                f"spec.volumes[{index}].volume", f"Volume {name} is being deleted: attach another"
             )
 
 

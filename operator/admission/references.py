@@ -45,6 +45,11 @@ class References:
     async def network(self, namespace: str, name: str) -> Body | None:
         return await self._get(kubenova_kind(Network), name, namespace)
 
+    async def networks(self, namespace: str) -> list[Body]:
+        listing = await self.client.list(kubenova_kind(Network), namespace)
+        items: list[Body] = listing.get("items", [])
+        return items
+
     async def volume(self, namespace: str, name: str) -> Body | None:
         return await self._get(kubenova_kind(Volume), name, namespace)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -35,12 +36,22 @@ from kubenova.operator.admission.configuration import (
 )
 from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.instances import check_instance
+from kubenova.operator.admission.networks import check_network
+from kubenova.operator.admission.privileges import (
+    AdminOnlyField,
+    Authorizer,
+    SubjectAccessReviews,
+    instance_admin_fields,
+    network_admin_fields,
+    require_privileges,
+)
 from kubenova.operator.admission.projects import check_project, check_project_deletion
 from kubenova.operator.admission.references import References
 from kubenova.operator.admission.server import PublishingWebhookServer
 from kubenova.operator.admission.usage import check_room
 from kubenova.operator.admission.volumes import check_volume
 from kubenova.operator.config import OperatorConfig
+from kubenova.operator.networks.settings import from_environment as network_settings
 from kubenova.operator.runtime import Runtime
 from kubenova.wellknown import OPERATOR_MANAGER
 
@@ -49,11 +60,21 @@ log = logging.getLogger(__name__)
 HOOKS = [
     Hook("instances", "instances", ("CREATE", "UPDATE")),
     Hook("volumes", "volumes", ("CREATE", "UPDATE")),
+    Hook("networks", "networks", ("CREATE", "UPDATE")),
     Hook("projects", "projects", ("CREATE", "UPDATE", "DELETE"), namespaced=False),
 ]
 MEMO_KEY = "admission"
 CERTIFICATES_TASK = "admission-certificates"
 Body = dict[str, Any]
+FieldsOf = Callable[[Body, Body | None], list[AdminOnlyField]]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the AdmissionReview says beside the objects: who asks, and for what."""
+
+    operation: str
+    user: dict[str, Any] | None
 
 
 @dataclass
@@ -63,9 +84,13 @@ class Admission:
     references: References
     engine: Engine
     system_namespace: str
+    authorizer: Authorizer
+    floating_ips: bool  # the operator has a floating IP pool (KUBENOVA_FLOATING_IP_POOL)
 
-    async def instance(self, body: Body, old: Body | None) -> None:
-        amounts = await check_instance(body, old, self.references)
+    async def instance(self, body: Body, old: Body | None, request: Request) -> None:
+        # Admin-only fields first: a refused request is refused before anything else is read.
+        await self._privileges(instance_admin_fields, body, old, request)
+        amounts = await check_instance(body, old, self.references, floating_ips=self.floating_ips)
         if amounts is not None:
             await check_room(self.references, self.engine, body, "Instance", amounts)
 
@@ -73,6 +98,22 @@ class Admission:
         amounts = await check_volume(body, old, self.references)
         if amounts is not None:
             await check_room(self.references, self.engine, body, "Volume", amounts)
+
+    async def network(self, body: Body, old: Body | None, request: Request) -> None:
+        await self._privileges(network_admin_fields, body, old, request)
+        await check_network(body, old, self.references)
+
+    async def _privileges(
+        self, fields_of: FieldsOf, body: Body, old: Body | None, request: Request
+    ) -> None:
+        old_spec = None if old is None else (old.get("spec") or {})
+        await require_privileges(
+            fields_of(body.get("spec") or {}, old_spec),
+            self.authorizer,
+            request.user,
+            request.operation,
+            body["metadata"]["namespace"],
+        )
 
     async def project(self, body: Body, operation: str) -> None:
         if operation == "DELETE":
@@ -134,7 +175,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         )
         settings.admission.managed = None  # ours: kopf's has no matchConditions
         memo[MEMO_KEY] = Admission(
-            References(runtime.catalog, runtime.client), runtime.engine, config.system_namespace
+            References(runtime.catalog, runtime.client),
+            runtime.engine,
+            config.system_namespace,
+            SubjectAccessReviews(runtime.client),
+            floating_ips=network_settings().floating_pool is not None,
         )
 
     @kopf.on.cleanup(registry=registry)
@@ -153,13 +198,26 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         registry=registry,
     )
     async def validate_instance(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-        await _decide(memo[MEMO_KEY].instance(dict(body), _plain(kwargs.get("old"))))
+        request = _request(kwargs)
+        await _decide(memo[MEMO_KEY].instance(dict(body), _plain(kwargs.get("old")), request))
 
     @kopf.on.validate(
         GROUP, VERSION, "volumes", id="volumes", operations=["CREATE", "UPDATE"], registry=registry
     )
     async def validate_volume(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
         await _decide(memo[MEMO_KEY].volume(dict(body), _plain(kwargs.get("old"))))
+
+    @kopf.on.validate(
+        GROUP,
+        VERSION,
+        "networks",
+        id="networks",
+        operations=["CREATE", "UPDATE"],
+        registry=registry,
+    )
+    async def validate_network(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+        request = _request(kwargs)
+        await _decide(memo[MEMO_KEY].network(dict(body), _plain(kwargs.get("old")), request))
 
     @kopf.on.validate(
         GROUP,
@@ -193,6 +251,11 @@ def certificate_policy(config: OperatorConfig) -> CertificatePolicy:
         timedelta(seconds=config.webhook_cert_validity),
         timedelta(seconds=renew_before) if renew_before is not None else None,
     )
+
+
+def _request(kwargs: dict[str, Any]) -> Request:
+    user = kwargs.get("userinfo")
+    return Request(str(kwargs.get("operation") or ""), dict(user) if user else None)
 
 
 def _plain(old: Any) -> Body | None:

@@ -86,8 +86,8 @@ class Placement(KubeModel):
     )
     host: LabelName | None = Field(
         default=None,
-        description="Run on exactly this Host (administrators only): skips the weighing, "
-        "not the capacity checks.",
+        description="Run on exactly this Host (cloud administrators only: needs create on "
+        "instances/forcehost in kubenova.io): skips the weighing, not the capacity checks.",
     )
 
 

@@ -20,6 +20,19 @@ from .meta import (
     ready_column,
 )
 
+# The gateway rule in CEL, which has no broadcast(): the gateway as an integer, plus one,
+# modulo the CIDR's block size (2 ** host bits from a table; prefixes are /8 to /29) is 0
+# for the broadcast address and 1 for the network address.
+_GATEWAY_INT = " + ".join(
+    f"int(self.gateway.split('.')[{index}]) * {256 ** (3 - index)}" for index in range(4)
+)
+_BLOCK_SIZE = f"{[2**bits for bits in range(25)]}[32 - cidr(self.cidr).prefixLength()]"
+_GATEWAY_IS_A_HOST = (
+    "!has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || "
+    "cidr(self.cidr).prefixLength() < 8 || "
+    f"({_GATEWAY_INT} + 1) % {_BLOCK_SIZE} > 1"
+)
+
 
 class NetworkMode(StrEnum):
     FLAT = "flat"
@@ -40,16 +53,27 @@ class NetworkSpec(KubeModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "!has(self.gateway) || cidr(self.cidr).containsIP(self.gateway)",
+                    "rule": "!has(self.gateway) || !isCIDR(self.cidr) || "
+                    "cidr(self.cidr).containsIP(self.gateway)",
                     "message": "spec.gateway must lie inside spec.cidr",
+                    "fieldPath": ".gateway",
+                },
+                {
+                    # The allocator refuses these too (InvalidCIDR); refused here,
+                    # `kubectl apply` names the field instead of the Network failing later.
+                    "rule": _GATEWAY_IS_A_HOST,
+                    "message": "spec.gateway must be a host address of spec.cidr, neither its "
+                    "network nor its broadcast address",
+                    "fieldPath": ".gateway",
                 },
             ]
         }
     }
 
     mode: NetworkMode = Field(
-        description="flat (a bridge on the physical interface), vlan (802.1Q or OVS tag) or "
-        "vxlan (VNI over the underlay). Immutable.",
+        description="flat (a bridge on the physical interface), vlan (802.1Q or OVS tag on "
+        "the physical trunk) or vxlan (VNI over the underlay). flat and vlan are provider "
+        "networks, for cloud administrators only (networks/provider in kubenova.io). Immutable.",
         json_schema_extra=immutable("spec.mode"),
     )
     cidr: str = Field(
@@ -91,7 +115,9 @@ class NetworkSpec(KubeModel):
         default=None,
         max_length=15,
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$",
-        description="Host interface for flat/vlan traffic; the host's default when omitted.",
+        description="Host interface for flat/vlan traffic; the host's default when omitted. "
+        "Cloud administrators only (networks/provider in kubenova.io); the host's agent "
+        "uses only interfaces on its --provider-interfaces list.",
     )
     router: Router | None = Field(default=None, description="Optional SNAT router.")
 

@@ -9,6 +9,7 @@ the operator itself) and the configuration, so later tests meet no webhook.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from tests.fixtures.operator import OperatorProcess, clean_slate
 from tests.support.waiting import eventually
 
 WEBHOOK_CONFIGURATION = "kubenova-admission"
+FLOATING_POOL = "198.51.100.16/28"
 
 
 def kubectl_json(cluster: ClusterAccess, *args: str) -> Any:
@@ -119,6 +121,8 @@ def tenancy(
         kubeconfig=apiserver.kubeconfig,
         database_url=inventory_url,
         log_path=tmp_path / "operator.log",
+        # A floating IP pool: without one the webhook refuses spec.networks[].floatingIP.
+        env={**os.environ, "KUBENOVA_FLOATING_IP_POOL": FLOATING_POOL},
         extra_args=(
             "--auth-config", str(config),
             "--project-sync-interval", "1",

@@ -10,6 +10,7 @@ import pytest
 
 from kubenova.operator.admission import AdmissionRefused
 from kubenova.operator.admission.instances import check_instance
+from kubenova.operator.admission.networks import check_network
 from kubenova.operator.admission.projects import check_project, check_project_deletion
 from kubenova.operator.admission.references import References
 from kubenova.operator.admission.volumes import check_volume
@@ -43,6 +44,13 @@ class DictReferences:
 
     async def volume(self, namespace: str, name: str) -> Body | None:
         return self._get("Volume", name, namespace)
+
+    async def networks(self, namespace: str) -> list[Body]:
+        return [
+            o
+            for o in self.objects.values()
+            if o["kind"] == "Network" and o["metadata"].get("namespace") == namespace
+        ]
 
     async def server_group(self, namespace: str, name: str) -> Body | None:
         return self._get("ServerGroup", name, namespace)
@@ -147,3 +155,40 @@ def test_a_project_may_adopt_an_unlabelled_namespace_but_not_anothers() -> None:
         AdmissionRefused, match=r"metadata\.name: namespace kubenova-system is reserved"
     ):
         run(check_project(a_project("kubenova-system"), refs(), "kubenova-system"))
+
+
+def deleting(body: Body) -> Body:
+    body["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return body
+
+
+def test_a_network_or_volume_being_deleted_cannot_be_attached() -> None:
+    body = an_instance("vm", "ns", flavor="m1", image="img", networks=[{"network": "n"}])
+    with pytest.raises(AdmissionRefused, match="Network n is being deleted") as refused:
+        run(check_instance(body, None, refs(deleting(a_network("n", "ns")))))
+    assert refused.value.field == "spec.networks[0].network"
+    body = an_instance("vm", "ns", flavor="m1", image="img", volumes=[{"volume": "v"}])
+    with pytest.raises(AdmissionRefused, match="Volume v is being deleted") as refused:
+        run(check_instance(body, None, refs(deleting(a_volume("v", "ns")))))
+    assert refused.value.field == "spec.volumes[0].volume"
+
+
+def test_a_floating_ip_needs_a_pool() -> None:
+    nic = {"network": "n", "floatingIP": True}
+    body = an_instance("vm", "ns", flavor="m1", image="img", networks=[nic])
+    network = a_network("n", "ns")
+    with pytest.raises(AdmissionRefused, match="floating IPs are not configured") as refused:
+        run(check_instance(body, None, refs(network), floating_ips=False))
+    assert refused.value.field == "spec.networks[0].floatingIP"
+    assert run(check_instance(body, None, refs(network), floating_ips=True)) is not None
+
+
+def test_a_network_overlapping_another_of_its_namespace_is_refused() -> None:
+    mine = a_network("big", "ns", cidr="10.50.0.0/16")
+    others = refs(mine, a_network("elsewhere", "other", cidr="10.50.8.0/24"))
+    with pytest.raises(AdmissionRefused, match=r"overlaps Network big \(10\.50\.0\.0/16\)") as e:
+        run(check_network(a_network("small", "ns", cidr="10.50.8.0/24"), None, others))
+    assert e.value.field == "spec.cidr"
+    run(check_network(a_network("small", "other2", cidr="10.50.8.0/24"), None, others))
+    run(check_network(mine, None, others))  # itself (a re-apply) is no overlap
+    run(check_network(a_network("small", "ns", cidr="10.50.8.0/24"), None, refs(deleting(mine))))

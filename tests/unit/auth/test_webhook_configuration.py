@@ -19,6 +19,7 @@ def test_every_hook_fails_closed_and_only_sees_spec_changes() -> None:
     assert set(by_name) == {
         "instances.validate.kubenova.io",
         "volumes.validate.kubenova.io",
+        "networks.validate.kubenova.io",
         "projects.validate.kubenova.io",
     }
     for webhook in config["webhooks"]:

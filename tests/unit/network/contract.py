@@ -86,3 +86,10 @@ class DriverContract:
             driver.plug(HostNetwork("t/g", OTHER, Mode.FLAT, trunk="nope0"))
         driver.unplug(BRIDGE)
         driver.unplug(OTHER)
+
+    def test_interface_addresses_of_an_unaddressed_and_a_missing_interface(
+        self, make_driver: MakeDriver
+    ) -> None:
+        driver = make_driver()
+        assert driver.interface_addresses("trunk0") == frozenset()  # link-local IPv6 left out
+        assert driver.interface_addresses("nope0") is None
