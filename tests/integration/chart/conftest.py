@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubenova.devcluster import ClusterAccess
+from kubenova.devcluster import POLICY_DIR, ClusterAccess, install_policies
 from kubenova.devcluster.binaries import cache_bin_dir, find_checkout
 from kubenova.devcluster.kubeconfig import write_kubeconfig
 from tests.support.waiting import eventually
@@ -132,7 +132,7 @@ def install(
     if values is not None:
         args.append(f"--values={values}")
     for item in set_values:
-        args.append(f"--set={item}")
+        args.append(item if item.startswith("--") else f"--set={item}")
     helm.run(*args, kubeconfig=cluster.kubeconfig)
     manifest = helm.run(
         "get", "manifest", RELEASE, "-n", NAMESPACE, kubeconfig=cluster.kubeconfig
@@ -186,10 +186,22 @@ def policies_enforced(cluster: ClusterAccess, instance: str, namespace: str) -> 
     eventually(refused, timeout=30, what="the admission policies to be enforced")
 
 
-def service_account_kubeconfig(cluster: ClusterAccess, account: str, path: Path) -> Path:
-    """A kubeconfig with a fresh token of `account` (kubenova-system), as a pod would have."""
+def service_account_kubeconfig(
+    cluster: ClusterAccess, account: str, path: Path, *, node: str | None = None
+) -> Path:
+    """A kubeconfig with a fresh token of `account` (kubenova-system), as a pod would have.
+
+    With `node`, the token is bound to that Node (created if missing), like the projected
+    token of a pod scheduled there: the API server then names the node in the caller's
+    user.extra, which is how the host policy tells one agent from another.
+    """
+    bound: list[str] = []
+    if node is not None:
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+        bound = ["--bound-object-kind=Node", f"--bound-object-name={node}"]
     token = cluster.kubectl(
-        "create", "token", account, "-n", NAMESPACE, "--duration=2h"
+        "create", "token", account, "-n", NAMESPACE, "--duration=2h", *bound
     ).stdout.strip()
     return write_kubeconfig(
         path, server=cluster.url, ca_file=cluster.ca_file, user=account, token=token
@@ -207,11 +219,14 @@ RELEASE_SETTINGS = (
 def release(helm: Helm, apiserver: ClusterAccess, crds_installed: list[str]) -> Iterator[Release]:
     """The chart installed with (nearly) default values; uninstalled after the module."""
     uninstall(helm, apiserver)  # a release left by an interrupted run
-    installed = install(helm, apiserver, *RELEASE_SETTINGS)
+    # The session installed the chart's static policies (crds_installed) without Helm's
+    # ownership marks; the release takes them over, and they are put back after it.
+    installed = install(helm, apiserver, "--take-ownership", *RELEASE_SETTINGS)
     try:
         yield installed
     finally:
         uninstall(helm, apiserver)
+        install_policies(apiserver, REPO / POLICY_DIR)
         # Published by the operator (not part of the release): it must not outlive the test
         # operators, or every later Instance create would fail calling a dead webhook.
         apiserver.kubectl(

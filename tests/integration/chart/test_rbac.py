@@ -32,6 +32,7 @@ from tests.integration.chart.conftest import (
     Release,
     documents,
     policies_enforced,
+    service_account_kubeconfig,
 )
 from tests.support.waiting import eventually
 
@@ -289,6 +290,10 @@ def handed_over(release: Release, tmp_path: Path) -> Iterator[str]:
         "labels": {"kubenova.io/host": "h1"},
     }
     cluster.kubectl("apply", "-f", "-", input=as_yaml(body))
+    cluster.kubectl(
+        "patch", "instance", name, "-n", "default", "--subresource=status", "--type=merge",
+        "-p", '{"status":{"host":"h1"}}',
+    )  # fmt: skip
     policies_enforced(cluster, name, "default")
     yield name
     cluster.kubectl(
@@ -306,42 +311,50 @@ def handed_over(release: Release, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.apiserver
-def test_the_agent_may_change_only_its_finalizer(release: Release, handed_over: str) -> None:
+def test_the_agent_may_change_only_its_finalizer(
+    release: Release, handed_over: str, tmp_path: Path
+) -> None:
     cluster = release.cluster
+    # The agent of the Instance's host h1, on a token bound to node h1 as its pod's is
+    # (the host policy refuses an agent token that names no node).
+    agent = service_account_kubeconfig(
+        cluster, "kubenova-agent", tmp_path / "agent.kubeconfig", node="h1"
+    )
+
+    def as_agent(*args: str) -> str:
+        result = cluster.kubectl(*args, kubeconfig=agent, check=False)
+        return "" if result.returncode == 0 else result.stderr
+
     patch = ["patch", "instance", handed_over, "-n", "default"]
 
-    spec = as_user(
-        cluster, AGENT_SA, *patch, "--type=merge", "-p", '{"spec":{"powerState":"Stopped"}}'
-    )
-    label = as_user(
-        cluster,
-        AGENT_SA,
+    spec = as_agent(*patch, "--type=merge", "-p", '{"spec":{"powerState":"Stopped"}}')
+    label = as_agent(
         *patch,
         "--type=merge",
         "-p",
         '{"metadata":{"labels":{"kubenova.io/host":"h2"}}}',
     )
-    others = as_user(
-        cluster,
-        AGENT_SA,
+    others = as_agent(
         *patch,
         "--type=json",
         "-p",
         '[{"op":"remove","path":"/metadata/finalizers/0"}]',
     )
-    own = as_user(
-        cluster,
-        AGENT_SA,
-        *patch,
-        "--type=json",
-        "-p",
+    remove_own = (
         '[{"op":"test","path":"/metadata/finalizers/1","value":"kubenova.io/agent"},'
-        '{"op":"remove","path":"/metadata/finalizers/1"}]',
+        '{"op":"remove","path":"/metadata/finalizers/1"}]'
     )
+    # Another host's agent (token bound to node h2) may not even do that.
+    h2 = service_account_kubeconfig(
+        cluster, "kubenova-agent", tmp_path / "h2.kubeconfig", node="h2"
+    )
+    stranger = cluster.kubectl(*patch, "--type=json", "-p", remove_own, kubeconfig=h2, check=False)
+    own = as_agent(*patch, "--type=json", "-p", remove_own)
 
     assert "the kubenova agent may not change spec" in spec
     assert "may not change labels" in label
     assert "only its own finalizer kubenova.io/agent" in others
+    assert "the agent of host h2 may change only its own host" in stranger.stderr
     assert own == ""
     body = json.loads(
         cluster.kubectl("get", "instance", handed_over, "-n", "default", "-o", "json").stdout
