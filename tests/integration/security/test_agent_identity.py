@@ -4,7 +4,8 @@ Each agent runs under its own identity (here a client certificate `kubenova:agen
 in group `kubenova:agents`, bound to the chart's agent rules). Host A's agent, fully
 working on its own objects, is refused every write to host B's: its Host and status, its
 heartbeat Lease, the Instances placed on it and the Volumes it exports, and their status —
-and nothing of B's changes.
+and nothing of B's changes. It reads the CHAP Secret of a Volume only while its host
+exports the Volume or has it attached (RBAC kept by the operator; reads pass no admission).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.builders import a_flavor, a_host, a_volume, an_image, an_instance, as
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.apiserver import REPO_ROOT
 from tests.fixtures.operator import OperatorProcess
+from tests.support.hosts import SimulatedHosts
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.apiserver]
@@ -306,3 +308,76 @@ def test_an_agent_identity_without_a_host_writes_nothing(
         what="the refusal",
     )
     assert "naming no host" in refusal
+
+
+def secret_read(cluster: ClusterAccess, config: Path, namespace: str, name: str) -> str:
+    """`kubectl get secret` with an agent's kubeconfig: the refusal, or "" when read."""
+    result = cluster.kubectl("get", "secret", name, "-n", namespace, kubeconfig=config, check=False)
+    return "" if result.returncode == 0 else result.stderr or "refused"
+
+
+def test_an_agent_reads_only_the_chap_secrets_of_its_volumes(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+    identities: Identities,
+) -> None:
+    cluster = apiserver
+    a, b = identities.a, identities.b
+    hosts.add(b, services=("volume",))
+    hosts.add(a, services=("compute",))
+    cluster.kubectl(
+        "apply", "-f", "-", input=as_yaml(a_flavor("id.tiny", memory=128), an_image("id-image"))
+    )
+    cluster.kubectl("apply", "-f", "-", input=as_yaml(a_volume("data", namespace)))
+    placed = eventually(
+        lambda: (
+            (body := get(cluster, "volume", "data", "-n", namespace))
+            and ((body.get("status") or {}).get("target") or {}).get("chapSecret")
+            and body
+        ),
+        timeout=60,
+        what="the Volume placed with a CHAP Secret",
+    )
+    secret = placed["status"]["target"]["chapSecret"]
+    assert placed["status"]["host"] == b
+
+    # The exporting host's agent may read it (once the operator granted it); A may not.
+    eventually(
+        lambda: secret_read(cluster, identities.b_config, namespace, secret) == "",
+        timeout=30,
+        what="host B granted its volume's CHAP Secret",
+    )
+    refused_before = secret_read(cluster, identities.a_config, namespace, secret)
+
+    # Attached to an Instance on A, A may read it too ...
+    instance = an_instance(
+        "vm", namespace, flavor="id.tiny", image="id-image", volumes=[{"volume": "data"}]
+    )
+    instance["spec"]["placement"] = {"host": a}
+    cluster.kubectl("apply", "-f", "-", input=as_yaml(instance))
+    eventually(
+        lambda: secret_read(cluster, identities.a_config, namespace, secret) == "",
+        timeout=60,
+        what="host A granted the CHAP Secret of the volume attached there",
+    )
+    # ... and no longer once that Instance is gone.
+    cluster.kubectl(
+        "patch", "instance", "vm", "-n", namespace, "--type=merge",
+        "-p", '{"metadata":{"finalizers":null}}',
+    )  # fmt: skip
+    cluster.kubectl("delete", "instance", "vm", "-n", namespace, "--wait=false")
+    refused_after = eventually(
+        lambda: secret_read(cluster, identities.a_config, namespace, secret),
+        timeout=60,
+        what="host A's grant withdrawn with the attachment",
+    )
+    other_secrets = cluster.kubectl(
+        "get", "secrets", "-n", namespace, kubeconfig=identities.b_config, check=False
+    )
+
+    assert "forbidden" in refused_before.lower()
+    assert "forbidden" in refused_after.lower()
+    assert other_secrets.returncode != 0  # B reads its secret by name; it cannot list
+    assert secret_read(cluster, identities.b_config, namespace, secret) == ""
