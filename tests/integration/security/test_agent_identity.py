@@ -267,6 +267,7 @@ def test_host_a_agent_cannot_change_host_b(
         "a Volume exported by B (status)": status_write(
             VOLUMES, "vol-b", namespace, {"phase": "Error"}
         ),
+        "its own Instance handed to B": status_write(INSTANCES, "on-a", namespace, {"host": b}),
     }
     refusals = {what: attempt(a_config, write) for what, write in attempts.items()}
     # The same identity may do these very things to its own host's objects: the refusals
@@ -287,6 +288,7 @@ def test_host_a_agent_cannot_change_host_b(
     assert "may change only its own host" in refusals["a Volume exported by B (finalizer)"]
     assert "may change only its own host" in refusals["Host B's status"]
     assert "may hold only its own Lease" in refusals["B's Lease"]
+    assert "written by the kubenova operator only" in refusals["its own Instance handed to B"]
     assert own == dict.fromkeys(own, ""), own
     after = {kind: get(cluster, *args) for kind, args in objects.items()}
     for kind in objects:
