@@ -2,7 +2,8 @@
 
 One of each, detached, with pid files and logs under the dev state directory:
 MinIO (the image store), a private libvirtd (QEMU, TCG unless told otherwise), the
-operator (SQLite inventory in the state dir) and one host agent named after this machine.
+operator (SQLite inventory in the state dir) and one host agent named after this machine,
+under its own identity (kubenova:agent:<host>), as confined as a real host's agent.
 `up` keeps what is running and starts what is not; `down` stops them in reverse order.
 """
 
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubenova.devcluster.access import ClusterAccess
+from kubenova.devcluster.agent_identity import AGENT_RULES, agent_kubeconfig, install_agent_rbac
+from kubenova.devcluster.binaries import find_checkout
 from kubenova.devcluster.errors import ControlPlaneError
 from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from kubenova.devcluster.objectstore import start_dev_objectstore, stop_dev_objectstore
@@ -72,7 +75,17 @@ class LocalServices:
             ],
         )
 
-    def _agent(self, access: ClusterAccess) -> ProcessSpec:
+    def _agent_kubeconfig(self, access: ClusterAccess, progress: Progress) -> Path:
+        """The agent's own identity (user kubenova:agent:<host>, the chart's agent rules),
+        so the dev cloud runs under the policies that confine a host to its own objects."""
+        checkout = find_checkout()
+        if checkout is None:
+            progress(f"agent: no source checkout holding {AGENT_RULES}; it runs as the admin")
+            return access.kubeconfig
+        install_agent_rbac(access, checkout / AGENT_RULES)
+        return agent_kubeconfig(access, self.host_name)
+
+    def _agent(self, access: ClusterAccess, kubeconfig: Path) -> ProcessSpec:
         return self._spec(
             "agent",
             [
@@ -80,7 +93,7 @@ class LocalServices:
                 f"--host-name={self.host_name}",
                 f"--libvirt-uri={self.libvirtd.uri}",
                 f"--state-dir={self.root / 'agent'}",
-                f"--kubeconfig={access.kubeconfig}",
+                f"--kubeconfig={kubeconfig}",
                 f"--domain-type={self.domain_type}",
                 f"--services={self.services}",
                 "--underlay-ip=127.0.0.1",
@@ -98,7 +111,8 @@ class LocalServices:
 
         inventory.upgrade(self.database_url)
         os.environ.update(store.env())  # the agent reads its default image store from env
-        for spec in (self._operator(access), self._agent(access)):
+        agent = self._agent(access, self._agent_kubeconfig(access, progress))
+        for spec in (self._operator(access), agent):
             if live_pid(spec) is not None:
                 progress(f"{spec.name}: running")
                 continue

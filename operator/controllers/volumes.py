@@ -29,6 +29,7 @@ from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.consumers import list_consumers
 from kubenova.operator.runtime import Runtime
 from kubenova.operator.volumes.attachments import VOLUME_KIND, AttachmentController
+from kubenova.operator.volumes.chap_access import ChapAccess
 from kubenova.operator.volumes.reconciler import VolumeReconciler
 from kubenova.workqueue import WorkQueue
 
@@ -44,6 +45,8 @@ class VolumeController:
     reconciler: VolumeReconciler
     queue: WorkQueue[str]
     attachments: AttachmentController
+    # Per namespace: which hosts' agents may read which CHAP Secrets (volumes/chap_access).
+    chap_access: WorkQueue[str]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
@@ -52,6 +55,7 @@ class VolumeController:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.queue.stop()
         await self.attachments.queue.stop()
+        await self.chap_access.stop()
 
 
 async def audit_volumes(runtime: Runtime, controller: VolumeController) -> list[str]:
@@ -112,9 +116,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         )
         await attachments.load()
         runtime.instances.hooks.append(attachments)
+        chap_access: WorkQueue[str] = WorkQueue(
+            ChapAccess(runtime.client), workers=config.workers, name="chap-access"
+        )
         queue.start()
         attachments.queue.start()
-        controller = VolumeController(reconciler, queue, attachments)
+        chap_access.start()
+        controller = VolumeController(reconciler, queue, attachments, chap_access)
         controller.tasks.append(
             asyncio.create_task(_audits(runtime, controller, config.audit_interval))
         )
@@ -135,6 +143,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         runtime.catalog.put(VOLUME_KIND, key, current)
         controller.queue.put(key, current)
         controller.attachments.volume_changed(key, current)
+        controller.chap_access.put(body.metadata.namespace or "", {})
 
     @kopf.on.event(GROUP, VERSION, "hosts", registry=registry)
     async def volume_host_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:

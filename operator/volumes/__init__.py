@@ -3,6 +3,7 @@
 - `naming`: CHAP Secret names and users, initiator names of hosts;
 - `placement`: choose a volume host and claim the disk (pure ranking + claim loop);
 - `chap`: the per-volume CHAP Secret;
+- `chap_access`: which hosts' agents may read which CHAP Secrets (per-host Roles);
 - `reconciler`: place, hand over to the host's agent, release on deletion;
 - `attachments`: the Instance hook that allows, records and withdraws attachments.
 """

@@ -133,7 +133,7 @@ def install(
     if values is not None:
         args.append(f"--values={values}")
     for item in set_values:
-        args.append(f"--set={item}")
+        args.append(item if item.startswith("--") else f"--set={item}")
     # The session's plane holds the chart's static policies already (`crds_installed`, as
     # `kubenova dev up` does); the release takes them over, and `uninstall` puts them back.
     cluster.kubectl("delete", "-f", str(POLICIES), "--ignore-not-found", "--wait=false")
@@ -191,10 +191,22 @@ def policies_enforced(cluster: ClusterAccess, instance: str, namespace: str) -> 
     eventually(refused, timeout=30, what="the admission policies to be enforced")
 
 
-def service_account_kubeconfig(cluster: ClusterAccess, account: str, path: Path) -> Path:
-    """A kubeconfig with a fresh token of `account` (kubenova-system), as a pod would have."""
+def service_account_kubeconfig(
+    cluster: ClusterAccess, account: str, path: Path, *, node: str | None = None
+) -> Path:
+    """A kubeconfig with a fresh token of `account` (kubenova-system), as a pod would have.
+
+    With `node`, the token is bound to that Node (created if missing), like the projected
+    token of a pod scheduled there: the API server then names the node in the caller's
+    user.extra, which is how the host policy tells one agent from another.
+    """
+    bound: list[str] = []
+    if node is not None:
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+        bound = ["--bound-object-kind=Node", f"--bound-object-name={node}"]
     token = cluster.kubectl(
-        "create", "token", account, "-n", NAMESPACE, "--duration=2h"
+        "create", "token", account, "-n", NAMESPACE, "--duration=2h", *bound
     ).stdout.strip()
     return write_kubeconfig(
         path, server=cluster.url, ca_file=cluster.ca_file, user=account, token=token

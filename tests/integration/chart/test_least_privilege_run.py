@@ -70,9 +70,6 @@ def test_the_operator_and_an_agent_need_nothing_beyond_the_chart(
     operator_config = service_account_kubeconfig(
         cluster, "kubenova-operator", tmp_path / "operator.kubeconfig"
     )
-    agent_config = service_account_kubeconfig(
-        cluster, "kubenova-agent", tmp_path / "agent.kubeconfig"
-    )
     database = postgres_cluster.create_database()
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     # What the chart's init container runs before the operator starts.
@@ -100,6 +97,11 @@ def test_the_operator_and_an_agent_need_nothing_beyond_the_chart(
         for replica in (0,)
     ]
     host = f"lp-{uuid.uuid4().hex[:6]}"
+    # The agent's token is bound to its node, as a DaemonSet pod's is: the host policy
+    # lets it write only its own host's objects.
+    agent_config = service_account_kubeconfig(
+        cluster, "kubenova-agent", tmp_path / "agent.kubeconfig", node=host
+    )
     state = tmp_path / "agent"
     state.mkdir()
     (state / "node.xml").write_text("<node></node>\n")
@@ -188,6 +190,7 @@ def test_the_operator_and_an_agent_need_nothing_beyond_the_chart(
         for process in processes:
             process.stop()
         cluster.kubectl("delete", "namespace", tenant, "--wait=false", check=False)
+        cluster.kubectl("delete", "node", host, "--wait=false", check=False)
 
     assert running["status"]["host"] == host
     assert running["metadata"]["labels"]["kubenova.io/host"] == host

@@ -32,6 +32,7 @@ from tests.integration.chart.conftest import (
     Release,
     documents,
     policies_enforced,
+    service_account_kubeconfig,
 )
 from tests.support.waiting import eventually
 
@@ -289,6 +290,10 @@ def handed_over(release: Release, tmp_path: Path) -> Iterator[str]:
         "labels": {"kubenova.io/host": "h1"},
     }
     cluster.kubectl("apply", "-f", "-", input=as_yaml(body))
+    cluster.kubectl(
+        "patch", "instance", name, "-n", "default", "--subresource=status", "--type=merge",
+        "-p", '{"status":{"host":"h1"}}',
+    )  # fmt: skip
     policies_enforced(cluster, name, "default")
     yield name
     cluster.kubectl(
@@ -306,47 +311,57 @@ def handed_over(release: Release, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.apiserver
-def test_the_agent_may_change_only_its_finalizer(release: Release, handed_over: str) -> None:
+def test_the_agent_may_change_only_its_finalizer(
+    release: Release, handed_over: str, tmp_path: Path
+) -> None:
     cluster = release.cluster
+    # The agent of the Instance's host h1, on a token bound to node h1 as its pod's is
+    # (the host policy refuses an agent token that names no node).
+    agent = service_account_kubeconfig(
+        cluster, "kubenova-agent", tmp_path / "agent.kubeconfig", node="h1"
+    )
+
+    def as_agent(*args: str) -> str:
+        result = cluster.kubectl(*args, kubeconfig=agent, check=False)
+        return "" if result.returncode == 0 else result.stderr
+
     patch = ["patch", "instance", handed_over, "-n", "default"]
 
-    spec = as_user(
-        cluster, AGENT_SA, *patch, "--type=merge", "-p", '{"spec":{"powerState":"Stopped"}}'
-    )
-    label = as_user(
-        cluster,
-        AGENT_SA,
+    spec = as_agent(*patch, "--type=merge", "-p", '{"spec":{"powerState":"Stopped"}}')
+    label = as_agent(
         *patch,
         "--type=merge",
         "-p",
         '{"metadata":{"labels":{"kubenova.io/host":"h2"}}}',
     )
-    others = as_user(
-        cluster,
-        AGENT_SA,
+    others = as_agent(
         *patch,
         "--type=json",
         "-p",
         '[{"op":"remove","path":"/metadata/finalizers/0"}]',
     )
-    own = as_user(
-        cluster,
-        AGENT_SA,
-        *patch,
-        "--type=json",
-        "-p",
+    remove_own = (
         '[{"op":"test","path":"/metadata/finalizers/1","value":"kubenova.io/agent"},'
-        '{"op":"remove","path":"/metadata/finalizers/1"}]',
+        '{"op":"remove","path":"/metadata/finalizers/1"}]'
     )
+    # Another host's agent (token bound to node h2) may not even do that.
+    h2 = service_account_kubeconfig(
+        cluster, "kubenova-agent", tmp_path / "h2.kubeconfig", node="h2"
+    )
+    stranger = cluster.kubectl(*patch, "--type=json", "-p", remove_own, kubeconfig=h2, check=False)
+    own = as_agent(*patch, "--type=json", "-p", remove_own)
 
     assert "the kubenova agent may not change spec" in spec
-    assert "may not change labels" in label
+    # Refused by this policy or by placement-is-the-operators (either may answer first).
+    assert "may not change labels" in label or "set by the kubenova operator only" in label
     assert "only its own finalizer kubenova.io/agent" in others
+    assert "the agent of host h2 may change only its own host" in stranger.stderr
     assert own == ""
     body = json.loads(
         cluster.kubectl("get", "instance", handed_over, "-n", "default", "-o", "json").stdout
     )
     assert body["metadata"]["finalizers"] == ["kubenova.io/operator"]
+    assert body["metadata"]["labels"]["kubenova.io/host"] == "h1"
     assert body["spec"].get("powerState", "Running") == "Running"
 
 
@@ -471,3 +486,58 @@ def test_the_project_roles_stay_tenant_roles(release: Release) -> None:
     assert "project roles may grant only tenant kubenova resources" in refusal
     assert allowed == ""
     assert bind_admin != ""  # RBAC: no bind on cluster-admin (nor its rights)
+
+
+@pytest.mark.apiserver
+def test_the_operator_grants_agents_only_chap_reads(release: Release) -> None:
+    """The operator may make per-host CHAP read Roles and their bindings, of that shape only."""
+    cluster = release.cluster
+    apply = [
+        "apply", "--server-side", "--field-manager=kubenova-operator", "--force-conflicts",
+        "--dry-run=server", "-f", "-",
+    ]  # fmt: skip
+    labels = {"app.kubernetes.io/managed-by": "kubenova-operator"}
+
+    def role(name: str, rules: list[dict[str, Any]]) -> str:
+        meta = {"name": name, "namespace": "default", "labels": labels}
+        return json.dumps(
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta}
+            | {"rules": rules}
+        )
+
+    def binding(name: str, role_name: str, user: str) -> str:
+        meta = {"name": name, "namespace": "default", "labels": labels}
+        ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name}
+        subject = {"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}
+        return json.dumps(
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"}
+            | {"metadata": meta, "roleRef": ref, "subjects": [subject]}
+        )
+
+    named = [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["v-chap"]}]
+    chap_read = [named[0] | {"verbs": ["get"]}]
+    # What the operator itself holds (so RBAC would let it grant this): every Secret.
+    every_secret = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+
+    def refused_wide_role() -> str:
+        return as_user(cluster, OPERATOR_SA, *apply, input=role("kubenova-chap-h1", every_secret))
+
+    wide = eventually(refused_wide_role, timeout=30, what="the CHAP grant policy")
+    other_name = as_user(cluster, OPERATOR_SA, *apply, input=role("reader", chap_read))
+    # Made for real: binding a Role checks the binder holds the rights of the Role.
+    made = [a for a in apply if a != "--dry-run=server"]
+    good_role = as_user(cluster, OPERATOR_SA, *made, input=role("kubenova-chap-h1", chap_read))
+    other_user = as_user(
+        cluster, OPERATOR_SA, *apply,
+        input=binding("kubenova-chap-h1", "kubenova-chap-h1", "kubenova:agent:h2"),
+    )  # fmt: skip
+    good_binding = as_user(
+        cluster, OPERATOR_SA, *apply,
+        input=binding("kubenova-chap-h1", "kubenova-chap-h1", "kubenova:agent:h1"),
+    )  # fmt: skip
+
+    cluster.kubectl("delete", "role", "kubenova-chap-h1", "-n", "default", check=False)
+    assert "grants only get on named Secrets" in wide
+    assert "only the Roles and RoleBindings kubenova-chap-<host>" in other_name
+    assert "binds its own Role to the one user" in other_user
+    assert (good_role, good_binding) == ("", "")
