@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ class Whereabouts(enum.Enum):
 
     GONE = "gone"  # 404, or the name now belongs to another object (another uid)
     DELETING = "deleting"  # deletionTimestamp set: tear down through the deletion path
-    MOVED = "moved"  # the operator placed it on another host (status.host)
+    MOVED = "moved"  # the operator's status places it on another host (or on none here)
     STILL_HERE = "still here"  # only the label changed: nothing here may be destroyed
 
 
@@ -54,11 +55,25 @@ class Recheck:
         return self.whereabouts in (Whereabouts.GONE, Whereabouts.MOVED)
 
 
-async def recheck(client: KubeClient, kind: ResourceKind, key: str, uid: str, host: str) -> Recheck:
+def _status_host(body: Body) -> frozenset[str] | None:
+    host = decided_host(body)
+    return None if host is None else frozenset({host})
+
+
+async def recheck(
+    client: KubeClient,
+    kind: ResourceKind,
+    key: str,
+    uid: str,
+    host: str,
+    *,
+    decided: Callable[[Body], Collection[str] | None] = _status_host,
+) -> Recheck:
     """Read `key` (namespace/name) again and say whether object `uid` still belongs to `host`.
 
-    API errors other than 404 propagate: the caller retries rather than destroying on a
-    guess.
+    `decided` reads the hosts the operator's status assigns the object to (None: it has
+    not decided anything yet); by default status.host. API errors other than 404
+    propagate: the caller retries rather than destroying on a guess.
     """
     namespace, _, name = key.rpartition("/")
     try:
@@ -69,7 +84,7 @@ async def recheck(client: KubeClient, kind: ResourceKind, key: str, uid: str, ho
         return Recheck(Whereabouts.GONE, None)
     if body["metadata"].get("deletionTimestamp"):
         return Recheck(Whereabouts.DELETING, body)
-    decided = decided_host(body)
-    if decided is not None and decided != host:
+    hosts = decided(body)
+    if hosts is not None and host not in hosts:
         return Recheck(Whereabouts.MOVED, body)
     return Recheck(Whereabouts.STILL_HERE, body)
