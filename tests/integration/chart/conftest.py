@@ -22,10 +22,12 @@ import yaml
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.binaries import cache_bin_dir, find_checkout
 from kubenova.devcluster.kubeconfig import write_kubeconfig
+from kubenova.devcluster.policies import install_policies
 from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "kubenova"
+POLICIES = CHART / "policies"
 NAMESPACE = "kubenova-system"
 RELEASE = "kubenova"
 OPERATOR_SA = f"system:serviceaccount:{NAMESPACE}:kubenova-operator"
@@ -128,6 +130,10 @@ class Release:
 def install(
     helm: Helm, cluster: ClusterAccess, *set_values: str, values: Path | None = None
 ) -> Release:
+    # The test plane runs under the chart's static policies (crds_installed applies
+    # policies/*.yaml): the release brings the very same objects and must own them, so the
+    # plane's copies make way for it (and come back in `uninstall`).
+    cluster.kubectl("delete", "-f", str(POLICIES), "--ignore-not-found", check=False)
     args = ["install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace"]
     if values is not None:
         args.append(f"--values={values}")
@@ -155,6 +161,7 @@ def install(
 
 def uninstall(helm: Helm, cluster: ClusterAccess) -> None:
     helm.run("uninstall", RELEASE, "-n", NAMESPACE, kubeconfig=cluster.kubeconfig, check=False)
+    install_policies(cluster, POLICIES)  # the plane's own copies again (see `install`)
     # Kept on uninstall by design (the inventory of running instances). No controller-manager
     # runs here to drop its pvc-protection finalizer, so the test does.
     claim = ["pvc", "kubenova-inventory", "-n", NAMESPACE]
