@@ -134,6 +134,41 @@ class InstanceReconciler:
         except KubenovaError as exc:
             return await self._failed(key, body, exc)
 
+    async def still_placed_here(self, info: InstanceInfo) -> bool:
+        """Is a domain no watched Instance explains still this host's, as the operator says?
+
+        Out of the label watch does not mean gone (only the label may have gone, e.g. while
+        this agent was down): the Instance the domain was defined for is read again, and
+        kept, like one that left the watch, unless it is gone, deleting or placed elsewhere.
+        """
+        key = info.instance_key
+        if key is None:
+            return False
+        try:
+            where = await recheck(self.client, INSTANCES, key, info.uid, self.settings.host)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning("domain %s kept for now: reading %s failed: %s", info.domain_name, key, exc)
+            return True  # never destroy on a guess; the next sweep looks again
+        if where.whereabouts is Whereabouts.DELETING and where.body is not None:
+            self._remember(key, info.uid)
+            await self._delete(key, where.body)  # destroyed, and our finalizer released
+            await self._destroy(key)
+            return True
+        if where.whereabouts is not Whereabouts.STILL_HERE:
+            return False
+        if key not in self.retained:
+            log.warning(
+                "domain %s: instance %s is not labelled %s=%s but the operator places it here "
+                "and it is not deleted: kept",
+                info.domain_name,
+                key,
+                HOST_LABEL,
+                self.settings.host,
+            )
+        self._remember(key, info.uid)
+        self.retained.add(key)
+        return True
+
     def _remember(self, key: str, uid: str) -> None:
         old = self.uids.get(key)
         if old is not None and old != uid:

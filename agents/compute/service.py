@@ -126,7 +126,7 @@ class ComputeService:
         domains = await asyncio.to_thread(self.driver.list_instances)
         destroyed = []
         for info in domains:
-            if info.uid in live:
+            if info.uid in live or await self.reconciler.still_placed_here(info):
                 continue
             log.warning(
                 "destroying orphan domain %s: no Instance with uid %s is placed on %s",

@@ -479,3 +479,39 @@ def test_an_instance_that_only_lost_its_label_keeps_its_domain(
 
     kept, expected, _ = run(scenario())
     assert kept == expected
+
+
+def test_a_restarted_agent_keeps_the_domain_of_an_instance_that_only_lost_its_label(
+    apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
+) -> None:
+    """The start-up orphan sweep reads an unexplained domain's Instance before destroying it."""
+    host = unique("h")
+
+    async def scenario() -> tuple[list[str], list[str], bool, list[str]]:
+        async with cluster(apiserver) as kube:
+            async with compute_agent(apiserver, driver, host=host):
+                body = await kube.scheduled_instance(host)
+                gone = await kube.scheduled_instance(host)  # one that really goes meanwhile
+                name = body["metadata"]["name"]
+                await eventually(lambda: phase_is(kube, name, "Running"))
+                await eventually(lambda: phase_is(kube, gone["metadata"]["name"], "Running"))
+            assert len(await asyncio.to_thread(driver.list_instances)) == 2
+            # While no agent runs, the label goes (the operator's status still says here).
+            await kube.client.patch(
+                INSTANCES, name, {"metadata": {"labels": {HOST_LABEL: None}}}, kube.namespace
+            )
+            await kube.client.patch(
+                INSTANCES,
+                gone["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+                kube.namespace,
+            )
+            await kube.delete(gone["metadata"]["name"])
+            async with compute_agent(apiserver, driver, host=host) as agent:
+                kept = [i.uid for i in await asyncio.to_thread(driver.list_instances)]
+                retained = f"{kube.namespace}/{name}" in agent.service.reconciler.retained
+            return kept, [body["metadata"]["uid"]], retained, [gone["metadata"]["uid"]]
+
+    kept, expected, retained, _ = run(scenario())
+    assert kept == expected  # the unlabelled one kept, the deleted one's domain swept
+    assert retained
