@@ -12,13 +12,13 @@ from kubenova.devcluster.errors import ControlPlaneError, KubectlError
 from kubenova.devcluster.policies import POLICY_DIR, install_policies
 
 __all__ = [
+    "POLICY_DIR",
     "Binaries",
     "ClusterAccess",
     "ComponentStatus",
     "ControlPlane",
     "ControlPlaneError",
     "KubectlError",
-    "POLICY_DIR",
     "default_state_dir",
     "ensure_binaries",
     "find_binaries",
