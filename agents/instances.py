@@ -27,6 +27,7 @@ from kubenova.agents.compute.driver import (
 )
 from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, InstanceSpec, Nic, RootDisk
 from kubenova.agents.network.nics import nic_plan
+from kubenova.agents.placement import Whereabouts, decided_host, placed_here, recheck
 from kubenova.agents.runtime_images import FetchedImage, ImageFetcher
 from kubenova.api.v1alpha1 import Flavor, Image, Instance, Network
 from kubenova.errors import KubenovaError, NotFoundError, TemporaryError, UserError
@@ -62,7 +63,7 @@ class ReconcilerSettings:
     domain_type: str | None = None
     # Report phase Building when fetching + spawning takes longer than this (seconds).
     building_after: float = 1.0
-    # How long a labelled Instance may wait for the operator's status.host before we act.
+    # How long a labelled Instance may lack the operator's status.host before we warn.
     operator_grace: float = 10.0
     # A missing Flavor/Image (not watched) is looked up again after this many seconds.
     recheck_missing: float = RECHECK_MISSING
@@ -105,29 +106,68 @@ class InstanceReconciler:
         self._images: dict[str, Image] = {}
         self._memory = _Memory()
         self._finalized: set[str] = set()  # UIDs whose agent finalizer we removed
+        # Keys that left the watch while the operator still places them here (only the
+        # label went): their domains are kept, and checked again at every resync.
+        self.retained: set[str] = set()
 
     def key_of_uid(self, uid: str) -> str | None:
         return self._keys.get(uid)
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:
-            await self._gone(key)
+            await self._left(key)
             return None
         meta = body["metadata"]
         self._remember(key, meta["uid"])
+        self.retained.discard(key)
         if meta.get("deletionTimestamp"):
             await self._delete(key, body)
             return None
-        if (meta.get("labels") or {}).get(HOST_LABEL) != self.settings.host:
-            return None  # not ours (any more); the watch will say DELETED
-        if self._operator_pending(key, body):
-            return 2.0  # the operator's status write is on its way and will mark us sooner
+        if not placed_here(body, self.settings.host):
+            self._not_placed_here(key, body)
+            return None  # the operator's status write (or the DELETED event) marks us again
+        self._first_seen.pop(key, None)
         try:
             return await self._converge(key, body)
         except InstanceNotFound:
             return 0.1  # the domain vanished under us (destroyed outside): look again
         except KubenovaError as exc:
             return await self._failed(key, body, exc)
+
+    async def still_placed_here(self, info: InstanceInfo) -> bool:
+        """Is a domain no watched Instance explains still this host's, as the operator says?
+
+        Out of the label watch does not mean gone (only the label may have gone, e.g. while
+        this agent was down): the Instance the domain was defined for is read again, and
+        kept, like one that left the watch, unless it is gone, deleting or placed elsewhere.
+        """
+        key = info.instance_key
+        if key is None:
+            return False
+        try:
+            where = await recheck(self.client, INSTANCES, key, info.uid, self.settings.host)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning("domain %s kept for now: reading %s failed: %s", info.domain_name, key, exc)
+            return True  # never destroy on a guess; the next sweep looks again
+        if where.whereabouts is Whereabouts.DELETING and where.body is not None:
+            self._remember(key, info.uid)
+            await self._delete(key, where.body)  # destroyed, and our finalizer released
+            await self._destroy(key)
+            return True
+        if where.whereabouts is not Whereabouts.STILL_HERE:
+            return False
+        if key not in self.retained:
+            log.warning(
+                "domain %s: instance %s is not labelled %s=%s but the operator places it here "
+                "and it is not deleted: kept",
+                info.domain_name,
+                key,
+                HOST_LABEL,
+                self.settings.host,
+            )
+        self._remember(key, info.uid)
+        self.retained.add(key)
+        return True
 
     def _remember(self, key: str, uid: str) -> None:
         old = self.uids.get(key)
@@ -138,8 +178,37 @@ class InstanceReconciler:
 
     # -- teardown ----------------------------------------------------------------------------
 
-    async def _gone(self, key: str) -> None:
-        """The Instance left this host (deleted, or moved): nothing of it may stay here."""
+    async def _left(self, key: str) -> None:
+        """The Instance left this host's watch: destroy its domain only if it really left.
+
+        Leaving the watch means the label changed or vanished, or the Instance is gone. The
+        label is only a pointer, so the Instance is read again: the domain stays while the
+        operator's status.host still names this host and the Instance is not being deleted.
+        """
+        uid = self.uids.get(key)
+        if uid is None:
+            await self._destroy(key)  # never seen here: only this process's memory to drop
+            return
+        where = await recheck(self.client, INSTANCES, key, uid, self.settings.host)
+        if where.whereabouts is Whereabouts.STILL_HERE:
+            if key not in self.retained:
+                log.warning(
+                    "instance %s lost its %s=%s label but the operator still places it here "
+                    "and it is not deleted: its domain stays",
+                    key,
+                    HOST_LABEL,
+                    self.settings.host,
+                )
+            self.retained.add(key)
+            return
+        self.retained.discard(key)
+        if where.whereabouts is Whereabouts.DELETING and where.body is not None:
+            await self._delete(key, where.body)
+        await self._destroy(key)
+
+    async def _destroy(self, key: str) -> None:
+        """The Instance is gone, deleted or placed elsewhere: nothing of it may stay here."""
+        self.retained.discard(key)
         uid = self.uids.pop(key, None)
         self._first_seen.pop(key, None)
         self.refresh_console.discard(key)
@@ -174,17 +243,22 @@ class InstanceReconciler:
 
     # -- convergence -------------------------------------------------------------------------
 
-    def _operator_pending(self, key: str, body: Body) -> bool:
-        """Labelled but the operator's Scheduled status not yet written: let it land first.
+    def _not_placed_here(self, key: str, body: Body) -> None:
+        """Labelled for this host without the operator's status.host saying so: don't act.
 
-        Acting before it would have the operator's forced `phase: Scheduled` overwrite our
-        Running, costing a second write; after `operator_grace` we act regardless.
+        The operator writes status.host before the label, so this is normally a moment
+        (the status event follows); one that lasts is a label someone else wrote.
         """
-        if (body.get("status") or {}).get("host") == self.settings.host:
-            self._first_seen.pop(key, None)
-            return False
         first = self._first_seen.setdefault(key, time.monotonic())
-        return time.monotonic() - first < self.settings.operator_grace
+        if time.monotonic() - first >= self.settings.operator_grace:
+            log.warning(
+                "instance %s is labelled %s=%s but the operator placed it on %s: not acting",
+                key,
+                HOST_LABEL,
+                self.settings.host,
+                decided_host(body) or "no host",
+            )
+            self._first_seen[key] = time.monotonic()  # warn once per grace period
 
     async def _converge(self, key: str, body: Body) -> float | None:
         try:

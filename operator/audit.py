@@ -2,8 +2,9 @@
 
 - a claim whose Instance no longer exists is released (it leaked, e.g. the operator was
   down when the Instance went away);
-- an Instance handed to a host but without a claim is re-claimed on that host, or, if the
-  host no longer has room, reported (the Instance keeps running; the admin decides).
+- an Instance handed to a host (the operator's status.host) but without a claim is
+  re-claimed on that host, or, if the host no longer has room, reported (the Instance keeps
+  running; the admin decides).
 
 Claims are read *before* the Instances are listed: a claim is only ever made for an
 Instance that already exists, so a claim missing from the listing really is a leak.
@@ -23,7 +24,6 @@ from kubenova.operator.catalog import Catalog
 from kubenova.operator.inventory.consumers import list_consumers
 from kubenova.operator.placement import Placer
 from kubenova.operator.requests import build_request
-from kubenova.wellknown import HOST_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ async def audit(client: KubeClient, placer: Placer, catalog: Catalog) -> AuditRe
             )
     for uid, body in instances.items():
         meta = body["metadata"]
-        host = (meta.get("labels") or {}).get(HOST_LABEL)
+        # Handed over by our own status write (never the label: a label is anyone's to write).
+        host = (body.get("status") or {}).get("host")
         if not host or uid in claimed or meta.get("deletionTimestamp"):
             continue
         name = f"{meta['namespace']}/{meta['name']}"

@@ -48,7 +48,7 @@ class InstanceReconciler:
     def __post_init__(self) -> None:
         self.pending: set[str] = set()  # keys waiting for capacity (NoValidHost)
         self.uids: dict[str, str] = {}  # key -> uid, to release claims after DELETED
-        self.claimed: set[str] = set()  # uids whose claim is known to exist
+        self.claimed: dict[str, str] = {}  # uid -> host of its claim, known to exist
         self.hooks: list[InstanceHook] = []  # networks, volumes: see instance_hooks
         # uid -> resourceVersions of an Instance from before our own label write: their
         # watch events arrive after the hand-over and must not start another one.
@@ -63,14 +63,27 @@ class InstanceReconciler:
         if meta.get("deletionTimestamp"):
             await self._finalize(key, body)
             return None
-        if (meta.get("labels") or {}).get(HOST_LABEL):
-            self.superseded.pop(meta["uid"], None)
-            await self._keep_scheduled(key, body)
-            return None
         if meta.get("resourceVersion") in self.superseded.get(meta["uid"], ()):
             return None  # an echo of our own status write: the labelled version follows
-        await self._schedule(key, body)
+        # Placement is what the inventory and our status say, never the label (anyone with
+        # a label right could write that): the label is only the agent's pointer, repaired.
+        decided = status_host(body)
+        if decided is not None:
+            claimed = await self._claimed_host(meta["uid"])
+            if claimed in (None, decided):
+                await self._keep_scheduled(key, body, decided, claimed is not None)
+                return None
+        await self._schedule(key, body)  # idempotent: an existing claim is handed over again
         return None
+
+    async def _claimed_host(self, uid: str) -> str | None:
+        """The host of the Instance's claim in the inventory (cached once seen), or None."""
+        if uid not in self.claimed:
+            claim = await asyncio.to_thread(inv.find_claim, self.placer.engine, uid)
+            if claim is None:
+                return None
+            self.claimed[uid] = claim.host
+        return self.claimed[uid]
 
     # -- scheduling --------------------------------------------------------------------------
 
@@ -99,7 +112,7 @@ class InstanceReconciler:
             PLACEMENTS.inc()
         self.pending.discard(key)
         uid = body["metadata"]["uid"]
-        self.claimed.add(uid)
+        self.claimed[uid] = outcome.host
         extra: dict[str, Any] = {}
         try:
             for hook in self.hooks:
@@ -177,35 +190,55 @@ class InstanceReconciler:
         }
         await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
 
-    async def _keep_scheduled(self, key: str, body: Body) -> None:
-        """Already handed over; make sure the claim is still on record (after a restart)."""
+    async def _keep_scheduled(self, key: str, body: Body, host: str, has_claim: bool) -> None:
+        """Handed over to `host` (our status.host): keep the claim and the agent's label.
+
+        A claim the inventory lost is made again on that host; a host label someone else
+        removed or changed is put back (only what we decided is handed to an agent).
+        """
         self.pending.discard(key)
+        uid = body["metadata"]["uid"]
         for hook in self.hooks:
             await hook.on_scheduled(body)
-        uid = body["metadata"]["uid"]
-        if uid in self.claimed:
+        if not has_claim:
+            log.warning("instance %s is on %s but has no claim: re-claiming", key, host)
+            instance = Instance.model_validate(body)
+            try:
+                request = build_request(body, instance, self.catalog, waiter=key)
+            except UserError as exc:
+                log.error("instance %s: cannot re-claim on %s: %s", key, host, exc.message)
+                return
+            claim = await asyncio.to_thread(self.placer.claim_on, request, host)
+            self.claimed[uid] = claim.host
+        labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+        if labelled == host:
+            self.superseded.pop(uid, None)
             return
-        claim = await asyncio.to_thread(inv.find_claim, self.placer.engine, uid)
-        if claim is not None:
-            self.claimed.add(uid)
-            return
-        host = body["metadata"]["labels"][HOST_LABEL]
-        log.warning("instance %s is on %s but has no claim: re-claiming", key, host)
-        instance = Instance.model_validate(body)
+        if uid not in self.superseded:  # not our own hand-over still on its way
+            log.warning(
+                "instance %s: host label %r does not say %s, where it is placed: restoring it",
+                key,
+                labelled,
+                host,
+            )
         try:
-            request = build_request(body, instance, self.catalog, waiter=key)
-        except UserError as exc:
-            log.error("instance %s: cannot re-claim on %s: %s", key, host, exc.message)
-            return
-        await asyncio.to_thread(self.placer.claim_on, request, host)
-        self.claimed.add(uid)
+            await ensure_metadata(
+                self.client,
+                INSTANCES,
+                body,
+                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
+                labels={HOST_LABEL: host},
+            )
+        except NotFound:
+            return  # deleted meanwhile: the DELETED event releases the claim
 
     # -- deletion ----------------------------------------------------------------------------
 
     async def _finalize(self, key: str, body: Body) -> None:
         self.pending.discard(key)
         finalizers = body["metadata"].get("finalizers") or []
-        host = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+        # Where its domain may be: the claim's host, else the one our status handed it to.
+        host = await self._claimed_host(body["metadata"]["uid"]) or status_host(body)
         if AGENT_FINALIZER in finalizers:
             if host and self.host_ready(host):
                 return  # the agent tears the domain down and removes its finalizer
@@ -236,6 +269,12 @@ class InstanceReconciler:
         for hook in self.hooks:
             await hook.on_release(uid)
         released = await asyncio.to_thread(self.placer.release, uid)
-        self.claimed.discard(uid)
+        self.claimed.pop(uid, None)
         if released:
             self.placer.on_release()
+
+
+def status_host(body: Body) -> str | None:
+    """The host our own status write handed the Instance to (status is ours, not the user's)."""
+    host = (body.get("status") or {}).get("host")
+    return str(host) if host else None

@@ -139,6 +139,15 @@ def disk_targets(domain_xml: str) -> tuple[str, ...]:
     return tuple(targets)
 
 
+def instance_key(domain_xml: str) -> str | None:
+    """`namespace/name` of the Instance a domain was defined for (its kubenova metadata)."""
+    root = ET.fromstring(domain_xml)
+    ns = {"kn": METADATA_NS}
+    namespace = root.findtext("./metadata/kn:instance/kn:namespace", namespaces=ns)
+    name = root.findtext("./metadata/kn:instance/kn:name", namespaces=ns)
+    return f"{namespace}/{name}" if namespace and name else None
+
+
 def disk_element_for_target(domain_xml: str, target_dev: str) -> str | None:
     """The <disk> element on `target_dev` as libvirt wrote it (what a detach must name)."""
     root = ET.fromstring(domain_xml)

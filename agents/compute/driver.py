@@ -43,6 +43,8 @@ class InstanceInfo:
     # Target devices of attached volumes (vdb, ...), root disk and seed excluded.
     volume_targets: tuple[str, ...] = ()
     console_log: Path | None = None
+    # `namespace/name` of the Instance it was defined for (None if the domain does not say).
+    instance_key: str | None = None
 
 
 @dataclass(frozen=True)

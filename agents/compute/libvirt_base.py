@@ -20,6 +20,7 @@ from kubenova.agents.compute.domain_xml import (
     DomainSettings,
     build_domain_xml,
     disk_targets,
+    instance_key,
 )
 from kubenova.agents.compute.driver import (
     ComputeDriver,
@@ -265,6 +266,7 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
             memory_mib=memory_kib // 1024,
             volume_targets=disk_targets(disks_xml),
             console_log=self.console_log(uid),
+            instance_key=instance_key(disks_xml),
         )
 
     def _on_lifecycle(

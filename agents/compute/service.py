@@ -108,6 +108,10 @@ class ComputeService:
             if self.queue.body(key) is not None:
                 self.reconciler.refresh_console.add(key)
                 self.queue.mark(key)
+        # Kept after losing only their label: read again (deleted or moved meanwhile?).
+        queued = set(self._keys())
+        for key in sorted(self.reconciler.retained - queued):
+            self.queue.put(key, None)
         await self.sweep_orphans()
 
     async def sweep_orphans(self) -> list[str]:
@@ -117,10 +121,12 @@ class ComputeService:
             for key in self._keys()
             if (body := self.queue.body(key)) is not None
         }
+        # Out of the watch but, as the operator says, still placed here.
+        live |= {uid for key in self.reconciler.retained if (uid := self.reconciler.uids.get(key))}
         domains = await asyncio.to_thread(self.driver.list_instances)
         destroyed = []
         for info in domains:
-            if info.uid in live:
+            if info.uid in live or await self.reconciler.still_placed_here(info):
                 continue
             log.warning(
                 "destroying orphan domain %s: no Instance with uid %s is placed on %s",

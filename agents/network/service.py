@@ -24,6 +24,7 @@ from kubenova.agents.network.driver import NetworkDriver
 from kubenova.agents.network.nat import Routers
 from kubenova.agents.network.provider import ProviderInterfaces
 from kubenova.agents.network.spec import HostNetwork, host_network
+from kubenova.agents.placement import Whereabouts, recheck
 from kubenova.api.v1alpha1 import Network
 from kubenova.errors import KubenovaError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, kubenova_kind
@@ -74,6 +75,7 @@ class NetworkService:
             self.reconcile, workers=settings.workers, name=f"networks@{settings.host}"
         )
         self.wired: dict[str, HostNetwork] = {}  # key -> what we last converged
+        self.uids: dict[str, str] = {}  # key -> uid of the Network last seen under it
         # pyroute2's IPRoute belongs to the thread that made it (it runs its own event loop
         # there): every host change goes through this one thread.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"network-{settings.host}")
@@ -101,8 +103,12 @@ class NetworkService:
     async def reconcile(self, key: str, body: Body | None) -> float | None:
         """Converge one Network on this host; a WorkQueue handler."""
         if body is None:  # deleted, or no longer labelled for this host
+            if await self._still_wired_here(key):
+                return None  # only the label went: the operator's status still wants it here
+            self.uids.pop(key, None)
             await self._tear_down(key)
             return None
+        self.uids[key] = body["metadata"]["uid"]
         try:
             wanted = host_network(
                 body,
@@ -125,6 +131,27 @@ class NetworkService:
             log.info("network %s wired on %s as %s", key, self.settings.host, wanted.bridge)
         self.wired[key] = wanted
         return None
+
+    async def _still_wired_here(self, key: str) -> bool:
+        """Read a Network that left the watch again: does the operator still wire it here?
+
+        The wired label is only a pointer; the decision is the operator's status.hosts. A
+        bridge goes when the Network is gone, being deleted, or no longer lists this host.
+        """
+        uid = self.uids.get(key)
+        if uid is None or key not in self.wired:
+            return False
+        where = await recheck(
+            self.client, NETWORKS, key, uid, self.settings.host, decided=wired_hosts
+        )
+        if where.whereabouts is not Whereabouts.STILL_HERE:
+            return False
+        log.warning(
+            "network %s lost its %s label but its status still wires it here: it stays",
+            key,
+            self.selector,
+        )
+        return True
 
     async def _on_host(self, work: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
@@ -203,3 +230,8 @@ class NetworkService:
             self._remove(bridge)
             removed.append(bridge)
         return removed
+
+
+def wired_hosts(body: Body) -> frozenset[str]:
+    """The hosts the operator's status wires the Network on (none listed: none)."""
+    return frozenset(str(h) for h in (body.get("status") or {}).get("hosts") or ())

@@ -36,13 +36,13 @@ from kubenova.agents.compute.spec import (
     VolumeAttachment,
     VolumeSource,
 )
+from kubenova.agents.placement import Whereabouts, placed_here, recheck
 from kubenova.api.v1alpha1 import Instance, Volume
 from kubenova.errors import KubenovaError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status
 from kubenova.kube.paths import SECRETS
-from kubenova.wellknown import HOST_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ class VolumeAttacher:
         self._memory = _Memory()
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
+        if body is None and not await self._really_left(key):
+            return None  # only its label went: the operator still places it here
         if body is None or body["metadata"].get("deletionTimestamp"):
             uid = self.uids.pop(key, None)
             if uid is not None:
@@ -114,8 +116,8 @@ class VolumeAttacher:
             return None
         meta = body["metadata"]
         self.uids[key] = meta["uid"]
-        if (meta.get("labels") or {}).get(HOST_LABEL) != self.settings.host:
-            return None
+        if not placed_here(body, self.settings.host):
+            return None  # act only on the operator's decision (status.host), not a label
         wanted = [v["volume"] for v in (body.get("spec") or {}).get("volumes") or []]
         reported = self._reported(body)
         said = cond.find((body.get("status") or {}).get("conditions"), ATTACHED)
@@ -133,6 +135,14 @@ class VolumeAttacher:
         if any(not isinstance(p, NotYet) for p in problems.values()):
             return FAILED_RETRY
         return WAITING_RETRY if problems else None
+
+    async def _really_left(self, key: str) -> bool:
+        """Read an Instance that left the watch again: is it gone, deleting or moved?"""
+        uid = self.uids.get(key)
+        if uid is None:
+            return True
+        where = await recheck(self.client, INSTANCES, key, uid, self.settings.host)
+        return where.whereabouts is not Whereabouts.STILL_HERE
 
     # -- unplug / plug -----------------------------------------------------------------------
 

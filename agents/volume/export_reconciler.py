@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubenova.agents.placement import Whereabouts, placed_here, recheck
 from kubenova.agents.runtime_images import ImageFetcher
 from kubenova.agents.volume import volume_status as vs
 from kubenova.agents.volume.backing import BackingStore
@@ -83,6 +84,9 @@ class ExportReconciler:
         self.events = events
         self.images = images
         self.uids: dict[str, str] = {}  # key -> uid of the Volume seen under that key
+        # Keys that left the watch while the operator still places them here (only the
+        # label went), or deleted but still attached: their disks stay, rechecked at resync.
+        self.retained: set[str] = set()
         self._memory = _Memory()
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
@@ -95,12 +99,13 @@ class ExportReconciler:
         if old is not None and old != uid:
             await self._remove(old)  # recreated under the same name: the old one is gone
         self.uids[key] = uid
+        self.retained.discard(key)
         if meta.get("deletionTimestamp"):
             return await self._delete(key, body)
         if (meta.get("labels") or {}).get(HOST_LABEL) != self.settings.host:
             return None
         target = target_of(body)
-        if target is None or (body.get("status") or {}).get("host") != self.settings.host:
+        if target is None or not placed_here(body, self.settings.host):
             return OPERATOR_PENDING_RETRY  # the operator's placement write is on its way
         self._memory.targets[uid] = target
         try:
@@ -218,12 +223,40 @@ class ExportReconciler:
         return None
 
     async def _gone(self, key: str) -> None:
-        uid = self.uids.pop(key, None)
-        if uid is not None and uid not in self._memory.finalized:
-            await self._remove(uid)
-        if uid is not None:
-            self._memory.finalized.discard(uid)
-            self.events.forget(uid)
+        """The Volume left this host's watch: remove its export and file only if it really left.
+
+        The label is only a pointer: the Volume is read again, and its disk stays while the
+        operator's status.host still names this host and it is not deleted (or, deleted,
+        while it is still attached).
+        """
+        uid = self.uids.get(key)
+        if uid is None:
+            self.retained.discard(key)
+            return
+        if uid not in self._memory.finalized:
+            where = await recheck(self.client, VOLUMES, key, uid, self.settings.host)
+            if where.whereabouts is Whereabouts.DELETING and where.body is not None:
+                await self._delete(key, where.body)
+                if uid not in self._memory.finalized:
+                    self.retained.add(key)  # held while attached: looked at again at resync
+                    return
+            elif where.whereabouts is Whereabouts.STILL_HERE:
+                if key not in self.retained:
+                    log.warning(
+                        "volume %s lost its %s=%s label but the operator still places it here "
+                        "and it is not deleted: its export and file stay",
+                        key,
+                        HOST_LABEL,
+                        self.settings.host,
+                    )
+                self.retained.add(key)
+                return
+            else:
+                await self._remove(uid)
+        self.retained.discard(key)
+        self.uids.pop(key, None)
+        self._memory.finalized.discard(uid)
+        self.events.forget(uid)
 
     async def _remove(
         self, uid: str, target: Target | None = None, protocol: str | None = None

@@ -89,6 +89,10 @@ class VolumeService:
         """Export every volume again (healing a restarted daemon) and sweep orphans."""
         await self.watch.drop_vanished()
         self.watch.mark_all()
+        # Kept after losing only their label (or held while attached): read them again.
+        known = set(self.watch.known())
+        for key in sorted(self.reconciler.retained - known):
+            self.watch.queue.put(key, None)
         await self.watch.queue.drained(timeout=600)
         await self.sweep_orphans()
 
@@ -104,6 +108,8 @@ class VolumeService:
     async def sweep_orphans(self) -> list[str]:
         """Remove exports and files of ours that no Volume placed here owns; their uids."""
         live = {body["metadata"]["uid"] for body in self.watch.bodies()}
+        # Out of the watch but, as the operator says, still placed here.
+        live |= {uid for key in self.reconciler.retained if (uid := self.reconciler.uids.get(key))}
         removed: set[str] = set()
         for protocol, driver in self.drivers.items():
             exports = await asyncio.to_thread(driver.exports)

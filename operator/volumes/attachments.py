@@ -36,7 +36,6 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import VolumeInUse, VolumeNotPlaced
 from kubenova.operator.volumes.naming import initiator_iqn
-from kubenova.wellknown import HOST_LABEL
 from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -161,7 +160,7 @@ class AttachmentController:
             body = self.queue.body(key)
             if (
                 body is not None
-                and (body["metadata"].get("labels") or {}).get(HOST_LABEL) == host
+                and _placed_on(body) == host
                 and body["metadata"]["uid"] in self.attached
             ):
                 self.queue.mark(key)
@@ -172,7 +171,7 @@ class AttachmentController:
         if body is None:
             return None
         meta = body["metadata"]
-        host = (meta.get("labels") or {}).get(HOST_LABEL)
+        host = _placed_on(body)  # the operator's decision, never the label
         if not host:
             return None  # not placed yet: on_schedule files it again
         uid, namespace = meta["uid"], meta["namespace"]
@@ -334,3 +333,9 @@ class AttachmentController:
 
 def _has_condition(body: Body) -> bool:
     return cond.find((body.get("status") or {}).get("conditions"), ALLOWED) is not None
+
+
+def _placed_on(body: Body) -> str | None:
+    """The host the operator's own status write placed the Instance on."""
+    host = (body.get("status") or {}).get("host")
+    return str(host) if host else None

@@ -54,6 +54,7 @@ class VolumeReconciler:
     pending: set[str] = field(default_factory=set)  # keys waiting for a host
     uids: dict[str, str] = field(default_factory=dict)  # key -> uid
     verified: set[str] = field(default_factory=set)  # uids whose claim and target exist
+    hosts: dict[str, str] = field(default_factory=dict)  # uid -> host of its claim
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:
@@ -64,10 +65,27 @@ class VolumeReconciler:
         if meta.get("deletionTimestamp"):
             await self._finalize(key, body)
             return None
-        if (meta.get("labels") or {}).get(HOST_LABEL):
-            await self._keep_placed(key, body)
+        # Placement is what the inventory says (else our own status), never the label: a
+        # label is only the agent's pointer, put back if someone else changed it.
+        host = await self._placed_host(body)
+        if host is not None:
+            await self._keep_placed(key, body, host)
             return None
         return await self._place(key, body)
+
+    async def _placed_host(self, body: Body) -> str | None:
+        """The host of the Volume's claim; our status.host if the inventory lost the claim."""
+        uid = body["metadata"]["uid"]
+        if uid not in self.hosts:
+            decided = (body.get("status") or {}).get("host")
+            labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+            if not decided and not labelled:
+                return None  # never handed over: placing it finds any claim it has
+            claim = await asyncio.to_thread(inv.find_claim, self.engine, uid)
+            if claim is None:
+                return str(decided) if decided else None
+            self.hosts[uid] = claim.host
+        return self.hosts[uid]
 
     # -- placement ---------------------------------------------------------------------------
 
@@ -147,14 +165,14 @@ class VolumeReconciler:
             return
         self.events.record(body, "Warning", reason, message)
 
-    async def _keep_placed(self, key: str, body: Body) -> None:
-        """Handed over already; after a restart, make sure the claim and identity still exist."""
+    async def _keep_placed(self, key: str, body: Body, host: str) -> None:
+        """Handed over to `host`; the claim, identity and the agent's label must still be so."""
         self.pending.discard(key)
         meta = body["metadata"]
         uid = meta["uid"]
+        body = await self._keep_label(key, body, host)
         if uid in self.verified:
             return
-        host = meta["labels"][HOST_LABEL]
         volume = Volume.model_validate(body)
         claim = await asyncio.to_thread(inv.find_claim, self.engine, uid)
         if claim is None:
@@ -184,13 +202,36 @@ class VolumeReconciler:
         await apply_status(self.client, VOLUMES, body, desired, manager=OPERATOR_MANAGER)
         self.verified.add(uid)
 
+    async def _keep_label(self, key: str, body: Body, host: str) -> Body:
+        """Put back the host label (and finalizers) if someone else changed or removed it."""
+        labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+        if labelled == host:
+            return body
+        log.warning(
+            "volume %s: host label %r does not say %s, where it is placed: restoring it",
+            key,
+            labelled,
+            host,
+        )
+        try:
+            updated = await ensure_metadata(
+                self.client,
+                VOLUMES,
+                body,
+                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
+                labels={HOST_LABEL: host},
+            )
+        except NotFound:
+            return body  # deleted meanwhile: the DELETED event releases what was claimed
+        return updated or body
+
     # -- deletion ----------------------------------------------------------------------------
 
     async def _finalize(self, key: str, body: Body) -> None:
         self.pending.discard(key)
         meta = body["metadata"]
         finalizers = meta.get("finalizers") or []
-        host = (meta.get("labels") or {}).get(HOST_LABEL)
+        host = await self._placed_host(body)  # where its export may be: never the label
         if AGENT_FINALIZER in finalizers:
             if host and self.host_ready(host):
                 return  # the agent waits until it is detached, then removes the export
@@ -225,6 +266,7 @@ class VolumeReconciler:
         await asyncio.to_thread(vol.release_target, self.engine, uid)
         freed = await asyncio.to_thread(inv.release, self.engine, uid)
         self.verified.discard(uid)
+        self.hosts.pop(uid, None)
         if freed is not None:
             self.disk_changed(freed.host)
 

@@ -14,7 +14,8 @@ from kubenova.agents.instances import INSTANCES
 from kubenova.agents.runtime_images import Placeholder, PlaceholderImages
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import NotFound
-from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER
+from kubenova.kube.objects import apply_status
+from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
 from .harness import (
     Body,
@@ -415,8 +416,12 @@ def test_an_instance_moved_to_another_host_leaves_this_one(
             compute_agent(apiserver, driver, host=unique("h")) as agent,
         ):
             name = (await kube.scheduled_instance(agent.host))["metadata"]["name"]
-            await eventually(lambda: phase_is(kube, name, "Running"))
-            # An evacuation relabels it: the label-selector watch reports it as DELETED here.
+            body = await eventually(lambda: phase_is(kube, name, "Running"))
+            # An evacuation: the operator places it elsewhere (status.host first), then
+            # relabels it, and the label-selector watch reports it as DELETED here.
+            await apply_status(
+                kube.client, INSTANCES, body, {"host": "elsewhere"}, manager=OPERATOR_MANAGER
+            )
             await kube.client.patch(
                 INSTANCES,
                 name,
@@ -434,3 +439,79 @@ def test_an_instance_moved_to_another_host_leaves_this_one(
             return list(agent.service.queue.keys())
 
     assert run(scenario()) == []
+
+
+def test_an_instance_that_only_lost_its_label_keeps_its_domain(
+    apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
+) -> None:
+    """The label is a pointer; the operator's status.host is the decision the agent trusts."""
+
+    async def scenario() -> tuple[list[str], list[str], str]:
+        async with (
+            cluster(apiserver) as kube,
+            compute_agent(apiserver, driver, host=unique("h")) as agent,
+        ):
+            body = await kube.scheduled_instance(agent.host)
+            name, uid = body["metadata"]["name"], body["metadata"]["uid"]
+            await eventually(lambda: phase_is(kube, name, "Running"))
+            await kube.client.patch(
+                INSTANCES, name, {"metadata": {"labels": {HOST_LABEL: None}}}, kube.namespace
+            )
+
+            async def retained() -> bool:
+                return f"{kube.namespace}/{name}" in agent.service.reconciler.retained
+
+            await eventually(retained, what="the unlabelled Instance kept, not destroyed")
+            await agent.service.resync()  # rechecked and not swept as an orphan
+            await agent.service.queue.drained()
+            kept = [i.uid for i in await asyncio.to_thread(driver.list_instances)]
+            # Deleted while unlabelled: torn down through the re-read, finalizer dropped.
+            await kube.delete(name)
+            await agent.service.resync()
+
+            async def torn_down() -> bool:
+                domains = await asyncio.to_thread(driver.list_instances)
+                fresh = await kube.get(name)
+                return not domains and AGENT_FINALIZER not in fresh["metadata"]["finalizers"]
+
+            await eventually(torn_down)
+            return kept, [uid], name
+
+    kept, expected, _ = run(scenario())
+    assert kept == expected
+
+
+def test_a_restarted_agent_keeps_the_domain_of_an_instance_that_only_lost_its_label(
+    apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
+) -> None:
+    """The start-up orphan sweep reads an unexplained domain's Instance before destroying it."""
+    host = unique("h")
+
+    async def scenario() -> tuple[list[str], list[str], bool, list[str]]:
+        async with cluster(apiserver) as kube:
+            async with compute_agent(apiserver, driver, host=host):
+                body = await kube.scheduled_instance(host)
+                gone = await kube.scheduled_instance(host)  # one that really goes meanwhile
+                name = body["metadata"]["name"]
+                await eventually(lambda: phase_is(kube, name, "Running"))
+                await eventually(lambda: phase_is(kube, gone["metadata"]["name"], "Running"))
+            assert len(await asyncio.to_thread(driver.list_instances)) == 2
+            # While no agent runs, the label goes (the operator's status still says here).
+            await kube.client.patch(
+                INSTANCES, name, {"metadata": {"labels": {HOST_LABEL: None}}}, kube.namespace
+            )
+            await kube.client.patch(
+                INSTANCES,
+                gone["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+                kube.namespace,
+            )
+            await kube.delete(gone["metadata"]["name"])
+            async with compute_agent(apiserver, driver, host=host) as agent:
+                kept = [i.uid for i in await asyncio.to_thread(driver.list_instances)]
+                retained = f"{kube.namespace}/{name}" in agent.service.reconciler.retained
+            return kept, [body["metadata"]["uid"]], retained, [gone["metadata"]["uid"]]
+
+    kept, expected, retained, _ = run(scenario())
+    assert kept == expected  # the unlabelled one kept, the deleted one's domain swept
+    assert retained

@@ -129,14 +129,15 @@ class Release:
 def install(
     helm: Helm, cluster: ClusterAccess, *set_values: str, values: Path | None = None
 ) -> Release:
+    # The test plane runs under the chart's static policies (crds_installed applies
+    # policies/*.yaml): the release brings the very same objects and must own them, so the
+    # plane's copies make way for it (and come back in `uninstall`).
+    cluster.kubectl("delete", "-f", str(POLICIES), "--ignore-not-found", check=False)
     args = ["install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace"]
     if values is not None:
         args.append(f"--values={values}")
     for item in set_values:
         args.append(item if item.startswith("--") else f"--set={item}")
-    # The session's plane holds the chart's static policies already (`crds_installed`, as
-    # `kubenova dev up` does); the release takes them over, and `uninstall` puts them back.
-    cluster.kubectl("delete", "-f", str(POLICIES), "--ignore-not-found", "--wait=false")
     helm.run(*args, kubeconfig=cluster.kubeconfig)
     manifest = helm.run(
         "get", "manifest", RELEASE, "-n", NAMESPACE, kubeconfig=cluster.kubeconfig
@@ -159,6 +160,7 @@ def install(
 
 def uninstall(helm: Helm, cluster: ClusterAccess) -> None:
     helm.run("uninstall", RELEASE, "-n", NAMESPACE, kubeconfig=cluster.kubeconfig, check=False)
+    install_policies(cluster, POLICIES)  # the plane's own copies again (see `install`)
     # Kept on uninstall by design (the inventory of running instances). No controller-manager
     # runs here to drop its pvc-protection finalizer, so the test does.
     claim = ["pvc", "kubenova-inventory", "-n", NAMESPACE]
@@ -166,7 +168,6 @@ def uninstall(helm: Helm, cluster: ClusterAccess) -> None:
         "patch", *claim, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
     )
     cluster.kubectl("delete", *claim, "--ignore-not-found", "--wait=false", check=False)
-    install_policies(cluster, POLICIES)
 
 
 def policies_enforced(cluster: ClusterAccess, instance: str, namespace: str) -> None:

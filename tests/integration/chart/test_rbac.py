@@ -352,9 +352,12 @@ def test_the_agent_may_change_only_its_finalizer(
     own = as_agent(*patch, "--type=json", "-p", remove_own)
 
     assert "the kubenova agent may not change spec" in spec
-    # Refused by this policy or by placement-is-the-operators (either may answer first).
-    assert "may not change labels" in label or "set by the kubenova operator only" in label
-    assert "only its own finalizer kubenova.io/agent" in others
+    # Two policies refuse a host label change by the agent; the apiserver names the first.
+    assert "may not change labels" in label or "kubenova.io/host and wired" in label
+    assert (
+        "only its own finalizer kubenova.io/agent" in others
+        or "kubenova.io/* finalizers are managed by kubenova only" in others
+    )
     assert "the agent of host h2 may change only its own host" in stranger.stderr
     assert own == ""
     body = json.loads(

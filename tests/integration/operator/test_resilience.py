@@ -210,10 +210,10 @@ def test_metrics_and_probes(
 
     assert fetch("/healthz")[0] == 200
     eventually(lambda: fetch("/readyz")[0] == 200, what="operator ready")
+    # Usage is published periodically: wait for the publish that follows the claim.
+    allocated = 'kubenova_host_allocated{host="h-metrics",resource="MEMORY_MB"} 1024.0'
     text = eventually(
-        lambda: (
-            (t := fetch("/metrics")[1]) and 'kubenova_host_capacity{host="h-metrics"' in t and t
-        ),
+        lambda: (t := fetch("/metrics")[1]) and allocated in t and t,
         what="host metrics",
     )
     assert 'kubenova_scheduler_decisions_total{result="placed"} 1.0' in text

@@ -27,6 +27,7 @@ from kubenova.agents.compute.domain_xml import (
     build_volume_disk_xml,
     disk_element_for_target,
     disk_targets,
+    instance_key,
 )
 
 UID = "0b7c3a52-4f0e-4d55-9a3e-1f6f2b1c9d10"
@@ -198,3 +199,9 @@ def test_optional_settings_appear_only_when_set() -> None:
     )
     assert tuned.find("cpu").get("mode") == "host-passthrough"  # type: ignore[union-attr]
     assert tuned.find("devices/disk/driver").get("cache") == "none"  # type: ignore[union-attr]
+
+
+def test_a_domain_names_its_instance_for_the_orphan_sweep() -> None:
+    xml = build_domain_xml(an_instance(), DomainSettings(domain_type=DomainType.QEMU), FILES)
+    assert instance_key(xml) == "tenant-a/web-1"
+    assert instance_key("<domain><name>kubenova-x</name></domain>") is None

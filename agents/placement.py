@@ -1,0 +1,90 @@
+"""What the operator decided about an object's host, as an agent may trust it.
+
+An agent finds its work with a label selector on `kubenova.io/host`, but a label is only a
+pointer: the decision is the operator-owned `status.host` (status is a subresource project
+roles cannot write). So an agent converges an object only when both name its host, and when
+an object leaves its watch (DELETED: deleted, or the label changed or vanished) it reads
+the object again before destroying anything: a disk or a domain goes only when the object
+is really gone, being deleted, or placed on another host by the operator.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from kubenova.kube import KubeClient, NotFound, ResourceKind
+from kubenova.wellknown import HOST_LABEL
+
+log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
+
+
+def decided_host(body: Body) -> str | None:
+    """The host the operator placed the object on (its status), None before it did."""
+    host = (body.get("status") or {}).get("host")
+    return str(host) if host else None
+
+
+def placed_here(body: Body, host: str) -> bool:
+    """The label the agent watches and the operator's status.host both name `host`."""
+    labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+    return labelled == host and decided_host(body) == host
+
+
+class Whereabouts(enum.Enum):
+    """Where an object that left an agent's watch really is."""
+
+    GONE = "gone"  # 404, or the name now belongs to another object (another uid)
+    DELETING = "deleting"  # deletionTimestamp set: tear down through the deletion path
+    MOVED = "moved"  # the operator's status places it on another host (or on none here)
+    STILL_HERE = "still here"  # only the label changed: nothing here may be destroyed
+
+
+@dataclass(frozen=True)
+class Recheck:
+    whereabouts: Whereabouts
+    body: Body | None  # the fresh body, None when gone
+
+    @property
+    def may_destroy(self) -> bool:
+        return self.whereabouts in (Whereabouts.GONE, Whereabouts.MOVED)
+
+
+def _status_host(body: Body) -> frozenset[str] | None:
+    host = decided_host(body)
+    return None if host is None else frozenset({host})
+
+
+async def recheck(
+    client: KubeClient,
+    kind: ResourceKind,
+    key: str,
+    uid: str,
+    host: str,
+    *,
+    decided: Callable[[Body], Collection[str] | None] = _status_host,
+) -> Recheck:
+    """Read `key` (namespace/name) again and say whether object `uid` still belongs to `host`.
+
+    `decided` reads the hosts the operator's status assigns the object to (None: it has
+    not decided anything yet); by default status.host. API errors other than 404
+    propagate: the caller retries rather than destroying on a guess.
+    """
+    namespace, _, name = key.rpartition("/")
+    try:
+        body = await client.get(kind, name, namespace or None)
+    except NotFound:
+        return Recheck(Whereabouts.GONE, None)
+    if body["metadata"].get("uid") != uid:
+        return Recheck(Whereabouts.GONE, None)
+    if body["metadata"].get("deletionTimestamp"):
+        return Recheck(Whereabouts.DELETING, body)
+    hosts = decided(body)
+    if hosts is not None and host not in hosts:
+        return Recheck(Whereabouts.MOVED, body)
+    return Recheck(Whereabouts.STILL_HERE, body)
