@@ -144,7 +144,8 @@ class WorkQueue(Generic[K]):
             finally:
                 self._active.discard(key)
                 self._observe(started, ok, retry if ok else None)
-            if ok and body is None and key in self._bodies and self._bodies[key] is None:
+            gone = body is None and key in self._bodies and self._bodies[key] is None
+            if ok and gone and retry is None:
                 self._bodies.pop(key, None)  # gone and handled: forget it
                 self._failures.pop(key, None)
             if key in self._dirty:

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 NETWORKS = kubenova_kind(Network)
 T = TypeVar("T")
 RETRY_USER_ERROR = 30.0
+# How soon a Network that left the watch but is still wired here is read again: no watch
+# event says when the operator drops this host from its status.
+RECHECK_DELAY = 2.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class NetworkService:
         """Converge one Network on this host; a WorkQueue handler."""
         if body is None:  # deleted, or no longer labelled for this host
             if await self._still_wired_here(key):
-                return None  # only the label went: the operator's status still wants it here
+                return RECHECK_DELAY  # only the label went (so far): look again
             self.uids.pop(key, None)
             await self._tear_down(key)
             return None

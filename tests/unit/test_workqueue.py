@@ -112,6 +112,31 @@ def test_returning_a_delay_requeues_and_a_gone_key_is_forgotten() -> None:
     assert queue.keys() == []
 
 
+def test_a_gone_key_whose_handler_asks_for_a_delay_is_looked_at_again() -> None:
+    # An agent that cannot yet tell whether a vanished object is really gone (it re-reads
+    # it) returns a delay: the key stays until a pass over it returns None.
+    calls: list[Any] = []
+
+    async def scenario() -> WorkQueue[str]:
+        async def handler(key: str, body: Any) -> float | None:
+            calls.append(body)
+            return 0.01 if body is None and len(calls) < 4 else None
+
+        queue: WorkQueue[str] = WorkQueue(handler)
+        queue.start()
+        queue.put("x", {"v": 1})
+        await asyncio.sleep(0.05)
+        queue.put("x", None)
+        await asyncio.sleep(0.2)
+        await queue.drained()
+        await queue.stop()
+        return queue
+
+    queue = run(scenario())
+    assert calls == [{"v": 1}, None, None, None]
+    assert queue.keys() == []
+
+
 @pytest.mark.parametrize("workers", [1, 4])
 def test_mark_of_an_unknown_key_does_nothing(workers: int) -> None:
     async def scenario() -> int:

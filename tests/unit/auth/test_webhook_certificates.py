@@ -71,7 +71,7 @@ def test_a_service_reference_is_published_with_the_ca_bundle() -> None:
         assert client["caBundle"] == "Q0E="
         assert client["service"] == {**service, "path": client["service"]["path"]}
     paths = {w["clientConfig"]["service"]["path"] for w in config["webhooks"]}
-    assert paths == {"/instances", "/volumes", "/projects"}
+    assert paths == {"/instances", "/volumes", "/networks", "/projects"}
 
 
 @pytest.mark.parametrize(
