@@ -18,10 +18,11 @@ from kubenova.api.v1alpha1 import Instance
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.metrics import PLACEMENTS, SCHEDULER_DECISIONS
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
+from kubenova.operator.handover import mark_handed_over
 from kubenova.operator.instance_hooks import InstanceHook
 from kubenova.operator.placement import Placer
 from kubenova.operator.requests import build_request
@@ -158,15 +159,10 @@ class InstanceReconciler:
                 self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER
             )
             before.add(body["metadata"].get("resourceVersion", ""))
-            await ensure_metadata(
-                self.client,
-                INSTANCES,
-                body,
-                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
-                labels={HOST_LABEL: host},
-            )
         except NotFound:
             return  # deleted meanwhile: the DELETED event releases the claim
+        if await mark_handed_over(self.client, INSTANCES, body, host) is None:
+            return
         # Only once labelled: a failed label write is retried with these very bodies.
         self.superseded[uid] = before
         self.events.record(body, "Normal", "Scheduled", message)
@@ -221,16 +217,7 @@ class InstanceReconciler:
                 labelled,
                 host,
             )
-        try:
-            await ensure_metadata(
-                self.client,
-                INSTANCES,
-                body,
-                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
-                labels={HOST_LABEL: host},
-            )
-        except NotFound:
-            return  # deleted meanwhile: the DELETED event releases the claim
+        await mark_handed_over(self.client, INSTANCES, body, host)
 
     # -- deletion ----------------------------------------------------------------------------
 

@@ -24,11 +24,19 @@ def install_crds(access: ClusterAccess, directory: Path, *, timeout: float = 60.
 
     Returns [] when the directory holds no manifests; callers decide if that is an error.
     """
+    names = apply_manifests(access, directory)
+    if names:
+        _wait_established(access, names, timeout)
+    return names
+
+
+def apply_manifests(access: ClusterAccess, directory: Path) -> list[str]:
+    """Server-side apply every YAML file in `directory` as kubenova-dev; the applied names."""
     manifests = crd_manifests(directory)
     if not manifests:
         return []
     files = [arg for path in manifests for arg in ("-f", str(path))]
-    # --force-conflicts: the dev plane's CRDs are ours to overwrite on every `up`.
+    # --force-conflicts: the dev plane's objects are ours to overwrite on every `up`.
     applied = access.kubectl(
         "apply",
         "--server-side",
@@ -38,9 +46,7 @@ def install_crds(access: ClusterAccess, directory: Path, *, timeout: float = 60.
         "name",
         *files,
     )
-    names = applied.stdout.split()
-    _wait_established(access, names, timeout)
-    return names
+    return applied.stdout.split()
 
 
 def _not_established(access: ClusterAccess, names: list[str]) -> list[str]:

@@ -24,8 +24,9 @@ from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.operator import inventory as inv
+from kubenova.operator.handover import mark_handed_over
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import AoeAddressesExhausted
 from kubenova.operator.volumes import placement
@@ -126,17 +127,10 @@ class VolumeReconciler:
     async def _hand_over(
         self, key: str, body: Body, target: vol.TargetIdentity, secret: str | None
     ) -> None:
-        try:
-            updated = await ensure_metadata(
-                self.client,
-                VOLUMES,
-                body,
-                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
-                labels={HOST_LABEL: target.host},
-            )
-        except NotFound:
+        handed = await mark_handed_over(self.client, VOLUMES, body, target.host)
+        if handed is None:
             return  # deleted meanwhile: the DELETED event releases what was claimed
-        body = updated or body
+        body = handed
         await apply_status(
             self.client,
             VOLUMES,
@@ -213,17 +207,7 @@ class VolumeReconciler:
             labelled,
             host,
         )
-        try:
-            updated = await ensure_metadata(
-                self.client,
-                VOLUMES,
-                body,
-                finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
-                labels={HOST_LABEL: host},
-            )
-        except NotFound:
-            return body  # deleted meanwhile: the DELETED event releases what was claimed
-        return updated or body
+        return await mark_handed_over(self.client, VOLUMES, body, host) or body
 
     # -- deletion ----------------------------------------------------------------------------
 
