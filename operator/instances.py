@@ -123,7 +123,11 @@ class InstanceReconciler:
             for hook in self.hooks:
                 extra |= await hook.on_schedule(body, outcome.host)
         except UserError as exc:
-            await self._release(uid)
+            # Giving back the claim just made wakes nobody: two Instances waiting for
+            # addresses in use would otherwise wake each other for ever.
+            await self._release(uid, wake=False)
+            if exc.retry_on_release:
+                self.pending.add(key)  # another Instance holds it: tried again on release
             await self._set_unscheduled(body, exc.reason, exc.message, generation)
             self.events.record(body, "Warning", exc.reason, exc.message)
             return
@@ -315,12 +319,12 @@ class InstanceReconciler:
             await self._release(uid)
             self.events.forget(uid)
 
-    async def _release(self, uid: str) -> None:
+    async def _release(self, uid: str, *, wake: bool = True) -> None:
         for hook in self.hooks:
             await hook.on_release(uid)
         released = await asyncio.to_thread(self.placer.release, uid)
         self.claimed.pop(uid, None)
-        if released:
+        if released and wake:
             self.placer.on_release()
 
 
