@@ -18,10 +18,12 @@ from tests.integration.volume.cluster import (
     condition,
     get,
     report_plugged,
+    volume_gone,
     volume_in_phase,
 )
 from tests.integration.volume.test_volume_operator import attachments, instance_with
 from tests.support.hosts import SimulatedHosts
+from tests.support.volume_agent import VolumeAgent
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.apiserver
@@ -84,3 +86,43 @@ def test_a_volume_of_an_instance_on_an_unfenced_host_is_not_given_to_another(
         lambda: [a["instance"] for a in attachments(apiserver, ns, "solo")] == ["second"],
         what="solo attached to second",
     )
+
+
+def test_a_volume_deleted_on_an_unfenced_volume_host_keeps_its_target_until_fenced(
+    apiserver: ClusterAccess,
+    hosts: SimulatedHosts,
+    store_host: VolumeAgent,
+    volume_namespace: str,
+    inventory_url: str,
+) -> None:
+    """Its export may still answer: the IQN (or AoE address) and disk stay its own."""
+    ns = volume_namespace
+    apply(apiserver, a_volume("kept", ns))
+    uid = volume_in_phase(apiserver, ns, "kept", "Available")["metadata"]["uid"]
+    engine = inv.make_engine(inventory_url)
+    assert vol.find_target(engine, uid) is not None
+
+    store_host.stop()
+    hosts.stop_heartbeat("store-1")
+    eventually(lambda: host_ready(apiserver, "store-1") == "False", what="store-1 NotReady")
+    apiserver.kubectl("delete", "volume", "kept", "-n", ns, "--wait=false")
+
+    def fence_advice_given() -> bool:
+        events = apiserver.kubectl(
+            "get", "events", "-n", ns, "--field-selector", "reason=HostNotFenced", "-o", "name"
+        ).stdout
+        return bool(events.strip())
+
+    eventually(fence_advice_given, what="HostNotFenced event")
+    body = get(apiserver, "volume", ns, "kept")
+    assert body is not None
+    assert "kubenova.io/agent" in body["metadata"]["finalizers"]
+    assert vol.find_target(engine, uid) is not None
+    assert inv.find_claim(engine, uid) is not None
+
+    apiserver.kubectl(
+        "patch", "host", "store-1", "--type=merge", "-p", '{"spec":{"outOfService":true}}'
+    )
+    volume_gone(apiserver, ns, "kept")
+    assert vol.find_target(engine, uid) is None
+    assert inv.find_claim(engine, uid) is None
