@@ -86,6 +86,7 @@ class HostMonitor:
         # host -> (the Lease's heartbeat fields as last seen, our clock when they changed)
         self.heartbeats: dict[str, tuple[tuple[str, ...], float]] = {}
         self.ready: dict[str, bool] = {}
+        self.judged: set[str] = set()  # hosts seen since start-up (deleted ones stay)
         self.records: dict[str, inv.HostRecord] = {}
         self.started = self.clock()
         self._batch: dict[str, inv.HostRecord] = {}
@@ -98,6 +99,10 @@ class HostMonitor:
         """Has an administrator declared the host fenced (`spec.outOfService`)?"""
         body = self.hosts.get(name)
         return bool(body and (body.get("spec") or {}).get("outOfService"))
+
+    def is_judged(self, name: str) -> bool:
+        """Has the host's health been decided yet (its Host seen since we started)?"""
+        return name in self.judged
 
     def is_fenced(self, name: str) -> bool:
         """May what the host's guests held be given to others?
@@ -207,8 +212,9 @@ class HostMonitor:
             if grew:
                 self.capacity_appeared()
         self.ready[name] = alive
-        if bool(was_ready) != alive:
-            self.fencing_changed(name)
+        self.judged.add(name)
+        if was_ready is None or was_ready != alive:
+            self.fencing_changed(name)  # the first judgement too: deletions may wait for it
         previous = (body.get("status") or {}).get("conditions")
         entry = cond.condition(
             READY,

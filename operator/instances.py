@@ -48,6 +48,8 @@ class InstanceReconciler:
     host_ready: Callable[[str], bool]  # is this host's agent alive?
     # May what the host's guests hold be given to others (agent back, or out of service)?
     host_fenced: Callable[[str], bool]
+    # Has the host's health been decided yet? Until then a deletion waits without a word.
+    host_judged: Callable[[str], bool] = lambda host: True
 
     def __post_init__(self) -> None:
         self.pending: set[str] = set()  # keys waiting for capacity (NoValidHost)
@@ -262,7 +264,8 @@ class InstanceReconciler:
                 return  # the agent tears the domain down and removes its finalizer
             if host and not self.host_fenced(host):
                 self.deleting_on[key] = host  # tried again once the host is fenced
-                await self._show_awaiting_fence(body, host)
+                if self.host_judged(host):  # not merely unseen since we started
+                    await self._show_awaiting_fence(body, host)
                 return
             reason = f"host {host} is out of service" if host else "it never reached a host"
             log.warning("instance %s: removing the agent finalizer (%s)", key, reason)

@@ -80,7 +80,7 @@ class Runtime:
             fencing_changed=fencing_changed,
         )
         reconciler = InstanceReconciler(
-            client, placer, catalog, events, hosts.is_ready, hosts.is_fenced
+            client, placer, catalog, events, hosts.is_ready, hosts.is_fenced, hosts.is_judged
         )
         queue: WorkQueue[str] = WorkQueue(
             reconciler, workers=config.workers, name="instances", component="operator"

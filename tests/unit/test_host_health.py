@@ -107,3 +107,17 @@ def test_the_same_lease_seen_again_is_not_a_heartbeat() -> None:
     asyncio.run(monitor.lease_event("h1", lease))
     clock.now = 1041.0
     assert not monitor._alive("h1")[0]
+
+
+def test_a_host_is_fenced_when_ready_or_out_of_service_never_when_unknown() -> None:
+    monitor = a_monitor(_Clock())
+    assert not monitor.is_fenced("h1")  # not seen yet (Instances may be listed first)
+    assert not monitor.is_judged("h1")
+    monitor.hosts["h1"] = a_host_body()
+    monitor.ready["h1"] = False
+    assert not monitor.is_fenced("h1")  # NotReady: its guest may still run
+    monitor.hosts["h1"]["spec"]["outOfService"] = True
+    assert monitor.is_fenced("h1")
+    monitor.hosts["h1"]["spec"]["outOfService"] = False
+    monitor.ready["h1"] = True
+    assert monitor.is_fenced("h1")  # its agent is back: it tears its domains down itself
