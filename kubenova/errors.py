@@ -3,7 +3,8 @@
 KubenovaError
 ├── UserError          the manifest asks for something impossible; `reason` is a CamelCase
 │   │                  condition reason and the message says what to change. Not retried
-│   │                  until the resource (or what it refers to) changes.
+│   │                  until the resource (or what it refers to) changes, unless
+│   │                  `retry_on_release`: what it asks for is held by another object.
 │   └── NotFoundError  a referenced object (Flavor, Image, Network, ...) does not exist
 ├── Unschedulable      valid, but no host fits now; retried when capacity changes
 ├── TemporaryError     a dependency hiccup (API server, database, daemon); retried after
@@ -30,6 +31,9 @@ class UserError(KubenovaError):
     """The resource's spec cannot be satisfied as written; the message says what to change."""
 
     reason = "InvalidSpec"
+    # True when what is asked for is only held by another object (a fixed IP in use): the
+    # request is tried again whenever something is released.
+    retry_on_release = False
 
 
 class NotFoundError(UserError):

@@ -1,18 +1,28 @@
 """Hosts: mirror Host resources into the inventory and judge their health by their Leases.
 
 The agent owns a Host's capacity and renews `kubenova-system/host-<name>`; the operator
-owns the Host's `Ready` condition and the inventory row. A host whose Lease is older than
-the timeout (or missing) is NotReady and gets no placements; when it comes back, the
-Instances waiting for capacity are tried again.
+owns the Host's `Ready` condition and the inventory row. A host whose Lease the operator
+has not *seen* change for the timeout (or which has none) is NotReady and gets no
+placements; when it comes back, the Instances waiting for capacity are tried again.
+
+Liveness is judged on the operator's own monotonic clock: when a watch event shows a new
+renewTime, that moment is the heartbeat. The agent's renewTime is only compared with its
+previous value, never with our wall clock, so a host whose clock is minutes off is neither
+flapping nor kept Ready after it died (as kube-controller-manager's node lifecycle
+controller records its own observation time).
+
+A NotReady host is not a dead host: its guests may still run. It is *fenced* once its
+agent is back or an administrator set `spec.outOfService`; only then may what its
+Instances and Volumes hold be given to others (`is_fenced`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from kubenova import conditions as cond
@@ -30,13 +40,6 @@ log = logging.getLogger(__name__)
 HOSTS = kubenova_kind(Host)
 READY = "Ready"
 Body = dict[str, Any]
-
-
-def parse_time(value: str | None) -> float | None:
-    """Seconds since the epoch of an RFC 3339 (Micro)Time, or None."""
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def host_record(body: Body, ready: bool) -> inv.HostRecord:
@@ -58,7 +61,8 @@ def host_record(body: Body, ready: bool) -> inv.HostRecord:
         ),
         availability_zone=spec.get("availabilityZone", "nova"),
         ready=ready,
-        schedulable=bool(spec.get("schedulable", True)),
+        # An out-of-service host is fenced, not merely slow: nothing new goes there.
+        schedulable=bool(spec.get("schedulable", True)) and not spec.get("outOfService"),
         services=tuple(spec.get("services") or ("compute",)),
     )
 
@@ -72,12 +76,17 @@ class HostMonitor:
     events: EventRecorder
     lease_timeout: float
     capacity_appeared: Callable[[], None]
-    clock: Callable[[], float] = field(default=lambda: datetime.now(UTC).timestamp())
+    # Our own clock, monotonic: only intervals between our observations are measured.
+    clock: Callable[[], float] = field(default=time.monotonic)
+    # Called with a host's name when it became fenced or unfenced (Ready, out of service).
+    fencing_changed: Callable[[str], None] = lambda host: None
 
     def __post_init__(self) -> None:
         self.hosts: dict[str, Body] = {}
-        self.renewed: dict[str, float] = {}  # host -> last renewTime
+        # host -> (the Lease's heartbeat fields as last seen, our clock when they changed)
+        self.heartbeats: dict[str, tuple[tuple[str, ...], float]] = {}
         self.ready: dict[str, bool] = {}
+        self.judged: set[str] = set()  # hosts seen since start-up (deleted ones stay)
         self.records: dict[str, inv.HostRecord] = {}
         self.started = self.clock()
         self._batch: dict[str, inv.HostRecord] = {}
@@ -86,27 +95,53 @@ class HostMonitor:
     def is_ready(self, name: str) -> bool:
         return self.ready.get(name, False)
 
+    def is_out_of_service(self, name: str) -> bool:
+        """Has an administrator declared the host fenced (`spec.outOfService`)?"""
+        body = self.hosts.get(name)
+        return bool(body and (body.get("spec") or {}).get("outOfService"))
+
+    def is_judged(self, name: str) -> bool:
+        """Has the host's health been decided yet (its Host seen since we started)?"""
+        return name in self.judged
+
+    def is_fenced(self, name: str) -> bool:
+        """May what the host's guests held be given to others?
+
+        Only when its agent is alive (it tears its domains down itself) or an administrator
+        marked it out of service. A host we do not know (yet) is not fenced: at start-up the
+        Instances may be listed before the Hosts.
+        """
+        return self.is_ready(name) or self.is_out_of_service(name)
+
     # -- events ------------------------------------------------------------------------------
 
     async def host_event(self, body: Body | None, name: str) -> None:
         if body is None:
             self.hosts.pop(name, None)
             self.records.pop(name, None)
+            self.ready.pop(name, None)
             await asyncio.to_thread(inv.set_host_schedulable, self.placer.engine, name, False)
             await asyncio.to_thread(inv.set_host_ready, self.placer.engine, name, False)
             self.placer.host_changed(name)
             return
+        was_out = self.is_out_of_service(name)
         self.hosts[name] = body
         await self._sync(name)
+        if self.is_out_of_service(name) != was_out:
+            self.fencing_changed(name)
 
     async def lease_event(self, host: str, body: Body | None) -> None:
         if body is None:
-            self.renewed.pop(host, None)
+            self.heartbeats.pop(host, None)
         else:
             spec = body.get("spec") or {}
-            renewed = parse_time(spec.get("renewTime") or spec.get("acquireTime"))
-            if renewed is not None:
-                self.renewed[host] = renewed
+            beat = tuple(
+                str(spec.get(key) or "") for key in ("holderIdentity", "acquireTime", "renewTime")
+            )
+            seen = self.heartbeats.get(host)
+            if beat[1:] != ("", "") and (seen is None or seen[0] != beat):
+                # A re-list or an unrelated edit shows the same values: not a heartbeat.
+                self.heartbeats[host] = (beat, self.clock())
         if host in self.hosts:
             await self._sync(host)
 
@@ -151,16 +186,18 @@ class HostMonitor:
     # -- the one place a host's state is decided ---------------------------------------------
 
     def _alive(self, name: str) -> tuple[bool, str]:
-        renewed = self.renewed.get(name)
+        seen = self.heartbeats.get(name)
         # Our grace period, not the Lease's own duration: as with kube-controller-manager's
         # node-monitor-grace-period, the judge sets the timeout.
         timeout = self.lease_timeout
-        now = self.clock()
-        if renewed is None:
+        if seen is None:
             return False, "no heartbeat yet: the host's agent has not renewed its Lease"
-        age = now - renewed
+        age = self.clock() - seen[1]
         if age > timeout:
-            return False, f"no heartbeat for {age:.0f}s (timeout {timeout:.0f}s)"
+            return False, (
+                f"no heartbeat for {age:.0f}s (timeout {timeout:.0f}s): the Lease's renewTime "
+                "has not changed"
+            )
         return True, "the host's agent is heart-beating"
 
     async def _sync(self, name: str) -> None:
@@ -175,6 +212,9 @@ class HostMonitor:
             if grew:
                 self.capacity_appeared()
         self.ready[name] = alive
+        self.judged.add(name)
+        if was_ready is None or was_ready != alive:
+            self.fencing_changed(name)  # the first judgement too: deletions may wait for it
         previous = (body.get("status") or {}).get("conditions")
         entry = cond.condition(
             READY,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 INSTANCES = kubenova_kind(Instance)
 SCHEDULED = "Scheduled"
+DELETED = "Deleted"  # False while a deletion waits for the host to be fenced
 Body = dict[str, Any]
 
 
@@ -44,10 +46,15 @@ class InstanceReconciler:
     placer: Placer
     catalog: Catalog
     events: EventRecorder
-    host_ready: Any  # Callable[[str], bool]: is this host's agent alive?
+    host_ready: Callable[[str], bool]  # is this host's agent alive?
+    # May what the host's guests hold be given to others (agent back, or out of service)?
+    host_fenced: Callable[[str], bool]
+    # Has the host's health been decided yet? Until then a deletion waits without a word.
+    host_judged: Callable[[str], bool] = lambda host: True
 
     def __post_init__(self) -> None:
         self.pending: set[str] = set()  # keys waiting for capacity (NoValidHost)
+        self.deleting_on: dict[str, str] = {}  # key -> host whose agent or fencing it awaits
         self.uids: dict[str, str] = {}  # key -> uid, to release claims after DELETED
         self.claimed: dict[str, str] = {}  # uid -> host of its claim, known to exist
         self.hooks: list[InstanceHook] = []  # networks, volumes: see instance_hooks
@@ -119,7 +126,11 @@ class InstanceReconciler:
             for hook in self.hooks:
                 extra |= await hook.on_schedule(body, outcome.host)
         except UserError as exc:
-            await self._release(uid)
+            # Giving back the claim just made wakes nobody: two Instances waiting for
+            # addresses in use would otherwise wake each other for ever.
+            await self._release(uid, wake=False)
+            if exc.retry_on_release:
+                self.pending.add(key)  # another Instance holds it: tried again on release
             await self._set_unscheduled(body, exc.reason, exc.message, generation)
             self.events.record(body, "Warning", exc.reason, exc.message)
             return
@@ -222,21 +233,35 @@ class InstanceReconciler:
     # -- deletion ----------------------------------------------------------------------------
 
     async def _finalize(self, key: str, body: Body) -> None:
+        """Let a deleted Instance go once nobody can still run its guest.
+
+        The agent of a Ready host destroys the domain and removes its finalizer itself. A
+        NotReady host may still run the guest (its agent crashed or is cut off), so its
+        claim, addresses and volume attachments stay held until the host is fenced: given
+        to another Instance now, they would have two users (an ARP conflict, two writers).
+        """
         self.pending.discard(key)
+        self.deleting_on.pop(key, None)
         finalizers = body["metadata"].get("finalizers") or []
         # Where its domain may be: the claim's host, else the one our status handed it to.
         host = await self._claimed_host(body["metadata"]["uid"]) or status_host(body)
         if AGENT_FINALIZER in finalizers:
             if host and self.host_ready(host):
+                self.deleting_on[key] = host  # looked at again if the host goes NotReady
                 return  # the agent tears the domain down and removes its finalizer
-            reason = f"host {host} is not ready" if host else "never reached a host"
+            if host and not self.host_fenced(host):
+                self.deleting_on[key] = host  # tried again once the host is fenced
+                if self.host_judged(host):  # not merely unseen since we started
+                    await self._show_awaiting_fence(body, host)
+                return
+            reason = f"host {host} is out of service" if host else "it never reached a host"
             log.warning("instance %s: removing the agent finalizer (%s)", key, reason)
             if host:
                 self.events.record(
                     body,
-                    "Warning",
-                    "HostNotReady",
-                    f"deleted while {reason}: its domain is removed when the host's agent "
+                    "Normal",
+                    "HostFenced",
+                    f"released because {reason}: its domain is removed if the host's agent "
                     "comes back",
                 )
             fresh = await remove_finalizer(self.client, INSTANCES, body, AGENT_FINALIZER)
@@ -244,21 +269,62 @@ class InstanceReconciler:
         await self._release(body["metadata"]["uid"])
         await remove_finalizer(self.client, INSTANCES, body, OPERATOR_FINALIZER)
 
+    async def _show_awaiting_fence(self, body: Body, host: str) -> None:
+        """Phase Deleting, and a condition and Event that tell an admin how to unblock it."""
+        message = fence_advice(host)
+        previous = (body.get("status") or {}).get("conditions")
+        entry = cond.condition(
+            DELETED,
+            False,
+            "HostNotFenced",
+            message,
+            generation=body["metadata"].get("generation"),
+            previous=previous,
+        )
+        if (body.get("status") or {}).get("phase") == "Deleting" and cond.same(
+            cond.find(previous, DELETED), entry
+        ):
+            return  # already says so
+        log.warning(
+            "instance %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], message
+        )
+        self.events.record(body, "Warning", "HostNotFenced", message)
+        try:
+            await apply_status(
+                self.client,
+                INSTANCES,
+                body,
+                {"phase": "Deleting", "conditions": [entry]},
+                manager=OPERATOR_MANAGER,
+            )
+        except NotFound:
+            return
+
     async def _forget(self, key: str) -> None:
         self.pending.discard(key)
+        self.deleting_on.pop(key, None)
         uid = self.uids.pop(key, None)
         if uid:
             self.superseded.pop(uid, None)
             await self._release(uid)
             self.events.forget(uid)
 
-    async def _release(self, uid: str) -> None:
+    async def _release(self, uid: str, *, wake: bool = True) -> None:
         for hook in self.hooks:
             await hook.on_release(uid)
         released = await asyncio.to_thread(self.placer.release, uid)
         self.claimed.pop(uid, None)
-        if released:
+        if released and wake:
             self.placer.on_release()
+
+
+def fence_advice(host: str) -> str:
+    """What an admin reads on an Instance deleted on an unfenced NotReady host."""
+    return (
+        f"host {host} is not ready: its guest may still run, so its resources stay held; "
+        "bring the agent back or mark the Host out of service (kubectl patch host "
+        f"""{host} --type=merge -p '{{"spec":{{"outOfService":true}}}}')"""
+    )
 
 
 def status_host(body: Body) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -44,6 +45,8 @@ class Runtime:
     instances: InstanceReconciler
     instance_queue: WorkQueue[str]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Other controllers (volumes) waiting for hosts to be fenced: called with the host.
+    fence_listeners: list[Callable[[str], None]] = field(default_factory=list)
     health: HealthServer | None = None
     ready: bool = False
 
@@ -64,8 +67,21 @@ class Runtime:
             if runtime_ref:
                 runtime_ref[0].retry_pending()
 
-        hosts = HostMonitor(client, placer, events, config.lease_timeout, wake_pending)
-        reconciler = InstanceReconciler(client, placer, catalog, events, hosts.is_ready)
+        def fencing_changed(host: str) -> None:
+            if runtime_ref:
+                runtime_ref[0].retry_awaiting_fence(host)
+
+        hosts = HostMonitor(
+            client,
+            placer,
+            events,
+            config.lease_timeout,
+            wake_pending,
+            fencing_changed=fencing_changed,
+        )
+        reconciler = InstanceReconciler(
+            client, placer, catalog, events, hosts.is_ready, hosts.is_fenced, hosts.is_judged
+        )
         queue: WorkQueue[str] = WorkQueue(
             reconciler, workers=config.workers, name="instances", component="operator"
         )
@@ -85,6 +101,14 @@ class Runtime:
         loop = asyncio.get_running_loop()
         for key in list(self.instances.pending):
             loop.call_soon_threadsafe(self.instance_queue.mark, key)
+
+    def retry_awaiting_fence(self, host: str) -> None:
+        """A host was fenced (or came back): let the Instances deleted on it go."""
+        for key, on in list(self.instances.deleting_on.items()):
+            if on == host:
+                self.instance_queue.mark(key)
+        for listener in self.fence_listeners:
+            listener(host)
 
     def start(self) -> None:
         self.instance_queue.start()

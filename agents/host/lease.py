@@ -1,12 +1,14 @@
 """The agent's heartbeat: a coordination.k8s.io/v1 Lease renewed every few seconds.
 
-The operator treats a host whose Lease is older than its duration as NotReady. Renewing is
-one merge patch; the Lease (and the system namespace) are created on first use.
+The operator treats a host whose Lease it has not seen change for its timeout as NotReady
+(on its own clock: renewTime only has to change, so this host's clock may be off). Renewing
+is one merge patch; the Lease (and the system namespace) are created on first use.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,17 +36,19 @@ class LeaseKeeper:
         *,
         namespace: str = SYSTEM_NAMESPACE,
         duration_seconds: int = LEASE_DURATION_SECONDS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.client = client
         self.host = host
         self.namespace = namespace
         self.name = lease_name(host)
         self.duration_seconds = duration_seconds
+        self.clock = clock  # this host's notion of now (tests skew it)
         self._exists = False
 
     async def renew(self) -> dict[str, Any]:
         """Stamp renewTime now (creating the Lease, and its namespace, when missing)."""
-        now = micro_time()
+        now = micro_time(self.clock())
         if self._exists:
             try:
                 return await self._patch(now)

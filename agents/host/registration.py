@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from importlib import metadata
 from typing import Any
 
@@ -52,6 +53,7 @@ class HostRegistration:
         domain_type: str | None = None,
         underlay_ip: str | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        lease_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.client = client
         self.name = name
@@ -61,7 +63,11 @@ class HostRegistration:
         self.domain_type = domain_type
         self.underlay_ip = underlay_ip
         self.heartbeat_interval = heartbeat_interval
-        self.lease = LeaseKeeper(client, name)
+        self.lease = (
+            LeaseKeeper(client, name, clock=lease_clock)
+            if lease_clock
+            else LeaseKeeper(client, name)
+        )
 
     async def register(self) -> dict[str, Any]:
         """Create the Host if missing, then bring the agent's status fields up to date."""

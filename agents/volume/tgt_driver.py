@@ -9,6 +9,9 @@ found by IQN and adopted, never created twice.
 tgtd admits an initiator matching *any* bound entry, names and addresses alike, so a
 target is bound by one kind only: initiator names by default (every host has a distinct
 IQN, also on one machine), or addresses on storage networks where hosts have their own.
+tgtd checks its access list only at login: when a host leaves it (detached, or fenced), its
+open sessions are closed (`tgtadm --op delete --mode conn`), or its guest would keep
+writing through them.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class TgtDriver(ExportDriver):
                 )
             self._converge_account(current, spec)
             acl = self._converge_acl(current, spec)
+            current = self._close_unlisted_sessions(current, acl)
         return Export(
             target=target,
             backing=spec.backing,
@@ -157,6 +161,25 @@ class TgtDriver(ExportDriver):
     def _delete_account(self, user: str) -> None:
         self.tgtadm.delete_account(user)
         self._passwords.pop(user, None)
+
+    def _close_unlisted_sessions(self, current: TgtTarget, acl: tuple[str, ...]) -> TgtTarget:
+        """Close every session of an initiator the access list no longer admits."""
+        if not current.nexuses:
+            return current
+        by_name = self._identity() == "iqn"
+        closed = False
+        for session in current.nexuses:
+            if by_name:
+                admitted_now = session.initiator in acl
+            else:
+                admitted_now = all(address in acl for address in session.connections.values())
+            if not admitted_now:
+                self.tgtadm.close_session(current.tid, session)
+                closed = True
+        if not closed:
+            return current
+        found = next((t for t in self.tgtadm.targets() if t.tid == current.tid), None)
+        return found or current
 
     def _converge_acl(self, current: TgtTarget, spec: ExportSpec) -> tuple[str, ...]:
         identity = self._identity()

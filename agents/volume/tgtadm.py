@@ -20,9 +20,21 @@ from kubenova.agents.volume.driver import ExportDaemonUnavailable, ExportFailure
 _TARGET = re.compile(r"^Target (\d+): (\S+)$")
 _LUN = re.compile(r"^\s+LUN: (\d+)$")
 _BACKING = re.compile(r"^\s+Backing store path: (.*)$")
-_NEXUS = re.compile(r"^\s+I_T nexus: \d+$")
+_NEXUS = re.compile(r"^\s+I_T nexus: (\d+)$")
+_INITIATOR = re.compile(r"^\s+Initiator: (\S+)")
+_CONNECTION = re.compile(r"^\s+Connection: (\d+)$")
+_ADDRESS = re.compile(r"^\s+IP Address: (\S+)$")
 # How tgtadm says that no daemon listens on the control port.
 _UNREACHABLE = ("to tgt daemon", "Transport endpoint is not connected", "Connection refused")
+
+
+@dataclass
+class TgtSession:
+    """One logged-in initiator (an I_T nexus) and its connections."""
+
+    sid: int
+    initiator: str = ""
+    connections: dict[int, str] = field(default_factory=dict)  # cid -> initiator address
 
 
 @dataclass
@@ -34,7 +46,11 @@ class TgtTarget:
     luns: dict[int, str | None] = field(default_factory=dict)  # lun -> backing path
     accounts: list[str] = field(default_factory=list)
     acl: list[str] = field(default_factory=list)
-    sessions: int = 0
+    nexuses: list[TgtSession] = field(default_factory=list)
+
+    @property
+    def sessions(self) -> int:
+        return len(self.nexuses)
 
 
 def parse_targets(text: str) -> list[TgtTarget]:
@@ -54,8 +70,8 @@ def parse_targets(text: str) -> list[TgtTarget]:
         if line.startswith("    ") and not line.startswith("     "):
             section = stripped.rstrip(":")  # a heading one level in: "LUN information" ...
             continue
-        if section == "I_T nexus information" and _NEXUS.match(line):
-            current.sessions += 1
+        if section == "I_T nexus information":
+            _parse_nexus_line(current, line)
         elif section == "LUN information":
             if match := _LUN.match(line):
                 lun = int(match.group(1))
@@ -69,6 +85,20 @@ def parse_targets(text: str) -> list[TgtTarget]:
         elif section == "ACL information":
             current.acl.append(stripped)
     return targets
+
+
+def _parse_nexus_line(target: TgtTarget, line: str) -> None:
+    if match := _NEXUS.match(line):
+        target.nexuses.append(TgtSession(int(match.group(1))))
+    elif not target.nexuses:
+        return
+    elif match := _INITIATOR.match(line):
+        target.nexuses[-1].initiator = match.group(1)
+    elif match := _CONNECTION.match(line):
+        target.nexuses[-1].connections[int(match.group(1))] = ""
+    elif (match := _ADDRESS.match(line)) and target.nexuses[-1].connections:
+        last = max(target.nexuses[-1].connections)  # the connection this address is of
+        target.nexuses[-1].connections[last] = match.group(1)
 
 
 class Tgtadm:
@@ -120,6 +150,14 @@ class Tgtadm:
     def unbind(self, tid: int, entry: str, *, by_name: bool) -> None:
         flag = "-Q" if by_name else "-I"
         self.run("--op", "unbind", "--mode", "target", "--tid", str(tid), flag, entry)
+
+    def close_session(self, tid: int, session: TgtSession) -> None:
+        """Drop every connection of an initiator's session (tgtd checks ACLs only at login)."""
+        for cid in session.connections:
+            self.run(
+                "--op", "delete", "--mode", "conn", "--tid", str(tid),
+                "--sid", str(session.sid), "--cid", str(cid),
+            )  # fmt: skip
 
     def run(self, *args: str) -> str:
         command = [self.binary, "--lld", "iscsi"]

@@ -103,9 +103,17 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             runtime.engine,
             runtime.events,
             runtime.hosts.is_ready,
+            runtime.hosts.is_fenced,
             disk_changed,
         )
         queue: WorkQueue[str] = WorkQueue(reconciler, workers=config.workers, name="volumes")
+
+        def fencing_changed(host: str) -> None:
+            for key, on in list(reconciler.deleting_on.items()):
+                if on == host:
+                    queue.mark(key)
+
+        runtime.fence_listeners.append(fencing_changed)
         attachments = AttachmentController(
             runtime.client,
             runtime.engine,

@@ -3,7 +3,8 @@
 UserError (kubenova.errors)
 ├── InvalidCidr              spec.cidr / spec.gateway cannot be used as written
 ├── CidrOverlap              another Network of the project (namespace) overlaps spec.cidr
-├── AddressUnavailable       a requested spec.networks[].ip is outside, reserved or taken
+├── AddressUnavailable       a requested spec.networks[].ip is outside or reserved
+│   └── AddressInUse         ... or held by another Instance: retried when one is released
 ├── PoolExhausted            no fixed IP (or floating IP) is left
 └── SegmentRangeExhausted    every VLAN id / VNI of the configured ranges is in use
 """
@@ -23,6 +24,10 @@ class CidrOverlap(UserError):
 
 class AddressUnavailable(UserError):
     reason = "AddressUnavailable"
+
+
+class AddressInUse(AddressUnavailable):
+    retry_on_release = True
 
 
 class PoolExhausted(UserError):

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from kubenova.operator.inventory.engine import write_transaction
 from kubenova.operator.inventory.models import FixedIp, FloatingIp, Host, Instance
 from kubenova.operator.inventory.models import Network as NetworkRow
-from kubenova.operator.networks.errors import AddressUnavailable, PoolExhausted
+from kubenova.operator.networks.errors import AddressInUse, AddressUnavailable, PoolExhausted
 from kubenova.operator.networks.records import NetworkRecord
 
 # Locally administered unicast (0x52), QEMU's customary prefix.
@@ -129,7 +129,7 @@ def _check_requested(network: NetworkRecord, used: set[str], requested: str) -> 
             f"requested ip {address} is {why} of Network {network.name}: pick another address"
         )
     if str(address) in used:
-        raise AddressUnavailable(
+        raise AddressInUse(
             f"requested ip {address} of Network {network.name} is already in use: pick a free "
             "address or omit ip"
         )

@@ -27,6 +27,7 @@ from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.handover import mark_handed_over
+from kubenova.operator.instances import fence_advice
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import AoeAddressesExhausted
 from kubenova.operator.volumes import placement
@@ -50,12 +51,15 @@ class VolumeReconciler:
     engine: Engine
     events: EventRecorder
     host_ready: Callable[[str], bool]
+    # May what the host exported be given to others (agent back, or out of service)?
+    host_fenced: Callable[[str], bool]
     # Tell the Instance scheduler that a host's disk usage changed (claimed or freed).
     disk_changed: Callable[[str], None] = lambda host: None
     pending: set[str] = field(default_factory=set)  # keys waiting for a host
     uids: dict[str, str] = field(default_factory=dict)  # key -> uid
     verified: set[str] = field(default_factory=set)  # uids whose claim and target exist
     hosts: dict[str, str] = field(default_factory=dict)  # uid -> host of its claim
+    deleting_on: dict[str, str] = field(default_factory=dict)  # key -> host it waits for
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:
@@ -216,19 +220,28 @@ class VolumeReconciler:
         meta = body["metadata"]
         finalizers = meta.get("finalizers") or []
         host = await self._placed_host(body)  # where its export may be: never the label
+        self.deleting_on.pop(key, None)
         if AGENT_FINALIZER in finalizers:
             if host and self.host_ready(host):
+                self.deleting_on[key] = host
                 return  # the agent waits until it is detached, then removes the export
             if (body.get("status") or {}).get("attachments"):
                 return  # still plugged into a guest: held even while its host is down
-            reason = f"host {host} is not ready" if host else "never reached a host"
+            if host and not self.host_fenced(host):
+                # Its export may still answer: its identity (AoE shelf.slot, IQN) and disk
+                # are given to another Volume only once the host is fenced.
+                self.deleting_on[key] = host
+                self.events.record(body, "Warning", "HostNotFenced", fence_advice(host))
+                log.warning("volume %s: %s", key, fence_advice(host))
+                return
+            reason = f"host {host} is out of service" if host else "never reached a host"
             log.warning("volume %s: removing the agent finalizer (%s)", key, reason)
             if host:
                 self.events.record(
                     body,
                     "Warning",
-                    "HostNotReady",
-                    f"deleted while {reason}: its export and file are removed when the host's "
+                    "HostFenced",
+                    f"released because {reason}: its export and file are removed if the host's "
                     "agent comes back",
                 )
             body = await remove_finalizer(self.client, VOLUMES, body, AGENT_FINALIZER) or body
@@ -241,6 +254,7 @@ class VolumeReconciler:
 
     async def _forget(self, key: str) -> None:
         self.pending.discard(key)
+        self.deleting_on.pop(key, None)
         uid = self.uids.pop(key, None)
         if uid:
             await self._release(uid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,9 @@ class SimulatedHosts:
         zone: str = "nova",
         services: Iterable[str] = ("compute",),
         underlay_ip: str | None = None,
+        clock_skew: timedelta = timedelta(0),
     ) -> None:
-        """Register `name` and start its heartbeat."""
+        """Register `name` and start its heartbeat (stamped by a clock `clock_skew` off)."""
         registration = HostRegistration(
             self._client,
             name,
@@ -51,6 +53,7 @@ class SimulatedHosts:
             services=tuple(services),
             underlay_ip=underlay_ip,
             heartbeat_interval=self._interval,
+            lease_clock=lambda: datetime.now(UTC) + clock_skew,
         )
         self._run(registration.register())
         self._run(registration.renew())

@@ -1,4 +1,5 @@
-"""How the operator judges a host: capacity from its Host, health from its Lease's age."""
+"""How the operator judges a host: capacity from its Host, health from when it last saw its
+Lease change (on its own clock, whatever the agent's clock says)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 from typing import Any
 
 from kubenova.operator import inventory as inv
-from kubenova.operator.hosts import HostMonitor, _more_room, host_record, parse_time
+from kubenova.operator.hosts import HostMonitor, _more_room, host_record
 
 
 def a_host_body(name: str = "h1", **status: Any) -> dict[str, Any]:
@@ -29,9 +30,10 @@ def test_host_record_reads_spec_and_status() -> None:
     assert record.services == ("compute", "volume")
 
 
-def test_micro_time_parses() -> None:
-    assert parse_time("1970-01-01T00:00:10.500000Z") == 10.5
-    assert parse_time(None) is None
+def test_an_out_of_service_host_takes_no_placements() -> None:
+    body = a_host_body()
+    body["spec"]["outOfService"] = True
+    assert not host_record(body, ready=True).schedulable
 
 
 def test_more_room_only_when_a_pending_instance_could_now_fit() -> None:
@@ -51,9 +53,8 @@ class _Clock:
         return self.now
 
 
-def test_lease_age_decides_readiness() -> None:
-    clock = _Clock()
-    monitor = HostMonitor(
+def a_monitor(clock: _Clock) -> HostMonitor:
+    return HostMonitor(
         client=None,  # type: ignore[arg-type]
         placer=None,  # type: ignore[arg-type]
         events=None,  # type: ignore[arg-type]
@@ -61,13 +62,62 @@ def test_lease_age_decides_readiness() -> None:
         capacity_appeared=lambda: None,
         clock=clock,
     )
+
+
+def a_lease(renew_time: str, holder: str = "h1") -> dict[str, Any]:
+    return {"spec": {"holderIdentity": holder, "renewTime": renew_time}}
+
+
+def test_readiness_is_the_age_of_our_last_sight_of_a_renewal() -> None:
+    clock = _Clock()
+    monitor = a_monitor(clock)
     assert monitor._alive("h1") == (
         False,
         "no heartbeat yet: the host's agent has not renewed its Lease",
     )
-    asyncio.run(monitor.lease_event("h1", {"spec": {"renewTime": "1970-01-01T00:16:30.000000Z"}}))
-    assert monitor._alive("h1")[0]  # renewed at 990, now 1000
-    clock.now = 1031.0
+    asyncio.run(monitor.lease_event("h1", a_lease("2026-01-01T00:00:00.000000Z")))
+    clock.now = 1039.0
+    assert monitor._alive("h1")[0]
+    asyncio.run(monitor.lease_event("h1", a_lease("2026-01-01T00:00:01.000000Z")))
+    clock.now = 1078.0  # 39 s after the renewal was seen
+    assert monitor._alive("h1")[0]
+    clock.now = 1080.0
     alive, message = monitor._alive("h1")
     assert not alive
     assert "no heartbeat for 41s (timeout 40s)" in message
+
+
+def test_a_renew_time_far_in_the_past_or_future_does_not_matter() -> None:
+    """Only a change of the Lease counts: the agent's clock may be minutes off either way."""
+    clock = _Clock()
+    monitor = a_monitor(clock)
+    for skewed in ("1999-01-01T00:00:00.000000Z", "2099-01-01T00:00:00.000000Z"):
+        asyncio.run(monitor.lease_event("h1", a_lease(skewed)))
+        assert monitor._alive("h1")[0], skewed
+        clock.now += 30
+
+
+def test_the_same_lease_seen_again_is_not_a_heartbeat() -> None:
+    """A re-list after a watch restart replays the Lease unchanged: no renewal."""
+    clock = _Clock()
+    monitor = a_monitor(clock)
+    lease = a_lease("2099-01-01T00:00:00.000000Z")
+    asyncio.run(monitor.lease_event("h1", lease))
+    clock.now = 1030.0
+    asyncio.run(monitor.lease_event("h1", lease))
+    clock.now = 1041.0
+    assert not monitor._alive("h1")[0]
+
+
+def test_a_host_is_fenced_when_ready_or_out_of_service_never_when_unknown() -> None:
+    monitor = a_monitor(_Clock())
+    assert not monitor.is_fenced("h1")  # not seen yet (Instances may be listed first)
+    assert not monitor.is_judged("h1")
+    monitor.hosts["h1"] = a_host_body()
+    monitor.ready["h1"] = False
+    assert not monitor.is_fenced("h1")  # NotReady: its guest may still run
+    monitor.hosts["h1"]["spec"]["outOfService"] = True
+    assert monitor.is_fenced("h1")
+    monitor.hosts["h1"]["spec"]["outOfService"] = False
+    monitor.ready["h1"] = True
+    assert monitor.is_fenced("h1")  # its agent is back: it tears its domains down itself

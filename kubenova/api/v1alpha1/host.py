@@ -53,6 +53,15 @@ class HostSpec(KubeModel):
     schedulable: bool = Field(
         default=True, description="False cordons the host: no new placements."
     )
+    out_of_service: bool = Field(
+        default=False,
+        alias="outOfService",
+        description="An administrator's word that the host is fenced (powered off or cut "
+        "off from its guests' networks and storage), like Kubernetes' "
+        "node.kubernetes.io/out-of-service taint: the Instances and Volumes of a NotReady "
+        "host are released only once it is set (or its agent comes back). It also cordons "
+        "the host.",
+    )
 
 
 class HostResources(KubeModel):
@@ -98,6 +107,12 @@ class Host(Resource):
         printer_columns=(
             PrinterColumn(name="Zone", type="string", json_path=".spec.availabilityZone"),
             PrinterColumn(name="Schedulable", type="boolean", json_path=".spec.schedulable"),
+            PrinterColumn(
+                name="OutOfService",
+                type="boolean",
+                json_path=".spec.outOfService",
+                priority=1,
+            ),
             PrinterColumn(name="VCPUs", type="integer", json_path=".status.capacity.vcpus"),
             PrinterColumn(name="Memory", type="integer", json_path=".status.capacity.memoryMiB"),
             ready_column(),

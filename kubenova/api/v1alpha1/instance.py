@@ -38,6 +38,8 @@ class InstancePhase(StrEnum):
     STOPPED = "Stopped"
     ERROR = "Error"
     TERMINATING = "Terminating"
+    # Deleted while its host is NotReady and not fenced: everything it holds stays held.
+    DELETING = "Deleting"
 
 
 class InstanceResources(KubeModel):
@@ -211,7 +213,8 @@ class InstanceStatus(KubeModel):
     phase: InstancePhase | None = Field(
         default=None,
         description="One-word summary of the conditions: Pending, Scheduled, Building, "
-        "Running, Stopped, Error or Terminating.",
+        "Running, Stopped, Error, Terminating or Deleting (deleted on a NotReady host that is "
+        "not fenced yet: nothing it holds is released).",
     )
     host: str | None = Field(default=None, description="The Host the Instance is placed on.")
     addresses: list[InstanceAddress] = Field(default_factory=list, description="NIC addresses.")

@@ -77,6 +77,7 @@ async def capacity_arrives_during_a_decision() -> None:
         catalog,
         SilentEvents(),  # type: ignore[arg-type]
         lambda host: True,
+        lambda host: True,
     )
     queue: WorkQueue[str] = WorkQueue(reconciler, workers=1, name="instances")
     runtime = SimpleNamespace(instances=reconciler, instance_queue=queue)

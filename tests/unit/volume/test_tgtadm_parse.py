@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubenova.agents.volume.tgtadm import parse_targets
+from kubenova.agents.volume.tgtadm import TgtSession, parse_targets
 
 SHOW = """\
 Target 1: iqn.2010-10.io.kubenova:volume-a
@@ -70,6 +70,9 @@ def test_targets_luns_accounts_acls_and_sessions_are_read() -> None:
     assert first.accounts == ["volume-a"]  # outgoing (mutual CHAP) accounts are not ours
     assert first.acl == ["iqn.2010-10.io.kubenova:host.compute-1", "127.0.0.1"]
     assert first.sessions == 1
+    assert first.nexuses == [
+        TgtSession(1, "iqn.2010-10.io.kubenova:host.compute-1", {0: "127.0.0.1"})
+    ]
     assert (second.tid, second.luns, second.accounts, second.acl, second.sessions) == (
         2,
         {0: None},

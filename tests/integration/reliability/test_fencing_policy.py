@@ -1,0 +1,40 @@
+"""Only a cluster admin fences a host: an agent identity cannot create its Host already
+out of service (charts/kubenova/policies/fencing-is-the-admins.yaml)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from kubenova.devcluster import ClusterAccess
+from kubenova.devcluster.agent_identity import AGENT_RULES, agent_kubeconfig, install_agent_rbac
+from tests.builders import a_host, as_yaml
+from tests.fixtures.apiserver import REPO_ROOT
+
+pytestmark = pytest.mark.apiserver
+
+
+def test_an_agent_may_not_fence_its_own_host_an_admin_may(
+    apiserver: ClusterAccess, crds_installed: list[str]
+) -> None:
+    install_agent_rbac(apiserver, REPO_ROOT / AGENT_RULES)
+    host = f"fenced-{uuid.uuid4().hex[:6]}"
+    config = agent_kubeconfig(apiserver, host)
+    try:
+        refused = apiserver.kubectl(
+            "create", "-f", "-", input=as_yaml(a_host(host, outOfService=True)),
+            kubeconfig=config, check=False,
+        )  # fmt: skip
+        assert refused.returncode != 0
+        assert f"spec.outOfService of Host {host} fences the host" in refused.stderr
+        assert "only a cluster administrator may set or clear it" in refused.stderr
+        # The agent registers its Host as it always did; the admin fences it.
+        apiserver.kubectl("create", "-f", "-", input=as_yaml(a_host(host)), kubeconfig=config)
+        apiserver.kubectl(
+            "patch", "host", host, "--type=merge", "-p", '{"spec":{"outOfService":true}}'
+        )
+        shown = apiserver.kubectl("get", "host", host, "-o", "jsonpath={.spec.outOfService}").stdout
+        assert shown == "true"
+    finally:
+        apiserver.kubectl("delete", "host", host, "--wait=false", check=False)
