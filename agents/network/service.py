@@ -5,9 +5,11 @@ label on the hosts that run an Instance on the network, and on its gateway host)
 one marks a keyed work queue; the reconciler computes the network's desired state here
 (`spec.host_network`) from the Network's status and converges: bridge + uplink through
 the driver; on the gateway host also the gateway address, dnsmasq and the nftables table.
-A Network that is deleted or no longer labelled for this host is torn down, and after
-the first full list anything of ours that no Network wants (bridges, dnsmasq, tables) is
-swept, so a restart while a network went away leaves nothing behind.
+A Network that is deleted or no longer labelled for this host is torn down once a fresh
+read confirms the operator no longer wires it here, and after the first full list
+anything of ours that no Network wants (bridges, dnsmasq, tables) is swept, so a restart
+while a network went away leaves nothing behind; a bridge whose Network only lost its
+label meanwhile is read again and kept.
 """
 
 from __future__ import annotations
@@ -216,16 +218,66 @@ class NetworkService:
                 delay = min(30.0, delay * 2)
 
     async def sweep(self, keys: set[str], listing: Body) -> list[str]:
-        """Remove bridges, dnsmasq and tables of ours that no listed Network wants."""
-        wanted = {(item.get("status") or {}).get("bridge") for item in listing.get("items", [])}
-        return await self._on_host(self._sweep, {b for b in wanted if b})
+        """Remove bridges, dnsmasq and tables of ours that no Network wires here any more.
 
-    def _sweep(self, wanted: set[str]) -> list[str]:
+        A bridge no listed (labelled) Network explains is not removed on that alone: only
+        the wired label may have gone (e.g. while this agent was down). Its Network is read
+        again, and the bridge stays while the operator's status still wires it here and
+        the Network is not being deleted.
+        """
+        wanted = {(item.get("status") or {}).get("bridge") for item in listing.get("items", [])}
+        wanted = {b for b in wanted if b}
+        unexplained = await self._on_host(self._present) - wanted
+        kept = await self._still_wired_bridges(unexplained) if unexplained else set()
+        removed = await self._on_host(self._sweep, wanted | kept)
+        log.info(
+            "networks on %s: %d labelled for this host, %d kept though unlabelled, "
+            "%d removed; watching",
+            self.settings.host,
+            len(keys),
+            len(kept),
+            len(removed),
+        )
+        return removed
+
+    async def _still_wired_bridges(self, bridges: set[str]) -> set[str]:
+        """Those of `bridges` whose Network, read again, the operator still wires here."""
+        try:
+            listing = await self.client.list(NETWORKS)  # the bridge names it, not its key
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning(
+                "keeping %s on %s for now: reading Networks again failed: %s",
+                ", ".join(sorted(bridges)),
+                self.settings.host,
+                exc,
+            )
+            return bridges  # never destroy on a guess; the next start looks again
+        kept = set()
+        for item in listing.get("items", []):
+            bridge = (item.get("status") or {}).get("bridge")
+            if (
+                bridge in bridges
+                and not item["metadata"].get("deletionTimestamp")
+                and self.settings.host in wired_hosts(item)
+            ):
+                log.warning(
+                    "network %s lost its %s label but its status still wires it here: %s stays",
+                    key_of(item),
+                    self.selector,
+                    bridge,
+                )
+                kept.add(bridge)
+        return kept
+
+    def _present(self) -> set[str]:
+        """Bridges of ours on this host, or named by a dnsmasq or nftables table of ours."""
         present = self.driver.bridges() | self.dhcp.served()
         tables = self.routers.tables()
-        present |= {b for b in (f"knb-{t.split('-', 1)[1]}" for t in tables)}
+        return present | {f"knb-{t.split('-', 1)[1]}" for t in tables}
+
+    def _sweep(self, wanted: set[str]) -> list[str]:
         removed = []
-        for bridge in sorted(present - wanted):
+        for bridge in sorted(self._present() - wanted):
             log.warning("removing %s from %s: no Network wants it here", bridge, self.settings.host)
             self._remove(bridge)
             removed.append(bridge)
