@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 NETWORKS = kubenova_kind(Network)
 T = TypeVar("T")
 RETRY_USER_ERROR = 30.0
+# A Network kept after losing only its label gets no more watch events: read it again this
+# often, until its label is back or the operator no longer wires it here.
+RECHECK_UNLABELLED = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class NetworkService:
         )
         self.wired: dict[str, HostNetwork] = {}  # key -> what we last converged
         self.uids: dict[str, str] = {}  # key -> uid of the Network last seen under it
+        self.unlabelled: set[str] = set()  # kept without their label: rechecked until resolved
+        self._rechecks: dict[str, asyncio.TimerHandle] = {}
         # pyroute2's IPRoute belongs to the thread that made it (it runs its own event loop
         # there): every host change goes through this one thread.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"network-{settings.host}")
@@ -88,6 +93,8 @@ class NetworkService:
         try:
             await self._watch()
         finally:
+            for timer in self._rechecks.values():
+                timer.cancel()
             await self.queue.stop()
             await self.events.flush()
             if self.settings.teardown_on_exit:
@@ -106,11 +113,14 @@ class NetworkService:
         """Converge one Network on this host; a WorkQueue handler."""
         if body is None:  # deleted, or no longer labelled for this host
             if await self._still_wired_here(key):
-                return None  # only the label went: the operator's status still wants it here
+                self._recheck_later(key)  # only the label went: the status still wants it here
+                return None
             self.uids.pop(key, None)
+            self.unlabelled.discard(key)
             await self._tear_down(key)
             return None
         self.uids[key] = body["metadata"]["uid"]
+        self.unlabelled.discard(key)
         try:
             wanted = host_network(
                 body,
@@ -148,12 +158,27 @@ class NetworkService:
         )
         if where.whereabouts is not Whereabouts.STILL_HERE:
             return False
-        log.warning(
-            "network %s lost its %s label but its status still wires it here: it stays",
-            key,
-            self.selector,
-        )
+        if key not in self.unlabelled:
+            log.warning(
+                "network %s lost its %s label but its status still wires it here: it stays",
+                key,
+                self.selector,
+            )
+            self.unlabelled.add(key)
         return True
+
+    def _recheck_later(self, key: str) -> None:
+        """Queue a fresh read of a kept, unlabelled Network (no watch event will come)."""
+
+        def fire() -> None:
+            self._rechecks.pop(key, None)
+            if key in self.unlabelled and self.queue.body(key) is None:
+                self.queue.put(key, None)  # unless its label (and a body) came back
+
+        old = self._rechecks.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._rechecks[key] = asyncio.get_running_loop().call_later(RECHECK_UNLABELLED, fire)
 
     async def _on_host(self, work: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
@@ -267,7 +292,27 @@ class NetworkService:
                     bridge,
                 )
                 kept.add(bridge)
+                self._follow_unlabelled(item)
         return kept
+
+    def _follow_unlabelled(self, body: Body) -> None:
+        """Track a kept Network as if it had just left the watch: read again until resolved."""
+        try:
+            net = host_network(
+                body,
+                self.settings.host,
+                underlay_ip=self.settings.underlay_ip,
+                physical_interface=self.settings.physical_interface,
+            )
+        except ValueError:
+            net = None
+        if net is None or net.bridge != (body.get("status") or {}).get("bridge"):
+            return  # not what this host can wire: kept untouched, looked at next start
+        key = key_of(body)
+        self.uids[key] = body["metadata"]["uid"]
+        self.wired[key] = net
+        self.unlabelled.add(key)
+        self.queue.put(key, None)  # reconcile reads it again (and again) as it does any
 
     def _present(self) -> set[str]:
         """Bridges of ours on this host, or named by a dnsmasq or nftables table of ours."""
