@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubenova.kube import KubeClient, NotFound, ResourceKind
+from kubenova.kube.objects import key_of
 from kubenova.wellknown import HOST_LABEL
 
 log = logging.getLogger(__name__)
@@ -88,3 +89,20 @@ async def recheck(
     if hosts is not None and host not in hosts:
         return Recheck(Whereabouts.MOVED, body)
     return Recheck(Whereabouts.STILL_HERE, body)
+
+
+async def keys_by_uid(client: KubeClient, kind: ResourceKind) -> dict[str, str]:
+    """uid -> namespace/name of every object of `kind` there is now, read fresh.
+
+    What a host keeps on disk (a backing file, a bridge) names its object by uid or by
+    what the operator wrote into its status, not by key, and an object that left the
+    label watch is not in the watch's cache: an orphan sweep reads everything once, then
+    `recheck`s each candidate by key. Taken after the candidates were collected, the list
+    also holds any object created meanwhile, so nothing new is mistaken for an orphan.
+    """
+    listing = await client.list(kind)
+    return {
+        str(item["metadata"]["uid"]): key_of(item)
+        for item in listing.get("items", [])
+        if item.get("metadata", {}).get("uid")
+    }

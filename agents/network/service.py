@@ -5,9 +5,11 @@ label on the hosts that run an Instance on the network, and on its gateway host)
 one marks a keyed work queue; the reconciler computes the network's desired state here
 (`spec.host_network`) from the Network's status and converges: bridge + uplink through
 the driver; on the gateway host also the gateway address, dnsmasq and the nftables table.
-A Network that is deleted or no longer labelled for this host is torn down, and after
-the first full list anything of ours that no Network wants (bridges, dnsmasq, tables) is
-swept, so a restart while a network went away leaves nothing behind.
+A Network that is deleted or no longer labelled for this host is torn down once a fresh
+read confirms the operator no longer wires it here, and after the first full list
+anything of ours that no Network wants (bridges, dnsmasq, tables) is swept, so a restart
+while a network went away leaves nothing behind; a bridge whose Network only lost its
+label meanwhile is read again and kept.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ log = logging.getLogger(__name__)
 NETWORKS = kubenova_kind(Network)
 T = TypeVar("T")
 RETRY_USER_ERROR = 30.0
-# How soon a Network that left the watch but is still wired here is read again: no watch
-# event says when the operator drops this host from its status.
-RECHECK_DELAY = 2.0
+# A Network kept after losing only its label gets no more watch events: read it again this
+# often, until its label is back or the operator no longer wires it here.
+RECHECK_UNLABELLED = 5.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class NetworkService:
         )
         self.wired: dict[str, HostNetwork] = {}  # key -> what we last converged
         self.uids: dict[str, str] = {}  # key -> uid of the Network last seen under it
+        self.unlabelled: set[str] = set()  # kept without their label: rechecked until resolved
+        self._rechecks: dict[str, asyncio.TimerHandle] = {}
         # pyroute2's IPRoute belongs to the thread that made it (it runs its own event loop
         # there): every host change goes through this one thread.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"network-{settings.host}")
@@ -89,6 +93,8 @@ class NetworkService:
         try:
             await self._watch()
         finally:
+            for timer in self._rechecks.values():
+                timer.cancel()
             await self.queue.stop()
             await self.events.flush()
             if self.settings.teardown_on_exit:
@@ -107,11 +113,14 @@ class NetworkService:
         """Converge one Network on this host; a WorkQueue handler."""
         if body is None:  # deleted, or no longer labelled for this host
             if await self._still_wired_here(key):
-                return RECHECK_DELAY  # only the label went (so far): look again
+                self._recheck_later(key)  # only the label went: the status still wants it here
+                return None
             self.uids.pop(key, None)
+            self.unlabelled.discard(key)
             await self._tear_down(key)
             return None
         self.uids[key] = body["metadata"]["uid"]
+        self.unlabelled.discard(key)
         try:
             wanted = host_network(
                 body,
@@ -149,12 +158,27 @@ class NetworkService:
         )
         if where.whereabouts is not Whereabouts.STILL_HERE:
             return False
-        log.warning(
-            "network %s lost its %s label but its status still wires it here: it stays",
-            key,
-            self.selector,
-        )
+        if key not in self.unlabelled:
+            log.warning(
+                "network %s lost its %s label but its status still wires it here: it stays",
+                key,
+                self.selector,
+            )
+            self.unlabelled.add(key)
         return True
+
+    def _recheck_later(self, key: str) -> None:
+        """Queue a fresh read of a kept, unlabelled Network (no watch event will come)."""
+
+        def fire() -> None:
+            self._rechecks.pop(key, None)
+            if key in self.unlabelled and self.queue.body(key) is None:
+                self.queue.put(key, None)  # unless its label (and a body) came back
+
+        old = self._rechecks.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._rechecks[key] = asyncio.get_running_loop().call_later(RECHECK_UNLABELLED, fire)
 
     async def _on_host(self, work: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
@@ -219,16 +243,86 @@ class NetworkService:
                 delay = min(30.0, delay * 2)
 
     async def sweep(self, keys: set[str], listing: Body) -> list[str]:
-        """Remove bridges, dnsmasq and tables of ours that no listed Network wants."""
-        wanted = {(item.get("status") or {}).get("bridge") for item in listing.get("items", [])}
-        return await self._on_host(self._sweep, {b for b in wanted if b})
+        """Remove bridges, dnsmasq and tables of ours that no Network wires here any more.
 
-    def _sweep(self, wanted: set[str]) -> list[str]:
+        A bridge no listed (labelled) Network explains is not removed on that alone: only
+        the wired label may have gone (e.g. while this agent was down). Its Network is read
+        again, and the bridge stays while the operator's status still wires it here and
+        the Network is not being deleted.
+        """
+        wanted = {(item.get("status") or {}).get("bridge") for item in listing.get("items", [])}
+        wanted = {b for b in wanted if b}
+        unexplained = await self._on_host(self._present) - wanted
+        kept = await self._still_wired_bridges(unexplained) if unexplained else set()
+        removed = await self._on_host(self._sweep, wanted | kept)
+        log.info(
+            "networks on %s: %d labelled for this host, %d kept though unlabelled, "
+            "%d removed; watching",
+            self.settings.host,
+            len(keys),
+            len(kept),
+            len(removed),
+        )
+        return removed
+
+    async def _still_wired_bridges(self, bridges: set[str]) -> set[str]:
+        """Those of `bridges` whose Network, read again, the operator still wires here."""
+        try:
+            listing = await self.client.list(NETWORKS)  # the bridge names it, not its key
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning(
+                "keeping %s on %s for now: reading Networks again failed: %s",
+                ", ".join(sorted(bridges)),
+                self.settings.host,
+                exc,
+            )
+            return bridges  # never destroy on a guess; the next start looks again
+        kept = set()
+        for item in listing.get("items", []):
+            bridge = (item.get("status") or {}).get("bridge")
+            if (
+                bridge in bridges
+                and not item["metadata"].get("deletionTimestamp")
+                and self.settings.host in wired_hosts(item)
+            ):
+                log.warning(
+                    "network %s lost its %s label but its status still wires it here: %s stays",
+                    key_of(item),
+                    self.selector,
+                    bridge,
+                )
+                kept.add(bridge)
+                self._follow_unlabelled(item)
+        return kept
+
+    def _follow_unlabelled(self, body: Body) -> None:
+        """Track a kept Network as if it had just left the watch: read again until resolved."""
+        try:
+            net = host_network(
+                body,
+                self.settings.host,
+                underlay_ip=self.settings.underlay_ip,
+                physical_interface=self.settings.physical_interface,
+            )
+        except ValueError:
+            net = None
+        if net is None or net.bridge != (body.get("status") or {}).get("bridge"):
+            return  # not what this host can wire: kept untouched, looked at next start
+        key = key_of(body)
+        self.uids[key] = body["metadata"]["uid"]
+        self.wired[key] = net
+        self.unlabelled.add(key)
+        self.queue.put(key, None)  # reconcile reads it again (and again) as it does any
+
+    def _present(self) -> set[str]:
+        """Bridges of ours on this host, or named by a dnsmasq or nftables table of ours."""
         present = self.driver.bridges() | self.dhcp.served()
         tables = self.routers.tables()
-        present |= {b for b in (f"knb-{t.split('-', 1)[1]}" for t in tables)}
+        return present | {f"knb-{t.split('-', 1)[1]}" for t in tables}
+
+    def _sweep(self, wanted: set[str]) -> list[str]:
         removed = []
-        for bridge in sorted(present - wanted):
+        for bridge in sorted(self._present() - wanted):
             log.warning("removing %s from %s: no Network wants it here", bridge, self.settings.host)
             self._remove(bridge)
             removed.append(bridge)

@@ -258,6 +258,24 @@ class ExportReconciler:
         self._memory.finalized.discard(uid)
         self.events.forget(uid)
 
+    async def still_placed_here(self, uid: str, key: str | None) -> bool:
+        """Does the file of volume `uid`, which no watched Volume explains, stay on this host?
+
+        Out of the label watch is not gone: only the label may have gone (e.g. while this
+        agent was down). The Volume `key` (None: no Volume has that uid any more) is read
+        again through the same path as one that left the watch: kept (and rechecked at
+        every resync) while the operator still places it here and it is not deleted; torn
+        down through the deletion path, finalizer and all, when it is being deleted. False:
+        the caller removes what is left of it (export, file).
+        """
+        if key is None:
+            return False  # no Volume has this uid any more
+        if self.uids.get(key, uid) != uid:
+            return True  # the watch and the list disagree on whose name it is: look again
+        self.uids[key] = uid
+        await self._gone(key)  # a fresh read; it keeps, deletes or drops the Volume
+        return key in self.retained
+
     async def _remove(
         self, uid: str, target: Target | None = None, protocol: str | None = None
     ) -> None:

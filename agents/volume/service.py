@@ -4,7 +4,8 @@ Inputs that mark a Volume for reconcile: a watch of Volumes labelled
 `kubenova.io/host=<this host>`, and a periodic resync that exports every volume again
 (that is how a restarted tgtd gets its targets back). After the first full list and at
 every resync, exports and backing files of ours that belong to no Volume placed here are
-removed (orphans, e.g. a volume deleted while this host was down).
+removed (orphans, e.g. a volume deleted while this host was down), each only after its
+Volume was read again: one that merely lost its label is kept.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from kubenova.agents.placement import keys_by_uid
 from kubenova.agents.runtime_images import ImageFetcher
-from kubenova.agents.volume.backing import BackingStore
-from kubenova.agents.volume.driver import ExportDriver
+from kubenova.agents.volume.backing import SUFFIX, BackingStore
+from kubenova.agents.volume.driver import Export, ExportDriver
 from kubenova.agents.volume.export_reconciler import VOLUMES, ExportReconciler, ExportSettings
 from kubenova.agents.volume.labelled_watch import LabelledWatch
 from kubenova.errors import KubenovaError
@@ -106,17 +108,40 @@ class VolumeService:
         )
 
     async def sweep_orphans(self) -> list[str]:
-        """Remove exports and files of ours that no Volume placed here owns; their uids."""
+        """Remove exports and files of ours that no Volume placed here owns; their uids.
+
+        A file no watched Volume explains is not removed on that alone: the label may be
+        all that went (e.g. while this agent was down). Every candidate's Volume is read
+        again, and its data stays while the operator still places it here.
+        """
         live = {body["metadata"]["uid"] for body in self.watch.bodies()}
         # Out of the watch but, as the operator says, still placed here.
         live |= {uid for key in self.reconciler.retained if (uid := self.reconciler.uids.get(key))}
-        removed: set[str] = set()
+        exports: dict[str, list[tuple[str, Export]]] = {}
         for protocol, driver in self.drivers.items():
-            exports = await asyncio.to_thread(driver.exports)
-            for export in exports:
-                uid = export.backing.name.removesuffix(".raw")
-                if export.backing.parent != self.store.directory or uid in live:
+            for export in await asyncio.to_thread(driver.exports):
+                if export.backing.parent == self.store.directory:
+                    uid = export.backing.name.removesuffix(SUFFIX)
+                    exports.setdefault(uid, []).append((protocol, export))
+        candidates = (set(exports) | await asyncio.to_thread(self.store.volume_uids)) - live
+        if not candidates:
+            return []
+        try:
+            keys = await keys_by_uid(self.client, VOLUMES)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning(
+                "orphan sweep on %s skipped: listing Volumes failed: %s", self.settings.host, exc
+            )
+            return []
+        removed = []
+        for uid in sorted(candidates):
+            try:
+                if await self.reconciler.still_placed_here(uid, keys.get(uid)):
                     continue
+            except (ApiError, KubenovaError, OSError, TimeoutError) as exc:
+                log.warning("volume %s kept for now: reading it again failed: %s", uid, exc)
+                continue  # never destroy on a guess; the next sweep looks again
+            for protocol, export in exports.get(uid, []):
                 log.warning(
                     "removing orphan %s export %s on %s: no Volume %s is placed here",
                     protocol,
@@ -124,15 +149,11 @@ class VolumeService:
                     self.settings.host,
                     uid,
                 )
-                await asyncio.to_thread(driver.unexport, export.target)
-                await asyncio.to_thread(self.store.remove, uid)
-                removed.add(uid)
-        for uid in await asyncio.to_thread(self.store.volume_uids):
-            if uid not in live:
-                log.warning("removing orphan volume file %s on %s", uid, self.settings.host)
-                await asyncio.to_thread(self.store.remove, uid)
-                removed.add(uid)
-        return sorted(removed)
+                await asyncio.to_thread(self.drivers[protocol].unexport, export.target)
+            if await asyncio.to_thread(self.store.remove, uid):
+                log.warning("removed orphan volume file %s on %s", uid, self.settings.host)
+            removed.append(uid)
+        return removed
 
     async def _resync_forever(self) -> None:
         await self.watch.synced.wait()

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,4 +126,63 @@ def test_the_agent_process_runs_the_network_service(
     apiserver.kubectl("delete", "network", "lan", "-n", namespace)
     eventually(lambda: bridge not in lab.links("gw"), timeout=30, what="bridge removed")
     eventually(lambda: dnsmasq_pids(lab) == [], timeout=30, what="dnsmasq stopped")
+    assert "ERROR" not in agent.log()
+
+
+def test_a_network_that_only_lost_its_label_while_the_agent_was_down_keeps_its_bridge(
+    apiserver: ClusterAccess,
+    network_operator: OperatorProcess,
+    network_host_agent: Agent,
+    netns_lab: NetnsLab,
+    namespace: str,
+) -> None:
+    """The start-up sweep reads a bridge's Network again: status still wiring gw keeps it."""
+    lab, agent = netns_lab, network_host_agent
+    apiserver.kubectl(
+        "apply", "-f", "-", input=as_yaml(a_network("lan", namespace, cidr="10.45.0.0/24"))
+    )
+    bridge = eventually(lambda: bridge_of(apiserver, namespace), timeout=30, what="gateway")
+    eventually(lambda: bridge in lab.links("gw"), timeout=30, what=f"{bridge} on gw")
+    eventually(lambda: dnsmasq_pids(lab), timeout=30, what="dnsmasq on gw")
+
+    agent.stop()
+    # As cluster admin (past the placement policy), with the operator stopped so that it
+    # cannot put the label back before the agent starts: only the label goes.
+    network_operator.stop()
+    try:
+        apiserver.kubectl("label", "network", "lan", "-n", namespace, "wired.kubenova.io/gw-")
+        before = len(agent.log())
+        agent.start()
+
+        def restarted_log() -> str:
+            return agent.log()[before:]
+
+        eventually(
+            lambda: (
+                "kept though unlabelled" in restarted_log()
+                or f"removing {bridge}" in restarted_log()
+            ),
+            timeout=30,
+            what="the restarted agent's start-up sweep",
+        )
+        assert f"removing {bridge}" not in restarted_log(), "the sweep removed a wired bridge"
+        assert "1 kept though unlabelled, 0 removed" in restarted_log()
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:  # kept also when read again (every 5 s)
+            assert bridge in lab.links("gw")
+            assert dnsmasq_pids(lab)
+            time.sleep(0.5)
+
+        # Deleted properly while still unlabelled (the operator's finalizer holds it): the
+        # agent, reading the kept Network again, sees it being deleted and unwires it.
+        apiserver.kubectl("delete", "network", "lan", "-n", namespace, "--wait=false")
+        eventually(lambda: bridge not in lab.links("gw"), timeout=30, what="bridge removed")
+        eventually(lambda: dnsmasq_pids(lab) == [], timeout=30, what="dnsmasq stopped")
+    finally:
+        network_operator.start()
+    eventually(
+        lambda: apiserver.kubectl("get", "network", "lan", "-n", namespace, check=False).returncode,
+        timeout=30,
+        what="lan deleted",
+    )
     assert "ERROR" not in agent.log()
