@@ -41,31 +41,33 @@ async def check_room(
     """Refuse (403, naming the field and the numbers) what would not fit the quota."""
     meta = body["metadata"]
     consumer = Consumer(meta.get("uid") or "", meta["name"], meta["namespace"], kind)
-    pending = await pending_amounts(refs, engine, consumer.namespace, consumer.uid)
+    waiting = await waiting_amounts(refs, consumer.namespace)
     try:
-        await asyncio.to_thread(quotas.check_room, engine, consumer, amounts, pending)
+        await asyncio.to_thread(quotas.check_room, engine, consumer, amounts, waiting)
     except quotas.QuotaExceeded as exceeded:
         field = _field(kind, exceeded, body.get("spec") or {})
         raise AdmissionRefused(field, exceeded.message, code=FORBIDDEN) from exceeded
 
 
-async def pending_amounts(
-    refs: References, engine: Engine, namespace: str, exclude_uid: str
-) -> QuotaAmounts:
-    """What the namespace's live Instances and Volumes without a charge will take."""
-    charged = await asyncio.to_thread(quotas.charged_uids, engine, namespace)
+async def waiting_amounts(refs: References, namespace: str) -> dict[str, QuotaAmounts]:
+    """uid -> what each live Instance and Volume of the namespace takes, from its spec.
 
-    def waiting(item: Body) -> bool:
-        meta = item["metadata"]
-        uid = meta.get("uid")
-        return uid not in charged and uid != exclude_uid and not meta.get("deletionTimestamp")
+    The inventory counts each by its charge instead once it holds one (`quotas.check_room`).
+    """
+    amounts: dict[str, QuotaAmounts] = {}
+    for instance in await refs.instances(namespace):
+        if _live(instance):
+            spec = instance.get("spec") or {}
+            amounts[instance["metadata"]["uid"]] = await instance_amounts(spec, refs)
+    for volume in await refs.volumes(namespace):
+        if _live(volume):
+            size = int((volume.get("spec") or {}).get("sizeGiB", 0))
+            amounts[volume["metadata"]["uid"]] = QuotaAmounts.for_volume(size)
+    return amounts
 
-    total = QuotaAmounts()
-    for instance in filter(waiting, await refs.instances(namespace)):
-        total += await instance_amounts(instance.get("spec") or {}, refs)
-    for volume in filter(waiting, await refs.volumes(namespace)):
-        total += QuotaAmounts.for_volume(int((volume.get("spec") or {}).get("sizeGiB", 0)))
-    return total
+
+def _live(item: Body) -> bool:
+    return bool(item["metadata"].get("uid")) and not item["metadata"].get("deletionTimestamp")
 
 
 def _field(kind: str, exceeded: quotas.QuotaExceeded, spec: Body) -> str:

@@ -12,7 +12,7 @@ it, so it must not be able to change what a project holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -112,6 +112,9 @@ _OTHERS_USAGE = select(
     QuotaCharge.namespace == bindparam("namespace"),
     QuotaCharge.consumer_uid != bindparam("consumer_uid"),
 )
+_CHARGES = select(QuotaCharge.consumer_uid, *(getattr(QuotaCharge, n) for n in COLUMNS)).where(
+    QuotaCharge.namespace == bindparam("namespace")
+)
 _UPSERTS: dict[str, Any] = {}  # by dialect name
 
 
@@ -178,21 +181,28 @@ def check_room(
     engine: Engine,
     consumer: Consumer,
     amounts: QuotaAmounts,
-    pending: QuotaAmounts = QuotaAmounts(),  # frozen: safe as a default
+    waiting: Mapping[str, QuotaAmounts] | None = None,
 ) -> None:
-    """Raise QuotaExceeded if the consumer would not fit next to what is charged + `pending`.
+    """Raise QuotaExceeded if the consumer would not fit next to the namespace's others.
 
-    Read-only (no lock, nothing written): the admission webhook's early answer. `pending`
-    is what objects not yet claimed will take; the claim re-checks under the lock.
+    Read-only (no lock, nothing written): the admission webhook's early answer; the claim
+    re-checks under the lock. `waiting` maps the uids of live objects to what they will
+    take: each counts by its charge when it holds one and by that amount when it does
+    not, read in one statement so an object claimed meanwhile is never counted twice.
     """
     with engine.connect() as connection:
         limits = connection.execute(_READ_LIMITS, {"namespace": consumer.namespace}).one_or_none()
         if limits is None:
             return
-        others = connection.execute(
-            _OTHERS_USAGE, {"namespace": consumer.namespace, "consumer_uid": consumer.uid}
-        ).one()
-    used = [int(v) + getattr(pending, n) for n, v in zip(COLUMNS, others, strict=True)]
+        charges = connection.execute(_CHARGES, {"namespace": consumer.namespace}).all()
+    charged = {row[0] for row in charges}
+    used = [0] * len(COLUMNS)
+    for row in charges:
+        if row[0] != consumer.uid:
+            used = [u + int(v) for u, v in zip(used, row[1:], strict=True)]
+    for uid, pending in (waiting or {}).items():
+        if uid not in charged and uid != consumer.uid:
+            used = [u + getattr(pending, n) for u, n in zip(used, COLUMNS, strict=True)]
     _refuse_if_over(limits, used, amounts)
 
 
@@ -201,15 +211,6 @@ def _refuse_if_over(limits: Any, used: Sequence[int], amounts: QuotaAmounts) -> 
         limit, requested = getattr(limits, name), getattr(amounts, name)
         if limit is not None and requested > 0 and in_use + requested > limit:
             raise QuotaExceeded(limits.project, name, int(in_use), requested, limit)
-
-
-def charged_uids(engine: Engine, namespace: str) -> set[str]:
-    """The uids of the namespace's consumers that hold a charge (were claimed)."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(QuotaCharge.consumer_uid).where(QuotaCharge.namespace == namespace)
-        ).scalars()
-        return set(rows)
 
 
 def release_charge(connection: Connection, consumer_uid: str) -> None:
@@ -279,7 +280,6 @@ __all__ = [
     "QuotaExceeded",
     "QuotaLimits",
     "charge",
-    "charged_uids",
     "check",
     "check_room",
     "drop_limits",

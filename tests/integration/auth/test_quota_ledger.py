@@ -119,8 +119,10 @@ def test_checking_room_reads_and_writes_nothing(engine: Engine) -> None:
     assert [c.consumer_uid for c in quotas.list_charges(engine)] == [consumer(1).uid]
     # What waits for a claim counts as if it were charged.
     with pytest.raises(inv.QuotaExceeded) as refused:
-        quotas.check_room(engine, consumer(2), amounts, pending=amounts)
+        quotas.check_room(engine, consumer(2), amounts, {consumer(3).uid: amounts})
     assert str(refused.value) == "quota exceeded in project alpha: instances 2 + 1 > 2"
+    # A waiting object that holds a charge meanwhile counts once, by its charge.
+    quotas.check_room(engine, consumer(2), amounts, {consumer(1).uid: amounts})
     # The consumer's own charge is not counted twice.
     quotas.check_room(engine, consumer(1), inv.QuotaAmounts.for_instance(inv.Resources(4, 1, 1)))
 
