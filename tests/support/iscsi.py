@@ -35,8 +35,8 @@ def require_qemu_io() -> str:
     return found
 
 
-def qemu_io(login: IscsiLogin, *commands: str) -> subprocess.CompletedProcess[str]:
-    """Run qemu-io commands (`write -P 0xab 0 64k`, `read -P 0xab 0 64k`) on the LUN."""
+def qemu_io_argv(login: IscsiLogin) -> list[str]:
+    """qemu-io opening the LUN through QEMU's own iSCSI initiator, logged in with CHAP."""
     options = ",".join(
         [
             "driver=iscsi",
@@ -49,8 +49,18 @@ def qemu_io(login: IscsiLogin, *commands: str) -> subprocess.CompletedProcess[st
             f"initiator-name={login.initiator}",
         ]
     )
-    command = [require_qemu_io(), "--object", f"secret,id=chap,data={login.password}"]
-    command += ["--image-opts", options]
+    return [
+        require_qemu_io(),
+        "--object",
+        f"secret,id=chap,data={login.password}",
+        "--image-opts",
+        options,
+    ]
+
+
+def qemu_io(login: IscsiLogin, *commands: str) -> subprocess.CompletedProcess[str]:
+    """Run qemu-io commands (`write -P 0xab 0 64k`, `read -P 0xab 0 64k`) on the LUN."""
+    command = qemu_io_argv(login)
     for item in commands:
         command += ["-c", item]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)

@@ -16,7 +16,7 @@ from kubenova.agents.volume.driver import IscsiTarget
 from kubenova.agents.volume.tgt_driver import TgtDriver, TgtSettings
 from tests.fixtures.tgtd import TgtDaemon
 from tests.integration.volume.test_tgt_datapath import HOST_A, HOST_B, a_volume, login_of
-from tests.support.iscsi import IscsiLogin, io_ok, qemu_io, require_qemu_io
+from tests.support.iscsi import IscsiLogin, io_ok, qemu_io, qemu_io_argv
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.tgt
@@ -37,21 +37,8 @@ def driver(tgtd: TgtDaemon, store: BackingStore) -> TgtDriver:
 @contextmanager
 def open_session(login: IscsiLogin) -> Iterator[subprocess.Popen[str]]:
     """An interactive qemu-io holding a logged-in session until the block ends."""
-    options = ",".join(
-        [
-            "driver=iscsi",
-            "transport=tcp",
-            f"portal={login.portal}",
-            f"target={login.iqn}",
-            f"lun={login.lun}",
-            f"user={login.user}",
-            "password-secret=chap",
-            f"initiator-name={login.initiator}",
-        ]
-    )
-    command = [require_qemu_io(), "--object", f"secret,id=chap,data={login.password}"]
     process = subprocess.Popen(
-        [*command, "--image-opts", options],
+        qemu_io_argv(login),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
