@@ -62,21 +62,28 @@ def _delete_everything_made(cluster: ClusterAccess, projects: list[str]) -> None
         if body is None:
             continue
         namespace = (body.get("status") or {}).get("namespace") or project
-        for kind in ("instances", "volumes"):
-            listing = kubectl_json(cluster, "get", kind, "-n", namespace) or {"items": []}
-            for item in listing["items"]:
-                cluster.kubectl(
-                    "patch", kind, item["metadata"]["name"], "-n", namespace, "--type=merge",
-                    "-p", '{"metadata":{"finalizers":null}}', check=False,
-                )  # fmt: skip
+
+        # Asked again until the Project is gone: an Instance still being handed over gets
+        # its finalizers from the operator after they were stripped, and the webhook
+        # refuses to delete a Project while it still sees Instances or Volumes.
+        def gone(p: str = project, namespace: str = namespace) -> bool:
+            _strip_and_delete(cluster, namespace)
+            cluster.kubectl("delete", "project", p, "--wait=false", check=False)
+            return kubectl_json(cluster, "get", "project", p) is None
+
+        eventually(gone, timeout=30, interval=0.5, what=f"project {project} finalised")
+
+
+def _strip_and_delete(cluster: ClusterAccess, namespace: str) -> None:
+    for kind in ("instances", "volumes"):
+        listing = kubectl_json(cluster, "get", kind, "-n", namespace) or {"items": []}
+        for item in listing["items"]:
+            cluster.kubectl(
+                "patch", kind, item["metadata"]["name"], "-n", namespace, "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}', check=False,
+            )  # fmt: skip
+        if listing["items"]:
             cluster.kubectl("delete", kind, "--all", "-n", namespace, "--wait=false", check=False)
-        cluster.kubectl("delete", "project", project, "--wait=false", check=False)
-    for project in projects:
-        eventually(
-            lambda p=project: kubectl_json(cluster, "get", "project", p) is None,
-            timeout=30,
-            what=f"project {project} finalised by the operator",
-        )
 
 
 @dataclass
