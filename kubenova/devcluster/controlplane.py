@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,6 +69,21 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def _port_freed(port: int, wait: float = 20.0) -> bool:
+    """Is `port` free, or free within `wait` seconds?
+
+    A killed apiserver's accepted connections stay half-closed until its clients (the dev
+    operator and agent keep pooled connections) notice and close their ends; moving the
+    URL for that would break every kubeconfig handed out.
+    """
+    deadline = time.monotonic() + wait
+    while not _port_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 @dataclass
@@ -196,7 +212,7 @@ class ControlPlane:
                     ports.etcd_client = _free_port()
                 if not _port_free(ports.etcd_peer):
                     ports.etcd_peer = _free_port()
-            if "kube-apiserver" not in running and not _port_free(ports.apiserver):
+            if "kube-apiserver" not in running and not _port_freed(ports.apiserver):
                 ports.apiserver = _free_port()
         self._save_ports(ports)
         return ports
