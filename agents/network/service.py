@@ -82,7 +82,6 @@ class NetworkService:
         self.wired: dict[str, HostNetwork] = {}  # key -> what we last converged
         self.uids: dict[str, str] = {}  # key -> uid of the Network last seen under it
         self.unlabelled: set[str] = set()  # kept without their label: rechecked until resolved
-        self._rechecks: dict[str, asyncio.TimerHandle] = {}
         # pyroute2's IPRoute belongs to the thread that made it (it runs its own event loop
         # there): every host change goes through this one thread.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"network-{settings.host}")
@@ -93,8 +92,6 @@ class NetworkService:
         try:
             await self._watch()
         finally:
-            for timer in self._rechecks.values():
-                timer.cancel()
             await self.queue.stop()
             await self.events.flush()
             if self.settings.teardown_on_exit:
@@ -113,8 +110,9 @@ class NetworkService:
         """Converge one Network on this host; a WorkQueue handler."""
         if body is None:  # deleted, or no longer labelled for this host
             if await self._still_wired_here(key):
-                self._recheck_later(key)  # only the label went: the status still wants it here
-                return None
+                # Only the label went: the status still wants it here. No watch event will
+                # say when that changes, so the queue brings the key back.
+                return RECHECK_UNLABELLED
             self.uids.pop(key, None)
             self.unlabelled.discard(key)
             await self._tear_down(key)
@@ -166,19 +164,6 @@ class NetworkService:
             )
             self.unlabelled.add(key)
         return True
-
-    def _recheck_later(self, key: str) -> None:
-        """Queue a fresh read of a kept, unlabelled Network (no watch event will come)."""
-
-        def fire() -> None:
-            self._rechecks.pop(key, None)
-            if key in self.unlabelled and self.queue.body(key) is None:
-                self.queue.put(key, None)  # unless its label (and a body) came back
-
-        old = self._rechecks.pop(key, None)
-        if old is not None:
-            old.cancel()
-        self._rechecks[key] = asyncio.get_running_loop().call_later(RECHECK_UNLABELLED, fire)
 
     async def _on_host(self, work: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
