@@ -1,4 +1,9 @@
-"""Resource classes and amounts, the placement vocabulary shared by inventory and scheduler."""
+"""The placement vocabulary the scheduler and the inventory share: plain values, no SQL.
+
+Resource classes and amounts, overcommit ratios, who consumes, and server groups with
+their policies. The inventory stores these and the scheduler decides on them; this module
+imports neither, so the scheduler stays free of the database.
+"""
 
 from __future__ import annotations
 
@@ -76,3 +81,36 @@ class Overcommit:
             int(total.memory_mb * self.memory),
             int(total.disk_gb * self.disk),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    """Who holds an allocation: a Kubernetes object, identified by its uid."""
+
+    uid: str
+    name: str
+    namespace: str = ""
+    kind: str = "Instance"
+
+
+class GroupPolicy(enum.StrEnum):
+    """Server-group policies; the hard ones are enforced by the claim itself."""
+
+    AFFINITY = "affinity"
+    ANTI_AFFINITY = "anti-affinity"
+    SOFT_AFFINITY = "soft-affinity"
+    SOFT_ANTI_AFFINITY = "soft-anti-affinity"
+
+    @property
+    def is_hard(self) -> bool:
+        return self in (GroupPolicy.AFFINITY, GroupPolicy.ANTI_AFFINITY)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerGroupRef:
+    """The server group a consumer joins when it is claimed."""
+
+    uid: str
+    name: str
+    policy: GroupPolicy
+    namespace: str = ""

@@ -8,7 +8,7 @@ from typing import Any
 from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.references import References
 from kubenova.operator.inventory.quotas import QuotaAmounts
-from kubenova.operator.inventory.resources import Resources
+from kubenova.operator.resources import Resources
 
 Body = dict[str, Any]
 

@@ -19,7 +19,7 @@ from kubenova.operator.admission.instances import instance_amounts
 from kubenova.operator.admission.references import References
 from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory.quotas import QuotaAmounts
-from kubenova.operator.inventory.records import Consumer
+from kubenova.operator.resources import Consumer
 
 Body = dict[str, Any]
 

@@ -14,7 +14,7 @@ The operator is its only writer (agents never hold database credentials). Usage:
 `claim` re-checks capacity and hard server-group policies inside one locking transaction,
 so racing claimers (threads, processes, operator replicas) cannot overcommit a host, and
 it is idempotent per consumer uid. Choosing the host is the scheduler's job
-(`kubenova.operator.scheduler.place` schedules and claims together). Errors: see
+(`kubenova.operator.placement.Placer` schedules and claims together). Errors: see
 `kubenova.operator.inventory.errors`. Schema: `upgrade(url)` applies the Alembic
 migrations shipped in `migrations/` (`kubenova db upgrade`).
 """
@@ -38,15 +38,7 @@ from kubenova.operator.inventory.hosts import (
     upsert_hosts,
 )
 from kubenova.operator.inventory.quotas import QuotaAmounts, QuotaExceeded, QuotaLimits
-from kubenova.operator.inventory.records import (
-    Claim,
-    Consumer,
-    GroupPolicy,
-    HostRecord,
-    HostSnapshot,
-    ServerGroupRef,
-)
-from kubenova.operator.inventory.resources import Overcommit, ResourceClass, Resources
+from kubenova.operator.inventory.records import Claim, HostRecord, HostSnapshot
 from kubenova.operator.inventory.schema import (
     check_schema,
     current_revision,
@@ -54,6 +46,16 @@ from kubenova.operator.inventory.schema import (
     upgrade,
 )
 from kubenova.operator.inventory.server_groups import member_hosts
+
+# The values the functions above take, so that a caller needs one import.
+from kubenova.operator.resources import (
+    Consumer,
+    GroupPolicy,
+    Overcommit,
+    ResourceClass,
+    Resources,
+    ServerGroupRef,
+)
 
 __all__ = [
     "Claim",

@@ -35,8 +35,14 @@ from kubenova.operator.inventory.models import (
     ServerGroupMember,
     utcnow,
 )
-from kubenova.operator.inventory.records import Claim, Consumer, GroupPolicy, ServerGroupRef
-from kubenova.operator.inventory.resources import ResourceClass, Resources
+from kubenova.operator.inventory.records import Claim
+from kubenova.operator.resources import (
+    Consumer,
+    GroupPolicy,
+    ResourceClass,
+    Resources,
+    ServerGroupRef,
+)
 
 INSTANCE_KIND = "Instance"
 VOLUME_KIND = "Volume"

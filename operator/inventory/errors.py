@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kubenova.errors import KubenovaError
-from kubenova.operator.inventory.records import GroupPolicy, HostSnapshot
-from kubenova.operator.inventory.resources import Resources
+from kubenova.operator.inventory.records import HostSnapshot
+from kubenova.operator.resources import GroupPolicy, Resources
 
 if TYPE_CHECKING:
     from kubenova.operator.inventory.volumes import AttachmentRecord

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from kubenova.operator.inventory.engine import upsert_insert, write_transaction
 from kubenova.operator.inventory.models import Allocation, Host, utcnow
 from kubenova.operator.inventory.records import HostRecord, HostSnapshot
-from kubenova.operator.inventory.resources import Overcommit, ResourceClass, Resources
+from kubenova.operator.resources import Overcommit, ResourceClass, Resources
 
 READY, NOT_READY = "Ready", "NotReady"
 

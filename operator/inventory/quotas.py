@@ -22,8 +22,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, select
 from kubenova.operator.inventory.engine import upsert_insert, write_transaction
 from kubenova.operator.inventory.errors import ClaimRefused
 from kubenova.operator.inventory.models import QuotaCharge, QuotaLimit, utcnow
-from kubenova.operator.inventory.records import Consumer
-from kubenova.operator.inventory.resources import Resources
+from kubenova.operator.resources import Consumer, Resources
 
 # Python name -> the Project's spec.quota field, as users read it in messages.
 WIRE_NAMES = {

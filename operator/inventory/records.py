@@ -1,11 +1,14 @@
-"""Plain values passed in and out of the inventory: hosts, consumers, groups, claims."""
+"""Plain values the inventory reads and writes: host records, their snapshots, claims.
+
+The vocabulary they are made of (resources, consumers, server groups) is
+`kubenova.operator.resources`, shared with the scheduler.
+"""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
-from kubenova.operator.inventory.resources import Overcommit, Resources
+from kubenova.operator.resources import Overcommit, Resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,39 +31,6 @@ class HostSnapshot:
     record: HostRecord
     used: Resources
     generation: int
-
-
-@dataclass(frozen=True, slots=True)
-class Consumer:
-    """Who holds an allocation: a Kubernetes object, identified by its uid."""
-
-    uid: str
-    name: str
-    namespace: str = ""
-    kind: str = "Instance"
-
-
-class GroupPolicy(enum.StrEnum):
-    """Server-group policies; the hard ones are enforced by the claim itself."""
-
-    AFFINITY = "affinity"
-    ANTI_AFFINITY = "anti-affinity"
-    SOFT_AFFINITY = "soft-affinity"
-    SOFT_ANTI_AFFINITY = "soft-anti-affinity"
-
-    @property
-    def is_hard(self) -> bool:
-        return self in (GroupPolicy.AFFINITY, GroupPolicy.ANTI_AFFINITY)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerGroupRef:
-    """The server group a consumer joins when it is claimed."""
-
-    uid: str
-    name: str
-    policy: GroupPolicy
-    namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)

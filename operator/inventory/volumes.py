@@ -26,7 +26,7 @@ from kubenova.operator.inventory.errors import (
     VolumeNotPlaced,
 )
 from kubenova.operator.inventory.models import Host, VolumeAttachment, VolumeTarget, utcnow
-from kubenova.operator.inventory.records import Consumer
+from kubenova.operator.resources import Consumer
 
 IQN_PREFIX = "iqn.2010-10.io.kubenova"
 ISCSI_LUN = 1

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-from kubenova.operator.inventory import Resources
+from kubenova.operator.resources import Resources
 from kubenova.operator.scheduler.request import HostState
 
 Mask = NDArray[np.bool_]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kubenova.operator.inventory import GroupPolicy
+from kubenova.operator.resources import GroupPolicy
 from kubenova.operator.scheduler.filters.base import HostFilter, count
 from kubenova.operator.scheduler.host_table import HostTable, Mask
 from kubenova.operator.scheduler.request import HostState, PlacementRequest

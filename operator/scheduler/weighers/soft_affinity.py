@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubenova.operator.inventory import GroupPolicy
+from kubenova.operator.resources import GroupPolicy
 from kubenova.operator.scheduler.host_table import HostTable
 from kubenova.operator.scheduler.request import PlacementRequest
 from kubenova.operator.scheduler.weighers.base import HostWeigher, Scores, members_per_host

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubenova.operator.inventory import Consumer, GroupPolicy, Resources, ServerGroupRef
+from kubenova.operator.resources import Consumer, GroupPolicy, Resources, ServerGroupRef
 from kubenova.operator.scheduler import HostState, PlacementRequest
 
 

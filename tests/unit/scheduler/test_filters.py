@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kubenova.operator.inventory import GroupPolicy, Resources
+from kubenova.operator.resources import GroupPolicy, Resources
 from kubenova.operator.scheduler.filters import (
     FILTERS,
     AvailabilityZoneFilter,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubenova.operator.inventory import Resources
+from kubenova.operator.resources import Resources
 from kubenova.operator.scheduler import HostTable
 from tests.unit.scheduler.builders import a_host
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from kubenova.operator.inventory import GroupPolicy
+from kubenova.operator.resources import GroupPolicy
 from kubenova.operator.scheduler import (
     DEFAULT_FILTERS,
     Chosen,

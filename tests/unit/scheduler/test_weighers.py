@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubenova.operator.inventory import GroupPolicy
+from kubenova.operator.resources import GroupPolicy
 from kubenova.operator.scheduler import (
     Chosen,
     HostState,
