@@ -3,7 +3,7 @@
     python -m bench.scheduler --json
     python -m bench.scheduler --hosts 1000 --backends sqlite --placements 5000
 
-One process places instances one after another with `place()` and a warm HostView, on
+One process places instances one after another with `Placer.place` and a warm view, on
 100 / 1,000 / 10,000 hosts, on a SQLite file (synchronous=FULL: an fsync per commit) and
 on a throwaway PostgreSQL started for the run with fsync on. Decision latency is the time
 spent in `Scheduler.schedule` alone; a placement also includes the claim transaction.
@@ -31,14 +31,13 @@ from sqlalchemy import Engine, insert
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.engine import write_transaction
 from kubenova.operator.inventory.models import Host, utcnow
+from kubenova.operator.placement import HostView, Placer
 from kubenova.operator.scheduler import (
     Decision,
     HostState,
     HostTable,
-    HostView,
     PlacementRequest,
     Scheduler,
-    place,
 )
 from tests.fixtures.postgres import PostgresCluster
 
@@ -93,12 +92,13 @@ def run(url: str, backend: str, hosts: int, placements: int) -> dict[str, Any]:
     engine = inv.make_engine(url, sqlite_synchronous=synchronous)
     try:
         add_hosts(engine, hosts)
-        view, scheduler = HostView(engine, max_age=3600), TimedScheduler()
-        view.hosts()
+        scheduler = TimedScheduler()
+        placer = Placer(engine, view=HostView(engine, max_age=3600), scheduler=scheduler)
+        placer.view.hosts()
         started, cpu_started = time.perf_counter(), time.process_time()
         for n in range(placements):
             consumer = inv.Consumer(f"bench-{n:06d}", f"vm-{n}", "bench")
-            result = place(engine, PlacementRequest(consumer, FLAVOR), view, scheduler)
+            result = placer.place(PlacementRequest(consumer, FLAVOR))
             if not isinstance(result, inv.Claim):
                 raise RuntimeError(f"placement {n} failed: {result}")
         elapsed = time.perf_counter() - started

@@ -22,8 +22,7 @@ from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.inventory.consumers import list_consumers
-from kubenova.operator.placement import Placer
-from kubenova.operator.requests import build_request
+from kubenova.operator.placement import Placer, build_request
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,7 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.handover import mark_handed_over
 from kubenova.operator.instance_hooks import InstanceHook
-from kubenova.operator.placement import Placer
-from kubenova.operator.requests import build_request
+from kubenova.operator.placement import Placer, build_request
 from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
 

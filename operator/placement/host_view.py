@@ -16,9 +16,26 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine
 
-from kubenova.operator.inventory import Claim, HostSnapshot, Resources, load_hosts
-from kubenova.operator.scheduler.host_table import HostTable
-from kubenova.operator.scheduler.request import HostState
+from kubenova.operator.inventory import Claim, HostSnapshot, load_hosts
+from kubenova.operator.resources import Resources
+from kubenova.operator.scheduler import HostState, HostTable
+
+
+def host_state(snapshot: HostSnapshot) -> HostState:
+    """The scheduler's row for a host: free amounts are capacity x overcommit minus allocated."""
+    record = snapshot.record
+    free = record.overcommit.capacity(record.capacity) - snapshot.used
+    return HostState(
+        name=record.name,
+        availability_zone=record.availability_zone,
+        ready=record.ready,
+        schedulable=record.schedulable,
+        free_vcpus=free.vcpus,
+        free_memory_mb=free.memory_mb,
+        free_disk_gb=free.disk_gb,
+        generation=snapshot.generation,
+        compute="compute" in record.services,
+    )
 
 
 class HostView:
@@ -47,7 +64,7 @@ class HostView:
         """Reload all hosts, or only those named (a host no longer in the database is dropped)."""
         if names is None:
             loaded_at = time.monotonic()
-            table = HostTable(HostState.from_snapshot(s) for s in load_hosts(self.engine))
+            table = HostTable(host_state(s) for s in load_hosts(self.engine))
             with self._lock:
                 self._table = table
                 self._loaded_at = loaded_at
@@ -57,14 +74,14 @@ class HostView:
         with self._lock:
             for name in wanted:
                 if name in found:
-                    self._table.put(HostState.from_snapshot(found[name]))
+                    self._table.put(host_state(found[name]))
                 else:
                     self._table.drop(name)
 
     def update(self, snapshot: HostSnapshot) -> None:
         """Take a host's state as just read from the database."""
         with self._lock:
-            self._table.put(HostState.from_snapshot(snapshot))
+            self._table.put(host_state(snapshot))
 
     def claimed(self, claim: Claim) -> None:
         """Account for a claim this process made."""

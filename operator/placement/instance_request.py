@@ -1,7 +1,9 @@
 """Turn an Instance into a placement request: resolve its flavor, image and server group.
 
-Lookups go to the in-memory catalog; a missing reference is the user's to fix (a
-NotFoundError naming it), and the caller may register to be woken when it appears.
+The request also counts the floating IPs its NICs ask for (charged to the project's quota
+with the claim). Lookups go to the in-memory catalog, never the database; a missing
+reference is the user's to fix (a NotFoundError naming it), and the caller may register
+to be woken when it appears.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from typing import Any
 
 from kubenova.api.v1alpha1 import Instance
 from kubenova.errors import NotFoundError, UserError
-from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
-from kubenova.operator.scheduler.request import PlacementRequest
+from kubenova.operator.resources import Consumer, GroupPolicy, Resources, ServerGroupRef
+from kubenova.operator.scheduler import PlacementRequest
 
 Body = dict[str, Any]
 
@@ -26,12 +28,12 @@ def build_request(
     if spec.flavor:
         flavor = _lookup(catalog, "Flavor", spec.flavor, waiter)
         fspec = flavor["spec"]
-        resources = inv.Resources(fspec["vcpus"], fspec["memoryMiB"], fspec["diskGiB"])
+        resources = Resources(fspec["vcpus"], fspec["memoryMiB"], fspec["diskGiB"])
         sizing = f"flavor {spec.flavor}"
     else:
         assert spec.resources is not None  # the CRD schema requires one of the two
         r = spec.resources
-        resources = inv.Resources(r.vcpus, r.memory_mib, r.disk_gib)
+        resources = Resources(r.vcpus, r.memory_mib, r.disk_gib)
         sizing = "spec.resources"
     image = _lookup(catalog, "Image", spec.image, waiter)
     min_disk = image["spec"].get("minDiskGiB", 1)
@@ -52,14 +54,14 @@ def build_request(
     placement = spec.placement
     if placement and placement.group:
         sg = _lookup(catalog, "ServerGroup", f"{meta['namespace']}/{placement.group}", waiter)
-        group = inv.ServerGroupRef(
+        group = ServerGroupRef(
             uid=sg["metadata"]["uid"],
             name=placement.group,
-            policy=inv.GroupPolicy(sg["spec"]["policy"]),
+            policy=GroupPolicy(sg["spec"]["policy"]),
             namespace=meta["namespace"],
         )
     return PlacementRequest(
-        consumer=inv.Consumer(meta["uid"], meta["name"], meta["namespace"]),
+        consumer=Consumer(meta["uid"], meta["name"], meta["namespace"]),
         resources=resources,
         availability_zone=spec.availability_zone,
         host=placement.host if placement else None,

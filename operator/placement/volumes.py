@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.claims import VOLUME_KIND
+from kubenova.operator.resources import Consumer, Resources
 
 VOLUME_SERVICE = "volume"
 
@@ -33,12 +34,12 @@ class VolumeRequest:
     availability_zone: str | None = None
 
     @property
-    def consumer(self) -> inv.Consumer:
-        return inv.Consumer(self.uid, self.name, self.namespace, kind=VOLUME_KIND)
+    def consumer(self) -> Consumer:
+        return Consumer(self.uid, self.name, self.namespace, kind=VOLUME_KIND)
 
     @property
-    def resources(self) -> inv.Resources:
-        return inv.Resources(disk_gb=self.size_gib)
+    def resources(self) -> Resources:
+        return Resources(disk_gb=self.size_gib)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
-"""The scheduler: Nova's filter/weigh design over the inventory's hosts.
+"""The scheduler: Nova's filter/weigh design over the hosts it is handed.
 
-Pure core (no database)::
+Usage::
 
     from kubenova.operator.scheduler import Scheduler, SchedulerConfig, PlacementRequest
 
@@ -13,20 +13,15 @@ Filters (`filters/`, run in the configured order; a host removed by one is not c
 again by the next) and weighers (`weighers/`, scores normalised to 0..1 x multiplier,
 summed; a positive RAM/CPU multiplier spreads, a negative one packs) are looked up by
 name and work on whole columns of a HostTable (numpy); ties go to the smallest host
-name. With the database::
-
-    view = HostView(engine)                          # one per process, kept warm
-    result = place(engine, request, view, scheduler) # -> inventory.Claim or NoValidHost
-
-`place` claims atomically and moves to the next candidate when a claim loses a race.
+name. The scheduler only decides: it reads no database and imports neither SQLAlchemy
+nor the inventory (an import-linter contract says so). Turning inventory rows into
+HostStates and claiming the chosen host is `kubenova.operator.placement`'s job.
 """
 
 from kubenova.operator.scheduler.config import DEFAULT_FILTERS, DEFAULT_WEIGHERS, SchedulerConfig
 from kubenova.operator.scheduler.core import Scheduler, schedule
 from kubenova.operator.scheduler.decision import Chosen, Decision, NoValidHost
 from kubenova.operator.scheduler.host_table import HostTable
-from kubenova.operator.scheduler.host_view import HostView
-from kubenova.operator.scheduler.placement import place
 from kubenova.operator.scheduler.request import HostState, PlacementRequest
 
 __all__ = [
@@ -36,11 +31,9 @@ __all__ = [
     "Decision",
     "HostState",
     "HostTable",
-    "HostView",
     "NoValidHost",
     "PlacementRequest",
     "Scheduler",
     "SchedulerConfig",
-    "place",
     "schedule",
 ]

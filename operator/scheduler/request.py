@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from kubenova.operator.inventory import Consumer, HostSnapshot, Resources, ServerGroupRef
+from kubenova.operator.resources import Consumer, Resources, ServerGroupRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,10 @@ class PlacementRequest:
 
 @dataclass(frozen=True, slots=True)
 class HostState:
-    """A host as the scheduler sees it: state, and what is free after overcommit."""
+    """A host as the scheduler sees it: state, and what is free after overcommit.
+
+    Built from the inventory's rows by `kubenova.operator.placement.host_view`.
+    """
 
     name: str
     availability_zone: str
@@ -39,23 +42,6 @@ class HostState:
     free_disk_gb: int
     generation: int = 0
     compute: bool = True  # the host's agent runs the compute service (can run Instances)
-
-    @classmethod
-    def from_snapshot(cls, snapshot: HostSnapshot) -> HostState:
-        """Free amounts are capacity x overcommit ratio minus what is allocated."""
-        record = snapshot.record
-        free = record.overcommit.capacity(record.capacity) - snapshot.used
-        return cls(
-            name=record.name,
-            availability_zone=record.availability_zone,
-            ready=record.ready,
-            schedulable=record.schedulable,
-            free_vcpus=free.vcpus,
-            free_memory_mb=free.memory_mb,
-            free_disk_gb=free.disk_gb,
-            generation=snapshot.generation,
-            compute="compute" in record.services,
-        )
 
     def after_claim(self, resources: Resources) -> HostState:
         """This host once `resources` are allocated on it."""

@@ -1,7 +1,7 @@
-"""The operator's half of the volume service (the controller is `controllers/volumes.py`).
+"""The operator's half of the volume service (the controller is `controllers/volumes.py`;
+choosing a volume host and claiming the disk is `kubenova.operator.placement.volumes`).
 
 - `naming`: CHAP Secret names and users, initiator names of hosts;
-- `placement`: choose a volume host and claim the disk (pure ranking + claim loop);
 - `chap`: the per-volume CHAP Secret;
 - `chap_access`: which hosts' agents may read which CHAP Secrets (per-host Roles);
 - `reconciler`: place, hand over to the host's agent, release on deletion;

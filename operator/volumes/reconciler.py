@@ -30,7 +30,7 @@ from kubenova.operator.handover import mark_handed_over
 from kubenova.operator.instances import fence_advice
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import AoeAddressesExhausted
-from kubenova.operator.volumes import placement
+from kubenova.operator.placement import volumes as volume_placement
 from kubenova.operator.volumes.chap import SecretConflict, delete_chap_secret, ensure_chap_secret
 from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
@@ -97,15 +97,15 @@ class VolumeReconciler:
     async def _place(self, key: str, body: Body) -> float | None:
         volume = Volume.model_validate(body)
         meta = body["metadata"]
-        request = placement.VolumeRequest(
+        request = volume_placement.VolumeRequest(
             meta["uid"],
             meta["name"],
             meta["namespace"],
             volume.spec.size_gib,
             volume.spec.availability_zone,
         )
-        outcome = await asyncio.to_thread(placement.place, self.engine, request)
-        if isinstance(outcome, placement.NoVolumeHost):
+        outcome = await asyncio.to_thread(volume_placement.place, self.engine, request)
+        if isinstance(outcome, volume_placement.NoVolumeHost):
             self.pending.add(key)
             await self._unplaced(body, outcome.reason, outcome.message)
             return PENDING_RETRY
@@ -175,7 +175,7 @@ class VolumeReconciler:
         claim = await asyncio.to_thread(inv.find_claim, self.engine, uid)
         if claim is None:
             log.warning("volume %s is on %s but has no claim: re-claiming", key, host)
-            request = placement.VolumeRequest(
+            request = volume_placement.VolumeRequest(
                 uid, meta["name"], meta["namespace"], volume.spec.size_gib
             )
             try:

@@ -1,4 +1,4 @@
-"""A claimer process for the concurrency tests: its own engine, view and scheduler."""
+"""A claimer process for the concurrency tests: its own engine and Placer (view and scheduler)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
 from kubenova.operator import inventory as inv
-from kubenova.operator.scheduler import HostView, PlacementRequest, Scheduler, place
+from kubenova.operator.placement import Placer
+from kubenova.operator.scheduler import PlacementRequest
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,14 @@ def run_claimer(
 ) -> None:
     """Place every uid, after all claimers are ready; report (uid, host or None, message)."""
     engine = inv.make_engine(job.url)
-    view, scheduler = HostView(engine), Scheduler()
-    view.hosts()  # every claimer starts from the same (soon stale) picture
+    placer = Placer(engine)
+    placer.view.hosts()  # every claimer starts from the same (soon stale) picture
     outcomes: list[tuple[str, str | None, str]] = []
     start.wait()
     for uid in job.uids:
         consumer = inv.Consumer(uid, f"vm-{uid}", "demo")
         request = PlacementRequest(consumer, job.resources, group=job.group)
-        result = place(engine, request, view, scheduler)
+        result = placer.place(request)
         if isinstance(result, inv.Claim):
             outcomes.append((uid, result.host, ""))
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kubenova.operator import inventory as inv
-from kubenova.operator.volumes.placement import NoVolumeHost, VolumeRequest, rank
+from kubenova.operator.placement.volumes import NoVolumeHost, VolumeRequest, rank
 
 
 def a_host(

@@ -1,0 +1,23 @@
+"""Placement: put an Instance (or a Volume) on a host, durably. One Instance, end to end:
+
+1. kopf's watch event for the Instance puts its body on the instance work queue (runtime).
+2. A worker runs `InstanceReconciler` (`kubenova.operator.instances`) for its key.
+3. `build_request` (instance_request.py) resolves flavor, image and server group from the
+   in-memory catalog and counts floating IPs for quota: a PlacementRequest, no database.
+4. `Placer.place` (placer.py) catches its HostView up on hosts changed meanwhile, reads
+   where the server group's members are, and asks the pure `Scheduler` for a host.
+5. `Scheduler.schedule` filters and weighs the view's HostTable: Chosen(host, alternates)
+   or NoValidHost with per-filter reasons (the Instance waits; a release wakes it).
+6. `Placer._claim` writes the claim in one inventory transaction (quota, group, host
+   capacity re-checked); a lost race corrects the view and tries the next candidate.
+7. Hooks (networks, volumes) allocate addresses and attachments for the chosen host.
+8. The reconciler writes status (host, Scheduled condition), then finalizers and the host
+   label (`handover`); the host's agent takes `status.phase` from there.
+Volumes: `volumes.place` ranks volume hosts by free disk and claims the same way.
+"""
+
+from kubenova.operator.placement.host_view import HostView, host_state
+from kubenova.operator.placement.instance_request import build_request
+from kubenova.operator.placement.placer import Placer
+
+__all__ = ["HostView", "Placer", "build_request", "host_state"]
