@@ -18,17 +18,17 @@ from typing import Any
 
 import pydantic
 
-from kubenova.agents import instance_status as st
+from kubenova.agents.assignment import Whereabouts, decided_host, placed_here, recheck
+from kubenova.agents.compute import status as st
 from kubenova.agents.compute.driver import (
     ComputeDriver,
+    DomainState,
     InstanceInfo,
     InstanceNotFound,
-    PowerState,
 )
-from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, InstanceSpec, Nic, RootDisk
-from kubenova.agents.network.nics import nic_plan
-from kubenova.agents.placement import Whereabouts, decided_host, placed_here, recheck
-from kubenova.agents.runtime_images import FetchedImage, ImageFetcher
+from kubenova.agents.compute.nics import nic_plan
+from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, DomainSpec, Nic, RootDisk
+from kubenova.agents.images.fetcher import FetchedImage, ImageFetcher
 from kubenova.api.v1alpha1 import Flavor, Image, Instance, Network
 from kubenova.errors import KubenovaError, NotFoundError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
@@ -288,7 +288,7 @@ class InstanceReconciler:
         note = self._memory.notes.get(uid, "") if wanted == "Running" else ""
         observation = st.observe(info, wanted, note)
         await self._report(key, body, observation, info=info, restarted_at=restarted_at)
-        if info.state == PowerState.SHUTTING_DOWN:
+        if info.state == DomainState.SHUTTING_DOWN:
             return STILL_STOPPING
         return None
 
@@ -343,7 +343,7 @@ class InstanceReconciler:
         self, key: str, body: Body, info: InstanceInfo, wanted: str
     ) -> InstanceInfo:
         uid = info.uid
-        if wanted == "Running" and info.state in (PowerState.SHUTOFF, PowerState.CRASHED):
+        if wanted == "Running" and info.state in (DomainState.SHUTOFF, DomainState.CRASHED):
             if self._was_running(uid, body):
                 message = (
                     f"domain {info.domain_name} stopped outside kubenova ({info.state}); "
@@ -356,9 +356,9 @@ class InstanceReconciler:
             await asyncio.to_thread(self.driver.power_on, uid)
             return await asyncio.to_thread(self.driver.get_info, uid)
         if wanted == "Stopped" and info.state in (
-            PowerState.RUNNING,
-            PowerState.PAUSED,
-            PowerState.SHUTTING_DOWN,
+            DomainState.RUNNING,
+            DomainState.PAUSED,
+            DomainState.SHUTTING_DOWN,
         ):
             log.info("instance %s: shutting down %s", key, info.domain_name)
             await asyncio.to_thread(self.driver.power_off, uid)
@@ -373,7 +373,7 @@ class InstanceReconciler:
         return bool((body.get("status") or {}).get("phase") == "Running")
 
     async def _reboot(self, key: str, body: Body, info: InstanceInfo, wanted: str) -> InstanceInfo:
-        if wanted != "Running" or info.state != PowerState.RUNNING:
+        if wanted != "Running" or info.state != DomainState.RUNNING:
             return info  # a stopped guest has nothing to reboot; the request is done
         await asyncio.to_thread(self.driver.reboot, info.uid)
         log.info("instance %s: rebooted %s as requested", key, info.domain_name)
@@ -504,7 +504,7 @@ def instance_spec(  # noqa: PLR0917 - one positional per input it combines
     image: Image,
     local: FetchedImage,
     nics: tuple[Nic, ...] = (),
-) -> InstanceSpec:
+) -> DomainSpec:
     """The driver's frozen view of an Instance (networks and volumes come with their services)."""
     meta = body["metadata"]
     spec = instance.spec
@@ -522,7 +522,7 @@ def instance_spec(  # noqa: PLR0917 - one positional per input it combines
             reason="UnsupportedImage",
         )
     try:
-        return InstanceSpec(
+        return DomainSpec(
             uid=meta["uid"],
             namespace=meta["namespace"],
             name=meta["name"],

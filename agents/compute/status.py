@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kubenova import conditions as cond
-from kubenova.agents.compute.driver import InstanceInfo, PowerState
+from kubenova.agents.compute.driver import DomainState, InstanceInfo
 
 READY = "Ready"
 Status = dict[str, Any]
@@ -40,12 +40,12 @@ def observe(info: InstanceInfo, wanted: str, note: str = "") -> Observation:
     """Phase and readiness of a domain in `info.state` when spec.powerState is `wanted`."""
     name = info.domain_name
     state = info.state
-    if state == PowerState.RUNNING:
+    if state == DomainState.RUNNING:
         if wanted == "Stopped":
             return Observation("Running", False, "Stopping", f"domain {name} is shutting down")
         suffix = f" ({note})" if note else ""
         return Observation("Running", True, "Running", f"domain {name} is running{suffix}")
-    if state == PowerState.SHUTOFF:
+    if state == DomainState.SHUTOFF:
         if wanted == "Stopped":
             return Observation(
                 "Stopped",
@@ -56,13 +56,13 @@ def observe(info: InstanceInfo, wanted: str, note: str = "") -> Observation:
         return Observation(
             "Error", False, "DomainNotRunning", f"domain {name} is off and did not start"
         )
-    if state == PowerState.SHUTTING_DOWN:
+    if state == DomainState.SHUTTING_DOWN:
         return Observation("Running", False, "Stopping", f"domain {name} is shutting down")
-    if state == PowerState.PAUSED:
+    if state == DomainState.PAUSED:
         return Observation(
             "Running", False, "Paused", f"domain {name} is paused (suspended by the hypervisor)"
         )
-    if state == PowerState.CRASHED:
+    if state == DomainState.CRASHED:
         return Observation("Error", False, "DomainCrashed", f"domain {name} crashed")
     return Observation(
         "Error", False, "DomainStateUnknown", f"libvirt reports no usable state for {name}"
