@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 from kubenova import conditions as cond
 from kubenova.agents.compute.driver import ComputeDriver
 from kubenova.agents.compute.fake import FakeComputeDriver
-from kubenova.agents.compute.reconciler import FLAVORS, IMAGES, INSTANCES
+from kubenova.agents.compute.reconciler import INSTANCES
+from kubenova.agents.compute.references import FLAVORS, IMAGES
 from kubenova.agents.compute.service import ComputeService, ComputeSettings
 from kubenova.agents.images.fake import PlaceholderImages
 from kubenova.agents.images.fetcher import ImageFetcher

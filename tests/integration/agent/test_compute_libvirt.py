@@ -12,7 +12,7 @@ import pytest
 
 from kubenova.agents.compute.driver import DomainState
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
-from kubenova.agents.compute.reconciler import IMAGES
+from kubenova.agents.compute.references import IMAGES
 from kubenova.agents.images import ImageService
 from kubenova.agents.images.s3 import S3ImageStore
 from kubenova.devcluster import ClusterAccess
