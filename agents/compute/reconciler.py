@@ -32,7 +32,7 @@ from kubenova.agents.compute.driver import (
     InstanceNotFound,
 )
 from kubenova.agents.compute.power import PowerControl
-from kubenova.agents.compute.references import References, Sizing
+from kubenova.agents.compute.references import InstanceReferences, Sizing
 from kubenova.agents.compute.spec_builder import domain_spec
 from kubenova.agents.compute.status_writer import StatusWriter
 from kubenova.agents.images.fetcher import ImageFetcher
@@ -96,7 +96,7 @@ class InstanceReconciler:
         self._keys: dict[str, str] = {}  # uid -> key
         self.refresh_console: set[str] = set()  # keys whose console tail should be re-read
         self._first_seen: dict[str, float] = {}
-        self._references = References(client)
+        self._references = InstanceReferences(client)
         self._status = StatusWriter(client, settings.domain_type)
         self._power = PowerControl(driver, events, self._status)
         self._memory = _Memory()
@@ -340,7 +340,7 @@ class InstanceReconciler:
         self,
         key: str,
         body: Body,
-        observation: st.Observation,
+        observation: st.InstanceObservation,
         *,
         info: InstanceInfo | None = None,
         restarted_at: str | None = None,

@@ -28,7 +28,7 @@ class Sizing:
     disk_gib: int
 
 
-class References:
+class InstanceReferences:
     """Reads (and caches) what an Instance refers to; errors say what the user must fix."""
 
     def __init__(self, client: KubeClient) -> None:

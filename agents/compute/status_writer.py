@@ -37,7 +37,7 @@ class StatusWriter:
         self,
         key: str,
         body: Body,
-        observation: st.Observation,
+        observation: st.InstanceObservation,
         *,
         info: InstanceInfo | None = None,
         restarted_at: str | None = None,
