@@ -282,7 +282,14 @@ class InstanceReconciler:
         self._memory.failures.pop(uid, None)
         note = self._power.note(uid) if wanted == "Running" else ""
         observation = st.observe(info, wanted, note)
-        await self._report(key, body, observation, info=info, restarted_at=restarted_at)
+        await self._status.report(
+            key,
+            body,
+            observation,
+            info=info,
+            restarted_at=restarted_at,
+            refresh=self._refresh(key),
+        )
         if info.state == DomainState.SHUTTING_DOWN:
             return STILL_STOPPING
         return None
@@ -303,7 +310,7 @@ class InstanceReconciler:
         done, _ = await asyncio.wait({work}, timeout=self.settings.building_after)
         if not done:
             message = f"fetching image {instance.spec.image} and building the domain"
-            await self._report(key, body, st.building(message))
+            await self._status.report(key, body, st.building(message), refresh=self._refresh(key))
         return await work
 
     async def _spawn(
@@ -336,27 +343,24 @@ class InstanceReconciler:
 
     # -- status ------------------------------------------------------------------------------
 
-    async def _report(
-        self,
-        key: str,
-        body: Body,
-        observation: st.InstanceObservation,
-        *,
-        info: InstanceInfo | None = None,
-        restarted_at: str | None = None,
-    ) -> None:
+    def _refresh(self, key: str) -> bool:
+        """Whether this pass re-reads the console tail (asked by a resync; asked once)."""
         refresh = key in self.refresh_console
         self.refresh_console.discard(key)
-        await self._status.report(
-            key, body, observation, info=info, restarted_at=restarted_at, refresh=refresh
-        )
+        return refresh
 
     async def _failed(self, key: str, body: Body, exc: KubenovaError) -> float:
         uid = body["metadata"]["uid"]
         failures = self._memory.failures.get(uid, 0) + 1
         self._memory.failures[uid] = failures
         info = await self._info_quietly(uid)
-        await self._report(key, body, st.failed(exc.reason, exc.message), info=info)
+        await self._status.report(
+            key,
+            body,
+            st.failed(exc.reason, exc.message),
+            info=info,
+            refresh=self._refresh(key),
+        )
         self.events.record(body, "Warning", exc.reason, exc.message)
         log.warning("instance %s: %s: %s", key, exc.reason, exc.message)
         if isinstance(exc, TemporaryError):
