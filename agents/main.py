@@ -19,7 +19,7 @@ import click
 from kubenova.agents.host import Capacity
 from kubenova.agents.network.assembly import NetworkFlags
 from kubenova.agents.network.provider import ProviderInterfaces
-from kubenova.agents.runtime import SERVICES, Agent, AgentSettings
+from kubenova.agents.process import SERVICES, Agent, AgentSettings
 from kubenova.agents.volume.assembly import VolumeFlags
 
 

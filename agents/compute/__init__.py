@@ -1,29 +1,29 @@
 """The compute service's driver layer: one contract, a libvirt/QEMU driver and a fake.
 
-Use `ComputeDriver` (driver.py) as the type, build an `InstanceSpec` (spec.py), and pick
-`LibvirtDriver(LibvirtSettings(...))` on real hosts or `FakeDriver(state_dir)` for scale tests.
+Use `ComputeDriver` (driver.py) as the type, build a `DomainSpec` (spec.py), and pick
+`LibvirtDriver(LibvirtSettings(...))` (libvirt_qemu.py) on real hosts or
+`FakeComputeDriver(state_dir)` (fake.py) for scale tests.
 """
 
 from kubenova.agents.compute.driver import (
     ComputeDriver,
     ComputeFailure,
+    DomainState,
     HypervisorUnavailable,
     InstanceInfo,
     InstanceNotFound,
     LifecycleEvent,
-    PowerState,
 )
 from kubenova.agents.compute.spec import (
     CloudInitSeed,
+    DiskAttachment,
     DiskFormat,
+    DomainSpec,
     FileVolume,
-    InstanceSpec,
     IscsiAuth,
     IscsiVolume,
-    KernelBoot,
     Nic,
     RootDisk,
-    VolumeAttachment,
     domain_name_for,
 )
 
@@ -31,19 +31,18 @@ __all__ = [
     "CloudInitSeed",
     "ComputeDriver",
     "ComputeFailure",
+    "DiskAttachment",
     "DiskFormat",
+    "DomainSpec",
+    "DomainState",
     "FileVolume",
     "HypervisorUnavailable",
     "InstanceInfo",
     "InstanceNotFound",
-    "InstanceSpec",
     "IscsiAuth",
     "IscsiVolume",
-    "KernelBoot",
     "LifecycleEvent",
     "Nic",
-    "PowerState",
     "RootDisk",
-    "VolumeAttachment",
     "domain_name_for",
 ]

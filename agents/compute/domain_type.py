@@ -23,7 +23,7 @@ import libvirt
 
 from kubenova.agents.compute.domain_xml import DomainType
 from kubenova.agents.compute.libvirt_events import translated_errors
-from kubenova.agents.compute.spec import KernelBoot
+from kubenova.agents.images.fetcher import KernelBoot
 
 # Not "kubenova-...": a probe must never look like an instance to list_instances().
 PROBE_NAME_PREFIX = "probe-kubenova-"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from kubenova.agents.compute.spec import (
     RESERVED_TARGETS,
+    DiskAttachment,
+    DomainSpec,
     FileVolume,
-    InstanceSpec,
     IscsiVolume,
     Nic,
-    VolumeAttachment,
 )
 
 METADATA_NS = "https://kubenova.io/xmlns/instance/v1"
@@ -52,7 +52,7 @@ class DomainFiles:
     seed_image: Path | None = None
 
 
-def build_domain_xml(spec: InstanceSpec, settings: DomainSettings, files: DomainFiles) -> str:
+def build_domain_xml(spec: DomainSpec, settings: DomainSettings, files: DomainFiles) -> str:
     """The full persistent domain definition of an instance."""
     domain = ET.Element("domain", type=settings.domain_type.value)
     _text(domain, "name", spec.domain_name)
@@ -96,12 +96,12 @@ def build_domain_xml(spec: InstanceSpec, settings: DomainSettings, files: Domain
     return _serialise(domain)
 
 
-def build_volume_disk_xml(attachment: VolumeAttachment, disk_cache: str | None = None) -> str:
+def build_volume_disk_xml(attachment: DiskAttachment, disk_cache: str | None = None) -> str:
     """The <disk> element for hot-plugging one volume."""
     return _serialise(volume_disk_element(attachment, disk_cache))
 
 
-def volume_disk_element(attachment: VolumeAttachment, disk_cache: str | None) -> ET.Element:
+def volume_disk_element(attachment: DiskAttachment, disk_cache: str | None) -> ET.Element:
     """A volume as a virtio <disk>: a network (iSCSI) disk or a file disk."""
     volume = attachment.volume
     if isinstance(volume, FileVolume):
@@ -158,7 +158,7 @@ def disk_element_for_target(domain_xml: str, target_dev: str) -> str | None:
     return None
 
 
-def _metadata(spec: InstanceSpec) -> ET.Element:
+def _metadata(spec: DomainSpec) -> ET.Element:
     metadata = ET.Element("metadata")
     instance = ET.SubElement(metadata, f"{{{METADATA_NS}}}instance")
     for key, value in (("uid", spec.uid), ("namespace", spec.namespace), ("name", spec.name)):
@@ -168,7 +168,7 @@ def _metadata(spec: InstanceSpec) -> ET.Element:
     return metadata
 
 
-def _os(spec: InstanceSpec, settings: DomainSettings) -> ET.Element:
+def _os(spec: DomainSpec, settings: DomainSettings) -> ET.Element:
     os_element = ET.Element("os")
     _text(os_element, "type", "hvm", arch=settings.arch, machine=settings.machine)
     boot = spec.kernel_boot

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from kubenova.agents.compute.spec import InstanceSpec, VolumeAttachment
+from kubenova.agents.compute.spec import DiskAttachment, DomainSpec
 from kubenova.errors import KubenovaError, TemporaryError
 
 
-class PowerState(StrEnum):
+class DomainState(StrEnum):
     """A domain's state, reduced to what an Instance's status needs."""
 
     RUNNING = "Running"
@@ -37,7 +37,7 @@ class InstanceInfo:
     uid: str
     domain_name: str
     domain_uuid: str
-    state: PowerState
+    state: DomainState
     vcpus: int
     memory_mib: int
     # Target devices of attached volumes (vdb, ...), root disk and seed excluded.
@@ -54,7 +54,7 @@ class LifecycleEvent:
     uid: str
     domain_name: str
     # None for changes that say nothing about power (defined, undefined).
-    state: PowerState | None
+    state: DomainState | None
     detail: str
 
 
@@ -83,7 +83,7 @@ class ComputeDriver(abc.ABC):
     """One host's hypervisor, seen as Instances. Domains are named `kubenova-<uid>`."""
 
     @abc.abstractmethod
-    def spawn(self, spec: InstanceSpec) -> InstanceInfo:
+    def spawn(self, spec: DomainSpec) -> InstanceInfo:
         """Create storage, define and start the domain; if it exists, only make sure it runs."""
 
     @abc.abstractmethod
@@ -111,7 +111,7 @@ class ComputeDriver(abc.ABC):
         """Every domain of ours on this host (running or not), for adoption after a restart."""
 
     @abc.abstractmethod
-    def attach_volume(self, uid: str, attachment: VolumeAttachment) -> None:
+    def attach_volume(self, uid: str, attachment: DiskAttachment) -> None:
         """Hot-plug (and persist) a volume; attaching the same target again is a no-op."""
 
     @abc.abstractmethod

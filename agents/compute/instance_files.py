@@ -9,7 +9,7 @@ from pathlib import Path
 from kubenova.agents.compute.cloud_init_seed import write_seed_iso
 from kubenova.agents.compute.domain_xml import DomainFiles
 from kubenova.agents.compute.driver import ComputeFailure
-from kubenova.agents.compute.spec import InstanceSpec, RootDisk, domain_name_for
+from kubenova.agents.compute.spec import DomainSpec, RootDisk, domain_name_for
 from kubenova.agents.private_files import CHILD_UMASK, private_directory
 
 
@@ -34,7 +34,7 @@ class InstanceFiles:
     def console_log(self, uid: str) -> Path:
         return self.directory(uid) / "console.log"
 
-    def prepare(self, spec: InstanceSpec) -> DomainFiles:
+    def prepare(self, spec: DomainSpec) -> DomainFiles:
         """Create what is missing; an existing overlay holds the guest's data and is kept."""
         private_directory(self.directory(spec.uid))
         overlay = None

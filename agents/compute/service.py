@@ -17,8 +17,8 @@ import logging
 from dataclasses import dataclass
 
 from kubenova.agents.compute.driver import ComputeDriver, LifecycleEvent
-from kubenova.agents.instances import INSTANCES, InstanceReconciler, ReconcilerSettings
-from kubenova.agents.runtime_images import ImageFetcher
+from kubenova.agents.compute.reconciler import INSTANCES, InstanceReconciler, ReconcilerSettings
+from kubenova.agents.images.fetcher import ImageFetcher
 from kubenova.errors import KubenovaError
 from kubenova.kube import ApiError, KubeClient
 from kubenova.kube.client import Body

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from kubenova.agents.images.fetcher import KernelBoot
+
 DOMAIN_PREFIX = "kubenova-"
 # Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
 MAX_TAP_NAME = 15
@@ -34,15 +36,6 @@ def domain_name_for(uid: str) -> str:
 def uid_from_domain_name(name: str) -> str | None:
     """The Instance UID in a domain name of ours, or None for somebody else's domain."""
     return name[len(DOMAIN_PREFIX) :] if name.startswith(DOMAIN_PREFIX) else None
-
-
-@dataclass(frozen=True)
-class KernelBoot:
-    """Direct kernel boot (no bootloader in the image): kernel, optional initrd, command line."""
-
-    kernel: Path
-    initrd: Path | None = None
-    cmdline: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,7 +99,7 @@ VolumeSource = IscsiVolume | FileVolume
 
 
 @dataclass(frozen=True)
-class VolumeAttachment:
+class DiskAttachment:
     """A volume as the guest sees it: on virtio target `target_dev` (vdb, vdc, ...)."""
 
     volume: VolumeSource
@@ -132,7 +125,7 @@ class CloudInitSeed:
 
 
 @dataclass(frozen=True)
-class InstanceSpec:
+class DomainSpec:
     """Everything a driver needs to build and run one Instance's domain."""
 
     uid: str
@@ -143,7 +136,7 @@ class InstanceSpec:
     root_disk: RootDisk | None = None
     kernel_boot: KernelBoot | None = None
     nics: tuple[Nic, ...] = ()
-    volumes: tuple[VolumeAttachment, ...] = ()
+    volumes: tuple[DiskAttachment, ...] = ()
     seed: CloudInitSeed | None = None
     # Free-form key/values recorded in the domain's <metadata> (namespace/name go there too).
     labels: tuple[tuple[str, str], ...] = field(default=())

@@ -1,10 +1,12 @@
 """The image service of the host agent: images from the S3 object store into the host cache.
 
-Use `ImageStore` (store.py) as the type; `S3ImageStore(image_cache_dir(state_dir), default)`
-on real hosts, `FakeImageStore(cache_dir)` in unit and scale tests. `fetch(ImageRef)` returns
+Consumers (compute, volume) type against `ImageFetcher` (fetcher.py, the contract they
+import). Use `ImageStore` (driver.py) as the store's type; `s3.S3ImageStore(image_cache_dir(
+state_dir), default)` on real hosts (imported from its module, so minio loads only where it
+is used), `FakeImageStore(cache_dir)` in unit and scale tests. `fetch(ImageRef)` returns
 the verified `<cache>/<sha256>.<suffix>`; `ImageService(client, store).fetch(name, image)`
 does a whole Image resource (disk, kernel, initrd: a `LocalImage`), reading its Secrets;
-`overlay` makes an instance disk on a cached base.
+`PlaceholderImages` stands in for it beside the fake compute driver.
 """
 
 from kubenova.agents.images.credentials import (
@@ -12,6 +14,7 @@ from kubenova.agents.images.credentials import (
     default_store_from_env,
     read_secret_credentials,
 )
+from kubenova.agents.images.driver import SHA256_METADATA, ImageStore, image_cache_dir
 from kubenova.agents.images.errors import (
     ImageChecksumMismatch,
     ImageChecksumMissing,
@@ -19,7 +22,13 @@ from kubenova.agents.images.errors import (
     ImageStoreAccessDenied,
     ImageStoreUnavailable,
 )
-from kubenova.agents.images.fake_store import FAKE_CREDENTIALS, FakeImageStore, FakeObjects
+from kubenova.agents.images.fake import (
+    FAKE_CREDENTIALS,
+    FakeImageStore,
+    FakeObjects,
+    PlaceholderImages,
+)
+from kubenova.agents.images.fetcher import FetchedImage, ImageFetcher, KernelBoot
 from kubenova.agents.images.local_image import (
     ImageRefs,
     ImageService,
@@ -27,18 +36,17 @@ from kubenova.agents.images.local_image import (
     fetch_local_image,
     image_refs,
 )
-from kubenova.agents.images.overlay import overlay
 from kubenova.agents.images.ref import ImageRef, StoreCredentials
-from kubenova.agents.images.s3_store import S3ImageStore
-from kubenova.agents.images.store import SHA256_METADATA, ImageStore, image_cache_dir
 
 __all__ = [
     "FAKE_CREDENTIALS",
     "SHA256_METADATA",
     "FakeImageStore",
     "FakeObjects",
+    "FetchedImage",
     "ImageChecksumMismatch",
     "ImageChecksumMissing",
+    "ImageFetcher",
     "ImageNotFound",
     "ImageRef",
     "ImageRefs",
@@ -46,14 +54,14 @@ __all__ = [
     "ImageStore",
     "ImageStoreAccessDenied",
     "ImageStoreUnavailable",
+    "KernelBoot",
     "LocalImage",
-    "S3ImageStore",
+    "PlaceholderImages",
     "StoreCredentials",
     "credentials_from_secret_data",
     "default_store_from_env",
     "fetch_local_image",
     "image_cache_dir",
     "image_refs",
-    "overlay",
     "read_secret_credentials",
 ]

@@ -12,10 +12,10 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubenova.agents.compute.spec import KernelBoot
 from kubenova.agents.images.credentials import read_secret_credentials
+from kubenova.agents.images.driver import ImageStore
+from kubenova.agents.images.fetcher import KernelBoot
 from kubenova.agents.images.ref import ImageRef, StoreCredentials
-from kubenova.agents.images.store import ImageStore
 from kubenova.api.v1alpha1.image import Image, ImageSource, ImageSpec, SecretReference
 from kubenova.kube import KubeClient
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubenova.agents.network.dhcp import DhcpServers
-from kubenova.agents.network.driver import LinuxBridgeDriver, Uplink
-from kubenova.agents.network.linuxbridge import Dot1qUplink, FlatUplink
+from kubenova.agents.network.linuxbridge import Dot1qUplink, FlatUplink, LinuxBridgeDriver, Uplink
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.nat import Routers
 from kubenova.agents.network.ovs import OvsSettings, OvsUplink

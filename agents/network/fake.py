@@ -10,7 +10,7 @@ from kubenova.agents.network.spec import HostNetwork, Mode
 from kubenova.errors import UserError
 
 
-class FakeDriver(NetworkDriver):
+class FakeNetworkDriver(NetworkDriver):
     """Keeps a table of bridges as the Linux-bridge driver would leave them."""
 
     def __init__(

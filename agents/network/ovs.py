@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pyroute2.netlink.exceptions import NetlinkError
 
 from kubenova.agents.network import names
-from kubenova.agents.network.driver import EEXIST, delete_link, lookup
+from kubenova.agents.network.links import EEXIST, delete_link, lookup
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.spec import HostNetwork
 from kubenova.errors import TemporaryError, UserError

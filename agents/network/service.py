@@ -21,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from kubenova.agents.assignment import Whereabouts, recheck
 from kubenova.agents.network.dhcp import DhcpServers
 from kubenova.agents.network.driver import NetworkDriver
 from kubenova.agents.network.nat import Routers
 from kubenova.agents.network.provider import ProviderInterfaces
 from kubenova.agents.network.spec import HostNetwork, host_network
-from kubenova.agents.placement import Whereabouts, recheck
 from kubenova.api.v1alpha1 import Network
 from kubenova.errors import KubenovaError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, kubenova_kind

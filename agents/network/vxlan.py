@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyroute2.netlink.exceptions import NetlinkError
 
 from kubenova.agents.network import names
-from kubenova.agents.network.driver import EEXIST, delete_link, link_kind, lookup
+from kubenova.agents.network.links import EEXIST, delete_link, link_kind, lookup
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.spec import HostNetwork
 

@@ -1,9 +1,9 @@
 """The agent's volume service: block devices exported over iSCSI (tgt) or AoE (vblade).
 
-- `driver`: the export contract (`ExportDriver`) with `tgt_driver`, `vblade_driver` and
-  `fake_driver` behind it, and `backing` (the volumes' sparse files);
-- `service`: reconciles the Volumes placed on this host (export, access list, status);
-- `attacher`: on compute hosts, plugs the volumes an Instance lists into its guest.
+- `driver`: the export contract (`ExportDriver`) with `tgt` (and its helpers `tgtadm`,
+  `tgt_ipc`), `vblade` and `fake` behind it, and `backing` (the volumes' sparse files);
+- `service` (watch + queue) runs `reconciler` (export, access list) and `status`; the
+  compute host's half, plugging volumes into guests, is kubenova.agents.compute.attacher.
 """
 
 from kubenova.agents.volume.driver import (

@@ -1,8 +1,9 @@
 """Build a host's volume services from its options (what `kubenova-agent` flags set).
 
-- `volume` hosts export their Volumes: iSCSI through tgtd (always), AoE through vblade when
-  an AoE interface is given; files under `<state-dir>/volumes`;
-- `compute` hosts run the attacher, which plugs volumes into their guests.
+`volume` hosts export their Volumes: iSCSI through tgtd (always), AoE through vblade when
+an AoE interface is given; files under `<state-dir>/volumes`. (`compute` hosts plug volumes
+into their guests with the attacher, kubenova.agents.compute.attach_service; its one flag,
+`storage_interface`, is kept here with the other volume options.)
 With `fake_exports` (scale tests, demos without tgt) exports are the fake driver's table.
 """
 
@@ -11,12 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubenova.agents.compute.driver import ComputeDriver
-from kubenova.agents.runtime_images import ImageFetcher
-from kubenova.agents.volume.attacher_service import AttacherService, AttacherServiceSettings
+from kubenova.agents.images.fetcher import ImageFetcher
 from kubenova.agents.volume.backing import BackingStore
 from kubenova.agents.volume.driver import ExportDriver
-from kubenova.agents.volume.fake_driver import FakeExportDriver
+from kubenova.agents.volume.fake import FakeExportDriver
 from kubenova.agents.volume.service import VolumeService, VolumeServiceSettings
 from kubenova.kube import KubeClient
 
@@ -50,7 +49,7 @@ def export_drivers(
             "iscsi": FakeExportDriver("iscsi", location=portal),
             "aoe": FakeExportDriver("aoe", location=flags.aoe_interface or "eth0"),
         }
-    from kubenova.agents.volume.tgt_driver import TgtDriver, TgtSettings  # noqa: PLC0415
+    from kubenova.agents.volume.tgt import TgtDriver, TgtSettings  # noqa: PLC0415
 
     drivers: dict[str, ExportDriver] = {
         "iscsi": TgtDriver(
@@ -63,7 +62,7 @@ def export_drivers(
         )
     }
     if flags.aoe_interface:
-        from kubenova.agents.volume.vblade_driver import (  # noqa: PLC0415
+        from kubenova.agents.volume.vblade import (  # noqa: PLC0415
             VbladeDriver,
             VbladeSettings,
         )
@@ -97,26 +96,4 @@ def make_volume_service(
         BackingStore(storage_dir(state_dir), check_free_space=not flags.fake_exports),
         VolumeServiceSettings(host=host, workers=workers, resync_interval=resync_interval),
         images=images,
-    )
-
-
-def make_attacher_service(
-    client: KubeClient,
-    driver: ComputeDriver,
-    host: str,
-    flags: VolumeFlags,
-    *,
-    workers: int = 4,
-    resync_interval: float = 60.0,
-) -> AttacherService:
-    """The compute host's attacher: plugs its Instances' volumes into their guests."""
-    return AttacherService(
-        client,
-        driver,
-        AttacherServiceSettings(
-            host=host,
-            workers=workers,
-            resync_interval=resync_interval,
-            storage_interface=flags.storage_interface,
-        ),
     )

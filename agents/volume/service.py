@@ -15,12 +15,12 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from kubenova.agents.placement import keys_by_uid
-from kubenova.agents.runtime_images import ImageFetcher
+from kubenova.agents.assignment import keys_by_uid
+from kubenova.agents.images.fetcher import ImageFetcher
 from kubenova.agents.volume.backing import SUFFIX, BackingStore
 from kubenova.agents.volume.driver import Export, ExportDriver
-from kubenova.agents.volume.export_reconciler import VOLUMES, ExportReconciler, ExportSettings
 from kubenova.agents.volume.labelled_watch import LabelledWatch
+from kubenova.agents.volume.reconciler import VOLUMES, ExportReconciler, ExportSettings
 from kubenova.errors import KubenovaError
 from kubenova.kube import ApiError, KubeClient
 from kubenova.kube.events import EventRecorder

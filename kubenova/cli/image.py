@@ -19,8 +19,8 @@ from minio.error import MinioException, S3Error
 from pydantic import ValidationError
 
 from kubenova.agents.images.credentials import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV
+from kubenova.agents.images.driver import SHA256_METADATA
 from kubenova.agents.images.ref import StoreCredentials
-from kubenova.agents.images.store import SHA256_METADATA
 from kubenova.api.v1alpha1 import API_VERSION, Image, ImageSpec
 from kubenova.errors import UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind, load_config

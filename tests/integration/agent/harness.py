@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 
 from kubenova import conditions as cond
 from kubenova.agents.compute.driver import ComputeDriver
-from kubenova.agents.compute.fake_driver import FakeDriver
+from kubenova.agents.compute.fake import FakeComputeDriver
+from kubenova.agents.compute.reconciler import INSTANCES
+from kubenova.agents.compute.references import FLAVORS, IMAGES
 from kubenova.agents.compute.service import ComputeService, ComputeSettings
-from kubenova.agents.instances import FLAVORS, IMAGES, INSTANCES
-from kubenova.agents.runtime_images import ImageFetcher, PlaceholderImages
+from kubenova.agents.images.fake import PlaceholderImages
+from kubenova.agents.images.fetcher import ImageFetcher
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import KubeClient, NotFound, load_config
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
@@ -211,7 +213,7 @@ async def compute_agent(
                 await task
 
 
-class CountingFakeDriver(FakeDriver):
+class CountingFakeDriver(FakeComputeDriver):
     """The fake driver, counting the calls tests reason about."""
 
     def __init__(self, state_dir: Path) -> None:

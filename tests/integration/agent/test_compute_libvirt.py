@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from kubenova.agents.compute.driver import PowerState
-from kubenova.agents.compute.libvirt_driver import LibvirtDriver, LibvirtSettings
-from kubenova.agents.images import ImageService, S3ImageStore
-from kubenova.agents.instances import IMAGES
+from kubenova.agents.compute.driver import DomainState
+from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
+from kubenova.agents.compute.references import IMAGES
+from kubenova.agents.images import ImageService
+from kubenova.agents.images.s3 import S3ImageStore
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import NotFound
 from kubenova.kube.paths import SECRETS
@@ -175,7 +176,7 @@ def test_a_real_guest_boots_stops_starts_reboots_and_is_deleted(
     # A download that outlasts `building_after` shows Building first: at most 2 writes.
     assert facts["writes_to_running"] <= 2
     assert marker in facts["tail"]
-    assert facts["stopped_state"] == PowerState.SHUTOFF
+    assert facts["stopped_state"] == DomainState.SHUTOFF
     assert facts["boots_after_reboot"] == 3, "the restart request rebooted more than once"
     assert facts["restarted_at"] == "2025-06-01T12:00:00Z"
     assert "DomainRestarted" not in facts["events"], facts["events"]

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from kubenova.agents.compute.driver import ComputeFailure, PowerState
-from kubenova.agents.compute.spec import InstanceSpec, KernelBoot
-from kubenova.agents.instances import INSTANCES
-from kubenova.agents.runtime_images import Placeholder, PlaceholderImages
+from kubenova.agents.compute.driver import ComputeFailure, DomainState
+from kubenova.agents.compute.reconciler import INSTANCES
+from kubenova.agents.compute.spec import DomainSpec
+from kubenova.agents.images.fake import Placeholder, PlaceholderImages
+from kubenova.agents.images.fetcher import KernelBoot
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import NotFound
 from kubenova.kube.objects import apply_status
@@ -81,7 +82,7 @@ def test_a_scheduled_instance_runs_with_one_agent_write(
     assert [c["type"] for c in status["conditions"]] == ["Scheduled", "Ready"]
     (domain,) = driver.list_instances()
     assert domain.uid == uid
-    assert domain.state == PowerState.RUNNING
+    assert domain.state == DomainState.RUNNING
     # Operator 2 writes + agent 1 = 3 per Instance from create to Running (target <= 4).
     assert dict(agent.client.writes) == {"PATCH instances/status": 1}
 
@@ -89,14 +90,14 @@ def test_a_scheduled_instance_runs_with_one_agent_write(
 def test_power_state_stopped_then_running_converges(
     apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
 ) -> None:
-    async def scenario() -> list[PowerState]:
+    async def scenario() -> list[DomainState]:
         async with (
             cluster(apiserver) as kube,
             compute_agent(apiserver, driver, host=unique("h")) as agent,
         ):
             name = (await kube.scheduled_instance(agent.host))["metadata"]["name"]
             await eventually(lambda: phase_is(kube, name, "Running"))
-            seen: list[PowerState] = []
+            seen: list[DomainState] = []
             await kube.patch_spec(name, {"powerState": "Stopped"})
             stopped = await eventually(lambda: phase_is(kube, name, "Stopped"))
             seen.append(driver.list_instances()[0].state)
@@ -106,7 +107,7 @@ def test_power_state_stopped_then_running_converges(
             seen.append(driver.list_instances()[0].state)
             return seen
 
-    assert run(scenario()) == [PowerState.SHUTOFF, PowerState.RUNNING]
+    assert run(scenario()) == [DomainState.SHUTOFF, DomainState.RUNNING]
 
 
 def test_an_instance_created_stopped_is_defined_but_not_running(
@@ -123,7 +124,7 @@ def test_an_instance_created_stopped_is_defined_but_not_running(
     run(scenario())
 
     (domain,) = driver.list_instances()
-    assert domain.state == PowerState.SHUTOFF
+    assert domain.state == DomainState.SHUTOFF
 
 
 def test_each_new_restart_request_reboots_exactly_once(
@@ -228,7 +229,7 @@ def test_an_orphan_domain_is_destroyed_after_the_first_list(
 ) -> None:
     orphan = "0d3f9a52-7c1e-4c4a-9d0e-5b6a7c8d9e0f"
     driver.spawn(
-        InstanceSpec(
+        DomainSpec(
             uid=orphan,
             namespace="gone",
             name="deleted-while-agent-was-down",
@@ -309,7 +310,7 @@ def test_a_domain_stopped_outside_kubenova_is_restarted_and_reported(
     body, events = run(scenario())
 
     assert body["status"]["phase"] == "Running"
-    assert driver.list_instances()[0].state == PowerState.RUNNING
+    assert driver.list_instances()[0].state == DomainState.RUNNING
     assert driver.calls["power_on"] == 1
     assert [e["reason"] for e in events] == ["DomainRestarted"]
 

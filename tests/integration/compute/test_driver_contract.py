@@ -13,17 +13,17 @@ import pytest
 
 from kubenova.agents.compute import (
     ComputeDriver,
+    DiskAttachment,
+    DomainSpec,
+    DomainState,
     FileVolume,
     InstanceNotFound,
-    InstanceSpec,
-    KernelBoot,
     LifecycleEvent,
-    PowerState,
     RootDisk,
-    VolumeAttachment,
 )
-from kubenova.agents.compute.fake_driver import FakeDriver
-from kubenova.agents.compute.libvirt_driver import LibvirtDriver, LibvirtSettings
+from kubenova.agents.compute.fake import FakeComputeDriver
+from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
+from kubenova.agents.images.fetcher import KernelBoot
 from tests.support.waiting import eventually
 
 
@@ -39,7 +39,7 @@ class Harness:
     reopen: Callable[[], ComputeDriver]
     volume_file: Path
 
-    def spec(self, uid: str | None = None, **changes: object) -> InstanceSpec:
+    def spec(self, uid: str | None = None, **changes: object) -> DomainSpec:
         fields: dict[str, object] = {
             "uid": uid or str(uuid.uuid4()),
             "namespace": "tenant-a",
@@ -50,7 +50,7 @@ class Harness:
             "kernel_boot": self.kernel_boot,
         }
         fields.update(changes)
-        return InstanceSpec(**fields)  # type: ignore[arg-type]
+        return DomainSpec(**fields)  # type: ignore[arg-type]
 
 
 def _volume_file(directory: Path) -> Path:
@@ -67,7 +67,7 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
     if request.param == "fake":
         base = tmp_path / "base.qcow2"
         base.touch()
-        fake = FakeDriver(tmp_path / "fake")
+        fake = FakeComputeDriver(tmp_path / "fake")
         opened.append(fake)
         harness = Harness(
             driver=fake,
@@ -116,7 +116,7 @@ def test_spawn_twice_makes_one_running_domain(harness: Harness) -> None:
     spec = harness.spec()
     first = harness.driver.spawn(spec)
     second = harness.driver.spawn(spec)
-    assert first.state is PowerState.RUNNING
+    assert first.state is DomainState.RUNNING
     assert second.domain_uuid == first.domain_uuid == spec.domain_uuid
     assert [info.uid for info in harness.driver.list_instances()] == [spec.uid]
     assert harness.overlay(spec.uid).exists()
@@ -128,12 +128,12 @@ def test_power_off_then_on(harness: Harness) -> None:
     spec = harness.spec()
     harness.driver.spawn(spec)
     harness.driver.power_off(spec.uid)
-    assert harness.driver.get_info(spec.uid).state is PowerState.SHUTOFF
+    assert harness.driver.get_info(spec.uid).state is DomainState.SHUTOFF
     harness.driver.power_off(spec.uid)  # already off: nothing to do
     harness.driver.power_on(spec.uid)
-    assert harness.driver.get_info(spec.uid).state is PowerState.RUNNING
+    assert harness.driver.get_info(spec.uid).state is DomainState.RUNNING
     harness.driver.power_on(spec.uid)  # already on: nothing to do
-    assert harness.driver.get_info(spec.uid).state is PowerState.RUNNING
+    assert harness.driver.get_info(spec.uid).state is DomainState.RUNNING
 
 
 def test_spawn_starts_a_stopped_domain_without_redefining_it(harness: Harness) -> None:
@@ -141,17 +141,17 @@ def test_spawn_starts_a_stopped_domain_without_redefining_it(harness: Harness) -
     uuid_before = harness.driver.spawn(spec).domain_uuid
     harness.driver.power_off(spec.uid, timeout=0)
     info = harness.driver.spawn(spec)
-    assert (info.state, info.domain_uuid) == (PowerState.RUNNING, uuid_before)
+    assert (info.state, info.domain_uuid) == (DomainState.RUNNING, uuid_before)
 
 
 def test_reboot_keeps_it_running(harness: Harness) -> None:
     spec = harness.spec()
     harness.driver.spawn(spec)
     harness.driver.reboot(spec.uid)
-    assert harness.driver.get_info(spec.uid).state is PowerState.RUNNING
+    assert harness.driver.get_info(spec.uid).state is DomainState.RUNNING
     harness.driver.power_off(spec.uid, timeout=0)
     harness.driver.reboot(spec.uid, hard=True)  # a stopped instance is started
-    assert harness.driver.get_info(spec.uid).state is PowerState.RUNNING
+    assert harness.driver.get_info(spec.uid).state is DomainState.RUNNING
 
 
 def test_destroy_leaves_no_domain_and_no_overlay(harness: Harness) -> None:
@@ -184,11 +184,11 @@ def test_a_restarted_agent_adopts_domains_and_never_duplicates(harness: Harness)
     harness.driver.power_off(specs[1].uid, timeout=0)
     restarted = harness.reopen()
     adopted = {info.uid: info.state for info in restarted.list_instances()}
-    assert adopted == {specs[0].uid: PowerState.RUNNING, specs[1].uid: PowerState.SHUTOFF}
+    assert adopted == {specs[0].uid: DomainState.RUNNING, specs[1].uid: DomainState.SHUTOFF}
     restarted.spawn(specs[0])
     restarted.spawn(specs[1])
     assert len(restarted.list_instances()) == 2
-    assert all(info.state is PowerState.RUNNING for info in restarted.list_instances())
+    assert all(info.state is DomainState.RUNNING for info in restarted.list_instances())
 
 
 def test_list_instances_ignores_other_domains(harness: Harness) -> None:
@@ -201,7 +201,7 @@ def test_list_instances_ignores_other_domains(harness: Harness) -> None:
 def test_attach_and_detach_a_volume(harness: Harness) -> None:
     spec = harness.spec()
     harness.driver.spawn(spec)
-    attachment = VolumeAttachment(FileVolume("vol-1", harness.volume_file), "vdb")
+    attachment = DiskAttachment(FileVolume("vol-1", harness.volume_file), "vdb")
     harness.driver.attach_volume(spec.uid, attachment)
     harness.driver.attach_volume(spec.uid, attachment)  # idempotent
     assert harness.driver.get_info(spec.uid).volume_targets == ("vdb",)
@@ -211,7 +211,7 @@ def test_attach_and_detach_a_volume(harness: Harness) -> None:
 
 
 def test_spawn_with_volumes_reports_them(harness: Harness) -> None:
-    attachment = VolumeAttachment(FileVolume("vol-1", harness.volume_file), "vdc")
+    attachment = DiskAttachment(FileVolume("vol-1", harness.volume_file), "vdc")
     spec = harness.spec(volumes=(attachment,))
     assert harness.driver.spawn(spec).volume_targets == ("vdc",)
 
@@ -229,14 +229,14 @@ def test_lifecycle_events_reach_subscribers(harness: Harness) -> None:
     harness.driver.spawn(spec)
     harness.driver.power_off(spec.uid, timeout=0)
 
-    def seen() -> list[tuple[str, PowerState | None]]:
+    def seen() -> list[tuple[str, DomainState | None]]:
         with lock:
             return [(e.detail, e.state) for e in events if e.uid == spec.uid]
 
     eventually(
-        lambda: ("stopped", PowerState.SHUTOFF) in seen(), timeout=10, what="a stopped event"
+        lambda: ("stopped", DomainState.SHUTOFF) in seen(), timeout=10, what="a stopped event"
     )
-    assert ("started", PowerState.RUNNING) in seen()
+    assert ("started", DomainState.RUNNING) in seen()
 
 
 def test_secrets_are_idempotent(harness: Harness) -> None:

@@ -12,15 +12,15 @@ import pytest
 
 from kubenova.agents.compute import (
     CloudInitSeed,
+    DiskAttachment,
+    DomainSpec,
+    DomainState,
     FileVolume,
-    InstanceSpec,
-    PowerState,
     RootDisk,
-    VolumeAttachment,
 )
 from kubenova.agents.compute.domain_type import KernelProbe, resolve_domain_type
 from kubenova.agents.compute.domain_xml import DomainType
-from kubenova.agents.compute.libvirt_driver import LibvirtDriver, LibvirtSettings
+from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
 from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from tests.fixtures.test_image import GuestImage
 from tests.support.waiting import eventually
@@ -46,7 +46,7 @@ def driver(libvirtd: PrivateLibvirtd, tmp_path: Path) -> Iterator[LibvirtDriver]
         real.close()
 
 
-def a_guest(image: GuestImage, **changes: object) -> InstanceSpec:
+def a_guest(image: GuestImage, **changes: object) -> DomainSpec:
     fields: dict[str, object] = {
         "uid": str(uuid.uuid4()),
         "namespace": "tenant-a",
@@ -57,7 +57,7 @@ def a_guest(image: GuestImage, **changes: object) -> InstanceSpec:
         "kernel_boot": image.kernel_boot(),
     }
     fields.update(changes)
-    return InstanceSpec(**fields)  # type: ignore[arg-type]
+    return DomainSpec(**fields)  # type: ignore[arg-type]
 
 
 def console(driver: LibvirtDriver, uid: str) -> str:
@@ -93,7 +93,7 @@ def test_guest_boots_to_the_marker_and_reads_its_seed(
     seconds = time.monotonic() - started
     record_property("define_start_to_marker_seconds", round(seconds, 2))
     print(f"\ndefine+start -> {test_image.ready_marker}: {seconds:.2f} s (TCG)")
-    assert info.state is PowerState.RUNNING
+    assert info.state is DomainState.RUNNING
     text = console(driver, spec.uid)
     assert f"instance-id=i-{spec.uid[:8]}" in text
     assert "KUBENOVA-BLOCK vda" in text
@@ -114,7 +114,7 @@ def test_hot_plugged_volume_reaches_the_guest_and_leaves_it(
     spec = a_guest(test_image)
     driver.spawn(spec)
     wait_for_console(driver, spec.uid, test_image.ready_marker)
-    driver.attach_volume(spec.uid, VolumeAttachment(FileVolume("vol-1", volume), "vdb"))
+    driver.attach_volume(spec.uid, DiskAttachment(FileVolume("vol-1", volume), "vdb"))
     wait_for_console(driver, spec.uid, "KUBENOVA-BLOCK-ADDED")
     assert driver.get_info(spec.uid).volume_targets == ("vdb",)
     driver.detach_volume(spec.uid, "vdb")
@@ -134,7 +134,7 @@ def test_power_off_is_an_acpi_shutdown_when_the_guest_listens(
     print(f"\nACPI power off: {seconds:.2f} s")
     assert "KUBENOVA-GUEST-POWEROFF" in console(driver, spec.uid)
     assert seconds < driver.shutdown_timeout
-    assert driver.get_info(spec.uid).state is PowerState.SHUTOFF
+    assert driver.get_info(spec.uid).state is DomainState.SHUTOFF
 
 
 def test_reboot_boots_the_guest_again(driver: LibvirtDriver, test_image: GuestImage) -> None:
@@ -145,7 +145,7 @@ def test_reboot_boots_the_guest_again(driver: LibvirtDriver, test_image: GuestIm
     wait_for_console(driver, spec.uid, test_image.ready_marker, count=2)
     driver.reboot(spec.uid, hard=True)
     wait_for_console(driver, spec.uid, test_image.ready_marker, count=3)
-    assert driver.get_info(spec.uid).state is PowerState.RUNNING
+    assert driver.get_info(spec.uid).state is DomainState.RUNNING
 
 
 def test_auto_domain_type_picks_one_that_boots(

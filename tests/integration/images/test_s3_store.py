@@ -18,10 +18,10 @@ from kubenova.agents.images import (
     ImageRef,
     ImageStore,
     ImageStoreUnavailable,
-    S3ImageStore,
     StoreCredentials,
 )
-from kubenova.agents.images.store import SHA256_METADATA
+from kubenova.agents.images.driver import SHA256_METADATA
+from kubenova.agents.images.s3 import S3ImageStore
 from kubenova.devcluster.objectstore import ObjectStoreAccess
 from tests.unit.images.contract import (
     MIB,
@@ -99,7 +99,8 @@ FETCH_IN_A_PROCESS = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from kubenova.agents.images import ImageRef, S3ImageStore, StoreCredentials
+    from kubenova.agents.images import ImageRef, StoreCredentials
+    from kubenova.agents.images.s3 import S3ImageStore
     args = json.loads(sys.argv[1])
     credentials = StoreCredentials.from_endpoint(args["url"], args["access"], args["secret"])
     store = S3ImageStore(Path(args["cache"]), default=credentials)

@@ -21,16 +21,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from kubenova.agents.compute.spec import KernelBoot
+from kubenova.agents.compute.overlay import overlay
 from kubenova.agents.images import (
     ImageService,
     ImageStoreAccessDenied,
     LocalImage,
-    S3ImageStore,
     StoreCredentials,
     default_store_from_env,
-    overlay,
 )
+from kubenova.agents.images.fetcher import KernelBoot
+from kubenova.agents.images.s3 import S3ImageStore
 from kubenova.api.v1alpha1 import Image
 from kubenova.cli.main import cli
 from kubenova.devcluster import ClusterAccess

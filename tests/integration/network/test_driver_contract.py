@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubenova.agents.network.driver import LinuxBridgeDriver, NetworkDriver
-from kubenova.agents.network.linuxbridge import FlatUplink
+from kubenova.agents.network.driver import NetworkDriver
+from kubenova.agents.network.linuxbridge import FlatUplink, LinuxBridgeDriver
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.spec import Mode
 from kubenova.agents.network.vxlan import VxlanUplink

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubenova.agents.network.driver import LinuxBridgeDriver
+from kubenova.agents.network.linuxbridge import LinuxBridgeDriver
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.spec import HostNetwork, Mode
 from kubenova.agents.network.vxlan import VxlanUplink

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubenova.agents.network.driver import LinuxBridgeDriver
-from kubenova.agents.network.linuxbridge import Dot1qUplink, FlatUplink
+from kubenova.agents.network.linuxbridge import Dot1qUplink, FlatUplink, LinuxBridgeDriver
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.ovs import OvsSettings, OvsUplink
 from kubenova.agents.network.spec import HostNetwork, Mode

@@ -13,7 +13,7 @@ import pytest
 
 from kubenova.agents.volume.backing import BackingStore
 from kubenova.agents.volume.driver import IscsiTarget
-from kubenova.agents.volume.tgt_driver import TgtDriver, TgtSettings
+from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
 from tests.fixtures.tgtd import TgtDaemon
 from tests.integration.volume.test_tgt_datapath import HOST_A, HOST_B, a_volume, login_of
 from tests.support.iscsi import IscsiLogin, io_ok, qemu_io, qemu_io_argv

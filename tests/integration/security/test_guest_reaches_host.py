@@ -23,7 +23,7 @@ import pytest
 
 from kubenova.agents.network import names
 from kubenova.agents.network.dhcp import DhcpServers
-from kubenova.agents.network.driver import LinuxBridgeDriver
+from kubenova.agents.network.linuxbridge import LinuxBridgeDriver
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.nat import Routers
 from kubenova.agents.network.spec import DhcpHost, GatewaySpec, HostNetwork, Mode

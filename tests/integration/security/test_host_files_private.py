@@ -23,8 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from kubenova.agents.compute.instance_files import InstanceFiles
-from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, InstanceSpec, RootDisk
-from kubenova.agents.images import overlay
+from kubenova.agents.compute.overlay import overlay
+from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, DomainSpec, RootDisk
 from kubenova.agents.volume.backing import BackingStore
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.pki import ControlPlanePKI
@@ -77,7 +77,7 @@ def test_instance_overlay_and_seed_are_0600_in_a_0700_directory(
 ) -> None:
     secret = f"password: {uuid.uuid4().hex}"
     files = InstanceFiles(tmp_path / "instances")
-    spec = InstanceSpec(
+    spec = DomainSpec(
         uid=str(uuid.uuid4()),
         namespace="alpha",
         name="vm",

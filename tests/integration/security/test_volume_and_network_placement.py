@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kubenova.agents.volume.fake_driver import FakeExportDaemon, FakeExportDriver
+from kubenova.agents.volume.fake import FakeExportDaemon, FakeExportDriver
 from kubenova.operator import inventory as inv
 from tests.builders import a_network, a_volume, as_yaml
 from tests.integration.auth.conftest import Tenancy

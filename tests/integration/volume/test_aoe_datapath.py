@@ -10,7 +10,7 @@ import pytest
 
 from kubenova.agents.volume.backing import BackingStore
 from kubenova.agents.volume.driver import AoeTarget, ExportSpec, Initiator
-from kubenova.agents.volume.vblade_driver import VbladeDriver, VbladeSettings
+from kubenova.agents.volume.vblade import VbladeDriver, VbladeSettings
 from tests.fixtures.tgtd import AoeNetwork
 from tests.support.aoe_client import AoeClient, NoAnswer, interface_mac
 

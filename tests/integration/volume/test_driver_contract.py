@@ -19,9 +19,9 @@ from kubenova.agents.volume.driver import (
     IscsiTarget,
     Target,
 )
-from kubenova.agents.volume.fake_driver import FakeExportDaemon, FakeExportDriver
-from kubenova.agents.volume.tgt_driver import TgtDriver, TgtSettings
-from kubenova.agents.volume.vblade_driver import VbladeDriver, VbladeSettings
+from kubenova.agents.volume.fake import FakeExportDaemon, FakeExportDriver
+from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
+from kubenova.agents.volume.vblade import VbladeDriver, VbladeSettings
 from tests.fixtures.tgtd import AoeNetwork, TgtDaemon
 
 

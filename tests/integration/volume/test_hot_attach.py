@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from kubenova.agents.compute import InstanceSpec, RootDisk
-from kubenova.agents.compute.libvirt_driver import LibvirtDriver, LibvirtSettings
-from kubenova.agents.volume.attacher_service import AttacherService, AttacherServiceSettings
-from kubenova.agents.volume.tgt_driver import TgtDriver, TgtSettings
+from kubenova.agents.compute import DomainSpec, RootDisk
+from kubenova.agents.compute.attach_service import AttacherService, AttacherServiceSettings
+from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
+from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from kubenova.operator import inventory as inv
@@ -152,7 +152,7 @@ def test_a_volume_is_hot_plugged_written_detached_reattached_and_deleted(
             ),
             what="vm placed on compute-1",
         )
-        spec = InstanceSpec(
+        spec = DomainSpec(
             uid=vm["metadata"]["uid"],
             namespace=ns,
             name="vm",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kubenova.agents.volume.fake_driver import FakeExportDaemon, FakeExportDriver
+from kubenova.agents.volume.fake import FakeExportDaemon, FakeExportDriver
 from kubenova.devcluster import ClusterAccess
 from tests.builders import a_volume
 from tests.fixtures.operator import OperatorProcess

@@ -9,7 +9,7 @@ import pytest
 
 from kubenova.agents.volume.backing import BackingStore
 from kubenova.agents.volume.driver import ChapCredentials, ExportSpec, Initiator, IscsiTarget
-from kubenova.agents.volume.tgt_driver import TgtDriver, TgtSettings
+from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
 from tests.fixtures.tgtd import TgtDaemon
 from tests.support.iscsi import IscsiLogin, io_ok, iscsi_ls, qemu_io
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kubenova.agents.volume.fake_driver import FakeExportDaemon, FakeExportDriver
+from kubenova.agents.volume.fake import FakeExportDaemon, FakeExportDriver
 from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol

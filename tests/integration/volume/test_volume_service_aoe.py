@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kubenova.agents.volume.driver import AoeTarget
-from kubenova.agents.volume.vblade_driver import VbladeDriver, VbladeSettings
+from kubenova.agents.volume.vblade import VbladeDriver, VbladeSettings
 from kubenova.devcluster import ClusterAccess
 from tests.builders import a_flavor, a_volume, an_image, an_instance
 from tests.fixtures.operator import OperatorProcess

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kubenova.agents.volume.tgt_driver import TgtDriver, TgtSettings
+from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
 from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kubenova.agents.compute import KernelBoot
 from kubenova.agents.compute.domain_type import PROBE_NAME_PREFIX, probe_xml, resolve_domain_type
 from kubenova.agents.compute.domain_xml import DomainType
+from kubenova.agents.images.fetcher import KernelBoot
 
 
 @pytest.mark.parametrize("setting", ["kvm", "qemu"])

@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 
 from kubenova.agents.compute import (
+    DiskAttachment,
+    DomainSpec,
     FileVolume,
-    InstanceSpec,
     IscsiAuth,
     IscsiVolume,
-    KernelBoot,
     Nic,
     RootDisk,
-    VolumeAttachment,
 )
 from kubenova.agents.compute.domain_xml import (
     METADATA_NS,
@@ -29,9 +28,10 @@ from kubenova.agents.compute.domain_xml import (
     disk_targets,
     instance_key,
 )
+from kubenova.agents.images.fetcher import KernelBoot
 
 UID = "0b7c3a52-4f0e-4d55-9a3e-1f6f2b1c9d10"
-ISCSI = VolumeAttachment(
+ISCSI = DiskAttachment(
     IscsiVolume(
         volume_id="vol-0123456789abcdef0123456789",
         host="10.0.0.5",
@@ -44,7 +44,7 @@ ISCSI = VolumeAttachment(
 )
 
 
-def an_instance(**changes: object) -> InstanceSpec:
+def an_instance(**changes: object) -> DomainSpec:
     fields: dict[str, object] = {
         "uid": UID,
         "namespace": "tenant-a",
@@ -55,7 +55,7 @@ def an_instance(**changes: object) -> InstanceSpec:
         "nics": (Nic(bridge="br-net1", mac="52:54:00:aa:bb:cc", tap="tap-0b7c3a52"),),
     }
     fields.update(changes)
-    return InstanceSpec(**fields)  # type: ignore[arg-type]
+    return DomainSpec(**fields)  # type: ignore[arg-type]
 
 
 FILES = DomainFiles(
@@ -65,7 +65,7 @@ FILES = DomainFiles(
 )
 
 
-def domain_of(spec: InstanceSpec, domain_type: DomainType = DomainType.QEMU) -> ET.Element:
+def domain_of(spec: DomainSpec, domain_type: DomainType = DomainType.QEMU) -> ET.Element:
     return ET.fromstring(build_domain_xml(spec, DomainSettings(domain_type=domain_type), FILES))
 
 
@@ -155,7 +155,7 @@ def test_iscsi_volume_is_a_network_disk_with_chap_secret() -> None:
 
 
 def test_file_volume_and_read_only_flag() -> None:
-    attachment = VolumeAttachment(FileVolume("v", Path("/v.img")), "vdc", read_only=True)
+    attachment = DiskAttachment(FileVolume("v", Path("/v.img")), "vdc", read_only=True)
     disk = ET.fromstring(build_volume_disk_xml(attachment))
     assert disk.find("source").get("file") == "/v.img"  # type: ignore[union-attr]
     assert disk.find("driver").get("type") == "raw"  # type: ignore[union-attr]

@@ -8,22 +8,22 @@ from pathlib import Path
 import pytest
 
 from kubenova.agents.compute import (
+    DiskAttachment,
+    DomainSpec,
     FileVolume,
-    InstanceSpec,
-    KernelBoot,
     Nic,
     RootDisk,
-    VolumeAttachment,
     domain_name_for,
 )
 from kubenova.agents.compute.spec import uid_from_domain_name
+from kubenova.agents.images.fetcher import KernelBoot
 
 BOOT = KernelBoot(Path("/k"))
 
 
 def test_domain_name_and_uuid_come_from_the_uid() -> None:
     uid = str(uuid.uuid4())
-    spec = InstanceSpec(uid=uid, namespace="n", name="x", vcpus=1, memory_mib=64, kernel_boot=BOOT)
+    spec = DomainSpec(uid=uid, namespace="n", name="x", vcpus=1, memory_mib=64, kernel_boot=BOOT)
     assert spec.domain_name == domain_name_for(uid) == f"kubenova-{uid}"
     assert spec.domain_uuid == uid
     assert uid_from_domain_name(spec.domain_name) == uid
@@ -31,12 +31,8 @@ def test_domain_name_and_uuid_come_from_the_uid() -> None:
 
 
 def test_non_uuid_uid_gets_a_stable_uuid() -> None:
-    first = InstanceSpec(
-        uid="abc", namespace="n", name="x", vcpus=1, memory_mib=64, kernel_boot=BOOT
-    )
-    again = InstanceSpec(
-        uid="abc", namespace="m", name="y", vcpus=2, memory_mib=99, kernel_boot=BOOT
-    )
+    first = DomainSpec(uid="abc", namespace="n", name="x", vcpus=1, memory_mib=64, kernel_boot=BOOT)
+    again = DomainSpec(uid="abc", namespace="m", name="y", vcpus=2, memory_mib=99, kernel_boot=BOOT)
     assert first.domain_uuid == again.domain_uuid
     assert str(uuid.UUID(first.domain_uuid)) == first.domain_uuid
 
@@ -50,8 +46,8 @@ def test_non_uuid_uid_gets_a_stable_uuid() -> None:
         {"kernel_boot": None, "root_disk": None},
         {
             "volumes": (
-                VolumeAttachment(FileVolume("a", Path("/a")), "vdb"),
-                VolumeAttachment(FileVolume("b", Path("/b")), "vdb"),
+                DiskAttachment(FileVolume("a", Path("/a")), "vdb"),
+                DiskAttachment(FileVolume("b", Path("/b")), "vdb"),
             )
         },
     ],
@@ -67,13 +63,13 @@ def test_impossible_specs_are_refused(changes: dict[str, object]) -> None:
     }
     fields.update(changes)
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
-        InstanceSpec(**fields)  # type: ignore[arg-type]
+        DomainSpec(**fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("target", ["vda", "vdz", "sda", "vd1", "vdabc"])
 def test_volume_targets_avoid_root_seed_and_nonsense(target: str) -> None:
     with pytest.raises(ValueError, match="target"):
-        VolumeAttachment(FileVolume("a", Path("/a")), target)
+        DiskAttachment(FileVolume("a", Path("/a")), target)
 
 
 def test_nic_checks_mac_and_tap_length() -> None:

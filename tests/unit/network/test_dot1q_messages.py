@@ -14,8 +14,7 @@ from pyroute2.iproute.linux import get_arguments_processor
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-from kubenova.agents.network.driver import LinuxBridgeDriver
-from kubenova.agents.network.linuxbridge import Dot1qUplink
+from kubenova.agents.network.linuxbridge import Dot1qUplink, LinuxBridgeDriver
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.spec import HostNetwork, Mode
 from kubenova.errors import UserError

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from kubenova.agents.network.fake import FakeDriver
+from kubenova.agents.network.fake import FakeNetworkDriver
 from tests.unit.network.contract import DriverContract, MakeDriver
 
 
 class TestFakeDriver(DriverContract):
     @pytest.fixture
     def make_driver(self) -> MakeDriver:
-        return FakeDriver
+        return FakeNetworkDriver

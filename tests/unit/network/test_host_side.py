@@ -160,7 +160,7 @@ def test_guests_reach_only_dhcp_and_dns_of_the_host_itself() -> None:
 
 
 def test_the_nic_plan_follows_spec_order_with_inventory_macs_and_short_taps() -> None:
-    from kubenova.agents.network.nics import nic_plan  # noqa: PLC0415
+    from kubenova.agents.compute.nics import nic_plan  # noqa: PLC0415
     from kubenova.errors import TemporaryError  # noqa: PLC0415
 
     instance = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubenova.agents.network.fake import FakeDriver
+from kubenova.agents.network.fake import FakeNetworkDriver
 from kubenova.agents.network.provider import (
     InterfaceHasAddress,
     InterfaceNotAllowed,
@@ -12,7 +12,7 @@ from kubenova.agents.network.provider import (
 )
 from kubenova.agents.network.spec import HostNetwork, Mode
 
-HOST = FakeDriver(
+HOST = FakeNetworkDriver(
     frozenset({"eth0", "trunk0", "trunk1"}), addresses={"eth0": frozenset({"192.0.2.5/24"})}
 )
 

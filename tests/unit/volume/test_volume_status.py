@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kubenova.agents.volume import volume_status as vs
+from kubenova.agents.volume import status as vs
 from kubenova.agents.volume.driver import Export, IscsiTarget
 
 EXPORT = Export(

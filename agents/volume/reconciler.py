@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubenova.agents.placement import Whereabouts, placed_here, recheck
-from kubenova.agents.runtime_images import ImageFetcher
-from kubenova.agents.volume import volume_status as vs
+from kubenova.agents.assignment import Whereabouts, placed_here, recheck
+from kubenova.agents.images.fetcher import ImageFetcher
+from kubenova.agents.volume import status as vs
 from kubenova.agents.volume.backing import BackingStore
 from kubenova.agents.volume.driver import (
     AoeTarget,

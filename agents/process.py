@@ -13,17 +13,20 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubenova.agents.compute.attach_service import AttacherService, AttacherServiceSettings
 from kubenova.agents.compute.driver import ComputeDriver
 from kubenova.agents.compute.service import ComputeService, ComputeSettings
 from kubenova.agents.host import Capacity, HostRegistration, capacity_from_libvirt
+from kubenova.agents.images import (
+    ImageFetcher,
+    ImageService,
+    PlaceholderImages,
+    default_store_from_env,
+    image_cache_dir,
+)
 from kubenova.agents.network.assembly import NetworkFlags, make_network_service, options_for
 from kubenova.agents.network.service import NetworkService
-from kubenova.agents.runtime_images import ImageFetcher, PlaceholderImages
-from kubenova.agents.volume.assembly import (
-    VolumeFlags,
-    make_attacher_service,
-    make_volume_service,
-)
+from kubenova.agents.volume.assembly import VolumeFlags, make_volume_service
 from kubenova.kube import KubeClient, load_config
 from kubenova.metrics import HealthServer, timed_driver
 
@@ -71,11 +74,11 @@ class AgentSettings:
 def make_driver(settings: AgentSettings) -> ComputeDriver:
     """The fake driver for `test:` URIs, the libvirt/QEMU driver otherwise."""
     if settings.fake:
-        from kubenova.agents.compute.fake_driver import FakeDriver  # noqa: PLC0415
+        from kubenova.agents.compute.fake import FakeComputeDriver  # noqa: PLC0415
 
         # Always a private node file: `test:///default` is shared by the whole process.
-        return FakeDriver(settings.state_dir / "fake-libvirt")
-    from kubenova.agents.compute.libvirt_driver import (  # noqa: PLC0415
+        return FakeComputeDriver(settings.state_dir / "fake-libvirt")
+    from kubenova.agents.compute.libvirt_qemu import (  # noqa: PLC0415
         LibvirtDriver,
         LibvirtSettings,
     )
@@ -97,12 +100,7 @@ def make_image_fetcher(settings: AgentSettings, client: KubeClient) -> ImageFetc
     """
     if settings.fake:
         return PlaceholderImages(settings.state_dir / "images")
-    from kubenova.agents.images import (  # noqa: PLC0415 - minio loads only where needed
-        ImageService,
-        S3ImageStore,
-        default_store_from_env,
-        image_cache_dir,
-    )
+    from kubenova.agents.images.s3 import S3ImageStore  # noqa: PLC0415 - minio only where needed
 
     default = default_store_from_env()
     store = S3ImageStore(image_cache_dir(settings.state_dir), default)
@@ -181,13 +179,15 @@ class Agent:
                             ),
                         )
                         tasks.create_task(self.compute.run(), name="compute")
-                        attacher = make_attacher_service(
+                        attacher = AttacherService(
                             client,
                             driver,
-                            settings.host_name,
-                            settings.volume,
-                            workers=settings.workers,
-                            resync_interval=settings.resync_interval,
+                            AttacherServiceSettings(
+                                host=settings.host_name,
+                                workers=settings.workers,
+                                resync_interval=settings.resync_interval,
+                                storage_interface=settings.volume.storage_interface,
+                            ),
                         )
                         tasks.create_task(attacher.run(), name="volume-attacher")
                     if "network" in settings.services:

@@ -21,9 +21,9 @@ from kubenova.agents.compute.domain_xml import (
 )
 from kubenova.agents.compute.driver import ComputeFailure
 from kubenova.agents.compute.instance_files import InstanceFiles
-from kubenova.agents.compute.libvirt_base import LibvirtBackedDriver
+from kubenova.agents.compute.libvirt_domains import LibvirtBackedDriver
 from kubenova.agents.compute.libvirt_events import translated_errors
-from kubenova.agents.compute.spec import InstanceSpec, VolumeAttachment
+from kubenova.agents.compute.spec import DiskAttachment, DomainSpec
 
 DETACH_RETRY_SECONDS = 2.0
 
@@ -68,7 +68,7 @@ class LibvirtDriver(LibvirtBackedDriver):
         )
         self.files = InstanceFiles(settings.instances_dir)
 
-    def _prepare_files(self, spec: InstanceSpec) -> DomainFiles:
+    def _prepare_files(self, spec: DomainSpec) -> DomainFiles:
         return self.files.prepare(spec)
 
     def _remove_files(self, uid: str) -> None:
@@ -83,7 +83,7 @@ class LibvirtDriver(LibvirtBackedDriver):
         """The serial console log under the instance's directory (None if it has none)."""
         return self.files.console_log(uid) if self.files.directory(uid).is_dir() else None
 
-    def attach_volume(self, uid: str, attachment: VolumeAttachment) -> None:
+    def attach_volume(self, uid: str, attachment: DiskAttachment) -> None:
         """Hot-plug into the running guest and into the persistent definition."""
         domain = self._require(uid)
         live, persistent = self._disk_views(domain)

@@ -12,13 +12,13 @@ import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
+from kubenova.agents.images.driver import SHA256_METADATA, ImageStore, ObjectStream
 from kubenova.agents.images.errors import (
     ImageNotFound,
     ImageStoreAccessDenied,
     ImageStoreUnavailable,
 )
 from kubenova.agents.images.ref import ImageRef, StoreCredentials
-from kubenova.agents.images.store import SHA256_METADATA, ImageStore, ObjectStream
 from kubenova.errors import UserError
 
 CHUNK_SIZE = 1024 * 1024

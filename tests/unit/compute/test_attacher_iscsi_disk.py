@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from kubenova.agents.compute.attacher import free_target, secret_usage
 from kubenova.agents.compute.domain_xml import build_volume_disk_xml
-from kubenova.agents.compute.spec import IscsiAuth, IscsiVolume, VolumeAttachment
-from kubenova.agents.volume.attacher import free_target, secret_usage
+from kubenova.agents.compute.spec import DiskAttachment, IscsiAuth, IscsiVolume
 
 
 def test_the_disk_logs_in_with_the_hosts_initiator_name_and_the_volume_secret() -> None:
@@ -19,7 +19,7 @@ def test_the_disk_logs_in_with_the_hosts_initiator_name_and_the_volume_secret() 
         auth=IscsiAuth("volume-1", secret_usage("1")),
         initiator="iqn.2010-10.io.kubenova:host.compute-1",
     )
-    disk = ET.fromstring(build_volume_disk_xml(VolumeAttachment(volume, "vdb")))
+    disk = ET.fromstring(build_volume_disk_xml(DiskAttachment(volume, "vdb")))
     source = disk.find("source")
     assert source is not None
     assert source.get("name") == "iqn.2010-10.io.kubenova:volume-1/1"
@@ -29,7 +29,7 @@ def test_the_disk_logs_in_with_the_hosts_initiator_name_and_the_volume_secret() 
 
 def test_without_an_initiator_name_qemu_picks_its_own() -> None:
     volume = IscsiVolume("data", "10.0.0.5", 3260, "iqn.x:y", 1)
-    disk = ET.fromstring(build_volume_disk_xml(VolumeAttachment(volume, "vdb")))
+    disk = ET.fromstring(build_volume_disk_xml(DiskAttachment(volume, "vdb")))
     assert disk.find("source/initiator") is None
 
 

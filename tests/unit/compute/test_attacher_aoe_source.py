@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from kubenova.agents.compute.attacher import AttacherSettings, VolumeAttacher
 from kubenova.agents.compute.spec import DiskFormat, FileVolume
-from kubenova.agents.volume.attacher import AttacherSettings, VolumeAttacher
 from kubenova.errors import UserError
 
 

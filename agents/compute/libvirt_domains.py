@@ -24,11 +24,11 @@ from kubenova.agents.compute.domain_xml import (
 )
 from kubenova.agents.compute.driver import (
     ComputeDriver,
+    DomainState,
     InstanceInfo,
     InstanceNotFound,
     LifecycleCallback,
     LifecycleEvent,
-    PowerState,
 )
 from kubenova.agents.compute.libvirt_events import (
     ensure_event_loop,
@@ -37,32 +37,32 @@ from kubenova.agents.compute.libvirt_events import (
 )
 from kubenova.agents.compute.spec import (
     DOMAIN_PREFIX,
-    InstanceSpec,
+    DomainSpec,
     domain_name_for,
     uid_from_domain_name,
 )
 
 _STATES = {
-    libvirt.VIR_DOMAIN_NOSTATE: PowerState.UNKNOWN,
-    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
-    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.SHUTTING_DOWN,
-    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTOFF,
-    libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
-    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_NOSTATE: DomainState.UNKNOWN,
+    libvirt.VIR_DOMAIN_RUNNING: DomainState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: DomainState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: DomainState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: DomainState.SHUTTING_DOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: DomainState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: DomainState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: DomainState.PAUSED,
 }
 SHUTDOWN_RETRY_SECONDS = 5.0
-_EVENTS: dict[int, tuple[str, PowerState | None]] = {
+_EVENTS: dict[int, tuple[str, DomainState | None]] = {
     libvirt.VIR_DOMAIN_EVENT_DEFINED: ("defined", None),
     libvirt.VIR_DOMAIN_EVENT_UNDEFINED: ("undefined", None),
-    libvirt.VIR_DOMAIN_EVENT_STARTED: ("started", PowerState.RUNNING),
-    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: ("suspended", PowerState.PAUSED),
-    libvirt.VIR_DOMAIN_EVENT_RESUMED: ("resumed", PowerState.RUNNING),
-    libvirt.VIR_DOMAIN_EVENT_STOPPED: ("stopped", PowerState.SHUTOFF),
-    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: ("shutdown", PowerState.SHUTTING_DOWN),
-    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: ("pmsuspended", PowerState.PAUSED),
-    libvirt.VIR_DOMAIN_EVENT_CRASHED: ("crashed", PowerState.CRASHED),
+    libvirt.VIR_DOMAIN_EVENT_STARTED: ("started", DomainState.RUNNING),
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: ("suspended", DomainState.PAUSED),
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: ("resumed", DomainState.RUNNING),
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: ("stopped", DomainState.SHUTOFF),
+    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: ("shutdown", DomainState.SHUTTING_DOWN),
+    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: ("pmsuspended", DomainState.PAUSED),
+    libvirt.VIR_DOMAIN_EVENT_CRASHED: ("crashed", DomainState.CRASHED),
 }
 
 
@@ -82,7 +82,7 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
 
     # -- what subclasses provide ---------------------------------------------------------------
     @abc.abstractmethod
-    def _prepare_files(self, spec: InstanceSpec) -> DomainFiles:
+    def _prepare_files(self, spec: DomainSpec) -> DomainFiles:
         """Create (or find) the instance's overlay, seed and console log path."""
 
     @abc.abstractmethod
@@ -94,7 +94,7 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
         """The domain XML whose <disk>s say what is attached now."""
 
     # -- the contract --------------------------------------------------------------------------
-    def spawn(self, spec: InstanceSpec) -> InstanceInfo:
+    def spawn(self, spec: DomainSpec) -> InstanceInfo:
         """Define (once) and start the domain; an existing domain of this UID is adopted."""
         domain = self._lookup(spec.uid)
         if domain is None:
@@ -261,7 +261,7 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
             uid=uid,
             domain_name=name,
             domain_uuid=domain_uuid,
-            state=_STATES.get(state, PowerState.UNKNOWN),
+            state=_STATES.get(state, DomainState.UNKNOWN),
             vcpus=vcpus,
             memory_mib=memory_kib // 1024,
             volume_targets=disk_targets(disks_xml),

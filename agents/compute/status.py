@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kubenova import conditions as cond
-from kubenova.agents.compute.driver import InstanceInfo, PowerState
+from kubenova.agents.compute.driver import DomainState, InstanceInfo
 
 READY = "Ready"
 Status = dict[str, Any]
@@ -27,7 +27,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
-class Observation:
+class InstanceObservation:
     """The one-word phase and the Ready condition's verdict for an Instance."""
 
     phase: str
@@ -36,52 +36,54 @@ class Observation:
     message: str
 
 
-def observe(info: InstanceInfo, wanted: str, note: str = "") -> Observation:
+def observe(info: InstanceInfo, wanted: str, note: str = "") -> InstanceObservation:
     """Phase and readiness of a domain in `info.state` when spec.powerState is `wanted`."""
     name = info.domain_name
     state = info.state
-    if state == PowerState.RUNNING:
+    if state == DomainState.RUNNING:
         if wanted == "Stopped":
-            return Observation("Running", False, "Stopping", f"domain {name} is shutting down")
+            return InstanceObservation(
+                "Running", False, "Stopping", f"domain {name} is shutting down"
+            )
         suffix = f" ({note})" if note else ""
-        return Observation("Running", True, "Running", f"domain {name} is running{suffix}")
-    if state == PowerState.SHUTOFF:
+        return InstanceObservation("Running", True, "Running", f"domain {name} is running{suffix}")
+    if state == DomainState.SHUTOFF:
         if wanted == "Stopped":
-            return Observation(
+            return InstanceObservation(
                 "Stopped",
                 False,
                 "Stopped",
                 f"domain {name} is stopped as spec.powerState asks; set it to Running to start",
             )
-        return Observation(
+        return InstanceObservation(
             "Error", False, "DomainNotRunning", f"domain {name} is off and did not start"
         )
-    if state == PowerState.SHUTTING_DOWN:
-        return Observation("Running", False, "Stopping", f"domain {name} is shutting down")
-    if state == PowerState.PAUSED:
-        return Observation(
+    if state == DomainState.SHUTTING_DOWN:
+        return InstanceObservation("Running", False, "Stopping", f"domain {name} is shutting down")
+    if state == DomainState.PAUSED:
+        return InstanceObservation(
             "Running", False, "Paused", f"domain {name} is paused (suspended by the hypervisor)"
         )
-    if state == PowerState.CRASHED:
-        return Observation("Error", False, "DomainCrashed", f"domain {name} crashed")
-    return Observation(
+    if state == DomainState.CRASHED:
+        return InstanceObservation("Error", False, "DomainCrashed", f"domain {name} crashed")
+    return InstanceObservation(
         "Error", False, "DomainStateUnknown", f"libvirt reports no usable state for {name}"
     )
 
 
-def building(message: str) -> Observation:
+def building(message: str) -> InstanceObservation:
     """Slow work (an image download) is under way before the domain exists."""
-    return Observation("Building", False, "Building", message)
+    return InstanceObservation("Building", False, "Building", message)
 
 
-def failed(reason: str, message: str) -> Observation:
+def failed(reason: str, message: str) -> InstanceObservation:
     """The Instance cannot run as specified, or the hypervisor refused it."""
-    return Observation("Error", False, reason, message)
+    return InstanceObservation("Error", False, reason, message)
 
 
 def desired_status(
     body: dict[str, Any],
-    observation: Observation,
+    observation: InstanceObservation,
     *,
     info: InstanceInfo | None = None,
     domain_type: str | None = None,

@@ -6,6 +6,11 @@ named after the Instance UID, so a restarted agent adopts instead of duplicating
 spec.powerState, reboot once per new spec.restartRequestedAt, tear down on deletion. Status
 is applied as `kubenova-agent` only when it would change, so an Instance costs the agent one
 write from Scheduled to Running.
+
+This module decides and sequences; its parts, one job each: `references` (the Flavor, Image
+and Networks an Instance names), `spec_builder` (the driver's DomainSpec), `power` (power
+state and reboots), `status` (the status as a pure function of the domain) and
+`status_writer` (applying it, remembering our last write).
 """
 
 from __future__ import annotations
@@ -18,43 +23,35 @@ from typing import Any
 
 import pydantic
 
-from kubenova.agents import instance_status as st
+from kubenova.agents.assignment import Whereabouts, decided_host, placed_here, recheck
+from kubenova.agents.compute import status as st
 from kubenova.agents.compute.driver import (
     ComputeDriver,
+    DomainState,
     InstanceInfo,
     InstanceNotFound,
-    PowerState,
 )
-from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, InstanceSpec, Nic, RootDisk
-from kubenova.agents.network.nics import nic_plan
-from kubenova.agents.placement import Whereabouts, decided_host, placed_here, recheck
-from kubenova.agents.runtime_images import FetchedImage, ImageFetcher
-from kubenova.api.v1alpha1 import Flavor, Image, Instance, Network
-from kubenova.errors import KubenovaError, NotFoundError, TemporaryError, UserError
-from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
+from kubenova.agents.compute.power import PowerControl
+from kubenova.agents.compute.references import InstanceReferences, Sizing
+from kubenova.agents.compute.spec_builder import domain_spec
+from kubenova.agents.compute.status_writer import StatusWriter
+from kubenova.agents.images.fetcher import ImageFetcher
+from kubenova.api.v1alpha1 import Image, Instance
+from kubenova.errors import KubenovaError, TemporaryError, UserError
+from kubenova.kube import ApiError, KubeClient, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.objects import apply_status, remove_finalizer
-from kubenova.wellknown import AGENT_FINALIZER, AGENT_MANAGER, HOST_LABEL
+from kubenova.kube.objects import remove_finalizer
+from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL
 
 log = logging.getLogger(__name__)
 
 INSTANCES = kubenova_kind(Instance)
-FLAVORS = kubenova_kind(Flavor)
-IMAGES = kubenova_kind(Image)
-NETWORKS = kubenova_kind(Network)
 Body = dict[str, Any]
 
 # Retry delays (seconds): a missing Flavor/Image is looked up again, a refused spawn retried.
 RECHECK_MISSING = 30.0
 MAX_RETRY = 300.0
 STILL_STOPPING = 1.0
-
-
-@dataclass(frozen=True)
-class Sizing:
-    vcpus: int
-    memory_mib: int
-    disk_gib: int
 
 
 @dataclass
@@ -75,10 +72,7 @@ class ReconcilerSettings:
 class _Memory:
     """What this process remembers per Instance UID between reconciles (lost on restart)."""
 
-    # (resourceVersion, status) of our last status write: the body in hand may predate it.
-    written: dict[str, tuple[int | None, st.Status]] = field(default_factory=dict)
     restarts: dict[str, str] = field(default_factory=dict)  # restartRequestedAt handled
-    notes: dict[str, str] = field(default_factory=dict)  # shown in Ready's message
     failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -102,8 +96,9 @@ class InstanceReconciler:
         self._keys: dict[str, str] = {}  # uid -> key
         self.refresh_console: set[str] = set()  # keys whose console tail should be re-read
         self._first_seen: dict[str, float] = {}
-        self._flavors: dict[str, Sizing] = {}
-        self._images: dict[str, Image] = {}
+        self._references = InstanceReferences(client)
+        self._status = StatusWriter(client, settings.domain_type)
+        self._power = PowerControl(driver, events, self._status)
         self._memory = _Memory()
         self._finalized: set[str] = set()  # UIDs whose agent finalizer we removed
         # Keys that left the watch while the operator still places them here (only the
@@ -232,10 +227,10 @@ class InstanceReconciler:
         self._finalized.add(uid)
 
     def _forget(self, uid: str) -> None:
+        self._status.forget(uid)
+        self._power.forget(uid)
         for table in (
-            self._memory.written,
             self._memory.restarts,
-            self._memory.notes,
             self._memory.failures,
         ):
             table.pop(uid, None)
@@ -275,20 +270,27 @@ class InstanceReconciler:
             # A fresh boot satisfies any restart asked for before it.
             restarted_at = requested
         else:
-            info = await self._converge_power(key, body, info, wanted)
+            info = await self._power.converge(key, body, info, wanted)
             restarted_at = self._memory.restarts.get(uid) or (body.get("status") or {}).get(
                 "restartedAt"
             )
             if requested and requested not in handled:
-                info = await self._reboot(key, body, info, wanted)
+                info = await self._power.reboot(key, body, info, wanted)
                 restarted_at = requested
         if restarted_at:
             self._memory.restarts[uid] = restarted_at
         self._memory.failures.pop(uid, None)
-        note = self._memory.notes.get(uid, "") if wanted == "Running" else ""
+        note = self._power.note(uid) if wanted == "Running" else ""
         observation = st.observe(info, wanted, note)
-        await self._report(key, body, observation, info=info, restarted_at=restarted_at)
-        if info.state == PowerState.SHUTTING_DOWN:
+        await self._status.report(
+            key,
+            body,
+            observation,
+            info=info,
+            restarted_at=restarted_at,
+            refresh=self._refresh(key),
+        )
+        if info.state == DomainState.SHUTTING_DOWN:
             return STILL_STOPPING
         return None
 
@@ -300,15 +302,15 @@ class InstanceReconciler:
 
     async def _build(self, key: str, body: Body, instance: Instance, wanted: str) -> InstanceInfo:
         """Fetch the image and spawn; say Building only if that turns out to be slow."""
-        sizing = await self._sizing(instance)
-        image = await self._image(instance.spec.image)
+        sizing = await self._references.sizing(instance)
+        image = await self._references.image(instance.spec.image)
         work = asyncio.create_task(
             self._spawn(key, body, instance, sizing=sizing, image=image, wanted=wanted)
         )
         done, _ = await asyncio.wait({work}, timeout=self.settings.building_after)
         if not done:
             message = f"fetching image {instance.spec.image} and building the domain"
-            await self._report(key, body, st.building(message))
+            await self._status.report(key, body, st.building(message), refresh=self._refresh(key))
         return await work
 
     async def _spawn(
@@ -322,8 +324,8 @@ class InstanceReconciler:
         wanted: str,
     ) -> InstanceInfo:
         local = await self.images.fetch(instance.spec.image, image)
-        nics = await self._nics(body) if self.settings.wire_nics else ()
-        spec = instance_spec(body, instance, sizing, image, local, nics)
+        nics = await self._references.nics(body) if self.settings.wire_nics else ()
+        spec = domain_spec(body, instance, sizing, image, local, nics)
         log.info("instance %s: spawning %s on %s", key, spec.domain_name, self.settings.host)
         try:
             info = await asyncio.to_thread(self.driver.spawn, spec)
@@ -339,149 +341,26 @@ class InstanceReconciler:
             raise
         return info
 
-    async def _converge_power(
-        self, key: str, body: Body, info: InstanceInfo, wanted: str
-    ) -> InstanceInfo:
-        uid = info.uid
-        if wanted == "Running" and info.state in (PowerState.SHUTOFF, PowerState.CRASHED):
-            if self._was_running(uid, body):
-                message = (
-                    f"domain {info.domain_name} stopped outside kubenova ({info.state}); "
-                    "started again because spec.powerState is Running"
-                )
-                log.warning("instance %s: %s", key, message)
-                self.events.record(body, "Warning", "DomainRestarted", message)
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                self._memory.notes[uid] = f"restarted at {stamp} after it stopped outside kubenova"
-            await asyncio.to_thread(self.driver.power_on, uid)
-            return await asyncio.to_thread(self.driver.get_info, uid)
-        if wanted == "Stopped" and info.state in (
-            PowerState.RUNNING,
-            PowerState.PAUSED,
-            PowerState.SHUTTING_DOWN,
-        ):
-            log.info("instance %s: shutting down %s", key, info.domain_name)
-            await asyncio.to_thread(self.driver.power_off, uid)
-            self._memory.notes.pop(uid, None)
-            return await asyncio.to_thread(self.driver.get_info, uid)
-        return info
-
-    def _was_running(self, uid: str, body: Body) -> bool:
-        written = self._memory.written.get(uid)
-        if written is not None:
-            return bool(written[1].get("phase") == "Running")
-        return bool((body.get("status") or {}).get("phase") == "Running")
-
-    async def _reboot(self, key: str, body: Body, info: InstanceInfo, wanted: str) -> InstanceInfo:
-        if wanted != "Running" or info.state != PowerState.RUNNING:
-            return info  # a stopped guest has nothing to reboot; the request is done
-        await asyncio.to_thread(self.driver.reboot, info.uid)
-        log.info("instance %s: rebooted %s as requested", key, info.domain_name)
-        self.events.record(body, "Normal", "Rebooted", "rebooted as spec.restartRequestedAt asks")
-        return await asyncio.to_thread(self.driver.get_info, info.uid)
-
-    # -- references (Flavor and Image specs are immutable: cached for good) -------------------
-
-    async def _nics(self, body: Body) -> tuple[Nic, ...]:
-        """The Instance's NICs on its Networks' bridges; TemporaryError until they are wired."""
-        namespace = body["metadata"]["namespace"]
-        bridges: dict[str, str | None] = {}
-        for attachment in (body.get("spec") or {}).get("networks") or ():
-            name = attachment["network"]
-            try:
-                network = await self.client.get(NETWORKS, name, namespace)
-            except NotFound:
-                bridges[name] = None
-                continue
-            bridges[name] = (network.get("status") or {}).get("bridge")
-        return tuple(Nic(bridge=p.bridge, mac=p.mac, tap=p.tap) for p in nic_plan(body, bridges))
-
-    async def _sizing(self, instance: Instance) -> Sizing:
-        spec = instance.spec
-        if spec.resources is not None:
-            r = spec.resources
-            return Sizing(r.vcpus, r.memory_mib, r.disk_gib)
-        name = spec.flavor or ""
-        if name not in self._flavors:
-            body = await self._reference(FLAVORS, "Flavor", name)
-            fspec = Flavor.model_validate(body).spec
-            self._flavors[name] = Sizing(fspec.vcpus, fspec.memory_mib, fspec.disk_gib)
-        return self._flavors[name]
-
-    async def _image(self, name: str) -> Image:
-        if name not in self._images:
-            self._images[name] = Image.model_validate(await self._reference(IMAGES, "Image", name))
-        return self._images[name]
-
-    async def _reference(self, kind: Any, what: str, name: str) -> Body:
-        try:
-            return await self.client.get(kind, name)
-        except NotFound as exc:
-            raise NotFoundError(
-                f"{what} {name} does not exist (kubectl get {what.lower()}s lists them): "
-                f"create it, or recreate the Instance with an existing {what.lower()}",
-                reason=f"{what}NotFound",
-            ) from exc
-        except ApiError as exc:
-            raise TemporaryError(f"reading {what} {name}: {exc}", delay=5.0) from exc
-
     # -- status ------------------------------------------------------------------------------
 
-    async def _report(
-        self,
-        key: str,
-        body: Body,
-        observation: st.Observation,
-        *,
-        info: InstanceInfo | None = None,
-        restarted_at: str | None = None,
-    ) -> None:
-        uid = body["metadata"]["uid"]
+    def _refresh(self, key: str) -> bool:
+        """Whether this pass re-reads the console tail (asked by a resync; asked once)."""
         refresh = key in self.refresh_console
         self.refresh_console.discard(key)
-        tail = None
-        if info is not None and info.console_log is not None:
-            previous = ((body.get("status") or {}).get("console") or {}).get("tail")
-            tail = (
-                await asyncio.to_thread(st.console_tail, info.console_log) if refresh else previous
-            )
-        desired = st.desired_status(
-            body,
-            observation,
-            info=info,
-            domain_type=self.settings.domain_type,
-            console_tail=tail,
-            restarted_at=restarted_at,
-        )
-        if not st.differs(self._newest_status(uid, body), desired, compare_tail=refresh):
-            return
-        # A fresh tail goes along with any write: it costs nothing extra then.
-        if info is not None and info.console_log is not None and not refresh:
-            fresh = await asyncio.to_thread(st.console_tail, info.console_log)
-            if fresh and "console" in desired:
-                desired["console"]["tail"] = fresh
-        updated = await apply_status(self.client, INSTANCES, body, desired, manager=AGENT_MANAGER)
-        self._memory.written[uid] = (_version(updated), desired)
-        log.info("instance %s: %s (%s)", key, observation.phase, observation.reason or "no reason")
-
-    def _newest_status(self, uid: str, body: Body) -> st.Status:
-        """The body's status, or our own last write if the body predates it."""
-        current: st.Status = body.get("status") or {}
-        written = self._memory.written.get(uid)
-        if written is None:
-            return current
-        version, status = written
-        seen = _version(body)
-        if version is not None and seen is not None and seen < version:
-            return status
-        return current
+        return refresh
 
     async def _failed(self, key: str, body: Body, exc: KubenovaError) -> float:
         uid = body["metadata"]["uid"]
         failures = self._memory.failures.get(uid, 0) + 1
         self._memory.failures[uid] = failures
         info = await self._info_quietly(uid)
-        await self._report(key, body, st.failed(exc.reason, exc.message), info=info)
+        await self._status.report(
+            key,
+            body,
+            st.failed(exc.reason, exc.message),
+            info=info,
+            refresh=self._refresh(key),
+        )
         self.events.record(body, "Warning", exc.reason, exc.message)
         log.warning("instance %s: %s: %s", key, exc.reason, exc.message)
         if isinstance(exc, TemporaryError):
@@ -495,56 +374,3 @@ class InstanceReconciler:
             return await self._info(uid)
         except KubenovaError:
             return None
-
-
-def instance_spec(  # noqa: PLR0917 - one positional per input it combines
-    body: Body,
-    instance: Instance,
-    sizing: Sizing,
-    image: Image,
-    local: FetchedImage,
-    nics: tuple[Nic, ...] = (),
-) -> InstanceSpec:
-    """The driver's frozen view of an Instance (networks and volumes come with their services)."""
-    meta = body["metadata"]
-    spec = instance.spec
-    seed = None
-    if spec.user_data or spec.ssh_keys:
-        seed = CloudInitSeed(
-            instance_id=meta["uid"],
-            hostname=meta["name"],
-            user_data=spec.user_data,
-            ssh_authorized_keys=tuple(spec.ssh_keys),
-        )
-    if image.spec.boot is not None and local.kernel_boot is None:
-        raise UserError(
-            f"image {spec.image} asks for direct kernel boot but no kernel was fetched",
-            reason="UnsupportedImage",
-        )
-    try:
-        return InstanceSpec(
-            uid=meta["uid"],
-            namespace=meta["namespace"],
-            name=meta["name"],
-            vcpus=sizing.vcpus,
-            memory_mib=sizing.memory_mib,
-            root_disk=RootDisk(
-                base_image=local.disk,
-                base_format=DiskFormat(str(image.spec.format)),
-                size_gib=sizing.disk_gib,
-            ),
-            kernel_boot=local.kernel_boot,
-            nics=nics,
-            seed=seed,
-            labels=(("namespace", meta["namespace"]), ("name", meta["name"])),
-        )
-    except ValueError as exc:
-        raise UserError(f"the Instance cannot be built: {exc}", reason="InvalidSpec") from exc
-
-
-def _version(body: Body) -> int | None:
-    """resourceVersion as a number (etcd revisions are), for ordering our writes and events."""
-    try:
-        return int(body["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return None

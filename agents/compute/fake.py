@@ -23,12 +23,12 @@ from kubenova.agents.compute.domain_xml import (
     disk_targets,
     volume_disk_element,
 )
-from kubenova.agents.compute.libvirt_base import LibvirtBackedDriver
+from kubenova.agents.compute.libvirt_domains import LibvirtBackedDriver
 from kubenova.agents.compute.libvirt_events import translated_errors
-from kubenova.agents.compute.spec import InstanceSpec, VolumeAttachment, domain_name_for
+from kubenova.agents.compute.spec import DiskAttachment, DomainSpec, domain_name_for
 
 
-class FakeDriver(LibvirtBackedDriver):
+class FakeComputeDriver(LibvirtBackedDriver):
     """Domains in a private libvirt test driver; files are placeholders under `state_dir`."""
 
     def __init__(self, state_dir: Path, *, shutdown_timeout: float = 1.0) -> None:
@@ -50,7 +50,7 @@ class FakeDriver(LibvirtBackedDriver):
         """The placeholder standing for the instance's qcow2 overlay."""
         return self.directory(uid) / "disk.qcow2"
 
-    def _prepare_files(self, spec: InstanceSpec) -> DomainFiles:
+    def _prepare_files(self, spec: DomainSpec) -> DomainFiles:
         directory = self.directory(spec.uid)
         directory.mkdir(exist_ok=True)
         overlay = seed = None
@@ -76,7 +76,7 @@ class FakeDriver(LibvirtBackedDriver):
         """No guest runs, so there is no console."""
         return None
 
-    def attach_volume(self, uid: str, attachment: VolumeAttachment) -> None:
+    def attach_volume(self, uid: str, attachment: DiskAttachment) -> None:
         """Add the disk to the persistent definition (idempotent)."""
         domain = self._require(uid)
         with translated_errors(f"attach {attachment.target_dev} to {domain.name()}"):

@@ -26,17 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from kubenova import conditions as cond
+from kubenova.agents.assignment import Whereabouts, placed_here, recheck
 from kubenova.agents.compute.driver import ComputeDriver, InstanceNotFound
 from kubenova.agents.compute.spec import (
     RESERVED_TARGETS,
+    DiskAttachment,
     DiskFormat,
     FileVolume,
     IscsiAuth,
     IscsiVolume,
-    VolumeAttachment,
     VolumeSource,
 )
-from kubenova.agents.placement import Whereabouts, placed_here, recheck
 from kubenova.api.v1alpha1 import Instance, Volume
 from kubenova.errors import KubenovaError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
@@ -176,7 +176,7 @@ class VolumeAttacher:
             try:
                 source = await self._source(body, volume)
                 device = free_target(present | set(plugged.values()))
-                attachment = VolumeAttachment(source, device)
+                attachment = DiskAttachment(source, device)
                 await asyncio.to_thread(
                     self.driver.attach_volume, body["metadata"]["uid"], attachment
                 )

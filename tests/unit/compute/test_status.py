@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from kubenova.agents import instance_status as st
-from kubenova.agents.compute.driver import InstanceInfo, PowerState
+from kubenova.agents.compute import status as st
+from kubenova.agents.compute.driver import DomainState, InstanceInfo
 
 UID = "6b1c1a52-0000-4000-8000-000000000001"
 
 
-def an_info(state: PowerState = PowerState.RUNNING, console: Path | None = None) -> InstanceInfo:
+def an_info(state: DomainState = DomainState.RUNNING, console: Path | None = None) -> InstanceInfo:
     return InstanceInfo(
         uid=UID,
         domain_name=f"kubenova-{UID}",
@@ -37,18 +37,18 @@ def a_body(status: dict[str, Any] | None = None, generation: int = 3) -> dict[st
 @pytest.mark.parametrize(
     ("state", "wanted", "phase", "ready", "reason"),
     [
-        (PowerState.RUNNING, "Running", "Running", True, "Running"),
-        (PowerState.RUNNING, "Stopped", "Running", False, "Stopping"),
-        (PowerState.SHUTOFF, "Stopped", "Stopped", False, "Stopped"),
-        (PowerState.SHUTOFF, "Running", "Error", False, "DomainNotRunning"),
-        (PowerState.SHUTTING_DOWN, "Stopped", "Running", False, "Stopping"),
-        (PowerState.PAUSED, "Running", "Running", False, "Paused"),
-        (PowerState.CRASHED, "Running", "Error", False, "DomainCrashed"),
-        (PowerState.UNKNOWN, "Running", "Error", False, "DomainStateUnknown"),
+        (DomainState.RUNNING, "Running", "Running", True, "Running"),
+        (DomainState.RUNNING, "Stopped", "Running", False, "Stopping"),
+        (DomainState.SHUTOFF, "Stopped", "Stopped", False, "Stopped"),
+        (DomainState.SHUTOFF, "Running", "Error", False, "DomainNotRunning"),
+        (DomainState.SHUTTING_DOWN, "Stopped", "Running", False, "Stopping"),
+        (DomainState.PAUSED, "Running", "Running", False, "Paused"),
+        (DomainState.CRASHED, "Running", "Error", False, "DomainCrashed"),
+        (DomainState.UNKNOWN, "Running", "Error", False, "DomainStateUnknown"),
     ],
 )
 def test_observe_maps_domain_state_and_power_state_to_phase_and_ready(
-    state: PowerState, wanted: str, phase: str, ready: bool, reason: str
+    state: DomainState, wanted: str, phase: str, ready: bool, reason: str
 ) -> None:
     observation = st.observe(an_info(state), wanted)
 

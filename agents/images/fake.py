@@ -1,8 +1,11 @@
-"""An in-memory image store for unit and scale tests: same contract, same errors, no server.
+"""The image service's fakes: an in-memory store and a placeholder fetcher, no server.
 
-Objects live in a `FakeObjects` (the "server", shareable by several stores, like agents
+`FakeImageStore` is an in-memory image store for unit and scale tests: same contract, same
+errors. Objects live in a `FakeObjects` (the "server", shareable by several stores, like agents
 sharing one S3 store). Only the credentials the store was made with are accepted, so tests
 of refused credentials run against it as against the real store. The cache is real files.
+`PlaceholderImages` stands in for the whole fetcher beside the fake compute driver, which
+never reads a base image.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubenova.agents.images.driver import ImageStore, ObjectStream
 from kubenova.agents.images.errors import ImageNotFound, ImageStoreAccessDenied
+from kubenova.agents.images.fetcher import KernelBoot
 from kubenova.agents.images.ref import ImageRef, StoreCredentials
-from kubenova.agents.images.store import ImageStore, ObjectStream
+from kubenova.api.v1alpha1 import Image
 
 FAKE_CREDENTIALS = StoreCredentials(
     endpoint="fake-store.invalid", access_key="fake-access", secret_key="fake-secret"
@@ -106,3 +111,26 @@ class FakeImageStore(ImageStore):
         data = self._object(image).data
         chunks = (data[at : at + CHUNK_SIZE] for at in range(0, len(data), CHUNK_SIZE))
         yield ObjectStream(size=len(data), chunks=chunks)
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    disk: Path
+    kernel_boot: KernelBoot | None = None
+
+
+class PlaceholderImages:
+    """An empty file per image, for the fake compute driver (it never reads the base image)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def fetch(self, name: str, image: Image) -> Placeholder:
+        path = self.directory / f"{image.spec.sha256}.{image.spec.format}"
+        if not path.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        kernel_boot = None
+        if image.spec.boot is not None:
+            kernel_boot = KernelBoot(kernel=path, cmdline=image.spec.boot.cmdline)
+        return Placeholder(disk=path, kernel_boot=kernel_boot)

@@ -7,13 +7,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubenova.agents.compute.driver import ComputeDriver
-from kubenova.agents.volume.attacher import (
+from kubenova.agents.compute.attacher import (
     ATTACHER_MANAGER,
     INSTANCES,
     AttacherSettings,
     VolumeAttacher,
 )
+from kubenova.agents.compute.driver import ComputeDriver
 from kubenova.agents.volume.labelled_watch import LabelledWatch
 from kubenova.api.v1alpha1 import Host
 from kubenova.kube import KubeClient, kubenova_kind

@@ -1,0 +1,102 @@
+"""Writes the agent's part of an Instance's status, and remembers its own last write.
+
+A write costs an API call and wakes every watcher, so the status is applied (as
+`kubenova-agent`) only when a reader would see a change; and since the body in hand may
+predate our own last write, that write is what the desired status is compared with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from kubenova.agents.compute import status as st
+from kubenova.agents.compute.driver import InstanceInfo
+from kubenova.api.v1alpha1 import Instance
+from kubenova.kube import KubeClient, kubenova_kind
+from kubenova.kube.objects import apply_status
+from kubenova.wellknown import AGENT_MANAGER
+
+log = logging.getLogger(__name__)
+
+INSTANCES = kubenova_kind(Instance)
+Body = dict[str, Any]
+
+
+class StatusWriter:
+    """One host's status writes for its Instances; memory per UID, lost on restart."""
+
+    def __init__(self, client: KubeClient, domain_type: str | None) -> None:
+        self.client = client
+        self.domain_type = domain_type
+        # uid -> (resourceVersion, status) of our last status write.
+        self._written: dict[str, tuple[int | None, st.Status]] = {}
+
+    async def report(
+        self,
+        key: str,
+        body: Body,
+        observation: st.InstanceObservation,
+        *,
+        info: InstanceInfo | None = None,
+        restarted_at: str | None = None,
+        refresh: bool = False,
+    ) -> None:
+        """Apply the status `observation` and `info` call for, unless it is already there.
+
+        `refresh` re-reads the console tail and counts a changed tail as a change.
+        """
+        uid = body["metadata"]["uid"]
+        tail = None
+        if info is not None and info.console_log is not None:
+            previous = ((body.get("status") or {}).get("console") or {}).get("tail")
+            tail = (
+                await asyncio.to_thread(st.console_tail, info.console_log) if refresh else previous
+            )
+        desired = st.desired_status(
+            body,
+            observation,
+            info=info,
+            domain_type=self.domain_type,
+            console_tail=tail,
+            restarted_at=restarted_at,
+        )
+        if not st.differs(self.newest(uid, body), desired, compare_tail=refresh):
+            return
+        # A fresh tail goes along with any write: it costs nothing extra then.
+        if info is not None and info.console_log is not None and not refresh:
+            fresh = await asyncio.to_thread(st.console_tail, info.console_log)
+            if fresh and "console" in desired:
+                desired["console"]["tail"] = fresh
+        updated = await apply_status(self.client, INSTANCES, body, desired, manager=AGENT_MANAGER)
+        self._written[uid] = (_version(updated), desired)
+        log.info("instance %s: %s (%s)", key, observation.phase, observation.reason or "no reason")
+
+    def newest(self, uid: str, body: Body) -> st.Status:
+        """The body's status, or our own last write if the body predates it."""
+        current: st.Status = body.get("status") or {}
+        written = self._written.get(uid)
+        if written is None:
+            return current
+        version, status = written
+        seen = _version(body)
+        if version is not None and seen is not None and seen < version:
+            return status
+        return current
+
+    def last_written_phase(self, uid: str) -> str | None:
+        """The phase of our last write for `uid`; None when this process wrote none."""
+        written = self._written.get(uid)
+        return None if written is None else written[1].get("phase")
+
+    def forget(self, uid: str) -> None:
+        self._written.pop(uid, None)
+
+
+def _version(body: Body) -> int | None:
+    """resourceVersion as a number (etcd revisions are), for ordering our writes and events."""
+    try:
+        return int(body["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None
