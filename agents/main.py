@@ -159,6 +159,13 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 )
 @click.option("--resync-interval", type=click.FloatRange(min=1.0), default=60.0, help="Seconds.")
 @click.option(
+    "--heartbeat-interval",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    help="Seconds between renewals of the host's Lease: well under the operator's "
+    "--lease-timeout, or the host is NotReady between renewals.",
+)
+@click.option(
     "--metrics-port",
     type=int,
     default=8080,
@@ -195,6 +202,7 @@ def agent(  # click passes every option by keyword
     workers: int,
     capacity: Capacity | None,
     resync_interval: float,
+    heartbeat_interval: float,
     metrics_port: int,
     metrics_host: str,
     log_level: str,
@@ -239,6 +247,7 @@ def agent(  # click passes every option by keyword
         workers=workers,
         capacity=capacity,
         resync_interval=resync_interval,
+        heartbeat_interval=heartbeat_interval,
         metrics_host=metrics_host,
         metrics_port=metrics_port or None,
     )

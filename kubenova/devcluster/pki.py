@@ -1,15 +1,14 @@
 """Certificates and keys of a local control plane, made with `cryptography`.
 
 Two CAs keep roles apart: the serving CA signs kube-apiserver's certificate (clients
-trust it), the client CA signs user certificates (kube-apiserver trusts it). EC P-256
-keys everywhere because generating them takes microseconds, which keeps start-up fast.
+trust it), the client CA signs user certificates (kube-apiserver trusts it). The X.509
+building blocks are shared with the webhook's CA (`kubenova.tls`).
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from kubenova import tls
 
 ADMIN_USER = "kubenova-admin"
 ADMIN_GROUP = "system:masters"
@@ -32,7 +32,6 @@ SERVING_DNS_NAMES = (
 )
 SERVING_IPS = ("127.0.0.1", "::1", "10.0.0.1")
 _VALIDITY = datetime.timedelta(days=3650)
-_CLOCK_SKEW = datetime.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -41,18 +40,6 @@ class KeyPair:
 
     cert: Path
     key: Path
-
-
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def _private_directory(path: Path) -> None:
@@ -71,34 +58,6 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    return x509.Name(attributes)
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _CLOCK_SKEW)
-        .not_valid_after(now + _VALIDITY)
-    )
-
-
-def _alt_name(name: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
-
-
 class CertificateAuthority:
     """A CA stored as `<name>.crt`/`<name>.key` in a directory; created on first use."""
 
@@ -107,35 +66,14 @@ class CertificateAuthority:
         if not (self.pair.cert.exists() and self.pair.key.exists()):
             self._create(name)
         self._cert = x509.load_pem_x509_certificate(self.pair.cert.read_bytes())
-        key = serialization.load_pem_private_key(self.pair.key.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise TypeError(f"{self.pair.key} is not an EC private key")
-        self._key = key
+        self._key = tls.load_key(self.pair.key.read_bytes(), self.pair.key)
 
     def _create(self, name: str) -> None:
-        key = _new_key()
-        subject = _name(f"kubenova-dev-{name}")
-        cert = (
-            _builder(subject, subject, key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(key, hashes.SHA256())
+        key, cert = tls.self_signed_ca(
+            tls.name(f"kubenova-dev-{name}"), _VALIDITY, digital_signature=True
         )
-        _write_private(self.pair.key, _key_pem(key))
-        self.pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(self.pair.key, tls.key_pem(key))
+        self.pair.cert.write_bytes(tls.cert_pem(cert))
 
     def issue(
         self,
@@ -149,19 +87,20 @@ class CertificateAuthority:
         """Sign a new leaf key pair into `pair` (server or client usage) and return it.
 
         A server certificate is valid for `names` (DNS names and IP addresses) only."""
-        key = _new_key()
+        key = tls.new_key()
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        subject = tls.name(common_name, organizations)
         builder = (
-            _builder(_name(common_name, organizations), self._cert.subject, key.public_key())
+            tls.builder(subject, self._cert.subject, key.public_key(), _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
-            alt_names = [_alt_name(name) for name in names]
+            alt_names = [tls.alt_name(name) for name in names]
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
-        _write_private(pair.key, _key_pem(key))
-        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(pair.key, tls.key_pem(key))
+        pair.cert.write_bytes(tls.cert_pem(cert))
         return pair
 
 
@@ -201,8 +140,8 @@ class ControlPlanePKI:
             serving_ca.issue(self.serving, "kube-apiserver", server=True)
         sa = self.service_account
         if not (sa.cert.exists() and sa.key.exists()):
-            key = _new_key()
-            _write_private(sa.key, _key_pem(key))
+            key = tls.new_key()
+            _write_private(sa.key, tls.key_pem(key))
             sa.cert.write_bytes(
                 key.public_key().public_bytes(
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -5,26 +5,26 @@ ValidatingWebhookConfiguration; the serving certificate lives `validity` and is 
 again by the same CA once less than `renew_before` of it is left, so the bundle does not
 change when the serving certificate is renewed (other replicas serving the old one stay
 trusted). `kubenova.operator.admission.certificates` decides when and where they are kept.
+The X.509 building blocks are shared with the dev control plane's PKI (`kubenova.tls`).
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from kubenova import tls
 
 VALIDITY = datetime.timedelta(days=90)  # of a serving certificate, by default
 CA_VALIDITY = datetime.timedelta(days=3650)
-CLOCK_SKEW = datetime.timedelta(minutes=5)
-CA_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubenova webhook CA")])
+CA_NAME = tls.name("kubenova webhook CA")
 
 
 @dataclass(frozen=True)
@@ -57,59 +57,33 @@ class Material:
 
 
 def make_ca(validity: datetime.timedelta = CA_VALIDITY) -> KeyPair:
-    """A new self-signed CA, valid for `validity`."""
-    now = datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(CA_NAME)
-        .issuer_name(CA_NAME)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + validity)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    """A new self-signed CA, valid for `validity`; it signs certificates, never data."""
+    key, cert = tls.self_signed_ca(CA_NAME, validity, digital_signature=False)
+    return KeyPair(tls.cert_pem(cert), tls.key_pem(key))
 
 
 def issue(ca: KeyPair, hosts: list[str], validity: datetime.timedelta = VALIDITY) -> KeyPair:
     """A serving certificate for `hosts` (IPs or DNS names), signed by `ca`."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = serialization.load_pem_private_key(ca.key, password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = tls.load_key(ca.key, "the webhook CA's key")
+    key = tls.new_key()
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        # Backdated by the skew allowance, but never longer than it lives: a short-lived
-        # certificate (tests) must still be valid now.
-        .not_valid_before(now - min(CLOCK_SKEW, validity / 10))
-        .not_valid_after(now + validity)
-        .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
+        tls.builder(
+            tls.name(hosts[0]),
+            ca.certificate.subject,
+            key.public_key(),
+            validity,
+            # Backdated by the skew allowance, but never longer than it lives: a short-lived
+            # certificate (tests) must still be valid now.
+            backdate=min(tls.CLOCK_SKEW, validity / 10),
+        )
+        .add_extension(
+            x509.SubjectAlternativeName([tls.alt_name(h) for h in hosts]), critical=False
+        )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return KeyPair(tls.cert_pem(cert), tls.key_pem(key))
 
 
 def renewal_due(
@@ -123,7 +97,7 @@ def renewal_due(
 def covers(pair: KeyPair, hosts: list[str]) -> bool:
     """Does the certificate name every one of `hosts`?"""
     sans = pair.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return all(_san(h) in sans for h in hosts)
+    return all(tls.alt_name(h) in sans for h in hosts)
 
 
 def signed_by(pair: KeyPair, ca: KeyPair) -> bool:
@@ -164,18 +138,3 @@ def make_serving_files(
     """A new CA and a certificate for `hosts` signed by it, in `directory`."""
     ca = make_ca()
     return write_files(directory, Material(ca, issue(ca, hosts, validity)))
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _san(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return x509.DNSName(host)

@@ -26,6 +26,7 @@ from tests.e2e.test_lifecycle_fake import patch_spec, wait_phase
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess
 from tests.integration.operator.test_scheduling import condition, get, wait_ready
+from tests.integration.reliability.test_agent_heartbeat import not_ready_events
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.libvirt, pytest.mark.s3]
@@ -174,6 +175,9 @@ def test_a_real_vm_runs_from_kubectl_apply_and_leaves_nothing_behind(
         connection.close()
     assert reboots == 3, "the reboot request must be acted on exactly once"
     apiserver.kubectl("delete", "network", "e2e-net", "-n", namespace, "--timeout=60s")
+    # A lapsed heartbeat lets the operator act as if the host were gone (it did: the domain
+    # outlived its Instance when the agent renewed more slowly than the operator's timeout).
+    assert not_ready_events(apiserver, "real-host") == []
     agent.stop()
     assert not [
         line

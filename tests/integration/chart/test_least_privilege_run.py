@@ -20,7 +20,7 @@ import pytest
 
 from kubenova.devcluster import ClusterAccess
 from tests.builders import a_flavor, an_image, an_instance, as_yaml, manifest
-from tests.fixtures.agent import AgentProcess, agent_script
+from tests.fixtures.agent import HEARTBEAT_INTERVAL, AgentProcess, agent_script
 from tests.fixtures.operator import OperatorProcess, clean_slate
 from tests.fixtures.postgres import PostgresCluster
 from tests.integration.chart.conftest import (
@@ -121,6 +121,7 @@ def test_the_operator_and_an_agent_need_nothing_beyond_the_chart(
             "--metrics-host=127.0.0.1",
             f"--metrics-port={free_port()}",
             "--resync-interval=5",
+            f"--heartbeat-interval={HEARTBEAT_INTERVAL}",
         ],
     )
     tenant = f"lp-{uuid.uuid4().hex[:6]}"

@@ -18,6 +18,7 @@ import pytest
 
 from kubenova.devcluster import ClusterAccess
 from tests.builders import a_network, as_yaml
+from tests.fixtures.agent import HEARTBEAT_INTERVAL
 from tests.fixtures.netns import NetnsLab
 from tests.fixtures.operator import OperatorProcess
 from tests.support.waiting import eventually
@@ -75,6 +76,7 @@ def network_host_agent(
         f"--state-dir={tmp_path / 'gw'}",
         f"--kubeconfig={apiserver.kubeconfig}",
         "--capacity=vcpus=8,memoryMiB=8192,diskGiB=100",
+        f"--heartbeat-interval={HEARTBEAT_INTERVAL}",
     ]
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     agent = Agent(argv, tmp_path / "gw.log", env=env)
