@@ -27,13 +27,13 @@ from tests.integration.operator.test_scheduling import apply, catalog, host_read
 
 pytestmark = pytest.mark.apiserver
 
-# Loaded by the agent process only (its PYTHONPATH): every FakeDriver.spawn blocks first.
+# Loaded by the agent process only (its PYTHONPATH): every FakeComputeDriver.spawn blocks first.
 SLOW_SPAWN = """
 import time
 
-from kubenova.agents.compute.fake_driver import FakeDriver
+from kubenova.agents.compute.fake import FakeComputeDriver
 
-_spawn = FakeDriver.spawn
+_spawn = FakeComputeDriver.spawn
 
 
 def _slow_spawn(self, spec):
@@ -41,7 +41,7 @@ def _slow_spawn(self, spec):
     return _spawn(self, spec)
 
 
-FakeDriver.spawn = _slow_spawn
+FakeComputeDriver.spawn = _slow_spawn
 """
 
 
