@@ -1,26 +1,44 @@
-"""kopf registrations: thin — each handler files what it saw and returns.
+"""The operator's kopf registry: its own start-up, login and clean-up, then every domain's.
 
 kopf watches and dispatches; it writes nothing of its own (no progress annotations, no
 finalizers, no posted log events): every write the operator makes is deliberate and
-counted, made by the reconcilers behind the work queue.
+counted, made by the reconcilers behind the work queues.
+
+The domains are listed here, not discovered, so a reader (and every static tool) sees
+each handler. Order matters: kopf runs start-up handlers and the handlers of one event in
+the order they were registered, so the runtime comes first and Host events reach the
+host monitor before the networks and volumes.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
-from kubenova.api.v1alpha1 import GROUP, VERSION
 from kubenova.kube import load_config
-from kubenova.kube.objects import slim
+from kubenova.operator.admission.registration import register as register_admission
+from kubenova.operator.catalog.registration import register as register_catalog
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.controllers import register_all
-from kubenova.operator.runtime import Runtime
-from kubenova.wellknown import host_of_lease
+from kubenova.operator.hosts.registration import register as register_hosts
+from kubenova.operator.instances.registration import register as register_instances
+from kubenova.operator.networks.registration import register as register_networks
+from kubenova.operator.projects.registration import register as register_projects
+from kubenova.operator.runtime import RUNTIME, Runtime
+from kubenova.operator.volumes.registration import register as register_volumes
 
-log = logging.getLogger(__name__)
+Registration = Callable[[kopf.OperatorRegistry, OperatorConfig], None]
+
+DOMAINS: tuple[Registration, ...] = (
+    register_instances,
+    register_catalog,
+    register_hosts,
+    register_admission,
+    register_networks,
+    register_projects,
+    register_volumes,
+)
 
 
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -39,7 +57,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.networking.request_timeout = 60
         runtime = Runtime.build(config)
         runtime.start()
-        memo["runtime"] = runtime
+        RUNTIME.put(memo, runtime)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -57,58 +75,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime | None = memo.get("runtime")
+        runtime = RUNTIME.find(memo)
         if runtime:
             await runtime.stop()
 
-    @kopf.on.event(GROUP, VERSION, "instances", registry=registry)
-    async def instance_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo["runtime"]
-        key = f"{body.metadata.namespace}/{body.metadata.name}"
-        if type == "DELETED":
-            runtime.instances.uids[key] = body.metadata.uid or ""
-            runtime.instance_queue.put(key, None)
-        else:
-            runtime.instance_queue.put(key, slim(dict(body)))
-
-    for kind, plural, namespaced in (
-        ("Flavor", "flavors", False),
-        ("Image", "images", False),
-        ("ServerGroup", "servergroups", True),
-    ):
-        _register_catalog(registry, kind, plural, namespaced)
-
-    @kopf.on.event(GROUP, VERSION, "hosts", registry=registry)
-    async def host_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo["runtime"]
-        name = body.metadata.name or ""
-        await runtime.hosts.host_event(None if type == "DELETED" else dict(body), name)
-
-    @kopf.on.event(
-        "coordination.k8s.io",
-        "v1",
-        "leases",
-        registry=registry,
-        when=lambda namespace, name, **_: (
-            namespace == config.system_namespace and host_of_lease(name) is not None
-        ),
-    )
-    async def lease_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo["runtime"]
-        host = host_of_lease(body.metadata.name or "")
-        if host:
-            await runtime.hosts.lease_event(host, None if type == "DELETED" else dict(body))
-
-    register_all(registry, config)
+    for register in DOMAINS:
+        register(registry, config)
     return registry
-
-
-def _register_catalog(
-    registry: kopf.OperatorRegistry, kind: str, plural: str, namespaced: bool
-) -> None:
-    @kopf.on.event(GROUP, VERSION, plural, registry=registry)
-    async def catalog_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo["runtime"]
-        meta = body.metadata
-        key = f"{meta.namespace}/{meta.name}" if namespaced else (meta.name or "")
-        runtime.catalog.put(kind, key, None if type == "DELETED" else slim(dict(body)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,14 +32,13 @@ from kubenova.operator.networks import status as st
 from kubenova.operator.networks.hook import NETWORK_KIND, NetworkInstanceHook
 from kubenova.operator.networks.records import NetworkRecord, network_record
 from kubenova.operator.networks.settings import NetworkSettings, from_environment
-from kubenova.operator.runtime import Runtime
+from kubenova.operator.runtime import MemoSlot, runtime_of
 from kubenova.wellknown import OPERATOR_FINALIZER, OPERATOR_MANAGER
 from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 NETWORKS = kubenova_kind(Network)
-MEMO_KEY = "networks"
 Body = dict[str, Any]
 
 
@@ -48,7 +48,7 @@ class NetworkReconciler:
     engine: Engine
     settings: NetworkSettings
     events: EventRecorder
-    runtime: Runtime
+    hosts: Mapping[str, Body]  # the Host bodies the host monitor has seen, by name
     keys: dict[str, str] = field(default_factory=dict)  # uid -> namespace/name
     host_facts: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
@@ -110,7 +110,7 @@ class NetworkReconciler:
         )
         underlay = {
             name: ((host.get("status") or {}).get("underlayIP"))
-            for name, host in self.runtime.hosts.hosts.items()
+            for name, host in self.hosts.items()
         }
         return st.Observation(
             record,
@@ -180,6 +180,9 @@ class NetworkController:
     resync: asyncio.Task[None] | None = None
 
 
+CONTROLLER: MemoSlot[NetworkController] = MemoSlot("networks")
+
+
 async def _resync_forever(controller: NetworkController, interval: float) -> None:
     """With the audit's period: every Network again (leaked addresses, drift)."""
     while True:
@@ -193,15 +196,13 @@ def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.startup(registry=registry_)
     async def start_networks(memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime | None = memo.get("runtime")
-        if runtime is None:
-            raise kopf.TemporaryError("the operator runtime is not built yet", delay=0.1)
+        runtime = runtime_of(memo)
         try:
             settings = from_environment()
         except ValueError as exc:
             raise kopf.PermanentError(f"network settings: {exc}") from exc
         reconciler = NetworkReconciler(
-            runtime.client, runtime.engine, settings, runtime.events, runtime
+            runtime.client, runtime.engine, settings, runtime.events, runtime.hosts.hosts
         )
         queue: WorkQueue[str] = WorkQueue(reconciler, workers=4, name="networks")
         hook = NetworkInstanceHook(
@@ -213,11 +214,11 @@ def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         controller.resync = asyncio.create_task(
             _resync_forever(controller, config.audit_interval), name="network-resync"
         )
-        memo[MEMO_KEY] = controller
+        CONTROLLER.put(memo, controller)
 
     @kopf.on.cleanup(registry=registry_)
     async def stop_networks(memo: kopf.Memo, **_: Any) -> None:
-        controller: NetworkController | None = memo.get(MEMO_KEY)
+        controller = CONTROLLER.find(memo)
         if controller is not None:
             if controller.resync is not None:
                 controller.resync.cancel()
@@ -225,8 +226,8 @@ def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.event(GROUP, VERSION, "networks", registry=registry_)
     async def network_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        controller: NetworkController = memo[MEMO_KEY]
-        runtime: Runtime = memo["runtime"]
+        controller = CONTROLLER.get(memo)
+        runtime = runtime_of(memo)
         key = f"{body.metadata.namespace}/{body.metadata.name}"
         current = None if type == "DELETED" else slim(dict(body))
         runtime.catalog.put(NETWORK_KIND, key, current)
@@ -236,7 +237,7 @@ def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def network_host_event(
         type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
     ) -> None:
-        controller: NetworkController | None = memo.get(MEMO_KEY)
+        controller = CONTROLLER.find(memo)
         if controller is None:
             return
         current = None if type == "DELETED" else slim(dict(body))
