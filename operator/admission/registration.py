@@ -51,7 +51,7 @@ from kubenova.operator.admission.server import PublishingWebhookServer
 from kubenova.operator.admission.usage import check_room
 from kubenova.operator.admission.volumes import check_volume
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.networks.settings import from_environment as network_settings
+from kubenova.operator.networks import from_environment as network_settings
 from kubenova.operator.runtime import MemoSlot, runtime_of
 from kubenova.wellknown import OPERATOR_MANAGER
 

@@ -11,3 +11,7 @@ or a pure function, except `registration`: the kopf handlers and the Network rec
 - `gateways`: which network host runs a network's DHCP, router and floating IPs;
 - `status`: the Network status and host labels computed from all of the above.
 """
+
+from kubenova.operator.networks.settings import NetworkSettings, from_environment
+
+__all__ = ["NetworkSettings", "from_environment"]
