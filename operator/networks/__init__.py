@@ -1,7 +1,8 @@
 """Networks in the operator: IPAM, segment ids, floating IPs and gateway hosts, in the inventory.
 
 Everything here is a blocking function on the inventory engine (call it from a thread)
-or a pure function, except `registration`: the kopf handlers and the Network reconciler.
+or a pure function, except `reconciler` (the Network reconciler) and `registration` (its
+kopf handlers).
 
 - `records`: parse a Network body into a `NetworkRecord` (CIDR, gateway, mode);
 - `registry`: a Network's inventory row, with the per-project CIDR overlap check;
