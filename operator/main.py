@@ -16,7 +16,7 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.admission.certificates import CertificatePolicy
 from kubenova.operator.auth import load_auth_config
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.handlers import build_registry
+from kubenova.operator.registry import build_registry
 
 
 def _random_priority() -> int:

@@ -1,13 +1,18 @@
-"""What the operator holds while it runs: clients, the inventory, queues and monitors."""
+"""What the operator holds while it runs: clients, the inventory, queues and monitors.
+
+Built by the first start-up handler and kept in kopf's memo; the domains' handlers reach
+it with `runtime_of(memo)`, and keep their own state in a `MemoSlot` of their own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
+import kopf
 from sqlalchemy import Engine
 
 from kubenova.kube import KubeClient, load_config
@@ -30,6 +35,30 @@ log = logging.getLogger(__name__)
 # watches to have listed what exists, so re-claims find their flavors.
 STARTUP_AUDIT_DELAY = 10.0
 
+T = TypeVar("T")
+
+
+class MemoSlot(Generic[T]):
+    """One typed entry of kopf's memo: what a start-up handler built, for later handlers."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def put(self, memo: kopf.Memo, value: T) -> None:
+        memo[self.key] = value
+
+    def find(self, memo: kopf.Memo) -> T | None:
+        """The value, or None before its start-up handler ran (or after it failed)."""
+        value: T | None = memo.get(self.key)
+        return value
+
+    def get(self, memo: kopf.Memo) -> T:
+        """The value; before its start-up handler ran, a retry soon (kopf's TemporaryError)."""
+        value = self.find(memo)
+        if value is None:
+            raise kopf.TemporaryError(f"{self.key} is not built yet", delay=0.1)
+        return value
+
 
 @dataclass
 class Runtime:
@@ -45,8 +74,6 @@ class Runtime:
     instances: InstanceReconciler
     instance_queue: WorkQueue[str]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # Other controllers (volumes) waiting for hosts to be fenced: called with the host.
-    fence_listeners: list[Callable[[str], None]] = field(default_factory=list)
     health: HealthServer | None = None
     ready: bool = False
 
@@ -61,40 +88,25 @@ class Runtime:
             SchedulerConfig.from_settings(config.scheduler_filters, config.scheduler_weighers),
         )
         catalog = Catalog()
-        runtime_ref: list[Runtime] = []
-
-        def wake_pending() -> None:
-            if runtime_ref:
-                runtime_ref[0].retry_pending()
-
-        def fencing_changed(host: str) -> None:
-            if runtime_ref:
-                runtime_ref[0].retry_awaiting_fence(host)
-
-        hosts = HostMonitor(
-            client,
-            placer,
-            events,
-            config.lease_timeout,
-            wake_pending,
-            fencing_changed=fencing_changed,
-        )
+        hosts = HostMonitor(client, placer, events, config.lease_timeout)
         reconciler = InstanceReconciler(
             client, placer, catalog, events, hosts.is_ready, hosts.is_fenced, hosts.is_judged
         )
         queue: WorkQueue[str] = WorkQueue(
             reconciler, workers=config.workers, name="instances", component="operator"
         )
-
-        def arrived(keys: set[str]) -> None:
-            for key in keys:
-                queue.mark(key)
-
-        catalog.on_arrival = arrived
-        placer.on_release = wake_pending
         runtime = cls(config, engine, client, events, placer, catalog, hosts, reconciler, queue)
-        runtime_ref.append(runtime)
+        # Both sides exist now: connect who wakes whom.
+        catalog.on_arrival = runtime.retry_arrived
+        placer.on_release = runtime.retry_pending
+        hosts.on_capacity(runtime.retry_pending)
+        hosts.on_fencing_changed(runtime.retry_awaiting_fence)
         return runtime
+
+    def retry_arrived(self, keys: set[str]) -> None:
+        """Something these Instances waited for arrived: try them again."""
+        for key in keys:
+            self.instance_queue.mark(key)
 
     def retry_pending(self) -> None:
         """Capacity may have appeared: try every Instance that found no host again."""
@@ -107,8 +119,6 @@ class Runtime:
         for key, on in list(self.instances.deleting_on.items()):
             if on == host:
                 self.instance_queue.mark(key)
-        for listener in self.fence_listeners:
-            listener(host)
 
     def start(self) -> None:
         self.instance_queue.start()
@@ -159,3 +169,11 @@ class Runtime:
                 self.ready = True
             except Exception:
                 log.exception("lease check failed")
+
+
+RUNTIME: MemoSlot[Runtime] = MemoSlot("runtime")
+
+
+def runtime_of(memo: kopf.Memo) -> Runtime:
+    """The operator's runtime, for a handler (a retry soon if start-up has not built it)."""
+    return RUNTIME.get(memo)

@@ -1,6 +1,6 @@
 """The validating admission webhook: what the CRD schema cannot check, checked at the door.
 
-kopf serves the endpoint (`kubenova.operator.controllers.admission` wires it up); the
+kopf serves the endpoint (`kubenova.operator.admission.registration` wires it up); the
 checks here decide. An Instance or Volume is refused when a reference does not resolve
 in its own namespace (Flavor, Image, Network, Volume, ServerGroup, Host), when its sizing
 contradicts its Image, or when it would exceed its Project's quota — each message names

@@ -6,15 +6,11 @@ from typing import Any
 
 from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
 from kubenova.operator.admission.references import References
+from kubenova.operator.tenancy import project_namespace
 from kubenova.wellknown import PROJECT_LABEL
 
 Body = dict[str, Any]
 RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
-
-
-def project_namespace(body: Body) -> str:
-    """The namespace a Project holds: spec.namespace, else its own name."""
-    return str((body.get("spec") or {}).get("namespace") or body["metadata"]["name"])
 
 
 async def check_project(body: Body, refs: References, system_namespace: str) -> None:

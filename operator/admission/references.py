@@ -21,6 +21,7 @@ from kubenova.api.v1alpha1 import (
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.paths import NAMESPACES, ResourceKind
 from kubenova.operator.catalog import Catalog
+from kubenova.operator.tenancy import holdings
 
 Body = dict[str, Any]
 
@@ -84,12 +85,3 @@ class References:
             return await self.client.get(kind, name, namespace)
         except NotFound:
             return None
-
-
-async def holdings(client: KubeClient, namespace: str) -> dict[str, int]:
-    """How many Instances and Volumes the namespace holds, by kind."""
-    counts = {}
-    for model in (Instance, Volume):
-        listing = await client.list(kubenova_kind(model), namespace)
-        counts[model.crd.kind] = len(listing.get("items", []))
-    return counts

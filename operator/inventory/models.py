@@ -207,7 +207,7 @@ class VolumeTarget(Base):
     slot: Mapped[int | None] = mapped_column(Integer)
 
 
-class VolumeAttachment(Base):
+class VolumeAttachmentRow(Base):
     """An Instance allowed to attach a volume; the volume's row is locked while one is added,
     so a volume that is not multi-attach never gets two."""
 

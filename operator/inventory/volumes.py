@@ -25,7 +25,7 @@ from kubenova.operator.inventory.errors import (
     VolumeInUse,
     VolumeNotPlaced,
 )
-from kubenova.operator.inventory.models import Host, VolumeAttachment, VolumeTarget, utcnow
+from kubenova.operator.inventory.models import Host, VolumeAttachmentRow, VolumeTarget, utcnow
 from kubenova.operator.resources import Consumer
 
 IQN_PREFIX = "iqn.2010-10.io.kubenova"
@@ -81,12 +81,12 @@ _READ_TARGET = select(
     VolumeTarget.slot,
 ).join(Host, Host.id == VolumeTarget.host_id)
 _READ_ATTACHMENTS = select(
-    VolumeAttachment.volume_uid,
-    VolumeAttachment.instance_uid,
-    VolumeAttachment.instance_namespace,
-    VolumeAttachment.instance_name,
+    VolumeAttachmentRow.volume_uid,
+    VolumeAttachmentRow.instance_uid,
+    VolumeAttachmentRow.instance_namespace,
+    VolumeAttachmentRow.instance_name,
     Host.name,
-).join(Host, Host.id == VolumeAttachment.host_id)
+).join(Host, Host.id == VolumeAttachmentRow.host_id)
 
 
 def allocate_target(engine: Engine, volume_uid: str, host: str, protocol: str) -> TargetIdentity:
@@ -170,7 +170,7 @@ def release_target(engine: Engine, volume_uid: str) -> bool:
     """Free the volume's identity and its attachments; True if it had one (idempotent)."""
     with write_transaction(engine) as connection:
         connection.execute(
-            delete(VolumeAttachment).where(VolumeAttachment.volume_uid == volume_uid)
+            delete(VolumeAttachmentRow).where(VolumeAttachmentRow.volume_uid == volume_uid)
         )
         result = connection.execute(
             delete(VolumeTarget).where(VolumeTarget.volume_uid == volume_uid)
@@ -194,7 +194,7 @@ def attach(
         ).one_or_none()
         if locked is None:
             raise VolumeNotPlaced(volume_uid)
-        holders = _attachments(connection, VolumeAttachment.volume_uid == volume_uid)
+        holders = _attachments(connection, VolumeAttachmentRow.volume_uid == volume_uid)
         mine = [record for record in holders if record.instance_uid == instance.uid]
         if mine:
             return mine[0]
@@ -204,7 +204,7 @@ def attach(
         if host_id is None:
             raise UnknownHost(host)
         connection.execute(
-            insert(VolumeAttachment).values(
+            insert(VolumeAttachmentRow).values(
                 volume_uid=volume_uid,
                 instance_uid=instance.uid,
                 instance_namespace=instance.namespace,
@@ -220,9 +220,9 @@ def detach(engine: Engine, volume_uid: str, instance_uid: str) -> bool:
     """Withdraw the Instance's permission to attach; True if it had one (idempotent)."""
     with write_transaction(engine) as connection:
         result = connection.execute(
-            delete(VolumeAttachment)
-            .where(VolumeAttachment.volume_uid == volume_uid)
-            .where(VolumeAttachment.instance_uid == instance_uid)
+            delete(VolumeAttachmentRow)
+            .where(VolumeAttachmentRow.volume_uid == volume_uid)
+            .where(VolumeAttachmentRow.instance_uid == instance_uid)
         )
         return bool(result.rowcount)
 
@@ -230,9 +230,9 @@ def detach(engine: Engine, volume_uid: str, instance_uid: str) -> bool:
 def detach_instance(engine: Engine, instance_uid: str) -> list[AttachmentRecord]:
     """Withdraw every attachment of an Instance (it is gone); what was withdrawn."""
     with write_transaction(engine) as connection:
-        records = _attachments(connection, VolumeAttachment.instance_uid == instance_uid)
+        records = _attachments(connection, VolumeAttachmentRow.instance_uid == instance_uid)
         connection.execute(
-            delete(VolumeAttachment).where(VolumeAttachment.instance_uid == instance_uid)
+            delete(VolumeAttachmentRow).where(VolumeAttachmentRow.instance_uid == instance_uid)
         )
         return records
 
@@ -240,13 +240,13 @@ def detach_instance(engine: Engine, instance_uid: str) -> list[AttachmentRecord]
 def attachments_of(engine: Engine, volume_uid: str) -> list[AttachmentRecord]:
     """The Instances allowed to attach the volume, oldest first."""
     with engine.connect() as connection:
-        return _attachments(connection, VolumeAttachment.volume_uid == volume_uid)
+        return _attachments(connection, VolumeAttachmentRow.volume_uid == volume_uid)
 
 
 def attachments_of_instance(engine: Engine, instance_uid: str) -> list[AttachmentRecord]:
     """The volumes an Instance is allowed to attach."""
     with engine.connect() as connection:
-        return _attachments(connection, VolumeAttachment.instance_uid == instance_uid)
+        return _attachments(connection, VolumeAttachmentRow.instance_uid == instance_uid)
 
 
 def list_attachments(engine: Engine) -> list[AttachmentRecord]:
@@ -257,14 +257,16 @@ def list_attachments(engine: Engine) -> list[AttachmentRecord]:
 
 def count_attachments(engine: Engine) -> int:
     with engine.connect() as connection:
-        count = connection.execute(select(func.count()).select_from(VolumeAttachment)).scalar()
+        count = connection.execute(select(func.count()).select_from(VolumeAttachmentRow)).scalar()
         return int(count or 0)
 
 
 def _attachments(
     connection: Connection, where: ColumnElement[bool] | None
 ) -> list[AttachmentRecord]:
-    query = _READ_ATTACHMENTS.order_by(VolumeAttachment.created_at, VolumeAttachment.instance_uid)
+    query = _READ_ATTACHMENTS.order_by(
+        VolumeAttachmentRow.created_at, VolumeAttachmentRow.instance_uid
+    )
     if where is not None:
         query = query.where(where)
     return [AttachmentRecord(*row) for row in connection.execute(query)]

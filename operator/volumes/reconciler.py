@@ -26,8 +26,8 @@ from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.operator import inventory as inv
-from kubenova.operator.handover import mark_handed_over
-from kubenova.operator.instances import fence_advice
+from kubenova.operator.hosts import fence_advice
+from kubenova.operator.instances import mark_handed_over
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import AoeAddressesExhausted
 from kubenova.operator.placement import volumes as volume_placement

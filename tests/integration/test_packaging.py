@@ -47,7 +47,7 @@ def test_wheel_holds_every_package_as_files(wheel: Path) -> None:
         "kubenova/py.typed",
         "kubenova/api/v1alpha1/instance.py",
         "kubenova/operator/__init__.py",
-        "kubenova/operator/instances.py",
+        "kubenova/operator/instances/reconciler.py",
         "kubenova/operator/inventory/migrations/env.py",
         "kubenova/agents/__init__.py",
         "kubenova/agents/host/registration.py",

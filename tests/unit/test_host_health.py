@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from kubenova.operator import inventory as inv
-from kubenova.operator.hosts import HostMonitor, _more_room, host_record
+from kubenova.operator.hosts.monitor import HostMonitor, _more_room, host_record
 
 
 def a_host_body(name: str = "h1", **status: Any) -> dict[str, Any]:
@@ -59,7 +59,6 @@ def a_monitor(clock: _Clock) -> HostMonitor:
         placer=None,  # type: ignore[arg-type]
         events=None,  # type: ignore[arg-type]
         lease_timeout=40,
-        capacity_appeared=lambda: None,
         clock=clock,
     )
 

@@ -14,7 +14,7 @@ from cryptography import x509
 from kubenova.operator.admission import tls
 from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
 from kubenova.operator.admission.configuration import webhook_configuration
-from kubenova.operator.controllers.admission import HOOKS
+from kubenova.operator.admission.registration import HOOKS
 from kubenova.operator.main import main
 
 SECONDS = datetime.timedelta(seconds=1)

@@ -8,8 +8,8 @@ from pathlib import Path
 from cryptography import x509
 
 from kubenova.operator.admission.configuration import SPEC_CHANGED, Hook, webhook_configuration
+from kubenova.operator.admission.registration import HOOKS
 from kubenova.operator.admission.tls import make_serving_files
-from kubenova.operator.controllers.admission import HOOKS
 
 
 def test_every_hook_fails_closed_and_only_sees_spec_changes() -> None:

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from kubenova.operator import inventory as inv
-from kubenova.operator.catalog import Catalog
-from kubenova.operator.instances import InstanceReconciler
+from kubenova.operator.catalog.store import Catalog
+from kubenova.operator.instances.reconciler import InstanceReconciler
 from kubenova.operator.runtime import Runtime
 from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.workqueue import WorkQueue

@@ -25,11 +25,10 @@ from kubenova.kube.client import APPLY_PATCH
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.kube.paths import NAMESPACES, ResourceKind
-from kubenova.operator.admission.projects import project_namespace
-from kubenova.operator.admission.references import holdings
 from kubenova.operator.auth import AuthBackend, AuthError
 from kubenova.operator.auth.rbac import MANAGED_BY, MANAGER, role_bindings, same_binding
 from kubenova.operator.inventory import quotas
+from kubenova.operator.tenancy import holdings, project_namespace
 from kubenova.wellknown import OPERATOR_MANAGER, PROJECT_LABEL
 
 log = logging.getLogger(__name__)

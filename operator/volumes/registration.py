@@ -27,7 +27,7 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.consumers import list_consumers
-from kubenova.operator.runtime import Runtime
+from kubenova.operator.runtime import MemoSlot, Runtime, runtime_of
 from kubenova.operator.volumes.attachments import VOLUME_KIND, AttachmentController
 from kubenova.operator.volumes.chap_access import ChapAccess
 from kubenova.operator.volumes.reconciler import VolumeReconciler
@@ -35,7 +35,6 @@ from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-MEMO_KEY = "volumes"
 VOLUMES = kubenova_kind(Volume)
 INSTANCES = kubenova_kind(Instance)
 
@@ -56,6 +55,9 @@ class VolumeController:
         await self.queue.stop()
         await self.attachments.queue.stop()
         await self.chap_access.stop()
+
+
+CONTROLLER: MemoSlot[VolumeController] = MemoSlot("volumes")
 
 
 async def audit_volumes(runtime: Runtime, controller: VolumeController) -> list[str]:
@@ -90,9 +92,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.startup(registry=registry)
     async def start_volumes(memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime | None = memo.get("runtime")
-        if runtime is None:
-            raise kopf.TemporaryError("the operator runtime is not built yet", delay=0.1)
+        runtime = runtime_of(memo)
 
         def disk_changed(host: str) -> None:
             runtime.placer.host_changed(host)
@@ -113,7 +113,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 if on == host:
                     queue.mark(key)
 
-        runtime.fence_listeners.append(fencing_changed)
+        runtime.hosts.on_fencing_changed(fencing_changed)
         attachments = AttachmentController(
             runtime.client,
             runtime.engine,
@@ -134,18 +134,18 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         controller.tasks.append(
             asyncio.create_task(_audits(runtime, controller, config.audit_interval))
         )
-        memo[MEMO_KEY] = controller
+        CONTROLLER.put(memo, controller)
 
     @kopf.on.cleanup(registry=registry)
     async def stop_volumes(memo: kopf.Memo, **_: Any) -> None:
-        controller: VolumeController | None = memo.get(MEMO_KEY)
+        controller = CONTROLLER.find(memo)
         if controller is not None:
             await controller.stop()
 
     @kopf.on.event(GROUP, VERSION, "volumes", registry=registry)
     async def volume_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        controller: VolumeController = memo[MEMO_KEY]
-        runtime: Runtime = memo["runtime"]
+        controller = CONTROLLER.get(memo)
+        runtime = runtime_of(memo)
         key = f"{body.metadata.namespace}/{body.metadata.name}"
         current = None if type == "DELETED" else slim(dict(body))
         runtime.catalog.put(VOLUME_KIND, key, current)
@@ -155,7 +155,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.event(GROUP, VERSION, "hosts", registry=registry)
     async def volume_host_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        controller: VolumeController | None = memo.get(MEMO_KEY)
+        controller = CONTROLLER.find(memo)
         if controller is None:
             return
         for key in list(controller.reconciler.pending):

@@ -1,7 +1,7 @@
-"""Extension points of the Instance reconciler for the controllers that own an Instance's
+"""Extension points of the Instance reconciler for the domains that own an Instance's
 attachments (networks: fixed IPs and MACs; volumes: attachments).
 
-A controller appends a hook to `runtime.instances.hooks` in its startup handler. Hooks are
+A domain appends a hook to `runtime.instances.hooks` in its startup handler. Hooks are
 called in order, level-triggered and idempotent:
 
 - `on_schedule(body, host)` right after the Instance's resources were claimed on `host`:

@@ -1,4 +1,4 @@
-"""The Network controller: inventory allocation, gateway host, host labels and status.
+"""The Network reconciler: inventory allocation, gateway host, host labels and status.
 
 Level-triggered through a keyed work queue: Network events, Host changes (underlay
 address, network service, readiness) and the Instance hook (a NIC allocated or freed)
@@ -13,32 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
 from sqlalchemy import Engine
 
 from kubenova import conditions as cond
-from kubenova.api.v1alpha1 import GROUP, VERSION, Network
+from kubenova.api.v1alpha1 import Network
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer, slim
-from kubenova.operator.config import OperatorConfig
+from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.operator.networks import gateways, ports, registry, segments
 from kubenova.operator.networks import status as st
-from kubenova.operator.networks.hook import NETWORK_KIND, NetworkInstanceHook
 from kubenova.operator.networks.records import NetworkRecord, network_record
-from kubenova.operator.networks.settings import NetworkSettings, from_environment
-from kubenova.operator.runtime import Runtime
+from kubenova.operator.networks.settings import NetworkSettings
 from kubenova.wellknown import OPERATOR_FINALIZER, OPERATOR_MANAGER
 from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 NETWORKS = kubenova_kind(Network)
-MEMO_KEY = "networks"
 Body = dict[str, Any]
 
 
@@ -48,7 +44,7 @@ class NetworkReconciler:
     engine: Engine
     settings: NetworkSettings
     events: EventRecorder
-    runtime: Runtime
+    hosts: Mapping[str, Body]  # the Host bodies the host monitor has seen, by name
     keys: dict[str, str] = field(default_factory=dict)  # uid -> namespace/name
     host_facts: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
@@ -110,7 +106,7 @@ class NetworkReconciler:
         )
         underlay = {
             name: ((host.get("status") or {}).get("underlayIP"))
-            for name, host in self.runtime.hosts.hosts.items()
+            for name, host in self.hosts.items()
         }
         return st.Observation(
             record,
@@ -171,73 +167,3 @@ class NetworkReconciler:
 def _without_none(status: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply treats an omitted field as given up: drop what we do not set."""
     return {k: v for k, v in status.items() if v is not None}
-
-
-@dataclass
-class NetworkController:
-    reconciler: NetworkReconciler
-    queue: WorkQueue[str]
-    resync: asyncio.Task[None] | None = None
-
-
-async def _resync_forever(controller: NetworkController, interval: float) -> None:
-    """With the audit's period: every Network again (leaked addresses, drift)."""
-    while True:
-        await asyncio.sleep(interval)
-        for key in set(controller.reconciler.keys.values()):
-            controller.queue.mark(key)
-
-
-def register(registry_: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    """Add the Network watches and the Instance hook to the operator."""
-
-    @kopf.on.startup(registry=registry_)
-    async def start_networks(memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime | None = memo.get("runtime")
-        if runtime is None:
-            raise kopf.TemporaryError("the operator runtime is not built yet", delay=0.1)
-        try:
-            settings = from_environment()
-        except ValueError as exc:
-            raise kopf.PermanentError(f"network settings: {exc}") from exc
-        reconciler = NetworkReconciler(
-            runtime.client, runtime.engine, settings, runtime.events, runtime
-        )
-        queue: WorkQueue[str] = WorkQueue(reconciler, workers=4, name="networks")
-        hook = NetworkInstanceHook(
-            runtime.engine, runtime.catalog, settings, queue.mark, reconciler.keys.get
-        )
-        runtime.instances.hooks.append(hook)
-        queue.start()
-        controller = NetworkController(reconciler, queue)
-        controller.resync = asyncio.create_task(
-            _resync_forever(controller, config.audit_interval), name="network-resync"
-        )
-        memo[MEMO_KEY] = controller
-
-    @kopf.on.cleanup(registry=registry_)
-    async def stop_networks(memo: kopf.Memo, **_: Any) -> None:
-        controller: NetworkController | None = memo.get(MEMO_KEY)
-        if controller is not None:
-            if controller.resync is not None:
-                controller.resync.cancel()
-            await controller.queue.stop()
-
-    @kopf.on.event(GROUP, VERSION, "networks", registry=registry_)
-    async def network_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        controller: NetworkController = memo[MEMO_KEY]
-        runtime: Runtime = memo["runtime"]
-        key = f"{body.metadata.namespace}/{body.metadata.name}"
-        current = None if type == "DELETED" else slim(dict(body))
-        runtime.catalog.put(NETWORK_KIND, key, current)
-        controller.queue.put(key, current)
-
-    @kopf.on.event(GROUP, VERSION, "hosts", registry=registry_)
-    async def network_host_event(
-        type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
-    ) -> None:
-        controller: NetworkController | None = memo.get(MEMO_KEY)
-        if controller is None:
-            return
-        current = None if type == "DELETED" else slim(dict(body))
-        controller.reconciler.host_changed(body.metadata.name or "", current, controller.queue)

@@ -75,13 +75,14 @@ class HostMonitor:
     placer: Placer
     events: EventRecorder
     lease_timeout: float
-    capacity_appeared: Callable[[], None]
     # Our own clock, monotonic: only intervals between our observations are measured.
     clock: Callable[[], float] = field(default=time.monotonic)
-    # Called with a host's name when it became fenced or unfenced (Ready, out of service).
-    fencing_changed: Callable[[str], None] = lambda host: None
 
     def __post_init__(self) -> None:
+        # Who waits for what the monitor sees; connected by whoever built both sides, so
+        # the monitor needs to know none of its listeners.
+        self._capacity_listeners: list[Callable[[], None]] = []
+        self._fencing_listeners: list[Callable[[str], None]] = []
         self.hosts: dict[str, Body] = {}
         # host -> (the Lease's heartbeat fields as last seen, our clock when they changed)
         self.heartbeats: dict[str, tuple[tuple[str, ...], float]] = {}
@@ -91,6 +92,14 @@ class HostMonitor:
         self.started = self.clock()
         self._batch: dict[str, inv.HostRecord] = {}
         self._flushing: asyncio.Task[None] | None = None
+
+    def on_capacity(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when a host may fit what did not fit before."""
+        self._capacity_listeners.append(listener)
+
+    def on_fencing_changed(self, listener: Callable[[str], None]) -> None:
+        """Call `listener` with a host's name when it became fenced or unfenced."""
+        self._fencing_listeners.append(listener)
 
     def is_ready(self, name: str) -> bool:
         return self.ready.get(name, False)
@@ -128,7 +137,7 @@ class HostMonitor:
         self.hosts[name] = body
         await self._sync(name)
         if self.is_out_of_service(name) != was_out:
-            self.fencing_changed(name)
+            self._fencing_changed(name)
 
     async def lease_event(self, host: str, body: Body | None) -> None:
         if body is None:
@@ -183,6 +192,10 @@ class HostMonitor:
         finally:
             self._flushing = None
 
+    def _fencing_changed(self, name: str) -> None:
+        for listener in self._fencing_listeners:
+            listener(name)
+
     # -- the one place a host's state is decided ---------------------------------------------
 
     def _alive(self, name: str) -> tuple[bool, str]:
@@ -210,11 +223,12 @@ class HostMonitor:
             grew = _more_room(self.records.get(name), record)
             self.records[name] = record
             if grew:
-                self.capacity_appeared()
+                for listener in self._capacity_listeners:
+                    listener()
         self.ready[name] = alive
         self.judged.add(name)
         if was_ready is None or was_ready != alive:
-            self.fencing_changed(name)  # the first judgement too: deletions may wait for it
+            self._fencing_changed(name)  # the first judgement too: deletions may wait for it
         previous = (body.get("status") or {}).get("conditions")
         entry = cond.condition(
             READY,
@@ -238,6 +252,15 @@ class HostMonitor:
             reason = "HostReady" if alive else "HostNotReady"
             self.events.record(fresh, kind, reason, f"host {name}: {message}")
             log.warning("host %s is %s: %s", name, "ready" if alive else "NOT ready", message)
+
+
+def fence_advice(host: str) -> str:
+    """What an admin reads on an object deleted on an unfenced NotReady host."""
+    return (
+        f"host {host} is not ready: its guest may still run, so its resources stay held; "
+        "bring the agent back or mark the Host out of service (kubectl patch host "
+        f"""{host} --type=merge -p '{{"spec":{{"outOfService":true}}}}')"""
+    )
 
 
 def _more_room(old: inv.HostRecord | None, new: inv.HostRecord) -> bool:

@@ -21,8 +21,8 @@ from kubenova.kube.paths import ResourceKind
 from kubenova.operator.auth import AuthBackend, build_backend, load_auth_config
 from kubenova.operator.auth.rbac import cluster_roles
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.projects import ProjectReconciler
-from kubenova.operator.runtime import Runtime
+from kubenova.operator.projects.reconciler import ProjectReconciler
+from kubenova.operator.runtime import MemoSlot, runtime_of
 from kubenova.wellknown import OPERATOR_MANAGER
 from kubenova.workqueue import WorkQueue
 
@@ -31,12 +31,11 @@ log = logging.getLogger(__name__)
 CLUSTER_ROLES = ResourceKind(
     "rbac.authorization.k8s.io", "v1", "clusterroles", False, "ClusterRole"
 )
-MEMO_KEY = "projects"
 
 
 @dataclass
 class ProjectsController:
-    """What the Projects controller holds while the operator runs (memo["projects"])."""
+    """What the Projects controller holds while the operator runs."""
 
     reconciler: ProjectReconciler
     queue: WorkQueue[str]
@@ -44,12 +43,15 @@ class ProjectsController:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
+CONTROLLER: MemoSlot[ProjectsController] = MemoSlot("projects")
+
+
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Add the Projects handlers to `registry`."""
 
     @kopf.on.startup(registry=registry)
     async def projects_startup(memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo["runtime"]
+        runtime = runtime_of(memo)
         backend = build_backend(load_auth_config(config.auth_config), runtime.engine)
         await apply_cluster_roles(runtime.client)
         reconciler = ProjectReconciler(runtime.client, runtime.engine, backend, runtime.events)
@@ -64,14 +66,14 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 name="project-sync",
             )
         )
-        memo[MEMO_KEY] = controller
+        CONTROLLER.put(memo, controller)
         log.info(
             "projects: auth backend %s, sync every %ss", backend.name, config.project_sync_interval
         )
 
     @kopf.on.cleanup(registry=registry)
     async def projects_cleanup(memo: kopf.Memo, **_: Any) -> None:
-        controller: ProjectsController | None = memo.get(MEMO_KEY)
+        controller = CONTROLLER.find(memo)
         if controller is None:
             return
         for task in controller.tasks:
@@ -82,7 +84,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.event(GROUP, VERSION, "projects", registry=registry)
     async def project_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        controller: ProjectsController = memo[MEMO_KEY]
+        controller = CONTROLLER.get(memo)
         name = body.metadata.name or ""
         controller.queue.put(name, None if type == "DELETED" else dict(body))
 

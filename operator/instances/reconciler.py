@@ -23,8 +23,9 @@ from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.metrics import PLACEMENTS, SCHEDULER_DECISIONS
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
-from kubenova.operator.handover import mark_handed_over
-from kubenova.operator.instance_hooks import InstanceHook
+from kubenova.operator.hosts import fence_advice
+from kubenova.operator.instances.handover import mark_handed_over
+from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.placement import Placer, build_request
 from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
@@ -56,7 +57,7 @@ class InstanceReconciler:
         self.deleting_on: dict[str, str] = {}  # key -> host whose agent or fencing it awaits
         self.uids: dict[str, str] = {}  # key -> uid, to release claims after DELETED
         self.claimed: dict[str, str] = {}  # uid -> host of its claim, known to exist
-        self.hooks: list[InstanceHook] = []  # networks, volumes: see instance_hooks
+        self.hooks: list[InstanceHook] = []  # networks, volumes: see instances.hooks
         # uid -> resourceVersions of an Instance from before our own label write: their
         # watch events arrive after the hand-over and must not start another one.
         self.superseded: dict[str, set[str]] = {}
@@ -315,15 +316,6 @@ class InstanceReconciler:
         self.claimed.pop(uid, None)
         if released and wake:
             self.placer.on_release()
-
-
-def fence_advice(host: str) -> str:
-    """What an admin reads on an Instance deleted on an unfenced NotReady host."""
-    return (
-        f"host {host} is not ready: its guest may still run, so its resources stay held; "
-        "bring the agent back or mark the Host out of service (kubectl patch host "
-        f"""{host} --type=merge -p '{{"spec":{{"outOfService":true}}}}')"""
-    )
 
 
 def status_host(body: Body) -> str | None:

@@ -51,8 +51,8 @@ from kubenova.operator.admission.server import PublishingWebhookServer
 from kubenova.operator.admission.usage import check_room
 from kubenova.operator.admission.volumes import check_volume
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.networks.settings import from_environment as network_settings
-from kubenova.operator.runtime import Runtime
+from kubenova.operator.networks import from_environment as network_settings
+from kubenova.operator.runtime import MemoSlot, runtime_of
 from kubenova.wellknown import OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,6 @@ HOOKS = [
     Hook("networks", "networks", ("CREATE", "UPDATE")),
     Hook("projects", "projects", ("CREATE", "UPDATE", "DELETE"), namespaced=False),
 ]
-MEMO_KEY = "admission"
-CERTIFICATES_TASK = "admission-certificates"
 Body = dict[str, Any]
 FieldsOf = Callable[[Body, Body | None], list[AdminOnlyField]]
 
@@ -122,6 +120,10 @@ class Admission:
             await check_project(body, self.references, self.system_namespace)
 
 
+ADMISSION: MemoSlot[Admission] = MemoSlot("admission")
+CERTIFICATES_TASK: MemoSlot[asyncio.Task[None]] = MemoSlot("admission-certificates")
+
+
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Add the webhook's start-up and validating handlers, if a webhook port is configured."""
     if config.webhook_port is None:
@@ -129,7 +131,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.startup(registry=registry)
     async def admission_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo["runtime"]
+        runtime = runtime_of(memo)
         cert_dir = Path(config.webhook_cert_dir or tempfile.mkdtemp(prefix="kubenova-webhook-"))
         service = service_reference(config)
         certificates = ServingCertificates(
@@ -144,8 +146,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             ),
         )
         files = await certificates.ensure()
-        memo[CERTIFICATES_TASK] = asyncio.create_task(
-            certificates.keep_fresh(), name="webhook-certificates"
+        CERTIFICATES_TASK.put(
+            memo, asyncio.create_task(certificates.keep_fresh(), name="webhook-certificates")
         )
 
         async def publish(client_config: dict[str, Any]) -> None:
@@ -174,17 +176,18 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             file_check_interval=certificates.policy.check_interval,
         )
         settings.admission.managed = None  # ours: kopf's has no matchConditions
-        memo[MEMO_KEY] = Admission(
+        admission = Admission(
             References(runtime.catalog, runtime.client),
             runtime.engine,
             config.system_namespace,
             SubjectAccessReviews(runtime.client),
             floating_ips=network_settings().floating_pool is not None,
         )
+        ADMISSION.put(memo, admission)
 
     @kopf.on.cleanup(registry=registry)
     async def admission_cleanup(memo: kopf.Memo, **_: Any) -> None:
-        task: asyncio.Task[None] | None = memo.get(CERTIFICATES_TASK)
+        task = CERTIFICATES_TASK.find(memo)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -197,15 +200,15 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         operations=["CREATE", "UPDATE"],
         registry=registry,
     )
-    async def validate_instance(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    async def validate_instance(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
         request = _request(kwargs)
-        await _decide(memo[MEMO_KEY].instance(dict(body), _plain(kwargs.get("old")), request))
+        await _decide(ADMISSION.get(memo).instance(dict(body), _plain(kwargs.get("old")), request))
 
     @kopf.on.validate(
         GROUP, VERSION, "volumes", id="volumes", operations=["CREATE", "UPDATE"], registry=registry
     )
-    async def validate_volume(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-        await _decide(memo[MEMO_KEY].volume(dict(body), _plain(kwargs.get("old"))))
+    async def validate_volume(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+        await _decide(ADMISSION.get(memo).volume(dict(body), _plain(kwargs.get("old"))))
 
     @kopf.on.validate(
         GROUP,
@@ -215,9 +218,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         operations=["CREATE", "UPDATE"],
         registry=registry,
     )
-    async def validate_network(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    async def validate_network(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
         request = _request(kwargs)
-        await _decide(memo[MEMO_KEY].network(dict(body), _plain(kwargs.get("old")), request))
+        await _decide(ADMISSION.get(memo).network(dict(body), _plain(kwargs.get("old")), request))
 
     @kopf.on.validate(
         GROUP,
@@ -227,8 +230,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         operations=["CREATE", "UPDATE", "DELETE"],
         registry=registry,
     )
-    async def validate_project(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-        await _decide(memo[MEMO_KEY].project(dict(body), kwargs["operation"]))
+    async def validate_project(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+        await _decide(ADMISSION.get(memo).project(dict(body), kwargs["operation"]))
 
 
 def service_reference(config: OperatorConfig) -> dict[str, Any] | None:
