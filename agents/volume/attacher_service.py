@@ -14,7 +14,7 @@ from kubenova.agents.volume.attacher import (
     AttacherSettings,
     VolumeAttacher,
 )
-from kubenova.agents.volume.labelled_watch import LabelledWatch
+from kubenova.kube.watch import LabelledWatch
 from kubenova.api.v1alpha1 import Host
 from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.events import EventRecorder

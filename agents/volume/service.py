@@ -20,7 +20,7 @@ from kubenova.agents.runtime_images import ImageFetcher
 from kubenova.agents.volume.backing import SUFFIX, BackingStore
 from kubenova.agents.volume.driver import Export, ExportDriver
 from kubenova.agents.volume.export_reconciler import VOLUMES, ExportReconciler, ExportSettings
-from kubenova.agents.volume.labelled_watch import LabelledWatch
+from kubenova.kube.watch import LabelledWatch
 from kubenova.errors import KubenovaError
 from kubenova.kube import ApiError, KubeClient
 from kubenova.kube.events import EventRecorder
