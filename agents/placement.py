@@ -14,15 +14,12 @@ import enum
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 from kubenova.kube import KubeClient, NotFound, ResourceKind
-from kubenova.kube.objects import key_of
+from kubenova.kube.meta import Body, key_of
 from kubenova.wellknown import HOST_LABEL
 
 log = logging.getLogger(__name__)
-
-Body = dict[str, Any]
 
 
 def decided_host(body: Body) -> str | None:
