@@ -19,6 +19,7 @@ from kubenova.api.v1alpha1 import Instance
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.metrics import PLACEMENTS, SCHEDULER_DECISIONS
 from kubenova.operator import inventory as inv
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 INSTANCES = kubenova_kind(Instance)
 SCHEDULED = "Scheduled"
 DELETED = "Deleted"  # False while a deletion waits for the host to be fenced
-Body = dict[str, Any]
 
 
 @dataclass

@@ -23,6 +23,7 @@ from kubenova.api.v1alpha1 import API_VERSION, Project
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
 from kubenova.kube.client import APPLY_PATCH
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.kube.paths import NAMESPACES, ResourceKind
 from kubenova.operator.admission.projects import project_namespace
@@ -38,7 +39,6 @@ PROJECTS = kubenova_kind(Project)
 ROLE_BINDINGS = ResourceKind("rbac.authorization.k8s.io", "v1", "rolebindings", True, "RoleBinding")
 PROJECT_FINALIZER = "kubenova.io/project"
 READY = "Ready"
-Body = dict[str, Any]
 
 
 class NamespaceConflict(Exception):

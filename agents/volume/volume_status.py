@@ -13,8 +13,8 @@ from typing import Any
 
 from kubenova import conditions as cond
 from kubenova.agents.volume.driver import Export
+from kubenova.kube.meta import Body
 
-Body = dict[str, Any]
 Status = dict[str, Any]
 READY = "Ready"
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
+from kubenova.kube.meta import Body
 from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.references import References
 from kubenova.operator.inventory.quotas import QuotaAmounts
 from kubenova.operator.inventory.resources import Resources
-
-Body = dict[str, Any]
 
 
 async def check_instance(

@@ -9,12 +9,10 @@ CIDROverlap afterwards. Networks already being deleted are not counted.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
+from kubenova.kube.meta import Body
 from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.references import References
-
-Body = dict[str, Any]
 
 
 async def check_network(body: Body, old: Body | None, refs: References) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from kubenova.kube.meta import Body
 from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
 from kubenova.operator.admission.references import References
 from kubenova.wellknown import PROJECT_LABEL
 
-Body = dict[str, Any]
 RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 

@@ -10,18 +10,16 @@ the claim, which re-checks under a lock, then leaves the surplus unclaimed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from sqlalchemy import Engine
 
+from kubenova.kube.meta import Body
 from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
 from kubenova.operator.admission.instances import instance_amounts
 from kubenova.operator.admission.references import References
 from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory.quotas import QuotaAmounts
 from kubenova.operator.inventory.records import Consumer
-
-Body = dict[str, Any]
 
 # The spec field a tenant changes to fit a quota resource, by kind (counts have none:
 # the message names the quota itself).

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 
 from kubenova.api.v1alpha1 import GROUP, VERSION
 from kubenova.kube.client import APPLY_PATCH
+from kubenova.kube.meta import Body
 from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
 from kubenova.operator.admission.configuration import (
     CONFIGURATION_NAME,
@@ -65,7 +66,6 @@ HOOKS = [
 ]
 MEMO_KEY = "admission"
 CERTIFICATES_TASK = "admission-certificates"
-Body = dict[str, Any]
 FieldsOf = Callable[[Body, Body | None], list[AdminOnlyField]]
 
 

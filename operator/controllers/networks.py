@@ -24,6 +24,7 @@ from kubenova.api.v1alpha1 import GROUP, VERSION, Network
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer, slim
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.networks import gateways, ports, registry, segments
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 NETWORKS = kubenova_kind(Network)
 MEMO_KEY = "networks"
-Body = dict[str, Any]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from kubenova.errors import NotFoundError, UserError
+from kubenova.kube.meta import Body
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.networks import floating, ports, registry
 from kubenova.operator.networks.records import network_record
@@ -22,7 +23,6 @@ from kubenova.operator.networks.settings import NetworkSettings
 
 log = logging.getLogger(__name__)
 
-Body = dict[str, Any]
 NETWORK_KIND = "Network"
 
 

@@ -31,6 +31,7 @@ from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance, Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body
 from kubenova.kube.objects import apply_status
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol
@@ -46,7 +47,6 @@ ATTACHMENTS_MANAGER = "kubenova-operator-attachments"
 INSTANCE_VOLUMES_MANAGER = "kubenova-operator-volumes"
 ALLOWED = "VolumesAllowed"
 VOLUME_KIND = "Volume"
-Body = dict[str, Any]
 # A refused volume is looked at again on every change of it; this is only a safety net.
 RECHECK = 60.0
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import secrets
-from typing import Any
 
 from kubenova.kube import ApiError, Conflict, KubeClient, NotFound
+from kubenova.kube.meta import Body
 from kubenova.kube.paths import SECRETS
 from kubenova.operator.volumes.naming import chap_secret_name, chap_username
 
-Body = dict[str, Any]
 SECRET_TYPE = "kubenova.io/iscsi-chap"
 VOLUME_LABEL = "kubenova.io/volume"
 

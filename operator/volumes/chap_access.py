@@ -15,17 +15,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from kubenova.api.v1alpha1 import Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.client import APPLY_PATCH
+from kubenova.kube.meta import Body
 from kubenova.kube.paths import ResourceKind
 from kubenova.wellknown import OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
 
-Body = dict[str, Any]
 VOLUMES = kubenova_kind(Volume)
 ROLES = ResourceKind("rbac.authorization.k8s.io", "v1", "roles", True, "Role")
 ROLE_BINDINGS = ResourceKind("rbac.authorization.k8s.io", "v1", "rolebindings", True, "RoleBinding")

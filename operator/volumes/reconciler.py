@@ -24,6 +24,7 @@ from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.handover import mark_handed_over
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 
 VOLUMES = kubenova_kind(Volume)
 SCHEDULED = "Scheduled"
-Body = dict[str, Any]
 # A Volume that found no host is tried again after this long (and on every Host change).
 PENDING_RETRY = 30.0
 

@@ -24,6 +24,7 @@ from kubenova.agents.instances import FLAVORS, IMAGES, INSTANCES
 from kubenova.agents.runtime_images import ImageFetcher, PlaceholderImages
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import KubeClient, NotFound, load_config
+from kubenova.kube.meta import Body
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.kube.paths import NAMESPACES
 from kubenova.wellknown import (
@@ -34,7 +35,6 @@ from kubenova.wellknown import (
 )
 
 T = TypeVar("T")
-Body = dict[str, Any]
 SHA = "0123456789abcdef" * 4
 
 
