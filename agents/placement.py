@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from kubenova.kube import KubeClient, NotFound, ResourceKind
-from kubenova.kube.meta import Body, key_of
+from kubenova.kube.meta import Body, deleting, key_of, labels_of, uid_of
 from kubenova.wellknown import HOST_LABEL
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def decided_host(body: Body) -> str | None:
 
 def placed_here(body: Body, host: str) -> bool:
     """The label the agent watches and the operator's status.host both name `host`."""
-    labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+    labelled = labels_of(body).get(HOST_LABEL)
     return labelled == host and decided_host(body) == host
 
 
@@ -80,7 +80,7 @@ async def recheck(
         return Recheck(Whereabouts.GONE, None)
     if body["metadata"].get("uid") != uid:
         return Recheck(Whereabouts.GONE, None)
-    if body["metadata"].get("deletionTimestamp"):
+    if deleting(body):
         return Recheck(Whereabouts.DELETING, body)
     hosts = decided(body)
     if hosts is not None and host not in hosts:
@@ -99,7 +99,7 @@ async def keys_by_uid(client: KubeClient, kind: ResourceKind) -> dict[str, str]:
     """
     listing = await client.list(kind)
     return {
-        str(item["metadata"]["uid"]): key_of(item)
+        uid_of(item): key_of(item)
         for item in listing.get("items", [])
         if item.get("metadata", {}).get("uid")
     }

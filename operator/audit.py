@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from kubenova.api.v1alpha1 import Flavor, Image, Instance, ServerGroup
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, kubenova_kind
+from kubenova.kube.meta import uid_of
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.inventory.consumers import list_consumers
@@ -70,7 +71,7 @@ async def audit(client: KubeClient, placer: Placer, catalog: Catalog) -> AuditRe
     claims = await asyncio.to_thread(list_consumers, placer.engine, "Instance")
     report.checked_claims = len(claims)
     listing = await client.list(INSTANCES)
-    instances = {item["metadata"]["uid"]: item for item in listing.get("items", [])}
+    instances = {uid_of(item): item for item in listing.get("items", [])}
     report.checked_instances = len(instances)
     claimed = {claim.uid for claim in claims}
     for claim in claims:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, deleting
 from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.references import References
 from kubenova.operator.inventory.quotas import QuotaAmounts
@@ -109,7 +109,7 @@ async def _check_networks(
                 f"Network {name} does not exist in namespace {namespace}; an Instance can only "
                 f"use the Networks of its own namespace (kubectl get networks -n {namespace})",
             )
-        if network["metadata"].get("deletionTimestamp"):
+        if deleting(network):
             raise AdmissionRefused(
                 f"{field}.network", f"Network {name} is being deleted: attach another network"
             )
@@ -143,7 +143,7 @@ async def _check_volumes(namespace: str, spec: Body, old_spec: Body, refs: Refer
                 f"Volume {name} does not exist in namespace {namespace}; an Instance can only "
                 f"attach the Volumes of its own namespace (kubectl get volumes -n {namespace})",
             )
-        if volume["metadata"].get("deletionTimestamp"):
+        if deleting(volume):
             raise AdmissionRefused(
                 f"spec.volumes[{index}].volume", f"Volume {name} is being deleted: attach another"
             )

@@ -13,7 +13,7 @@ import asyncio
 
 from sqlalchemy import Engine
 
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, deleting, uid_of
 from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
 from kubenova.operator.admission.instances import instance_amounts
 from kubenova.operator.admission.references import References
@@ -56,16 +56,16 @@ async def waiting_amounts(refs: References, namespace: str) -> dict[str, QuotaAm
     for instance in await refs.instances(namespace):
         if _live(instance):
             spec = instance.get("spec") or {}
-            amounts[instance["metadata"]["uid"]] = await instance_amounts(spec, refs)
+            amounts[uid_of(instance)] = await instance_amounts(spec, refs)
     for volume in await refs.volumes(namespace):
         if _live(volume):
             size = int((volume.get("spec") or {}).get("sizeGiB", 0))
-            amounts[volume["metadata"]["uid"]] = QuotaAmounts.for_volume(size)
+            amounts[uid_of(volume)] = QuotaAmounts.for_volume(size)
     return amounts
 
 
 def _live(item: Body) -> bool:
-    return bool(item["metadata"].get("uid")) and not item["metadata"].get("deletionTimestamp")
+    return bool(item["metadata"].get("uid")) and not deleting(item)
 
 
 def _field(kind: str, exceeded: quotas.QuotaExceeded, spec: Body) -> str:

@@ -24,7 +24,7 @@ from kubenova.api.v1alpha1 import GROUP, VERSION, Network
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, finalizers_of, uid_of
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer, slim
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.networks import gateways, ports, registry, segments
@@ -131,9 +131,9 @@ class NetworkReconciler:
         )
 
     async def _finalize(self, key: str, body: Body) -> None:
-        if OPERATOR_FINALIZER not in (body["metadata"].get("finalizers") or []):
+        if OPERATOR_FINALIZER not in finalizers_of(body):
             return
-        in_use = await asyncio.to_thread(registry.unregister, self.engine, body["metadata"]["uid"])
+        in_use = await asyncio.to_thread(registry.unregister, self.engine, uid_of(body))
         if in_use:
             message = (
                 f"{in_use} Instance NIC(s) still use this network: delete those Instances; "

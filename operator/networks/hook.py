@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from kubenova.errors import NotFoundError, UserError
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, deleting
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.networks import floating, ports, registry
 from kubenova.operator.networks.records import network_record
@@ -95,7 +95,7 @@ class NetworkInstanceHook:
                 "soon as it is created",
                 reason="NetworkNotFound",
             )
-        if found["metadata"].get("deletionTimestamp"):
+        if deleting(found):
             raise UserError(
                 f"Network {key.split('/', 1)[1]} is being deleted: attach another network",
                 reason="NetworkTerminating",

@@ -31,7 +31,7 @@ from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance, Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, deleting, generation_of, name_of, uid_of
 from kubenova.kube.objects import apply_status
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol
@@ -53,7 +53,7 @@ RECHECK = 60.0
 
 def wanted_volumes(instance: Body) -> list[str]:
     """Volume names the Instance asks for (none while it is being deleted)."""
-    if instance["metadata"].get("deletionTimestamp"):
+    if deleting(instance):
         return []
     return [v["volume"] for v in (instance.get("spec") or {}).get("volumes") or []]
 
@@ -150,7 +150,7 @@ class AttachmentController:
     def volume_changed(self, key: str, body: Body | None) -> None:
         """A Volume appeared, changed or went: look at the Instances that ask for it again."""
         if body is not None:
-            self.volume_keys[body["metadata"]["uid"]] = key
+            self.volume_keys[uid_of(body)] = key
         for instance_key in list(self.interested.get(key, ())):
             self.queue.mark(instance_key)
 
@@ -158,11 +158,7 @@ class AttachmentController:
         """A Host changed (its storage address or MAC may be new): republish its attachments."""
         for key in list(self.instance_keys.values()):
             body = self.queue.body(key)
-            if (
-                body is not None
-                and _placed_on(body) == host
-                and body["metadata"]["uid"] in self.attached
-            ):
+            if body is not None and _placed_on(body) == host and uid_of(body) in self.attached:
                 self.queue.mark(key)
 
     # -- the decision ------------------------------------------------------------------------
@@ -188,7 +184,7 @@ class AttachmentController:
             if refusal is not None:
                 refusals.append(refusal)
             elif volume is not None:
-                touched.add(volume["metadata"]["uid"])
+                touched.add(uid_of(volume))
         unresolved = False
         for record in records:
             held_name = self._volume_name(record.volume_uid)
@@ -224,10 +220,10 @@ class AttachmentController:
                 "VolumeNotFound",
                 f"volume {name} does not exist in namespace {consumer.namespace}",
             )
-        volume_uid = volume["metadata"]["uid"]
+        volume_uid = uid_of(volume)
         if volume_uid in held:
             return None
-        if volume["metadata"].get("deletionTimestamp"):
+        if deleting(volume):
             return "VolumeDeleting", f"volume {name} is being deleted"
         multi = bool((volume.get("spec") or {}).get("multiAttach"))
         try:
@@ -255,10 +251,10 @@ class AttachmentController:
         async with self._locks[volume_uid]:
             key = self.volume_keys.get(volume_uid)
             volume = self.volumes(key) if key else None
-            if volume is None or volume["metadata"]["uid"] != volume_uid:
+            if volume is None or uid_of(volume) != volume_uid:
                 return
             records = await asyncio.to_thread(vol.attachments_of, self.engine, volume_uid)
-            name = volume["metadata"]["name"]
+            name = name_of(volume)
             current = self._published.get(volume_uid)
             if current is None:
                 current = (volume.get("status") or {}).get("attachments") or []
@@ -290,7 +286,7 @@ class AttachmentController:
         previous = (body.get("status") or {}).get("conditions")
         if not wanted and cond.find(previous, ALLOWED) is None:
             return
-        generation = body["metadata"].get("generation")
+        generation = generation_of(body)
         if refusals:
             entry = cond.condition(
                 ALLOWED,

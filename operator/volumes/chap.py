@@ -12,7 +12,7 @@ import base64
 import secrets
 
 from kubenova.kube import ApiError, Conflict, KubeClient, NotFound
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, owners_of, uid_of
 from kubenova.kube.paths import SECRETS
 from kubenova.operator.volumes.naming import chap_secret_name, chap_username
 
@@ -56,7 +56,7 @@ def chap_secret(volume: Body) -> Body:
 
 
 def owned_by(secret: Body, volume_uid: str) -> bool:
-    refs = secret["metadata"].get("ownerReferences") or []
+    refs = owners_of(secret)
     return any(ref.get("uid") == volume_uid for ref in refs)
 
 
@@ -64,7 +64,7 @@ async def ensure_chap_secret(client: KubeClient, volume: Body) -> str:
     """The name of the volume's CHAP Secret, created if missing; SecretConflict if taken."""
     manifest = chap_secret(volume)
     meta = manifest["metadata"]
-    uid = volume["metadata"]["uid"]
+    uid = uid_of(volume)
     try:
         existing = await client.get(SECRETS, meta["name"], meta["namespace"])
     except NotFound:

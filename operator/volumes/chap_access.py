@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from kubenova.api.v1alpha1 import Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.client import APPLY_PATCH
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, name_of
 from kubenova.kube.paths import ResourceKind
 from kubenova.wellknown import OPERATOR_MANAGER
 
@@ -110,9 +110,9 @@ def role_binding(host: str, namespace: str) -> Body:
 def _by_host(listing: Body) -> dict[str, Body]:
     """The operator's CHAP access objects of a listing, by the host their name carries."""
     return {
-        item["metadata"]["name"][len(ROLE_PREFIX) :]: item
+        name_of(item)[len(ROLE_PREFIX) :]: item
         for item in listing.get("items") or []
-        if item["metadata"]["name"].startswith(ROLE_PREFIX)
+        if name_of(item).startswith(ROLE_PREFIX)
     }
 
 

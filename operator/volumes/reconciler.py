@@ -24,7 +24,7 @@ from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, finalizers_of, generation_of, labels_of, uid_of
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.handover import mark_handed_over
@@ -80,10 +80,10 @@ class VolumeReconciler:
 
     async def _placed_host(self, body: Body) -> str | None:
         """The host of the Volume's claim; our status.host if the inventory lost the claim."""
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         if uid not in self.hosts:
             decided = (body.get("status") or {}).get("host")
-            labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+            labelled = labels_of(body).get(HOST_LABEL)
             if not decided and not labelled:
                 return None  # never handed over: placing it finds any claim it has
             claim = await asyncio.to_thread(inv.find_claim, self.engine, uid)
@@ -149,7 +149,7 @@ class VolumeReconciler:
         log.info("volume %s %s", key, message)
 
     async def _unplaced(self, body: Body, reason: str, message: str) -> None:
-        generation = body["metadata"].get("generation")
+        generation = generation_of(body)
         previous = (body.get("status") or {}).get("conditions")
         entry = cond.condition(
             SCHEDULED, False, reason, message, generation=generation, previous=previous
@@ -202,7 +202,7 @@ class VolumeReconciler:
 
     async def _keep_label(self, key: str, body: Body, host: str) -> Body:
         """Put back the host label (and finalizers) if someone else changed or removed it."""
-        labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+        labelled = labels_of(body).get(HOST_LABEL)
         if labelled == host:
             return body
         log.warning(
@@ -245,7 +245,7 @@ class VolumeReconciler:
                     "agent comes back",
                 )
             body = await remove_finalizer(self.client, VOLUMES, body, AGENT_FINALIZER) or body
-        if OPERATOR_FINALIZER not in (body["metadata"].get("finalizers") or []):
+        if OPERATOR_FINALIZER not in finalizers_of(body):
             return
         await delete_chap_secret(self.client, body)
         await self._release(meta["uid"])
@@ -271,7 +271,7 @@ class VolumeReconciler:
 
 def placement_status(body: Body, target: vol.TargetIdentity, secret: str | None) -> dict[str, Any]:
     """The operator's status fields of a placed Volume."""
-    generation = body["metadata"].get("generation")
+    generation = generation_of(body)
     identity: dict[str, Any]
     if target.iqn:
         identity = {"iqn": target.iqn, "lun": target.lun}
