@@ -10,55 +10,58 @@ the field's empty value.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 Body = dict[str, Any]
+# What the accessors read: a Body, or any read-only view of one (kopf hands out those).
+Object = Mapping[str, Any]
 
 
-def metadata_of(body: Body) -> dict[str, Any]:
+def metadata_of(body: Object) -> Mapping[str, Any]:
     return body.get("metadata") or {}
 
 
-def name_of(body: Body) -> str:
+def name_of(body: Object) -> str:
     return str(body["metadata"]["name"])
 
 
-def namespace_of(body: Body) -> str | None:
+def namespace_of(body: Object) -> str | None:
     """None for a cluster-scoped object."""
     return metadata_of(body).get("namespace")
 
 
-def uid_of(body: Body) -> str:
+def uid_of(body: Object) -> str:
     return str(body["metadata"]["uid"])
 
 
-def generation_of(body: Body) -> int | None:
+def generation_of(body: Object) -> int | None:
     return metadata_of(body).get("generation")
 
 
-def labels_of(body: Body) -> dict[str, str]:
+def labels_of(body: Object) -> dict[str, str]:
     return metadata_of(body).get("labels") or {}
 
 
-def annotations_of(body: Body) -> dict[str, str]:
+def annotations_of(body: Object) -> dict[str, str]:
     return metadata_of(body).get("annotations") or {}
 
 
-def finalizers_of(body: Body) -> list[str]:
+def finalizers_of(body: Object) -> list[str]:
     return list(metadata_of(body).get("finalizers") or [])
 
 
-def owners_of(body: Body) -> list[Body]:
+def owners_of(body: Object) -> list[Body]:
     """The ownerReferences entries."""
     return list(metadata_of(body).get("ownerReferences") or [])
 
 
-def deleting(body: Body) -> bool:
+def deleting(body: Object) -> bool:
     """Has deletion been asked for (the object waits only for its finalizers)?"""
     return bool(metadata_of(body).get("deletionTimestamp"))
 
 
-def resource_version(body: Body) -> int | None:
+def resource_version(body: Object) -> int | None:
     """resourceVersion as a number (etcd revisions are), to order writes, events and lists.
 
     None when it is missing or not a number: callers then cannot tell which came first.
@@ -68,12 +71,12 @@ def resource_version(body: Body) -> int | None:
     return None
 
 
-def ref(body: Body) -> tuple[str | None, str]:
+def ref(body: Object) -> tuple[str | None, str]:
     """(namespace, name) of an object."""
     return namespace_of(body), name_of(body)
 
 
-def key_of(body: Body) -> str:
+def key_of(body: Object) -> str:
     """`namespace/name`, or `name` for a cluster-scoped object: the work queues' key."""
     namespace, name = ref(body)
     return f"{namespace}/{name}" if namespace else name
