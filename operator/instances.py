@@ -19,7 +19,15 @@ from kubenova.api.v1alpha1 import Instance
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body, finalizers_of, generation_of, key_of, labels_of, uid_of
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    finalizers_of,
+    generation_of,
+    key_of,
+    labels_of,
+    uid_of,
+)
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.metrics import PLACEMENTS, SCHEDULER_DECISIONS
 from kubenova.operator import inventory as inv
@@ -67,17 +75,17 @@ class InstanceReconciler:
             await self._forget(key)
             return None
         meta = body["metadata"]
-        self.uids[key] = meta["uid"]
-        if meta.get("deletionTimestamp"):
+        self.uids[key] = uid_of(body)
+        if deleting(body):
             await self._finalize(key, body)
             return None
-        if meta.get("resourceVersion") in self.superseded.get(meta["uid"], ()):
+        if meta.get("resourceVersion") in self.superseded.get(uid_of(body), ()):
             return None  # an echo of our own status write: the labelled version follows
         # Placement is what the inventory and our status say, never the label (anyone with
         # a label right could write that): the label is only the agent's pointer, repaired.
         decided = status_host(body)
         if decided is not None:
-            claimed = await self._claimed_host(meta["uid"])
+            claimed = await self._claimed_host(uid_of(body))
             if claimed in (None, decided):
                 await self._keep_scheduled(key, body, decided, claimed is not None)
                 return None

@@ -126,10 +126,10 @@ class ProjectReconciler:
             log.info("project %s: created namespace %s", name, namespace)
             return
         meta = existing["metadata"]
-        labelled = (meta.get("labels") or {}).get(PROJECT_LABEL)
+        labelled = labels_of(existing).get(PROJECT_LABEL)
         if labelled and labelled != name:
             raise NamespaceConflict(f"namespace {namespace} belongs to project {labelled}")
-        if meta.get("deletionTimestamp"):
+        if deleting(existing):
             raise NamespaceConflict(
                 f"namespace {namespace} is still terminating from an earlier project"
             )

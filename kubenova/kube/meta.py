@@ -3,8 +3,8 @@
 Reconcilers work on the JSON body (kopf hands them one, the watch kit queues them), so
 one alias names it and these accessors read its metadata, instead of `body["metadata"]`
 look-ups spread through the code. The accessors of fields every stored object has
-(`name_of`, `uid_of`) raise KeyError on a body without them; the others answer with
-the field's empty value.
+(`name_of`, `uid_of`, and `namespace_of` for a namespaced one) raise KeyError on a body
+without them; the others answer with the field's empty value.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ def name_of(body: Object) -> str:
     return str(body["metadata"]["name"])
 
 
-def namespace_of(body: Object) -> str | None:
-    """None for a cluster-scoped object."""
-    return metadata_of(body).get("namespace")
+def namespace_of(body: Object) -> str:
+    """The namespace of a namespaced object (KeyError for a cluster-scoped one: see `ref`)."""
+    return str(body["metadata"]["namespace"])
 
 
 def uid_of(body: Object) -> str:
@@ -72,8 +72,8 @@ def resource_version(body: Object) -> int | None:
 
 
 def ref(body: Object) -> tuple[str | None, str]:
-    """(namespace, name) of an object."""
-    return namespace_of(body), name_of(body)
+    """(namespace, name) of an object; namespace None for a cluster-scoped one."""
+    return metadata_of(body).get("namespace"), name_of(body)
 
 
 def key_of(body: Object) -> str:

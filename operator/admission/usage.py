@@ -13,7 +13,7 @@ import asyncio
 
 from sqlalchemy import Engine
 
-from kubenova.kube.meta import Body, deleting, uid_of
+from kubenova.kube.meta import Body, deleting, name_of, namespace_of, uid_of
 from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
 from kubenova.operator.admission.instances import instance_amounts
 from kubenova.operator.admission.references import References
@@ -38,7 +38,7 @@ async def check_room(
 ) -> None:
     """Refuse (403, naming the field and the numbers) what would not fit the quota."""
     meta = body["metadata"]
-    consumer = Consumer(meta.get("uid") or "", meta["name"], meta["namespace"], kind)
+    consumer = Consumer(meta.get("uid") or "", name_of(body), namespace_of(body), kind)
     waiting = await waiting_amounts(refs, consumer.namespace)
     try:
         await asyncio.to_thread(quotas.check_room, engine, consumer, amounts, waiting)

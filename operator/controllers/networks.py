@@ -24,7 +24,7 @@ from kubenova.api.v1alpha1 import GROUP, VERSION, Network
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body, finalizers_of, uid_of
+from kubenova.kube.meta import Body, deleting, finalizers_of, uid_of
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer, slim
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.networks import gateways, ports, registry, segments
@@ -56,9 +56,8 @@ class NetworkReconciler:
         if body is None:
             self.keys = {uid: k for uid, k in self.keys.items() if k != key}
             return None
-        meta = body["metadata"]
-        self.keys[meta["uid"]] = key
-        if meta.get("deletionTimestamp"):
+        self.keys[uid_of(body)] = key
+        if deleting(body):
             await self._finalize(key, body)
             return None
         await self._reconcile(key, body)

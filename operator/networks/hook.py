@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from kubenova.errors import NotFoundError, UserError
-from kubenova.kube.meta import Body, deleting
+from kubenova.kube.meta import Body, deleting, name_of, namespace_of, uid_of
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.networks import floating, ports, registry
 from kubenova.operator.networks.records import network_record
@@ -44,9 +44,8 @@ class NetworkInstanceHook:
         self.key_of_uid = key_of_uid  # Network uid -> key
 
     async def on_schedule(self, body: Body, host: str) -> dict[str, Any]:
-        meta = body["metadata"]
-        namespace, uid = meta["namespace"], meta["uid"]
-        waiter = f"{namespace}/{meta['name']}"
+        namespace, uid = namespace_of(body), uid_of(body)
+        waiter = f"{namespace}/{name_of(body)}"
         addresses = []
         for attachment in (body.get("spec") or {}).get("networks") or []:
             key = f"{namespace}/{attachment['network']}"

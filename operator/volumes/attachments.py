@@ -31,7 +31,7 @@ from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance, Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body, deleting, generation_of, name_of, uid_of
+from kubenova.kube.meta import Body, deleting, generation_of, key_of, name_of, namespace_of, uid_of
 from kubenova.kube.objects import apply_status
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol
@@ -137,14 +137,13 @@ class AttachmentController:
     # -- inputs ------------------------------------------------------------------------------
 
     def _file(self, body: Body) -> None:
-        meta = body["metadata"]
-        if meta.get("deletionTimestamp"):
+        if deleting(body):
             return  # the domain goes with its disks; on_release withdraws the attachments
-        key = f"{meta['namespace']}/{meta['name']}"
-        self.instance_keys[meta["uid"]] = key
+        key = f"{key_of(body)}"
+        self.instance_keys[uid_of(body)] = key
         for name in wanted_volumes(body):
-            self.interested[f"{meta['namespace']}/{name}"].add(key)
-        if wanted_volumes(body) or meta["uid"] in self.attached or _has_condition(body):
+            self.interested[f"{namespace_of(body)}/{name}"].add(key)
+        if wanted_volumes(body) or uid_of(body) in self.attached or _has_condition(body):
             self.queue.put(key, body)
 
     def volume_changed(self, key: str, body: Body | None) -> None:
@@ -166,18 +165,17 @@ class AttachmentController:
     async def _reconcile(self, key: str, body: Body | None) -> float | None:
         if body is None:
             return None
-        meta = body["metadata"]
         host = _placed_on(body)  # the operator's decision, never the label
         if not host:
             return None  # not placed yet: on_schedule files it again
-        uid, namespace = meta["uid"], meta["namespace"]
+        uid, namespace = uid_of(body), namespace_of(body)
         wanted = wanted_volumes(body)
         devices = plugged_devices(body)
         records = await asyncio.to_thread(vol.attachments_of_instance, self.engine, uid)
         held = {r.volume_uid for r in records}
         touched: set[str] = set(held)
         refusals: list[tuple[str, str]] = []  # (reason, message)
-        consumer = inv.Consumer(uid, meta["name"], namespace)
+        consumer = inv.Consumer(uid, name_of(body), namespace)
         for name in wanted:
             volume = self.volumes(f"{namespace}/{name}")
             refusal = await self._allow(volume, name, consumer, host, held)

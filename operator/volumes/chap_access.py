@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from kubenova.api.v1alpha1 import Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.client import APPLY_PATCH
-from kubenova.kube.meta import Body, name_of
+from kubenova.kube.meta import Body, name_of, namespace_of
 from kubenova.kube.paths import ResourceKind
 from kubenova.wellknown import OPERATOR_MANAGER
 
@@ -151,12 +151,11 @@ class ChapAccess:
         return None
 
     async def _apply(self, kind: ResourceKind, body: Body) -> None:
-        meta = body["metadata"]
         await self.client.patch(
             kind,
-            meta["name"],
+            name_of(body),
             body,
-            meta["namespace"],
+            namespace_of(body),
             patch_type=APPLY_PATCH,
             field_manager=OPERATOR_MANAGER,
             force=True,

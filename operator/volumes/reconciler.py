@@ -24,7 +24,16 @@ from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body, finalizers_of, generation_of, labels_of, uid_of
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    finalizers_of,
+    generation_of,
+    labels_of,
+    name_of,
+    namespace_of,
+    uid_of,
+)
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.handover import mark_handed_over
@@ -65,9 +74,8 @@ class VolumeReconciler:
         if body is None:
             await self._forget(key)
             return None
-        meta = body["metadata"]
-        self.uids[key] = meta["uid"]
-        if meta.get("deletionTimestamp"):
+        self.uids[key] = uid_of(body)
+        if deleting(body):
             await self._finalize(key, body)
             return None
         # Placement is what the inventory says (else our own status), never the label: a
@@ -96,11 +104,10 @@ class VolumeReconciler:
 
     async def _place(self, key: str, body: Body) -> float | None:
         volume = Volume.model_validate(body)
-        meta = body["metadata"]
         request = placement.VolumeRequest(
-            meta["uid"],
-            meta["name"],
-            meta["namespace"],
+            uid_of(body),
+            name_of(body),
+            namespace_of(body),
             volume.spec.size_gib,
             volume.spec.availability_zone,
         )
@@ -115,13 +122,13 @@ class VolumeReconciler:
             target = await asyncio.to_thread(
                 vol.allocate_target,
                 self.engine,
-                meta["uid"],
+                uid_of(body),
                 outcome.host,
                 str(volume.spec.protocol),
             )
             secret = await ensure_chap_secret(self.client, body) if target.iqn else None
         except (AoeAddressesExhausted, SecretConflict) as exc:
-            await self._release(meta["uid"])
+            await self._release(uid_of(body))
             reason = "SecretConflict" if isinstance(exc, SecretConflict) else "NoTargetAddress"
             await self._unplaced(body, reason, str(exc))
             return PENDING_RETRY
@@ -166,8 +173,7 @@ class VolumeReconciler:
     async def _keep_placed(self, key: str, body: Body, host: str) -> None:
         """Handed over to `host`; the claim, identity and the agent's label must still be so."""
         self.pending.discard(key)
-        meta = body["metadata"]
-        uid = meta["uid"]
+        uid = uid_of(body)
         body = await self._keep_label(key, body, host)
         if uid in self.verified:
             return
@@ -176,7 +182,7 @@ class VolumeReconciler:
         if claim is None:
             log.warning("volume %s is on %s but has no claim: re-claiming", key, host)
             request = placement.VolumeRequest(
-                uid, meta["name"], meta["namespace"], volume.spec.size_gib
+                uid, name_of(body), namespace_of(body), volume.spec.size_gib
             )
             try:
                 await asyncio.to_thread(
@@ -217,8 +223,7 @@ class VolumeReconciler:
 
     async def _finalize(self, key: str, body: Body) -> None:
         self.pending.discard(key)
-        meta = body["metadata"]
-        finalizers = meta.get("finalizers") or []
+        finalizers = finalizers_of(body)
         host = await self._placed_host(body)  # where its export may be: never the label
         self.deleting_on.pop(key, None)
         if AGENT_FINALIZER in finalizers:
@@ -248,7 +253,7 @@ class VolumeReconciler:
         if OPERATOR_FINALIZER not in finalizers_of(body):
             return
         await delete_chap_secret(self.client, body)
-        await self._release(meta["uid"])
+        await self._release(uid_of(body))
         await remove_finalizer(self.client, VOLUMES, body, OPERATOR_FINALIZER)
         log.info("volume %s: released", key)
 
