@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from kubenova.kube.meta import Body, deleting
+from kubenova.kube.meta import Body, deleting, namespace_of
 from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.references import References
 from kubenova.operator.inventory.quotas import QuotaAmounts
@@ -20,7 +20,7 @@ async def check_instance(
     and image are immutable, so an update charges nothing more (None). `floating_ips`:
     whether the operator has a floating IP pool at all.
     """
-    namespace = body["metadata"]["namespace"]
+    namespace = namespace_of(body)
     spec = body.get("spec") or {}
     old_spec = (old or {}).get("spec") or {}
     await _check_networks(namespace, spec, old_spec, refs, floating_ips)

@@ -24,7 +24,16 @@ from kubenova.api.v1alpha1 import GROUP, VERSION, Network
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body, deleting, finalizers_of, uid_of
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    finalizers_of,
+    generation_of,
+    labels_of,
+    name_of,
+    namespace_of,
+    uid_of,
+)
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer, slim
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.networks import gateways, ports, registry, segments
@@ -64,21 +73,21 @@ class NetworkReconciler:
         return None
 
     async def _reconcile(self, key: str, body: Body) -> None:
-        meta, spec = body["metadata"], body.get("spec") or {}
-        generation = meta.get("generation")
+        spec = body.get("spec") or {}
+        generation = generation_of(body)
         observation = await self._observe(body, spec, generation)
         desired = _without_none(
             st.desired_status(observation, (body.get("status") or {}).get("conditions"))
         )
         hosts = st.wired_hosts(observation) if observation.problem is None else []
-        labels = st.label_changes(meta.get("labels"), hosts)
+        labels = st.label_changes(labels_of(body), hosts)
         updated = await ensure_metadata(
             self.client, NETWORKS, body, finalizers=(OPERATOR_FINALIZER,)
         )
         body = updated or body
         if labels:
             body = await self.client.patch(
-                NETWORKS, meta["name"], {"metadata": {"labels": labels}}, meta["namespace"]
+                NETWORKS, name_of(body), {"metadata": {"labels": labels}}, namespace_of(body)
             )
         if not st.status_differs(body.get("status"), desired):
             return
