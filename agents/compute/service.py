@@ -25,7 +25,6 @@ from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, uid_of
 from kubenova.kube.watch import ListWatch
 from kubenova.wellknown import AGENT_MANAGER, host_selector
-from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +84,6 @@ class ComputeService:
         )
 
     @property
-    def queue(self) -> WorkQueue[str]:
-        return self.watch.queue
-
-    @property
     def synced(self) -> asyncio.Event:
         """Set once the first full list is queued and orphans are swept."""
         return self.watch.synced
@@ -114,13 +109,13 @@ class ComputeService:
         """Forget vanished Instances, re-read every one (console tails too), sweep orphans."""
         await self.watch.drop_vanished()
         for key in self.watch.known():
-            if self.queue.body(key) is not None:
+            if self.watch.queue.body(key) is not None:
                 self.reconciler.refresh_console.add(key)
-                self.queue.mark(key)
+                self.watch.queue.mark(key)
         # Kept after losing only their label: read again (deleted or moved meanwhile?).
         queued = set(self.watch.known())
         for key in sorted(self.reconciler.retained - queued):
-            self.queue.put(key, None)
+            self.watch.queue.put(key, None)
         await self.sweep_orphans()
 
     async def sweep_orphans(self) -> list[str]:
@@ -159,4 +154,4 @@ class ComputeService:
         key = self.reconciler.key_of_uid(event.uid)
         log.debug("domain %s: %s (instance %s)", event.domain_name, event.detail, key)
         if key is not None:
-            self.queue.mark(key)
+            self.watch.queue.mark(key)

@@ -34,7 +34,6 @@ from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, deleting, key_of, uid_of
 from kubenova.kube.watch import ListWatch
 from kubenova.wellknown import AGENT_MANAGER, wired_label
-from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +89,6 @@ class NetworkService:
         # pyroute2's IPRoute belongs to the thread that made it (it runs its own event loop
         # there): every host change goes through this one thread.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"network-{settings.host}")
-
-    @property
-    def queue(self) -> WorkQueue[str]:
-        return self.watch.queue
 
     @property
     def synced(self) -> asyncio.Event:
@@ -283,7 +278,7 @@ class NetworkService:
         self.uids[key] = uid_of(body)
         self.wired[key] = net
         self.unlabelled.add(key)
-        self.queue.put(key, None)  # reconcile reads it again (and again) as it does any
+        self.watch.queue.put(key, None)  # reconcile reads it again (and again) as it does any
 
     def _present(self) -> set[str]:
         """Bridges of ours on this host, or named by a dnsmasq or nftables table of ours."""
