@@ -24,7 +24,7 @@ from kubenova.kube import KubeClient
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, uid_of
 from kubenova.kube.watch import ListWatch
-from kubenova.wellknown import AGENT_MANAGER, host_selector
+from kubenova.wellknown import AGENT_MANAGER
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,13 @@ class ComputeService:
             ),
             self.events,
         )
-        self.watch = ListWatch(
+        self.watch = ListWatch.placed_on(
             client,
             INSTANCES,
             self.reconciler,
-            label_selector=host_selector(settings.host),
+            settings.host,
             workers=settings.workers,
-            name=f"instances@{settings.host}",
+            what="instances",
         )
 
     @property

@@ -18,7 +18,6 @@ from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status
 from kubenova.kube.watch import ListWatch
-from kubenova.wellknown import host_selector
 
 HOSTS = kubenova_kind(Host)
 
@@ -48,13 +47,13 @@ class AttacherService:
         self.attacher = VolumeAttacher(
             client, driver, AttacherSettings(host=settings.host), self.events
         )
-        self.watch = ListWatch(
+        self.watch = ListWatch.placed_on(
             client,
             INSTANCES,
             self.attacher,
-            label_selector=host_selector(settings.host),
+            settings.host,
             workers=settings.workers,
-            name=f"attacher@{settings.host}",
+            what="attacher",
         )
 
     async def run(self) -> None:

@@ -25,7 +25,7 @@ from kubenova.kube import KubeClient
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, uid_of
 from kubenova.kube.watch import ListWatch
-from kubenova.wellknown import AGENT_MANAGER, host_selector
+from kubenova.wellknown import AGENT_MANAGER
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,13 @@ class VolumeService:
             events=self.events,
             images=images,
         )
-        self.watch = ListWatch(
+        self.watch = ListWatch.placed_on(
             client,
             VOLUMES,
             self.reconciler,
-            label_selector=host_selector(settings.host),
+            settings.host,
             workers=settings.workers,
-            name=f"volumes@{settings.host}",
+            what="volumes",
         )
 
     @property

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubenova.errors import ApiError, KubenovaError
+from kubenova.wellknown import host_selector
 from kubenova.workqueue import Handler, WorkQueue
 
 from .client import KubeClient
@@ -51,6 +52,27 @@ class ListWatch:
         self.name = name
         self.queue: WorkQueue[str] = WorkQueue(handler, workers=workers, name=name)
         self.synced = asyncio.Event()
+
+    @classmethod
+    def placed_on(
+        cls,
+        client: KubeClient,
+        kind: ResourceKind,
+        handler: Handler[str],
+        host: str,
+        *,
+        workers: int,
+        what: str,
+    ) -> ListWatch:
+        """The objects of `kind` labelled as placed on `host`; the queue is `what@host`."""
+        return cls(
+            client,
+            kind,
+            handler,
+            label_selector=host_selector(host),
+            workers=workers,
+            name=f"{what}@{host}",
+        )
 
     @property
     def selector(self) -> str:
