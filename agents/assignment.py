@@ -14,15 +14,12 @@ import enum
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 from kubenova.kube import KubeClient, NotFound, ResourceKind
-from kubenova.kube.objects import key_of
+from kubenova.kube.meta import Body, deleting, key_of, labels_of, uid_of
 from kubenova.wellknown import HOST_LABEL
 
 log = logging.getLogger(__name__)
-
-Body = dict[str, Any]
 
 
 def decided_host(body: Body) -> str | None:
@@ -33,7 +30,7 @@ def decided_host(body: Body) -> str | None:
 
 def placed_here(body: Body, host: str) -> bool:
     """The label the agent watches and the operator's status.host both name `host`."""
-    labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+    labelled = labels_of(body).get(HOST_LABEL)
     return labelled == host and decided_host(body) == host
 
 
@@ -83,7 +80,7 @@ async def recheck(
         return Recheck(Whereabouts.GONE, None)
     if body["metadata"].get("uid") != uid:
         return Recheck(Whereabouts.GONE, None)
-    if body["metadata"].get("deletionTimestamp"):
+    if deleting(body):
         return Recheck(Whereabouts.DELETING, body)
     hosts = decided(body)
     if hosts is not None and host not in hosts:
@@ -102,7 +99,7 @@ async def keys_by_uid(client: KubeClient, kind: ResourceKind) -> dict[str, str]:
     """
     listing = await client.list(kind)
     return {
-        str(item["metadata"]["uid"]): key_of(item)
+        uid_of(item): key_of(item)
         for item in listing.get("items", [])
         if item.get("metadata", {}).get("uid")
     }

@@ -27,3 +27,8 @@ def host_of_lease(name: str) -> str | None:
 def wired_label(host: str) -> str:
     """The Network label that tells `host`'s agent to wire the network there."""
     return f"{WIRED_LABEL_PREFIX}{host}"
+
+
+def host_selector(host: str) -> str:
+    """The label selector of the objects placed on `host` (Instances, Volumes)."""
+    return f"{HOST_LABEL}={host}"

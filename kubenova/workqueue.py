@@ -4,7 +4,8 @@ Watch events only *mark* a key dirty and remember the newest body; workers recon
 with the newest body there is. One key is never reconciled by two workers at once, a key
 marked while it is being worked on is reconciled once more afterwards, and a handler asks
 for a retry by returning a delay in seconds. Bursts of events for one object collapse into
-one reconcile.
+one reconcile. A handler that raises is retried with backoff; a temporary error (see
+kubenova.errors) is logged without its traceback, as it says all there is to say.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
+from kubenova.errors import KubenovaError
+from kubenova.kube.meta import Body
 from kubenova.metrics import RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger(__name__)
 
 K = TypeVar("K")
-Body = dict[str, Any] | None  # None: the object is gone
-Handler = Callable[[K, Body], Awaitable[float | None]]
+# The body is None once the object is gone.
+Handler = Callable[[K, Body | None], Awaitable[float | None]]
 
 MAX_BACKOFF = 300.0
 
@@ -45,14 +48,14 @@ class WorkQueue(Generic[K]):
         self._queued: set[K] = set()
         self._active: set[K] = set()
         self._dirty: set[K] = set()
-        self._bodies: dict[K, Body] = {}
+        self._bodies: dict[K, Body | None] = {}
         self._failures: dict[K, int] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- producers ---------------------------------------------------------------------------
 
-    def put(self, key: K, body: Body) -> None:
+    def put(self, key: K, body: Body | None) -> None:
         """Remember `body` as the newest state of `key` and schedule a reconcile."""
         self._bodies[key] = body
         self.mark(key)
@@ -77,7 +80,7 @@ class WorkQueue(Generic[K]):
             old.cancel()
         self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
 
-    def body(self, key: K) -> Body:
+    def body(self, key: K) -> Body | None:
         return self._bodies.get(key)
 
     def keys(self) -> list[K]:
@@ -130,17 +133,27 @@ class WorkQueue(Generic[K]):
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
                 retry = min(MAX_BACKOFF, 0.2 * 2**failures)
-                log.exception(
-                    "%s: reconciling %s failed (%d); retry in %.1fs",
-                    self._name,
-                    key,
-                    failures,
-                    retry,
-                )
+                if isinstance(exc, KubenovaError) and exc.temporary:
+                    log.warning(
+                        "%s: reconciling %s failed (%d): %s; retry in %.1fs",
+                        self._name,
+                        key,
+                        failures,
+                        exc,
+                        retry,
+                    )
+                else:
+                    log.exception(
+                        "%s: reconciling %s failed (%d); retry in %.1fs",
+                        self._name,
+                        key,
+                        failures,
+                        retry,
+                    )
             finally:
                 self._active.discard(key)
                 self._observe(started, ok, retry if ok else None)

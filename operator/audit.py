@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from kubenova.api.v1alpha1 import Flavor, Image, Instance, ServerGroup
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, kubenova_kind
+from kubenova.kube.meta import deleting, key_of, uid_of
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.inventory.consumers import list_consumers
@@ -58,8 +59,7 @@ async def fill_catalog(client: KubeClient, catalog: Catalog) -> None:
     for model in (Flavor, Image, ServerGroup):
         listing = await client.list(kubenova_kind(model))
         for item in listing.get("items", []):
-            meta = item["metadata"]
-            key = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+            key = key_of(item)
             catalog.put(model.crd.kind, key, item)
 
 
@@ -69,7 +69,7 @@ async def audit(client: KubeClient, placer: Placer, catalog: Catalog) -> AuditRe
     claims = await asyncio.to_thread(list_consumers, placer.engine, "Instance")
     report.checked_claims = len(claims)
     listing = await client.list(INSTANCES)
-    instances = {item["metadata"]["uid"]: item for item in listing.get("items", [])}
+    instances = {uid_of(item): item for item in listing.get("items", [])}
     report.checked_instances = len(instances)
     claimed = {claim.uid for claim in claims}
     for claim in claims:
@@ -79,12 +79,11 @@ async def audit(client: KubeClient, placer: Placer, catalog: Catalog) -> AuditRe
                 f"{claim.namespace}/{claim.name} (uid {claim.uid}) on {claim.host}"
             )
     for uid, body in instances.items():
-        meta = body["metadata"]
         # Handed over by our own status write (never the label: a label is anyone's to write).
         host = (body.get("status") or {}).get("host")
-        if not host or uid in claimed or meta.get("deletionTimestamp"):
+        if not host or uid in claimed or deleting(body):
             continue
-        name = f"{meta['namespace']}/{meta['name']}"
+        name = f"{key_of(body)}"
         try:
             request = build_request(body, Instance.model_validate(body), catalog)
             await asyncio.to_thread(placer.claim_on, request, host)

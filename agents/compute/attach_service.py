@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +13,11 @@ from kubenova.agents.compute.attacher import (
     VolumeAttacher,
 )
 from kubenova.agents.compute.driver import ComputeDriver
-from kubenova.agents.volume.labelled_watch import LabelledWatch
 from kubenova.api.v1alpha1 import Host
 from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.objects import apply_status
+from kubenova.kube.watch import ListWatch
 
 HOSTS = kubenova_kind(Host)
 
@@ -48,22 +47,20 @@ class AttacherService:
         self.attacher = VolumeAttacher(
             client, driver, AttacherSettings(host=settings.host), self.events
         )
-        self.watch = LabelledWatch(
+        self.watch = ListWatch.placed_on(
             client,
             INSTANCES,
-            settings.host,
             self.attacher,
+            settings.host,
             workers=settings.workers,
-            name=f"attacher@{settings.host}",
+            what="attacher",
         )
 
     async def run(self) -> None:
         if self.settings.storage_interface:
             await self.publish_storage_mac(self.settings.storage_interface)
         try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self.watch.run())
-                tasks.create_task(self._resync_forever())
+            await self.watch.run(resync=self.resync, resync_interval=self.settings.resync_interval)
         finally:
             await self.events.flush()
 
@@ -75,12 +72,10 @@ class AttacherService:
         log.info("host %s: storage MAC %s (%s)", self.settings.host, mac, interface)
         return mac
 
-    async def _resync_forever(self) -> None:
-        await self.watch.synced.wait()
-        while True:
-            await asyncio.sleep(self.settings.resync_interval)
-            try:
-                await self.watch.drop_vanished()
-            except Exception as exc:  # a failed relist is retried at the next resync
-                log.warning("attacher resync on %s failed: %s", self.settings.host, exc)
-            self.watch.mark_all()
+    async def resync(self) -> None:
+        """Forget vanished Instances and look at every one again."""
+        try:
+            await self.watch.drop_vanished()
+        except Exception as exc:  # a failed relist is retried at the next resync
+            log.warning("attacher resync on %s failed: %s", self.settings.host, exc)
+        self.watch.mark_all()

@@ -23,7 +23,6 @@ import logging
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kubenova import conditions as cond
 from kubenova.agents.assignment import Whereabouts, placed_here, recheck
@@ -41,7 +40,15 @@ from kubenova.api.v1alpha1 import Instance, Volume
 from kubenova.errors import KubenovaError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.objects import apply_status
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    generation_of,
+    key_of,
+    ref,
+    uid_of,
+)
+from kubenova.kube.objects import LastWrites, apply_status
 from kubenova.kube.paths import SECRETS
 
 log = logging.getLogger(__name__)
@@ -50,7 +57,6 @@ INSTANCES = kubenova_kind(Instance)
 VOLUMES = kubenova_kind(Volume)
 ATTACHER_MANAGER = "kubenova-agent-volumes"
 ATTACHED = "VolumesAttached"
-Body = dict[str, Any]
 WAITING_RETRY = 2.0
 FAILED_RETRY = 15.0
 AOE_DEVICE_DIR = Path("/dev/etherd")
@@ -85,7 +91,7 @@ class AttacherSettings:
 
 @dataclass
 class _Memory:
-    written: dict[str, tuple[int | None, Body]] = field(default_factory=dict)  # uid -> status
+    written: LastWrites = field(default_factory=LastWrites)  # our status writes
     secrets: dict[str, set[str]] = field(default_factory=dict)  # usage -> instance uids
 
 
@@ -109,13 +115,13 @@ class VolumeAttacher:
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None and not await self._really_left(key):
             return None  # only its label went: the operator still places it here
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None or deleting(body):
             uid = self.uids.pop(key, None)
             if uid is not None:
                 await self._forget(uid)  # the compute service destroys the domain and its disks
             return None
-        meta = body["metadata"]
-        self.uids[key] = meta["uid"]
+        uid = uid_of(body)
+        self.uids[key] = uid
         if not placed_here(body, self.settings.host):
             return None  # act only on the operator's decision (status.host), not a label
         wanted = [v["volume"] for v in (body.get("spec") or {}).get("volumes") or []]
@@ -124,7 +130,7 @@ class VolumeAttacher:
         if not wanted and not reported and said is None:
             return None  # never had volumes: not a single call or write
         try:
-            info = await asyncio.to_thread(self.driver.get_info, meta["uid"])
+            info = await asyncio.to_thread(self.driver.get_info, uid)
         except InstanceNotFound:
             return WAITING_RETRY  # the compute service has not built the domain yet
         present = set(info.volume_targets)
@@ -149,7 +155,7 @@ class VolumeAttacher:
     async def _unplug(
         self, body: Body, wanted: list[str], plugged: dict[str, str], present: set[str]
     ) -> None:
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         for volume, device in list(plugged.items()):
             if volume in wanted:
                 continue
@@ -158,10 +164,10 @@ class VolumeAttacher:
             self.events.record(
                 body, "Normal", "VolumeDetached", f"{volume} unplugged from {device}"
             )
-            log.info("instance %s: volume %s unplugged from %s", _name(body), volume, device)
+            log.info("instance %s: volume %s unplugged from %s", key_of(body), volume, device)
         for device in sorted(present - set(plugged.values())):
             log.warning(
-                "instance %s: unplugging %s, which no status entry explains", _name(body), device
+                "instance %s: unplugging %s, which no status entry explains", key_of(body), device
             )
             await asyncio.to_thread(self.driver.detach_volume, uid, device)
             present.discard(device)
@@ -177,19 +183,17 @@ class VolumeAttacher:
                 source = await self._source(body, volume)
                 device = free_target(present | set(plugged.values()))
                 attachment = DiskAttachment(source, device)
-                await asyncio.to_thread(
-                    self.driver.attach_volume, body["metadata"]["uid"], attachment
-                )
+                await asyncio.to_thread(self.driver.attach_volume, uid_of(body), attachment)
             except KubenovaError as exc:
                 problems[volume] = exc
                 continue
             plugged[volume] = device
             self.events.record(body, "Normal", "VolumeAttached", f"{volume} plugged in as {device}")
-            log.info("instance %s: volume %s plugged in as %s", _name(body), volume, device)
+            log.info("instance %s: volume %s plugged in as %s", key_of(body), volume, device)
         return problems
 
     async def _source(self, body: Body, name: str) -> VolumeSource:
-        namespace, instance = body["metadata"]["namespace"], body["metadata"]["name"]
+        namespace, instance = ref(body)
         try:
             volume = await self.client.get(VOLUMES, name, namespace)
         except NotFound as exc:
@@ -216,11 +220,11 @@ class VolumeAttacher:
         portal = str(target.get("portal") or "")
         if not target.get("iqn") or ":" not in portal:
             raise NotYet(f"volume {name}: its export has no portal yet")
-        uid = volume["metadata"]["uid"]
+        uid = uid_of(volume)
         username, password = await self._chap(namespace, str(target.get("chapSecret") or ""))
         usage = secret_usage(uid)
         await asyncio.to_thread(self.driver.define_secret, usage, password.encode())
-        self._memory.secrets.setdefault(usage, set()).add(body["metadata"]["uid"])
+        self._memory.secrets.setdefault(usage, set()).add(uid_of(body))
         address, port = portal.rsplit(":", 1)
         return IscsiVolume(
             volume_id=name,
@@ -243,7 +247,7 @@ class VolumeAttacher:
             )
         return FileVolume(volume_id=name, path=device, format=DiskFormat.RAW)
 
-    async def _chap(self, namespace: str, secret: str) -> tuple[str, str]:
+    async def _chap(self, namespace: str | None, secret: str) -> tuple[str, str]:
         if not secret:
             raise NotYet("the volume names no CHAP Secret yet")
         try:
@@ -261,7 +265,7 @@ class VolumeAttacher:
 
     async def _forget(self, instance_uid: str) -> None:
         """Drop libvirt secrets no other Instance on this host still uses."""
-        self._memory.written.pop(instance_uid, None)
+        self._memory.written.forget(instance_uid)
         for usage, users in list(self._memory.secrets.items()):
             users.discard(instance_uid)
             if not users:
@@ -275,16 +279,7 @@ class VolumeAttacher:
 
     def _reported(self, body: Body) -> dict[str, str]:
         """volume -> device as last written (our own write if the body predates it)."""
-        status = body.get("status") or {}
-        written = self._memory.written.get(body["metadata"]["uid"])
-        seen = _version(body)
-        if (
-            written is not None
-            and written[0] is not None
-            and seen is not None
-            and seen < written[0]
-        ):
-            status = written[1]
+        status = self._memory.written.newest_status(body)
         return {e["volume"]: e["device"] for e in status.get("volumes") or [] if e.get("device")}
 
     async def _report(
@@ -297,7 +292,7 @@ class VolumeAttacher:
         order = wanted + sorted(set(plugged) - set(wanted))
         volumes = [{"volume": v, "device": plugged[v]} for v in order if v in plugged]
         previous = (body.get("status") or {}).get("conditions")
-        generation = body["metadata"].get("generation")
+        generation = generation_of(body)
         if problems:
             first = next(iter(problems.values()))
             message = "; ".join(p.message for p in problems.values())
@@ -314,16 +309,7 @@ class VolumeAttacher:
                 generation=generation,
                 previous=previous,
             )
-        current = body.get("status") or {}
-        written = self._memory.written.get(body["metadata"]["uid"])
-        seen = _version(body)
-        if (
-            written is not None
-            and written[0] is not None
-            and seen is not None
-            and seen < written[0]
-        ):
-            current = written[1]
+        current = self._memory.written.newest_status(body)
         same_volumes = (current.get("volumes") or []) == volumes
         if same_volumes and cond.same(cond.find(current.get("conditions"), ATTACHED), entry):
             return
@@ -334,17 +320,6 @@ class VolumeAttacher:
             )
         except NotFound:
             return
-        self._memory.written[body["metadata"]["uid"]] = (_version(updated), desired)
+        self._memory.written.remember(uid_of(body), updated, desired)
         if problems and not all(isinstance(p, NotYet) for p in problems.values()):
             self.events.record(body, "Warning", entry["reason"], entry["message"])
-
-
-def _name(body: Body) -> str:
-    return f"{body['metadata'].get('namespace')}/{body['metadata']['name']}"
-
-
-def _version(body: Body) -> int | None:
-    try:
-        return int(body["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return None

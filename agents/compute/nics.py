@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubenova.errors import TemporaryError
+from kubenova.kube.meta import uid_of
 
 TAP_PREFIX = "tap"
 
@@ -33,7 +34,7 @@ def tap_name(uid: str, index: int) -> str:
 
 def nic_plan(instance: Mapping[str, Any], bridges: Mapping[str, str | None]) -> list[NicPlan]:
     """NICs in spec order; TemporaryError while an address or a bridge is not there yet."""
-    uid = instance["metadata"]["uid"]
+    uid = uid_of(instance)
     addresses = {a["network"]: a for a in (instance.get("status") or {}).get("addresses") or ()}
     plan = []
     for index, attachment in enumerate((instance.get("spec") or {}).get("networks") or ()):

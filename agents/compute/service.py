@@ -20,12 +20,11 @@ from kubenova.agents.compute.driver import ComputeDriver, LifecycleEvent
 from kubenova.agents.compute.reconciler import INSTANCES, InstanceReconciler, ReconcilerSettings
 from kubenova.agents.images.fetcher import ImageFetcher
 from kubenova.errors import KubenovaError
-from kubenova.kube import ApiError, KubeClient
-from kubenova.kube.client import Body
+from kubenova.kube import KubeClient
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.objects import key_of
-from kubenova.wellknown import AGENT_MANAGER, HOST_LABEL
-from kubenova.workqueue import WorkQueue
+from kubenova.kube.meta import Body, uid_of
+from kubenova.kube.watch import ListWatch
+from kubenova.wellknown import AGENT_MANAGER
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,6 @@ class ComputeService:
         self.client = client
         self.driver = driver
         self.settings = settings
-        self.selector = f"{HOST_LABEL}={settings.host}"
         self.events = EventRecorder(client, AGENT_MANAGER, enabled=settings.events)
         self.reconciler = InstanceReconciler(
             client,
@@ -76,11 +74,19 @@ class ComputeService:
             ),
             self.events,
         )
-        self.queue: WorkQueue[str] = WorkQueue(
-            self.reconciler, workers=settings.workers, name=f"instances@{settings.host}"
+        self.watch = ListWatch.placed_on(
+            client,
+            INSTANCES,
+            self.reconciler,
+            settings.host,
+            workers=settings.workers,
+            what="instances",
         )
-        # Set once the first full list is queued and orphans are swept.
-        self.synced = asyncio.Event()
+
+    @property
+    def synced(self) -> asyncio.Event:
+        """Set once the first full list is queued and orphans are swept."""
+        return self.watch.synced
 
     async def run(self) -> None:
         """Watch, reconcile and resync until cancelled."""
@@ -92,35 +98,29 @@ class ComputeService:
                 loop.call_soon_threadsafe(self._on_domain_event, event)
 
         self.driver.subscribe(from_driver_thread)
-        self.queue.start()
         try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._watch(), name=f"watch@{self.settings.host}")
-                tasks.create_task(self._resync_forever(), name=f"resync@{self.settings.host}")
+            await self.watch.run(
+                self._synced, resync=self.resync, resync_interval=self.settings.resync_interval
+            )
         finally:
-            await self.queue.stop()
             await self.events.flush()
 
     async def resync(self) -> None:
         """Forget vanished Instances, re-read every one (console tails too), sweep orphans."""
-        await self._drop_vanished()
-        for key in self._keys():
-            if self.queue.body(key) is not None:
+        await self.watch.drop_vanished()
+        for key in self.watch.known():
+            if self.watch.queue.body(key) is not None:
                 self.reconciler.refresh_console.add(key)
-                self.queue.mark(key)
+                self.watch.queue.mark(key)
         # Kept after losing only their label: read again (deleted or moved meanwhile?).
-        queued = set(self._keys())
+        queued = set(self.watch.known())
         for key in sorted(self.reconciler.retained - queued):
-            self.queue.put(key, None)
+            self.watch.queue.put(key, None)
         await self.sweep_orphans()
 
     async def sweep_orphans(self) -> list[str]:
         """Destroy our domains that belong to no Instance placed here; their UIDs."""
-        live = {
-            body["metadata"]["uid"]
-            for key in self._keys()
-            if (body := self.queue.body(key)) is not None
-        }
+        live = {uid_of(body) for body in self.watch.bodies()}
         # Out of the watch but, as the operator says, still placed here.
         live |= {uid for key in self.reconciler.retained if (uid := self.reconciler.uids.get(key))}
         domains = await asyncio.to_thread(self.driver.list_instances)
@@ -144,77 +144,14 @@ class ComputeService:
 
     # -- inputs ------------------------------------------------------------------------------
 
-    async def _watch(self) -> None:
-        listing = await self._first_list()
-        for item in listing.get("items", []):
-            self._put(item)
+    async def _synced(self, listed: list[Body]) -> None:
         await self.sweep_orphans()
-        self.synced.set()
         log.info(
-            "compute on %s: %d instance(s) placed here; watching",
-            self.settings.host,
-            len(listing.get("items", [])),
+            "compute on %s: %d instance(s) placed here; watching", self.settings.host, len(listed)
         )
-        async for event in self.client.watch(
-            INSTANCES,
-            label_selector=self.selector,
-            resource_version=listing["metadata"]["resourceVersion"],
-        ):
-            if event.type == "DELETED":
-                self.queue.put(key_of(event.object), None)
-            else:
-                self._put(event.object)
-
-    async def _first_list(self) -> Body:
-        delay = 1.0
-        while True:
-            try:
-                return await self.client.list(INSTANCES, label_selector=self.selector)
-            except (ApiError, OSError, TimeoutError) as exc:
-                log.warning(
-                    "listing instances of %s failed (%s); retrying", self.settings.host, exc
-                )
-                await asyncio.sleep(delay)
-                delay = min(30.0, delay * 2)
-
-    def _keys(self) -> list[str]:
-        """A snapshot of the queue's keys (reconciles may add or drop some meanwhile)."""
-        return list(self.queue.keys())
-
-    def _put(self, body: Body) -> None:
-        self.queue.put(key_of(body), body)
 
     def _on_domain_event(self, event: LifecycleEvent) -> None:
         key = self.reconciler.key_of_uid(event.uid)
         log.debug("domain %s: %s (instance %s)", event.domain_name, event.detail, key)
         if key is not None:
-            self.queue.mark(key)
-
-    async def _resync_forever(self) -> None:
-        await self.synced.wait()
-        while True:
-            await asyncio.sleep(self.settings.resync_interval)
-            try:
-                await self.resync()
-            except (ApiError, KubenovaError, OSError) as exc:
-                log.warning("resync on %s failed: %s", self.settings.host, exc)
-
-    async def _drop_vanished(self) -> None:
-        """Instances gone while the watch relisted (no DELETED event): treat them as deleted."""
-        listing = await self.client.list(INSTANCES, label_selector=self.selector)
-        listed = {key_of(item) for item in listing.get("items", [])}
-        list_version = _version(listing)
-        for key in self._keys():
-            body = self.queue.body(key)
-            if body is None or key in listed:
-                continue
-            # Newer than the list: created after it, not vanished.
-            seen = _version(body)
-            if list_version is not None and seen is not None and seen < list_version:
-                self.queue.put(key, None)
-
-
-def _version(body: Body) -> int | None:
-    with contextlib.suppress(KeyError, TypeError, ValueError):
-        return int(body["metadata"]["resourceVersion"])
-    return None
+            self.watch.queue.mark(key)

@@ -20,6 +20,7 @@ from kubenova.agents.host.capacity import Capacity
 from kubenova.agents.host.lease import LeaseKeeper
 from kubenova.api.v1alpha1 import Host
 from kubenova.kube import ApiError, Conflict, KubeClient, NotFound, kubenova_kind
+from kubenova.kube.meta import generation_of
 from kubenova.kube.objects import apply_status
 from kubenova.wellknown import AGENT_MANAGER
 
@@ -102,7 +103,7 @@ class HostRegistration:
     def desired_status(self, host: dict[str, Any]) -> dict[str, Any]:
         """The status fields this agent owns, computed from its configuration."""
         previous = (host.get("status") or {}).get("conditions")
-        generation = host["metadata"].get("generation")
+        generation = generation_of(host)
         ready = cond.condition(
             AGENT_READY,
             True,

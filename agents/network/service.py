@@ -28,13 +28,12 @@ from kubenova.agents.network.nat import Routers
 from kubenova.agents.network.provider import ProviderInterfaces
 from kubenova.agents.network.spec import HostNetwork, host_network
 from kubenova.api.v1alpha1 import Network
-from kubenova.errors import KubenovaError, TemporaryError, UserError
-from kubenova.kube import ApiError, KubeClient, kubenova_kind
-from kubenova.kube.client import Body
+from kubenova.errors import ApiError, KubenovaError, TemporaryError, UserError
+from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.objects import key_of
+from kubenova.kube.meta import Body, deleting, key_of, uid_of
+from kubenova.kube.watch import ListWatch
 from kubenova.wellknown import AGENT_MANAGER, wired_label
-from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +75,13 @@ class NetworkService:
         self.settings = settings
         self.selector = wired_label(settings.host)
         self.events = EventRecorder(client, AGENT_MANAGER, enabled=settings.events)
-        self.queue: WorkQueue[str] = WorkQueue(
-            self.reconcile, workers=settings.workers, name=f"networks@{settings.host}"
+        self.watch = ListWatch(
+            client,
+            NETWORKS,
+            self.reconcile,
+            label_selector=self.selector,
+            workers=settings.workers,
+            name=f"networks@{settings.host}",
         )
         self.wired: dict[str, HostNetwork] = {}  # key -> what we last converged
         self.uids: dict[str, str] = {}  # key -> uid of the Network last seen under it
@@ -85,14 +89,16 @@ class NetworkService:
         # pyroute2's IPRoute belongs to the thread that made it (it runs its own event loop
         # there): every host change goes through this one thread.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"network-{settings.host}")
-        self.synced = asyncio.Event()
+
+    @property
+    def synced(self) -> asyncio.Event:
+        """Set once the first full list is queued and what no Network wants is swept."""
+        return self.watch.synced
 
     async def run(self) -> None:
-        self.queue.start()
         try:
-            await self._watch()
+            await self.watch.run(self._synced)
         finally:
-            await self.queue.stop()
             await self.events.flush()
             if self.settings.teardown_on_exit:
                 removed = await asyncio.shield(self._on_host(self._sweep, set()))
@@ -117,7 +123,7 @@ class NetworkService:
             self.unlabelled.discard(key)
             await self._tear_down(key)
             return None
-        self.uids[key] = body["metadata"]["uid"]
+        self.uids[key] = uid_of(body)
         self.unlabelled.discard(key)
         try:
             wanted = host_network(
@@ -203,31 +209,10 @@ class NetworkService:
 
     # -- inputs ------------------------------------------------------------------------------
 
-    async def _watch(self) -> None:
-        listing = await self._first_list()
-        for item in listing.get("items", []):
-            self.queue.put(key_of(item), item)
-        await self.sweep({key_of(item) for item in listing.get("items", [])}, listing)
-        self.synced.set()
-        async for event in self.client.watch(
-            NETWORKS,
-            label_selector=self.selector,
-            resource_version=listing["metadata"]["resourceVersion"],
-        ):
-            key = key_of(event.object)
-            self.queue.put(key, None if event.type == "DELETED" else event.object)
+    async def _synced(self, listed: list[Body]) -> None:
+        await self.sweep({key_of(item) for item in listed}, listed)
 
-    async def _first_list(self) -> Body:
-        delay = 1.0
-        while True:
-            try:
-                return await self.client.list(NETWORKS, label_selector=self.selector)
-            except (ApiError, OSError, TimeoutError) as exc:
-                log.warning("listing networks of %s failed (%s); retrying", self.settings.host, exc)
-                await asyncio.sleep(delay)
-                delay = min(30.0, delay * 2)
-
-    async def sweep(self, keys: set[str], listing: Body) -> list[str]:
+    async def sweep(self, keys: set[str], listed: list[Body]) -> list[str]:
         """Remove bridges, dnsmasq and tables of ours that no Network wires here any more.
 
         A bridge no listed (labelled) Network explains is not removed on that alone: only
@@ -235,7 +220,7 @@ class NetworkService:
         again, and the bridge stays while the operator's status still wires it here and
         the Network is not being deleted.
         """
-        wanted = {(item.get("status") or {}).get("bridge") for item in listing.get("items", [])}
+        wanted = {(item.get("status") or {}).get("bridge") for item in listed}
         wanted = {b for b in wanted if b}
         unexplained = await self._on_host(self._present) - wanted
         kept = await self._still_wired_bridges(unexplained) if unexplained else set()
@@ -254,7 +239,7 @@ class NetworkService:
         """Those of `bridges` whose Network, read again, the operator still wires here."""
         try:
             listing = await self.client.list(NETWORKS)  # the bridge names it, not its key
-        except (ApiError, OSError, TimeoutError) as exc:
+        except (ApiError, OSError) as exc:
             log.warning(
                 "keeping %s on %s for now: reading Networks again failed: %s",
                 ", ".join(sorted(bridges)),
@@ -265,11 +250,7 @@ class NetworkService:
         kept = set()
         for item in listing.get("items", []):
             bridge = (item.get("status") or {}).get("bridge")
-            if (
-                bridge in bridges
-                and not item["metadata"].get("deletionTimestamp")
-                and self.settings.host in wired_hosts(item)
-            ):
+            if bridge in bridges and not deleting(item) and self.settings.host in wired_hosts(item):
                 log.warning(
                     "network %s lost its %s label but its status still wires it here: %s stays",
                     key_of(item),
@@ -294,10 +275,10 @@ class NetworkService:
         if net is None or net.bridge != (body.get("status") or {}).get("bridge"):
             return  # not what this host can wire: kept untouched, looked at next start
         key = key_of(body)
-        self.uids[key] = body["metadata"]["uid"]
+        self.uids[key] = uid_of(body)
         self.wired[key] = net
         self.unlabelled.add(key)
-        self.queue.put(key, None)  # reconcile reads it again (and again) as it does any
+        self.watch.queue.put(key, None)  # reconcile reads it again (and again) as it does any
 
     def _present(self) -> set[str]:
         """Bridges of ours on this host, or named by a dnsmasq or nftables table of ours."""

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from kubenova.agents.network import names
+from kubenova.kube.meta import key_of
 
 
 class Mode(StrEnum):
@@ -84,7 +85,7 @@ def host_network(
 
     ValueError when it cannot be wired here as configured (the message says what is missing).
     """
-    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+    spec, status = body.get("spec") or {}, body.get("status") or {}
     bridge = status.get("bridge")
     mode = Mode(spec.get("mode", "vxlan"))
     if not bridge or (mode != Mode.FLAT and status.get("segmentId") is None):
@@ -100,7 +101,7 @@ def host_network(
     if status.get("gatewayHost") == host and status.get("gateway"):
         gateway = _gateway(spec, status, mode)
     return HostNetwork(
-        key=f"{meta['namespace']}/{meta['name']}",
+        key=key_of(body),
         bridge=bridge,
         mode=mode,
         segment_id=status.get("segmentId"),

@@ -32,7 +32,16 @@ from kubenova.api.v1alpha1 import Image, Volume
 from kubenova.errors import KubenovaError, NotFoundError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.objects import apply_status, remove_finalizer
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    finalizers_of,
+    key_of,
+    labels_of,
+    namespace_of,
+    uid_of,
+)
+from kubenova.kube.objects import LastWrites, apply_status, remove_finalizer
 from kubenova.kube.paths import SECRETS
 from kubenova.wellknown import AGENT_FINALIZER, AGENT_MANAGER, HOST_LABEL
 
@@ -41,7 +50,6 @@ log = logging.getLogger(__name__)
 VOLUMES = kubenova_kind(Volume)
 IMAGES = kubenova_kind(Image)
 GIB = 1 << 30
-Body = dict[str, Any]
 MAX_RETRY = 300.0
 OPERATOR_PENDING_RETRY = 1.0
 
@@ -58,8 +66,7 @@ class _Memory:
     """What this process remembers per Volume uid (lost on restart, rebuilt from the API)."""
 
     targets: dict[str, Target] = field(default_factory=dict)
-    # (resourceVersion, status) of our last status write: a body in hand may predate it.
-    written: dict[str, tuple[int | None, vs.Status]] = field(default_factory=dict)
+    written: LastWrites = field(default_factory=LastWrites)  # our status writes
     failures: dict[str, int] = field(default_factory=dict)
     finalized: set[str] = field(default_factory=set)
 
@@ -93,16 +100,15 @@ class ExportReconciler:
         if body is None:
             await self._gone(key)
             return None
-        meta = body["metadata"]
-        uid = meta["uid"]
+        uid = uid_of(body)
         old = self.uids.get(key)
         if old is not None and old != uid:
             await self._remove(old)  # recreated under the same name: the old one is gone
         self.uids[key] = uid
         self.retained.discard(key)
-        if meta.get("deletionTimestamp"):
+        if deleting(body):
             return await self._delete(key, body)
-        if (meta.get("labels") or {}).get(HOST_LABEL) != self.settings.host:
+        if labels_of(body).get(HOST_LABEL) != self.settings.host:
             return None
         target = target_of(body)
         if target is None or not placed_here(body, self.settings.host):
@@ -121,7 +127,7 @@ class ExportReconciler:
     async def _export(self, body: Body, target: Target) -> Export:
         volume = Volume.model_validate(body)
         driver = self._driver(str(volume.spec.protocol))
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         source = await self._image_file(volume.spec.image) if volume.spec.image else None
         size = volume.spec.size_gib * GIB
         first = not self.store.exists(uid)
@@ -138,7 +144,7 @@ class ExportReconciler:
             self.events.record(
                 body, "Normal", "Exported", f"exported as {target.key} at {export.location}"
             )
-            log.info("volume %s: exported as %s at %s", _name(body), target.key, export.location)
+            log.info("volume %s: exported as %s at %s", key_of(body), target.key, export.location)
         return export
 
     def _driver(self, protocol: str) -> ExportDriver:
@@ -154,7 +160,7 @@ class ExportReconciler:
 
     async def _chap(self, body: Body) -> ChapCredentials:
         name = ((body.get("status") or {}).get("target") or {}).get("chapSecret")
-        namespace = body["metadata"]["namespace"]
+        namespace = namespace_of(body)
         if not name:
             raise TemporaryError("the operator has not named the CHAP Secret yet", delay=1.0)
         try:
@@ -199,10 +205,10 @@ class ExportReconciler:
     # -- deletion ----------------------------------------------------------------------------
 
     async def _delete(self, key: str, body: Body) -> float | None:
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         if uid in self._memory.finalized:
             return None
-        if AGENT_FINALIZER not in (body["metadata"].get("finalizers") or []):
+        if AGENT_FINALIZER not in finalizers_of(body):
             return None
         protocol = str((body.get("spec") or {}).get("protocol") or "iscsi")
         if vs.attachments(body):
@@ -287,13 +293,13 @@ class ExportReconciler:
                 await asyncio.to_thread(driver.unexport, target)
         await asyncio.to_thread(self.store.remove, uid)
         self._memory.targets.pop(uid, None)
-        self._memory.written.pop(uid, None)
+        self._memory.written.forget(uid)
         self._memory.failures.pop(uid, None)
 
     # -- status ------------------------------------------------------------------------------
 
     async def _failed(self, key: str, body: Body, exc: KubenovaError) -> float:
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         failures = self._memory.failures.get(uid, 0) + 1
         self._memory.failures[uid] = failures
         await self._report(body, None, vs.Failure(exc.reason, exc.message))
@@ -313,27 +319,17 @@ class ExportReconciler:
         *,
         protocol: str | None = None,
     ) -> None:
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         kind = protocol or str((body.get("spec") or {}).get("protocol") or "iscsi")
         desired = vs.desired_status(body, export, failure, kind)
-        newest: vs.Status = body.get("status") or {}
-        written = self._memory.written.get(uid)
-        seen = _version(body)
-        if (
-            written is not None
-            and written[0] is not None
-            and seen is not None
-            and seen < written[0]
-        ):
-            newest = written[1]
-        if not vs.differs(newest, desired):
+        if not vs.differs(self._memory.written.newest_status(body), desired):
             return
         try:
             updated = await apply_status(self.client, VOLUMES, body, desired, manager=AGENT_MANAGER)
         except NotFound:
             return
-        self._memory.written[uid] = (_version(updated), desired)
-        log.info("volume %s: %s", _name(body), desired["phase"])
+        self._memory.written.remember(uid, updated, desired)
+        log.info("volume %s: %s", key_of(body), desired["phase"])
 
 
 def target_of(body: Body) -> Target | None:
@@ -361,14 +357,3 @@ def initiators_of(body: Body) -> list[Initiator]:
             mac=entry.get("mac"),
         )
     return list(found.values())
-
-
-def _name(body: Body) -> str:
-    return f"{body['metadata'].get('namespace')}/{body['metadata']['name']}"
-
-
-def _version(body: Body) -> int | None:
-    try:
-        return int(body["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return None

@@ -19,11 +19,12 @@ from kubenova.agents.assignment import keys_by_uid
 from kubenova.agents.images.fetcher import ImageFetcher
 from kubenova.agents.volume.backing import SUFFIX, BackingStore
 from kubenova.agents.volume.driver import Export, ExportDriver
-from kubenova.agents.volume.labelled_watch import LabelledWatch
 from kubenova.agents.volume.reconciler import VOLUMES, ExportReconciler, ExportSettings
-from kubenova.errors import KubenovaError
-from kubenova.kube import ApiError, KubeClient
+from kubenova.errors import ApiError, KubenovaError
+from kubenova.kube import KubeClient
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body, uid_of
+from kubenova.kube.watch import ListWatch
 from kubenova.wellknown import AGENT_MANAGER
 
 log = logging.getLogger(__name__)
@@ -62,13 +63,13 @@ class VolumeService:
             events=self.events,
             images=images,
         )
-        self.watch = LabelledWatch(
+        self.watch = ListWatch.placed_on(
             client,
             VOLUMES,
-            settings.host,
             self.reconciler,
+            settings.host,
             workers=settings.workers,
-            name=f"volumes@{settings.host}",
+            what="volumes",
         )
 
     @property
@@ -79,8 +80,13 @@ class VolumeService:
         """Watch, reconcile and resync until cancelled."""
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self.watch.run(on_synced=self._synced))
-                tasks.create_task(self._resync_forever(), name=f"resync@{self.settings.host}")
+                tasks.create_task(
+                    self.watch.run(
+                        self._synced,
+                        resync=self.resync,
+                        resync_interval=self.settings.resync_interval,
+                    )
+                )
         finally:
             await self.events.flush()
             for driver in self.drivers.values():
@@ -98,7 +104,7 @@ class VolumeService:
         await self.watch.queue.drained(timeout=600)
         await self.sweep_orphans()
 
-    async def _synced(self) -> None:
+    async def _synced(self, _listed: list[Body]) -> None:
         removed = await self.sweep_orphans()
         log.info(
             "volumes on %s: %d placed here, %d orphan(s) removed; watching",
@@ -114,7 +120,7 @@ class VolumeService:
         all that went (e.g. while this agent was down). Every candidate's Volume is read
         again, and its data stays while the operator still places it here.
         """
-        live = {body["metadata"]["uid"] for body in self.watch.bodies()}
+        live = {uid_of(body) for body in self.watch.bodies()}
         # Out of the watch but, as the operator says, still placed here.
         live |= {uid for key in self.reconciler.retained if (uid := self.reconciler.uids.get(key))}
         exports: dict[str, list[tuple[str, Export]]] = {}
@@ -128,7 +134,7 @@ class VolumeService:
             return []
         try:
             keys = await keys_by_uid(self.client, VOLUMES)
-        except (ApiError, OSError, TimeoutError) as exc:
+        except (ApiError, OSError) as exc:
             log.warning(
                 "orphan sweep on %s skipped: listing Volumes failed: %s", self.settings.host, exc
             )
@@ -138,7 +144,7 @@ class VolumeService:
             try:
                 if await self.reconciler.still_placed_here(uid, keys.get(uid)):
                     continue
-            except (ApiError, KubenovaError, OSError, TimeoutError) as exc:
+            except (KubenovaError, OSError) as exc:
                 log.warning("volume %s kept for now: reading it again failed: %s", uid, exc)
                 continue  # never destroy on a guess; the next sweep looks again
             for protocol, export in exports.get(uid, []):
@@ -154,12 +160,3 @@ class VolumeService:
                 log.warning("removed orphan volume file %s on %s", uid, self.settings.host)
             removed.append(uid)
         return removed
-
-    async def _resync_forever(self) -> None:
-        await self.watch.synced.wait()
-        while True:
-            await asyncio.sleep(self.settings.resync_interval)
-            try:
-                await self.resync()
-            except (ApiError, KubenovaError, OSError, TimeoutError) as exc:
-                log.warning("volume resync on %s failed: %s", self.settings.host, exc)

@@ -13,8 +13,8 @@ from typing import Any
 
 from kubenova import conditions as cond
 from kubenova.agents.volume.driver import Export
+from kubenova.kube.meta import Body, deleting, generation_of
 
-Body = dict[str, Any]
 Status = dict[str, Any]
 READY = "Ready"
 
@@ -34,7 +34,7 @@ def attachments(body: Body) -> list[Body]:
 def phase_of(body: Body, export: Export | None, failure: Failure | None) -> str:
     """One word for `kubectl get`: Deleting, Error, Creating, Detaching, Attaching, InUse or
     Available."""
-    if body["metadata"].get("deletionTimestamp"):
+    if deleting(body):
         return "Deleting"
     if failure is not None:
         return "Error"
@@ -55,13 +55,13 @@ def ready_condition(
     body: Body, export: Export | None, failure: Failure | None, protocol: str
 ) -> cond.Condition:
     """Ready: the export is up on this host, with an access list for every attached host."""
-    generation = body["metadata"].get("generation")
+    generation = generation_of(body)
     previous = (body.get("status") or {}).get("conditions")
     if failure is not None:
         return cond.condition(
             READY, False, failure.reason, failure.message, generation=generation, previous=previous
         )
-    if body["metadata"].get("deletionTimestamp"):
+    if deleting(body):
         held = [e.get("instance", "?") for e in attachments(body)]
         message = (
             f"deletion waits until the volume is detached from {', '.join(held)}: remove it "
@@ -102,7 +102,7 @@ def desired_status(
     """The status fields the agent owns, as they should be now."""
     status: Status = {
         "phase": phase_of(body, export, failure),
-        "observedGeneration": body["metadata"].get("generation"),
+        "observedGeneration": generation_of(body),
         "conditions": [ready_condition(body, export, failure, protocol)],
         "admittedHosts": list(export.admitted_hosts) if export else [],
     }

@@ -30,7 +30,9 @@ def _progress(message: str) -> None:
 
 def start_local_services(access: ClusterAccess, state_dir: Path) -> None:
     """Start MinIO, libvirtd, the operator and one local agent against the dev plane."""
-    LocalServices(state_dir).up(access, _progress)
+    from kubenova.operator import inventory  # noqa: PLC0415 - the db layer, on demand
+
+    LocalServices(state_dir).up(access, _progress, migrate=inventory.upgrade)
 
 
 def stop_local_services(state_dir: Path) -> list[str]:

@@ -25,6 +25,7 @@ from kubenova.api.v1alpha1 import API_VERSION, Image, ImageSpec
 from kubenova.errors import UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind, load_config
 from kubenova.kube.client import APPLY_PATCH
+from kubenova.kube.meta import name_of
 
 FIELD_MANAGER = "kubenova-cli"
 DEFAULT_BUCKET = "kubenova-images"
@@ -163,7 +164,7 @@ async def existing_sha256(kubeconfig: Path | None, name: str) -> str | None:
 
 async def apply_image(kubeconfig: Path | None, manifest: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply the Image as the `kubenova-cli` field manager."""
-    name = manifest["metadata"]["name"]
+    name = name_of(manifest)
     async with KubeClient(load_config(kubeconfig), user_agent=FIELD_MANAGER) as client:
         return await client.patch(
             kubenova_kind(Image),

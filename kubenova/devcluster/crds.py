@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kubenova.devcluster.access import ClusterAccess
 from kubenova.devcluster.errors import ControlPlaneError
+from kubenova.kube.meta import name_of
 
 FIELD_MANAGER = "kubenova-dev"
 
@@ -52,7 +53,7 @@ def apply_manifests(access: ClusterAccess, directory: Path) -> list[str]:
 def _not_established(access: ClusterAccess, names: list[str]) -> list[str]:
     listed = json.loads(access.kubectl("get", *names, "-o", "json").stdout)
     return [
-        f"customresourcedefinition.apiextensions.k8s.io/{item['metadata']['name']}"
+        f"customresourcedefinition.apiextensions.k8s.io/{name_of(item)}"
         for item in listed["items"]
         if not any(
             condition["type"] == "Established" and condition["status"] == "True"

@@ -102,14 +102,22 @@ class LocalServices:
             ],
         )
 
-    def up(self, access: ClusterAccess, progress: Progress) -> None:
+    def up(
+        self,
+        access: ClusterAccess,
+        progress: Progress,
+        *,
+        migrate: Callable[[str], None],
+    ) -> None:
+        """Start what is not running, after `migrate(database_url)` updated the inventory.
+
+        The CLI passes the operator's migration in: shared code never imports the operator.
+        """
         progress("object store (MinIO)")
         store = start_dev_objectstore(self.root, progress)
         progress(f"libvirtd ({self.libvirtd.uri})")
         self.libvirtd.start(detached=True)
-        from kubenova.operator import inventory  # noqa: PLC0415 - the CLI's db layer, on demand
-
-        inventory.upgrade(self.database_url)
+        migrate(self.database_url)
         os.environ.update(store.env())  # the agent reads its default image store from env
         agent = self._agent(access, self._agent_kubeconfig(access, progress))
         for spec in (self._operator(access), agent):

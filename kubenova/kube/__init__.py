@@ -6,7 +6,9 @@ the agents need, and counts every write so tests and benchmarks can hold the lin
 API traffic.
 """
 
-from .client import ApiError, Conflict, KubeClient, NotFound, WatchEvent
+from kubenova.errors import ApiError, Conflict, NotFound
+
+from .client import KubeClient, WatchEvent
 from .config import ConnectionConfig, load_config
 from .paths import ResourceKind, kubenova_kind
 

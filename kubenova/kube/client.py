@@ -12,42 +12,19 @@ from typing import Any
 
 import aiohttp
 
+from kubenova.errors import ApiError, Conflict, Gone, NotFound
 from kubenova.metrics import API_WRITES
 
 from .config import ConnectionConfig
+from .meta import Body
 from .paths import ResourceKind
 
 log = logging.getLogger(__name__)
-
-Body = dict[str, Any]
 
 THROTTLE_RETRIES = 10
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
-
-
-class ApiError(Exception):
-    """The API server refused a request; `status` is its HTTP code, `reason` its reason."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-
-class NotFound(ApiError):
-    """404: the object (or its type) does not exist."""
-
-
-class Conflict(ApiError):
-    """409: stale resourceVersion, or the object already exists."""
-
-
-class Gone(ApiError):
-    """410: a watch's resourceVersion is too old; list again."""
-
 
 _ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 410: Gone}
 

@@ -8,8 +8,10 @@ import socket
 from typing import Any
 
 from kubenova.conditions import now_rfc3339
+from kubenova.errors import ApiError
 
-from .client import ApiError, Body, KubeClient
+from .client import KubeClient
+from .meta import Body
 from .paths import CORE_EVENTS
 
 log = logging.getLogger(__name__)

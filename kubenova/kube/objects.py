@@ -5,23 +5,23 @@
 - finalizers: added with a merge patch guarded by resourceVersion (409 on a race), removed
   with a JSON patch that first tests the entry, so no one else's finalizer is ever dropped;
 - labels: a merge patch, which only touches the keys named.
+
+`LastWrites` remembers a component's own status writes, so a body in hand that predates
+one (a watch event still on its way) is not mistaken for the newest status.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .client import APPLY_PATCH, JSON_PATCH, ApiError, Body, Conflict, KubeClient, NotFound
+from kubenova.errors import ApiError, Conflict, NotFound
+
+from .client import APPLY_PATCH, JSON_PATCH, KubeClient
+from .meta import Body, finalizers_of, labels_of, ref, resource_version, uid_of
 from .paths import ResourceKind
 
 CONFLICT_RETRIES = 5
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-
-
-def ref(body: Body) -> tuple[str | None, str]:
-    """(namespace, name) of an object."""
-    meta = body["metadata"]
-    return meta.get("namespace"), meta["name"]
 
 
 def slim(body: Body) -> Body:
@@ -45,9 +45,40 @@ def slim(body: Body) -> Body:
     return {**body, "metadata": trimmed}
 
 
-def key_of(body: Body) -> str:
-    namespace, name = ref(body)
-    return f"{namespace}/{name}" if namespace else name
+class LastWrites:
+    """Per object uid, the status this component last wrote and the resourceVersion it got.
+
+    A body in hand (a queued watch event, a cached copy) may predate our own newest write;
+    comparing resourceVersions tells, so a reconciler neither writes the same status twice
+    nor decides from a status it has already replaced.
+    """
+
+    def __init__(self) -> None:
+        self._written: dict[str, tuple[int | None, Body]] = {}
+
+    def remember(self, uid: str, written: Body, status: Body) -> None:
+        """`status` was applied; `written` is the object the API server answered with."""
+        self._written[uid] = (resource_version(written), status)
+
+    def newest_status(self, body: Body) -> Body:
+        """The body's status, or the status we last wrote if the body predates that write."""
+        current: Body = body.get("status") or {}
+        entry = self._written.get(uid_of(body))
+        if entry is None:
+            return current
+        version, status = entry
+        seen = resource_version(body)
+        if version is not None and seen is not None and seen < version:
+            return status
+        return current
+
+    def last(self, uid: str) -> Body | None:
+        """The status we last wrote for `uid` (None: none since this process started)."""
+        entry = self._written.get(uid)
+        return None if entry is None else entry[1]
+
+    def forget(self, uid: str) -> None:
+        self._written.pop(uid, None)
 
 
 async def apply_status(
@@ -107,14 +138,14 @@ async def _ensure_metadata_once(
     finalizers: tuple[str, ...],
     labels: dict[str, str] | None,
 ) -> Body | None:
-    meta = body["metadata"]
-    present = list(meta.get("finalizers") or [])
+    present = finalizers_of(body)
     missing = [f for f in finalizers if f not in present]
-    current_labels = meta.get("labels") or {}
+    current_labels = labels_of(body)
     label_changes = {k: v for k, v in (labels or {}).items() if current_labels.get(k) != v}
     if not missing and not label_changes:
         return None
-    patch: dict[str, Any] = {"metadata": {"resourceVersion": meta["resourceVersion"]}}
+    guard = body["metadata"]["resourceVersion"]  # the write fails (409) if it changed
+    patch: dict[str, Any] = {"metadata": {"resourceVersion": guard}}
     if missing:
         patch["metadata"]["finalizers"] = present + missing
     if label_changes:
@@ -127,7 +158,7 @@ async def remove_finalizer(
     client: KubeClient, kind: ResourceKind, body: Body, finalizer: str
 ) -> Body | None:
     """Remove one finalizer if present; a test op makes sure it is the entry we mean."""
-    present = list(body["metadata"].get("finalizers") or [])
+    present = finalizers_of(body)
     if finalizer not in present:
         return None
     index = present.index(finalizer)

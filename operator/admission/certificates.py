@@ -24,8 +24,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from kubenova.errors import Conflict
 from kubenova.kube import KubeClient, NotFound
-from kubenova.kube.client import Conflict
 from kubenova.kube.paths import SECRETS
 from kubenova.operator.admission import tls
 

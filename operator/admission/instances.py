@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
+from kubenova.kube.meta import Body, deleting, namespace_of
 from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.references import References
 from kubenova.operator.inventory.quotas import QuotaAmounts
 from kubenova.operator.resources import Resources
-
-Body = dict[str, Any]
 
 
 async def check_instance(
@@ -22,7 +20,7 @@ async def check_instance(
     and image are immutable, so an update charges nothing more (None). `floating_ips`:
     whether the operator has a floating IP pool at all.
     """
-    namespace = body["metadata"]["namespace"]
+    namespace = namespace_of(body)
     spec = body.get("spec") or {}
     old_spec = (old or {}).get("spec") or {}
     await _check_networks(namespace, spec, old_spec, refs, floating_ips)
@@ -111,7 +109,7 @@ async def _check_networks(
                 f"Network {name} does not exist in namespace {namespace}; an Instance can only "
                 f"use the Networks of its own namespace (kubectl get networks -n {namespace})",
             )
-        if network["metadata"].get("deletionTimestamp"):
+        if deleting(network):
             raise AdmissionRefused(
                 f"{field}.network", f"Network {name} is being deleted: attach another network"
             )
@@ -145,7 +143,7 @@ async def _check_volumes(namespace: str, spec: Body, old_spec: Body, refs: Refer
                 f"Volume {name} does not exist in namespace {namespace}; an Instance can only "
                 f"attach the Volumes of its own namespace (kubectl get volumes -n {namespace})",
             )
-        if volume["metadata"].get("deletionTimestamp"):
+        if deleting(volume):
             raise AdmissionRefused(
                 f"spec.volumes[{index}].volume", f"Volume {name} is being deleted: attach another"
             )

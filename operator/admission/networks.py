@@ -9,29 +9,25 @@ CIDROverlap afterwards. Networks already being deleted are not counted.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
+from kubenova.kube.meta import Body, deleting, name_of, namespace_of
 from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.references import References
-
-Body = dict[str, Any]
 
 
 async def check_network(body: Body, old: Body | None, refs: References) -> None:
     """Refuse a new Network whose spec.cidr overlaps another Network of its namespace."""
     if old is not None:
         return  # spec.cidr is immutable (CRD rule)
-    meta = body["metadata"]
     cidr = ipaddress.IPv4Network((body.get("spec") or {})["cidr"])  # valid: the CRD checked
-    for other in await refs.networks(meta["namespace"]):
-        other_meta = other["metadata"]
-        if other_meta["name"] == meta["name"] or other_meta.get("deletionTimestamp"):
+    for other in await refs.networks(namespace_of(body)):
+        if name_of(other) == name_of(body) or deleting(other):
             continue
         other_cidr = ipaddress.IPv4Network((other.get("spec") or {}).get("cidr", ""), strict=False)
         if cidr.overlaps(other_cidr):
             raise AdmissionRefused(
                 "spec.cidr",
-                f"{cidr} overlaps Network {other_meta['name']} ({other_cidr}) of this project: "
+                f"{cidr} overlaps Network {name_of(other)} ({other_cidr}) of this project: "
                 "choose a CIDR that overlaps no other Network in the namespace "
-                f"(kubectl get networks -n {meta['namespace']})",
+                f"(kubectl get networks -n {namespace_of(body)})",
             )

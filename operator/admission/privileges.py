@@ -20,10 +20,9 @@ from typing import Any, Protocol
 
 from kubenova.api.v1alpha1 import GROUP
 from kubenova.kube import KubeClient
+from kubenova.kube.meta import Body
 from kubenova.kube.paths import SUBJECT_ACCESS_REVIEWS
 from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
-
-Body = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ is confirmed with a GET so that nothing valid is refused because the operator is
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubenova.api.v1alpha1 import (
     Flavor,
     Host,
@@ -19,11 +17,10 @@ from kubenova.api.v1alpha1 import (
     Volume,
 )
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube.meta import Body
 from kubenova.kube.paths import NAMESPACES, ResourceKind
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.tenancy import holdings
-
-Body = dict[str, Any]
 
 
 class References:

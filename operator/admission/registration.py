@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 
 from kubenova.api.v1alpha1 import GROUP, VERSION
 from kubenova.kube.client import APPLY_PATCH
+from kubenova.kube.meta import Body, namespace_of
 from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
 from kubenova.operator.admission.configuration import (
     CONFIGURATION_NAME,
@@ -63,7 +64,6 @@ HOOKS = [
     Hook("networks", "networks", ("CREATE", "UPDATE")),
     Hook("projects", "projects", ("CREATE", "UPDATE", "DELETE"), namespaced=False),
 ]
-Body = dict[str, Any]
 FieldsOf = Callable[[Body, Body | None], list[AdminOnlyField]]
 
 
@@ -110,7 +110,7 @@ class Admission:
             self.authorizer,
             request.user,
             request.operation,
-            body["metadata"]["namespace"],
+            namespace_of(body),
         )
 
     async def project(self, body: Body, operation: str) -> None:

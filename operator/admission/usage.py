@@ -10,18 +10,16 @@ the claim, which re-checks under a lock, then leaves the surplus unclaimed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from sqlalchemy import Engine
 
+from kubenova.kube.meta import Body, deleting, name_of, namespace_of, uid_of
 from kubenova.operator.admission.errors import FORBIDDEN, AdmissionRefused
 from kubenova.operator.admission.instances import instance_amounts
 from kubenova.operator.admission.references import References
 from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory.quotas import QuotaAmounts
 from kubenova.operator.resources import Consumer
-
-Body = dict[str, Any]
 
 # The spec field a tenant changes to fit a quota resource, by kind (counts have none:
 # the message names the quota itself).
@@ -40,7 +38,7 @@ async def check_room(
 ) -> None:
     """Refuse (403, naming the field and the numbers) what would not fit the quota."""
     meta = body["metadata"]
-    consumer = Consumer(meta.get("uid") or "", meta["name"], meta["namespace"], kind)
+    consumer = Consumer(meta.get("uid") or "", name_of(body), namespace_of(body), kind)
     waiting = await waiting_amounts(refs, consumer.namespace)
     try:
         await asyncio.to_thread(quotas.check_room, engine, consumer, amounts, waiting)
@@ -58,16 +56,16 @@ async def waiting_amounts(refs: References, namespace: str) -> dict[str, QuotaAm
     for instance in await refs.instances(namespace):
         if _live(instance):
             spec = instance.get("spec") or {}
-            amounts[instance["metadata"]["uid"]] = await instance_amounts(spec, refs)
+            amounts[uid_of(instance)] = await instance_amounts(spec, refs)
     for volume in await refs.volumes(namespace):
         if _live(volume):
             size = int((volume.get("spec") or {}).get("sizeGiB", 0))
-            amounts[volume["metadata"]["uid"]] = QuotaAmounts.for_volume(size)
+            amounts[uid_of(volume)] = QuotaAmounts.for_volume(size)
     return amounts
 
 
 def _live(item: Body) -> bool:
-    return bool(item["metadata"].get("uid")) and not item["metadata"].get("deletionTimestamp")
+    return bool(item["metadata"].get("uid")) and not deleting(item)
 
 
 def _field(kind: str, exceeded: quotas.QuotaExceeded, spec: Body) -> str:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from kubenova.kube.meta import Body
 from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.references import References
 from kubenova.operator.inventory.quotas import QuotaAmounts
-
-Body = dict[str, Any]
 
 
 async def check_volume(body: Body, old: Body | None, refs: References) -> QuotaAmounts | None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
-Body = dict[str, Any]
+from kubenova.kube.meta import Body
+
 Key = tuple[str, str]  # (kind, "namespace/name" or "name")
 
 

@@ -23,12 +23,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Host
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body, generation_of, name_of
 from kubenova.kube.objects import apply_status
 from kubenova.metrics import HOST_ALLOCATED, HOST_CAPACITY, HOST_READY
 from kubenova.operator import inventory as inv
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 HOSTS = kubenova_kind(Host)
 READY = "Ready"
-Body = dict[str, Any]
 
 
 def host_record(body: Body, ready: bool) -> inv.HostRecord:
@@ -48,7 +47,7 @@ def host_record(body: Body, ready: bool) -> inv.HostRecord:
     capacity = (body.get("status") or {}).get("capacity") or {}
     overcommit = spec.get("overcommit") or {}
     return inv.HostRecord(
-        name=body["metadata"]["name"],
+        name=name_of(body),
         capacity=inv.Resources(
             int(capacity.get("vcpus", 0)),
             int(capacity.get("memoryMiB", 0)),
@@ -235,7 +234,7 @@ class HostMonitor:
             alive,
             "HeartbeatOK" if alive else "HeartbeatLost",
             message if not alive else "the host's agent is heart-beating",
-            generation=body["metadata"].get("generation"),
+            generation=generation_of(body),
             previous=previous,
         )
         if cond.same(cond.find(previous, READY), entry):

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubenova.kube import KubeClient, NotFound, ResourceKind
+from kubenova.kube.meta import Body
 from kubenova.kube.objects import ensure_metadata
 from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER
-
-Body = dict[str, Any]
 
 
 async def mark_handed_over(

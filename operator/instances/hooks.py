@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-Body = dict[str, Any]
+from kubenova.kube.meta import Body
 
 
 class InstanceHook(Protocol):

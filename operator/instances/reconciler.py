@@ -19,6 +19,15 @@ from kubenova.api.v1alpha1 import Instance
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    finalizers_of,
+    generation_of,
+    key_of,
+    labels_of,
+    uid_of,
+)
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.metrics import PLACEMENTS, SCHEDULER_DECISIONS
 from kubenova.operator import inventory as inv
@@ -35,7 +44,6 @@ log = logging.getLogger(__name__)
 INSTANCES = kubenova_kind(Instance)
 SCHEDULED = "Scheduled"
 DELETED = "Deleted"  # False while a deletion waits for the host to be fenced
-Body = dict[str, Any]
 
 
 @dataclass
@@ -67,17 +75,17 @@ class InstanceReconciler:
             await self._forget(key)
             return None
         meta = body["metadata"]
-        self.uids[key] = meta["uid"]
-        if meta.get("deletionTimestamp"):
+        self.uids[key] = uid_of(body)
+        if deleting(body):
             await self._finalize(key, body)
             return None
-        if meta.get("resourceVersion") in self.superseded.get(meta["uid"], ()):
+        if meta.get("resourceVersion") in self.superseded.get(uid_of(body), ()):
             return None  # an echo of our own status write: the labelled version follows
         # Placement is what the inventory and our status say, never the label (anyone with
         # a label right could write that): the label is only the agent's pointer, repaired.
         decided = status_host(body)
         if decided is not None:
-            claimed = await self._claimed_host(meta["uid"])
+            claimed = await self._claimed_host(uid_of(body))
             if claimed in (None, decided):
                 await self._keep_scheduled(key, body, decided, claimed is not None)
                 return None
@@ -97,7 +105,7 @@ class InstanceReconciler:
 
     async def _schedule(self, key: str, body: Body) -> None:
         instance = Instance.model_validate(body)
-        generation = body["metadata"].get("generation")
+        generation = generation_of(body)
         try:
             request = build_request(body, instance, self.catalog, waiter=key)
         except UserError as exc:
@@ -119,7 +127,7 @@ class InstanceReconciler:
         if outcome.created:
             PLACEMENTS.inc()
         self.pending.discard(key)
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         self.claimed[uid] = outcome.host
         extra: dict[str, Any] = {}
         try:
@@ -163,7 +171,7 @@ class InstanceReconciler:
                 )
             ],
         }
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         before = {body["metadata"].get("resourceVersion", "")}
         try:
             body = await apply_status(
@@ -177,9 +185,7 @@ class InstanceReconciler:
         # Only once labelled: a failed label write is retried with these very bodies.
         self.superseded[uid] = before
         self.events.record(body, "Normal", "Scheduled", message)
-        log.info(
-            "instance %s/%s %s", body["metadata"]["namespace"], body["metadata"]["name"], message
-        )
+        log.info("instance %s %s", key_of(body), message)
 
     async def _set_unscheduled(
         self, body: Body, reason: str, message: str, generation: int | None
@@ -204,7 +210,7 @@ class InstanceReconciler:
         removed or changed is put back (only what we decided is handed to an agent).
         """
         self.pending.discard(key)
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         for hook in self.hooks:
             await hook.on_scheduled(body)
         if not has_claim:
@@ -217,7 +223,7 @@ class InstanceReconciler:
                 return
             claim = await asyncio.to_thread(self.placer.claim_on, request, host)
             self.claimed[uid] = claim.host
-        labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+        labelled = labels_of(body).get(HOST_LABEL)
         if labelled == host:
             self.superseded.pop(uid, None)
             return
@@ -242,9 +248,9 @@ class InstanceReconciler:
         """
         self.pending.discard(key)
         self.deleting_on.pop(key, None)
-        finalizers = body["metadata"].get("finalizers") or []
+        finalizers = finalizers_of(body)
         # Where its domain may be: the claim's host, else the one our status handed it to.
-        host = await self._claimed_host(body["metadata"]["uid"]) or status_host(body)
+        host = await self._claimed_host(uid_of(body)) or status_host(body)
         if AGENT_FINALIZER in finalizers:
             if host and self.host_ready(host):
                 self.deleting_on[key] = host  # looked at again if the host goes NotReady
@@ -266,7 +272,7 @@ class InstanceReconciler:
                 )
             fresh = await remove_finalizer(self.client, INSTANCES, body, AGENT_FINALIZER)
             body = fresh or body
-        await self._release(body["metadata"]["uid"])
+        await self._release(uid_of(body))
         await remove_finalizer(self.client, INSTANCES, body, OPERATOR_FINALIZER)
 
     async def _show_awaiting_fence(self, body: Body, host: str) -> None:
@@ -278,16 +284,14 @@ class InstanceReconciler:
             False,
             "HostNotFenced",
             message,
-            generation=body["metadata"].get("generation"),
+            generation=generation_of(body),
             previous=previous,
         )
         if (body.get("status") or {}).get("phase") == "Deleting" and cond.same(
             cond.find(previous, DELETED), entry
         ):
             return  # already says so
-        log.warning(
-            "instance %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], message
-        )
+        log.warning("instance %s: %s", key_of(body), message)
         self.events.record(body, "Warning", "HostNotFenced", message)
         try:
             await apply_status(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from kubenova.errors import NotFoundError, UserError
+from kubenova.kube.meta import Body, deleting, name_of, namespace_of, uid_of
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.networks import floating, ports, registry
 from kubenova.operator.networks.records import network_record
@@ -22,7 +23,6 @@ from kubenova.operator.networks.settings import NetworkSettings
 
 log = logging.getLogger(__name__)
 
-Body = dict[str, Any]
 NETWORK_KIND = "Network"
 
 
@@ -44,9 +44,8 @@ class NetworkInstanceHook:
         self.key_of_uid = key_of_uid  # Network uid -> key
 
     async def on_schedule(self, body: Body, host: str) -> dict[str, Any]:
-        meta = body["metadata"]
-        namespace, uid = meta["namespace"], meta["uid"]
-        waiter = f"{namespace}/{meta['name']}"
+        namespace, uid = namespace_of(body), uid_of(body)
+        waiter = f"{namespace}/{name_of(body)}"
         addresses = []
         for attachment in (body.get("spec") or {}).get("networks") or []:
             key = f"{namespace}/{attachment['network']}"
@@ -95,7 +94,7 @@ class NetworkInstanceHook:
                 "soon as it is created",
                 reason="NetworkNotFound",
             )
-        if found["metadata"].get("deletionTimestamp"):
+        if deleting(found):
             raise UserError(
                 f"Network {key.split('/', 1)[1]} is being deleted: attach another network",
                 reason="NetworkTerminating",

@@ -24,6 +24,16 @@ from kubenova.api.v1alpha1 import Network
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    finalizers_of,
+    generation_of,
+    labels_of,
+    name_of,
+    namespace_of,
+    uid_of,
+)
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.operator.networks import gateways, ports, registry, segments
 from kubenova.operator.networks import status as st
@@ -35,7 +45,6 @@ from kubenova.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 NETWORKS = kubenova_kind(Network)
-Body = dict[str, Any]
 
 
 @dataclass
@@ -52,30 +61,29 @@ class NetworkReconciler:
         if body is None:
             self.keys = {uid: k for uid, k in self.keys.items() if k != key}
             return None
-        meta = body["metadata"]
-        self.keys[meta["uid"]] = key
-        if meta.get("deletionTimestamp"):
+        self.keys[uid_of(body)] = key
+        if deleting(body):
             await self._finalize(key, body)
             return None
         await self._reconcile(key, body)
         return None
 
     async def _reconcile(self, key: str, body: Body) -> None:
-        meta, spec = body["metadata"], body.get("spec") or {}
-        generation = meta.get("generation")
+        spec = body.get("spec") or {}
+        generation = generation_of(body)
         observation = await self._observe(body, spec, generation)
         desired = _without_none(
             st.desired_status(observation, (body.get("status") or {}).get("conditions"))
         )
         hosts = st.wired_hosts(observation) if observation.problem is None else []
-        labels = st.label_changes(meta.get("labels"), hosts)
+        labels = st.label_changes(labels_of(body), hosts)
         updated = await ensure_metadata(
             self.client, NETWORKS, body, finalizers=(OPERATOR_FINALIZER,)
         )
         body = updated or body
         if labels:
             body = await self.client.patch(
-                NETWORKS, meta["name"], {"metadata": {"labels": labels}}, meta["namespace"]
+                NETWORKS, name_of(body), {"metadata": {"labels": labels}}, namespace_of(body)
             )
         if not st.status_differs(body.get("status"), desired):
             return
@@ -127,9 +135,9 @@ class NetworkReconciler:
         )
 
     async def _finalize(self, key: str, body: Body) -> None:
-        if OPERATOR_FINALIZER not in (body["metadata"].get("finalizers") or []):
+        if OPERATOR_FINALIZER not in finalizers_of(body):
             return
-        in_use = await asyncio.to_thread(registry.unregister, self.engine, body["metadata"]["uid"])
+        in_use = await asyncio.to_thread(registry.unregister, self.engine, uid_of(body))
         if in_use:
             message = (
                 f"{in_use} Instance NIC(s) still use this network: delete those Instances; "

@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from kubenova.kube.meta import name_of, namespace_of, uid_of
 from kubenova.operator.networks.errors import InvalidCidr
 
 BRIDGE_PREFIX = "knb-"
@@ -53,7 +54,7 @@ def bridge_name(uid: str) -> str:
 
 def network_record(body: dict[str, Any]) -> NetworkRecord:
     """Parse a Network body; InvalidCidr says what to change (the CRD refuses most of it)."""
-    meta, spec = body["metadata"], body.get("spec") or {}
+    spec = body.get("spec") or {}
     text = str(spec.get("cidr", ""))
     try:
         cidr = ipaddress.IPv4Network(text, strict=True)
@@ -74,9 +75,9 @@ def network_record(body: dict[str, Any]) -> NetworkRecord:
     else:
         gateway = cidr.network_address + 1
     return NetworkRecord(
-        uid=meta["uid"],
-        namespace=meta["namespace"],
-        name=meta["name"],
+        uid=uid_of(body),
+        namespace=namespace_of(body),
+        name=name_of(body),
         mode=str(spec.get("mode", "vxlan")),
         cidr=cidr,
         gateway=gateway,

@@ -23,6 +23,15 @@ from kubenova.api.v1alpha1 import API_VERSION, Project
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
 from kubenova.kube.client import APPLY_PATCH
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    finalizers_of,
+    generation_of,
+    labels_of,
+    name_of,
+    uid_of,
+)
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.kube.paths import NAMESPACES, ResourceKind
 from kubenova.operator.auth import AuthBackend, AuthError
@@ -37,7 +46,6 @@ PROJECTS = kubenova_kind(Project)
 ROLE_BINDINGS = ResourceKind("rbac.authorization.k8s.io", "v1", "rolebindings", True, "RoleBinding")
 PROJECT_FINALIZER = "kubenova.io/project"
 READY = "Ready"
-Body = dict[str, Any]
 
 
 class NamespaceConflict(Exception):
@@ -62,7 +70,7 @@ class ProjectReconciler:
             return None
         namespace = project_namespace(body)
         self.namespaces[name] = namespace
-        if body["metadata"].get("deletionTimestamp"):
+        if deleting(body):
             return await self._finalize(body, namespace)
         body = (
             await ensure_metadata(self.client, PROJECTS, body, finalizers=(PROJECT_FINALIZER,))
@@ -92,12 +100,12 @@ class ProjectReconciler:
     # -- namespace and bindings --------------------------------------------------------------
 
     async def _ensure_namespace(self, body: Body, namespace: str) -> None:
-        name = body["metadata"]["name"]
+        name = name_of(body)
         owner = {
             "apiVersion": API_VERSION,
             "kind": "Project",
             "name": name,
-            "uid": body["metadata"]["uid"],
+            "uid": uid_of(body),
             "controller": True,
             "blockOwnerDeletion": False,
         }
@@ -117,10 +125,10 @@ class ProjectReconciler:
             log.info("project %s: created namespace %s", name, namespace)
             return
         meta = existing["metadata"]
-        labelled = (meta.get("labels") or {}).get(PROJECT_LABEL)
+        labelled = labels_of(existing).get(PROJECT_LABEL)
         if labelled and labelled != name:
             raise NamespaceConflict(f"namespace {namespace} belongs to project {labelled}")
-        if meta.get("deletionTimestamp"):
+        if deleting(existing):
             raise NamespaceConflict(
                 f"namespace {namespace} is still terminating from an earlier project"
             )
@@ -133,15 +141,13 @@ class ProjectReconciler:
             log.info("project %s: adopted namespace %s", name, namespace)
 
     async def _sync_bindings(self, name: str, namespace: str, members: frozenset[Any]) -> None:
-        desired = {
-            b["metadata"]["name"]: b for b in role_bindings(name, namespace, members).values()
-        }
+        desired = {name_of(b): b for b in role_bindings(name, namespace, members).values()}
         listing = await self.client.list(
             ROLE_BINDINGS,
             namespace,
             label_selector=f"{MANAGED_BY}={MANAGER},{PROJECT_LABEL}={name}",
         )
-        existing = {b["metadata"]["name"]: b for b in listing.get("items", [])}
+        existing = {name_of(b): b for b in listing.get("items", [])}
         for binding_name, binding in desired.items():
             if binding_name in existing and same_binding(existing[binding_name], binding):
                 continue
@@ -163,8 +169,8 @@ class ProjectReconciler:
     # -- deletion ----------------------------------------------------------------------------
 
     async def _finalize(self, body: Body, namespace: str) -> float | None:
-        name = body["metadata"]["name"]
-        if PROJECT_FINALIZER not in (body["metadata"].get("finalizers") or []):
+        name = name_of(body)
+        if PROJECT_FINALIZER not in finalizers_of(body):
             return None
         held = {kind: n for kind, n in (await holdings(self.client, namespace)).items() if n}
         if held:
@@ -183,7 +189,7 @@ class ProjectReconciler:
         )
         for binding in listing.get("items", []):
             with contextlib.suppress(NotFound):
-                await self.client.delete(ROLE_BINDINGS, binding["metadata"]["name"], namespace)
+                await self.client.delete(ROLE_BINDINGS, name_of(binding), namespace)
         await self._delete_namespace(name, namespace)
         await asyncio.to_thread(quotas.drop_limits, self.engine, namespace)
         await remove_finalizer(self.client, PROJECTS, body, PROJECT_FINALIZER)
@@ -195,7 +201,7 @@ class ProjectReconciler:
             existing = await self.client.get(NAMESPACES, namespace)
         except NotFound:
             return
-        if (existing["metadata"].get("labels") or {}).get(PROJECT_LABEL) != name:
+        if labels_of(existing).get(PROJECT_LABEL) != name:
             return  # not ours (any more): leave it
         # Without a controller-manager the namespace stays Terminating; nothing waits on it.
         try:
@@ -216,7 +222,7 @@ class ProjectReconciler:
         message: str,
     ) -> None:
         status = body.get("status") or {}
-        generation = body["metadata"].get("generation")
+        generation = generation_of(body)
         usage = (await asyncio.to_thread(quotas.usage, self.engine, namespace)).as_wire()
         entry = cond.condition(
             READY, ready, reason, message, generation=generation, previous=status.get("conditions")

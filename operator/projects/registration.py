@@ -17,6 +17,7 @@ import kopf
 from kubenova.api.v1alpha1 import GROUP, VERSION
 from kubenova.kube import KubeClient
 from kubenova.kube.client import APPLY_PATCH
+from kubenova.kube.meta import name_of
 from kubenova.kube.paths import ResourceKind
 from kubenova.operator.auth import AuthBackend, build_backend, load_auth_config
 from kubenova.operator.auth.rbac import cluster_roles
@@ -94,7 +95,7 @@ async def apply_cluster_roles(client: KubeClient) -> None:
     for role in cluster_roles():
         await client.patch(
             CLUSTER_ROLES,
-            role["metadata"]["name"],
+            name_of(role),
             role,
             patch_type=APPLY_PATCH,
             field_manager=OPERATOR_MANAGER,

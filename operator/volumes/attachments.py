@@ -31,6 +31,7 @@ from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance, Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body, deleting, generation_of, key_of, name_of, namespace_of, uid_of
 from kubenova.kube.objects import apply_status
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol
@@ -46,14 +47,13 @@ ATTACHMENTS_MANAGER = "kubenova-operator-attachments"
 INSTANCE_VOLUMES_MANAGER = "kubenova-operator-volumes"
 ALLOWED = "VolumesAllowed"
 VOLUME_KIND = "Volume"
-Body = dict[str, Any]
 # A refused volume is looked at again on every change of it; this is only a safety net.
 RECHECK = 60.0
 
 
 def wanted_volumes(instance: Body) -> list[str]:
     """Volume names the Instance asks for (none while it is being deleted)."""
-    if instance["metadata"].get("deletionTimestamp"):
+    if deleting(instance):
         return []
     return [v["volume"] for v in (instance.get("spec") or {}).get("volumes") or []]
 
@@ -137,20 +137,19 @@ class AttachmentController:
     # -- inputs ------------------------------------------------------------------------------
 
     def _file(self, body: Body) -> None:
-        meta = body["metadata"]
-        if meta.get("deletionTimestamp"):
+        if deleting(body):
             return  # the domain goes with its disks; on_release withdraws the attachments
-        key = f"{meta['namespace']}/{meta['name']}"
-        self.instance_keys[meta["uid"]] = key
+        key = f"{key_of(body)}"
+        self.instance_keys[uid_of(body)] = key
         for name in wanted_volumes(body):
-            self.interested[f"{meta['namespace']}/{name}"].add(key)
-        if wanted_volumes(body) or meta["uid"] in self.attached or _has_condition(body):
+            self.interested[f"{namespace_of(body)}/{name}"].add(key)
+        if wanted_volumes(body) or uid_of(body) in self.attached or _has_condition(body):
             self.queue.put(key, body)
 
     def volume_changed(self, key: str, body: Body | None) -> None:
         """A Volume appeared, changed or went: look at the Instances that ask for it again."""
         if body is not None:
-            self.volume_keys[body["metadata"]["uid"]] = key
+            self.volume_keys[uid_of(body)] = key
         for instance_key in list(self.interested.get(key, ())):
             self.queue.mark(instance_key)
 
@@ -158,11 +157,7 @@ class AttachmentController:
         """A Host changed (its storage address or MAC may be new): republish its attachments."""
         for key in list(self.instance_keys.values()):
             body = self.queue.body(key)
-            if (
-                body is not None
-                and _placed_on(body) == host
-                and body["metadata"]["uid"] in self.attached
-            ):
+            if body is not None and _placed_on(body) == host and uid_of(body) in self.attached:
                 self.queue.mark(key)
 
     # -- the decision ------------------------------------------------------------------------
@@ -170,25 +165,24 @@ class AttachmentController:
     async def _reconcile(self, key: str, body: Body | None) -> float | None:
         if body is None:
             return None
-        meta = body["metadata"]
         host = _placed_on(body)  # the operator's decision, never the label
         if not host:
             return None  # not placed yet: on_schedule files it again
-        uid, namespace = meta["uid"], meta["namespace"]
+        uid, namespace = uid_of(body), namespace_of(body)
         wanted = wanted_volumes(body)
         devices = plugged_devices(body)
         records = await asyncio.to_thread(vol.attachments_of_instance, self.engine, uid)
         held = {r.volume_uid for r in records}
         touched: set[str] = set(held)
         refusals: list[tuple[str, str]] = []  # (reason, message)
-        consumer = inv.Consumer(uid, meta["name"], namespace)
+        consumer = inv.Consumer(uid, name_of(body), namespace)
         for name in wanted:
             volume = self.volumes(f"{namespace}/{name}")
             refusal = await self._allow(volume, name, consumer, host, held)
             if refusal is not None:
                 refusals.append(refusal)
             elif volume is not None:
-                touched.add(volume["metadata"]["uid"])
+                touched.add(uid_of(volume))
         unresolved = False
         for record in records:
             held_name = self._volume_name(record.volume_uid)
@@ -224,10 +218,10 @@ class AttachmentController:
                 "VolumeNotFound",
                 f"volume {name} does not exist in namespace {consumer.namespace}",
             )
-        volume_uid = volume["metadata"]["uid"]
+        volume_uid = uid_of(volume)
         if volume_uid in held:
             return None
-        if volume["metadata"].get("deletionTimestamp"):
+        if deleting(volume):
             return "VolumeDeleting", f"volume {name} is being deleted"
         multi = bool((volume.get("spec") or {}).get("multiAttach"))
         try:
@@ -255,10 +249,10 @@ class AttachmentController:
         async with self._locks[volume_uid]:
             key = self.volume_keys.get(volume_uid)
             volume = self.volumes(key) if key else None
-            if volume is None or volume["metadata"]["uid"] != volume_uid:
+            if volume is None or uid_of(volume) != volume_uid:
                 return
             records = await asyncio.to_thread(vol.attachments_of, self.engine, volume_uid)
-            name = volume["metadata"]["name"]
+            name = name_of(volume)
             current = self._published.get(volume_uid)
             if current is None:
                 current = (volume.get("status") or {}).get("attachments") or []
@@ -290,7 +284,7 @@ class AttachmentController:
         previous = (body.get("status") or {}).get("conditions")
         if not wanted and cond.find(previous, ALLOWED) is None:
             return
-        generation = body["metadata"].get("generation")
+        generation = generation_of(body)
         if refusals:
             entry = cond.condition(
                 ALLOWED,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import secrets
-from typing import Any
 
 from kubenova.kube import ApiError, Conflict, KubeClient, NotFound
+from kubenova.kube.meta import Body, key_of, name_of, namespace_of, owners_of, uid_of
 from kubenova.kube.paths import SECRETS
 from kubenova.operator.volumes.naming import chap_secret_name, chap_username
 
-Body = dict[str, Any]
 SECRET_TYPE = "kubenova.io/iscsi-chap"
 VOLUME_LABEL = "kubenova.io/volume"
 
@@ -27,7 +26,6 @@ class SecretConflict(Exception):
 
 def chap_secret(volume: Body) -> Body:
     """A fresh Secret manifest for `volume` (a new random password each call)."""
-    meta = volume["metadata"]
     password = secrets.token_urlsafe(12)  # 16 characters, within every initiator's limits
 
     def encoded(text: str) -> str:
@@ -38,58 +36,56 @@ def chap_secret(volume: Body) -> Body:
         "kind": "Secret",
         "type": SECRET_TYPE,
         "metadata": {
-            "name": chap_secret_name(meta["name"], meta["uid"]),
-            "namespace": meta["namespace"],
-            "labels": {VOLUME_LABEL: meta["name"]},
+            "name": chap_secret_name(name_of(volume), uid_of(volume)),
+            "namespace": namespace_of(volume),
+            "labels": {VOLUME_LABEL: name_of(volume)},
             "ownerReferences": [
                 {
                     "apiVersion": volume.get("apiVersion", "kubenova.io/v1alpha1"),
                     "kind": "Volume",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
+                    "name": name_of(volume),
+                    "uid": uid_of(volume),
                     "controller": True,
                     "blockOwnerDeletion": True,
                 }
             ],
         },
-        "data": {"username": encoded(chap_username(meta["uid"])), "password": encoded(password)},
+        "data": {"username": encoded(chap_username(uid_of(volume))), "password": encoded(password)},
     }
 
 
 def owned_by(secret: Body, volume_uid: str) -> bool:
-    refs = secret["metadata"].get("ownerReferences") or []
+    refs = owners_of(secret)
     return any(ref.get("uid") == volume_uid for ref in refs)
 
 
 async def ensure_chap_secret(client: KubeClient, volume: Body) -> str:
     """The name of the volume's CHAP Secret, created if missing; SecretConflict if taken."""
     manifest = chap_secret(volume)
-    meta = manifest["metadata"]
-    uid = volume["metadata"]["uid"]
+    uid = uid_of(volume)
     try:
-        existing = await client.get(SECRETS, meta["name"], meta["namespace"])
+        existing = await client.get(SECRETS, name_of(manifest), namespace_of(manifest))
     except NotFound:
         try:
-            await client.create(SECRETS, manifest, meta["namespace"])
-            return str(meta["name"])
+            await client.create(SECRETS, manifest, namespace_of(manifest))
+            return name_of(manifest)
         except Conflict:  # created meanwhile (by us on another pass, or someone else)
-            existing = await client.get(SECRETS, meta["name"], meta["namespace"])
+            existing = await client.get(SECRETS, name_of(manifest), namespace_of(manifest))
     if not owned_by(existing, uid):
         raise SecretConflict(
-            f"Secret {meta['namespace']}/{meta['name']} exists and does not belong to this "
+            f"Secret {key_of(manifest)} exists and does not belong to this "
             "volume: delete or rename it, then the volume is placed"
         )
-    return str(meta["name"])
+    return name_of(manifest)
 
 
 async def delete_chap_secret(client: KubeClient, volume: Body) -> None:
     """Delete the volume's Secret if it is the volume's (absent is fine)."""
-    meta = volume["metadata"]
-    name = chap_secret_name(meta["name"], meta["uid"])
+    name = chap_secret_name(name_of(volume), uid_of(volume))
     try:
-        existing = await client.get(SECRETS, name, meta["namespace"])
-        if owned_by(existing, meta["uid"]):
-            await client.delete(SECRETS, name, meta["namespace"])
+        existing = await client.get(SECRETS, name, namespace_of(volume))
+        if owned_by(existing, uid_of(volume)):
+            await client.delete(SECRETS, name, namespace_of(volume))
     except NotFound:
         return
     except ApiError as exc:

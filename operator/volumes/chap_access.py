@@ -15,17 +15,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from kubenova.api.v1alpha1 import Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.client import APPLY_PATCH
+from kubenova.kube.meta import Body, name_of, namespace_of
 from kubenova.kube.paths import ResourceKind
 from kubenova.wellknown import OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
 
-Body = dict[str, Any]
 VOLUMES = kubenova_kind(Volume)
 ROLES = ResourceKind("rbac.authorization.k8s.io", "v1", "roles", True, "Role")
 ROLE_BINDINGS = ResourceKind("rbac.authorization.k8s.io", "v1", "rolebindings", True, "RoleBinding")
@@ -111,9 +110,9 @@ def role_binding(host: str, namespace: str) -> Body:
 def _by_host(listing: Body) -> dict[str, Body]:
     """The operator's CHAP access objects of a listing, by the host their name carries."""
     return {
-        item["metadata"]["name"][len(ROLE_PREFIX) :]: item
+        name_of(item)[len(ROLE_PREFIX) :]: item
         for item in listing.get("items") or []
-        if item["metadata"]["name"].startswith(ROLE_PREFIX)
+        if name_of(item).startswith(ROLE_PREFIX)
     }
 
 
@@ -152,12 +151,11 @@ class ChapAccess:
         return None
 
     async def _apply(self, kind: ResourceKind, body: Body) -> None:
-        meta = body["metadata"]
         await self.client.patch(
             kind,
-            meta["name"],
+            name_of(body),
             body,
-            meta["namespace"],
+            namespace_of(body),
             patch_type=APPLY_PATCH,
             field_manager=OPERATOR_MANAGER,
             force=True,

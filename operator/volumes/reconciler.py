@@ -24,6 +24,16 @@ from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Volume
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    finalizers_of,
+    generation_of,
+    labels_of,
+    name_of,
+    namespace_of,
+    uid_of,
+)
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.hosts import fence_advice
@@ -38,7 +48,6 @@ log = logging.getLogger(__name__)
 
 VOLUMES = kubenova_kind(Volume)
 SCHEDULED = "Scheduled"
-Body = dict[str, Any]
 # A Volume that found no host is tried again after this long (and on every Host change).
 PENDING_RETRY = 30.0
 
@@ -65,9 +74,8 @@ class VolumeReconciler:
         if body is None:
             await self._forget(key)
             return None
-        meta = body["metadata"]
-        self.uids[key] = meta["uid"]
-        if meta.get("deletionTimestamp"):
+        self.uids[key] = uid_of(body)
+        if deleting(body):
             await self._finalize(key, body)
             return None
         # Placement is what the inventory says (else our own status), never the label: a
@@ -80,10 +88,10 @@ class VolumeReconciler:
 
     async def _placed_host(self, body: Body) -> str | None:
         """The host of the Volume's claim; our status.host if the inventory lost the claim."""
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         if uid not in self.hosts:
             decided = (body.get("status") or {}).get("host")
-            labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+            labelled = labels_of(body).get(HOST_LABEL)
             if not decided and not labelled:
                 return None  # never handed over: placing it finds any claim it has
             claim = await asyncio.to_thread(inv.find_claim, self.engine, uid)
@@ -96,11 +104,10 @@ class VolumeReconciler:
 
     async def _place(self, key: str, body: Body) -> float | None:
         volume = Volume.model_validate(body)
-        meta = body["metadata"]
         request = volume_placement.VolumeRequest(
-            meta["uid"],
-            meta["name"],
-            meta["namespace"],
+            uid_of(body),
+            name_of(body),
+            namespace_of(body),
             volume.spec.size_gib,
             volume.spec.availability_zone,
         )
@@ -115,13 +122,13 @@ class VolumeReconciler:
             target = await asyncio.to_thread(
                 vol.allocate_target,
                 self.engine,
-                meta["uid"],
+                uid_of(body),
                 outcome.host,
                 str(volume.spec.protocol),
             )
             secret = await ensure_chap_secret(self.client, body) if target.iqn else None
         except (AoeAddressesExhausted, SecretConflict) as exc:
-            await self._release(meta["uid"])
+            await self._release(uid_of(body))
             reason = "SecretConflict" if isinstance(exc, SecretConflict) else "NoTargetAddress"
             await self._unplaced(body, reason, str(exc))
             return PENDING_RETRY
@@ -149,7 +156,7 @@ class VolumeReconciler:
         log.info("volume %s %s", key, message)
 
     async def _unplaced(self, body: Body, reason: str, message: str) -> None:
-        generation = body["metadata"].get("generation")
+        generation = generation_of(body)
         previous = (body.get("status") or {}).get("conditions")
         entry = cond.condition(
             SCHEDULED, False, reason, message, generation=generation, previous=previous
@@ -166,8 +173,7 @@ class VolumeReconciler:
     async def _keep_placed(self, key: str, body: Body, host: str) -> None:
         """Handed over to `host`; the claim, identity and the agent's label must still be so."""
         self.pending.discard(key)
-        meta = body["metadata"]
-        uid = meta["uid"]
+        uid = uid_of(body)
         body = await self._keep_label(key, body, host)
         if uid in self.verified:
             return
@@ -176,7 +182,7 @@ class VolumeReconciler:
         if claim is None:
             log.warning("volume %s is on %s but has no claim: re-claiming", key, host)
             request = volume_placement.VolumeRequest(
-                uid, meta["name"], meta["namespace"], volume.spec.size_gib
+                uid, name_of(body), namespace_of(body), volume.spec.size_gib
             )
             try:
                 await asyncio.to_thread(
@@ -202,7 +208,7 @@ class VolumeReconciler:
 
     async def _keep_label(self, key: str, body: Body, host: str) -> Body:
         """Put back the host label (and finalizers) if someone else changed or removed it."""
-        labelled = (body["metadata"].get("labels") or {}).get(HOST_LABEL)
+        labelled = labels_of(body).get(HOST_LABEL)
         if labelled == host:
             return body
         log.warning(
@@ -217,8 +223,7 @@ class VolumeReconciler:
 
     async def _finalize(self, key: str, body: Body) -> None:
         self.pending.discard(key)
-        meta = body["metadata"]
-        finalizers = meta.get("finalizers") or []
+        finalizers = finalizers_of(body)
         host = await self._placed_host(body)  # where its export may be: never the label
         self.deleting_on.pop(key, None)
         if AGENT_FINALIZER in finalizers:
@@ -245,10 +250,10 @@ class VolumeReconciler:
                     "agent comes back",
                 )
             body = await remove_finalizer(self.client, VOLUMES, body, AGENT_FINALIZER) or body
-        if OPERATOR_FINALIZER not in (body["metadata"].get("finalizers") or []):
+        if OPERATOR_FINALIZER not in finalizers_of(body):
             return
         await delete_chap_secret(self.client, body)
-        await self._release(meta["uid"])
+        await self._release(uid_of(body))
         await remove_finalizer(self.client, VOLUMES, body, OPERATOR_FINALIZER)
         log.info("volume %s: released", key)
 
@@ -271,7 +276,7 @@ class VolumeReconciler:
 
 def placement_status(body: Body, target: vol.TargetIdentity, secret: str | None) -> dict[str, Any]:
     """The operator's status fields of a placed Volume."""
-    generation = body["metadata"].get("generation")
+    generation = generation_of(body)
     identity: dict[str, Any]
     if target.iqn:
         identity = {"iqn": target.iqn, "lun": target.lun}

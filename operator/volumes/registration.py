@@ -22,6 +22,7 @@ import kopf
 
 from kubenova.api.v1alpha1 import GROUP, VERSION, Instance, Volume
 from kubenova.kube import kubenova_kind
+from kubenova.kube.meta import uid_of
 from kubenova.kube.objects import slim
 from kubenova.operator import inventory as inv
 from kubenova.operator.config import OperatorConfig
@@ -66,8 +67,8 @@ async def audit_volumes(runtime: Runtime, controller: VolumeController) -> list[
     # up in the listings below, so a record missing from them really is a leak.
     claims = await asyncio.to_thread(list_consumers, runtime.engine, VOLUME_KIND)
     records = await asyncio.to_thread(vol.list_attachments, runtime.engine)
-    volumes = {i["metadata"]["uid"] for i in (await runtime.client.list(VOLUMES))["items"]}
-    instances = {i["metadata"]["uid"] for i in (await runtime.client.list(INSTANCES))["items"]}
+    volumes = {uid_of(i) for i in (await runtime.client.list(VOLUMES))["items"]}
+    instances = {uid_of(i) for i in (await runtime.client.list(INSTANCES))["items"]}
     released = []
     for claim in claims:
         if claim.uid not in volumes:

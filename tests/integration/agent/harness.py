@@ -26,6 +26,7 @@ from kubenova.agents.images.fake import PlaceholderImages
 from kubenova.agents.images.fetcher import ImageFetcher
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import KubeClient, NotFound, load_config
+from kubenova.kube.meta import Body
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.kube.paths import NAMESPACES
 from kubenova.wellknown import (
@@ -36,7 +37,6 @@ from kubenova.wellknown import (
 )
 
 T = TypeVar("T")
-Body = dict[str, Any]
 SHA = "0123456789abcdef" * 4
 
 

@@ -124,7 +124,7 @@ def test_a_real_guest_boots_stops_starts_reboots_and_is_deleted(
                 await eventually(lambda: booted(1), timeout=60, what="the guest's ready marker")
                 # The resync reads the console into status.
                 await agent.service.resync()
-                await agent.service.queue.drained()
+                await agent.service.watch.queue.drained()
                 facts["tail"] = (await kube.get(name))["status"]["console"].get("tail", "")
 
                 await kube.patch_spec(name, {"powerState": "Stopped"})
@@ -139,9 +139,9 @@ def test_a_real_guest_boots_stops_starts_reboots_and_is_deleted(
 
                 await kube.patch_spec(name, {"restartRequestedAt": "2025-06-01T12:00:00Z"})
                 await eventually(lambda: booted(3), timeout=60, what="the reboot")
-                await agent.service.queue.drained()
+                await agent.service.watch.queue.drained()
                 await asyncio.sleep(3)  # a second reboot, if any, would show by now
-                await agent.service.queue.drained()
+                await agent.service.watch.queue.drained()
                 facts["boots_after_reboot"] = markers(log, marker)
                 current = await phase_is(kube, name, "Running")
                 facts["restarted_at"] = current["status"].get("restartedAt")

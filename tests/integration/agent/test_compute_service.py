@@ -67,7 +67,7 @@ def test_a_scheduled_instance_runs_with_one_agent_write(
             body = await kube.scheduled_instance(agent.host)
             name = body["metadata"]["name"]
             running = await eventually(lambda: phase_is(kube, name, "Running"))
-            await agent.service.queue.drained()
+            await agent.service.watch.queue.drained()
             return running, agent
 
     body, agent = run(scenario())
@@ -148,11 +148,11 @@ def test_each_new_restart_request_reboots_exactly_once(
             await eventually(lambda: restarted(first))
             # Further passes over the same request (a resync, a restarted agent) do nothing.
             await agent.service.resync()
-            await agent.service.queue.drained()
+            await agent.service.watch.queue.drained()
             reboots.append(driver.calls.get("reboot", 0))
             await kube.patch_spec(name, {"restartRequestedAt": second})
             await eventually(lambda: restarted(second))
-            await agent.service.queue.drained()
+            await agent.service.watch.queue.drained()
             reboots.append(driver.calls.get("reboot", 0))
             return reboots
 
@@ -212,7 +212,7 @@ def test_a_restarted_agent_adopts_the_domain_without_writes(
             uuid_before = driver.list_instances()[0].domain_uuid
             # A new process: nothing remembered, same hypervisor.
             async with compute_agent(apiserver, driver, host=host) as second:
-                await second.service.queue.drained()
+                await second.service.watch.queue.drained()
                 await phase_is(kube, name, "Running")
                 return uuid_before, second.writes
 
@@ -266,7 +266,7 @@ def test_the_agent_watches_only_instances_labelled_for_its_host(
             mine = await kube.scheduled_instance(agent.host)
             await eventually(lambda: phase_is(kube, mine["metadata"]["name"], "Running"))
             await agent.service.resync()
-            await agent.service.queue.drained()
+            await agent.service.watch.queue.drained()
             return (
                 await kube.get(unlabelled["metadata"]["name"]),
                 await kube.get(elsewhere["metadata"]["name"]),
@@ -281,7 +281,7 @@ def test_the_agent_watches_only_instances_labelled_for_its_host(
     assert len(driver.list_instances()) == 1
     # The queue holds every object the watch delivered: only the one labelled for this host.
     meta = mine["metadata"]
-    assert agent.service.queue.keys() == [f"{meta['namespace']}/{meta['name']}"]
+    assert agent.service.watch.queue.keys() == [f"{meta['namespace']}/{meta['name']}"]
 
 
 def test_a_domain_stopped_outside_kubenova_is_restarted_and_reported(
@@ -397,7 +397,7 @@ def test_a_slow_image_download_shows_building_then_running(
             name = (await kube.scheduled_instance(agent.host))["metadata"]["name"]
             building = await eventually(lambda: phase_is(kube, name, "Building"))
             running = await eventually(lambda: phase_is(kube, name, "Running"))
-            await agent.service.queue.drained()
+            await agent.service.watch.queue.drained()
             return building, running, agent.writes
 
     building, running, writes = run(scenario())
@@ -434,10 +434,10 @@ def test_an_instance_moved_to_another_host_leaves_this_one(
                 # the domain is gone and the queue has forgotten the key (the handler that
                 # destroys the domain returns a moment after the driver is empty)
                 domains = await asyncio.to_thread(driver.list_instances)
-                return not domains and not agent.service.queue.keys()
+                return not domains and not agent.service.watch.queue.keys()
 
             await eventually(left)
-            return list(agent.service.queue.keys())
+            return list(agent.service.watch.queue.keys())
 
     assert run(scenario()) == []
 
@@ -464,7 +464,7 @@ def test_an_instance_that_only_lost_its_label_keeps_its_domain(
 
             await eventually(retained, what="the unlabelled Instance kept, not destroyed")
             await agent.service.resync()  # rechecked and not swept as an orphan
-            await agent.service.queue.drained()
+            await agent.service.watch.queue.drained()
             kept = [i.uid for i in await asyncio.to_thread(driver.list_instances)]
             # Deleted while unlabelled: torn down through the re-read, finalizer dropped.
             await kube.delete(name)

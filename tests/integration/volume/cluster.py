@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 from kubenova.devcluster import ClusterAccess
+from kubenova.kube.meta import Body
 from tests.builders import as_yaml
 from tests.support.waiting import eventually
 
-Body = dict[str, Any]
 ATTACHER_MANAGER = "kubenova-agent-volumes"
 
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
+from kubenova.kube.meta import Body
 from kubenova.operator.admission import AdmissionRefused
 from kubenova.operator.admission.instances import check_instance
 from kubenova.operator.admission.networks import check_network
@@ -18,7 +19,6 @@ from kubenova.operator.inventory.quotas import QuotaAmounts
 from tests.builders import a_flavor, a_network, a_project, a_volume, an_image, an_instance
 
 T = TypeVar("T")
-Body = dict[str, Any]
 
 
 class DictReferences:

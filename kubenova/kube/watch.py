@@ -1,0 +1,176 @@
+"""Objects of one kind, chosen by a label or field selector, into a keyed work queue.
+
+List, then watch from the list's resourceVersion (the client relists after a 410 Gone),
+and resync now and then. Nothing outside the selector is ever listed: an agent selects
+what is placed on its host. After the first full list has been queued, `on_synced` runs
+with the listed objects and `synced` is set; only then does the periodic resync start.
+A relist after a 410 has no DELETED events for what vanished meanwhile: `drop_vanished`
+(typically part of a resync) treats those as deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kubenova.errors import ApiError, KubenovaError
+from kubenova.wellknown import host_selector
+from kubenova.workqueue import Handler, WorkQueue
+
+from .client import KubeClient
+from .meta import Body, key_of, resource_version
+from .paths import ResourceKind
+
+log = logging.getLogger(__name__)
+
+FIRST_LIST_MAX_DELAY = 30.0
+
+OnSynced = Callable[[list[Body]], Awaitable[Any]]
+Resync = Callable[[], Awaitable[Any]]
+
+
+class ListWatch:
+    """One kind, one selector, one keyed work queue; `await run()` until cancelled."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        kind: ResourceKind,
+        handler: Handler[str],
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        workers: int = 4,
+        name: str = "queue",
+    ) -> None:
+        self.client = client
+        self.kind = kind
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.name = name
+        self.queue: WorkQueue[str] = WorkQueue(handler, workers=workers, name=name)
+        self.synced = asyncio.Event()
+
+    @classmethod
+    def placed_on(
+        cls,
+        client: KubeClient,
+        kind: ResourceKind,
+        handler: Handler[str],
+        host: str,
+        *,
+        workers: int,
+        what: str,
+    ) -> ListWatch:
+        """The objects of `kind` labelled as placed on `host`; the queue is `what@host`."""
+        return cls(
+            client,
+            kind,
+            handler,
+            label_selector=host_selector(host),
+            workers=workers,
+            name=f"{what}@{host}",
+        )
+
+    @property
+    def selector(self) -> str:
+        """The selectors, for log lines."""
+        return ",".join(s for s in (self.label_selector, self.field_selector) if s)
+
+    async def run(
+        self,
+        on_synced: OnSynced | None = None,
+        *,
+        resync: Resync | None = None,
+        resync_interval: float = 60.0,
+    ) -> None:
+        """Queue the first list, run `on_synced`, then follow the watch until cancelled.
+
+        With `resync`, it runs every `resync_interval` seconds once synced; a pass that
+        fails with a KubenovaError or OSError is logged and the next one tried on time.
+        """
+        self.queue.start()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._follow(on_synced), name=f"watch-{self.name}")
+                if resync is not None:
+                    tasks.create_task(
+                        self._resync_forever(resync, resync_interval), name=f"resync-{self.name}"
+                    )
+        finally:
+            await self.queue.stop()
+
+    def known(self) -> list[str]:
+        """A snapshot of the queue's keys (reconciles may add or drop some meanwhile)."""
+        return self.queue.keys()
+
+    def bodies(self) -> list[Body]:
+        """The newest body of every object still there."""
+        return [body for key in self.known() if (body := self.queue.body(key)) is not None]
+
+    def mark_all(self) -> None:
+        """Reconcile every object still there again, with its newest body."""
+        for key in self.known():
+            if self.queue.body(key) is not None:
+                self.queue.mark(key)
+
+    async def drop_vanished(self) -> None:
+        """Objects gone while the watch relisted (no DELETED event): treat them as deleted."""
+        listing = await self._list()
+        listed = {key_of(item) for item in listing.get("items", [])}
+        list_version = resource_version(listing)
+        for key in self.known():
+            body = self.queue.body(key)
+            if body is None or key in listed:
+                continue
+            # Newer than the list: created after it, not vanished.
+            seen = resource_version(body)
+            if list_version is not None and seen is not None and seen < list_version:
+                self.queue.put(key, None)
+
+    async def _follow(self, on_synced: OnSynced | None) -> None:
+        listing = await self._first_list()
+        items: list[Body] = listing.get("items", [])
+        for item in items:
+            item.setdefault("apiVersion", self.kind.api_version)
+            item.setdefault("kind", self.kind.kind)
+            self.queue.put(key_of(item), item)
+        if on_synced is not None:
+            await on_synced(items)
+        self.synced.set()
+        async for event in self.client.watch(
+            self.kind,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            resource_version=listing["metadata"]["resourceVersion"],
+        ):
+            key = key_of(event.object)
+            self.queue.put(key, None if event.type == "DELETED" else event.object)
+
+    async def _resync_forever(self, resync: Resync, interval: float) -> None:
+        await self.synced.wait()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await resync()
+            except (KubenovaError, OSError) as exc:
+                log.warning("%s: resync failed: %s", self.name, exc)
+
+    async def _list(self) -> Body:
+        return await self.client.list(
+            self.kind, label_selector=self.label_selector, field_selector=self.field_selector
+        )
+
+    async def _first_list(self) -> Body:
+        delay = 1.0
+        while True:
+            try:
+                return await self._list()
+            except (ApiError, OSError) as exc:
+                log.warning(
+                    "listing %s (%s) failed (%s); retrying", self.kind.plural, self.selector, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(FIRST_LIST_MAX_DELAY, delay * 2)
