@@ -7,12 +7,9 @@ Both read these two facts here, so neither domain imports the other.
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubenova.api.v1alpha1 import Instance, Volume
 from kubenova.kube import KubeClient, kubenova_kind
-
-Body = dict[str, Any]
+from kubenova.kube.meta import Body
 
 
 def project_namespace(body: Body) -> str:

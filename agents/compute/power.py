@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from kubenova.agents.compute.driver import ComputeDriver, DomainState, InstanceInfo
 from kubenova.agents.compute.status_writer import StatusWriter
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body
 
 log = logging.getLogger(__name__)
-
-Body = dict[str, Any]
 
 
 class PowerControl:

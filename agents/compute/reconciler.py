@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import pydantic
 
@@ -40,13 +39,13 @@ from kubenova.api.v1alpha1 import Image, Instance
 from kubenova.errors import KubenovaError, TemporaryError, UserError
 from kubenova.kube import ApiError, KubeClient, kubenova_kind
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body, deleting, finalizers_of, uid_of
 from kubenova.kube.objects import remove_finalizer
 from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL
 
 log = logging.getLogger(__name__)
 
 INSTANCES = kubenova_kind(Instance)
-Body = dict[str, Any]
 
 # Retry delays (seconds): a missing Flavor/Image is looked up again, a refused spawn retried.
 RECHECK_MISSING = 30.0
@@ -112,10 +111,9 @@ class InstanceReconciler:
         if body is None:
             await self._left(key)
             return None
-        meta = body["metadata"]
-        self._remember(key, meta["uid"])
+        self._remember(key, uid_of(body))
         self.retained.discard(key)
-        if meta.get("deletionTimestamp"):
+        if deleting(body):
             await self._delete(key, body)
             return None
         if not placed_here(body, self.settings.host):
@@ -126,6 +124,8 @@ class InstanceReconciler:
             return await self._converge(key, body)
         except InstanceNotFound:
             return 0.1  # the domain vanished under us (destroyed outside): look again
+        except ApiError:
+            raise  # the API, not the Instance, failed: the work queue backs off and retries
         except KubenovaError as exc:
             return await self._failed(key, body, exc)
 
@@ -215,10 +215,10 @@ class InstanceReconciler:
         self._forget(uid)
 
     async def _delete(self, key: str, body: Body) -> None:
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         if uid in self._finalized:
             return  # done; this body predates our finalizer removal (a domain event's pass)
-        if AGENT_FINALIZER not in (body["metadata"].get("finalizers") or []):
+        if AGENT_FINALIZER not in finalizers_of(body):
             return
         await asyncio.to_thread(self.driver.destroy, uid)
         await remove_finalizer(self.client, INSTANCES, body, AGENT_FINALIZER)
@@ -260,7 +260,7 @@ class InstanceReconciler:
             instance = Instance.model_validate(body)
         except pydantic.ValidationError as exc:
             raise UserError(f"the Instance does not parse: {exc}", reason="InvalidSpec") from exc
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         wanted = str(instance.spec.power_state)
         requested = (body.get("spec") or {}).get("restartRequestedAt")
         handled = {(body.get("status") or {}).get("restartedAt"), self._memory.restarts.get(uid)}
@@ -350,7 +350,7 @@ class InstanceReconciler:
         return refresh
 
     async def _failed(self, key: str, body: Body, exc: KubenovaError) -> float:
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         failures = self._memory.failures.get(uid, 0) + 1
         self._memory.failures[uid] = failures
         info = await self._info_quietly(uid)

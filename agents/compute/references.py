@@ -14,11 +14,11 @@ from kubenova.agents.compute.spec import Nic
 from kubenova.api.v1alpha1 import Flavor, Image, Instance, Network
 from kubenova.errors import NotFoundError, TemporaryError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind
+from kubenova.kube.meta import Body, namespace_of
 
 FLAVORS = kubenova_kind(Flavor)
 IMAGES = kubenova_kind(Image)
 NETWORKS = kubenova_kind(Network)
-Body = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class InstanceReferences:
 
     async def nics(self, body: Body) -> tuple[Nic, ...]:
         """The Instance's NICs on its Networks' bridges; TemporaryError until they are wired."""
-        namespace = body["metadata"]["namespace"]
+        namespace = namespace_of(body)
         bridges: dict[str, str | None] = {}
         for attachment in (body.get("spec") or {}).get("networks") or ():
             name = attachment["network"]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubenova.agents.compute.references import Sizing
 from kubenova.agents.compute.spec import CloudInitSeed, DiskFormat, DomainSpec, Nic, RootDisk
 from kubenova.agents.images.fetcher import FetchedImage
 from kubenova.api.v1alpha1 import Image, Instance
 from kubenova.errors import UserError
-
-Body = dict[str, Any]
+from kubenova.kube.meta import Body, name_of, namespace_of, uid_of
 
 
 def domain_spec(  # noqa: PLR0917 - one positional per input it combines
@@ -22,13 +19,13 @@ def domain_spec(  # noqa: PLR0917 - one positional per input it combines
     nics: tuple[Nic, ...] = (),
 ) -> DomainSpec:
     """The driver's frozen view of an Instance (volumes are plugged later by the attacher)."""
-    meta = body["metadata"]
+    uid, namespace, name = uid_of(body), namespace_of(body), name_of(body)
     spec = instance.spec
     seed = None
     if spec.user_data or spec.ssh_keys:
         seed = CloudInitSeed(
-            instance_id=meta["uid"],
-            hostname=meta["name"],
+            instance_id=uid,
+            hostname=name,
             user_data=spec.user_data,
             ssh_authorized_keys=tuple(spec.ssh_keys),
         )
@@ -39,9 +36,9 @@ def domain_spec(  # noqa: PLR0917 - one positional per input it combines
         )
     try:
         return DomainSpec(
-            uid=meta["uid"],
-            namespace=meta["namespace"],
-            name=meta["name"],
+            uid=uid,
+            namespace=namespace,
+            name=name,
             vcpus=sizing.vcpus,
             memory_mib=sizing.memory_mib,
             root_disk=RootDisk(
@@ -52,7 +49,7 @@ def domain_spec(  # noqa: PLR0917 - one positional per input it combines
             kernel_boot=local.kernel_boot,
             nics=nics,
             seed=seed,
-            labels=(("namespace", meta["namespace"]), ("name", meta["name"])),
+            labels=(("namespace", namespace), ("name", name)),
         )
     except ValueError as exc:
         raise UserError(f"the Instance cannot be built: {exc}", reason="InvalidSpec") from exc

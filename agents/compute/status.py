@@ -15,6 +15,7 @@ from typing import Any
 
 from kubenova import conditions as cond
 from kubenova.agents.compute.driver import DomainState, InstanceInfo
+from kubenova.kube.meta import generation_of
 
 READY = "Ready"
 Status = dict[str, Any]
@@ -91,7 +92,7 @@ def desired_status(
     restarted_at: str | None = None,
 ) -> Status:
     """The complete set of status fields the agent owns (an apply omitting one removes it)."""
-    generation = body["metadata"].get("generation")
+    generation = generation_of(body)
     previous = (body.get("status") or {}).get("conditions")
     status: Status = {
         "phase": observation.phase,

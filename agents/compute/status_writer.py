@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from kubenova.agents.compute import status as st
 from kubenova.agents.compute.driver import InstanceInfo
 from kubenova.api.v1alpha1 import Instance
 from kubenova.kube import KubeClient, kubenova_kind
-from kubenova.kube.objects import apply_status
+from kubenova.kube.meta import Body, uid_of
+from kubenova.kube.objects import LastWrites, apply_status
 from kubenova.wellknown import AGENT_MANAGER
 
 log = logging.getLogger(__name__)
 
 INSTANCES = kubenova_kind(Instance)
-Body = dict[str, Any]
 
 
 class StatusWriter:
@@ -30,8 +29,7 @@ class StatusWriter:
     def __init__(self, client: KubeClient, domain_type: str | None) -> None:
         self.client = client
         self.domain_type = domain_type
-        # uid -> (resourceVersion, status) of our last status write.
-        self._written: dict[str, tuple[int | None, st.Status]] = {}
+        self._written = LastWrites()
 
     async def report(
         self,
@@ -47,7 +45,7 @@ class StatusWriter:
 
         `refresh` re-reads the console tail and counts a changed tail as a change.
         """
-        uid = body["metadata"]["uid"]
+        uid = uid_of(body)
         tail = None
         if info is not None and info.console_log is not None:
             previous = ((body.get("status") or {}).get("console") or {}).get("tail")
@@ -62,7 +60,7 @@ class StatusWriter:
             console_tail=tail,
             restarted_at=restarted_at,
         )
-        if not st.differs(self.newest(uid, body), desired, compare_tail=refresh):
+        if not st.differs(self._written.newest_status(body), desired, compare_tail=refresh):
             return
         # A fresh tail goes along with any write: it costs nothing extra then.
         if info is not None and info.console_log is not None and not refresh:
@@ -70,33 +68,13 @@ class StatusWriter:
             if fresh and "console" in desired:
                 desired["console"]["tail"] = fresh
         updated = await apply_status(self.client, INSTANCES, body, desired, manager=AGENT_MANAGER)
-        self._written[uid] = (_version(updated), desired)
+        self._written.remember(uid, updated, desired)
         log.info("instance %s: %s (%s)", key, observation.phase, observation.reason or "no reason")
-
-    def newest(self, uid: str, body: Body) -> st.Status:
-        """The body's status, or our own last write if the body predates it."""
-        current: st.Status = body.get("status") or {}
-        written = self._written.get(uid)
-        if written is None:
-            return current
-        version, status = written
-        seen = _version(body)
-        if version is not None and seen is not None and seen < version:
-            return status
-        return current
 
     def last_written_phase(self, uid: str) -> str | None:
         """The phase of our last write for `uid`; None when this process wrote none."""
-        written = self._written.get(uid)
-        return None if written is None else written[1].get("phase")
+        written = self._written.last(uid)
+        return None if written is None else written.get("phase")
 
     def forget(self, uid: str) -> None:
-        self._written.pop(uid, None)
-
-
-def _version(body: Body) -> int | None:
-    """resourceVersion as a number (etcd revisions are), for ordering our writes and events."""
-    try:
-        return int(body["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return None
+        self._written.forget(uid)

@@ -8,22 +8,19 @@ to be woken when it appears.
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubenova.api.v1alpha1 import Instance
 from kubenova.errors import NotFoundError, UserError
+from kubenova.kube.meta import Body, name_of, namespace_of, uid_of
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.resources import Consumer, GroupPolicy, Resources, ServerGroupRef
 from kubenova.operator.scheduler import PlacementRequest
-
-Body = dict[str, Any]
 
 
 def build_request(
     body: Body, instance: Instance, catalog: Catalog, waiter: str | None = None
 ) -> PlacementRequest:
     """Turn the spec into a placement request, resolving flavor, image and group."""
-    meta = body["metadata"]
+    uid, namespace, name = uid_of(body), namespace_of(body), name_of(body)
     spec = instance.spec
     if spec.flavor:
         flavor = _lookup(catalog, "Flavor", spec.flavor, waiter)
@@ -53,15 +50,15 @@ def build_request(
     group = None
     placement = spec.placement
     if placement and placement.group:
-        sg = _lookup(catalog, "ServerGroup", f"{meta['namespace']}/{placement.group}", waiter)
+        sg = _lookup(catalog, "ServerGroup", f"{namespace}/{placement.group}", waiter)
         group = ServerGroupRef(
             uid=sg["metadata"]["uid"],
             name=placement.group,
             policy=GroupPolicy(sg["spec"]["policy"]),
-            namespace=meta["namespace"],
+            namespace=namespace,
         )
     return PlacementRequest(
-        consumer=Consumer(meta["uid"], meta["name"], meta["namespace"]),
+        consumer=Consumer(uid, name, namespace),
         resources=resources,
         availability_zone=spec.availability_zone,
         host=placement.host if placement else None,
