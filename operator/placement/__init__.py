@@ -13,11 +13,21 @@
 7. Hooks (networks, volumes) allocate addresses and attachments for the chosen host.
 8. The reconciler writes status (host, Scheduled condition), then finalizers and the host
    label (`handover`); the host's agent takes `status.phase` from there.
-Volumes: `volumes.place` ranks volume hosts by free disk and claims the same way.
+Volumes: `place_volume` (volumes.py) ranks volume hosts by free disk and claims the same way.
 """
 
 from kubenova.operator.placement.host_view import HostView, host_state
 from kubenova.operator.placement.instance_request import build_request
 from kubenova.operator.placement.placer import Placer
+from kubenova.operator.placement.volumes import NoVolumeHost, VolumeRequest
+from kubenova.operator.placement.volumes import place as place_volume
 
-__all__ = ["HostView", "Placer", "build_request", "host_state"]
+__all__ = [
+    "HostView",
+    "NoVolumeHost",
+    "Placer",
+    "VolumeRequest",
+    "build_request",
+    "host_state",
+    "place_volume",
+]

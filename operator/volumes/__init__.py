@@ -1,5 +1,5 @@
 """The operator's half of the volume service (choosing a volume host and claiming the disk
-is `kubenova.operator.placement.volumes`).
+is `kubenova.operator.placement.place_volume`).
 
 - `naming`: CHAP Secret names and users, initiator names of hosts;
 - `chap`: the per-volume CHAP Secret;

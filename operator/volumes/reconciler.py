@@ -40,7 +40,7 @@ from kubenova.operator.hosts import fence_advice
 from kubenova.operator.instances import mark_handed_over
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import AoeAddressesExhausted
-from kubenova.operator.placement import volumes as volume_placement
+from kubenova.operator.placement import NoVolumeHost, VolumeRequest, place_volume
 from kubenova.operator.volumes.chap import SecretConflict, delete_chap_secret, ensure_chap_secret
 from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
@@ -104,15 +104,15 @@ class VolumeReconciler:
 
     async def _place(self, key: str, body: Body) -> float | None:
         volume = Volume.model_validate(body)
-        request = volume_placement.VolumeRequest(
+        request = VolumeRequest(
             uid_of(body),
             name_of(body),
             namespace_of(body),
             volume.spec.size_gib,
             volume.spec.availability_zone,
         )
-        outcome = await asyncio.to_thread(volume_placement.place, self.engine, request)
-        if isinstance(outcome, volume_placement.NoVolumeHost):
+        outcome = await asyncio.to_thread(place_volume, self.engine, request)
+        if isinstance(outcome, NoVolumeHost):
             self.pending.add(key)
             await self._unplaced(body, outcome.reason, outcome.message)
             return PENDING_RETRY
@@ -181,9 +181,7 @@ class VolumeReconciler:
         claim = await asyncio.to_thread(inv.find_claim, self.engine, uid)
         if claim is None:
             log.warning("volume %s is on %s but has no claim: re-claiming", key, host)
-            request = volume_placement.VolumeRequest(
-                uid, name_of(body), namespace_of(body), volume.spec.size_gib
-            )
+            request = VolumeRequest(uid, name_of(body), namespace_of(body), volume.spec.size_gib)
             try:
                 await asyncio.to_thread(
                     inv.claim, self.engine, request.consumer, host, request.resources
