@@ -6,8 +6,8 @@
 Hosts are registered (Host + Lease) and Instances created while the operator is stopped;
 then the operator starts and the clock runs until every Instance reports Scheduled=True.
 Each placement is a durable claim in the SQLite inventory plus the operator's writes to the
-Instance (metadata and status). The same shape as kube-scheduler's figure in TARGETS.md:
-2,000 pending Pods onto 1,000 Nodes.
+Instance (metadata and status). The same shape as kube-scheduler's reference figure in
+docs/performance-targets.md: 2,000 pending Pods onto 1,000 Nodes.
 """
 
 from __future__ import annotations

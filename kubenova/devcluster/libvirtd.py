@@ -36,8 +36,8 @@ BIND_MOUNTS: tuple[tuple[str, str], ...] = (
     ("cache", "/var/cache/libvirt"),
 )
 
-# Sandbox settings measured in RUNBOOK.md: no cgroups, namespaces or security drivers, and
-# QEMU's console/log written to files by QEMU itself, so no virtlogd is needed.
+# Sandbox settings (docs/running-the-real-components.md): no cgroups, namespaces or security
+# drivers, and QEMU's console/log written to files by QEMU itself, so no virtlogd is needed.
 QEMU_CONF = """\
 user = "root"
 group = "root"
