@@ -17,8 +17,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from kubenova.operator.inventory.engine import write_transaction
-from kubenova.operator.inventory.models import FixedIp, FloatingIp, Host, Instance
-from kubenova.operator.inventory.models import Network as NetworkRow
+from kubenova.operator.inventory.models import FixedIp, FloatingIp, HostRow, InstanceRow, NetworkRow
 from kubenova.operator.networks.errors import AddressInUse, AddressUnavailable, PoolExhausted
 from kubenova.operator.networks.records import NetworkRecord
 
@@ -156,7 +155,7 @@ def release_orphans(engine: Engine, network_uid: str) -> list[str]:
     without a claim leaked (e.g. the Instance went while the operator was down and the
     audit released the claim).
     """
-    claimed = select(Instance.uid)
+    claimed = select(InstanceRow.uid)
     with write_transaction(engine) as connection:
         leaked = list(
             connection.execute(
@@ -185,14 +184,14 @@ def ports_of(engine: Engine, network_uid: str) -> list[PortView]:
     query = (
         select(
             FixedIp.consumer_uid,
-            Instance.name,
-            Host.name.label("host"),
+            InstanceRow.name,
+            HostRow.name.label("host"),
             FixedIp.address,
             FixedIp.mac,
             FloatingIp.address.label("floating"),
         )
-        .outerjoin(Instance, Instance.uid == FixedIp.consumer_uid)
-        .outerjoin(Host, Host.id == Instance.host_id)
+        .outerjoin(InstanceRow, InstanceRow.uid == FixedIp.consumer_uid)
+        .outerjoin(HostRow, HostRow.id == InstanceRow.host_id)
         .outerjoin(
             FloatingIp,
             (FloatingIp.consumer_uid == FixedIp.consumer_uid)
