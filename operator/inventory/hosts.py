@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from kubenova.operator.inventory.engine import upsert_insert, write_transaction
 from kubenova.operator.inventory.models import Allocation, HostRow, utcnow
 from kubenova.operator.inventory.records import HostRecord, HostSnapshot
-from kubenova.operator.resources import Overcommit, ResourceClass, Resources
+from kubenova.operator.resources import OvercommitRatios, ResourceClass, Resources
 
 READY, NOT_READY = "Ready", "NotReady"
 
@@ -120,7 +120,7 @@ def snapshot_from_row(row: Any, used: Resources) -> HostSnapshot:
     record = HostRecord(
         name=row.name,
         capacity=Resources(row.vcpus, row.memory_mb, row.disk_gb),
-        overcommit=Overcommit(row.vcpu_ratio, row.memory_ratio, row.disk_ratio),
+        overcommit=OvercommitRatios(row.vcpu_ratio, row.memory_ratio, row.disk_ratio),
         availability_zone=row.availability_zone,
         ready=row.state == READY,
         schedulable=bool(row.schedulable),

@@ -71,7 +71,7 @@ def test_a_claim_that_does_not_fit_is_refused_with_the_hosts_fresh_state(
 
 def test_overcommit_ratios_raise_capacity(engine: Engine) -> None:
     record = inv.HostRecord(
-        "node-1", inv.Resources(2, 1024, 100), overcommit=inv.Overcommit(vcpu=4.0, memory=1.5)
+        "node-1", inv.Resources(2, 1024, 100), overcommit=inv.OvercommitRatios(vcpu=4.0, memory=1.5)
     )
     inv.upsert_host(engine, record)
     for n in range(6):  # 1.5 x 1024 MiB = 6 x 256 MiB
