@@ -27,7 +27,7 @@ RACE_RETRIES = 5
 
 
 @dataclass(frozen=True)
-class Port:
+class PortRecord:
     """A NIC's address on a network."""
 
     consumer_uid: str
@@ -54,7 +54,7 @@ def random_mac() -> str:
 
 def allocate(
     engine: Engine, network: NetworkRecord, consumer_uid: str, requested: str | None = None
-) -> Port:
+) -> PortRecord:
     """The consumer's port on `network`: existing, the requested address, or the lowest free."""
     for _ in range(RACE_RETRIES):
         try:
@@ -66,7 +66,7 @@ def allocate(
 
 def _allocate_once(
     engine: Engine, network: NetworkRecord, consumer_uid: str, requested: str | None
-) -> Port:
+) -> PortRecord:
     with write_transaction(engine) as connection:
         connection.execute(
             select(NetworkRow.uid).where(NetworkRow.uid == network.uid).with_for_update()
@@ -77,7 +77,7 @@ def _allocate_once(
             )
         ).first()
         if existing is not None:
-            return Port(consumer_uid, existing.address, existing.mac or "")
+            return PortRecord(consumer_uid, existing.address, existing.mac or "")
         used = _used(connection, network.uid)
         address = _choose(network, used, requested)
         mac = random_mac()
@@ -86,7 +86,7 @@ def _allocate_once(
                 network_uid=network.uid, address=address, mac=mac, consumer_uid=consumer_uid
             )
         )
-        return Port(consumer_uid, address, mac)
+        return PortRecord(consumer_uid, address, mac)
 
 
 def _used(connection: Connection, network_uid: str) -> set[str]:
