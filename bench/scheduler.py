@@ -30,7 +30,7 @@ from sqlalchemy import Engine, insert
 
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.engine import write_transaction
-from kubenova.operator.inventory.models import Host, utcnow
+from kubenova.operator.inventory.models import HostRow, utcnow
 from kubenova.operator.placement import HostView, Placer
 from kubenova.operator.scheduler import (
     Decision,
@@ -82,7 +82,7 @@ def add_hosts(engine: Engine, count: int) -> None:
         for i in range(count)
     ]
     with write_transaction(engine) as connection:
-        connection.execute(insert(Host), rows)
+        connection.execute(insert(HostRow), rows)
 
 
 def run(url: str, backend: str, hosts: int, placements: int) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class Resources:
 
 
 @dataclass(frozen=True, slots=True)
-class Overcommit:
+class OvercommitRatios:
     """Allocation ratio per resource class: capacity = floor(total * ratio)."""
 
     vcpu: float = 1.0

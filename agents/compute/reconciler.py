@@ -1,4 +1,4 @@
-"""The agent's Instance reconciler: make this host's hypervisor match each Instance placed here.
+"""The agent's domain reconciler: make this host's hypervisor match each Instance placed here.
 
 Level-triggered: every call reads the newest Instance body and the domain's real state
 (never the last status written) and does only what is missing: spawn once (domains are
@@ -54,7 +54,7 @@ STILL_STOPPING = 1.0
 
 
 @dataclass
-class ReconcilerSettings:
+class DomainReconcilerSettings:
     host: str
     domain_type: str | None = None
     # Report phase Building when fetching + spawning takes longer than this (seconds).
@@ -75,7 +75,7 @@ class _Memory:
     failures: dict[str, int] = field(default_factory=dict)
 
 
-class InstanceReconciler:
+class DomainReconciler:
     """`await reconciler(key, body)` converges one Instance; a WorkQueue handler."""
 
     def __init__(
@@ -83,7 +83,7 @@ class InstanceReconciler:
         client: KubeClient,
         driver: ComputeDriver,
         images: ImageFetcher,
-        settings: ReconcilerSettings,
+        settings: DomainReconcilerSettings,
         events: EventRecorder,
     ) -> None:
         self.client = client

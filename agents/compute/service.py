@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from kubenova.agents.compute.driver import ComputeDriver, LifecycleEvent
-from kubenova.agents.compute.reconciler import INSTANCES, InstanceReconciler, ReconcilerSettings
+from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler, DomainReconcilerSettings
 from kubenova.agents.images.fetcher import ImageFetcher
 from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient
@@ -47,7 +47,7 @@ class ComputeSettings:
 
 
 class ComputeService:
-    """Runs one host's Instance reconciler; `await run()` until cancelled."""
+    """Runs one host's domain reconciler; `await run()` until cancelled."""
 
     def __init__(
         self,
@@ -60,11 +60,11 @@ class ComputeService:
         self.driver = driver
         self.settings = settings
         self.events = EventRecorder(client, AGENT_MANAGER, enabled=settings.events)
-        self.reconciler = InstanceReconciler(
+        self.reconciler = DomainReconciler(
             client,
             driver,
             images,
-            ReconcilerSettings(
+            DomainReconcilerSettings(
                 host=settings.host,
                 domain_type=settings.domain_type,
                 building_after=settings.building_after,

@@ -11,7 +11,7 @@ from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.nat import Routers
 from kubenova.agents.network.ovs import OvsSettings, OvsUplink
 from kubenova.agents.network.provider import ProviderInterfaces
-from kubenova.agents.network.service import NetworkService, NetworkSettings
+from kubenova.agents.network.service import NetworkService, NetworkServiceSettings
 from kubenova.agents.network.spec import Mode
 from kubenova.agents.network.vxlan import VxlanUplink
 from kubenova.kube import KubeClient
@@ -86,7 +86,7 @@ def make_network_service(client: KubeClient, options: NetworkOptions) -> Network
         driver,
         DhcpServers(ns, options.state_dir / "network" / "dhcp"),
         Routers(ns, options.external_interface),
-        NetworkSettings(
+        NetworkServiceSettings(
             host=options.host,
             underlay_ip=options.underlay_ip,
             physical_interface=options.physical_interface,

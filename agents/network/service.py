@@ -46,7 +46,7 @@ RECHECK_UNLABELLED = 5.0
 
 
 @dataclass(frozen=True)
-class NetworkSettings:
+class NetworkServiceSettings:
     host: str
     underlay_ip: str | None = None
     physical_interface: str | None = None
@@ -66,7 +66,7 @@ class NetworkService:
         driver: NetworkDriver,
         dhcp: DhcpServers,
         routers: Routers,
-        settings: NetworkSettings,
+        settings: NetworkServiceSettings,
     ) -> None:
         self.client = client
         self.driver = driver

@@ -35,7 +35,7 @@ _VALIDITY = datetime.timedelta(days=3650)
 
 
 @dataclass(frozen=True)
-class KeyPair:
+class KeyPairFiles:
     """A certificate (or public key) and its private key, as PEM files."""
 
     cert: Path
@@ -62,7 +62,7 @@ class CertificateAuthority:
     """A CA stored as `<name>.crt`/`<name>.key` in a directory; created on first use."""
 
     def __init__(self, directory: Path, name: str) -> None:
-        self.pair = KeyPair(directory / f"{name}.crt", directory / f"{name}.key")
+        self.pair = KeyPairFiles(directory / f"{name}.crt", directory / f"{name}.key")
         if not (self.pair.cert.exists() and self.pair.key.exists()):
             self._create(name)
         self._cert = x509.load_pem_x509_certificate(self.pair.cert.read_bytes())
@@ -77,13 +77,13 @@ class CertificateAuthority:
 
     def issue(
         self,
-        pair: KeyPair,
+        pair: KeyPairFiles,
         common_name: str,
         *,
         organizations: tuple[str, ...] = (),
         server: bool = False,
         names: tuple[str, ...] = SERVING_DNS_NAMES + SERVING_IPS,
-    ) -> KeyPair:
+    ) -> KeyPairFiles:
         """Sign a new leaf key pair into `pair` (server or client usage) and return it.
 
         A server certificate is valid for `names` (DNS names and IP addresses) only."""
@@ -119,13 +119,13 @@ class ControlPlanePKI:
         return self.directory / "client-ca.crt"
 
     @property
-    def serving(self) -> KeyPair:
-        return KeyPair(self.directory / "apiserver.crt", self.directory / "apiserver.key")
+    def serving(self) -> KeyPairFiles:
+        return KeyPairFiles(self.directory / "apiserver.crt", self.directory / "apiserver.key")
 
     @property
-    def service_account(self) -> KeyPair:
+    def service_account(self) -> KeyPairFiles:
         """`cert` holds the public key (--service-account-key-file), `key` the signing key."""
-        return KeyPair(self.directory / "sa.pub", self.directory / "sa.key")
+        return KeyPairFiles(self.directory / "sa.pub", self.directory / "sa.key")
 
     @property
     def token_file(self) -> Path:
@@ -159,11 +159,11 @@ class ControlPlanePKI:
         """The static token of the system:masters admin."""
         return self.token_file.read_text().split(",", 1)[0]
 
-    def issue_client(self, name: str, groups: tuple[str, ...] = ()) -> KeyPair:
+    def issue_client(self, name: str, groups: tuple[str, ...] = ()) -> KeyPairFiles:
         """Mint a client certificate: CN is the user name, O entries are its groups."""
         client_ca = CertificateAuthority(self.directory, "client-ca")
         stem = user_file_stem(name, groups)
-        pair = KeyPair(
+        pair = KeyPairFiles(
             self.directory / "users" / f"{stem}.crt", self.directory / "users" / f"{stem}.key"
         )
         return client_ca.issue(pair, name, organizations=groups)

@@ -15,8 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from kubenova.operator.auth.backend import Member, NoSuchEntity, Role, UserInfo
 from kubenova.operator.auth.passwords import hash_password, needs_rehash, verify_password
 from kubenova.operator.inventory.engine import write_transaction
-from kubenova.operator.inventory.models import AuthProject, Membership, User
-from kubenova.operator.inventory.models import Role as RoleRow
+from kubenova.operator.inventory.models import AuthProject, Membership, RoleRow, User
 
 
 class AlreadyExists(ValueError):

@@ -53,7 +53,7 @@ def host_record(body: Body, ready: bool) -> inv.HostRecord:
             int(capacity.get("memoryMiB", 0)),
             int(capacity.get("diskGiB", 0)),
         ),
-        overcommit=inv.Overcommit(
+        overcommit=inv.OvercommitRatios(
             float(overcommit.get("cpu", 16.0)),
             float(overcommit.get("memory", 1.5)),
             float(overcommit.get("disk", 1.0)),

@@ -51,7 +51,7 @@ from kubenova.operator.inventory.server_groups import member_hosts
 from kubenova.operator.resources import (
     Consumer,
     GroupPolicy,
-    Overcommit,
+    OvercommitRatios,
     ResourceClass,
     Resources,
     ServerGroupRef,
@@ -66,7 +66,7 @@ __all__ = [
     "HostSnapshot",
     "InsufficientCapacity",
     "InventoryError",
-    "Overcommit",
+    "OvercommitRatios",
     "QuotaAmounts",
     "QuotaExceeded",
     "QuotaLimits",

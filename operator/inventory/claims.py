@@ -29,10 +29,10 @@ from kubenova.operator.inventory.errors import (
 from kubenova.operator.inventory.hosts import HOST_COLUMNS, snapshot_from_row
 from kubenova.operator.inventory.models import (
     Allocation,
-    Host,
-    Instance,
-    ServerGroup,
+    HostRow,
+    InstanceRow,
     ServerGroupMember,
+    ServerGroupRow,
     utcnow,
 )
 from kubenova.operator.inventory.records import Claim
@@ -51,11 +51,11 @@ _INSTANCE_UPSERTS: dict[str, Any] = {}  # by dialect name
 # Built once: constructing statements costs more than running them on SQLite, and a
 # claim is on the scheduler's hot path.
 _READ_CLAIM = (
-    select(Host.name, Allocation.resource_class, Allocation.amount)
-    .join(Host, Host.id == Allocation.host_id)
+    select(HostRow.name, Allocation.resource_class, Allocation.amount)
+    .join(HostRow, HostRow.id == Allocation.host_id)
     .where(Allocation.consumer_uid == bindparam("consumer_uid"))
 )
-_LOCK_HOST = select(*HOST_COLUMNS).where(Host.name == bindparam("host")).with_for_update()
+_LOCK_HOST = select(*HOST_COLUMNS).where(HostRow.name == bindparam("host")).with_for_update()
 _HOST_USAGE = (
     select(Allocation.resource_class, func.sum(Allocation.amount))
     .where(Allocation.host_id == bindparam("host_id"))
@@ -64,15 +64,17 @@ _HOST_USAGE = (
 _INSERT_ALLOCATIONS = insert(Allocation)
 _INSERT_MEMBER = insert(ServerGroupMember)
 _BUMP_GENERATION = (
-    update(Host).where(Host.id == bindparam("host_id")).values(generation=Host.generation + 1)
+    update(HostRow)
+    .where(HostRow.id == bindparam("host_id"))
+    .values(generation=HostRow.generation + 1)
 )
 _LOCK_GROUP = (
-    select(ServerGroup.uid).where(ServerGroup.uid == bindparam("group_uid")).with_for_update()
+    select(ServerGroupRow.uid).where(ServerGroupRow.uid == bindparam("group_uid")).with_for_update()
 )
 _MEMBER_HOSTS = (
-    select(Host.name)
+    select(HostRow.name)
     .distinct()
-    .join(ServerGroupMember, ServerGroupMember.host_id == Host.id)
+    .join(ServerGroupMember, ServerGroupMember.host_id == HostRow.id)
     .where(ServerGroupMember.group_uid == bindparam("group_uid"))
     .where(ServerGroupMember.consumer_uid != bindparam("consumer_uid"))
 )
@@ -178,7 +180,7 @@ def _quota_amounts(
 def _lock_group(connection: Connection, group: ServerGroupRef, consumer_uid: str) -> frozenset[str]:
     """Create the group row if needed, lock it, and return the hosts its other members are on."""
     connection.execute(
-        upsert_insert(connection, ServerGroup)
+        upsert_insert(connection, ServerGroupRow)
         .values(uid=group.uid, namespace=group.namespace, name=group.name, policy=group.policy)
         .on_conflict_do_nothing(index_elements=["uid"])
     )
@@ -217,7 +219,7 @@ def _record_instance(
 def _instance_upsert(connection: Connection) -> Any:
     dialect = connection.dialect.name
     if dialect not in _INSTANCE_UPSERTS:
-        statement = upsert_insert(connection, Instance)
+        statement = upsert_insert(connection, InstanceRow)
         _INSTANCE_UPSERTS[dialect] = statement.on_conflict_do_update(
             index_elements=["uid"],
             set_={
@@ -255,12 +257,12 @@ def release(engine: Engine, consumer_uid: str) -> Claim | None:
         connection.execute(
             delete(ServerGroupMember).where(ServerGroupMember.consumer_uid == consumer_uid)
         )
-        connection.execute(delete(Instance).where(Instance.uid == consumer_uid))
+        connection.execute(delete(InstanceRow).where(InstanceRow.uid == consumer_uid))
         quotas.release_charge(connection, consumer_uid)
         if existing is not None:
             connection.execute(
-                update(Host)
-                .where(Host.name == existing.host)
-                .values(generation=Host.generation + 1)
+                update(HostRow)
+                .where(HostRow.name == existing.host)
+                .values(generation=HostRow.generation + 1)
             )
         return existing

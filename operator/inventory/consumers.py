@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
-from kubenova.operator.inventory.models import Allocation, Host
+from kubenova.operator.inventory.models import Allocation, HostRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +28,9 @@ def list_consumers(engine: Engine, kind: str | None = None) -> list[ConsumerClai
             Allocation.consumer_kind,
             Allocation.consumer_namespace,
             Allocation.consumer_name,
-            Host.name,
+            HostRow.name,
         )
-        .join(Host, Host.id == Allocation.host_id)
+        .join(HostRow, HostRow.id == Allocation.host_id)
         .distinct()
         .order_by(Allocation.consumer_uid)
     )

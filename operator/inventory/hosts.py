@@ -8,26 +8,26 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, update
 
 from kubenova.operator.inventory.engine import upsert_insert, write_transaction
-from kubenova.operator.inventory.models import Allocation, Host, utcnow
+from kubenova.operator.inventory.models import Allocation, HostRow, utcnow
 from kubenova.operator.inventory.records import HostRecord, HostSnapshot
-from kubenova.operator.resources import Overcommit, ResourceClass, Resources
+from kubenova.operator.resources import OvercommitRatios, ResourceClass, Resources
 
 READY, NOT_READY = "Ready", "NotReady"
 
 HOST_COLUMNS = (
-    Host.id,
-    Host.name,
-    Host.availability_zone,
-    Host.state,
-    Host.schedulable,
-    Host.services,
-    Host.vcpus,
-    Host.memory_mb,
-    Host.disk_gb,
-    Host.vcpu_ratio,
-    Host.memory_ratio,
-    Host.disk_ratio,
-    Host.generation,
+    HostRow.id,
+    HostRow.name,
+    HostRow.availability_zone,
+    HostRow.state,
+    HostRow.schedulable,
+    HostRow.services,
+    HostRow.vcpus,
+    HostRow.memory_mb,
+    HostRow.disk_gb,
+    HostRow.vcpu_ratio,
+    HostRow.memory_ratio,
+    HostRow.disk_ratio,
+    HostRow.generation,
 )
 
 
@@ -58,8 +58,8 @@ def _upsert(connection: Connection, record: HostRecord) -> None:
         "disk_ratio": record.overcommit.disk,
         "updated_at": utcnow(),
     }
-    insert = upsert_insert(connection, Host).values(generation=0, **values)
-    updated = dict(values, generation=Host.generation + 1)
+    insert = upsert_insert(connection, HostRow).values(generation=0, **values)
+    updated = dict(values, generation=HostRow.generation + 1)
     connection.execute(insert.on_conflict_do_update(index_elements=["name"], set_=updated))
 
 
@@ -76,9 +76,9 @@ def set_host_schedulable(engine: Engine, name: str, schedulable: bool) -> bool:
 def _update_host(engine: Engine, name: str, **values: object) -> bool:
     with write_transaction(engine) as connection:
         result = connection.execute(
-            update(Host)
-            .where(Host.name == name)
-            .values(generation=Host.generation + 1, updated_at=utcnow(), **values)
+            update(HostRow)
+            .where(HostRow.name == name)
+            .values(generation=HostRow.generation + 1, updated_at=utcnow(), **values)
         )
         return result.rowcount == 1
 
@@ -91,14 +91,16 @@ def load_hosts(engine: Engine, names: Iterable[str] | None = None) -> list[HostS
 
 def read_hosts(connection: Connection, names: Iterable[str] | None = None) -> list[HostSnapshot]:
     """Like load_hosts, on an open connection (inside the caller's transaction)."""
-    hosts = select(*HOST_COLUMNS).order_by(Host.name)
+    hosts = select(*HOST_COLUMNS).order_by(HostRow.name)
     usage = select(
         Allocation.host_id, Allocation.resource_class, func.sum(Allocation.amount)
     ).group_by(Allocation.host_id, Allocation.resource_class)
     if names is not None:
         wanted = list(names)
-        hosts = hosts.where(Host.name.in_(wanted))
-        usage = usage.join(Host, Host.id == Allocation.host_id).where(Host.name.in_(wanted))
+        hosts = hosts.where(HostRow.name.in_(wanted))
+        usage = usage.join(HostRow, HostRow.id == Allocation.host_id).where(
+            HostRow.name.in_(wanted)
+        )
     used: dict[int, dict[ResourceClass, int]] = {}
     for host_id, resource_class, amount in connection.execute(usage):
         used.setdefault(host_id, {})[ResourceClass(resource_class)] = int(amount)
@@ -118,7 +120,7 @@ def snapshot_from_row(row: Any, used: Resources) -> HostSnapshot:
     record = HostRecord(
         name=row.name,
         capacity=Resources(row.vcpus, row.memory_mb, row.disk_gb),
-        overcommit=Overcommit(row.vcpu_ratio, row.memory_ratio, row.disk_ratio),
+        overcommit=OvercommitRatios(row.vcpu_ratio, row.memory_ratio, row.disk_ratio),
         availability_zone=row.availability_zone,
         ready=row.state == READY,
         schedulable=bool(row.schedulable),

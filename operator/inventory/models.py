@@ -45,7 +45,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Host(Base):
+class HostRow(Base):
     """A compute/volume/network host and its physical resources."""
 
     __tablename__ = "hosts"
@@ -89,7 +89,7 @@ class Allocation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Instance(Base):
+class InstanceRow(Base):
     """A scheduled Instance: where it runs and in which server group (extended later)."""
 
     __tablename__ = "instances"
@@ -106,7 +106,7 @@ class Instance(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ServerGroup(Base):
+class ServerGroupRow(Base):
     """A ServerGroup; its row is locked while a member is claimed, so policies hold."""
 
     __tablename__ = "server_groups"
@@ -131,7 +131,7 @@ class ServerGroupMember(Base):
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
 
 
-class Network(Base):
+class NetworkRow(Base):
     """A tenant Network; fixed IPs and its segment id hang off it."""
 
     __tablename__ = "networks"
@@ -188,7 +188,7 @@ class FloatingIp(Base):
     fixed_address: Mapped[str] = mapped_column(String(64))
 
 
-class VolumeTarget(Base):
+class VolumeTargetRow(Base):
     """Where a volume is exported: an iSCSI target or an AoE shelf/slot on a host.
 
     Each volume gets a target of its own (per-target CHAP and ACLs isolate tenants), so
@@ -249,7 +249,7 @@ class AuthProject(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Role(Base):
+class RoleRow(Base):
     """A project role (admin, member, reader), each bound to one kubenova ClusterRole."""
 
     __tablename__ = "roles"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kubenova.operator.resources import Overcommit, Resources
+from kubenova.operator.resources import OvercommitRatios, Resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class HostRecord:
 
     name: str
     capacity: Resources
-    overcommit: Overcommit = field(default_factory=Overcommit)
+    overcommit: OvercommitRatios = field(default_factory=OvercommitRatios)
     availability_zone: str = "nova"
     ready: bool = True
     schedulable: bool = True

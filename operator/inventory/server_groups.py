@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, bindparam, func, select
 
-from kubenova.operator.inventory.models import Host, ServerGroupMember
+from kubenova.operator.inventory.models import HostRow, ServerGroupMember
 
 _MEMBERS_PER_HOST = (
-    select(Host.name, func.count())
-    .join(ServerGroupMember, ServerGroupMember.host_id == Host.id)
+    select(HostRow.name, func.count())
+    .join(ServerGroupMember, ServerGroupMember.host_id == HostRow.id)
     .where(ServerGroupMember.group_uid == bindparam("group_uid"))
-    .group_by(Host.name)
+    .group_by(HostRow.name)
 )
 
 

@@ -25,7 +25,7 @@ from kubenova.operator.inventory.errors import (
     VolumeInUse,
     VolumeNotPlaced,
 )
-from kubenova.operator.inventory.models import Host, VolumeAttachmentRow, VolumeTarget, utcnow
+from kubenova.operator.inventory.models import HostRow, VolumeAttachmentRow, VolumeTargetRow, utcnow
 from kubenova.operator.resources import Consumer
 
 IQN_PREFIX = "iqn.2010-10.io.kubenova"
@@ -72,21 +72,21 @@ def aoe_address(index: int) -> tuple[int, int]:
 
 
 _READ_TARGET = select(
-    VolumeTarget.volume_uid,
-    Host.name,
-    VolumeTarget.protocol,
-    VolumeTarget.iqn,
-    VolumeTarget.lun,
-    VolumeTarget.shelf,
-    VolumeTarget.slot,
-).join(Host, Host.id == VolumeTarget.host_id)
+    VolumeTargetRow.volume_uid,
+    HostRow.name,
+    VolumeTargetRow.protocol,
+    VolumeTargetRow.iqn,
+    VolumeTargetRow.lun,
+    VolumeTargetRow.shelf,
+    VolumeTargetRow.slot,
+).join(HostRow, HostRow.id == VolumeTargetRow.host_id)
 _READ_ATTACHMENTS = select(
     VolumeAttachmentRow.volume_uid,
     VolumeAttachmentRow.instance_uid,
     VolumeAttachmentRow.instance_namespace,
     VolumeAttachmentRow.instance_name,
-    Host.name,
-).join(Host, Host.id == VolumeAttachmentRow.host_id)
+    HostRow.name,
+).join(HostRow, HostRow.id == VolumeAttachmentRow.host_id)
 
 
 def allocate_target(engine: Engine, volume_uid: str, host: str, protocol: str) -> TargetIdentity:
@@ -110,7 +110,9 @@ def allocate_target(engine: Engine, volume_uid: str, host: str, protocol: str) -
 def _allocate_once(
     connection: Connection, volume_uid: str, host: str, protocol: str
 ) -> TargetIdentity:
-    host_id = connection.execute(select(Host.id).where(Host.name == host)).scalar_one_or_none()
+    host_id = connection.execute(
+        select(HostRow.id).where(HostRow.name == host)
+    ).scalar_one_or_none()
     if host_id is None:
         raise UnknownHost(host)
     if protocol == "iscsi":
@@ -121,7 +123,7 @@ def _allocate_once(
         shelf, slot = _free_aoe_address(connection)
         identity = TargetIdentity(volume_uid, host, protocol, shelf=shelf, slot=slot)
     connection.execute(
-        insert(VolumeTarget).values(
+        insert(VolumeTargetRow).values(
             volume_uid=volume_uid,
             host_id=host_id,
             protocol=protocol,
@@ -137,7 +139,9 @@ def _allocate_once(
 def _free_aoe_address(connection: Connection) -> tuple[int, int]:
     """The lowest (shelf, slot) no volume holds: a gap left by a deleted volume first."""
     used = connection.execute(
-        select(VolumeTarget.shelf, VolumeTarget.slot).where(VolumeTarget.shelf.is_not(None))
+        select(VolumeTargetRow.shelf, VolumeTargetRow.slot).where(
+            VolumeTargetRow.shelf.is_not(None)
+        )
     ).all()
     taken = {(shelf or 0) * AOE_SLOTS + (slot or 0) for shelf, slot in used}
     index = next(i for i in range(len(taken) + 1) if i not in taken)
@@ -152,16 +156,16 @@ def find_target(engine: Engine, volume_uid: str) -> TargetIdentity | None:
     """The volume's export identity, or None if it has none (not placed, or released)."""
     with engine.connect() as connection:
         row = connection.execute(
-            _READ_TARGET.where(VolumeTarget.volume_uid == volume_uid)
+            _READ_TARGET.where(VolumeTargetRow.volume_uid == volume_uid)
         ).one_or_none()
     return None if row is None else TargetIdentity(*row)
 
 
 def list_targets(engine: Engine, host: str | None = None) -> list[TargetIdentity]:
     """Every volume's export identity (on one host), for audits."""
-    query = _READ_TARGET.order_by(VolumeTarget.volume_uid)
+    query = _READ_TARGET.order_by(VolumeTargetRow.volume_uid)
     if host is not None:
-        query = query.where(Host.name == host)
+        query = query.where(HostRow.name == host)
     with engine.connect() as connection:
         return [TargetIdentity(*row) for row in connection.execute(query)]
 
@@ -173,7 +177,7 @@ def release_target(engine: Engine, volume_uid: str) -> bool:
             delete(VolumeAttachmentRow).where(VolumeAttachmentRow.volume_uid == volume_uid)
         )
         result = connection.execute(
-            delete(VolumeTarget).where(VolumeTarget.volume_uid == volume_uid)
+            delete(VolumeTargetRow).where(VolumeTargetRow.volume_uid == volume_uid)
         )
         return bool(result.rowcount)
 
@@ -188,8 +192,8 @@ def attach(
     """
     with write_transaction(engine) as connection:
         locked = connection.execute(
-            select(VolumeTarget.volume_uid)
-            .where(VolumeTarget.volume_uid == volume_uid)
+            select(VolumeTargetRow.volume_uid)
+            .where(VolumeTargetRow.volume_uid == volume_uid)
             .with_for_update()
         ).one_or_none()
         if locked is None:
@@ -200,7 +204,9 @@ def attach(
             return mine[0]
         if holders and not multi_attach:
             raise VolumeInUse(volume_uid, tuple(holders))
-        host_id = connection.execute(select(Host.id).where(Host.name == host)).scalar_one_or_none()
+        host_id = connection.execute(
+            select(HostRow.id).where(HostRow.name == host)
+        ).scalar_one_or_none()
         if host_id is None:
             raise UnknownHost(host)
         connection.execute(

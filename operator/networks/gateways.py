@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select, update
 
 from kubenova.operator.inventory.engine import write_transaction
 from kubenova.operator.inventory.hosts import read_hosts
-from kubenova.operator.inventory.models import Network as NetworkRow
+from kubenova.operator.inventory.models import NetworkRow
 from kubenova.operator.networks.records import NetworkRecord
 
 NETWORK_SERVICE = "network"

@@ -17,8 +17,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from kubenova.operator.inventory.engine import write_transaction
-from kubenova.operator.inventory.models import FixedIp, FloatingIp, Host, Instance
-from kubenova.operator.inventory.models import Network as NetworkRow
+from kubenova.operator.inventory.models import FixedIp, FloatingIp, HostRow, InstanceRow, NetworkRow
 from kubenova.operator.networks.errors import AddressInUse, AddressUnavailable, PoolExhausted
 from kubenova.operator.networks.records import NetworkRecord
 
@@ -28,7 +27,7 @@ RACE_RETRIES = 5
 
 
 @dataclass(frozen=True)
-class Port:
+class PortRecord:
     """A NIC's address on a network."""
 
     consumer_uid: str
@@ -55,7 +54,7 @@ def random_mac() -> str:
 
 def allocate(
     engine: Engine, network: NetworkRecord, consumer_uid: str, requested: str | None = None
-) -> Port:
+) -> PortRecord:
     """The consumer's port on `network`: existing, the requested address, or the lowest free."""
     for _ in range(RACE_RETRIES):
         try:
@@ -67,7 +66,7 @@ def allocate(
 
 def _allocate_once(
     engine: Engine, network: NetworkRecord, consumer_uid: str, requested: str | None
-) -> Port:
+) -> PortRecord:
     with write_transaction(engine) as connection:
         connection.execute(
             select(NetworkRow.uid).where(NetworkRow.uid == network.uid).with_for_update()
@@ -78,7 +77,7 @@ def _allocate_once(
             )
         ).first()
         if existing is not None:
-            return Port(consumer_uid, existing.address, existing.mac or "")
+            return PortRecord(consumer_uid, existing.address, existing.mac or "")
         used = _used(connection, network.uid)
         address = _choose(network, used, requested)
         mac = random_mac()
@@ -87,7 +86,7 @@ def _allocate_once(
                 network_uid=network.uid, address=address, mac=mac, consumer_uid=consumer_uid
             )
         )
-        return Port(consumer_uid, address, mac)
+        return PortRecord(consumer_uid, address, mac)
 
 
 def _used(connection: Connection, network_uid: str) -> set[str]:
@@ -156,7 +155,7 @@ def release_orphans(engine: Engine, network_uid: str) -> list[str]:
     without a claim leaked (e.g. the Instance went while the operator was down and the
     audit released the claim).
     """
-    claimed = select(Instance.uid)
+    claimed = select(InstanceRow.uid)
     with write_transaction(engine) as connection:
         leaked = list(
             connection.execute(
@@ -185,14 +184,14 @@ def ports_of(engine: Engine, network_uid: str) -> list[PortView]:
     query = (
         select(
             FixedIp.consumer_uid,
-            Instance.name,
-            Host.name.label("host"),
+            InstanceRow.name,
+            HostRow.name.label("host"),
             FixedIp.address,
             FixedIp.mac,
             FloatingIp.address.label("floating"),
         )
-        .outerjoin(Instance, Instance.uid == FixedIp.consumer_uid)
-        .outerjoin(Host, Host.id == Instance.host_id)
+        .outerjoin(InstanceRow, InstanceRow.uid == FixedIp.consumer_uid)
+        .outerjoin(HostRow, HostRow.id == InstanceRow.host_id)
         .outerjoin(
             FloatingIp,
             (FloatingIp.consumer_uid == FixedIp.consumer_uid)

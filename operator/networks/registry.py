@@ -13,8 +13,7 @@ import ipaddress
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from kubenova.operator.inventory.engine import write_transaction
-from kubenova.operator.inventory.models import FixedIp
-from kubenova.operator.inventory.models import Network as NetworkRow
+from kubenova.operator.inventory.models import FixedIp, NetworkRow
 from kubenova.operator.networks.errors import CidrOverlap
 from kubenova.operator.networks.records import NetworkRecord
 

@@ -25,7 +25,7 @@ def a_host_body(name: str = "h1", **status: Any) -> dict[str, Any]:
 def test_host_record_reads_spec_and_status() -> None:
     record = host_record(a_host_body(), ready=True)
     assert record.capacity == inv.Resources(8, 4096, 50)
-    assert record.overcommit == inv.Overcommit(4.0, 1.0, 1.0)
+    assert record.overcommit == inv.OvercommitRatios(4.0, 1.0, 1.0)
     assert record.availability_zone == "az1"
     assert record.services == ("compute", "volume")
 

@@ -10,11 +10,11 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.models import (
     Allocation,
     FixedIp,
-    Instance,
-    Network,
+    InstanceRow,
+    NetworkRow,
     SegmentId,
     ServerGroupMember,
-    VolumeTarget,
+    VolumeTargetRow,
 )
 from tests.integration.inventory.conftest import add_hosts
 
@@ -37,7 +37,7 @@ def test_a_claim_is_recorded_and_counted_as_usage(engine: Engine) -> None:
     assert inv.host_usage(engine) == {"node-1": SMALL, "node-2": inv.Resources()}
     assert inv.find_claim(engine, "uid-1") == inv.Claim("uid-1", "node-1", SMALL, created=False)
     with engine.connect() as connection:
-        row = connection.execute(select(Instance.namespace, Instance.name)).one()
+        row = connection.execute(select(InstanceRow.namespace, InstanceRow.name)).one()
     assert tuple(row) == ("demo", "vm-1")
 
 
@@ -71,7 +71,7 @@ def test_a_claim_that_does_not_fit_is_refused_with_the_hosts_fresh_state(
 
 def test_overcommit_ratios_raise_capacity(engine: Engine) -> None:
     record = inv.HostRecord(
-        "node-1", inv.Resources(2, 1024, 100), overcommit=inv.Overcommit(vcpu=4.0, memory=1.5)
+        "node-1", inv.Resources(2, 1024, 100), overcommit=inv.OvercommitRatios(vcpu=4.0, memory=1.5)
     )
     inv.upsert_host(engine, record)
     for n in range(6):  # 1.5 x 1024 MiB = 6 x 256 MiB
@@ -102,7 +102,7 @@ def test_release_frees_everything_and_is_idempotent(engine: Engine) -> None:
     assert (
         count(engine, Allocation),
         count(engine, ServerGroupMember),
-        count(engine, Instance),
+        count(engine, InstanceRow),
     ) == (
         0,
         0,
@@ -179,12 +179,12 @@ def test_a_host_holding_allocations_cannot_be_deleted(engine: Engine) -> None:
             {"kind": "vxlan", "value": 100, "network_uid": "net-2"},
         ),
         (
-            VolumeTarget,
+            VolumeTargetRow,
             {"volume_uid": "v1", "host_id": 1, "protocol": "iscsi", "iqn": "iqn.x:v", "lun": 1},
             {"volume_uid": "v2", "host_id": 1, "protocol": "iscsi", "iqn": "iqn.x:v", "lun": 1},
         ),
         (
-            VolumeTarget,
+            VolumeTargetRow,
             {"volume_uid": "v1", "host_id": 1, "protocol": "aoe", "shelf": 1, "slot": 2},
             {"volume_uid": "v2", "host_id": 1, "protocol": "aoe", "shelf": 1, "slot": 2},
         ),
@@ -198,7 +198,7 @@ def test_identifiers_cannot_be_allocated_twice(
     with engine.begin() as connection:
         for uid in ("net-1", "net-2"):
             connection.execute(
-                insert(Network).values(
+                insert(NetworkRow).values(
                     uid=uid, namespace="demo", name=uid, mode="vxlan", cidr="10.0.0.0/24"
                 )
             )

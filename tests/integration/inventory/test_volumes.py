@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import VolumeInUse, VolumeNotPlaced
-from kubenova.operator.inventory.models import VolumeTarget
+from kubenova.operator.inventory.models import VolumeTargetRow
 from tests.integration.inventory.conftest import add_hosts
 
 T = TypeVar("T")
@@ -73,7 +73,7 @@ def test_the_database_refuses_a_second_volume_on_the_same_iqn_or_aoe_address(
     ):
         with pytest.raises(IntegrityError), engine.begin() as connection:
             connection.execute(
-                insert(VolumeTarget).values(volume_uid=uid(), host_id=host_id, **clash)
+                insert(VolumeTargetRow).values(volume_uid=uid(), host_id=host_id, **clash)
             )
 
 

@@ -60,7 +60,10 @@ def test_disk_overcommit_counts() -> None:
     host = a_host("thin", disk=10)
     thin = inv.HostSnapshot(
         inv.HostRecord(
-            "thin", host.record.capacity, overcommit=inv.Overcommit(disk=2.0), services=("volume",)
+            "thin",
+            host.record.capacity,
+            overcommit=inv.OvercommitRatios(disk=2.0),
+            services=("volume",),
         ),
         inv.Resources(),
         0,
