@@ -11,7 +11,8 @@ from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.nat import Routers
 from kubenova.agents.network.ovs import OvsSettings, OvsUplink
 from kubenova.agents.network.provider import ProviderInterfaces
-from kubenova.agents.network.service import NetworkService, NetworkServiceSettings
+from kubenova.agents.network.reconciler import NetworkServiceSettings
+from kubenova.agents.network.service import NetworkService
 from kubenova.agents.network.spec import Mode
 from kubenova.agents.network.vxlan import VxlanUplink
 from kubenova.kube import KubeClient

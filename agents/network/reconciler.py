@@ -1,8 +1,7 @@
-"""The agent's network service: this host's share of every Network it must carry.
+"""The network reconciler: converges this host's share of one Network at a time.
 
-Input: a watch of Networks labelled `wired.kubenova.io/<this host>` (the operator sets the
-label on the hosts that run an Instance on the network, and on its gateway host). Each
-one marks a keyed work queue; the reconciler computes the network's desired state here
+`NetworkService` (service.py) queues Networks labelled `wired.kubenova.io/<this host>`;
+for each key the reconciler computes the network's desired state here
 (`spec.host_network`) from the Network's status and converges: bridge + uplink through
 the driver; on the gateway host also the gateway address, dnsmasq and the nftables table.
 A Network that is deleted or no longer labelled for this host is torn down once a fresh
@@ -32,8 +31,7 @@ from kubenova.errors import ApiError, KubenovaError, TemporaryError, UserError
 from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, deleting, key_of, uid_of
-from kubenova.kube.watch import ListWatch
-from kubenova.wellknown import AGENT_MANAGER, wired_label
+from kubenova.wellknown import wired_label
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +55,12 @@ class NetworkServiceSettings:
     teardown_on_exit: bool = False
 
 
-class NetworkService:
-    """Runs one host's network reconciler; `await run()` until cancelled."""
+class NetworkReconciler:
+    """`await reconciler(key, body)` converges one Network on this host; a WorkQueue handler.
+
+    Every host change runs on one thread (`on_host`); `requeue(key)` brings a key back to
+    the queue (a Network kept though it left the watch is read again until resolved).
+    """
 
     def __init__(
         self,
@@ -67,6 +69,9 @@ class NetworkService:
         dhcp: DhcpServers,
         routers: Routers,
         settings: NetworkServiceSettings,
+        *,
+        events: EventRecorder,
+        requeue: Callable[[str], None],
     ) -> None:
         self.client = client
         self.driver = driver
@@ -74,15 +79,8 @@ class NetworkService:
         self.routers = routers
         self.settings = settings
         self.selector = wired_label(settings.host)
-        self.events = EventRecorder(client, AGENT_MANAGER, enabled=settings.events)
-        self.watch = ListWatch(
-            client,
-            NETWORKS,
-            self.reconcile,
-            label_selector=self.selector,
-            workers=settings.workers,
-            name=f"networks@{settings.host}",
-        )
+        self.events = events
+        self.requeue = requeue
         self.wired: dict[str, HostNetwork] = {}  # key -> what we last converged
         self.uids: dict[str, str] = {}  # key -> uid of the Network last seen under it
         self.unlabelled: set[str] = set()  # kept without their label: rechecked until resolved
@@ -90,30 +88,21 @@ class NetworkService:
         # there): every host change goes through this one thread.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"network-{settings.host}")
 
-    @property
-    def synced(self) -> asyncio.Event:
-        """Set once the first full list is queued and what no Network wants is swept."""
-        return self.watch.synced
-
-    async def run(self) -> None:
-        try:
-            await self.watch.run(self._synced)
-        finally:
-            await self.events.flush()
-            if self.settings.teardown_on_exit:
-                removed = await asyncio.shield(self._on_host(self._sweep, set()))
-                log.info(
-                    "network service of %s stopped; removed %s",
-                    self.settings.host,
-                    ", ".join(removed) or "nothing",
-                )
-            await self._on_host(self.driver.close)
-            self._thread.shutdown(wait=False)
+    async def close(self) -> None:
+        """Release the host: tear everything down first if the settings say so."""
+        if self.settings.teardown_on_exit:
+            removed = await asyncio.shield(self.on_host(self._sweep, set()))
+            log.info(
+                "network service of %s stopped; removed %s",
+                self.settings.host,
+                ", ".join(removed) or "nothing",
+            )
+        await self.on_host(self.driver.close)
+        self._thread.shutdown(wait=False)
 
     # -- reconcile ---------------------------------------------------------------------------
 
-    async def reconcile(self, key: str, body: Body | None) -> float | None:
-        """Converge one Network on this host; a WorkQueue handler."""
+    async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:  # deleted, or no longer labelled for this host
             if await self._still_wired_here(key):
                 # Only the label went: the status still wants it here. No watch event will
@@ -140,7 +129,7 @@ class NetworkService:
         if previous is not None and previous.bridge != wanted.bridge:
             await self._tear_down(key)
         try:
-            await self._on_host(self._converge, wanted)
+            await self.on_host(self._converge, wanted)
         except KubenovaError as exc:
             return self._failed(body, exc)
         if previous != wanted:
@@ -171,7 +160,7 @@ class NetworkService:
             self.unlabelled.add(key)
         return True
 
-    async def _on_host(self, work: Callable[..., T], *args: object) -> T:
+    async def on_host(self, work: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
 
     def _converge(self, net: HostNetwork) -> None:
@@ -191,7 +180,7 @@ class NetworkService:
         net = self.wired.pop(key, None)
         if net is None:
             return
-        await self._on_host(self._remove, net.bridge)
+        await self.on_host(self._remove, net.bridge)
         log.info("network %s unwired from %s (%s removed)", key, self.settings.host, net.bridge)
 
     def _remove(self, bridge: str) -> None:
@@ -207,9 +196,9 @@ class NetworkService:
             return exc.delay
         return RETRY_USER_ERROR
 
-    # -- inputs ------------------------------------------------------------------------------
+    # -- after the first list ----------------------------------------------------------------
 
-    async def _synced(self, listed: list[Body]) -> None:
+    async def synced(self, listed: list[Body]) -> None:
         await self.sweep({key_of(item) for item in listed}, listed)
 
     async def sweep(self, keys: set[str], listed: list[Body]) -> list[str]:
@@ -222,9 +211,9 @@ class NetworkService:
         """
         wanted = {(item.get("status") or {}).get("bridge") for item in listed}
         wanted = {b for b in wanted if b}
-        unexplained = await self._on_host(self._present) - wanted
+        unexplained = await self.on_host(self._present) - wanted
         kept = await self._still_wired_bridges(unexplained) if unexplained else set()
-        removed = await self._on_host(self._sweep, wanted | kept)
+        removed = await self.on_host(self._sweep, wanted | kept)
         log.info(
             "networks on %s: %d labelled for this host, %d kept though unlabelled, "
             "%d removed; watching",
@@ -278,7 +267,7 @@ class NetworkService:
         self.uids[key] = uid_of(body)
         self.wired[key] = net
         self.unlabelled.add(key)
-        self.watch.queue.put(key, None)  # reconcile reads it again (and again) as it does any
+        self.requeue(key)  # reconcile reads it again (and again) as it does any
 
     def _present(self) -> set[str]:
         """Bridges of ours on this host, or named by a dnsmasq or nftables table of ours."""
