@@ -14,8 +14,11 @@ makes:
 - kopf watches `@kopf.on.<cause>(group, version, plural)` (list + watch; admission
   handlers, `kopf.on.validate`/`mutate`, are served, not watched);
 - `EventRecorder(...)` (create events);
-- a local function that passes a kind (or a kopf plural) it receives on to any of these is
-  resolved at its call sites.
+- a function or class that passes a kind (or a kopf plural) it receives on to any of these
+  is resolved at its call sites, whether it is the component's own or the shared kit's
+  (`kubenova/kube`, e.g. `ListWatch(client, KIND, ...)` and `ListWatch.placed_on`);
+- a loop over a literal table of strings, inline or a module-level constant, feeds a
+  kopf plural.
 
 A call it cannot resolve is reported in `unresolved`, so the check fails loudly instead of
 silently missing a right.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -273,15 +277,30 @@ class _ModuleScan:
                 if not (isinstance(loop, ast.For) and isinstance(loop.target, ast.Tuple)):
                     continue
                 names = [t.id if isinstance(t, ast.Name) else "" for t in loop.target.elts]
-                if node.id in names and isinstance(loop.iter, ast.Tuple | ast.List):
+                table = self._literal(loop.iter)
+                if node.id in names and table is not None:
                     column = names.index(node.id)
                     return [
                         str(row.elts[column].value)
-                        for row in loop.iter.elts
+                        for row in table.elts
                         if isinstance(row, ast.Tuple) and isinstance(row.elts[column], ast.Constant)
                     ]
         self.unresolved.append(f"{self.where(node)}: {ast.unparse(node)}")
         return []
+
+    def _literal(self, node: ast.expr) -> ast.Tuple | ast.List | None:
+        """A literal tuple or list, written inline or bound to a module-level name."""
+        if isinstance(node, ast.Tuple | ast.List):
+            return node
+        if isinstance(node, ast.Name):
+            for statement in self.tree.body:
+                if (
+                    isinstance(statement, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == node.id for t in statement.targets)
+                    and isinstance(statement.value, ast.Tuple | ast.List)
+                ):
+                    return statement.value
+        return None
 
 
 @dataclass
@@ -359,10 +378,35 @@ def _helpers(tree: ast.Module) -> tuple[dict[str, Helper], set[int]]:
             }
             if attrs:
                 scan_calls(node.name, node, params, attrs)
+            if node.name in helpers:
+                _alternative_constructors(node, helpers[node.name], note)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             params = [a.arg for a in node.args.args if a.arg != "self"]
             scan_calls(node.name, node, params, {})
     return helpers, forwarded
+
+
+def _alternative_constructors(cls: ast.ClassDef, helper: Helper, note: Callable[..., None]) -> None:
+    """Classmethods that build the class (`cls(client, kind, ...)`) forward its kind too."""
+    for method in cls.body:
+        if not (
+            isinstance(method, ast.FunctionDef)
+            and any(
+                isinstance(d, ast.Name) and d.id == "classmethod" for d in method.decorator_list
+            )
+        ):
+            continue
+        params = [a.arg for a in method.args.args[1:]] + [a.arg for a in method.args.kwonlyargs]
+        for call in ast.walk(method):
+            if not (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id == "cls"
+            ):
+                continue
+            argument = _argument(call, helper.index, helper.parameter)
+            if isinstance(argument, ast.Name) and argument.id in params:
+                note(method.name, params, argument.id, helper.effect, None, call)
 
 
 def accesses(folder: Path) -> CodeAccess:
@@ -380,6 +424,11 @@ def accesses(folder: Path) -> CodeAccess:
         found, calls = _helpers(tree)
         helpers |= found
         forwarded |= calls
+    # The shared kit's helpers (ListWatch, ...) act for the component that calls them; its
+    # write helpers already have their effect (WRITE_HELPERS: a status patch, not a patch).
+    for path in sorted((root / "kubenova" / "kube").glob("*.py")):
+        found, _ = _helpers(ast.parse(path.read_text()))
+        helpers |= {name: h for name, h in found.items() if name not in WRITE_HELPERS}
     result = CodeAccess()
     for path in modules:
         scan = _ModuleScan(path, root, constants, (helpers, forwarded))
