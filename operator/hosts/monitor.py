@@ -206,9 +206,11 @@ class HostMonitor:
             return False, "no heartbeat yet: the host's agent has not renewed its Lease"
         age = self.clock() - seen[1]
         if age > timeout:
+            # No age in the message: it would change the condition, so be written, on every
+            # check for as long as the host is down. lastTransitionTime tells since when.
             return False, (
-                f"no heartbeat for {age:.0f}s (timeout {timeout:.0f}s): the Lease's renewTime "
-                "has not changed"
+                f"no heartbeat within the {timeout:.0f}s timeout: the Lease's renewTime has "
+                "not changed"
             )
         return True, "the host's agent is heart-beating"
 
