@@ -122,6 +122,7 @@ class Runtime:
 
     def start(self) -> None:
         self.instance_queue.start()
+        self.hosts.start()
         if self.config.metrics_port is not None:
             self.health = HealthServer(
                 self.config.metrics_host, self.config.metrics_port, lambda: self.ready
@@ -136,6 +137,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.instance_queue.stop()
+        await self.hosts.stop()
         if self.health:
             await self.health.stop()
         await self.events.flush()

@@ -24,21 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kubenova import conditions as cond
-from kubenova.api.v1alpha1 import Host
-from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube import KubeClient
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body, generation_of, name_of
-from kubenova.kube.objects import apply_status
+from kubenova.kube.meta import Body, name_of
 from kubenova.metrics import HOST_ALLOCATED, HOST_CAPACITY, HOST_READY
 from kubenova.operator import inventory as inv
+from kubenova.operator.hosts.status import HostStatusWriter, Verdict
 from kubenova.operator.placement import Placer
-from kubenova.wellknown import OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
-
-HOSTS = kubenova_kind(Host)
-READY = "Ready"
 
 
 def host_record(body: Body, ready: bool) -> inv.HostRecord:
@@ -91,6 +85,14 @@ class HostMonitor:
         self.started = self.clock()
         self._batch: dict[str, inv.HostRecord] = {}
         self._flushing: asyncio.Task[None] | None = None
+        # The Ready condition is published through here: only changes, a bounded rate.
+        self.status = HostStatusWriter(self.client, clock=self.clock)
+
+    def start(self) -> None:
+        self.status.start()
+
+    async def stop(self) -> None:
+        await self.status.stop()
 
     def on_capacity(self, listener: Callable[[], None]) -> None:
         """Call `listener` when a host may fit what did not fit before."""
@@ -128,6 +130,7 @@ class HostMonitor:
             self.hosts.pop(name, None)
             self.records.pop(name, None)
             self.ready.pop(name, None)
+            self.status.forget(name)
             await asyncio.to_thread(inv.set_host_schedulable, self.placer.engine, name, False)
             await asyncio.to_thread(inv.set_host_ready, self.placer.engine, name, False)
             self.placer.host_changed(name)
@@ -206,9 +209,11 @@ class HostMonitor:
             return False, "no heartbeat yet: the host's agent has not renewed its Lease"
         age = self.clock() - seen[1]
         if age > timeout:
+            # No age in the message: it would change the condition, so be written, on every
+            # check for as long as the host is down. lastTransitionTime tells since when.
             return False, (
-                f"no heartbeat for {age:.0f}s (timeout {timeout:.0f}s): the Lease's renewTime "
-                "has not changed"
+                f"no heartbeat within the {timeout:.0f}s timeout: the Lease's renewTime has "
+                "not changed"
             )
         return True, "the host's agent is heart-beating"
 
@@ -228,28 +233,11 @@ class HostMonitor:
         self.judged.add(name)
         if was_ready is None or was_ready != alive:
             self._fencing_changed(name)  # the first judgement too: deletions may wait for it
-        previous = (body.get("status") or {}).get("conditions")
-        entry = cond.condition(
-            READY,
-            alive,
-            "HeartbeatOK" if alive else "HeartbeatLost",
-            message if not alive else "the host's agent is heart-beating",
-            generation=generation_of(body),
-            previous=previous,
-        )
-        if cond.same(cond.find(previous, READY), entry):
-            return
-        try:
-            fresh = await apply_status(
-                self.client, HOSTS, body, {"conditions": [entry]}, manager=OPERATOR_MANAGER
-            )
-        except NotFound:
-            return
-        self.hosts[name] = fresh
+        self.status.publish(name, body, Verdict(alive, message))
         if was_ready is not None and was_ready != alive:
             kind = "Normal" if alive else "Warning"
             reason = "HostReady" if alive else "HostNotReady"
-            self.events.record(fresh, kind, reason, f"host {name}: {message}")
+            self.events.record(body, kind, reason, f"host {name}: {message}")
             log.warning("host %s is %s: %s", name, "ready" if alive else "NOT ready", message)
 
 

@@ -1,0 +1,125 @@
+"""Writes the operator's part of a Host's status (its `Ready` condition): only what changed,
+at a bounded rate per host.
+
+Every write wakes every watcher of Hosts (each agent and the operator itself), so a Host's
+status is written when a reader would see a difference and, per host, at most once per
+`min_interval` seconds with the newest verdict; a flip between Ready and NotReady (or the
+first verdict) is written at once, because placements, fencing and users act on it.
+
+The monitor judges (on host events, lease events and its periodic check); this writer only
+marks the host dirty. One host is written by one worker at a time and compared with our own
+last write (`LastWrites`): judgements of one host arriving together, or a watch event that
+predates our write, cost no second write of the same condition.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kubenova import conditions as cond
+from kubenova.api.v1alpha1 import Host
+from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube.meta import Body, generation_of, uid_of
+from kubenova.kube.objects import LastWrites, apply_status
+from kubenova.wellknown import OPERATOR_MANAGER
+from kubenova.workqueue import WorkQueue
+
+HOSTS = kubenova_kind(Host)
+READY = "Ready"
+# Seconds between two writes of one host's status that do not flip Ready: a change of reason,
+# message or observedGeneration waits at most this long, merged with whatever follows it.
+MIN_WRITE_INTERVAL = 10.0
+WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The monitor's judgement of one host: alive or not, and why."""
+
+    alive: bool
+    message: str
+
+    @property
+    def reason(self) -> str:
+        return "HeartbeatOK" if self.alive else "HeartbeatLost"
+
+
+class HostStatusWriter:
+    """Per host, the newest verdict to publish; written by a keyed work queue."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        min_interval: float = MIN_WRITE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.min_interval = min_interval
+        self.clock = clock
+        self._verdicts: dict[str, Verdict] = {}
+        self._uids: dict[str, str] = {}
+        self._written_at: dict[str, float] = {}  # our clock at a host's last write
+        self._written = LastWrites()
+        self._queue: WorkQueue[str] = WorkQueue(
+            self._write, workers=WORKERS, name="host-status", component="operator"
+        )
+
+    def start(self) -> None:
+        self._queue.start()
+
+    async def stop(self) -> None:
+        await self._queue.stop()
+
+    async def drained(self, timeout: float = 30.0) -> None:
+        await self._queue.drained(timeout)
+
+    def publish(self, name: str, body: Body, verdict: Verdict) -> None:
+        """Make `verdict` the host's status soon (at once if it flips Ready)."""
+        self._verdicts[name] = verdict
+        self._queue.put(name, body)
+
+    def forget(self, name: str) -> None:
+        """The Host is gone: nothing more to write for it."""
+        self._verdicts.pop(name, None)
+        self._queue.put(name, None)
+
+    def desired(self, name: str, body: Body) -> tuple[cond.Condition, cond.Condition | None]:
+        """The Ready condition to publish, and the one the server holds as far as we know."""
+        verdict = self._verdicts[name]
+        previous = self._written.newest_status(body).get("conditions")
+        entry = cond.condition(
+            READY,
+            verdict.alive,
+            verdict.reason,
+            verdict.message,
+            generation=generation_of(body),
+            previous=previous,
+        )
+        return entry, cond.find(previous, READY)
+
+    async def _write(self, name: str, body: Body | None) -> float | None:
+        if body is None or name not in self._verdicts:
+            self._written_at.pop(name, None)
+            uid = self._uids.pop(name, None)
+            if uid:
+                self._written.forget(uid)
+            return None
+        entry, current = self.desired(name, body)
+        if cond.same(current, entry):
+            return None
+        flips = current is None or current.get("status") != entry["status"]
+        wait = self._written_at.get(name, float("-inf")) + self.min_interval - self.clock()
+        if not flips and wait > 0:
+            return wait  # the queue calls us again then, with the newest verdict
+        status = {"conditions": [entry]}
+        try:
+            written = await apply_status(self.client, HOSTS, body, status, manager=OPERATOR_MANAGER)
+        except NotFound:
+            return None
+        self._written_at[name] = self.clock()
+        self._uids[name] = uid_of(written)
+        self._written.remember(uid_of(written), written, status)
+        return None
