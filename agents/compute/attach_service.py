@@ -73,9 +73,9 @@ class AttacherService:
         return mac
 
     async def resync(self) -> None:
-        """Forget vanished Instances and look at every one again."""
+        """Catch up with a fresh list and look at every Instance again."""
         try:
-            await self.watch.drop_vanished()
+            await self.watch.relist()
         except Exception as exc:  # a failed relist is retried at the next resync
             log.warning("attacher resync on %s failed: %s", self.settings.host, exc)
         self.watch.mark_all()

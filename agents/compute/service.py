@@ -106,8 +106,8 @@ class ComputeService:
             await self.events.flush()
 
     async def resync(self) -> None:
-        """Forget vanished Instances, re-read every one (console tails too), sweep orphans."""
-        await self.watch.drop_vanished()
+        """Catch up with a fresh list, re-read every Instance (console tails too), sweep orphans."""
+        await self.watch.relist()
         for key in self.watch.known():
             if self.watch.queue.body(key) is not None:
                 self.reconciler.refresh_console.add(key)

@@ -95,7 +95,7 @@ class VolumeService:
 
     async def resync(self) -> None:
         """Export every volume again (healing a restarted daemon) and sweep orphans."""
-        await self.watch.drop_vanished()
+        await self.watch.relist()
         self.watch.mark_all()
         # Kept after losing only their label (or held while attached): read them again.
         known = set(self.watch.known())

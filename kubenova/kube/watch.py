@@ -4,8 +4,10 @@ List, then watch from the list's resourceVersion (the client relists after a 410
 and resync now and then. Nothing outside the selector is ever listed: an agent selects
 what is placed on its host. After the first full list has been queued, `on_synced` runs
 with the listed objects and `synced` is set; only then does the periodic resync start.
-A relist after a 410 has no DELETED events for what vanished meanwhile: `drop_vanished`
-(typically part of a resync) treats those as deleted.
+A relist after a 410 has no DELETED events for what vanished meanwhile, and a watch that
+stalled until its idle timeout may have missed what happened in between: `relist`
+(typically part of a resync) queues what is new or changed and treats what vanished as
+deleted.
 """
 
 from __future__ import annotations
@@ -116,14 +118,28 @@ class ListWatch:
             if self.queue.body(key) is not None:
                 self.queue.mark(key)
 
-    async def drop_vanished(self) -> None:
-        """Objects gone while the watch relisted (no DELETED event): treat them as deleted."""
+    async def relist(self) -> None:
+        """List again and catch up with it: what the watch missed (a stall, a relist after
+        a 410) is queued if new or changed, and treated as deleted if vanished."""
         listing = await self._list()
-        listed = {key_of(item) for item in listing.get("items", [])}
         list_version = resource_version(listing)
-        for key in self.known():
+        known = set(self.known())
+        listed = set()
+        for item in listing.get("items", []):
+            item.setdefault("apiVersion", self.kind.api_version)
+            item.setdefault("kind", self.kind.kind)
+            key = key_of(item)
+            listed.add(key)
             body = self.queue.body(key)
-            if body is None or key in listed:
+            if body is None and key in known:
+                continue  # deleted since: the list may predate that DELETED event
+            seen = None if body is None else resource_version(body)
+            version = resource_version(item)
+            if body is None or (seen is not None and version is not None and seen < version):
+                self.queue.put(key, item)
+        for key in known - listed:
+            body = self.queue.body(key)
+            if body is None:
                 continue
             # Newer than the list: created after it, not vanished.
             seen = resource_version(body)
