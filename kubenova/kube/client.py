@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import Counter
@@ -11,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp.http_exceptions import LineTooLong
 
 from kubenova.errors import ApiError, Conflict, Gone, NotFound
 from kubenova.metrics import API_WRITES
 
 from .config import ConnectionConfig
+from .credentials import BearerToken
 from .meta import Body
 from .paths import ResourceKind
 
@@ -26,7 +29,20 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
+# The apiserver sends a watch a BOOKMARK about once a minute even when nothing changes:
+# a watch silent for longer is on a dead (say half-open) connection and is reopened.
+WATCH_IDLE_TIMEOUT = 90.0
+# The apiserver ends a watch after this long (cleanly, with a last bookmark); it is reopened.
+WATCH_SERVER_TIMEOUT = 300
+# An event is one object (etcd keeps at most ~1.5 MiB) as one JSON line: a longer line is
+# garbage, not an event.
+MAX_WATCH_LINE = 16 * 1024 * 1024
+
 _ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 410: Gone}
+
+
+class MalformedEvent(ValueError):
+    """A watch line that is not a whole event (truncated, garbled): the watch is reopened."""
 
 
 @dataclass(frozen=True)
@@ -38,15 +54,20 @@ class WatchEvent:
 class KubeClient:
     """One aiohttp session to one API server; create inside a running event loop."""
 
-    def __init__(self, config: ConnectionConfig, *, user_agent: str = "kubenova") -> None:
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        user_agent: str = "kubenova",
+        watch_idle_timeout: float = WATCH_IDLE_TIMEOUT,
+    ) -> None:
         self.config = config
+        self.watch_idle_timeout = watch_idle_timeout
         self._user_agent = user_agent
-        headers = {"User-Agent": user_agent, "Accept": "application/json"}
-        if config.token:
-            headers["Authorization"] = f"Bearer {config.token}"
+        self._token = BearerToken(config.token, config.token_file)
         self._session = aiohttp.ClientSession(
             base_url=config.server,
-            headers=headers,
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
             connector=aiohttp.TCPConnector(ssl=config.ssl_context(), limit=64),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         )
@@ -78,12 +99,12 @@ class KubeClient:
             API_WRITES.labels(self._user_agent, method, resource).inc()
         data = None if body is None else json.dumps(body)
         for attempt in range(THROTTLE_RETRIES + 1):
-            async with self._session.request(
+            async with self._open(
                 method,
                 path,
                 data=data,
                 params=params,
-                headers={"Content-Type": content_type} if data is not None else None,
+                headers={"Content-Type": content_type} if data is not None else {},
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 payload = await response.read()
@@ -96,6 +117,27 @@ class KubeClient:
                     raise _error(response.status, payload)
                 return json.loads(payload) if payload else {}
         raise AssertionError("unreachable")
+
+    @contextlib.asynccontextmanager
+    async def _open(
+        self, method: str, path: str, *, headers: dict[str, str], **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One response, sent with the current token; once more after a 401 if the token
+        file holds another token by then (rotated between our stat and the server's check)."""
+        token = self._token.current()
+        response = await self._session.request(
+            method, path, headers=_with_token(headers, token), **kwargs
+        )
+        try:
+            if response.status == 401 and (newer := self._token.reload()) not in (None, token):
+                response.release()
+                log.info("%s %s: 401 with a stale token; retrying with the new one", method, path)
+                response = await self._session.request(
+                    method, path, headers=_with_token(headers, newer), **kwargs
+                )
+            yield response
+        finally:
+            response.release()
 
     # -- typed conveniences ------------------------------------------------------------------
 
@@ -170,31 +212,61 @@ class KubeClient:
                 "watch": "1",
                 "allowWatchBookmarks": "true",
                 "resourceVersion": resource_version,
-                "timeoutSeconds": "300",
+                "timeoutSeconds": str(WATCH_SERVER_TIMEOUT),
             }
+            # No byte for watch_idle_timeout (not even a bookmark): the connection is dead.
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=10, sock_read=self.watch_idle_timeout
+            )
             try:
-                async with self._session.get(
-                    kind.path(namespace), params=params, timeout=aiohttp.ClientTimeout(total=None)
+                async with self._open(
+                    "GET", kind.path(namespace), params=params, headers={}, timeout=timeout
                 ) as response:
                     if response.status >= 300:
                         raise _error(response.status, await response.read())
-                    async for line in response.content:
+                    while line := await response.content.readline(max_line_length=MAX_WATCH_LINE):
                         if not line.strip():
                             continue
-                        event = json.loads(line)
-                        obj = event.get("object", {})
-                        if event["type"] == "ERROR":
-                            if obj.get("code") == 410:
-                                raise Gone(410, "Expired", obj.get("message", ""))
-                            raise _error(obj.get("code", 500), json.dumps(obj).encode())
+                        event_type, obj = _parse_event(line)
                         resource_version = obj["metadata"]["resourceVersion"]
-                        if event["type"] != "BOOKMARK":
-                            yield WatchEvent(event["type"], obj)
+                        if event_type != "BOOKMARK":
+                            yield WatchEvent(event_type, obj)
             except Gone:
                 resource_version = None  # too old: list again
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                log.warning("watch of %s interrupted (%s); resuming", kind.plural, exc)
+            except (TimeoutError, aiohttp.ClientError, MalformedEvent, LineTooLong) as exc:
+                # Closed (not kept for reuse) on the way out of `_open`: the response is
+                # unfinished. Resumed from the last event seen, so nothing is lost.
+                log.warning(
+                    "watch of %s interrupted (%s: %s); resuming from %s",
+                    kind.plural,
+                    type(exc).__name__,
+                    exc,
+                    resource_version,
+                )
                 await asyncio.sleep(1)
+
+
+def _parse_event(line: bytes) -> tuple[str, Body]:
+    """A watch line's type and object; raises Gone or another ApiError for ERROR events."""
+    try:
+        event = json.loads(line)
+        event_type, obj = event["type"], event["object"]
+        if not isinstance(obj, dict):
+            raise TypeError("the object is not a mapping")
+        if event_type != "ERROR" and not isinstance(obj["metadata"]["resourceVersion"], str):
+            raise TypeError("resourceVersion is not a string")
+    except (ValueError, KeyError, TypeError) as exc:
+        snippet = line[:200].decode(errors="replace")
+        raise MalformedEvent(f"{type(exc).__name__} {exc} in {snippet!r}") from exc
+    if event_type == "ERROR":
+        if obj.get("code") == 410:
+            raise Gone(410, "Expired", obj.get("message", ""))
+        raise _error(obj.get("code", 500), json.dumps(obj).encode())
+    return event_type, obj
+
+
+def _with_token(headers: dict[str, str], token: str | None) -> dict[str, str]:
+    return headers | {"Authorization": f"Bearer {token}"} if token else headers
 
 
 def _retry_after(header: str | None) -> float:

@@ -22,6 +22,8 @@ class ConnectionConfig:
     server: str
     ca_file: str | None = None
     token: str | None = None
+    # Read again whenever it changes (bound ServiceAccount tokens expire); wins over `token`.
+    token_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     insecure: bool = False
@@ -67,6 +69,7 @@ def from_kubeconfig(path: Path, context: str | None = None) -> ConnectionConfig:
         ),
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         token=user.get("token"),
+        token_file=os.path.expanduser(user["tokenFile"]) if user.get("tokenFile") else None,
         cert_file=_materialise(
             user.get("client-certificate-data"), user.get("client-certificate"), ".crt"
         ),
@@ -83,6 +86,7 @@ def in_cluster() -> ConnectionConfig:
         server=f"https://{host}:{port}",
         ca_file=str(SERVICE_ACCOUNT / "ca.crt"),
         token=(SERVICE_ACCOUNT / "token").read_text().strip(),
+        token_file=str(SERVICE_ACCOUNT / "token"),
         namespace=(SERVICE_ACCOUNT / "namespace").read_text().strip(),
     )
 
