@@ -54,6 +54,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.batching.idle_timeout = 5
         settings.scanning.disabled = True
         settings.watching.server_timeout = 300
+        # Cut from our side too, should the server's end never arrive (a half-open
+        # connection); kopf also reopens a stream silent for inactivity_timeout (70 s).
+        settings.watching.client_timeout = 330
+        settings.watching.connect_timeout = 10
         settings.networking.request_timeout = 60
         runtime = Runtime.build(config)
         runtime.start()
@@ -61,13 +65,14 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        # One source of credentials for kopf's watches and our own client.
+        # One source of credentials for kopf's watches and our own client. kopf calls this
+        # again after a 401, so a rotated token file is read anew then.
         conn = load_config(config.kubeconfig)
         return kopf.ConnectionInfo(
             server=conn.server,
             ca_path=conn.ca_file,
             insecure=conn.insecure,
-            token=conn.token,
+            token=conn.current_token(),
             certificate_path=conn.cert_file,
             private_key_path=conn.key_file,
             default_namespace=conn.namespace,

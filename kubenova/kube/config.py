@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from .credentials import BearerToken
+
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -28,6 +30,10 @@ class ConnectionConfig:
     key_file: str | None = None
     insecure: bool = False
     namespace: str = "default"
+
+    def current_token(self) -> str | None:
+        """The token to send now: the token file's content when there is one."""
+        return BearerToken(self.token, self.token_file).current()
 
     def ssl_context(self) -> ssl.SSLContext | bool:
         if self.insecure:

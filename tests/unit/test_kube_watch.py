@@ -17,7 +17,7 @@ from aiohttp import web
 
 from kubenova.errors import ApiError
 from kubenova.kube.client import KubeClient, WatchEvent
-from kubenova.kube.config import ConnectionConfig
+from kubenova.kube.config import ConnectionConfig, from_kubeconfig
 from kubenova.kube.meta import Body
 from kubenova.kube.paths import ResourceKind
 from kubenova.kube.watch import ListWatch
@@ -251,3 +251,26 @@ def test_client_errors_are_what_the_watch_survives() -> None:
     # The idle timeout surfaces as aiohttp's ServerTimeoutError: both kinds the watch catches.
     assert issubclass(aiohttp.ServerTimeoutError, TimeoutError)
     assert issubclass(aiohttp.ServerTimeoutError, aiohttp.ClientError)
+
+
+def test_a_kubeconfig_token_file_is_named_and_read_at_each_login(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    write_token(token_file, "first")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://k:6443/"}}],
+                "users": [{"name": "u", "user": {"tokenFile": str(token_file)}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    config = from_kubeconfig(kubeconfig)
+    assert (config.token, config.token_file) == (None, str(token_file))
+    assert config.current_token() == "first"
+    rotated = tmp_path / "rotated"
+    rotated.write_text("second\n")
+    os.replace(rotated, token_file)
+    assert config.current_token() == "second"  # what kopf's login handler sends after a 401
