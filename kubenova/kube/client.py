@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,17 @@ class WatchEvent:
 class KubeClient:
     """One aiohttp session to one API server; create inside a running event loop."""
 
-    def __init__(self, config: ConnectionConfig, *, user_agent: str = "kubenova") -> None:
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        user_agent: str = "kubenova",
+        write_guard: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
+        # Called before every write; raising refuses it (a leader that cannot prove it
+        # still leads must not write: kubenova.kube.leader).
+        self._write_guard = write_guard
         self._user_agent = user_agent
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if config.token:
@@ -73,6 +82,8 @@ class KubeClient:
     ) -> Body:
         """One request; raises ApiError (or a subclass) on any non-2xx answer."""
         if method != "GET":
+            if self._write_guard is not None:
+                self._write_guard()
             resource = _counted(path)
             self.writes[f"{method} {resource}"] += 1
             API_WRITES.labels(self._user_agent, method, resource).inc()
