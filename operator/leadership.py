@@ -25,7 +25,10 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from kubenova.errors import Conflict, NotFound
+from kubenova.kube import KubeClient
 from kubenova.kube.leader import LeaderElector
+from kubenova.kube.paths import NAMESPACES
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +79,9 @@ def guard_engine(engine: Engine, check: Callable[[], None]) -> None:
 class Leadership:
     """The election and what starts once it is won."""
 
-    def __init__(self, elector: LeaderElector) -> None:
+    def __init__(self, elector: LeaderElector, client: KubeClient) -> None:
         self.elector = elector
+        self.client = client  # the unguarded one: a candidate may need the namespace made
         self.leading = False
         self._on_leading: list[OnLeading] = []
         self._started = False
@@ -100,6 +104,7 @@ class Leadership:
             self.elector.name,
             self.elector.identity,
         )
+        await self._ensure_namespace()
         await self.elector.acquire()
         self.leading = True
         log.info("leading as %s: starting the work queues and loops", self.elector.identity)
@@ -116,3 +121,18 @@ class Leadership:
             # Half started is worse than not at all: let another replica (or our restart) lead.
             log.exception("starting as the leader failed")
         on_lost()
+
+    async def _ensure_namespace(self) -> None:
+        """Make the Lease's namespace if missing (a bare cluster; the chart installs into it)."""
+        name = self.elector.namespace
+        try:
+            await self.client.get(NAMESPACES, name)
+        except NotFound:
+            manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            try:
+                await self.client.create(NAMESPACES, manifest)
+                log.info("created namespace %s for the leader lease", name)
+            except Conflict:
+                pass  # another replica (or an agent) made it first
+        except Exception as exc:  # the election's own retries will say more
+            log.warning("namespace %s of the leader lease: %s", name, exc)

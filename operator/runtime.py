@@ -127,7 +127,7 @@ class Runtime:
             engine,
             client,
             replica_client,
-            Leadership(elector),
+            Leadership(elector, replica_client),
             events,
             placer,
             catalog,

@@ -6,10 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from kubenova.errors import Conflict, NotFound
 from kubenova.kube.leader import ElectionTiming, LeaderElector, NotLeading
 from kubenova.kube.paths import LEASES
+from kubenova.operator.leadership import guard_engine
 
 
 class _Clock:
@@ -52,7 +54,7 @@ class _Leases:
         return self.body
 
 
-TIMING = ElectionTiming(lease_duration=15, renew_deadline=10, retry_period=2)
+TIMING = ElectionTiming(lease_duration=15, renew_deadline=10, retry_period=2, candidate_period=1)
 
 
 def a_candidate(leases: _Leases, clock: _Clock, identity: str, **kwargs: Any) -> LeaderElector:
@@ -71,13 +73,15 @@ def a_candidate(leases: _Leases, clock: _Clock, identity: str, **kwargs: Any) ->
 def test_the_first_candidate_leads_and_the_second_waits_out_the_lease_by_its_own_clock() -> None:
     leases, clock = _Leases(), _Clock()
     a, b = a_candidate(leases, clock, "a"), a_candidate(leases, clock, "b")
-    assert asyncio.run(a._attempt()) and a.holds()
+    assert asyncio.run(a._attempt())
+    assert a.holds()
     assert not asyncio.run(b._attempt())  # first sight: the lease's age starts now for b
     clock.now += 14
     assert not asyncio.run(b._attempt())
     clock.now += 1.5  # 15.5 s since b first saw the unchanged record
     assert not a.holds()
-    assert asyncio.run(b._attempt()) and b.holds()
+    assert asyncio.run(b._attempt())
+    assert b.holds()
     assert leases.body is not None
     assert leases.body["spec"]["holderIdentity"] == "b"
     assert leases.body["spec"]["leaseTransitions"] == 1
@@ -165,3 +169,22 @@ def test_keep_returns_once_the_lease_went_to_another() -> None:
     a.timing = ElectionTiming(lease_duration=15, renew_deadline=10, retry_period=0.01)
     asyncio.run(keep())
     assert not a.holds()
+
+
+def test_the_guarded_inventory_reads_but_refuses_writes_while_not_leading() -> None:
+    leading = [True]
+
+    def check() -> None:
+        if not leading[0]:
+            raise NotLeading("not the leader")
+
+    engine = sqlalchemy.create_engine("sqlite://")
+    guard_engine(engine, check)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("CREATE TABLE t (x INTEGER)"))
+        connection.execute(sqlalchemy.text("INSERT INTO t VALUES (1)"))
+    leading[0] = False
+    with engine.begin() as connection:
+        assert connection.execute(sqlalchemy.text("SELECT x FROM t")).scalar() == 1
+        with pytest.raises(NotLeading):
+            connection.execute(sqlalchemy.text("UPDATE t SET x = 2"))
