@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import sys
 from datetime import timedelta
 
@@ -17,10 +16,6 @@ from kubenova.operator.admission.certificates import CertificatePolicy
 from kubenova.operator.auth import load_auth_config
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.registry import build_registry
-
-
-def _random_priority() -> int:
-    return secrets.randbelow(2**31 - 1) + 1
 
 
 def _check_auth_config(path: str | None) -> None:
@@ -69,7 +64,10 @@ def _weighers(text: str) -> dict[str, float]:
     help="Seconds between audits of inventory against resources.",
 )
 @click.option(
-    "--peering", default=None, help="kopf peering name (several replicas); none: standalone."
+    "--peering",
+    default=None,
+    help="Ignored: replicas elect one leader through the Lease kubenova-operator-leader "
+    "(kopf peering would pause the standbys' watches).",
 )
 @click.option(
     "--metrics-port",
@@ -153,8 +151,7 @@ def _weighers(text: str) -> dict[str, float]:
     "--peering-priority",
     type=int,
     default=None,
-    help="kopf peering priority; random by default, so the highest replica schedules and "
-    "the others stand by (equal priorities would pause them all).",
+    help="Ignored, as --peering is: the leader Lease decides which replica acts.",
 )
 @click.option("--log-level", default="INFO", show_default=True)
 def main(  # noqa: PLR0917 - click passes options positionally
@@ -220,16 +217,15 @@ def main(  # noqa: PLR0917 - click passes options positionally
         scheduler_filters=tuple(scheduler_filters.split(",")) if scheduler_filters else None,
         scheduler_weighers=_weighers(scheduler_weighers) if scheduler_weighers else None,
     )
-    registry = build_registry(config)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            clusterwide=True,
-            standalone=peering is None,
-            peering_name=peering,
-            priority=peering_priority if peering_priority is not None else _random_priority(),
+    if peering is not None or peering_priority is not None:
+        # kopf peering pauses every watch of all but one replica: standbys' caches would go
+        # cold and a takeover wait for kopf's own 60 s keep-alive. The Lease decides instead.
+        logging.getLogger(__name__).warning(
+            "--peering and --peering-priority are ignored: replicas elect a leader through "
+            "the Lease kubenova-operator-leader"
         )
-    )
+    registry = build_registry(config)
+    asyncio.run(kopf.operator(registry=registry, clusterwide=True, standalone=True))
 
 
 def _check_webhook_options(

@@ -78,12 +78,15 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             default_namespace=conn.namespace,
         )
 
+    for register in DOMAINS:
+        register(registry, config)
+
+    # Registered last, so it runs after the domains stopped their queues: then the leader
+    # Lease is released (no write of ours can follow) and the clients closed.
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         runtime = RUNTIME.find(memo)
         if runtime:
             await runtime.stop()
 
-    for register in DOMAINS:
-        register(registry, config)
     return registry

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -17,6 +18,8 @@ from sqlalchemy import Engine
 
 from kubenova.kube import KubeClient, load_config
 from kubenova.kube.events import EventRecorder
+from kubenova.kube.leader import LeaderElector
+from kubenova.kube.paths import LEASES
 from kubenova.memory import give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
@@ -25,6 +28,14 @@ from kubenova.operator.catalog import Catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts import HostMonitor
 from kubenova.operator.instances import InstanceReconciler
+from kubenova.operator.leadership import (
+    LEADER_LEASE,
+    Leadership,
+    OnLeading,
+    guard_engine,
+    holder_dead,
+    identity,
+)
 from kubenova.operator.placement import Placer
 from kubenova.operator.scheduler import SchedulerConfig
 from kubenova.workqueue import WorkQueue
@@ -66,7 +77,12 @@ class Runtime:
 
     config: OperatorConfig
     engine: Engine
+    # Writes only while this replica leads (every write checks the lease first).
     client: KubeClient
+    # What any replica may write, leading or not: the leader Lease itself, the webhook's
+    # certificate Secret and configuration, access reviews.
+    replica_client: KubeClient
+    leadership: Leadership
     events: EventRecorder
     placer: Placer
     catalog: Catalog
@@ -81,7 +97,18 @@ class Runtime:
     def build(cls, config: OperatorConfig) -> Runtime:
         engine = inv.make_engine(config.database_url)
         inv.check_schema(engine)  # refuse to run on a stale schema
-        client = KubeClient(load_config(config.kubeconfig), user_agent="kubenova-operator")
+        connection = load_config(config.kubeconfig)
+        replica_client = KubeClient(connection, user_agent="kubenova-operator")
+        elector = LeaderElector(
+            replica_client,
+            LEASES,
+            config.system_namespace,
+            LEADER_LEASE,
+            identity(),
+            holder_dead=holder_dead,
+        )
+        client = KubeClient(connection, user_agent="kubenova-operator", write_guard=elector.check)
+        guard_engine(engine, elector.check)
         events = EventRecorder(client, "kubenova-operator")
         placer = Placer(
             engine,
@@ -95,7 +122,19 @@ class Runtime:
         queue: WorkQueue[str] = WorkQueue(
             reconciler, workers=config.workers, name="instances", component="operator"
         )
-        runtime = cls(config, engine, client, events, placer, catalog, hosts, reconciler, queue)
+        runtime = cls(
+            config,
+            engine,
+            client,
+            replica_client,
+            Leadership(elector, replica_client),
+            events,
+            placer,
+            catalog,
+            hosts,
+            reconciler,
+            queue,
+        )
         # Both sides exist now: connect who wakes whom.
         catalog.on_arrival = runtime.retry_arrived
         placer.on_release = runtime.retry_pending
@@ -121,16 +160,44 @@ class Runtime:
                 self.instance_queue.mark(key)
 
     def start(self) -> None:
-        self.instance_queue.start()
-        self.hosts.start()
+        """Serve health and stand for election; the work starts once this replica leads."""
         if self.config.metrics_port is not None:
             self.health = HealthServer(
-                self.config.metrics_host, self.config.metrics_port, lambda: self.ready
+                self.config.metrics_host, self.config.metrics_port, self.is_ready
             )
             self.tasks.append(asyncio.create_task(self.health.start(), name="health"))
+        self.tasks.append(asyncio.create_task(give_back_forever(), name="give-back-memory"))
+        self.leadership.when_leading(self._start_leading)
+        self.tasks.append(
+            asyncio.create_task(self.leadership.lead(self._lost_leadership), name="leadership")
+        )
+
+    def when_leading(self, start: OnLeading) -> None:
+        """Run `start` (a domain's queues and loops) once this replica leads."""
+        self.leadership.when_leading(start)
+
+    def is_ready(self) -> bool:
+        """A leader once it judged the hosts; a standby once it has seen the leader Lease
+        (it serves the webhook, so it belongs behind the Service too)."""
+        if self.leadership.leading:
+            return self.ready
+        return self.leadership.elector.seen
+
+    async def _start_leading(self) -> None:
+        self.instance_queue.start()
+        self.hosts.start()
         self.tasks.append(asyncio.create_task(self._lease_checks(), name="lease-checks"))
         self.tasks.append(asyncio.create_task(self._audits(), name="audits"))
-        self.tasks.append(asyncio.create_task(give_back_forever(), name="give-back-memory"))
+
+    def _lost_leadership(self) -> None:
+        # Exit at once, as kube-controller-manager does: no clean-up handler may write (it
+        # would be refused anyway) and the pod restarts as a fresh candidate.
+        log.error(
+            "leadership lost: exiting; api writes: %s",
+            json.dumps(dict(sorted(self.client.writes.items()))),
+        )
+        logging.shutdown()
+        os._exit(1)
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -141,8 +208,10 @@ class Runtime:
         if self.health:
             await self.health.stop()
         await self.events.flush()
+        await self.leadership.elector.release()
         log.info("api writes: %s", json.dumps(dict(sorted(self.client.writes.items()))))
         await self.client.close()
+        await self.replica_client.close()
         self.engine.dispose()
 
     async def _audits(self) -> None:
@@ -153,6 +222,8 @@ class Runtime:
         while True:
             await asyncio.sleep(delay)
             delay = self.config.audit_interval
+            if not self.leadership.elector.holds():
+                continue  # paused past our lease: the election decides what happens next
             try:
                 await audit(self.client, self.placer, self.catalog)
                 self.instances.claimed.clear()  # re-verify what we believed was claimed
@@ -165,6 +236,10 @@ class Runtime:
     async def _lease_checks(self) -> None:
         while True:
             await asyncio.sleep(self.config.lease_check_interval)
+            if not self.leadership.elector.holds():
+                # Resumed after a pause: our view of the heartbeats is stale, judging hosts
+                # by it would call every one of them dead.
+                continue
             try:
                 await self.hosts.check_leases()
                 await self.hosts.publish_usage()

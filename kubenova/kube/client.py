@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,9 +60,13 @@ class KubeClient:
         *,
         user_agent: str = "kubenova",
         watch_idle_timeout: float = WATCH_IDLE_TIMEOUT,
+        write_guard: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.watch_idle_timeout = watch_idle_timeout
+        # Called before every write; raising refuses it (a leader that cannot prove it
+        # still leads must not write: kubenova.kube.leader).
+        self._write_guard = write_guard
         self._user_agent = user_agent
         self._token = BearerToken(config.token, config.token_file)
         self._session = aiohttp.ClientSession(
@@ -94,6 +98,8 @@ class KubeClient:
     ) -> Body:
         """One request; raises ApiError (or a subclass) on any non-2xx answer."""
         if method != "GET":
+            if self._write_guard is not None:
+                self._write_guard()
             resource = _counted(path)
             self.writes[f"{method} {resource}"] += 1
             API_WRITES.labels(self._user_agent, method, resource).inc()

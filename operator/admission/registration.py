@@ -138,7 +138,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             cert_dir,
             service_names(service) if service else [config.webhook_host, "localhost"],
             certificate_policy(config),
-            client=runtime.client,
+            client=runtime.replica_client,  # every replica serves the webhook
             secret=(
                 (config.system_namespace, config.webhook_tls_secret)
                 if config.webhook_tls_secret
@@ -154,7 +154,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             if service is not None:  # the Service in front of every replica, not this pod
                 client_config = {"service": service, "caBundle": client_config["caBundle"]}
             manifest = webhook_configuration(HOOKS, client_config)
-            await runtime.client.patch(
+            await runtime.replica_client.patch(
                 VALIDATING_WEBHOOKS,
                 CONFIGURATION_NAME,
                 manifest,
@@ -180,7 +180,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             References(runtime.catalog, runtime.client),
             runtime.engine,
             config.system_namespace,
-            SubjectAccessReviews(runtime.client),
+            SubjectAccessReviews(runtime.replica_client),
             floating_ips=network_settings().floating_pool is not None,
         )
         ADMISSION.put(memo, admission)

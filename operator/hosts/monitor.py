@@ -87,8 +87,12 @@ class HostMonitor:
         self._flushing: asyncio.Task[None] | None = None
         # The Ready condition is published through here: only changes, a bounded rate.
         self.status = HostStatusWriter(self.client, clock=self.clock)
+        # Until this replica leads, events only fill the maps above (heartbeats are timed
+        # all along, so a new leader judges hosts by what it saw, not from scratch).
+        self.active = False
 
     def start(self) -> None:
+        self.active = True
         self.status.start()
 
     async def stop(self) -> None:
@@ -126,6 +130,12 @@ class HostMonitor:
     # -- events ------------------------------------------------------------------------------
 
     async def host_event(self, body: Body | None, name: str) -> None:
+        if not self.active:
+            if body is None:
+                self.hosts.pop(name, None)
+            else:
+                self.hosts[name] = body
+            return
         if body is None:
             self.hosts.pop(name, None)
             self.records.pop(name, None)
@@ -153,7 +163,7 @@ class HostMonitor:
             if beat[1:] != ("", "") and (seen is None or seen[0] != beat):
                 # A re-list or an unrelated edit shows the same values: not a heartbeat.
                 self.heartbeats[host] = (beat, self.clock())
-        if host in self.hosts:
+        if host in self.hosts and self.active:
             await self._sync(host)
 
     async def check_leases(self) -> None:

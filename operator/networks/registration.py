@@ -59,12 +59,16 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             runtime.engine, runtime.catalog, settings, queue.mark, reconciler.keys.get
         )
         runtime.instances.hooks.append(hook)
-        queue.start()
         controller = NetworkController(reconciler, queue)
-        controller.resync = asyncio.create_task(
-            _resync_forever(controller, config.audit_interval), name="network-resync"
-        )
         CONTROLLER.put(memo, controller)
+
+        async def lead() -> None:
+            queue.start()
+            controller.resync = asyncio.create_task(
+                _resync_forever(controller, config.audit_interval), name="network-resync"
+            )
+
+        runtime.when_leading(lead)
 
     @kopf.on.cleanup(registry=registry)
     async def stop_networks(memo: kopf.Memo, **_: Any) -> None:

@@ -54,20 +54,24 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def projects_startup(memo: kopf.Memo, **_: Any) -> None:
         runtime = runtime_of(memo)
         backend = build_backend(load_auth_config(config.auth_config), runtime.engine)
-        await apply_cluster_roles(runtime.client)
         reconciler = ProjectReconciler(runtime.client, runtime.engine, backend, runtime.events)
         queue: WorkQueue[str] = WorkQueue(
             reconciler, workers=2, name="projects", component="operator"
         )
-        queue.start()
         controller = ProjectsController(reconciler, queue, backend)
-        controller.tasks.append(
-            asyncio.create_task(
-                _sync_forever(controller, config.project_sync_interval),
-                name="project-sync",
-            )
-        )
         CONTROLLER.put(memo, controller)
+
+        async def lead() -> None:
+            await apply_cluster_roles(runtime.client)
+            queue.start()
+            controller.tasks.append(
+                asyncio.create_task(
+                    _sync_forever(controller, config.project_sync_interval),
+                    name="project-sync",
+                )
+            )
+
+        runtime.when_leading(lead)
         log.info(
             "projects: auth backend %s, sync every %ss", backend.name, config.project_sync_interval
         )

@@ -123,19 +123,25 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             runtime.hosts.hosts.get,
             workers=config.workers,
         )
-        await attachments.load()
         runtime.instances.hooks.append(attachments)
         chap_access: WorkQueue[str] = WorkQueue(
             ChapAccess(runtime.client), workers=config.workers, name="chap-access"
         )
-        queue.start()
-        attachments.queue.start()
-        chap_access.start()
         controller = VolumeController(reconciler, queue, attachments, chap_access)
-        controller.tasks.append(
-            asyncio.create_task(_audits(runtime, controller, config.audit_interval))
-        )
         CONTROLLER.put(memo, controller)
+
+        async def lead() -> None:
+            # Read when we lead, not at start-up: a standby's copy would be the old leader's
+            # state of long ago.
+            await attachments.load()
+            queue.start()
+            attachments.queue.start()
+            chap_access.start()
+            controller.tasks.append(
+                asyncio.create_task(_audits(runtime, controller, config.audit_interval))
+            )
+
+        runtime.when_leading(lead)
 
     @kopf.on.cleanup(registry=registry)
     async def stop_volumes(memo: kopf.Memo, **_: Any) -> None:

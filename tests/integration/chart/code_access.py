@@ -83,11 +83,12 @@ def _callee(call: ast.Call) -> str:
 
 
 def _is_client(node: ast.expr) -> bool:
-    """`client`, `self.client`, `self._client`: what our code names its KubeClient."""
+    """`client`, `self.client`, `self._client`, `runtime.replica_client`: what our code names
+    its KubeClients."""
     if isinstance(node, ast.Name):
-        return node.id in ("client", "_client")
+        return node.id == "client" or node.id.endswith("_client")
     if isinstance(node, ast.Attribute):
-        return node.attr in ("client", "_client")
+        return node.attr == "client" or node.attr.endswith("_client")
     return False
 
 

@@ -217,8 +217,11 @@ OUT_OF_REACH = {
         ("update", "kubenova.io/instances", "default"),
         ("patch", "kubenova.io/flavors", None),
         ("patch", "kubenova.io/hosts", None),
-        ("create", "coordination.k8s.io/leases", NAMESPACE),
+        # Its own leader Lease only (creates elsewhere in its namespace: the policy).
+        ("create", "coordination.k8s.io/leases", "default"),
         ("patch", "coordination.k8s.io/leases", NAMESPACE),
+        ("patch", "coordination.k8s.io/leases:host-h1", NAMESPACE),
+        ("delete", "coordination.k8s.io/leases:kubenova-operator-leader", NAMESPACE),
         ("patch", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
         ("escalate", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
         ("bind", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
@@ -423,6 +426,32 @@ def test_the_operator_manages_only_project_namespaces(release: Release) -> None:
     assert "never touches a system namespace" in system
     assert "never touches a system namespace" in adopt_default
     assert "only namespaces labelled kubenova.io/project" in unlabelled
+
+
+def lease_manifest(name: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"holderIdentity": name},
+        }
+    )
+
+
+@pytest.mark.apiserver
+def test_the_operator_makes_only_its_leader_lease(release: Release) -> None:
+    cluster = release.cluster
+    create = ["create", "--dry-run=server", "-f", "-"]
+
+    def refused_forgery() -> str:
+        return as_user(cluster, OPERATOR_SA, *create, input=lease_manifest("host-forged"))
+
+    forged = eventually(refused_forgery, timeout=30, what="the leader lease policy")
+    own = as_user(cluster, OPERATOR_SA, *create, input=lease_manifest("kubenova-operator-leader"))
+
+    assert "writes only its leader Lease" in forged
+    assert own == "" or "AlreadyExists" in own or "already exists" in own
 
 
 def cluster_role(rules: list[dict[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""Two operator replicas (kopf peering) against one inventory: one schedules, none stalls."""
+"""Two operator replicas on one inventory: one leads (the Lease), none stalls; --peering ignored."""
 
 from __future__ import annotations
 
