@@ -117,12 +117,17 @@ def test_the_agent_process_runs_the_network_service(
     bridge = eventually(lambda: bridge_of(apiserver, namespace), timeout=30, what="gateway")
     eventually(lambda: bridge in lab.links("gw"), timeout=30, what=f"{bridge} on gw")
     (first,) = eventually(lambda: dnsmasq_pids(lab), timeout=30, what="dnsmasq on gw")
+    # The bridge and dnsmasq come first, the log line when the whole convergence is done.
+    eventually(lambda: f"as {bridge}" in agent.log(), timeout=30, what="converged once")
 
     agent.kill()  # SIGKILL: dnsmasq lives on in its own session ...
     assert dnsmasq_pids(lab) == [first]
     agent.start()  # ... and the restarted agent adopts it instead of starting another
     eventually(lambda: "watching" in agent.log() or "wired" in agent.log(), what="agent up")
-    eventually(lambda: agent.log().count(f"as {bridge}") >= 2, timeout=30, what="re-converged")
+    try:
+        eventually(lambda: agent.log().count(f"as {bridge}") >= 2, timeout=30, what="re-converged")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the agent's log ends:\n{agent.log()[-4000:]}") from None
     assert dnsmasq_pids(lab) == [first]
 
     apiserver.kubectl("delete", "network", "lan", "-n", namespace)

@@ -16,6 +16,7 @@ import pytest
 from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.consumers import list_consumers
+from kubenova.wellknown import HOST_LABEL
 from tests.builders import an_instance
 from tests.fixtures.operator import OperatorProcess
 from tests.integration.operator.test_scheduling import apply, catalog, get, wait_ready
@@ -30,6 +31,8 @@ def all_scheduled(cluster: ClusterAccess, namespace: str, count: int) -> list[di
         items = json.loads(
             cluster.kubectl("get", "instances", "-n", namespace, "-o", "json").stdout
         )["items"]
+        # Scheduled is the first of the operator's two writes; the host label, the second,
+        # commits the hand-over: wait for both, or a read between them sees no label.
         done = [
             i
             for i in items
@@ -37,6 +40,7 @@ def all_scheduled(cluster: ClusterAccess, namespace: str, count: int) -> list[di
                 c["type"] == "Scheduled" and c["status"] == "True"
                 for c in (i.get("status") or {}).get("conditions", [])
             )
+            and HOST_LABEL in (i["metadata"].get("labels") or {})
         ]
         return done if len(done) == count else None
 
