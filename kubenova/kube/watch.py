@@ -126,8 +126,6 @@ class ListWatch:
         known = set(self.known())
         listed = set()
         for item in listing.get("items", []):
-            item.setdefault("apiVersion", self.kind.api_version)
-            item.setdefault("kind", self.kind.kind)
             key = key_of(item)
             listed.add(key)
             body = self.queue.body(key)
@@ -150,8 +148,6 @@ class ListWatch:
         listing = await self._first_list()
         items: list[Body] = listing.get("items", [])
         for item in items:
-            item.setdefault("apiVersion", self.kind.api_version)
-            item.setdefault("kind", self.kind.kind)
             self.queue.put(key_of(item), item)
         if on_synced is not None:
             await on_synced(items)
@@ -175,9 +171,15 @@ class ListWatch:
                 log.warning("%s: resync failed: %s", self.name, exc)
 
     async def _list(self) -> Body:
-        return await self.client.list(
+        """The selected objects, each stamped with its apiVersion and kind like a watch event
+        (a list's items carry neither)."""
+        listing = await self.client.list(
             self.kind, label_selector=self.label_selector, field_selector=self.field_selector
         )
+        for item in listing.get("items", []):
+            item.setdefault("apiVersion", self.kind.api_version)
+            item.setdefault("kind", self.kind.kind)
+        return listing
 
     async def _first_list(self) -> Body:
         delay = 1.0
