@@ -103,6 +103,19 @@ def dnsmasq_pids(lab: NetnsLab) -> list[int]:
     return pids
 
 
+def wire_lan(
+    apiserver: ClusterAccess, lab: NetnsLab, agent: Agent, namespace: str, cidr: str
+) -> tuple[str, int]:
+    """Apply Network `lan` gatewayed on gw; its bridge and dnsmasq pid once fully wired."""
+    apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_network("lan", namespace, cidr=cidr)))
+    bridge = eventually(lambda: bridge_of(apiserver, namespace), timeout=30, what="gateway")
+    eventually(lambda: bridge in lab.links("gw"), timeout=30, what=f"{bridge} on gw")
+    (dnsmasq,) = eventually(lambda: dnsmasq_pids(lab), timeout=30, what="dnsmasq on gw")
+    # The bridge and dnsmasq come first, the log line when the whole convergence is done.
+    eventually(lambda: f"as {bridge}" in agent.log(), timeout=30, what="converged once")
+    return bridge, dnsmasq
+
+
 def test_the_agent_process_runs_the_network_service(
     apiserver: ClusterAccess,
     network_operator: OperatorProcess,
@@ -111,14 +124,7 @@ def test_the_agent_process_runs_the_network_service(
     namespace: str,
 ) -> None:
     lab, agent = netns_lab, network_host_agent
-    apiserver.kubectl(
-        "apply", "-f", "-", input=as_yaml(a_network("lan", namespace, cidr="10.44.0.0/24"))
-    )
-    bridge = eventually(lambda: bridge_of(apiserver, namespace), timeout=30, what="gateway")
-    eventually(lambda: bridge in lab.links("gw"), timeout=30, what=f"{bridge} on gw")
-    (first,) = eventually(lambda: dnsmasq_pids(lab), timeout=30, what="dnsmasq on gw")
-    # The bridge and dnsmasq come first, the log line when the whole convergence is done.
-    eventually(lambda: f"as {bridge}" in agent.log(), timeout=30, what="converged once")
+    bridge, first = wire_lan(apiserver, lab, agent, namespace, "10.44.0.0/24")
 
     agent.kill()  # SIGKILL: dnsmasq lives on in its own session ...
     assert dnsmasq_pids(lab) == [first]
@@ -145,12 +151,7 @@ def test_a_network_that_only_lost_its_label_while_the_agent_was_down_keeps_its_b
 ) -> None:
     """The start-up sweep reads a bridge's Network again: status still wiring gw keeps it."""
     lab, agent = netns_lab, network_host_agent
-    apiserver.kubectl(
-        "apply", "-f", "-", input=as_yaml(a_network("lan", namespace, cidr="10.45.0.0/24"))
-    )
-    bridge = eventually(lambda: bridge_of(apiserver, namespace), timeout=30, what="gateway")
-    eventually(lambda: bridge in lab.links("gw"), timeout=30, what=f"{bridge} on gw")
-    eventually(lambda: dnsmasq_pids(lab), timeout=30, what="dnsmasq on gw")
+    bridge, _ = wire_lan(apiserver, lab, agent, namespace, "10.45.0.0/24")
 
     agent.stop()
     # As cluster admin (past the placement policy), with the operator stopped so that it
