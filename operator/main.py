@@ -66,8 +66,10 @@ def _weighers(text: str) -> dict[str, float]:
 @click.option(
     "--peering",
     default=None,
-    help="Ignored: replicas elect one leader through the Lease kubenova-operator-leader "
-    "(kopf peering would pause the standbys' watches).",
+    hidden=True,
+    help="Deprecated, ignored, and removed in the next release: replicas elect one leader "
+    "through the Lease kubenova-operator-leader (kopf peering would pause the standbys' "
+    "watches).",
 )
 @click.option(
     "--metrics-port",
@@ -151,7 +153,8 @@ def _weighers(text: str) -> dict[str, float]:
     "--peering-priority",
     type=int,
     default=None,
-    help="Ignored, as --peering is: the leader Lease decides which replica acts.",
+    hidden=True,
+    help="Deprecated and ignored, as --peering is: the leader Lease decides which replica acts.",
 )
 @click.option("--log-level", default="INFO", show_default=True)
 def main(  # noqa: PLR0917 - click passes options positionally
@@ -220,9 +223,10 @@ def main(  # noqa: PLR0917 - click passes options positionally
     if peering is not None or peering_priority is not None:
         # kopf peering pauses every watch of all but one replica: standbys' caches would go
         # cold and a takeover wait for kopf's own 60 s keep-alive. The Lease decides instead.
+        # Still accepted for one release so manifests written for the old chart start.
         logging.getLogger(__name__).warning(
-            "--peering and --peering-priority are ignored: replicas elect a leader through "
-            "the Lease kubenova-operator-leader"
+            "--peering and --peering-priority are deprecated and ignored (they go in the next "
+            "release): replicas elect a leader through the Lease kubenova-operator-leader"
         )
     registry = build_registry(config)
     asyncio.run(kopf.operator(registry=registry, clusterwide=True, standalone=True))

@@ -100,23 +100,6 @@ def server_version(cluster: ClusterAccess) -> str:
     return str(info["serverVersion"]["gitVersion"]).lstrip("v")
 
 
-def kopf_peering_crd_ready(cluster: ClusterAccess) -> None:
-    """The chart's own CRDs (kopf's peering) must serve before its objects dry-run."""
-    cluster.kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=kubenova-chart-tests",
-        "-f",
-        str(CHART / "crds" / "clusterkopfpeerings.kopf.dev.yaml"),
-    )
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/clusterkopfpeerings.kopf.dev",
-        "--timeout=60s",
-    )
-
-
 @dataclass(frozen=True)
 class Release:
     """An installed release: what helm rendered for it, and the cluster it is in."""

@@ -1,8 +1,8 @@
 """The operator and a host agent, each running on a token of the chart's ServiceAccount and
 nothing else, take an Instance and a Project through their lives with the chart's admission
 policies enforced: no request of theirs is refused. The operator runs as the chart runs it:
-peered (`--peering kubenova`), serving the webhook, on PostgreSQL migrated by `kubenova db
-upgrade` (the chart's init container).
+serving the webhook, on PostgreSQL migrated by `kubenova db upgrade` (the chart's init
+container).
 """
 
 from __future__ import annotations
@@ -86,8 +86,6 @@ def test_the_operator_and_an_agent_need_nothing_beyond_the_chart(
             kubeconfig=operator_config,
             database_url=database,
             extra_args=(
-                "--peering",
-                "kubenova",
                 "--webhook-port",
                 "0",
                 "--webhook-host",

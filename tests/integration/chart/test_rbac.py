@@ -41,10 +41,6 @@ USERS = {"kubenova-operator": OPERATOR_SA, "kubenova-agent": AGENT_SA}
 # Rights no kube call shows, yet the component needs them.
 FRAMEWORK: dict[str, dict[Access, str]] = {
     "kubenova-operator": {
-        **{
-            ("kopf.dev/clusterkopfpeerings", verb): "kopf peering between replicas (--peering)"
-            for verb in ("list", "watch", "get", "patch")
-        },
         ("rbac.authorization.k8s.io/clusterroles", "escalate"): "applying the project roles",
         ("rbac.authorization.k8s.io/clusterroles", "bind"): "binding the project roles",
     },
@@ -227,7 +223,6 @@ OUT_OF_REACH = {
         ("bind", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
         ("create", "rbac.authorization.k8s.io/clusterrolebindings", None),
         ("patch", "admissionregistration.k8s.io/validatingwebhookconfigurations:other", None),
-        ("patch", "kopf.dev/clusterkopfpeerings:other", None),
         ("create", "apps/deployments", NAMESPACE),
         ("impersonate", "users", None),
     ],

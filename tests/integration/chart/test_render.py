@@ -21,7 +21,6 @@ from tests.integration.chart.conftest import (
     VALUE_SETS,
     Helm,
     documents,
-    kopf_peering_crd_ready,
     server_version,
 )
 
@@ -97,7 +96,10 @@ def test_two_replicas_are_allowed_on_postgresql(helm: Helm) -> None:
 
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert "--peering=kubenova" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    # The replicas elect a leader through a Lease: nothing of kopf's peering is left.
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [arg for arg in args if arg.startswith("--peering")]
+    assert "ClusterKopfPeering" not in {doc["kind"] for doc in documents(rendered)}
 
 
 def test_the_webhook_is_reached_through_a_service_with_a_shared_renewed_certificate(
@@ -146,7 +148,6 @@ def test_the_chart_refuses_another_namespace(helm: Helm) -> None:
 def test_every_rendered_object_is_accepted_by_the_api_server(
     helm: Helm, apiserver: ClusterAccess, crds_installed: list[str], values: Path | None
 ) -> None:
-    kopf_peering_crd_ready(apiserver)
     rendered = helm.template(values, kube_version=server_version(apiserver))
     objects = documents(rendered)
     # The release namespace, and tenant namespaces the values name (chapSecrets).
@@ -181,19 +182,18 @@ def test_every_rendered_object_is_accepted_by_the_api_server(
         "Deployment",
         "DaemonSet",
         "Service",
-        "ClusterKopfPeering",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
     } <= kinds
 
 
 def test_the_chart_crds_are_the_generated_ones() -> None:
-    """One source: charts/kubenova/crds holds exactly crds/*.yaml, byte for byte (plus kopf's)."""
+    """One source: charts/kubenova/crds holds exactly crds/*.yaml, byte for byte."""
     ours = sorted(p.name for p in KUBENOVA_CRDS.glob("*.yaml"))
     in_chart = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
 
     assert ours, "crds/ is empty: run `kubenova crds render`"
-    assert [n for n in in_chart if n != "clusterkopfpeerings.kopf.dev.yaml"] == ours, (
+    assert in_chart == ours, (
         "the chart's crds/ differs from crds/: run `kubenova crds render` (it writes both)"
     )
     match, mismatch, errors = filecmp.cmpfiles(KUBENOVA_CRDS, CHART / "crds", ours, shallow=False)
@@ -211,7 +211,7 @@ def test_the_packaged_chart_carries_the_crds_and_schema(helm: Helm, tmp_path: Pa
             member = tar.extractfile(f"kubenova/crds/{crd.name}")
             assert member is not None, crd.name
             assert member.read() == crd.read_bytes(), crd.name
-        assert "kubenova/crds/clusterkopfpeerings.kopf.dev.yaml" in names
+        assert not [n for n in names if n.startswith("kubenova/crds/") and "kopf" in n]
         assert "kubenova/values.schema.json" in names
         assert "kubenova/README.md" in names
 

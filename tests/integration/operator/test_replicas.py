@@ -1,4 +1,8 @@
-"""Two operator replicas on one inventory: one leads (the Lease), none stalls; --peering ignored."""
+"""Two operator replicas on one inventory: one leads (the Lease), none stalls.
+
+`--peering` (what the chart passed before the leader Lease) is still accepted for one
+release, and ignored: kopf's peering would pause every standby's watches.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,44 @@ from tests.support.hosts import SimulatedHosts
 
 pytestmark = pytest.mark.apiserver
 
-REPO = Path(__file__).resolve().parents[3]
-PEERING_CRD = REPO / "charts" / "kubenova" / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
+# kopf's peering CRD (the chart no longer ships it), installed so that peering *would* take
+# effect if the flag were honoured: keep-alives in one ClusterKopfPeering, standbys paused.
+PEERING_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "clusterkopfpeerings.kopf.dev"},
+    "spec": {
+        "group": "kopf.dev",
+        "scope": "Cluster",
+        "names": {
+            "kind": "ClusterKopfPeering",
+            "listKind": "ClusterKopfPeeringList",
+            "plural": "clusterkopfpeerings",
+            "singular": "clusterkopfpeering",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
 
 
-def test_two_peered_replicas_schedule_everything_exactly_once(
+def test_two_replicas_given_the_old_peering_flag_schedule_everything_exactly_once(
     apiserver: ClusterAccess,
     operator: OperatorProcess,
     hosts: SimulatedHosts,
@@ -31,7 +68,7 @@ def test_two_peered_replicas_schedule_everything_exactly_once(
     inventory_url: str,
     tmp_path: Path,
 ) -> None:
-    apiserver.kubectl("apply", "--server-side", "-f", str(PEERING_CRD))
+    apiserver.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(PEERING_CRD))
     apiserver.kubectl(
         "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s"
     )
@@ -70,3 +107,4 @@ def test_two_peered_replicas_schedule_everything_exactly_once(
     assert sorted(c.uid for c in claims) == sorted(b["metadata"]["uid"] for b in bodies)
     logs = operator.log() + second.log()
     assert "Pausing all operators, including self" not in logs
+    assert "--peering and --peering-priority are deprecated and ignored" in second.log()
