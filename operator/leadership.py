@@ -25,10 +25,9 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from kubenova.errors import Conflict, NotFound
 from kubenova.kube import KubeClient
 from kubenova.kube.leader import LeaderElector
-from kubenova.kube.paths import NAMESPACES
+from kubenova.kube.objects import ensure_namespace
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,11 @@ class Leadership:
             self.elector.name,
             self.elector.identity,
         )
-        await self._ensure_namespace()
+        try:
+            # A bare cluster may lack it (the chart installs into it).
+            await ensure_namespace(self.client, self.elector.namespace)
+        except Exception as exc:  # the election's own retries will say more
+            log.warning("namespace %s of the leader lease: %s", self.elector.namespace, exc)
         await self.elector.acquire()
         self.leading = True
         log.info("leading as %s: starting the work queues and loops", self.elector.identity)
@@ -121,18 +124,3 @@ class Leadership:
             # Half started is worse than not at all: let another replica (or our restart) lead.
             log.exception("starting as the leader failed")
         on_lost()
-
-    async def _ensure_namespace(self) -> None:
-        """Make the Lease's namespace if missing (a bare cluster; the chart installs into it)."""
-        name = self.elector.namespace
-        try:
-            await self.client.get(NAMESPACES, name)
-        except NotFound:
-            manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-            try:
-                await self.client.create(NAMESPACES, manifest)
-                log.info("created namespace %s for the leader lease", name)
-            except Conflict:
-                pass  # another replica (or an agent) made it first
-        except Exception as exc:  # the election's own retries will say more
-            log.warning("namespace %s of the leader lease: %s", name, exc)

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubenova.kube import Conflict, KubeClient, NotFound
-from kubenova.kube.paths import LEASES, NAMESPACES
+from kubenova.kube.objects import ensure_namespace
+from kubenova.kube.paths import LEASES
 from kubenova.wellknown import SYSTEM_NAMESPACE, lease_name
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,8 @@ class LeaseKeeper:
         }
         try:
             return await self.client.create(LEASES, body, self.namespace)
-        except NotFound:
-            await self._ensure_namespace()
+        except NotFound:  # a bare cluster without the system namespace
+            await ensure_namespace(self.client, self.namespace)
             return await self.client.create(LEASES, body, self.namespace)
 
     async def _take_over(self, now: str) -> dict[str, Any]:
@@ -112,11 +113,3 @@ class LeaseKeeper:
             },
         }
         return await self.client.patch(LEASES, self.name, patch, self.namespace)
-
-    async def _ensure_namespace(self) -> None:
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
-        try:
-            await self.client.create(NAMESPACES, body)
-            log.info("created namespace %s for host leases", self.namespace)
-        except Conflict:
-            pass  # another agent made it first

@@ -4,7 +4,8 @@
   manager, so conditions (a map keyed by type) and fields written by others are untouched;
 - finalizers: added with a merge patch guarded by resourceVersion (409 on a race), removed
   with a JSON patch that first tests the entry, so no one else's finalizer is ever dropped;
-- labels: a merge patch, which only touches the keys named.
+- labels: a merge patch, which only touches the keys named;
+- a namespace a component keeps its own objects in, made when a bare cluster lacks it.
 
 `LastWrites` remembers a component's own status writes, so a body in hand that predates
 one (a watch event still on its way) is not mistaken for the newest status.
@@ -12,13 +13,16 @@ one (a watch event still on its way) is not mistaken for the newest status.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kubenova.errors import ApiError, Conflict, NotFound
 
 from .client import APPLY_PATCH, JSON_PATCH, KubeClient
 from .meta import Body, finalizers_of, labels_of, ref, resource_version, uid_of
-from .paths import ResourceKind
+from .paths import NAMESPACES, ResourceKind
+
+log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 5
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -176,3 +180,23 @@ async def remove_finalizer(
             raise
         fresh = await client.get(kind, name, namespace)
         return await remove_finalizer(client, kind, fresh, finalizer)
+
+
+async def ensure_namespace(client: KubeClient, name: str) -> bool:
+    """Make namespace `name` unless it exists; True if this call made it.
+
+    It looks before it creates: admission may refuse to create a namespace that exists
+    (the operator's may make only project namespaces) before storage could answer 409.
+    """
+    try:
+        await client.get(NAMESPACES, name)
+        return False
+    except NotFound:
+        pass
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    try:
+        await client.create(NAMESPACES, manifest)
+    except Conflict:
+        return False  # another replica or agent made it first
+    log.info("created namespace %s", name)
+    return True

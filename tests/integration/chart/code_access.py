@@ -17,6 +17,9 @@ makes:
 - a function or class that passes a kind (or a kopf plural) it receives on to any of these
   is resolved at its call sites, whether it is the component's own or the shared kit's
   (`kubenova/kube`, e.g. `ListWatch(client, KIND, ...)` and `ListWatch.placed_on`);
+- a function of the shared kit that calls the client with a kind of its own
+  (`ensure_namespace`: namespaces get, create) counts at every call site of a component
+  module that imports it;
 - a loop over a literal table of strings, inline or a module-level constant, feeds a
   kopf plural.
 
@@ -174,6 +177,34 @@ def _kind_constants(tree: ast.Module) -> dict[str, paths.ResourceKind]:
     return found
 
 
+def _kit_functions(tree: ast.Module) -> dict[str, list[Access]]:
+    """Module-level functions that call the client with a kind constant of their own."""
+    found: dict[str, list[Access]] = {}
+    for function in tree.body:
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Call) or (direct := _kind_call(node)) is None:
+                continue
+            index, effect = direct
+            argument = _argument(node, index)
+            name = argument.id if isinstance(argument, ast.Name) else ""
+            kind = PATH_CONSTANTS.get(name)
+            for subresource, verb in effect if kind is not None else ():
+                access = (resource_name(kind.group, kind.plural, subresource), verb)
+                found.setdefault(function.name, []).append(access)
+    return found
+
+
+def _imported_from_kit(tree: ast.Module, name: str) -> bool:
+    return any(
+        isinstance(node, ast.ImportFrom)
+        and (node.module or "").startswith("kubenova.kube")
+        and any((alias.asname or alias.name) == name for alias in node.names)
+        for node in ast.walk(tree)
+    )
+
+
 class _ModuleScan:
     def __init__(
         self,
@@ -181,12 +212,14 @@ class _ModuleScan:
         root: Path,
         constants: dict[str, paths.ResourceKind],
         helpers: tuple[dict[str, Helper], set[int]],
+        kit: dict[str, list[Access]],
     ) -> None:
         self.path = path
         self.root = root
         self.tree = ast.parse(path.read_text(), filename=str(path))
         self.constants = constants | _kind_constants(self.tree)
         self.helpers, self.forwarded = helpers
+        self.kit = kit
         self.used: dict[Access, list[str]] = {}
         self.unresolved: list[str] = []
 
@@ -212,6 +245,9 @@ class _ModuleScan:
                 self.add("events", "create", node)
             elif (direct := _kind_call(node)) is not None:
                 self._apply_kind_argument(node, *direct)
+            elif name in self.kit and _imported_from_kit(self.tree, name):
+                for resource, verb in self.kit[name]:
+                    self.add(resource, verb, node)
             if name in self.helpers:
                 helper = self.helpers[name]
                 argument = _argument(node, helper.index, helper.parameter)
@@ -427,12 +463,15 @@ def accesses(folder: Path) -> CodeAccess:
         forwarded |= calls
     # The shared kit's helpers (ListWatch, ...) act for the component that calls them; its
     # write helpers already have their effect (WRITE_HELPERS: a status patch, not a patch).
+    kit: dict[str, list[Access]] = {}
     for path in sorted((root / "kubenova" / "kube").glob("*.py")):
-        found, _ = _helpers(ast.parse(path.read_text()))
+        tree = ast.parse(path.read_text())
+        found, _ = _helpers(tree)
         helpers |= {name: h for name, h in found.items() if name not in WRITE_HELPERS}
+        kit |= _kit_functions(tree)
     result = CodeAccess()
     for path in modules:
-        scan = _ModuleScan(path, root, constants, (helpers, forwarded))
+        scan = _ModuleScan(path, root, constants, (helpers, forwarded), kit)
         scan.tree = trees[path]  # the same nodes the forwarded ids refer to
         scan.scan()
         for access, places in scan.used.items():
