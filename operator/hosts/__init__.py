@@ -2,7 +2,8 @@
 
 - `monitor`: the `HostMonitor` (readiness, fencing, usage metrics) and its listeners;
 - `status`: the `HostStatusWriter`, which publishes the monitor's verdicts as the Ready
-  condition (only changes, at most one write per host per interval but for a flip);
+  condition and the inventory's claims as `allocated` (only changes, at most one write per
+  host per interval but for a flip);
 - `registration`: the kopf handlers for Host and Lease events.
 
 Other domains use only the names exported here.

@@ -172,7 +172,8 @@ class HostMonitor:
             await self._sync(name)
 
     async def publish_usage(self) -> None:
-        """Export capacity, readiness and allocations of every host as metrics."""
+        """Export capacity, readiness and allocations of every host as metrics, and the
+        allocations as each Host's `status.allocated` (only changes, at a bounded rate)."""
         usage = await asyncio.to_thread(inv.host_usage, self.placer.engine)
         for name, record in self.records.items():
             HOST_READY.labels(name).set(1 if self.ready.get(name) else 0)
@@ -181,6 +182,8 @@ class HostMonitor:
                 HOST_CAPACITY.labels(name, resource.value).set(amount)
             for resource, amount in used.items():
                 HOST_ALLOCATED.labels(name, resource.value).set(amount)
+            if (body := self.hosts.get(name)) is not None:
+                self.status.publish_allocated(name, body, used)
 
     async def _upsert(self, record: inv.HostRecord) -> None:
         """Write a host's record; records arriving together share one transaction.

@@ -1,15 +1,17 @@
-"""Writes the operator's part of a Host's status (its `Ready` condition): only what changed,
-at a bounded rate per host.
+"""Writes the operator's part of a Host's status (its `Ready` condition and `allocated`, what
+placements claimed there): only what changed, at a bounded rate per host.
 
 Every write wakes every watcher of Hosts (each agent and the operator itself), so a Host's
 status is written when a reader would see a difference and, per host, at most once per
-`min_interval` seconds with the newest verdict; a flip between Ready and NotReady (or the
-first verdict) is written at once, because placements, fencing and users act on it.
+`min_interval` seconds with the newest verdict and fill; a flip between Ready and NotReady
+(or the first verdict) is written at once, because placements, fencing and users act on it.
+A drain of many placements onto a host thus costs it one write per interval, not one each.
 
-The monitor judges (on host events, lease events and its periodic check); this writer only
-marks the host dirty. One host is written by one worker at a time and compared with our own
-last write (`LastWrites`): judgements of one host arriving together, or a watch event that
-predates our write, cost no second write of the same condition.
+The monitor judges (on host events, lease events and its periodic check) and reads the
+inventory's claims per host (each lease check); this writer only marks the host dirty. One
+host is written by one worker at a time and compared with our own last write
+(`LastWrites`): judgements of one host arriving together, or a watch event that predates
+our write, cost no second write of the same status.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from kubenova.api.v1alpha1 import Host
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.meta import Body, generation_of, uid_of
 from kubenova.kube.objects import LastWrites, apply_status
+from kubenova.operator.resources import Resources
 from kubenova.wellknown import OPERATOR_MANAGER
 from kubenova.workqueue import WorkQueue
 
@@ -60,6 +63,7 @@ class HostStatusWriter:
         self.min_interval = min_interval
         self.clock = clock
         self._verdicts: dict[str, Verdict] = {}
+        self._allocated: dict[str, Body] = {}  # host -> status.allocated to publish
         self._uids: dict[str, str] = {}
         self._written_at: dict[str, float] = {}  # our clock at a host's last write
         self._written = LastWrites()
@@ -81,9 +85,22 @@ class HostStatusWriter:
         self._verdicts[name] = verdict
         self._queue.put(name, body)
 
+    def publish_allocated(self, name: str, body: Body, claimed: Resources) -> None:
+        """Make `claimed` the host's `status.allocated` soon (within the write interval)."""
+        allocated = {
+            "vcpus": claimed.vcpus,
+            "memoryMiB": claimed.memory_mb,
+            "diskGiB": claimed.disk_gb,
+        }
+        if self._allocated.get(name) == allocated:
+            return  # known, and written or on its way: a periodic check costs nothing
+        self._allocated[name] = allocated
+        self._queue.put(name, body)
+
     def forget(self, name: str) -> None:
         """The Host is gone: nothing more to write for it."""
         self._verdicts.pop(name, None)
+        self._allocated.pop(name, None)
         self._queue.put(name, None)
 
     def desired(self, name: str, body: Body) -> tuple[cond.Condition, cond.Condition | None]:
@@ -108,13 +125,18 @@ class HostStatusWriter:
                 self._written.forget(uid)
             return None
         entry, current = self.desired(name, body)
-        if cond.same(current, entry):
+        held = self._written.newest_status(body).get("allocated")
+        # Every apply carries both fields: one the apply left out would be removed.
+        allocated = self._allocated.get(name, held)
+        if cond.same(current, entry) and allocated == held:
             return None
         flips = current is None or current.get("status") != entry["status"]
         wait = self._written_at.get(name, float("-inf")) + self.min_interval - self.clock()
         if not flips and wait > 0:
-            return wait  # the queue calls us again then, with the newest verdict
-        status = {"conditions": [entry]}
+            return wait  # the queue calls us again then, with the newest verdict and fill
+        status: Body = {"conditions": [entry]}
+        if allocated is not None:
+            status["allocated"] = allocated
         try:
             written = await apply_status(self.client, HOSTS, body, status, manager=OPERATOR_MANAGER)
         except NotFound:

@@ -75,7 +75,9 @@ class HostStatus(KubeModel):
 
     capacity: HostResources | None = Field(default=None, description="Physical capacity.")
     allocated: HostResources | None = Field(
-        default=None, description="Claimed by placements (from the inventory)."
+        default=None,
+        description="Claimed by placements, as the operator's inventory records it (updated "
+        "at most every 10 s; shown by kubectl get hosts -o wide).",
     )
     domain_type: str | None = Field(
         default=None, description="Hypervisor domain type the host runs: kvm or qemu (TCG)."
@@ -91,6 +93,11 @@ class HostStatus(KubeModel):
     agent_version: str | None = Field(default=None, description="kubenova-agent version.")
     observed_generation: int | None = Field(default=None)
     conditions: list[Condition] = conditions_field()
+
+
+def _wide(name: str, json_path: str, description: str) -> PrinterColumn:
+    """An integer column shown by `kubectl get hosts -o wide`."""
+    return PrinterColumn(name, "integer", json_path, description, priority=1)
 
 
 class Host(Resource):
@@ -114,7 +121,11 @@ class Host(Resource):
                 priority=1,
             ),
             PrinterColumn(name="VCPUs", type="integer", json_path=".status.capacity.vcpus"),
+            _wide("AllocVCPUs", ".status.allocated.vcpus", "vCPUs claimed by placements"),
             PrinterColumn(name="Memory", type="integer", json_path=".status.capacity.memoryMiB"),
+            _wide("AllocMemory", ".status.allocated.memoryMiB", "MiB claimed by placements"),
+            _wide("Disk", ".status.capacity.diskGiB", "Disk in GiB"),
+            _wide("AllocDisk", ".status.allocated.diskGiB", "GiB claimed by placements"),
             ready_column(),
             age_column(),
         ),
