@@ -111,6 +111,21 @@ class Cloud:
         return json.loads(found[-1]) if found else {}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (/proc/PID/stat)."""
+    # The command name (field 2) may hold spaces: count fields after its closing paren.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def control_plane_cpu(plane_root: Path) -> float:
+    """CPU seconds so far of the kube-apiserver and etcd of the ControlPlane at `plane_root`."""
+    return sum(
+        cpu_seconds(int((plane_root / "run" / f"{name}.pid").read_text().strip()))
+        for name in ("kube-apiserver", "etcd")
+    )
+
+
 @contextmanager
 def local_cloud() -> Iterator[Cloud]:
     """Control plane with the CRDs installed and a fresh SQLite inventory; torn down after."""

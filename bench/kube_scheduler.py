@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._ceiling import ceiling, install_trivial
+from bench._cloud import control_plane_cpu, cpu_seconds
 from kubenova.devcluster import ClusterAccess, ControlPlane, ensure_binaries
 from kubenova.devcluster.binaries import cache_bin_dir
 from kubenova.kube import KubeClient, load_config
@@ -194,8 +195,9 @@ def _scheduler_config(root: Path, kubeconfig: Path) -> Path:
 
 async def _drain(
     access: ClusterAccess, client: KubeClient, scheduler: Path, root: Path, count: int
-) -> tuple[float, float]:
-    """Seconds from kube-scheduler's start to the last binding, and from the first to it."""
+) -> tuple[float, float, dict[str, float]]:
+    """Seconds from kube-scheduler's start to the last binding, and from the first to it;
+    and the CPU seconds kube-scheduler and the control plane spent meanwhile."""
     bound: set[str] = set()
     done = asyncio.Event()
     first: list[float] = []
@@ -213,6 +215,7 @@ async def _drain(
     await asyncio.sleep(0.5)
     config = _scheduler_config(root, access.kubeconfig)
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    plane_cpu = control_plane_cpu(root / "plane")
     with (root / "kube-scheduler.log").open("ab") as log:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -224,6 +227,10 @@ async def _drain(
     try:
         await asyncio.wait_for(done.wait(), timeout=60 + count * 0.3)
         finished = time.perf_counter()
+        cpu = {
+            "kube_scheduler": cpu_seconds(process.pid),
+            "apiserver_and_etcd": control_plane_cpu(root / "plane") - plane_cpu,
+        }
     except TimeoutError:
         tail = (root / "kube-scheduler.log").read_text(errors="replace")[-3000:]
         raise SystemExit(
@@ -239,7 +246,7 @@ async def _drain(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    return finished - started, finished - first[0]
+    return finished - started, finished - first[0], cpu
 
 
 async def _measure(
@@ -255,7 +262,7 @@ async def _measure(
         await register_nodes(client, nodes)
         await create_pods(client, pods, anti)
         before = write_counts(access)
-        elapsed, steady = await _drain(access, client, scheduler, root, pods)
+        elapsed, steady, cpu = await _drain(access, client, scheduler, root, pods)
         writes = write_counts(access) - before
         rates = await ceiling(client, min(pods, 1000))
         return {
@@ -268,6 +275,7 @@ async def _measure(
             "writes": dict(sorted(writes.items())),
             "writes_per_placement": round(sum(writes.values()) / pods, 2),
             "apiserver_ceiling": rates,
+            "cpu_ms_per_placement": {k: round(1000 * v / pods, 2) for k, v in cpu.items()},
             "client_qps": CLIENT_QPS,
             "load_average_1m": round(os.getloadavg()[0], 2),
         }

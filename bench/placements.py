@@ -33,7 +33,8 @@ from typing import Any
 
 from bench import kube_scheduler
 from bench._ceiling import ceiling, install_trivial
-from bench._cloud import Cloud, local_cloud
+from bench._cloud import Cloud, control_plane_cpu, cpu_seconds, local_cloud
+from bench._profile import summarize
 from kubenova.agents.host.lease import micro_time
 from kubenova.api.v1alpha1 import Host, Instance
 from kubenova.kube import KubeClient, kubenova_kind, load_config
@@ -131,7 +132,7 @@ def start_profiler(cloud: Cloud, output: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             *(py_spy(), "record", "--pid", str(pid), "--rate", "200", "--format", "raw"),
-            *("--output", str(output), "--nonblocking"),
+            *("--output", str(output), "--nonblocking", "--threads"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -150,8 +151,9 @@ def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
 
 async def drain(
     cloud: Cloud, client: KubeClient, count: int, profile: Path | None = None
-) -> tuple[float, float]:
-    """Seconds from operator start to the last placement, and from the first to the last."""
+) -> tuple[float, float, dict[str, float]]:
+    """Seconds from operator start to the last placement, and from the first to the last;
+    and the CPU seconds the operator and the control plane spent meanwhile."""
     scheduled: set[str] = set()
     done = asyncio.Event()
     first: list[float] = []
@@ -168,6 +170,7 @@ async def drain(
 
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(0.5)
+    plane_cpu = control_plane_cpu(cloud.root / "plane")
     started = time.perf_counter()
     cloud.start_operator("--lease-timeout=3600", *OPERATOR_ARGS)
     profiler = start_profiler(cloud, profile) if profile else None
@@ -177,8 +180,12 @@ async def drain(
         if profiler is not None:
             stop_profiler(profiler)
     finished = time.perf_counter()
+    cpu = {
+        "operator": cpu_seconds(cloud.processes["operator"].pid),
+        "apiserver_and_etcd": control_plane_cpu(cloud.root / "plane") - plane_cpu,
+    }
     watcher.cancel()
-    return finished - started, finished - first[0]
+    return finished - started, finished - first[0], cpu
 
 
 async def run(
@@ -191,7 +198,7 @@ async def run(
         registered = time.perf_counter() - started
         group = "spread" if anti_affinity else None
         await create_backlog(client, instances, group)
-        elapsed, steady = await drain(cloud, client, instances, profile)
+        elapsed, steady, cpu = await drain(cloud, client, instances, profile)
         requests = cloud.operator_writes()
         # The operator is stopped: the apiserver serves the yardstick alone.
         rates = await ceiling(client, min(instances, 1000))
@@ -210,6 +217,8 @@ async def run(
             "operator_requests": requests,
             "operator_writes_per_placement": round(sum(requests.values()) / instances, 2),
             "apiserver_ceiling": rates,
+            # Robust to a loaded machine where the rate is not: what each placement costs.
+            "cpu_ms_per_placement": {k: round(1000 * v / instances, 2) for k, v in cpu.items()},
         }
     finally:
         await client.close()
@@ -273,6 +282,14 @@ def main() -> None:
         peer = kube_scheduler.run(args.hosts, args.instances, args.anti_affinity)
         result["peer"] = peer
         result["ratio_to_peer"] = round(result["placements_per_s"] / peer["placements_per_s"], 2)
+        # Per placement, the operator's CPU over kube-scheduler's: less at the mercy of load.
+        result["cpu_per_placement_vs_peer"] = round(
+            result["cpu_ms_per_placement"]["operator"]
+            / peer["cpu_ms_per_placement"]["kube_scheduler"],
+            1,
+        )
+    if args.profile:
+        result["profile"] = summarize(args.profile)
     print(json.dumps(result, indent=None if args.json else 2))
 
 
