@@ -38,6 +38,7 @@ class Cloud:
     access: ClusterAccess
     database_url: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    operator_log: str = ""  # the stopped operator's log, kept by operator_writes()
 
     def log(self, name: str) -> Path:
         return self.root / f"{name}.log"
@@ -106,9 +107,13 @@ class Cloud:
 
     def operator_writes(self) -> dict[str, int]:
         """Stop the operator and read the write counts it logs on the way out."""
-        text = self.stop("operator")
+        text = self.operator_log = self.stop("operator")
         found = re.findall(r"api writes: (\{.*\})", text)
         return json.loads(found[-1]) if found else {}
+
+    def operator_connections(self) -> int:
+        """Connections to the apiserver the stopped operator's clients opened (they log it)."""
+        return sum(int(n) for n in re.findall(r"api connections opened: (\d+)", self.operator_log))
 
 
 def cpu_seconds(pid: int) -> float:

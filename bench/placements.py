@@ -216,6 +216,7 @@ async def run(
             "target": "≥ 540/s plain, ≥ 300/s anti-affinity",
             "operator_requests": requests,
             "operator_writes_per_placement": round(sum(requests.values()) / instances, 2),
+            "operator_connections_opened": cloud.operator_connections(),
             "apiserver_ceiling": rates,
             # Robust to a loaded machine where the rate is not: what each placement costs.
             "cpu_ms_per_placement": {k: round(1000 * v / instances, 2) for k, v in cpu.items()},
