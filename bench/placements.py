@@ -8,11 +8,14 @@ then the operator starts and the clock runs until every Instance reports Schedul
 Each placement is a durable claim in the SQLite inventory plus the operator's writes to the
 Instance (metadata and status). The operator logs its writes on the way out: divided by
 the Instances, they are the writes per placement. Then, on the same apiserver, the raw
-create and status-patch rates of a trivial custom resource are its ceiling.
+create and status-patch rates of a trivial custom resource are its ceiling. The CPU the
+operator and the apiserver + etcd spent during the drain, per placement, is printed too:
+on a shared machine it moves far less than the rate.
 
 `--peer` then runs kube-scheduler (bench.kube_scheduler: same Go modules and version as the
 apiserver, a fresh apiserver of that build) on the same shape, Pods onto Nodes, and prints
-its rate, writes and ceiling under "peer" and kubenova's rate over its as "ratio_to_peer".
+its rate, writes, CPU and ceiling under "peer", and kubenova's rate over its as
+"ratio_to_peer".
 `--profile FILE` samples the operator with py-spy (collapsed stacks; py-spy beside the
 Python running the bench or on PATH) from its start until the backlog is drained.
 """
