@@ -38,6 +38,7 @@ class Cloud:
     access: ClusterAccess
     database_url: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    operator_log: str = ""  # the stopped operator's log, kept by operator_writes()
 
     def log(self, name: str) -> Path:
         return self.root / f"{name}.log"
@@ -106,9 +107,28 @@ class Cloud:
 
     def operator_writes(self) -> dict[str, int]:
         """Stop the operator and read the write counts it logs on the way out."""
-        text = self.stop("operator")
+        text = self.operator_log = self.stop("operator")
         found = re.findall(r"api writes: (\{.*\})", text)
         return json.loads(found[-1]) if found else {}
+
+    def operator_connections(self) -> int:
+        """Connections to the apiserver the stopped operator's clients opened (they log it)."""
+        return sum(int(n) for n in re.findall(r"api connections opened: (\d+)", self.operator_log))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (/proc/PID/stat)."""
+    # The command name (field 2) may hold spaces: count fields after its closing paren.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def control_plane_cpu(plane_root: Path) -> float:
+    """CPU seconds so far of the kube-apiserver and etcd of the ControlPlane at `plane_root`."""
+    return sum(
+        cpu_seconds(int((plane_root / "run" / f"{name}.pid").read_text().strip()))
+        for name in ("kube-apiserver", "etcd")
+    )
 
 
 @contextmanager

@@ -19,75 +19,19 @@ import statistics
 import time
 from typing import Any
 
+from bench._ceiling import ceiling, install_trivial
 from bench._cloud import Cloud, local_cloud
 from kubenova.api.v1alpha1 import Instance
 from kubenova.kube import KubeClient, kubenova_kind, load_config
-from kubenova.kube.paths import ResourceKind
 
 INSTANCES = kubenova_kind(Instance)
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-TRIVIAL = ResourceKind("bench.kubenova.io", "v1", "trivials", True, "Trivial")
-TRIVIAL_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "trivials.bench.kubenova.io"},
-    "spec": {
-        "group": "bench.kubenova.io",
-        "scope": "Namespaced",
-        "names": {"kind": "Trivial", "plural": "trivials", "singular": "trivial"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-async def ceiling(client: KubeClient, count: int, concurrency: int = 32) -> dict[str, float]:
-    """The apiserver's raw create and status-patch rates for a trivial CR."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def create(i: int) -> None:
-        async with gate:
-            await client.create(
-                TRIVIAL,
-                {
-                    "apiVersion": "bench.kubenova.io/v1",
-                    "kind": "Trivial",
-                    "metadata": {"name": f"t{i}"},
-                },
-                "bench",
-            )
-
-    async def patch(i: int) -> None:
-        async with gate:
-            await client.patch(
-                TRIVIAL, f"t{i}", {"status": {"n": i}}, "bench", subresource="status"
-            )
-
-    started = time.perf_counter()
-    await asyncio.gather(*(create(i) for i in range(count)))
-    created = time.perf_counter() - started
-    started = time.perf_counter()
-    await asyncio.gather(*(patch(i) for i in range(count)))
-    patched = time.perf_counter() - started
-    return {"create_per_s": count / created, "status_patch_per_s": count / patched}
 
 
 async def measure(cloud: Cloud, count: int, interval: float, hosts: list[str]) -> dict[str, Any]:
@@ -148,7 +92,7 @@ async def measure(cloud: Cloud, count: int, interval: float, hosts: list[str]) -
                 "how": "MODIFIED watch events from create to Running (effective writes "
                 "by the operator and the agent)",
             },
-            "apiserver_ceiling": {k: round(v, 1) for k, v in rates.items()},
+            "apiserver_ceiling": rates,
         }
     finally:
         await client.close()
@@ -184,8 +128,7 @@ def main() -> None:
     with local_cloud() as cloud:
         kubectl = cloud.access.kubectl
         kubectl("create", "namespace", "bench")
-        kubectl("apply", "-f", "-", input=json.dumps(TRIVIAL_CRD))
-        kubectl("wait", "--for=condition=Established", "crd/trivials.bench.kubenova.io")
+        install_trivial(cloud.access)
         kubectl(
             "apply",
             "-f",

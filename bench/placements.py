@@ -1,13 +1,23 @@
 """Placements per second: a pending backlog drained onto many Hosts through the real apiserver.
 
-    python -m bench.placements --hosts 1000 --instances 2000 --json
-    python -m bench.placements --hosts 1000 --instances 500 --anti-affinity --json
+    python -m bench.placements --hosts 1000 --instances 2000 --peer --json
+    python -m bench.placements --hosts 1000 --instances 500 --anti-affinity --peer --json
 
 Hosts are registered (Host + Lease) and Instances created while the operator is stopped;
 then the operator starts and the clock runs until every Instance reports Scheduled=True.
 Each placement is a durable claim in the SQLite inventory plus the operator's writes to the
-Instance (metadata and status). The same shape as kube-scheduler's reference figure in
-docs/performance-targets.md: 2,000 pending Pods onto 1,000 Nodes.
+Instance (metadata and status). The operator logs its writes on the way out: divided by
+the Instances, they are the writes per placement. Then, on the same apiserver, the raw
+create and status-patch rates of a trivial custom resource are its ceiling. The CPU the
+operator and the apiserver + etcd spent during the drain, per placement, is printed too:
+on a shared machine it moves far less than the rate.
+
+`--peer` then runs kube-scheduler (bench.kube_scheduler: same Go modules and version as the
+apiserver, a fresh apiserver of that build) on the same shape, Pods onto Nodes, and prints
+its rate, writes, CPU and ceiling under "peer", and kubenova's rate over its as
+"ratio_to_peer".
+`--profile FILE` samples the operator with py-spy (collapsed stacks; py-spy beside the
+Python running the bench or on PATH) from its start until the backlog is drained.
 """
 
 from __future__ import annotations
@@ -16,10 +26,18 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from bench._cloud import Cloud, local_cloud
+from bench import kube_scheduler
+from bench._ceiling import ceiling, install_trivial
+from bench._cloud import Cloud, control_plane_cpu, cpu_seconds, local_cloud
+from bench._profile import summarize
 from kubenova.agents.host.lease import micro_time
 from kubenova.api.v1alpha1 import Host, Instance
 from kubenova.kube import KubeClient, kubenova_kind, load_config
@@ -104,8 +122,41 @@ async def create_backlog(client: KubeClient, count: int, group: str | None) -> N
     await bounded([one(i) for i in range(count)])
 
 
-async def drain(cloud: Cloud, client: KubeClient, count: int) -> tuple[float, float]:
-    """Seconds from operator start to the last placement, and from the first to the last."""
+def py_spy() -> str:
+    beside = Path(sys.executable).parent / "py-spy"
+    found = str(beside) if beside.exists() else shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    return found
+
+
+def start_profiler(cloud: Cloud, output: Path) -> subprocess.Popen[bytes]:
+    pid = cloud.processes["operator"].pid
+    return subprocess.Popen(
+        [
+            *(py_spy(), "record", "--pid", str(pid), "--rate", "200", "--format", "raw"),
+            *("--output", str(output), "--nonblocking", "--threads"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
+    # SIGINT makes py-spy write what it sampled and exit.
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        profiler.wait()
+
+
+async def drain(
+    cloud: Cloud, client: KubeClient, count: int, profile: Path | None = None
+) -> tuple[float, float, dict[str, float]]:
+    """Seconds from operator start to the last placement, and from the first to the last;
+    and the CPU seconds the operator and the control plane spent meanwhile."""
     scheduled: set[str] = set()
     done = asyncio.Event()
     first: list[float] = []
@@ -122,15 +173,27 @@ async def drain(cloud: Cloud, client: KubeClient, count: int) -> tuple[float, fl
 
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(0.5)
+    plane_cpu = control_plane_cpu(cloud.root / "plane")
     started = time.perf_counter()
     cloud.start_operator("--lease-timeout=3600", *OPERATOR_ARGS)
-    await asyncio.wait_for(done.wait(), timeout=600)
+    profiler = start_profiler(cloud, profile) if profile else None
+    try:
+        await asyncio.wait_for(done.wait(), timeout=600)
+    finally:
+        if profiler is not None:
+            stop_profiler(profiler)
     finished = time.perf_counter()
+    cpu = {
+        "operator": cpu_seconds(cloud.processes["operator"].pid),
+        "apiserver_and_etcd": control_plane_cpu(cloud.root / "plane") - plane_cpu,
+    }
     watcher.cancel()
-    return finished - started, finished - first[0]
+    return finished - started, finished - first[0], cpu
 
 
-async def run(cloud: Cloud, hosts: int, instances: int, anti_affinity: bool) -> dict[str, Any]:
+async def run(
+    cloud: Cloud, hosts: int, instances: int, anti_affinity: bool, profile: Path | None = None
+) -> dict[str, Any]:
     client = KubeClient(load_config(cloud.access.kubeconfig), user_agent="bench")
     try:
         started = time.perf_counter()
@@ -138,7 +201,10 @@ async def run(cloud: Cloud, hosts: int, instances: int, anti_affinity: bool) -> 
         registered = time.perf_counter() - started
         group = "spread" if anti_affinity else None
         await create_backlog(client, instances, group)
-        elapsed, steady = await drain(cloud, client, instances)
+        elapsed, steady, cpu = await drain(cloud, client, instances, profile)
+        requests = cloud.operator_writes()
+        # The operator is stopped: the apiserver serves the yardstick alone.
+        rates = await ceiling(client, min(instances, 1000))
         return {
             "hosts": hosts,
             "instances": instances,
@@ -148,8 +214,15 @@ async def run(cloud: Cloud, hosts: int, instances: int, anti_affinity: bool) -> 
             "placements_per_s_after_first": round((instances - 1) / steady, 1),
             "load_average_1m": round(os.getloadavg()[0], 2),
             "host_registration_s": round(registered, 1),
-            "reference": "kube-scheduler v1.33.5 here: 361/s plain, 242/s anti-affinity",
+            "reference": "kube-scheduler v1.33.5 here: 361/s plain, 242/s anti-affinity "
+            "(recorded when the target was set; --peer measures it in the same run)",
             "target": "≥ 540/s plain, ≥ 300/s anti-affinity",
+            "operator_requests": requests,
+            "operator_writes_per_placement": round(sum(requests.values()) / instances, 2),
+            "operator_connections_opened": cloud.operator_connections(),
+            "apiserver_ceiling": rates,
+            # Robust to a loaded machine where the rate is not: what each placement costs.
+            "cpu_ms_per_placement": {k: round(1000 * v / instances, 2) for k, v in cpu.items()},
         }
     finally:
         await client.close()
@@ -194,14 +267,33 @@ def main() -> None:
     parser.add_argument("--anti-affinity", action="store_true")
     parser.add_argument("--workers", type=int, default=None, help="operator --workers")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--peer", action="store_true", help="also drain the same backlog with kube-scheduler"
+    )
+    parser.add_argument("--profile", type=Path, help="py-spy the operator into this file")
     args = parser.parse_args()
     global OPERATOR_ARGS  # noqa: PLW0603 - set once from the command line
     if args.workers:
         OPERATOR_ARGS = (f"--workers={args.workers}",)
     with local_cloud() as cloud:
         prepare_catalog(cloud, anti_affinity=args.anti_affinity)
-        result = asyncio.run(run(cloud, args.hosts, args.instances, args.anti_affinity))
-        result["operator_requests"] = cloud.operator_writes()
+        install_trivial(cloud.access)
+        result = asyncio.run(
+            run(cloud, args.hosts, args.instances, args.anti_affinity, args.profile)
+        )
+    if args.peer:
+        # After kubenova's cloud is torn down: the two never share the machine's cores.
+        peer = kube_scheduler.run(args.hosts, args.instances, args.anti_affinity)
+        result["peer"] = peer
+        result["ratio_to_peer"] = round(result["placements_per_s"] / peer["placements_per_s"], 2)
+        # Per placement, the operator's CPU over kube-scheduler's: less at the mercy of load.
+        result["cpu_per_placement_vs_peer"] = round(
+            result["cpu_ms_per_placement"]["operator"]
+            / peer["cpu_ms_per_placement"]["kube_scheduler"],
+            1,
+        )
+    if args.profile:
+        result["profile"] = summarize(args.profile)
     print(json.dumps(result, indent=None if args.json else 2))
 
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build (once) and cache the upstream binaries kubenova tests against:
-# kube-apiserver, etcd, helm, minio and (when the machine has none) kubectl.
+# kube-apiserver, etcd, helm, minio, (when the machine has none) kubectl, and
+# kube-scheduler, which only `bench.placements --peer` runs (the peer to measure against).
 # Each is built from its Go module through the Go module proxy and cached as
 # ~/.cache/kubenova/bin/<name>-<version>; a cached binary is never rebuilt.
 #
-# usage: hack/controlplane.sh [all|kube-apiserver|etcd|helm|kubectl|minio] ...
+# usage: hack/controlplane.sh [all|kube-apiserver|kube-scheduler|etcd|helm|kubectl|minio] ...
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.33.5}"
@@ -87,6 +88,28 @@ GO
   kube_build "$dir" "$out" "$version"
 }
 
+# Built from the same wrapper module as kube-apiserver: same Go modules, same version,
+# so `bench.placements --peer` compares two clients of one apiserver build.
+build_kube_scheduler() {
+  local out=$1 version=$2 dir
+  dir=$(kube_wrapper kube-scheduler "$version")
+  cat >"$dir/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewSchedulerCommand()))
+}
+GO
+  kube_build "$dir" "$out" "$version"
+}
+
 build_kubectl() {
   local out=$1 version=$2 dir
   dir=$(kube_wrapper kubectl "$version")
@@ -163,11 +186,12 @@ build_minio() {
 }
 
 want=("$@")
-[[ ${#want[@]} -eq 0 || ${want[0]} == all ]] && want=(etcd kube-apiserver kubectl helm minio)
+[[ ${#want[@]} -eq 0 || ${want[0]} == all ]] && want=(etcd kube-apiserver kube-scheduler kubectl helm minio)
 for what in "${want[@]}"; do
   case $what in
     etcd) build etcd "$ETCD_VERSION" build_etcd ;;
     kube-apiserver) build kube-apiserver "$KUBE_VERSION" build_kube_apiserver ;;
+    kube-scheduler) build kube-scheduler "$KUBE_VERSION" build_kube_scheduler ;;
     kubectl)
       # The machine's kubectl serves when it is new enough; otherwise build ours.
       if ! command -v kubectl >/dev/null; then build kubectl "$KUBE_VERSION" build_kubectl

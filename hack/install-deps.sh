@@ -23,7 +23,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# 2. Upstream binaries (kube-apiserver, etcd, kubectl, helm, minio), cached by version.
+# 2. Upstream binaries (kube-apiserver, kube-scheduler, etcd, kubectl, helm, minio), cached
+#    by version.
 hack/controlplane.sh all
 
 # 3. Python: a venv with the project (editable) and its pinned dependencies.

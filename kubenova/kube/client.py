@@ -69,15 +69,25 @@ class KubeClient:
         self._write_guard = write_guard
         self._user_agent = user_agent
         self._token = BearerToken(config.token, config.token_file)
+        # Each new connection is a TCP + TLS handshake; counted so a benchmark can tell a
+        # pool that churns from one that keeps its connections.
+        self.connections_opened = 0
+        tracing = aiohttp.TraceConfig()
+        tracing.on_connection_create_end.append(self._connection_opened)
         self._session = aiohttp.ClientSession(
             base_url=config.server,
             headers={"User-Agent": user_agent, "Accept": "application/json"},
             connector=aiohttp.TCPConnector(ssl=config.ssl_context(), limit=64),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            trace_configs=[tracing],
         )
         self.writes: Counter[str] = Counter()  # "PATCH instances/status" -> count
 
+    async def _connection_opened(self, *_: object) -> None:
+        self.connections_opened += 1
+
     async def close(self) -> None:
+        log.info("%s: api connections opened: %d", self._user_agent, self.connections_opened)
         await self._session.close()
 
     async def __aenter__(self) -> KubeClient:

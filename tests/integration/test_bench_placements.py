@@ -1,0 +1,50 @@
+"""`bench.placements --peer` at toy scale, so the comparison with kube-scheduler cannot rot.
+
+The real command line, end to end: a local cloud with the operator, then a fresh apiserver
+with kube-scheduler (cached by hack/controlplane.sh; `make deps` builds it), both draining
+the same tiny backlog. The figures at this scale mean nothing; that both sides place every
+item, and say what they wrote, does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.apiserver
+
+
+@pytest.mark.parametrize("anti_affinity", [False, True], ids=["plain", "anti-affinity"])
+def test_placements_against_kube_scheduler(anti_affinity: bool) -> None:
+    argv = [sys.executable, "-m", "bench.placements", "--hosts", "5", "--instances", "4"]
+    argv += ["--peer", "--json", *(["--anti-affinity"] if anti_affinity else [])]
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    done = subprocess.run(
+        argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=400, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout)
+
+    assert result["anti_affinity"] is anti_affinity
+    assert result["placements_per_s"] > 0
+    # Every placement writes at least its status; the writes are counted, not guessed.
+    assert result["operator_requests"].get("PATCH instances/status", 0) >= 4
+    assert result["operator_writes_per_placement"] >= 1
+    assert result["apiserver_ceiling"]["status_patch_per_s"] > 0
+
+    peer = result["peer"]
+    assert peer["kube_scheduler"].startswith("v1.")
+    assert (peer["nodes"], peer["pods"], peer["anti_affinity"]) == (5, 4, anti_affinity)
+    # One binding per Pod, read from the apiserver's own request counter.
+    assert peer["writes"]["POST pods/binding"] == 4
+    assert peer["apiserver_ceiling"]["status_patch_per_s"] > 0
+    assert result["ratio_to_peer"] == pytest.approx(
+        result["placements_per_s"] / peer["placements_per_s"], abs=0.01
+    )
