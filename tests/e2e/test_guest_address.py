@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +99,43 @@ class Event:
     reboots: bool = False
 
 
+class StatusLog:
+    """Every version of the Instance the apiserver had, from a `kubectl get -w` stream."""
+
+    def __init__(self, cluster: ClusterAccess, namespace: str, name: str, path: Path) -> None:
+        self.path = path
+        with path.open("wb") as out:
+            self.process = subprocess.Popen(
+                [
+                    str(cluster.kubectl_binary),
+                    f"--kubeconfig={cluster.kubeconfig}",
+                    "get",
+                    "instance",
+                    name,
+                    "-n",
+                    namespace,
+                    "--watch",
+                    "-o",
+                    "json",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> list[tuple[str, str, str]]:
+        """(phase, Ready, reason) of each version seen, in order."""
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        text, decoder, seen = self.path.read_text(), json.JSONDecoder(), []
+        position = 0
+        while (start := text.find("{", position)) >= 0:
+            body, position = decoder.raw_decode(text, start)
+            ready = condition(body, "Ready")
+            phase = (body.get("status") or {}).get("phase", "")
+            seen.append((phase, ready.get("status", ""), ready.get("reason", "")))
+        return seen
+
+
 def dnsmasq_pid(agent: AgentProcess) -> int | None:
     for pid_file in agent.state_dir.rglob("pid"):
         if (pid_file.parent / "hosts").exists():
@@ -149,6 +187,7 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
     s3: Any,
     s3_bucket: str,
     test_image: Any,
+    tmp_path: Path,
 ) -> None:
     upload(apiserver, s3, s3_bucket, test_image, "guest-address")
     apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_flavor("addr.tiny", memory=128)))
@@ -194,6 +233,8 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
         raise AssertionError(f"{timeout}\nguest console:\n{guest.console()[-1500:]}") from None
     assert set(guest.leases()) == {expected}
     assert f"KUBENOVA-DHCP-EVERY {DHCP_EVERY}" in guest.console()
+    eventually(guest.ready, timeout=30, what="the guest Ready")
+    statuses = StatusLog(apiserver, namespace, "guest", tmp_path / "guest-status.json")
 
     def reboot() -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -251,8 +292,14 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
         # The agent still drives the guest after all that (its libvirt connection included).
         Event("a second guest reboot", reboot, reboots=True),
     ]
-    for event in events:
-        keeps_its_address(guest, event, expected, guest.boots())
+    try:
+        for event in events:
+            keeps_its_address(guest, event, expected, guest.boots())
+    finally:
+        seen = statuses.stop()
+    # Through all of it the Instance said its guest ran: no Error while libvirtd, the agent
+    # or dnsmasq were away for a moment.
+    assert set(seen) == {("Running", "True", "Running")}, seen
 
     apiserver.kubectl("delete", "instance", "guest", "-n", namespace, "--timeout=120s")
     apiserver.kubectl("delete", "network", "addr-net", "-n", namespace, "--timeout=60s")
