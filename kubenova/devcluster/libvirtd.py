@@ -64,6 +64,7 @@ log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 WRAPPER_MARK = "--inside"
 # Sent to the wrapper: SIGKILL libvirtd and start a new one, leaving the guests running.
 RESTART_SIGNAL = signal.SIGUSR1
+DOWN_FOR_FILE = "restart-down-for"  # seconds the wrapper waits before it starts libvirtd again
 
 
 class LibvirtdError(RuntimeError):
@@ -195,14 +196,16 @@ class PrivateLibvirtd:
         except (FileNotFoundError, ValueError):
             return None
 
-    def crash_and_restart(self, timeout: float = 30.0) -> None:
-        """`kill -9` libvirtd and start it again; QEMU guests keep running through it."""
+    def crash_and_restart(self, *, down_for: float = 0.0, timeout: float = 30.0) -> None:
+        """`kill -9` libvirtd and start it again `down_for` seconds later; QEMU guests keep
+        running through it."""
         wrapper = self.running_pid()
         old = self.daemon_pid()
         if wrapper is None or old is None:
             raise LibvirtdError("libvirtd is not running: nothing to restart")
+        (self.root / DOWN_FOR_FILE).write_text(f"{down_for}\n")
         os.kill(wrapper, RESTART_SIGNAL)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + down_for + timeout
         while self.daemon_pid() in (old, None) or Path(f"/proc/{old}").exists():
             if time.monotonic() > deadline:
                 raise LibvirtdError(f"libvirtd did not restart in {timeout:.0f} s: {self._tail()}")
@@ -317,6 +320,8 @@ def _run_wrapper(root: Path) -> int:
             # A crashed libvirtd, as on a real host: its guests run on and the new daemon
             # finds them again (same namespace, same state directories).
             restarting[0] = False
+            with contextlib.suppress(OSError, ValueError):
+                time.sleep(float((root / DOWN_FOR_FILE).read_text()))
             daemon[0] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
             continue
         _kill_children()
