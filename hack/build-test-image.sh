@@ -18,6 +18,9 @@
 # The guest's /init prints to ttyS0 (console=ttyS0): its block devices, the NoCloud seed's
 # instance-id (an iso9660 disk labelled cidata), KUBENOVA-GUEST-READY, then a DHCP lease on
 # eth0 (udhcpc -s) if there is a NIC, and block devices hot-added or removed afterwards.
+# A line `kubenova-test-dhcp-every: N` in the seed's user-data (a key cloud-init ignores) makes
+# it ask for a lease again every N seconds, from scratch (DHCPDISCOVER), and print each one:
+# tests see on the console what address the guest would get after any event on the host.
 # The ACPI power button powers it off (busybox acpid), so graceful shutdown works.
 #
 # Env: KUBENOVA_IMAGE_CACHE (cache root), KUBENOVA_TEST_KERNEL (a linux-image package name).
@@ -112,13 +115,19 @@ chmod +x "$ROOT/etc/acpi/PWRF/00000080"
 cat >"$ROOT/etc/udhcpc.script" <<'EOF'
 #!/bin/sh
 # udhcpc calls this with the lease in the environment; apply it and say so on the console.
+# KUBENOVA_DHCP_AGAIN: a periodic re-request keeps the address it has while it asks.
 case "$1" in
-    deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+    deconfig)
+        [ -n "$KUBENOVA_DHCP_AGAIN" ] || ip addr flush dev "$interface"
+        ip link set "$interface" up ;;
     bound|renew)
-        ip addr flush dev "$interface"
-        ip addr add "$ip/${mask:-24}" dev "$interface"
+        if ! ip -o addr show dev "$interface" | grep -q " $ip/${mask:-24} "; then
+            ip addr flush dev "$interface"
+            ip addr add "$ip/${mask:-24}" dev "$interface"
+        fi
         [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
-        echo "KUBENOVA-LEASE interface=$interface ip=$ip mask=${mask:-24} router=$router" >/dev/console ;;
+        echo "KUBENOVA-LEASE interface=$interface ip=$ip mask=${mask:-24} router=$router" \
+            "mac=$(cat /sys/class/net/$interface/address) server=$serverid" >/dev/console ;;
 esac
 exit 0
 EOF
@@ -149,6 +158,7 @@ for d in /dev/vd? /dev/sr?; do
             id=\$(sed -n 's/^instance-id: *//p' /mnt/seed/meta-data)
             echo "KUBENOVA-SEED device=\${d##*/} instance-id=\$id"
             [ -f /mnt/seed/user-data ] && echo "KUBENOVA-SEED user-data-bytes=\$(wc -c < /mnt/seed/user-data)"
+            dhcp_every=\$(sed -n 's/^kubenova-test-dhcp-every: *\([0-9][0-9]*\).*/\1/p' /mnt/seed/user-data 2>/dev/null)
         fi
         umount /mnt/seed
     fi
@@ -159,6 +169,13 @@ if [ -e /sys/class/net/eth0 ]; then
     ip link set eth0 up
     echo "KUBENOVA-NIC eth0 mac=\$(cat /sys/class/net/eth0/address)"
     udhcpc -i eth0 -s /etc/udhcpc.script -t 5 -T 1 -A 2 -b -q >/dev/null 2>&1 || echo "KUBENOVA-DHCP-FAILED"
+    if [ -n "\$dhcp_every" ]; then
+        echo "KUBENOVA-DHCP-EVERY \$dhcp_every"
+        while sleep "\$dhcp_every"; do
+            KUBENOVA_DHCP_AGAIN=1 udhcpc -i eth0 -s /etc/udhcpc.script -t 2 -T 1 -n -q >/dev/null 2>&1 \
+                || echo "KUBENOVA-DHCP-FAILED"
+        done &
+    fi
 fi
 known=" \$(ls /sys/block | tr '\n' ' ')"
 while :; do

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from kubenova.agents.compute.domain_xml import (
 from kubenova.agents.compute.driver import (
     ComputeDriver,
     DomainState,
+    HypervisorUnavailable,
     InstanceInfo,
     InstanceNotFound,
     LifecycleCallback,
@@ -41,6 +43,8 @@ from kubenova.agents.compute.spec import (
     domain_name_for,
     uid_from_domain_name,
 )
+
+log = logging.getLogger(__name__)
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: DomainState.UNKNOWN,
@@ -75,10 +79,11 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
         self.settings = settings
         self.shutdown_timeout = shutdown_timeout
         self._lock = threading.Lock()
+        self._connect_lock = threading.Lock()
         self._callbacks: list[LifecycleCallback] = []
         self._event_registration: int | None = None
         with translated_errors(f"connect to {uri}"):
-            self._connection = libvirt.open(uri)
+            self._open: Any = libvirt.open(uri)
 
     # -- what subclasses provide ---------------------------------------------------------------
     @abc.abstractmethod
@@ -172,26 +177,59 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
 
     def subscribe(self, callback: LifecycleCallback) -> None:
         """Deliver lifecycle events of our domains to `callback` from libvirt's event thread."""
+        connection = self._connection
         with self._lock:
             self._callbacks.append(callback)
             if self._event_registration is None:
-                with translated_errors("register for domain events"):
-                    self._event_registration = self._connection.domainEventRegisterAny(
-                        None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
-                    )
+                self._event_registration = self._register_events(connection)
 
     def close(self) -> None:
         """Deregister events and close the connection."""
         with self._lock:
             if self._event_registration is not None:
                 with contextlib.suppress(libvirt.libvirtError):
-                    self._connection.domainEventDeregisterAny(self._event_registration)
+                    self._open.domainEventDeregisterAny(self._event_registration)
                 self._event_registration = None
             self._callbacks.clear()
         with contextlib.suppress(libvirt.libvirtError):
-            self._connection.close()
+            self._open.close()
 
     # -- shared mechanics ----------------------------------------------------------------------
+    @property
+    def _connection(self) -> Any:
+        """The connection, opened again when libvirtd went away since (a crash, a restart).
+
+        A closed connection never recovers by itself: without this every later call fails
+        with "client socket is closed" while the guests run on under the new daemon.
+        """
+        with self._connect_lock:
+            if not self._open.isAlive():
+                self._reconnect()
+            return self._open
+
+    def _reconnect(self) -> None:
+        with translated_errors(f"connect to {self.uri} again"):
+            fresh = libvirt.open(self.uri)
+        with self._lock:
+            if self._event_registration is not None:
+                # Events lost in between are not replayed: the service's resync lists domains.
+                try:
+                    self._event_registration = self._register_events(fresh)
+                except HypervisorUnavailable:
+                    fresh.close()
+                    raise
+        stale, self._open = self._open, fresh
+        with contextlib.suppress(libvirt.libvirtError):
+            stale.close()
+        log.warning("libvirt connection to %s was lost: connected again", self.uri)
+
+    def _register_events(self, connection: Any) -> int:
+        with translated_errors("register for domain events"):
+            registration: int = connection.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+            )
+        return registration
+
     def _lookup(self, uid: str) -> Any | None:
         try:
             return self._connection.lookupByName(domain_name_for(uid))

@@ -27,6 +27,7 @@ from kubenova.agents.compute import status as st
 from kubenova.agents.compute.driver import (
     ComputeDriver,
     DomainState,
+    HypervisorUnavailable,
     InstanceInfo,
     InstanceNotFound,
 )
@@ -351,6 +352,12 @@ class DomainReconciler:
 
     async def _failed(self, key: str, body: Body, exc: KubenovaError) -> float:
         uid = uid_of(body)
+        if isinstance(exc, HypervisorUnavailable) and (body.get("status") or {}).get("domain"):
+            # libvirtd away (restarting) says nothing about a guest it ran, which runs on:
+            # the status keeps what was last seen rather than calling it Error.
+            self.events.record(body, "Warning", exc.reason, exc.message)
+            log.warning("instance %s: %s: %s", key, exc.reason, exc.message)
+            return exc.delay
         failures = self._memory.failures.get(uid, 0) + 1
         self._memory.failures[uid] = failures
         info = await self._info_quietly(uid)

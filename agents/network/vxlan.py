@@ -14,6 +14,7 @@ from kubenova.agents.network import names
 from kubenova.agents.network.links import EEXIST, delete_link, link_kind, lookup
 from kubenova.agents.network.namespace import Namespace
 from kubenova.agents.network.spec import HostNetwork
+from kubenova.errors import TemporaryError
 
 VXLAN_PORT = 4789  # IANA
 FLOOD = "00:00:00:00:00:00"
@@ -51,7 +52,14 @@ class VxlanUplink:
                 if exc.code != EEXIST:
                     raise
             index = lookup(ipr, name)
-            assert index is not None
+            if index is None:
+                # EEXIST for another name: the kernel allows one device per (VNI, local
+                # address, port), and a device not ours holds this one.
+                raise TemporaryError(
+                    f"{net.key}: cannot add {name}: another VXLAN device on this host has "
+                    f"VNI {net.segment_id} on {net.local_ip}",
+                    reason="WiringFailed",
+                )
         ipr.link("set", index=index, master=bridge_index, state="up")
         self._sync_peers(ns, index, set(net.peers))
 

@@ -9,6 +9,8 @@ of our domains. Clients outside the namespace reach it through the socket's real
 Process tree: [setpriv --pdeathsig] unshare --mount -- python -I this-file --inside <root>
 (a PR_SET_CHILD_SUBREAPER wrapper: QEMU processes that libvirtd daemonises are reaped at once,
 so `destroy` takes 0.2 s instead of 2 s) -> setpriv --pdeathsig TERM libvirtd.
+`crash_and_restart()` kills libvirtd inside the same wrapper and namespace and starts a new one,
+so the guests survive it the way they survive a libvirtd restart on a real host.
 This file runs as a script inside the namespace, so it imports only the standard library at
 module level.
 """
@@ -60,6 +62,9 @@ log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 """
 
 WRAPPER_MARK = "--inside"
+# Sent to the wrapper: SIGKILL libvirtd and start a new one, leaving the guests running.
+RESTART_SIGNAL = signal.SIGUSR1
+DOWN_FOR_FILE = "restart-down-for"  # seconds the wrapper waits before it starts libvirtd again
 
 
 class LibvirtdError(RuntimeError):
@@ -184,6 +189,29 @@ class PrivateLibvirtd:
             _wait_gone(pid, self._process, 5.0)
         self.wrapper_pid_file.unlink(missing_ok=True)
 
+    def daemon_pid(self) -> int | None:
+        """libvirtd's own pid (from its pid file; a crashed daemon's may linger there)."""
+        try:
+            return int((self.root / "libvirtd.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def crash_and_restart(self, *, down_for: float = 0.0, timeout: float = 30.0) -> None:
+        """`kill -9` libvirtd and start it again `down_for` seconds later; QEMU guests keep
+        running through it."""
+        wrapper = self.running_pid()
+        old = self.daemon_pid()
+        if wrapper is None or old is None:
+            raise LibvirtdError("libvirtd is not running: nothing to restart")
+        (self.root / DOWN_FOR_FILE).write_text(f"{down_for}\n")
+        os.kill(wrapper, RESTART_SIGNAL)
+        deadline = time.monotonic() + down_for + timeout
+        while self.daemon_pid() in (old, None) or Path(f"/proc/{old}").exists():
+            if time.monotonic() > deadline:
+                raise LibvirtdError(f"libvirtd did not restart in {timeout:.0f} s: {self._tail()}")
+            time.sleep(0.05)
+        self.wait_ready(max(deadline - time.monotonic(), 1.0))
+
     def _destroy_domains(self) -> None:
         # QEMU processes outlive libvirtd; left running they would keep our mount namespace
         # and their disks busy. virsh keeps this file free of non-stdlib imports.
@@ -255,35 +283,49 @@ def _run_wrapper(root: Path) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print("libvirtd wrapper: prctl(PR_SET_CHILD_SUBREAPER) failed", file=sys.stderr)
-    daemon = subprocess.Popen(
-        [
-            _which("setpriv"),
-            "--pdeathsig",
-            "TERM",
-            _which("libvirtd"),
-            "--config",
-            "/etc/libvirt/libvirtd.conf",
-            "--pid-file",
-            str(root / "libvirtd.pid"),
-        ],
-        stdin=subprocess.DEVNULL,
-    )
+    argv = [
+        _which("setpriv"),
+        "--pdeathsig",
+        "TERM",
+        _which("libvirtd"),
+        "--config",
+        "/etc/libvirt/libvirtd.conf",
+        "--pid-file",
+        str(root / "libvirtd.pid"),
+    ]
+    daemon = [subprocess.Popen(argv, stdin=subprocess.DEVNULL)]
+    restarting = [False]
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(daemon.pid, signum)
+            os.kill(daemon[0].pid, signum)
+
+    def crash(_signum: int, _frame: object) -> None:
+        restarting[0] = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(daemon[0].pid, signal.SIGKILL)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
+    signal.signal(RESTART_SIGNAL, crash)
     # Reap everything: libvirtd itself and the QEMUs it daemonised (orphans come to us).
     while True:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             return 1
-        if pid == daemon.pid:
-            _kill_children()
-            return os.waitstatus_to_exitcode(status)
+        if pid != daemon[0].pid:
+            continue
+        if restarting[0]:
+            # A crashed libvirtd, as on a real host: its guests run on and the new daemon
+            # finds them again (same namespace, same state directories).
+            restarting[0] = False
+            with contextlib.suppress(OSError, ValueError):
+                time.sleep(float((root / DOWN_FOR_FILE).read_text()))
+            daemon[0] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+            continue
+        _kill_children()
+        return os.waitstatus_to_exitcode(status)
 
 
 def _kill_children() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kubenova.agents.compute.driver import ComputeFailure, DomainState
+from kubenova.agents.compute.driver import ComputeFailure, DomainState, HypervisorUnavailable
 from kubenova.agents.compute.reconciler import INSTANCES
 from kubenova.agents.compute.spec import DomainSpec
 from kubenova.agents.images.fake import Placeholder, PlaceholderImages
@@ -516,3 +516,50 @@ def test_a_restarted_agent_keeps_the_domain_of_an_instance_that_only_lost_its_la
     kept, expected, retained, _ = run(scenario())
     assert kept == expected  # the unlabelled one kept, the deleted one's domain swept
     assert retained
+
+
+class AwayDriver(CountingFakeDriver):
+    """The fake driver whose libvirtd can be made unreachable, as while it restarts."""
+
+    away = False
+
+    def _lookup(self, uid: str) -> Any:
+        if self.away:
+            raise HypervisorUnavailable("connect to test:///: Connection refused")
+        return super()._lookup(uid)
+
+
+def test_a_running_instance_stays_running_while_libvirtd_is_away(
+    apiserver: ClusterAccess, crds_installed: list[str], tmp_path: Path
+) -> None:
+    driver = AwayDriver(tmp_path / "fake")
+
+    async def scenario() -> tuple[Body, Body, list[Body]]:
+        async with (
+            cluster(apiserver) as kube,
+            compute_agent(apiserver, driver, host=unique("h")) as agent,
+        ):
+            name = (await kube.scheduled_instance(agent.host))["metadata"]["name"]
+            before = await eventually(lambda: phase_is(kube, name, "Running"))
+            await agent.service.watch.queue.drained()
+            driver.away = True
+            agent.service.watch.mark_all()
+
+            async def said() -> list[Body]:
+                events = await kube.events_for(name)
+                assert "HypervisorUnavailable" in [e["reason"] for e in events]
+                return events
+
+            events = await eventually(said)
+            during = await kube.get(name)
+            driver.away = False
+            return before, during, events
+
+    try:
+        before, during, events = run(scenario())
+    finally:
+        driver.close()
+
+    # Nothing is known about the guest but that it ran: its status stays what was seen.
+    assert during["status"] == before["status"]
+    assert [e["type"] for e in events] == ["Warning"]

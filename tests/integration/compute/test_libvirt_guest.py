@@ -16,6 +16,7 @@ from kubenova.agents.compute import (
     DomainSpec,
     DomainState,
     FileVolume,
+    LifecycleEvent,
     RootDisk,
 )
 from kubenova.agents.compute.domain_type import KernelProbe, resolve_domain_type
@@ -170,3 +171,28 @@ def test_auto_domain_type_picks_one_that_boots(
             driver.destroy(info.uid)
         driver.close()
     assert chosen in (DomainType.KVM, DomainType.QEMU)
+
+
+def test_the_driver_outlives_a_libvirtd_crash(
+    driver: LibvirtDriver, libvirtd: PrivateLibvirtd, test_image: GuestImage
+) -> None:
+    spec = a_guest(test_image)
+    driver.spawn(spec)
+    wait_for_console(driver, spec.uid, test_image.ready_marker)
+    events: list[LifecycleEvent] = []
+    driver.subscribe(events.append)
+
+    libvirtd.crash_and_restart()
+
+    # The guest ran through it, and the driver, on a new connection, still sees and drives it.
+    assert [i.uid for i in driver.list_instances()] == [spec.uid]
+    assert driver.get_info(spec.uid).state is DomainState.RUNNING
+    assert console(driver, spec.uid).count(test_image.ready_marker) == 1
+    driver.power_off(spec.uid, timeout=0)
+    driver.power_on(spec.uid)
+    wait_for_console(driver, spec.uid, test_image.ready_marker, count=2)
+    # Lifecycle events come on the new connection too.
+    eventually(
+        lambda: {e.detail for e in events if e.uid == spec.uid} >= {"stopped", "started"},
+        what="stopped and started events after the restart",
+    )
