@@ -148,7 +148,8 @@ def claim_in(
     if existing is not None:
         return _take_steps(connection, existing, consumer, steps)
     # Lock order everywhere: quota, server group, host, then what the steps lock (a
-    # network's row). No claim waits the other way round.
+    # network's row). No claim waits the other way round; a batch of claims in one
+    # transaction can (the Placer retries a batch PostgreSQL aborts as deadlocked).
     amounts = _quota_amounts(consumer, resources, floating_ips)
     if amounts is not None:
         quotas.charge(connection, consumer, amounts)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from kubenova.errors import UserError
 from kubenova.operator import inventory as inv
@@ -43,6 +43,7 @@ TRUST_REFUSAL_FOR = 1.0
 # lock (all of SQLite's) is held for milliseconds, not seconds.
 MAX_BATCH = 64
 RACE_RETRIES = 5
+BATCH_ATTEMPTS = 3
 
 Outcome = inv.Claim | NoValidHost | UserError
 
@@ -159,22 +160,39 @@ class Placer:
 
     def _commit(self, batch: list[_Ticket]) -> None:
         self._catch_up()
-        try:
-            with inv.write_transaction(self.engine) as connection:
-                for ticket in batch:
-                    try:
-                        ticket.outcome = self._decide_and_claim(connection, ticket)
-                    except DBAPIError:
-                        raise  # the transaction itself may be broken: nothing is kept
-                    except Exception as exc:  # re-raised in its own caller
-                        ticket.error = exc  # its SAVEPOINT is rolled back; the rest goes on
-        except Exception as exc:  # handed to every waiter of the batch
-            # Nothing of the batch was written, but the view counted its claims.
-            self.view.refresh()
-            for ticket in batch:
-                ticket.outcome, ticket.error = None, exc
+        for attempt in range(BATCH_ATTEMPTS):
+            try:
+                self._commit_once(batch)
+                break
+            except OperationalError as exc:
+                # A batch holds the locks of many claims, taken in the order they were
+                # decided, so it can deadlock with another writer on PostgreSQL (which
+                # aborts one of the two): nothing of it was kept; decide it again.
+                self._forget(batch, exc)
+                if attempt == BATCH_ATTEMPTS - 1:
+                    break
+            except Exception as exc:  # handed to every waiter of the batch
+                self._forget(batch, exc)
+                break
         for ticket in batch:
             ticket.done = True
+
+    def _commit_once(self, batch: list[_Ticket]) -> None:
+        with inv.write_transaction(self.engine) as connection:
+            for ticket in batch:
+                ticket.outcome, ticket.error = None, None
+                try:
+                    ticket.outcome = self._decide_and_claim(connection, ticket)
+                except DBAPIError:
+                    raise  # the transaction itself may be broken: nothing is kept
+                except Exception as exc:  # re-raised in its own caller
+                    ticket.error = exc  # its SAVEPOINT is rolled back; the rest goes on
+
+    def _forget(self, batch: list[_Ticket], error: Exception) -> None:
+        """Nothing of the batch was written, but the view counted its claims."""
+        self.view.refresh()
+        for ticket in batch:
+            ticket.outcome, ticket.error = None, error
 
     def _decide_and_claim(self, connection: Connection, ticket: _Ticket) -> Outcome:
         try:
