@@ -14,6 +14,7 @@ from sqlalchemy import Engine, event, func, select
 
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import quotas
+from kubenova.operator.inventory.consumers import list_consumers
 from kubenova.operator.inventory.models import Allocation, FixedIp, FloatingIp, ServerGroupMember
 from kubenova.operator.networks import ports, registry
 from kubenova.operator.networks.errors import AddressInUse, PoolExhausted
@@ -197,3 +198,33 @@ def test_a_failed_commit_gives_every_placement_of_the_batch_the_error(engine: En
     # The view forgot the claims it had counted: the host is free again for the next one.
     assert isinstance(placer.place(a_request(3)), inv.Claim)
     assert inv.host_usage(engine)["a"] == inv.Resources(1, 1024, 10)
+
+
+def test_after_a_mixed_batch_the_inventory_agrees_with_itself(engine: Engine) -> None:
+    """What the audits compare: every address, membership and charge has its claim."""
+    add_hosts(engine, "a", "b", memory_mb=3072)
+    quotas.set_limits(engine, "demo", "demo", inv.QuotaLimits(instances=4, floating_ips=1))
+    network = a_network(engine, "10.0.0.0/29")
+    placer = Placer(engine)
+    outcomes = placer.place_all(
+        [
+            (
+                a_request(n, group=GROUP if n < 3 else None, floating_ips=int(n == 4)),
+                nics(network, floating=n == 4),
+            )
+            for n in range(8)
+        ]
+    )
+    placed = {o.consumer_uid for o in outcomes if isinstance(o, inv.Claim)}
+    # 2 anti-affine members (2 hosts), 4 instances by quota; 5 addresses in the /29.
+    assert placed == {"uid-0", "uid-1", "uid-3", "uid-4"}
+    assert sum(isinstance(o, NoValidHost) for o in outcomes) == 4
+    claims = {c.uid for c in list_consumers(engine, "Instance")}
+    assert claims == placed
+    assert {c.consumer_uid for c in quotas.list_charges(engine)} == placed
+    assert {p.consumer_uid for p in ports.ports_of(engine, network.uid)} == placed
+    assert ports.release_orphans(engine, network.uid) == []  # the network audit: no leak
+    assert sum(inv.member_hosts(engine, GROUP.uid).values()) == 2
+    assert quotas.usage(engine, "demo") == quotas.QuotaAmounts(
+        instances=4, vcpus=4, memory_mib=4096, floating_ips=1
+    )
