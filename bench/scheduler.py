@@ -3,7 +3,8 @@
     python -m bench.scheduler --json
     python -m bench.scheduler --hosts 1000 --backends sqlite --placements 5000
 
-One process places instances one after another with `Placer.place` and a warm view, on
+One process places a backlog of instances with `Placer.place_all` and a warm view, `--batch`
+of them per transaction (group commit: one fsync each; `--batch 1` commits every one), on
 100 / 1,000 / 10,000 hosts, on a SQLite file (synchronous=FULL: an fsync per commit) and
 on a throwaway PostgreSQL started for the run with fsync on. Decision latency is the time
 spent in `Scheduler.schedule` alone; a placement also includes the claim transaction.
@@ -31,7 +32,7 @@ from sqlalchemy import Engine, insert
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.engine import write_transaction
 from kubenova.operator.inventory.models import HostRow, utcnow
-from kubenova.operator.placement import HostView, Placer
+from kubenova.operator.placement import MAX_BATCH, HostView, Placer
 from kubenova.operator.scheduler import (
     Decision,
     HostState,
@@ -85,8 +86,9 @@ def add_hosts(engine: Engine, count: int) -> None:
         connection.execute(insert(HostRow), rows)
 
 
-def run(url: str, backend: str, hosts: int, placements: int) -> dict[str, Any]:
-    """Fill a fresh inventory at `url` with `hosts` hosts and time `placements` placements."""
+def run(url: str, backend: str, hosts: int, placements: int, batch: int) -> dict[str, Any]:
+    """Fill a fresh inventory at `url` with `hosts` hosts and time `placements` placements,
+    `batch` of them per transaction."""
     inv.upgrade(url)
     synchronous = "NORMAL" if backend == "sqlite-normal" else "FULL"
     engine = inv.make_engine(url, sqlite_synchronous=synchronous)
@@ -96,11 +98,14 @@ def run(url: str, backend: str, hosts: int, placements: int) -> dict[str, Any]:
         placer = Placer(engine, view=HostView(engine, max_age=3600), scheduler=scheduler)
         placer.view.hosts()
         started, cpu_started = time.perf_counter(), time.process_time()
-        for n in range(placements):
-            consumer = inv.Consumer(f"bench-{n:06d}", f"vm-{n}", "bench")
-            result = placer.place(PlacementRequest(consumer, FLAVOR))
-            if not isinstance(result, inv.Claim):
-                raise RuntimeError(f"placement {n} failed: {result}")
+        for first in range(0, placements, batch):
+            requests = [
+                (PlacementRequest(inv.Consumer(f"bench-{n:06d}", f"vm-{n}", "bench"), FLAVOR), ())
+                for n in range(first, min(first + batch, placements))
+            ]
+            for n, result in enumerate(placer.place_all(requests), start=first):
+                if not isinstance(result, inv.Claim):
+                    raise RuntimeError(f"placement {n} failed: {result}")
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
     finally:
@@ -110,6 +115,7 @@ def run(url: str, backend: str, hosts: int, placements: int) -> dict[str, Any]:
         "backend": backend,
         "hosts": hosts,
         "placements": placements,
+        "placements_per_transaction": batch,
         "placements_per_second": round(placements / elapsed, 1),
         "decision_p50_ms": round(statistics.median(latencies) * 1000, 3),
         "decision_p99_ms": round(latencies[math.ceil(len(latencies) * 0.99) - 1] * 1000, 3),
@@ -140,6 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--backends", default="sqlite,postgresql", help="of sqlite, sqlite-normal, postgresql"
     )
     parser.add_argument("--placements", type=int, default=2000)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=MAX_BATCH,
+        help=f"placements per transaction (group commit; default {MAX_BATCH}, 1: one each)",
+    )
     args = parser.parse_args(argv)
     host_counts = [int(n) for n in args.hosts.split(",")]
     if args.placements > min(host_counts) * (HOST.memory_mb // FLAVOR.memory_mb):
@@ -149,11 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend in args.backends.split(","):
         with databases(backend) as urls:
             for count in host_counts:
-                result = run(next(urls), backend, count, args.placements)
+                result = run(next(urls), backend, count, args.placements, args.batch)
                 results.append(result)
                 if not args.json:
                     print(
-                        f"{backend:10} {count:6} hosts: "
+                        f"{backend:10} {count:6} hosts, {args.batch:3} per commit: "
                         f"{result['placements_per_second']:8.1f} placements/s, decision "
                         f"p50 {result['decision_p50_ms']:.3f} ms p99 "
                         f"{result['decision_p99_ms']:.3f} ms",

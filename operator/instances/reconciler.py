@@ -107,7 +107,9 @@ class InstanceReconciler:
         instance = Instance.model_validate(body)
         generation = generation_of(body)
         try:
+            # Everything the claim takes is resolved up front, from in-memory state.
             request = build_request(body, instance, self.catalog, waiter=key)
+            steps = [s for hook in self.hooks if (s := hook.claim_step(body)) is not None]
         except UserError as exc:
             self.pending.discard(key)
             await self._set_unscheduled(body, exc.reason, exc.message, generation)
@@ -117,7 +119,15 @@ class InstanceReconciler:
         # the decision runs in its thread then re-marks this key (it is requeued once the
         # decision returns) instead of waking a set it has not joined yet.
         self.pending.add(key)
-        outcome = await asyncio.to_thread(self.placer.place, request)
+        try:
+            outcome = await asyncio.to_thread(self.placer.place, request, steps)
+        except UserError as exc:
+            # A step refused (an address in use, a pool exhausted): nothing was claimed.
+            if not exc.retry_on_release:
+                self.pending.discard(key)  # else another Instance holds it: tried on release
+            await self._set_unscheduled(body, exc.reason, exc.message, generation)
+            self.events.record(body, "Warning", exc.reason, exc.message)
+            return
         if isinstance(outcome, NoValidHost):
             SCHEDULER_DECISIONS.labels("no_valid_host").inc()
             await self._set_unscheduled(body, "NoValidHost", outcome.message, generation)
@@ -127,22 +137,10 @@ class InstanceReconciler:
         if outcome.created:
             PLACEMENTS.inc()
         self.pending.discard(key)
-        uid = uid_of(body)
-        self.claimed[uid] = outcome.host
-        extra: dict[str, Any] = {}
-        try:
-            for hook in self.hooks:
-                extra |= await hook.on_schedule(body, outcome.host)
-        except UserError as exc:
-            # Giving back the claim just made wakes nobody: two Instances waiting for
-            # addresses in use would otherwise wake each other for ever.
-            await self._release(uid, wake=False)
-            if exc.retry_on_release:
-                self.pending.add(key)  # another Instance holds it: tried again on release
-            await self._set_unscheduled(body, exc.reason, exc.message, generation)
-            self.events.record(body, "Warning", exc.reason, exc.message)
-            return
-        await self._hand_over(body, outcome.host, generation, extra)
+        self.claimed[uid_of(body)] = outcome.host
+        for hook in self.hooks:
+            hook.on_placed(body, outcome.host)
+        await self._hand_over(body, outcome.host, generation, dict(outcome.status))
 
     async def _hand_over(
         self, body: Body, host: str, generation: int | None, extra: dict[str, Any]
@@ -313,12 +311,12 @@ class InstanceReconciler:
             await self._release(uid)
             self.events.forget(uid)
 
-    async def _release(self, uid: str, *, wake: bool = True) -> None:
+    async def _release(self, uid: str) -> None:
         for hook in self.hooks:
             await hook.on_release(uid)
         released = await asyncio.to_thread(self.placer.release, uid)
         self.claimed.pop(uid, None)
-        if released and wake:
+        if released:
             self.placer.on_release()
 
 

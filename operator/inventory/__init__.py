@@ -11,7 +11,8 @@ The operator is its only writer (agents never hold database credentials). Usage:
                       inv.Resources(vcpus=2, memory_mb=4096, disk_gb=20))
     inv.release(engine, uid)              # idempotent
 
-`claim` re-checks capacity and hard server-group policies inside one locking transaction,
+`claim` re-checks capacity and hard server-group policies inside one locking transaction
+(with the `ClaimStep`s other domains take along: addresses, attachments),
 so racing claimers (threads, processes, operator replicas) cannot overcommit a host, and
 it is idempotent per consumer uid. Choosing the host is the scheduler's job
 (`kubenova.operator.placement.Placer` schedules and claims together). Errors: see
@@ -19,7 +20,7 @@ it is idempotent per consumer uid. Choosing the host is the scheduler's job
 migrations shipped in `migrations/` (`kubenova db upgrade`).
 """
 
-from kubenova.operator.inventory.claims import claim, find_claim, release
+from kubenova.operator.inventory.claims import claim, claim_in, find_claim, release
 from kubenova.operator.inventory.engine import default_url, make_engine, write_transaction
 from kubenova.operator.inventory.errors import (
     ClaimRefused,
@@ -46,6 +47,7 @@ from kubenova.operator.inventory.schema import (
     upgrade,
 )
 from kubenova.operator.inventory.server_groups import member_hosts
+from kubenova.operator.inventory.steps import ClaimStep
 
 # The values the functions above take, so that a caller needs one import.
 from kubenova.operator.resources import (
@@ -60,6 +62,7 @@ from kubenova.operator.resources import (
 __all__ = [
     "Claim",
     "ClaimRefused",
+    "ClaimStep",
     "Consumer",
     "GroupPolicy",
     "HostRecord",
@@ -78,6 +81,7 @@ __all__ = [
     "UnknownHost",
     "check_schema",
     "claim",
+    "claim_in",
     "current_revision",
     "default_url",
     "find_claim",

@@ -4,7 +4,11 @@ A claim locks what it checks (BEGIN IMMEDIATE on SQLite; the server-group row an
 host row with SELECT ... FOR UPDATE on PostgreSQL), sums what the host already holds,
 refuses with ClaimRefused if the request does not fit or would break a hard server-group
 policy, and otherwise writes the allocations, the group membership and the instance row
-together. Claims are idempotent per consumer uid: a retry returns the existing claim.
+together, then runs the claim's steps (other domains' fixed IPs, MACs, floating IPs, volume
+attachments: see `steps`) in the same transaction, so a step's refusal leaves nothing
+claimed. Claims are idempotent per consumer uid: a retry returns the existing claim, its
+steps taken again (each finds what it took). Several claims may share one transaction
+(`claim_in`, a SAVEPOINT each): one commit, one fsync, for a batch of placements.
 An Instance's or a Volume's claim also charges its project's quota in the same transaction
 (locking the namespace's quota row first), so racing claims cannot exceed a quota
 (QuotaExceeded). The claim is the only place a charge is written: quotas hold even when
@@ -13,15 +17,16 @@ the admission webhook is not running.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kubenova.operator.inventory import quotas
-from kubenova.operator.inventory.engine import upsert_insert, write_transaction
+from kubenova.operator.inventory.engine import connected, upsert_insert, write_transaction
 from kubenova.operator.inventory.errors import (
-    ClaimRefused,
     InsufficientCapacity,
     ServerGroupConflict,
     UnknownHost,
@@ -36,6 +41,7 @@ from kubenova.operator.inventory.models import (
     utcnow,
 )
 from kubenova.operator.inventory.records import Claim
+from kubenova.operator.inventory.steps import ClaimStep
 from kubenova.operator.resources import (
     Consumer,
     GroupPolicy,
@@ -47,6 +53,7 @@ from kubenova.operator.resources import (
 INSTANCE_KIND = "Instance"
 VOLUME_KIND = "Volume"
 _INSTANCE_UPSERTS: dict[str, Any] = {}  # by dialect name
+RACE_RETRIES = 5
 
 # Built once: constructing statements costs more than running them on SQLite, and a
 # claim is on the scheduler's hot path.
@@ -88,82 +95,110 @@ def claim(
     group: ServerGroupRef | None = None,
     *,
     floating_ips: int = 0,
+    steps: Sequence[ClaimStep] = (),
 ) -> Claim:
-    """Allocate `resources` on `host` for `consumer`, or return the consumer's existing claim.
+    """Allocate `resources` on `host` for `consumer` and take its `steps`, in one transaction;
+    or return the consumer's existing claim (its steps taken again, idempotently).
 
     An Instance's claim also charges its project's quota, floating IPs included; a
     Volume's charges one volume and its disk GiB.
 
     Raises InsufficientCapacity or ServerGroupConflict (nothing written) when the
-    database says it does not fit, UnknownHost for a host that is not registered.
+    database says it does not fit, UnknownHost for a host that is not registered, and
+    whatever UserError a step refuses with (nothing written either).
     """
-    if min(resources.vcpus, resources.memory_mb, resources.disk_gb) < 0 or resources == Resources():
-        raise ValueError(f"a claim needs positive amounts, got {resources}")
-    try:
-        return _claim_once(engine, consumer, host, resources, group, floating_ips=floating_ips)
-    except (ClaimRefused, UnknownHost, IntegrityError):
-        # A consumer claimed before (a retry after a crash, or a racing claimer that
-        # committed first) trips the unique (consumer, class) constraint, or is refused
-        # because its own allocations fill the host: its existing claim is the answer.
-        # Looking only now keeps a read off the path of every fresh claim.
-        existing = find_claim(engine, consumer.uid)
-        if existing is None:
-            raise
-        return existing
+    for attempt in range(RACE_RETRIES):
+        try:
+            with write_transaction(engine) as connection:
+                return claim_in(
+                    connection,
+                    consumer,
+                    host,
+                    resources,
+                    group,
+                    floating_ips=floating_ips,
+                    steps=steps,
+                )
+        except IntegrityError:
+            # A racing claimer of the same consumer committed first (the retry finds its
+            # claim), or a step's random pick (a MAC) collided: either way, again.
+            if attempt == RACE_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
-def _claim_once(
-    engine: Engine,
+def claim_in(
+    connection: Connection,
     consumer: Consumer,
     host: str,
     resources: Resources,
-    group: ServerGroupRef | None,
+    group: ServerGroupRef | None = None,
     *,
     floating_ips: int = 0,
+    steps: Sequence[ClaimStep] = (),
 ) -> Claim:
-    with write_transaction(engine) as connection:
-        # Lock order everywhere: quota, server group, then host. No claim waits the other
-        # way round.
-        amounts = _quota_amounts(consumer, resources, floating_ips)
-        if amounts is not None:
-            quotas.charge(connection, consumer, amounts)
-        member_hosts = _lock_group(connection, group, consumer.uid) if group else frozenset()
-        row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
-        if row is None:
-            raise UnknownHost(host)
-        used = _usage(connection, row.id)
-        snapshot = snapshot_from_row(row, used)
-        capacity = snapshot.record.overcommit.capacity(snapshot.record.capacity)
-        if any(amount > 0 and used[rc] + amount > capacity[rc] for rc, amount in resources.items()):
-            raise InsufficientCapacity(snapshot, resources)
-        if group is not None:
-            _check_policy(group, host, member_hosts)
-            connection.execute(
-                _INSERT_MEMBER,
-                {"group_uid": group.uid, "consumer_uid": consumer.uid, "host_id": row.id},
-            )
-        now = utcnow()
+    """`claim` inside the caller's write transaction, which commits it.
+
+    A refusal may leave partial writes behind: when several claims share one
+    transaction, run each in its own SAVEPOINT (`connection.begin_nested()`).
+    """
+    if min(resources.vcpus, resources.memory_mb, resources.disk_gb) < 0 or resources == Resources():
+        raise ValueError(f"a claim needs positive amounts, got {resources}")
+    existing = _read_claim(connection, consumer.uid)
+    if existing is not None:
+        return _take_steps(connection, existing, consumer, steps)
+    # Lock order everywhere: quota, server group, host, then what the steps lock (a
+    # network's row). No claim waits the other way round; a batch of claims in one
+    # transaction can (the Placer retries a batch PostgreSQL aborts as deadlocked).
+    amounts = _quota_amounts(consumer, resources, floating_ips)
+    if amounts is not None:
+        quotas.charge(connection, consumer, amounts)
+    member_hosts = _lock_group(connection, group, consumer.uid) if group else frozenset()
+    row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
+    if row is None:
+        raise UnknownHost(host)
+    used = _usage(connection, row.id)
+    snapshot = snapshot_from_row(row, used)
+    capacity = snapshot.record.overcommit.capacity(snapshot.record.capacity)
+    if any(amount > 0 and used[rc] + amount > capacity[rc] for rc, amount in resources.items()):
+        raise InsufficientCapacity(snapshot, resources)
+    if group is not None:
+        _check_policy(group, host, member_hosts)
         connection.execute(
-            _INSERT_ALLOCATIONS,
-            [
-                {
-                    "consumer_uid": consumer.uid,
-                    "consumer_kind": consumer.kind,
-                    "consumer_namespace": consumer.namespace,
-                    "consumer_name": consumer.name,
-                    "host_id": row.id,
-                    "resource_class": rc.value,
-                    "amount": amount,
-                    "created_at": now,
-                }
-                for rc, amount in resources.items()
-                if amount > 0
-            ],
+            _INSERT_MEMBER,
+            {"group_uid": group.uid, "consumer_uid": consumer.uid, "host_id": row.id},
         )
-        if consumer.kind == INSTANCE_KIND:
-            _record_instance(connection, consumer, row.id, group)
-        connection.execute(_BUMP_GENERATION, {"host_id": row.id})
-        return Claim(consumer.uid, host, resources, created=True)
+    now = utcnow()
+    connection.execute(
+        _INSERT_ALLOCATIONS,
+        [
+            {
+                "consumer_uid": consumer.uid,
+                "consumer_kind": consumer.kind,
+                "consumer_namespace": consumer.namespace,
+                "consumer_name": consumer.name,
+                "host_id": row.id,
+                "resource_class": rc.value,
+                "amount": amount,
+                "created_at": now,
+            }
+            for rc, amount in resources.items()
+            if amount > 0
+        ],
+    )
+    if consumer.kind == INSTANCE_KIND:
+        _record_instance(connection, consumer, row.id, group)
+    connection.execute(_BUMP_GENERATION, {"host_id": row.id})
+    return _take_steps(connection, Claim(consumer.uid, host, resources), consumer, steps)
+
+
+def _take_steps(
+    connection: Connection, claim: Claim, consumer: Consumer, steps: Sequence[ClaimStep]
+) -> Claim:
+    status: dict[str, Any] = {}
+    for step in steps:
+        status |= step.take(connection, consumer, claim.host)
+    return replace(claim, status=status) if status else claim
 
 
 def _quota_amounts(
@@ -243,9 +278,9 @@ def _read_claim(connection: Connection, consumer_uid: str) -> Claim | None:
     return Claim(consumer_uid, rows[0].name, Resources.from_amounts(amounts), created=False)
 
 
-def find_claim(engine: Engine, consumer_uid: str) -> Claim | None:
-    """The consumer's current claim (`created` False), or None."""
-    with engine.connect() as connection:
+def find_claim(bind: Engine | Connection, consumer_uid: str) -> Claim | None:
+    """The consumer's current claim (`created` False), or None (as `bind` sees it)."""
+    with connected(bind) as connection:
         return _read_claim(connection, consumer_uid)
 
 

@@ -90,6 +90,16 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield connection
 
 
+@contextmanager
+def connected(bind: Engine | Connection) -> Iterator[Connection]:
+    """`bind` itself if it is a connection (reading inside its transaction), else a new one."""
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    with bind.connect() as connection:
+        yield connection
+
+
 def upsert_insert(connection: Connection, entity: type[Any]) -> Any:
     """An INSERT into a model's table with the backend's ON CONFLICT clauses available."""
     if connection.dialect.name == "postgresql":

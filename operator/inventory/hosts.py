@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from kubenova.operator.inventory.engine import upsert_insert, write_transaction
+from kubenova.operator.inventory.engine import connected, upsert_insert, write_transaction
 from kubenova.operator.inventory.models import Allocation, HostRow, utcnow
 from kubenova.operator.inventory.records import HostRecord, HostSnapshot
 from kubenova.operator.resources import OvercommitRatios, ResourceClass, Resources
@@ -83,9 +83,9 @@ def _update_host(engine: Engine, name: str, **values: object) -> bool:
         return result.rowcount == 1
 
 
-def load_hosts(engine: Engine, names: Iterable[str] | None = None) -> list[HostSnapshot]:
-    """Hosts (all, or those named) with their usage, in one read transaction."""
-    with engine.connect() as connection:
+def load_hosts(bind: Engine | Connection, names: Iterable[str] | None = None) -> list[HostSnapshot]:
+    """Hosts (all, or those named) with their usage, in one read (as `bind` sees them)."""
+    with connected(bind) as connection:
         return read_hosts(connection, names)
 
 

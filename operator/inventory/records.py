@@ -6,7 +6,9 @@ The vocabulary they are made of (resources, consumers, server groups) is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubenova.operator.resources import OvercommitRatios, Resources
 
@@ -35,9 +37,13 @@ class HostSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A consumer's allocations on one host. `created` is False when a retry found them."""
+    """A consumer's allocations on one host. `created` is False when a retry found them.
+
+    `status` holds what the claim's steps took, as status fields (e.g. `addresses`).
+    """
 
     consumer_uid: str
     host: str
     resources: Resources
     created: bool = True
+    status: Mapping[str, Any] = field(default_factory=dict, compare=False)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
+from kubenova.operator.inventory.engine import connected
 from kubenova.operator.inventory.models import HostRow, ServerGroupMember
 
 _MEMBERS_PER_HOST = (
@@ -14,8 +15,8 @@ _MEMBERS_PER_HOST = (
 )
 
 
-def member_hosts(engine: Engine, group_uid: str) -> dict[str, int]:
-    """Host name -> how many members of the group are placed there."""
-    with engine.connect() as connection:
+def member_hosts(bind: Engine | Connection, group_uid: str) -> dict[str, int]:
+    """Host name -> how many members of the group are placed there (as `bind` sees it)."""
+    with connected(bind) as connection:
         rows = connection.execute(_MEMBERS_PER_HOST, {"group_uid": group_uid})
         return {name: int(members) for name, members in rows}

@@ -191,35 +191,48 @@ def attach(
     Instance holds a volume that is not multi-attach (nothing is written then).
     """
     with write_transaction(engine) as connection:
-        locked = connection.execute(
-            select(VolumeTargetRow.volume_uid)
-            .where(VolumeTargetRow.volume_uid == volume_uid)
-            .with_for_update()
-        ).one_or_none()
-        if locked is None:
-            raise VolumeNotPlaced(volume_uid)
-        holders = _attachments(connection, VolumeAttachmentRow.volume_uid == volume_uid)
-        mine = [record for record in holders if record.instance_uid == instance.uid]
-        if mine:
-            return mine[0]
-        if holders and not multi_attach:
-            raise VolumeInUse(volume_uid, tuple(holders))
-        host_id = connection.execute(
-            select(HostRow.id).where(HostRow.name == host)
-        ).scalar_one_or_none()
-        if host_id is None:
-            raise UnknownHost(host)
-        connection.execute(
-            insert(VolumeAttachmentRow).values(
-                volume_uid=volume_uid,
-                instance_uid=instance.uid,
-                instance_namespace=instance.namespace,
-                instance_name=instance.name,
-                host_id=host_id,
-                created_at=utcnow(),
-            )
+        return attach_in(connection, volume_uid, instance, host, multi_attach=multi_attach)
+
+
+def attach_in(
+    connection: Connection,
+    volume_uid: str,
+    instance: Consumer,
+    host: str,
+    *,
+    multi_attach: bool,
+) -> AttachmentRecord:
+    """`attach` inside the caller's write transaction (an Instance's claim); it checks
+    before it writes, so a refusal leaves nothing to roll back."""
+    locked = connection.execute(
+        select(VolumeTargetRow.volume_uid)
+        .where(VolumeTargetRow.volume_uid == volume_uid)
+        .with_for_update()
+    ).one_or_none()
+    if locked is None:
+        raise VolumeNotPlaced(volume_uid)
+    holders = _attachments(connection, VolumeAttachmentRow.volume_uid == volume_uid)
+    mine = [record for record in holders if record.instance_uid == instance.uid]
+    if mine:
+        return mine[0]
+    if holders and not multi_attach:
+        raise VolumeInUse(volume_uid, tuple(holders))
+    host_id = connection.execute(
+        select(HostRow.id).where(HostRow.name == host)
+    ).scalar_one_or_none()
+    if host_id is None:
+        raise UnknownHost(host)
+    connection.execute(
+        insert(VolumeAttachmentRow).values(
+            volume_uid=volume_uid,
+            instance_uid=instance.uid,
+            instance_namespace=instance.namespace,
+            instance_name=instance.name,
+            host_id=host_id,
+            created_at=utcnow(),
         )
-        return AttachmentRecord(volume_uid, instance.uid, instance.namespace, instance.name, host)
+    )
+    return AttachmentRecord(volume_uid, instance.uid, instance.namespace, instance.name, host)
 
 
 def detach(engine: Engine, volume_uid: str, instance_uid: str) -> bool:

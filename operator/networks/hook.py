@@ -1,24 +1,30 @@
-"""The Instance hook: every NIC gets its fixed IP, MAC (and floating IP) when it is placed.
+"""The Instance hook: every NIC gets its fixed IP, MAC (and floating IP) with its claim.
 
-Allocated in the inventory before the hand-over, so the addresses land in the operator's
-one status write (`status.addresses`); idempotent per (network, instance), so a retried or
-rescheduled Instance keeps what it had. Released only when the Instance is released.
+The Networks are resolved from the catalog while the placement request is built (a
+missing or terminating one refuses before anything is claimed); the addresses are then
+taken inside the claim's own transaction (`NicStep`), so an address in use or an
+exhausted pool leaves no claim behind, and they land in the operator's one status write
+(`status.addresses`). Idempotent per (network, instance): a retried or rescheduled
+Instance keeps what it had. Released only when the Instance is released.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from kubenova.errors import NotFoundError, UserError
-from kubenova.kube.meta import Body, deleting, name_of, namespace_of, uid_of
+from kubenova.kube.meta import Body, deleting, name_of, namespace_of
 from kubenova.operator.catalog import Catalog
+from kubenova.operator.inventory import Consumer
 from kubenova.operator.networks import floating, ports, registry
-from kubenova.operator.networks.records import network_record
+from kubenova.operator.networks.floating import Pool
+from kubenova.operator.networks.records import NetworkRecord, network_record
 from kubenova.operator.networks.settings import NetworkSettings
 
 log = logging.getLogger(__name__)
@@ -26,8 +32,44 @@ log = logging.getLogger(__name__)
 NETWORK_KIND = "Network"
 
 
+@dataclass(frozen=True)
+class Nic:
+    """One entry of spec.networks, its Network resolved."""
+
+    network: NetworkRecord
+    ip: str | None
+    floating_ip: bool
+
+
+@dataclass(frozen=True)
+class NicStep:
+    """The claim step taking every NIC's addresses (an `inventory.ClaimStep`)."""
+
+    nics: tuple[Nic, ...]
+    pool: Pool | None
+
+    def take(self, connection: Connection, consumer: Consumer, host: str) -> Mapping[str, Any]:
+        addresses = []
+        for nic in self.nics:
+            record = nic.network
+            try:
+                registry.register_in(connection, record)
+            except UserError as exc:
+                raise UserError(
+                    f"Network {record.name} cannot be used: {exc.message}", reason=exc.reason
+                ) from exc
+            port = ports.allocate_in(connection, record, consumer.uid, nic.ip)
+            address = {"network": record.name, "ip": port.ip, "mac": port.mac}
+            if nic.floating_ip:
+                address["floatingIP"] = floating.allocate_in(
+                    connection, self.pool, record.uid, consumer.uid, port.ip
+                )
+            addresses.append(address)
+        return {"addresses": addresses}
+
+
 class NetworkInstanceHook:
-    """Allocates on schedule, frees on release, and tells the Network reconciler."""
+    """Resolves NICs for the claim, frees them on release, and tells the Network reconciler."""
 
     def __init__(
         self,
@@ -43,36 +85,21 @@ class NetworkInstanceHook:
         self.changed = changed  # mark a Network key for reconcile
         self.key_of_uid = key_of_uid  # Network uid -> key
 
-    async def on_schedule(self, body: Body, host: str) -> dict[str, Any]:
-        namespace, uid = namespace_of(body), uid_of(body)
+    def claim_step(self, body: Body) -> NicStep | None:
+        namespace = namespace_of(body)
         waiter = f"{namespace}/{name_of(body)}"
-        addresses = []
+        nics = []
         for attachment in (body.get("spec") or {}).get("networks") or []:
-            key = f"{namespace}/{attachment['network']}"
-            network_body = self._network(key, waiter)
-            record = network_record(network_body)
-            try:
-                await asyncio.to_thread(registry.register, self.engine, record)
-            except UserError as exc:
-                raise UserError(
-                    f"Network {record.name} cannot be used: {exc.message}", reason=exc.reason
-                ) from exc
-            port = await asyncio.to_thread(
-                ports.allocate, self.engine, record, uid, attachment.get("ip")
+            found = self._network(f"{namespace}/{attachment['network']}", waiter)
+            nics.append(
+                Nic(network_record(found), attachment.get("ip"), bool(attachment.get("floatingIP")))
             )
-            address = {"network": record.name, "ip": port.ip, "mac": port.mac}
-            if attachment.get("floatingIP"):
-                address["floatingIP"] = await asyncio.to_thread(
-                    floating.allocate,
-                    self.engine,
-                    self.settings.floating_pool,
-                    record.uid,
-                    uid,
-                    port.ip,
-                )
-            addresses.append(address)
-            self.changed(key)
-        return {"addresses": addresses} if addresses else {}
+        return NicStep(tuple(nics), self.settings.floating_pool) if nics else None
+
+    def on_placed(self, body: Body, host: str) -> None:
+        namespace = namespace_of(body)
+        for attachment in (body.get("spec") or {}).get("networks") or []:
+            self.changed(f"{namespace}/{attachment['network']}")
 
     async def on_scheduled(self, body: Body) -> None:
         return None  # NICs are immutable (CRD rule); nothing changes after placement

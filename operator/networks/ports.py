@@ -68,25 +68,32 @@ def _allocate_once(
     engine: Engine, network: NetworkRecord, consumer_uid: str, requested: str | None
 ) -> PortRecord:
     with write_transaction(engine) as connection:
-        connection.execute(
-            select(NetworkRow.uid).where(NetworkRow.uid == network.uid).with_for_update()
+        return allocate_in(connection, network, consumer_uid, requested)
+
+
+def allocate_in(
+    connection: Connection, network: NetworkRecord, consumer_uid: str, requested: str | None
+) -> PortRecord:
+    """`allocate` inside the caller's write transaction (an Instance's claim)."""
+    connection.execute(
+        select(NetworkRow.uid).where(NetworkRow.uid == network.uid).with_for_update()
+    )
+    existing = connection.execute(
+        select(FixedIp.address, FixedIp.mac).where(
+            FixedIp.network_uid == network.uid, FixedIp.consumer_uid == consumer_uid
         )
-        existing = connection.execute(
-            select(FixedIp.address, FixedIp.mac).where(
-                FixedIp.network_uid == network.uid, FixedIp.consumer_uid == consumer_uid
-            )
-        ).first()
-        if existing is not None:
-            return PortRecord(consumer_uid, existing.address, existing.mac or "")
-        used = _used(connection, network.uid)
-        address = _choose(network, used, requested)
-        mac = random_mac()
-        connection.execute(
-            insert(FixedIp).values(
-                network_uid=network.uid, address=address, mac=mac, consumer_uid=consumer_uid
-            )
+    ).first()
+    if existing is not None:
+        return PortRecord(consumer_uid, existing.address, existing.mac or "")
+    used = _used(connection, network.uid)
+    address = _choose(network, used, requested)
+    mac = random_mac()
+    connection.execute(
+        insert(FixedIp).values(
+            network_uid=network.uid, address=address, mac=mac, consumer_uid=consumer_uid
         )
-        return PortRecord(consumer_uid, address, mac)
+    )
+    return PortRecord(consumer_uid, address, mac)
 
 
 def _used(connection: Connection, network_uid: str) -> set[str]:
@@ -151,8 +158,8 @@ def release(engine: Engine, consumer_uid: str) -> list[str]:
 def release_orphans(engine: Engine, network_uid: str) -> list[str]:
     """Free the network's addresses whose Instance holds no claim any more; their IPs.
 
-    A NIC is allocated after its Instance's claim and freed before it, so an address
-    without a claim leaked (e.g. the Instance went while the operator was down and the
+    A NIC is allocated with its Instance's claim (one transaction) and freed before it,
+    so an address without a claim leaked (e.g. the Instance went while the operator was down and the
     audit released the claim).
     """
     claimed = select(InstanceRow.uid)

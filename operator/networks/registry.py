@@ -21,30 +21,35 @@ from kubenova.operator.networks.records import NetworkRecord
 def register(engine: Engine, record: NetworkRecord) -> None:
     """Create the network's row (idempotent); CidrOverlap if its project has an overlapping one."""
     with write_transaction(engine) as connection:
-        if connection.execute(select(NetworkRow.uid).where(NetworkRow.uid == record.uid)).first():
-            return
-        _lock_namespace(connection, record.namespace)
-        others = connection.execute(
-            select(NetworkRow.name, NetworkRow.cidr).where(
-                NetworkRow.namespace == record.namespace, NetworkRow.uid != record.uid
-            )
-        ).all()
-        for name, cidr in others:
-            if ipaddress.IPv4Network(cidr).overlaps(record.cidr):
-                raise CidrOverlap(
-                    f"spec.cidr {record.cidr} overlaps Network {name} ({cidr}) of this "
-                    "project: choose a CIDR that overlaps no other Network in the namespace"
-                )
-        connection.execute(
-            insert(NetworkRow).values(
-                uid=record.uid,
-                namespace=record.namespace,
-                name=record.name,
-                mode=record.mode,
-                cidr=str(record.cidr),
-                gateway=str(record.gateway),
-            )
+        register_in(connection, record)
+
+
+def register_in(connection: Connection, record: NetworkRecord) -> None:
+    """`register` inside the caller's write transaction (an Instance's claim)."""
+    if connection.execute(select(NetworkRow.uid).where(NetworkRow.uid == record.uid)).first():
+        return
+    _lock_namespace(connection, record.namespace)
+    others = connection.execute(
+        select(NetworkRow.name, NetworkRow.cidr).where(
+            NetworkRow.namespace == record.namespace, NetworkRow.uid != record.uid
         )
+    ).all()
+    for name, cidr in others:
+        if ipaddress.IPv4Network(cidr).overlaps(record.cidr):
+            raise CidrOverlap(
+                f"spec.cidr {record.cidr} overlaps Network {name} ({cidr}) of this "
+                "project: choose a CIDR that overlaps no other Network in the namespace"
+            )
+    connection.execute(
+        insert(NetworkRow).values(
+            uid=record.uid,
+            namespace=record.namespace,
+            name=record.name,
+            mode=record.mode,
+            cidr=str(record.cidr),
+            gateway=str(record.gateway),
+        )
+    )
 
 
 def is_registered(engine: Engine, uid: str) -> bool:

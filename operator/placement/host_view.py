@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from kubenova.operator.inventory import Claim, HostSnapshot, load_hosts
 from kubenova.operator.resources import Resources
@@ -53,24 +53,30 @@ class HostView:
         self.refresh_if_older(self.max_age)
         return self._table
 
-    def refresh_if_older(self, seconds: float) -> bool:
+    def refresh_if_older(self, seconds: float, bind: Connection | None = None) -> bool:
         """Reload everything if the last full load is older than `seconds`; True if it did."""
         if time.monotonic() - self._loaded_at < seconds:
             return False
-        self.refresh()
+        self.refresh(bind=bind)
         return True
 
-    def refresh(self, names: Iterable[str] | None = None) -> None:
-        """Reload all hosts, or only those named (a host no longer in the database is dropped)."""
+    def refresh(
+        self, names: Iterable[str] | None = None, *, bind: Connection | None = None
+    ) -> None:
+        """Reload all hosts, or only those named (a host no longer in the database is dropped).
+
+        `bind`: read inside that open transaction (a batch sees its own claims).
+        """
+        source = bind if bind is not None else self.engine
         if names is None:
             loaded_at = time.monotonic()
-            table = HostTable(host_state(s) for s in load_hosts(self.engine))
+            table = HostTable(host_state(s) for s in load_hosts(source))
             with self._lock:
                 self._table = table
                 self._loaded_at = loaded_at
             return
         wanted = set(names)
-        found = {s.record.name: s for s in load_hosts(self.engine, wanted)}
+        found = {s.record.name: s for s in load_hosts(source, wanted)}
         with self._lock:
             for name in wanted:
                 if name in found:

@@ -1,26 +1,30 @@
 """The operator's handle on placement: one warm HostView and Scheduler, safe across threads.
 
-`place` decides on the in-memory view, then claims in the database. If the claim loses a
-race (another claimer took the room, or a group member landed first) the view is
-corrected from what the database said and the next candidate is tried, then the request
-is scheduled again. `claim_on` claims on a host already decided (repairing a lost
-claim). Both claim through `_claim`, the one path that writes a claim and keeps the view
-in step with it. The database has the last word, so racing placements in many processes
-never overcommit a host or break a hard group policy.
+`place` decides on the in-memory view, then claims in the database, taking the request's
+steps (addresses, attachments) in the same transaction. If the claim loses a race
+(another claimer took the room, or a group member landed first) the view is corrected
+from what the database said and the next candidate is tried, then the request is
+scheduled again. `claim_on` claims on a host already decided (repairing a lost claim).
+The database has the last word, so racing placements in many processes never overcommit
+a host or break a hard group policy.
 
-Workers place Instances from threads (the database is blocking); the in-memory view is
-not thread-safe, so decisions are taken one at a time per process. That costs nothing on
-SQLite (claims serialise there anyway) and the claim still re-checks in the database, so
-several operator processes stay safe.
+Group commit: placements that arrive while another batch is being committed wait for it
+and are then decided and claimed together in one write transaction (one fsync), each in
+its own SAVEPOINT so a refused one leaves the others in. Decisions are taken one at a
+time per process (the in-memory view is not thread-safe); the claim still re-checks in
+the database, so several operator processes stay safe.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from kubenova.errors import UserError
 from kubenova.operator import inventory as inv
 from kubenova.operator.placement.host_view import HostView
 from kubenova.operator.scheduler import NoValidHost, PlacementRequest, Scheduler, SchedulerConfig
@@ -35,6 +39,24 @@ MAX_ROUNDS = 100
 # A NoValidHost computed on a view younger than this is trusted; older views are
 # reloaded first, so capacity released by other replicas is seen.
 TRUST_REFUSAL_FOR = 1.0
+# Placements per transaction: enough to amortise the fsync, few enough that the write
+# lock (all of SQLite's) is held for milliseconds, not seconds.
+MAX_BATCH = 64
+RACE_RETRIES = 5
+BATCH_ATTEMPTS = 3
+
+Outcome = inv.Claim | NoValidHost | UserError
+
+
+@dataclass
+class _Ticket:
+    """One placement waiting for its batch; `outcome` or `error` once the batch is done."""
+
+    request: PlacementRequest
+    steps: Sequence[inv.ClaimStep]
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+    done: bool = False
 
 
 class Placer:
@@ -56,26 +78,52 @@ class Placer:
         self.engine = engine
         self.scheduler = scheduler or Scheduler(config or SchedulerConfig())
         self.view = view or HostView(engine)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by the thread committing a batch
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Ticket] = []
         self._changed: set[str] = set()  # hosts to re-read before the next decision
         self.on_release: Callable[[], None] = lambda: None
 
-    def place(self, request: PlacementRequest) -> inv.Claim | NoValidHost:
-        """Choose a host for `request` and claim it; idempotent per consumer uid."""
-        with self._lock:
-            self._catch_up()
-            try:
-                return self._place(request)
-            except inv.QuotaExceeded as exceeded:
-                # Like a full cluster: the Instance waits, and is tried again when a
-                # claim is released (in its project or anywhere).
-                return NoValidHost(exceeded.message)
+    def place(
+        self, request: PlacementRequest, steps: Sequence[inv.ClaimStep] = ()
+    ) -> inv.Claim | NoValidHost:
+        """Choose a host for `request` and claim it with its steps; idempotent per consumer uid.
 
-    def claim_on(self, request: PlacementRequest, host: str) -> inv.Claim:
+        Raises the UserError a step refused with (then nothing is claimed).
+        """
+        ticket = _Ticket(request, steps)
+        self._run([ticket])
+        if isinstance(ticket.outcome, UserError):
+            raise ticket.outcome
+        assert ticket.outcome is not None
+        return ticket.outcome
+
+    def place_all(
+        self, requests: Sequence[tuple[PlacementRequest, Sequence[inv.ClaimStep]]]
+    ) -> list[Outcome]:
+        """Place a backlog, MAX_BATCH per transaction; each request's outcome, in order."""
+        tickets = [_Ticket(request, steps) for request, steps in requests]
+        self._run(tickets)
+        return [t.outcome for t in tickets if t.outcome is not None]
+
+    def claim_on(
+        self, request: PlacementRequest, host: str, steps: Sequence[inv.ClaimStep] = ()
+    ) -> inv.Claim:
         """Claim on `host` (repairing a lost claim); ClaimRefused if it no longer fits."""
         with self._lock:
             self._catch_up()
-            return self._claim(request, host)
+            claim = inv.claim(
+                self.engine,
+                request.consumer,
+                host,
+                request.resources,
+                request.group,
+                floating_ips=request.floating_ips,
+                steps=steps,
+            )
+            if claim.created:
+                self.view.claimed(claim)
+            return claim
 
     def release(self, uid: str) -> bool:
         """Free the consumer's claim; True if there was one."""
@@ -92,53 +140,137 @@ class Placer:
         Only noted here (cheap, callable from the event loop); the view catches up in the
         worker thread that next decides, with one query for all hosts changed meanwhile.
         """
-        with self._lock:
+        with self._queue_lock:
             self._changed.add(name)
 
-    def _place(self, request: PlacementRequest) -> inv.Claim | NoValidHost:
+    # -- group commit ------------------------------------------------------------------------
+
+    def _run(self, tickets: list[_Ticket]) -> None:
+        """Queue the tickets; whoever holds the lock commits everything queued meanwhile."""
+        with self._queue_lock:
+            self._queue.extend(tickets)
+        with self._lock:
+            while not all(t.done for t in tickets):
+                with self._queue_lock:
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                self._commit(batch)
+        for ticket in tickets:
+            if ticket.error is not None:
+                raise ticket.error
+
+    def _commit(self, batch: list[_Ticket]) -> None:
+        self._catch_up()
+        for attempt in range(BATCH_ATTEMPTS):
+            try:
+                self._commit_once(batch)
+                break
+            except OperationalError as exc:
+                # A batch holds the locks of many claims, taken in the order they were
+                # decided, so it can deadlock with another writer on PostgreSQL (which
+                # aborts one of the two): nothing of it was kept; decide it again.
+                self._forget(batch, exc)
+                if attempt == BATCH_ATTEMPTS - 1:
+                    break
+            except Exception as exc:  # handed to every waiter of the batch
+                self._forget(batch, exc)
+                break
+        for ticket in batch:
+            ticket.done = True
+
+    def _commit_once(self, batch: list[_Ticket]) -> None:
+        with inv.write_transaction(self.engine) as connection:
+            for ticket in batch:
+                ticket.outcome, ticket.error = None, None
+                try:
+                    ticket.outcome = self._decide_and_claim(connection, ticket)
+                except DBAPIError:
+                    raise  # the transaction itself may be broken: nothing is kept
+                except Exception as exc:  # re-raised in its own caller
+                    ticket.error = exc  # its SAVEPOINT is rolled back; the rest goes on
+
+    def _forget(self, batch: list[_Ticket], error: Exception) -> None:
+        """Nothing of the batch was written, but the view counted its claims."""
+        self.view.refresh()
+        for ticket in batch:
+            ticket.outcome, ticket.error = None, error
+
+    def _decide_and_claim(self, connection: Connection, ticket: _Ticket) -> Outcome:
+        try:
+            return self._place(connection, ticket.request, ticket.steps)
+        except inv.QuotaExceeded as exceeded:
+            # Like a full cluster: the Instance waits, and is tried again when a claim
+            # is released (in its project or anywhere).
+            return NoValidHost(exceeded.message)
+        except UserError as refused:
+            return refused  # a step's: its SAVEPOINT is rolled back, the batch goes on
+
+    def _place(
+        self, connection: Connection, request: PlacementRequest, steps: Sequence[inv.ClaimStep]
+    ) -> inv.Claim | NoValidHost:
         lost = 0
         for _ in range(MAX_ROUNDS):
             if request.group is not None:
-                request = request.with_group_hosts(inv.member_hosts(self.engine, request.group.uid))
+                # Read in the batch's transaction: members placed earlier in it count.
+                request = request.with_group_hosts(inv.member_hosts(connection, request.group.uid))
             decision = self.scheduler.schedule(request, self.view.hosts())
             if isinstance(decision, NoValidHost):
-                if self.view.refresh_if_older(TRUST_REFUSAL_FOR):
+                if self.view.refresh_if_older(TRUST_REFUSAL_FOR, connection):
                     continue
                 # A retry of a consumer placed earlier must find its claim, not a full cluster.
-                return inv.find_claim(self.engine, request.consumer.uid) or decision
+                existing = inv.find_claim(connection, request.consumer.uid)
+                if existing is None:
+                    return decision
+                return self._claim(connection, request, steps, existing.host)
             for host in decision.candidates:
                 try:
-                    return self._claim(request, host)
+                    return self._claim(connection, request, steps, host)
                 except inv.InsufficientCapacity as refused:
                     self.view.update(refused.snapshot)
                     lost += 1
                 except inv.ServerGroupConflict:
                     lost += 1  # the claim re-checks the group: an alternate may still do
                 except inv.UnknownHost:
-                    self.view.refresh([host])
+                    self.view.refresh([host], bind=connection)
         return NoValidHost(
             f"gave up after {MAX_ROUNDS} rounds: {lost} claims lost races to other claimers"
         )
 
-    def _claim(self, request: PlacementRequest, host: str) -> inv.Claim:
-        """The one way a claim is written: in the database, then counted in the view."""
-        claim = inv.claim(
-            self.engine,
-            request.consumer,
-            host,
-            request.resources,
-            request.group,
-            floating_ips=request.floating_ips,
-        )
+    def _claim(
+        self,
+        connection: Connection,
+        request: PlacementRequest,
+        steps: Sequence[inv.ClaimStep],
+        host: str,
+    ) -> inv.Claim:
+        """The one way a placement's claim is written: in its SAVEPOINT, then in the view."""
+        for attempt in range(RACE_RETRIES):
+            try:
+                with connection.begin_nested():
+                    claim = inv.claim_in(
+                        connection,
+                        request.consumer,
+                        host,
+                        request.resources,
+                        request.group,
+                        floating_ips=request.floating_ips,
+                        steps=steps,
+                    )
+                break
+            except IntegrityError:
+                # A racing replica claimed this consumer first (the retry finds its claim),
+                # or a step's random pick (a MAC) collided.
+                if attempt == RACE_RETRIES - 1:
+                    raise
         if claim.created:
             self.view.claimed(claim)
         return claim
 
     def _catch_up(self) -> None:
-        if not self._changed:
+        with self._queue_lock:
+            changed, self._changed = self._changed, set()
+        if not changed:
             return
-        if len(self._changed) > BULK_REFRESH:
+        if len(changed) > BULK_REFRESH:
             self.view.refresh()  # one load and one rebuild beat many single inserts
         else:
-            self.view.refresh(self._changed)
-        self._changed.clear()
+            self.view.refresh(changed)

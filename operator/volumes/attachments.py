@@ -1,9 +1,10 @@
 """Attachments: which Instance may plug which Volume, decided by the operator, recorded in the
 inventory and published on the Volume.
 
-An Instance asks by listing a Volume of its namespace in `spec.volumes`. The hook only
-files the Instance into this controller's own queue (placement never waits for volumes);
-the reconciler then, per Instance:
+An Instance asks by listing a Volume of its namespace in `spec.volumes`. The hook records
+the attachments it can have at once with the Instance's claim, in its transaction
+(`VolumeStep`; placement never waits for volumes), and files the Instance into this
+controller's own queue; the reconciler then, per Instance:
 
 - allows each listed volume that exists, is placed, is not being deleted and is not held
   by another Instance (unless the Volume is multiAttach) — the inventory's locked row
@@ -22,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance, Volume
@@ -85,6 +87,24 @@ def attachment_entry(
     return entry
 
 
+@dataclass(frozen=True)
+class VolumeStep:
+    """The claim step recording the attachments an Instance can have at once (an
+    `inventory.ClaimStep`). A volume not placed yet or held by another Instance does not
+    hold up the placement: the controller's reconcile says why in `VolumesAllowed` and
+    attaches it once it can (hot attach), exactly as for a volume added later."""
+
+    volumes: tuple[tuple[str, bool], ...]  # (Volume uid, multiAttach)
+
+    def take(self, connection: Connection, consumer: inv.Consumer, host: str) -> Mapping[str, Any]:
+        for volume_uid, multi in self.volumes:
+            try:
+                vol.attach_in(connection, volume_uid, consumer, host, multi_attach=multi)
+            except (VolumeNotPlaced, VolumeInUse):
+                continue  # checked before anything is written: nothing to roll back
+        return {}
+
+
 class AttachmentController:
     """The Instance hook for volumes, with its own queue of Instance keys."""
 
@@ -118,9 +138,17 @@ class AttachmentController:
 
     # -- InstanceHook ------------------------------------------------------------------------
 
-    async def on_schedule(self, body: Body, host: str) -> dict[str, Any]:
+    def claim_step(self, body: Body) -> VolumeStep | None:
+        wanted = []
+        for name in wanted_volumes(body):
+            volume = self.volumes(f"{namespace_of(body)}/{name}")
+            if volume is not None and not deleting(volume):
+                multi = bool((volume.get("spec") or {}).get("multiAttach"))
+                wanted.append((uid_of(volume), multi))
+        return VolumeStep(tuple(wanted)) if wanted else None
+
+    def on_placed(self, body: Body, host: str) -> None:
         self._file(body)
-        return {}
 
     async def on_scheduled(self, body: Body) -> None:
         self._file(body)
@@ -167,7 +195,7 @@ class AttachmentController:
             return None
         host = _placed_on(body)  # the operator's decision, never the label
         if not host:
-            return None  # not placed yet: on_schedule files it again
+            return None  # not placed yet: on_placed files it again
         uid, namespace = uid_of(body), namespace_of(body)
         wanted = wanted_volumes(body)
         devices = plugged_devices(body)

@@ -135,6 +135,10 @@ def test_a_network_is_allocated_wired_and_released(
     assert (
         "10.40.0.6 of Network blue is already in use" in condition(refused, "Scheduled")["message"]
     )
+    engine = inv.make_engine(inventory_url)
+    # Refused inside the claim's transaction: nothing was claimed, then given back.
+    assert inv.find_claim(engine, refused["metadata"]["uid"]) is None
+    engine.dispose()
     apiserver.kubectl("delete", "instance", "vm-c", "-n", namespace)
 
     # a Network in use is not let go; deleting its Instances releases everything

@@ -46,7 +46,7 @@ class SlowPlacer:
         self.capacity_arrived = threading.Event()
         self.decisions = 0
 
-    def place(self, request: Any) -> inv.Claim | NoValidHost:
+    def place(self, request: Any, steps: Any = ()) -> inv.Claim | NoValidHost:
         self.decisions += 1
         if self.decisions == 1:
             self.deciding.set()
