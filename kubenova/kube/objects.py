@@ -3,8 +3,7 @@
 - status: server-side apply on the status subresource under the component's own field
   manager, so conditions (a map keyed by type) and fields written by others are untouched;
 - finalizers: added with a merge patch guarded by resourceVersion (409 on a race), removed
-  with a JSON patch that first tests the entry, so no one else's finalizer is ever dropped;
-- labels: a merge patch, which only touches the keys named.
+  with a JSON patch that first tests the entry, so no one else's finalizer is ever dropped.
 
 `LastWrites` remembers a component's own status writes, so a body in hand that predates
 one (a watch event still on its way) is not mistaken for the newest status.
@@ -17,7 +16,7 @@ from typing import Any
 from kubenova.errors import ApiError, Conflict, NotFound
 
 from .client import APPLY_PATCH, JSON_PATCH, KubeClient
-from .meta import Body, finalizers_of, labels_of, ref, resource_version, uid_of
+from .meta import Body, finalizers_of, ref, resource_version, uid_of
 from .paths import ResourceKind
 
 CONFLICT_RETRIES = 5
@@ -114,21 +113,20 @@ async def ensure_metadata(
     kind: ResourceKind,
     body: Body,
     *,
-    finalizers: tuple[str, ...] = (),
-    labels: dict[str, str] | None = None,
+    finalizers: tuple[str, ...],
 ) -> Body | None:
-    """Add finalizers and labels in one write; None when nothing needed changing.
+    """Add the missing `finalizers` in one write; None when nothing needed changing.
 
     The write is guarded by the body's resourceVersion; on a conflict the object is read
     again and the change recomputed, so nobody's finalizer is lost.
     """
     for _ in range(CONFLICT_RETRIES):
         try:
-            return await _ensure_metadata_once(client, kind, body, finalizers, labels)
+            return await _ensure_metadata_once(client, kind, body, finalizers)
         except Conflict:
             namespace, name = ref(body)
             body = await client.get(kind, name, namespace)
-    return await _ensure_metadata_once(client, kind, body, finalizers, labels)
+    return await _ensure_metadata_once(client, kind, body, finalizers)
 
 
 async def _ensure_metadata_once(
@@ -136,20 +134,13 @@ async def _ensure_metadata_once(
     kind: ResourceKind,
     body: Body,
     finalizers: tuple[str, ...],
-    labels: dict[str, str] | None,
 ) -> Body | None:
     present = finalizers_of(body)
     missing = [f for f in finalizers if f not in present]
-    current_labels = labels_of(body)
-    label_changes = {k: v for k, v in (labels or {}).items() if current_labels.get(k) != v}
-    if not missing and not label_changes:
+    if not missing:
         return None
     guard = body["metadata"]["resourceVersion"]  # the write fails (409) if it changed
-    patch: dict[str, Any] = {"metadata": {"resourceVersion": guard}}
-    if missing:
-        patch["metadata"]["finalizers"] = present + missing
-    if label_changes:
-        patch["metadata"]["labels"] = label_changes
+    patch = {"metadata": {"resourceVersion": guard, "finalizers": present + missing}}
     namespace, name = ref(body)
     return await client.patch(kind, name, patch, namespace)
 
