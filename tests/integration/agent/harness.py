@@ -2,8 +2,8 @@
 
 The test plays the operator's part with the same kube helpers the operator uses: the
 finalizers (what the mutating webhook adds at creation), then one server-side apply of
-status host + Scheduled as kubenova-operator. The agent under test has its own client, so `agent.writes` counts only
-what the agent wrote.
+status host + Scheduled as kubenova-operator. The agent under test has its own client,
+so `agent.writes` counts only what the agent wrote.
 """
 
 from __future__ import annotations

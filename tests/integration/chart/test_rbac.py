@@ -227,6 +227,7 @@ OUT_OF_REACH = {
         ("bind", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
         ("create", "rbac.authorization.k8s.io/clusterrolebindings", None),
         ("patch", "admissionregistration.k8s.io/validatingwebhookconfigurations:other", None),
+        ("patch", "admissionregistration.k8s.io/mutatingwebhookconfigurations:other", None),
         ("patch", "kopf.dev/clusterkopfpeerings:other", None),
         ("create", "apps/deployments", NAMESPACE),
         ("impersonate", "users", None),
