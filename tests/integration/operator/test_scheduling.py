@@ -113,8 +113,14 @@ def test_instance_is_scheduled_and_claimed(
     assert claim is not None
     assert claim.host == "h-one"
     assert claim.resources == inv.Resources(1, 1024, 1)
-    events = apiserver.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
-    assert "placed on host h-one" in events
+    # Events are written aside, a moment after the status write that placed it.
+    eventually(
+        lambda: (
+            "placed on host h-one"
+            in apiserver.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+        ),
+        what="the Scheduled Event",
+    )
     # the operator never writes spec: the only manager of spec is kubectl
     full = json.loads(
         apiserver.kubectl(
@@ -144,10 +150,15 @@ def test_no_valid_host_says_why_and_retries_when_capacity_appears(
     assert "lack memory" in entry["message"]
     assert "need 4096 MiB" in entry["message"]
     assert body["status"]["phase"] == "Pending"
-    warnings = apiserver.kubectl(
-        "get", "events", "-n", namespace, "--field-selector", "type=Warning", "-o", "json"
-    ).stdout
-    assert "NoValidHost" in warnings
+    eventually(
+        lambda: (
+            "NoValidHost"
+            in apiserver.kubectl(
+                "get", "events", "-n", namespace, "--field-selector", "type=Warning", "-o", "json"
+            ).stdout
+        ),
+        what="the NoValidHost Event",
+    )
     hosts.add("h-large", memory_mib=8192)  # capacity appears: no resubmission needed
     assert scheduled(apiserver, namespace, "big")["status"]["host"] == "h-large"
 
