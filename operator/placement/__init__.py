@@ -11,8 +11,8 @@
 6. `Placer._claim` writes the claim in one inventory transaction (quota, group, host
    capacity re-checked); a lost race corrects the view and tries the next candidate.
 7. Hooks (networks, volumes) allocate addresses and attachments for the chosen host.
-8. The reconciler writes status (host, Scheduled condition), then finalizers and the host
-   label (`handover`); the host's agent takes `status.phase` from there.
+8. One status apply (host, phase, Scheduled) hands it over: agents select by `status.host`
+   (finalizers came at admission); the host's agent takes `status.phase` from there.
 Volumes: `place_volume` (volumes.py) ranks volume hosts by free disk and claims the same way.
 """
 
