@@ -5,9 +5,11 @@
 
 Hosts are registered (Host + Lease) and Instances created while the operator is stopped;
 then the operator starts and the clock runs until every Instance reports Scheduled=True.
-Each placement is a durable claim in the SQLite inventory plus the operator's writes to the
-Instance (metadata and status). The same shape as kube-scheduler's reference figure in
-docs/performance-targets.md: 2,000 pending Pods onto 1,000 Nodes.
+Each placement is a durable claim in the SQLite inventory plus the operator's write to the
+Instance (one status apply; the backlog carries the finalizers the operator's mutating
+webhook adds at creation, since it is made while the operator is stopped). The same shape
+as kube-scheduler's reference figure in docs/performance-targets.md: 2,000 pending Pods
+onto 1,000 Nodes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from kubenova.agents.host.lease import micro_time
 from kubenova.api.v1alpha1 import Host, Instance
 from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.paths import LEASES, NAMESPACES
-from kubenova.wellknown import SYSTEM_NAMESPACE, lease_name
+from kubenova.wellknown import HANDOVER_FINALIZERS, SYSTEM_NAMESPACE, lease_name
 
 HOSTS = kubenova_kind(Host)
 INSTANCES = kubenova_kind(Instance)
@@ -95,7 +97,11 @@ async def create_backlog(client: KubeClient, count: int, group: str | None) -> N
             {
                 "apiVersion": "kubenova.io/v1alpha1",
                 "kind": "Instance",
-                "metadata": {"name": f"p{i:05d}", "namespace": "bench"},
+                "metadata": {
+                    "name": f"p{i:05d}",
+                    "namespace": "bench",
+                    "finalizers": list(HANDOVER_FINALIZERS),
+                },
                 "spec": {"flavor": "bench.small", "image": "bench-image", **placement},
             },
             "bench",
