@@ -200,10 +200,11 @@ class InstanceReconciler:
         await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
 
     async def _keep_scheduled(self, key: str, body: Body, host: str, has_claim: bool) -> None:
-        """Handed over to `host` (our status.host): keep the claim and the finalizers.
+        """Handed over to `host` (our status.host): keep the claim.
 
-        A claim the inventory lost is made again on that host; finalizers missing on an
-        Instance placed before admission added them are added (no write when present).
+        A claim the inventory lost is made again on that host. Finalizers are not put back
+        here: the hand-over made sure of them, so missing ones were stripped on purpose
+        (an admin forcing a deletion), and fighting that would hold the object for ever.
         """
         self.pending.discard(key)
         uid = uid_of(body)
@@ -219,7 +220,6 @@ class InstanceReconciler:
                 return
             claim = await asyncio.to_thread(self.placer.claim_on, request, host)
             self.claimed[uid] = claim.host
-        await ensure_finalizers(self.client, INSTANCES, body)
 
     # -- deletion ----------------------------------------------------------------------------
 

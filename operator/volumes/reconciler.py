@@ -181,12 +181,12 @@ class VolumeReconciler:
         self.events.record(body, "Warning", reason, message)
 
     async def _keep_placed(self, key: str, body: Body, host: str) -> None:
-        """Handed over to `host`; the claim, identity and finalizers must still be so."""
+        """Handed over to `host`; the claim and identity must still be so (finalizers, made
+        sure of at the hand-over, are not put back: stripping them forces a deletion)."""
         self.pending.discard(key)
         uid = uid_of(body)
         if uid in self.verified:
             return
-        body = await ensure_finalizers(self.client, VOLUMES, body) or body
         volume = Volume.model_validate(body)
         claim = await asyncio.to_thread(inv.find_claim, self.engine, uid)
         if claim is None:

@@ -109,14 +109,27 @@ def test_a_tenant_cannot_unplace_move_or_unfinalize_a_running_instance(
     assert len(domains_before) == 1
 
     for user in TENANTS:
-        # status (status.host above all) is not theirs to write: RBAC refuses it outright.
+        # status (status.host above all) is not theirs to write, nor even to read through
+        # the subresource: RBAC refuses it outright.
         for status in ({"host": other}, {"host": None}, {"phase": "Deleting"}):
             moved = as_user(
                 cluster, user, "patch", "instance", "vm", "-n", namespace,
                 "--subresource=status", "--type=merge", "-p", json.dumps({"status": status}),
             )  # fmt: skip
             assert moved.returncode != 0, moved.stdout
-            assert 'cannot patch resource "instances/status"' in moved.stderr, moved.stderr
+            assert 'resource "instances/status"' in moved.stderr, moved.stderr
+        may = as_user(
+            cluster,
+            user,
+            "auth",
+            "can-i",
+            "patch",
+            "instances",
+            "--subresource=status",
+            "-n",
+            namespace,
+        )
+        assert may.stdout.strip() == "no", may.stdout
         label = ("label", "instance", "vm", "-n", namespace)
         # A host label is an ordinary label: admitted, and (below) it moves nothing.
         relabelled = as_user(cluster, user, *label, f"kubenova.io/host={other}", "--overwrite")

@@ -91,7 +91,19 @@ def test_a_tenant_cannot_place_move_or_unplace_a_volume(
             "-p", json.dumps({"status": {"host": OTHER_STORE}}),
         )  # fmt: skip
         assert moved.returncode != 0, moved.stdout
-        assert 'cannot patch resource "volumes/status"' in moved.stderr, moved.stderr
+        assert 'resource "volumes/status"' in moved.stderr, moved.stderr
+        may = as_user(
+            cluster,
+            user,
+            "auth",
+            "can-i",
+            "patch",
+            "volumes",
+            "--subresource=status",
+            "-n",
+            namespace,
+        )
+        assert may.stdout.strip() == "no", may.stdout
         relabelled = as_user(
             cluster, user, "label", *volume, f"kubenova.io/host={OTHER_STORE}", "--overwrite"
         )
