@@ -80,6 +80,24 @@ def test_a_tenant_cannot_create_an_instance_already_placed(
     assert all(domains(agent.state_dir) == [] for agent in agents.agents)
 
 
+def test_admission_adds_the_finalizers_at_creation(tenancy: Tenancy, tenant_project: str) -> None:
+    """The mutating webhook, not a later write: a server-side dry run already shows them."""
+    cluster, namespace = tenancy.cluster, tenant_project
+    manifest = an_instance("dry", namespace, flavor=FLAVOR)
+    manifest["metadata"]["finalizers"] = ["example.com/backup"]  # a tenant's own, kept
+    dry = as_user(
+        cluster, "bob", "create", "--dry-run=server", "-o", "json", "-f", "-",
+        stdin=as_yaml(manifest),
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["metadata"]["finalizers"] == [
+        "example.com/backup",
+        "kubenova.io/operator",
+        "kubenova.io/agent",
+    ]
+    assert get(cluster, namespace, "dry") is None  # a dry run stores nothing
+
+
 def test_a_tenant_cannot_unplace_move_or_unfinalize_a_running_instance(
     tenancy: Tenancy, tenant_project: str, agents: AgentFactory
 ) -> None:
