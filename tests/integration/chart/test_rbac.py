@@ -282,17 +282,14 @@ def as_user(cluster: ClusterAccess, user: str, *args: str, input: str | None = N
 
 @pytest.fixture
 def handed_over(release: Release, tmp_path: Path) -> Iterator[str]:
-    """An Instance as the operator leaves it: both finalizers and the host label."""
+    """An Instance as the operator leaves it: both finalizers and status.host."""
     cluster = release.cluster
     cluster.kubectl(
         "apply", "-f", "-", input=as_yaml(a_flavor("chart.tiny"), an_image("chart-image"))
     )
     name = f"vm-{tmp_path.name[-8:].lower().replace('_', '-')}"
     body = an_instance(name, "default", flavor="chart.tiny", image="chart-image")
-    body["metadata"] |= {
-        "finalizers": ["kubenova.io/operator", "kubenova.io/agent"],
-        "labels": {"kubenova.io/host": "h1"},
-    }
+    body["metadata"] |= {"finalizers": ["kubenova.io/operator", "kubenova.io/agent"]}
     cluster.kubectl("apply", "-f", "-", input=as_yaml(body))
     cluster.kubectl(
         "patch", "instance", name, "-n", "default", "--subresource=status", "--type=merge",
@@ -332,11 +329,10 @@ def test_the_agent_may_change_only_its_finalizer(
     patch = ["patch", "instance", handed_over, "-n", "default"]
 
     spec = as_agent(*patch, "--type=merge", "-p", '{"spec":{"powerState":"Stopped"}}')
-    label = as_agent(
-        *patch,
-        "--type=merge",
-        "-p",
-        '{"metadata":{"labels":{"kubenova.io/host":"h2"}}}',
+    label = as_agent(*patch, "--type=merge", "-p", '{"metadata":{"labels":{"owner":"h2"}}}')
+    # Nor may it hand its Instance to another host: status.host is the operator's.
+    moved = as_agent(
+        *patch, "--subresource=status", "--type=merge", "-p", '{"status":{"host":"h2"}}'
     )
     others = as_agent(
         *patch,
@@ -356,8 +352,8 @@ def test_the_agent_may_change_only_its_finalizer(
     own = as_agent(*patch, "--type=json", "-p", remove_own)
 
     assert "the kubenova agent may not change spec" in spec
-    # Two policies refuse a host label change by the agent; the apiserver names the first.
-    assert "may not change labels" in label or "kubenova.io/host and wired" in label
+    assert "may not change labels" in label
+    assert "written by the kubenova operator only" in moved
     assert (
         "only its own finalizer kubenova.io/agent" in others
         or "kubenova.io/* finalizers are managed by kubenova only" in others
@@ -368,7 +364,8 @@ def test_the_agent_may_change_only_its_finalizer(
         cluster.kubectl("get", "instance", handed_over, "-n", "default", "-o", "json").stdout
     )
     assert body["metadata"]["finalizers"] == ["kubenova.io/operator"]
-    assert body["metadata"]["labels"]["kubenova.io/host"] == "h1"
+    assert "owner" not in (body["metadata"].get("labels") or {})
+    assert body["status"]["host"] == "h1"
     assert body["spec"].get("powerState", "Running") == "Running"
 
 
@@ -378,9 +375,7 @@ def test_the_operator_never_writes_spec(release: Release, handed_over: str) -> N
     patch = ["patch", "instance", handed_over, "-n", "default", "--type=merge"]
 
     spec = as_user(cluster, OPERATOR_SA, *patch, "-p", '{"spec":{"powerState":"Stopped"}}')
-    label = as_user(
-        cluster, OPERATOR_SA, *patch, "-p", '{"metadata":{"labels":{"kubenova.io/host":"h2"}}}'
-    )
+    label = as_user(cluster, OPERATOR_SA, *patch, "-p", '{"metadata":{"labels":{"owner":"h2"}}}')
 
     assert "never writes spec" in spec
     assert label == ""
