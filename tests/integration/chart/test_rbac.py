@@ -11,6 +11,7 @@ The operator and an agent running under these accounts are in test_least_privile
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ from typing import Any
 
 import pytest
 
+from kubenova.api.v1alpha1 import Instance
 from kubenova.devcluster import ClusterAccess
+from kubenova.errors import ApiError
+from kubenova.kube import KubeClient, kubenova_kind, load_config
 from tests.builders import a_flavor, an_image, an_instance, as_yaml
 from tests.integration.chart.code_access import Access, accesses
 from tests.integration.chart.conftest import (
@@ -311,6 +315,19 @@ def handed_over(release: Release, tmp_path: Path) -> Iterator[str]:
     cluster.kubectl("delete", "instance", name, "-n", "default", "--wait=false", check=False)
 
 
+async def move_status(kubeconfig: Path, name: str, host: str) -> str:
+    """A status patch setting `host` on Instance default/`name`; the refusal, "" if allowed."""
+    async with KubeClient(load_config(kubeconfig)) as client:
+        try:
+            await client.patch(
+                kubenova_kind(Instance), name, {"status": {"host": host}}, "default",
+                subresource="status",
+            )  # fmt: skip
+        except ApiError as exc:
+            return str(exc)
+    return ""
+
+
 @pytest.mark.apiserver
 def test_the_agent_may_change_only_its_finalizer(
     release: Release, handed_over: str, tmp_path: Path
@@ -330,10 +347,9 @@ def test_the_agent_may_change_only_its_finalizer(
 
     spec = as_agent(*patch, "--type=merge", "-p", '{"spec":{"powerState":"Stopped"}}')
     label = as_agent(*patch, "--type=merge", "-p", '{"metadata":{"labels":{"owner":"h2"}}}')
-    # Nor may it hand its Instance to another host: status.host is the operator's.
-    moved = as_agent(
-        *patch, "--subresource=status", "--type=merge", "-p", '{"status":{"host":"h2"}}'
-    )
+    # Nor may it hand its Instance to another host: status.host is the operator's. (As the
+    # agent sends it: its own client; kubectl would first read the status, not granted.)
+    moved = asyncio.run(move_status(agent, handed_over, "h2"))
     others = as_agent(
         *patch,
         "--type=json",
