@@ -1,11 +1,11 @@
 """What the operator decided about an object's host, as an agent may trust it.
 
-An agent finds its work with a label selector on `kubenova.io/host`, but a label is only a
-pointer: the decision is the operator-owned `status.host` (status is a subresource project
-roles cannot write). So an agent converges an object only when both name its host, and when
-an object leaves its watch (DELETED: deleted, or the label changed or vanished) it reads
-the object again before destroying anything: a disk or a domain goes only when the object
-is really gone, being deleted, or placed on another host by the operator.
+An agent finds its work with a field selector on `status.host`: the operator's decision
+itself (status is a subresource project roles cannot write, and agents cannot change
+`status.host`). When an object leaves its watch (DELETED: deleted, or status.host changed)
+the agent reads it again before destroying anything: a watch event is not the truth, and a
+disk or a domain goes only when the object is really gone, being deleted, or placed on
+another host by the operator.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from kubenova.kube import KubeClient, NotFound, ResourceKind
-from kubenova.kube.meta import Body, deleting, key_of, labels_of, uid_of
-from kubenova.wellknown import HOST_LABEL
+from kubenova.kube.meta import Body, deleting, key_of, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +28,8 @@ def decided_host(body: Body) -> str | None:
 
 
 def placed_here(body: Body, host: str) -> bool:
-    """The label the agent watches and the operator's status.host both name `host`."""
-    labelled = labels_of(body).get(HOST_LABEL)
-    return labelled == host and decided_host(body) == host
+    """The operator's status.host names `host` (what the agent's field selector asks for)."""
+    return decided_host(body) == host
 
 
 class Whereabouts(enum.Enum):
@@ -40,7 +38,7 @@ class Whereabouts(enum.Enum):
     GONE = "gone"  # 404, or the name now belongs to another object (another uid)
     DELETING = "deleting"  # deletionTimestamp set: tear down through the deletion path
     MOVED = "moved"  # the operator's status places it on another host (or on none here)
-    STILL_HERE = "still here"  # only the label changed: nothing here may be destroyed
+    STILL_HERE = "still here"  # the fresh read places it here: nothing may be destroyed
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ async def keys_by_uid(client: KubeClient, kind: ResourceKind) -> dict[str, str]:
 
     What a host keeps on disk (a backing file, a bridge) names its object by uid or by
     what the operator wrote into its status, not by key, and an object that left the
-    label watch is not in the watch's cache: an orphan sweep reads everything once, then
+    watch is not in the watch's cache: an orphan sweep reads everything once, then
     `recheck`s each candidate by key. Taken after the candidates were collected, the list
     also holds any object created meanwhile, so nothing new is mistaken for an orphan.
     """

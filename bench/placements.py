@@ -5,12 +5,14 @@
 
 Hosts are registered (Host + Lease) and Instances created while the operator is stopped;
 then the operator starts and the clock runs until every Instance reports Scheduled=True.
-Each placement is a durable claim in the SQLite inventory plus the operator's writes to the
-Instance (metadata and status). The operator logs its writes on the way out: divided by
-the Instances, they are the writes per placement. Then, on the same apiserver, the raw
-create and status-patch rates of a trivial custom resource are its ceiling. The CPU the
-operator and the apiserver + etcd spent during the drain, per placement, is printed too:
-on a shared machine it moves far less than the rate.
+Each placement is a durable claim in the SQLite inventory plus the operator's write to the
+Instance (one status apply; the backlog carries the finalizers the operator's mutating
+webhook adds at creation, since it is made while the operator is stopped). The operator
+logs its writes on the way out: divided by the Instances, they are the writes per
+placement. Then, on the same apiserver, the raw create and status-patch rates of a trivial
+custom resource are its ceiling. The CPU the operator and the apiserver + etcd spent during
+the drain, per placement, is printed too: on a shared machine it moves far less than the
+rate.
 
 `--peer` then runs kube-scheduler (bench.kube_scheduler: same Go modules and version as the
 apiserver, a fresh apiserver of that build) on the same shape, Pods onto Nodes, and prints
@@ -42,7 +44,7 @@ from kubenova.agents.host.lease import micro_time
 from kubenova.api.v1alpha1 import Host, Instance
 from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.paths import LEASES, NAMESPACES
-from kubenova.wellknown import SYSTEM_NAMESPACE, lease_name
+from kubenova.wellknown import HANDOVER_FINALIZERS, SYSTEM_NAMESPACE, lease_name
 
 HOSTS = kubenova_kind(Host)
 INSTANCES = kubenova_kind(Instance)
@@ -113,7 +115,11 @@ async def create_backlog(client: KubeClient, count: int, group: str | None) -> N
             {
                 "apiVersion": "kubenova.io/v1alpha1",
                 "kind": "Instance",
-                "metadata": {"name": f"p{i:05d}", "namespace": "bench"},
+                "metadata": {
+                    "name": f"p{i:05d}",
+                    "namespace": "bench",
+                    "finalizers": list(HANDOVER_FINALIZERS),
+                },
                 "spec": {"flavor": "bench.small", "image": "bench-image", **placement},
             },
             "bench",

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 OPERATOR_FINALIZER = "kubenova.io/operator"
 AGENT_FINALIZER = "kubenova.io/agent"
-HOST_LABEL = "kubenova.io/host"
+PROJECT_FINALIZER = "kubenova.io/project"
+# What an Instance or Volume carries before its status.host hands it to an agent: the
+# agent tears down, then the operator releases.
+HANDOVER_FINALIZERS = (OPERATOR_FINALIZER, AGENT_FINALIZER)
+# Each kind's finalizers from creation on (the operator's mutating webhook adds them; the
+# reconcilers add any still missing, e.g. on objects created while it was off).
+FINALIZERS_AT_CREATION: dict[str, tuple[str, ...]] = {
+    "instances": HANDOVER_FINALIZERS,
+    "volumes": HANDOVER_FINALIZERS,
+    "networks": (OPERATOR_FINALIZER,),
+    "projects": (PROJECT_FINALIZER,),
+}
 PROJECT_LABEL = "kubenova.io/project"
 # On a Network, one label per host that must wire it (`wired.kubenova.io/<host>: "true"`).
 WIRED_LABEL_PREFIX = "wired.kubenova.io/"
@@ -27,8 +38,3 @@ def host_of_lease(name: str) -> str | None:
 def wired_label(host: str) -> str:
     """The Network label that tells `host`'s agent to wire the network there."""
     return f"{WIRED_LABEL_PREFIX}{host}"
-
-
-def host_selector(host: str) -> str:
-    """The label selector of the objects placed on `host` (Instances, Volumes)."""
-    return f"{HOST_LABEL}={host}"

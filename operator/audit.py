@@ -79,7 +79,7 @@ async def audit(client: KubeClient, placer: Placer, catalog: Catalog) -> AuditRe
                 f"{claim.namespace}/{claim.name} (uid {claim.uid}) on {claim.host}"
             )
     for uid, body in instances.items():
-        # Handed over by our own status write (never the label: a label is anyone's to write).
+        # Handed over by our own status write: status.host is the commit point.
         host = (body.get("status") or {}).get("host")
         if not host or uid in claimed or deleting(body):
             continue

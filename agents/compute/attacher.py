@@ -114,7 +114,7 @@ class VolumeAttacher:
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None and not await self._really_left(key):
-            return None  # only its label went: the operator still places it here
+            return None  # a fresh read still places it here: nothing to undo
         if body is None or deleting(body):
             uid = self.uids.pop(key, None)
             if uid is not None:
@@ -123,7 +123,7 @@ class VolumeAttacher:
         uid = uid_of(body)
         self.uids[key] = uid
         if not placed_here(body, self.settings.host):
-            return None  # act only on the operator's decision (status.host), not a label
+            return None  # act only on the operator's decision (status.host)
         wanted = [v["volume"] for v in (body.get("spec") or {}).get("volumes") or []]
         reported = self._reported(body)
         said = cond.find((body.get("status") or {}).get("conditions"), ATTACHED)

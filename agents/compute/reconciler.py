@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 
 import pydantic
 
-from kubenova.agents.assignment import Whereabouts, decided_host, placed_here, recheck
+from kubenova.agents.assignment import Whereabouts, placed_here, recheck
 from kubenova.agents.compute import status as st
 from kubenova.agents.compute.driver import (
     ComputeDriver,
@@ -42,7 +41,7 @@ from kubenova.kube import ApiError, KubeClient, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, deleting, finalizers_of, uid_of
 from kubenova.kube.objects import remove_finalizer
-from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL
+from kubenova.wellknown import AGENT_FINALIZER
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +59,6 @@ class DomainReconcilerSettings:
     domain_type: str | None = None
     # Report phase Building when fetching + spawning takes longer than this (seconds).
     building_after: float = 1.0
-    # How long a labelled Instance may lack the operator's status.host before we warn.
-    operator_grace: float = 10.0
     # A missing Flavor/Image (not watched) is looked up again after this many seconds.
     recheck_missing: float = RECHECK_MISSING
     # Plug NICs into the Networks' bridges (this agent also runs the network service).
@@ -95,14 +92,13 @@ class DomainReconciler:
         self.uids: dict[str, str] = {}  # key -> uid of the Instance last seen under it
         self._keys: dict[str, str] = {}  # uid -> key
         self.refresh_console: set[str] = set()  # keys whose console tail should be re-read
-        self._first_seen: dict[str, float] = {}
         self._references = InstanceReferences(client)
         self._status = StatusWriter(client, settings.domain_type)
         self._power = PowerControl(driver, events, self._status)
         self._memory = _Memory()
         self._finalized: set[str] = set()  # UIDs whose agent finalizer we removed
-        # Keys that left the watch while the operator still places them here (only the
-        # label went): their domains are kept, and checked again at every resync.
+        # Keys that left the watch while a fresh read still places them here (a watch that
+        # lagged behind a move and back): their domains are kept, checked at every resync.
         self.retained: set[str] = set()
 
     def key_of_uid(self, uid: str) -> str | None:
@@ -118,9 +114,7 @@ class DomainReconciler:
             await self._delete(key, body)
             return None
         if not placed_here(body, self.settings.host):
-            self._not_placed_here(key, body)
-            return None  # the operator's status write (or the DELETED event) marks us again
-        self._first_seen.pop(key, None)
+            return None  # not selected by status.host (a relisted body): its DELETED follows
         try:
             return await self._converge(key, body)
         except InstanceNotFound:
@@ -133,8 +127,8 @@ class DomainReconciler:
     async def still_placed_here(self, info: InstanceInfo) -> bool:
         """Is a domain no watched Instance explains still this host's, as the operator says?
 
-        Out of the label watch does not mean gone (only the label may have gone, e.g. while
-        this agent was down): the Instance the domain was defined for is read again, and
+        Out of the watch's cache does not mean gone (the cache may lag, e.g. right after
+        this agent started): the Instance the domain was defined for is read again, and
         kept, like one that left the watch, unless it is gone, deleting or placed elsewhere.
         """
         key = info.instance_key
@@ -154,11 +148,10 @@ class DomainReconciler:
             return False
         if key not in self.retained:
             log.warning(
-                "domain %s: instance %s is not labelled %s=%s but the operator places it here "
-                "and it is not deleted: kept",
+                "domain %s: instance %s is not in the watch but its status.host is %s and it "
+                "is not deleted: kept",
                 info.domain_name,
                 key,
-                HOST_LABEL,
                 self.settings.host,
             )
         self._remember(key, info.uid)
@@ -177,9 +170,9 @@ class DomainReconciler:
     async def _left(self, key: str) -> None:
         """The Instance left this host's watch: destroy its domain only if it really left.
 
-        Leaving the watch means the label changed or vanished, or the Instance is gone. The
-        label is only a pointer, so the Instance is read again: the domain stays while the
-        operator's status.host still names this host and the Instance is not being deleted.
+        Leaving the watch means status.host changed or the Instance is gone. A watch event
+        is not proof, so the Instance is read again: the domain stays while the operator's
+        status.host still names this host and the Instance is not being deleted.
         """
         uid = self.uids.get(key)
         if uid is None:
@@ -189,10 +182,9 @@ class DomainReconciler:
         if where.whereabouts is Whereabouts.STILL_HERE:
             if key not in self.retained:
                 log.warning(
-                    "instance %s lost its %s=%s label but the operator still places it here "
-                    "and it is not deleted: its domain stays",
+                    "instance %s left the watch but its status.host is still %s and it is "
+                    "not deleted: its domain stays",
                     key,
-                    HOST_LABEL,
                     self.settings.host,
                 )
             self.retained.add(key)
@@ -206,7 +198,6 @@ class DomainReconciler:
         """The Instance is gone, deleted or placed elsewhere: nothing of it may stay here."""
         self.retained.discard(key)
         uid = self.uids.pop(key, None)
-        self._first_seen.pop(key, None)
         self.refresh_console.discard(key)
         if uid is None:
             return
@@ -238,23 +229,6 @@ class DomainReconciler:
         self.events.forget(uid)
 
     # -- convergence -------------------------------------------------------------------------
-
-    def _not_placed_here(self, key: str, body: Body) -> None:
-        """Labelled for this host without the operator's status.host saying so: don't act.
-
-        The operator writes status.host before the label, so this is normally a moment
-        (the status event follows); one that lasts is a label someone else wrote.
-        """
-        first = self._first_seen.setdefault(key, time.monotonic())
-        if time.monotonic() - first >= self.settings.operator_grace:
-            log.warning(
-                "instance %s is labelled %s=%s but the operator placed it on %s: not acting",
-                key,
-                HOST_LABEL,
-                self.settings.host,
-                decided_host(body) or "no host",
-            )
-            self._first_seen[key] = time.monotonic()  # warn once per grace period
 
     async def _converge(self, key: str, body: Body) -> float | None:
         try:

@@ -1,8 +1,8 @@
 """The agent's compute service: this host's Instances in, converged libvirt domains out.
 
 Inputs that mark an Instance for reconcile (never act directly):
-- a watch of Instances labelled `kubenova.io/host=<this host>` (cluster-wide path, label
-  selector: the agent never lists what is not its own);
+- a watch of Instances whose `status.host` is this host (cluster-wide path, field
+  selector on the operator's own field: the agent never lists what is not its own);
 - the driver's domain lifecycle events (a guest shut down, crashed, was destroyed...);
 - a periodic resync that also refreshes console tails.
 After the first full list, domains of ours with no Instance are destroyed (orphans, e.g.
@@ -38,7 +38,6 @@ class ComputeSettings:
     workers: int = 4
     resync_interval: float = RESYNC_INTERVAL
     building_after: float = 1.0
-    operator_grace: float = 10.0
     recheck_missing: float = 30.0
     events: bool = True
     # Plug NICs into the bridges this host's network service made (it runs in this agent,
@@ -68,7 +67,6 @@ class ComputeService:
                 host=settings.host,
                 domain_type=settings.domain_type,
                 building_after=settings.building_after,
-                operator_grace=settings.operator_grace,
                 recheck_missing=settings.recheck_missing,
                 wire_nics=settings.wire_nics,
             ),
@@ -112,7 +110,7 @@ class ComputeService:
             if self.watch.queue.body(key) is not None:
                 self.reconciler.refresh_console.add(key)
                 self.watch.queue.mark(key)
-        # Kept after losing only their label: read again (deleted or moved meanwhile?).
+        # Kept after leaving the watch while still placed here: read again (deleted or moved?).
         queued = set(self.watch.known())
         for key in sorted(self.reconciler.retained - queued):
             self.watch.queue.put(key, None)

@@ -37,13 +37,12 @@ from kubenova.kube.meta import (
     deleting,
     finalizers_of,
     key_of,
-    labels_of,
     namespace_of,
     uid_of,
 )
 from kubenova.kube.objects import LastWrites, apply_status, remove_finalizer
 from kubenova.kube.paths import SECRETS
-from kubenova.wellknown import AGENT_FINALIZER, AGENT_MANAGER, HOST_LABEL
+from kubenova.wellknown import AGENT_FINALIZER, AGENT_MANAGER
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,6 @@ VOLUMES = kubenova_kind(Volume)
 IMAGES = kubenova_kind(Image)
 GIB = 1 << 30
 MAX_RETRY = 300.0
-OPERATOR_PENDING_RETRY = 1.0
 
 
 @dataclass
@@ -91,8 +89,8 @@ class ExportReconciler:
         self.events = events
         self.images = images
         self.uids: dict[str, str] = {}  # key -> uid of the Volume seen under that key
-        # Keys that left the watch while the operator still places them here (only the
-        # label went), or deleted but still attached: their disks stay, rechecked at resync.
+        # Keys that left the watch while a fresh read still places them here (a lagging
+        # watch), or deleted but still attached: their disks stay, rechecked at resync.
         self.retained: set[str] = set()
         self._memory = _Memory()
 
@@ -108,11 +106,9 @@ class ExportReconciler:
         self.retained.discard(key)
         if deleting(body):
             return await self._delete(key, body)
-        if labels_of(body).get(HOST_LABEL) != self.settings.host:
-            return None
         target = target_of(body)
         if target is None or not placed_here(body, self.settings.host):
-            return OPERATOR_PENDING_RETRY  # the operator's placement write is on its way
+            return None  # host and target come in one operator write: not ours (yet)
         self._memory.targets[uid] = target
         try:
             export = await self._export(body, target)
@@ -231,7 +227,7 @@ class ExportReconciler:
     async def _gone(self, key: str) -> None:
         """The Volume left this host's watch: remove its export and file only if it really left.
 
-        The label is only a pointer: the Volume is read again, and its disk stays while the
+        A watch event is not proof: the Volume is read again, and its disk stays while the
         operator's status.host still names this host and it is not deleted (or, deleted,
         while it is still attached).
         """
@@ -249,10 +245,9 @@ class ExportReconciler:
             elif where.whereabouts is Whereabouts.STILL_HERE:
                 if key not in self.retained:
                     log.warning(
-                        "volume %s lost its %s=%s label but the operator still places it here "
-                        "and it is not deleted: its export and file stay",
+                        "volume %s left the watch but its status.host is still %s and it is "
+                        "not deleted: its export and file stay",
                         key,
-                        HOST_LABEL,
                         self.settings.host,
                     )
                 self.retained.add(key)
@@ -267,8 +262,8 @@ class ExportReconciler:
     async def still_placed_here(self, uid: str, key: str | None) -> bool:
         """Does the file of volume `uid`, which no watched Volume explains, stay on this host?
 
-        Out of the label watch is not gone: only the label may have gone (e.g. while this
-        agent was down). The Volume `key` (None: no Volume has that uid any more) is read
+        Out of the watch's cache is not gone (the cache may lag, e.g. right after this agent
+        started). The Volume `key` (None: no Volume has that uid any more) is read
         again through the same path as one that left the watch: kept (and rechecked at
         every resync) while the operator still places it here and it is not deleted; torn
         down through the deletion path, finalizer and all, when it is being deleted. False:

@@ -1,11 +1,12 @@
 """The agent's volume service: the Volumes placed on this host in, exports and status out.
 
-Inputs that mark a Volume for reconcile: a watch of Volumes labelled
-`kubenova.io/host=<this host>`, and a periodic resync that exports every volume again
-(that is how a restarted tgtd gets its targets back). After the first full list and at
-every resync, exports and backing files of ours that belong to no Volume placed here are
-removed (orphans, e.g. a volume deleted while this host was down), each only after its
-Volume was read again: one that merely lost its label is kept.
+Inputs that mark a Volume for reconcile: a watch of Volumes whose `status.host` (the
+operator's decision, a selectable field) is this host, and a periodic resync that
+exports every volume again (that is how a restarted tgtd gets its targets back). After
+the first full list and at every resync, exports and backing files of ours that belong to
+no Volume placed here are removed (orphans, e.g. a volume deleted while this host was
+down), each only after its Volume was read again: one the fresh read still places here
+is kept.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class VolumeService:
         """Export every volume again (healing a restarted daemon) and sweep orphans."""
         await self.watch.relist()
         self.watch.mark_all()
-        # Kept after losing only their label (or held while attached): read them again.
+        # Kept after leaving the watch (or held while attached): read them again.
         known = set(self.watch.known())
         for key in sorted(self.reconciler.retained - known):
             self.watch.queue.put(key, None)
@@ -116,9 +117,9 @@ class VolumeService:
     async def sweep_orphans(self) -> list[str]:
         """Remove exports and files of ours that no Volume placed here owns; their uids.
 
-        A file no watched Volume explains is not removed on that alone: the label may be
-        all that went (e.g. while this agent was down). Every candidate's Volume is read
-        again, and its data stays while the operator still places it here.
+        A file no watched Volume explains is not removed on that alone: the watch's cache
+        may lag. Every candidate's Volume is read again, and its data stays while the
+        operator still places it here.
         """
         live = {uid_of(body) for body in self.watch.bodies()}
         # Out of the watch but, as the operator says, still placed here.

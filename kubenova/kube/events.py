@@ -1,14 +1,34 @@
-"""Kubernetes Events for what a user should see, posted in the background."""
+"""Kubernetes Events for what a user should see: correlated, rate-limited, written aside.
+
+In the manner of client-go's EventRecorder and EventCorrelator:
+- `record` never waits and never writes: it files the occurrence in memory and wakes one
+  background writer (WRITERS requests at a time), so a placement's hot path pays a dict
+  update, not an API request, and Events never crowd out the writes that matter;
+- the same event on the same object again (type, reason, message) is one Event whose
+  `count` grows: its first occurrence is created, later ones patch count and
+  lastTimestamp — at most once per `repeat_interval`, and repeats that arrive before
+  that write cost nothing (it writes the newest count);
+- more than AGGREGATE_AFTER distinct messages of one reason on one object within
+  AGGREGATE_WINDOW seconds go into one Event "(combined from similar events): <newest>";
+- a token bucket per object (`burst`, one token per `refill_seconds`) is the spam filter:
+  an occurrence without a token is counted but not written (the next write carries it).
+Events are best effort: a failed write is logged at debug level and not retried, except a
+count patch whose Event expired, which creates it again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kubenova.conditions import now_rfc3339
-from kubenova.errors import ApiError
+from kubenova.errors import ApiError, NotFound
 
 from .client import KubeClient
 from .meta import Body
@@ -16,65 +36,196 @@ from .paths import CORE_EVENTS
 
 log = logging.getLogger(__name__)
 
+AGGREGATE_AFTER = 10  # distinct messages per (object, type, reason), as client-go
+AGGREGATE_WINDOW = 600.0
+COMBINED = "(combined from similar events): "
+WRITERS = 4
+
+# (object uid, type, reason, message — or COMBINED for the aggregate of many messages)
+Key = tuple[str, str, str, str]
+
+
+@dataclass
+class _Series:
+    """One Event object: the occurrences of one Key, and what of them is written."""
+
+    involved: dict[str, Any]
+    type: str
+    reason: str
+    message: str
+    first: str
+    last: str
+    count: int = 1
+    name: str | None = None  # the Event's name once created
+    written_at: float | None = None  # clock() of the last write
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+    def take(self, now: float, burst: int, refill_seconds: float) -> bool:
+        self.tokens = min(burst, self.tokens + (now - self.stamp) / refill_seconds)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
 
 class EventRecorder:
-    """Posts core/v1 Events without blocking the caller; repeats of the last one are dropped."""
+    """Records core/v1 Events without blocking the caller; `flush()` writes what is left."""
 
-    def __init__(self, client: KubeClient, component: str, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        component: str,
+        *,
+        enabled: bool = True,
+        burst: int = 25,
+        refill_seconds: float = 300.0,
+        repeat_interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._component = component
         self._host = socket.gethostname()
-        self._last: dict[str, tuple[str, str]] = {}  # object uid -> (reason, message)
-        self._tasks: set[asyncio.Task[None]] = set()
         self.enabled = enabled
+        self.burst, self.refill_seconds = burst, refill_seconds
+        self.repeat_interval = repeat_interval
+        self._clock = clock
+        self._series: dict[Key, _Series] = {}
+        self._keys: dict[str, set[Key]] = {}  # uid -> its series
+        self._messages: dict[tuple[str, str, str], dict[str, float]] = {}  # -> first seen
+        self._buckets: dict[str, _Bucket] = {}
+        self._due: dict[Key, float] = {}  # what the writer still writes, from when
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
 
     def record(self, body: Body, type_: str, reason: str, message: str) -> None:
-        """Queue an Event about `body` (type Normal or Warning)."""
+        """File an Event about `body` (type Normal or Warning); written in the background."""
         if not self.enabled:
             return
         meta = body["metadata"]
         uid = meta.get("uid", "")
-        if self._last.get(uid) == (reason, message):
-            return
-        self._last[uid] = (reason, message)
-        task = asyncio.create_task(self._post(body, type_, reason, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        now = self._clock()
+        message = message[:1024]
+        key = self._key(uid, type_, reason, message, now)
+        shown = message if key[3] != COMBINED else (COMBINED + message)[:1024]
+        series = self._series.get(key)
+        if series is None:
+            stamp = now_rfc3339()
+            series = _Series(_involved(body), type_, reason, shown, stamp, stamp)
+            self._series[key] = series
+            self._keys.setdefault(uid, set()).add(key)
+        else:
+            series.count += 1
+            series.last = now_rfc3339()
+            series.message = shown
+        if key in self._due:
+            return  # its write is still to come and will carry this occurrence
+        bucket = self._buckets.setdefault(uid, _Bucket(float(self.burst), now))
+        if not bucket.take(now, self.burst, self.refill_seconds):
+            return  # the spam filter: counted, written with a later occurrence
+        due = now if series.written_at is None else series.written_at + self.repeat_interval
+        self._due[key] = due
+        self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_forever(), name=self._component)
 
     def forget(self, uid: str) -> None:
-        self._last.pop(uid, None)
+        """The object is gone: drop what is remembered (and not yet written) about it."""
+        for key in self._keys.pop(uid, ()):
+            self._series.pop(key, None)
+            self._due.pop(key, None)
+            self._messages.pop(key[:3], None)
+        self._buckets.pop(uid, None)
 
     async def flush(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Write everything still due, now, and stop the writer (at shutdown)."""
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+        keys = list(self._due)
+        self._due.clear()
+        for start in range(0, len(keys), WRITERS):
+            await asyncio.gather(*(self._write(k) for k in keys[start : start + WRITERS]))
 
-    async def _post(self, body: Body, type_: str, reason: str, message: str) -> None:
-        meta = body["metadata"]
-        namespace = meta.get("namespace") or "default"
-        now = now_rfc3339()
-        event: dict[str, Any] = {
+    def _key(self, uid: str, type_: str, reason: str, message: str, now: float) -> Key:
+        seen = self._messages.setdefault((uid, type_, reason), {})
+        for old in [m for m, first in seen.items() if now - first > AGGREGATE_WINDOW]:
+            del seen[old]
+        if message in seen or len(seen) < AGGREGATE_AFTER:
+            seen.setdefault(message, now)
+            return (uid, type_, reason, message)
+        return (uid, type_, reason, COMBINED)
+
+    async def _write_forever(self) -> None:
+        while True:
+            now = self._clock()
+            ready = [key for key, due in self._due.items() if due <= now][:WRITERS]
+            if not ready:
+                self._wake.clear()
+                wait = min(self._due.values()) - now if self._due else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                continue
+            for key in ready:
+                del self._due[key]
+            await asyncio.gather(*(self._write(key) for key in ready))
+
+    async def _write(self, key: Key) -> None:
+        series = self._series.get(key)
+        if series is None:
+            return  # forgotten meanwhile
+        namespace = series.involved.get("namespace") or "default"
+        try:
+            if series.name is None:
+                created = await self._client.create(CORE_EVENTS, self._event(series), namespace)
+                series.name = created["metadata"]["name"]
+            else:
+                changes = {"count": series.count, "lastTimestamp": series.last}
+                await self._client.patch(
+                    CORE_EVENTS, series.name, changes | {"message": series.message}, namespace
+                )
+        except NotFound:
+            series.name = None  # expired (the apiserver's event TTL): made again next time
+            return
+        except (ApiError, OSError) as exc:  # an Event is best effort, never a failure
+            log.debug("event %s for %s not written: %s", series.reason, key[0], exc)
+            return
+        series.written_at = self._clock()
+
+    def _event(self, series: _Series) -> dict[str, Any]:
+        return {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": body.get("apiVersion"),
-                "kind": body.get("kind"),
-                "name": meta["name"],
-                "namespace": meta.get("namespace"),
-                "uid": meta.get("uid"),
-                "resourceVersion": meta.get("resourceVersion"),
+            "metadata": {
+                "generateName": f"{series.involved['name']}.",
+                "namespace": series.involved.get("namespace") or "default",
             },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
+            "involvedObject": series.involved,
+            "type": series.type,
+            "reason": series.reason,
+            "message": series.message,
             "source": {"component": self._component, "host": self._host},
             "reportingComponent": self._component,
             "reportingInstance": self._host,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
+            "firstTimestamp": series.first,
+            "lastTimestamp": series.last,
+            "count": series.count,
         }
-        try:
-            await self._client.create(CORE_EVENTS, event, namespace)
-        except (ApiError, OSError) as exc:  # an Event is best effort, never a failure
-            log.debug("event %s for %s not posted: %s", reason, meta["name"], exc)
+
+
+def _involved(body: Body) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "name": meta["name"],
+        "namespace": meta.get("namespace"),
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+    }

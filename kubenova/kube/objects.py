@@ -4,7 +4,6 @@
   manager, so conditions (a map keyed by type) and fields written by others are untouched;
 - finalizers: added with a merge patch guarded by resourceVersion (409 on a race), removed
   with a JSON patch that first tests the entry, so no one else's finalizer is ever dropped;
-- labels: a merge patch, which only touches the keys named;
 - a namespace a component keeps its own objects in, made when a bare cluster lacks it.
 
 `LastWrites` remembers a component's own status writes, so a body in hand that predates
@@ -19,7 +18,7 @@ from typing import Any
 from kubenova.errors import ApiError, Conflict, NotFound
 
 from .client import APPLY_PATCH, JSON_PATCH, KubeClient
-from .meta import Body, finalizers_of, labels_of, ref, resource_version, uid_of
+from .meta import Body, finalizers_of, ref, resource_version, uid_of
 from .paths import NAMESPACES, ResourceKind
 
 log = logging.getLogger(__name__)
@@ -118,21 +117,20 @@ async def ensure_metadata(
     kind: ResourceKind,
     body: Body,
     *,
-    finalizers: tuple[str, ...] = (),
-    labels: dict[str, str] | None = None,
+    finalizers: tuple[str, ...],
 ) -> Body | None:
-    """Add finalizers and labels in one write; None when nothing needed changing.
+    """Add the missing `finalizers` in one write; None when nothing needed changing.
 
     The write is guarded by the body's resourceVersion; on a conflict the object is read
     again and the change recomputed, so nobody's finalizer is lost.
     """
     for _ in range(CONFLICT_RETRIES):
         try:
-            return await _ensure_metadata_once(client, kind, body, finalizers, labels)
+            return await _ensure_metadata_once(client, kind, body, finalizers)
         except Conflict:
             namespace, name = ref(body)
             body = await client.get(kind, name, namespace)
-    return await _ensure_metadata_once(client, kind, body, finalizers, labels)
+    return await _ensure_metadata_once(client, kind, body, finalizers)
 
 
 async def _ensure_metadata_once(
@@ -140,20 +138,13 @@ async def _ensure_metadata_once(
     kind: ResourceKind,
     body: Body,
     finalizers: tuple[str, ...],
-    labels: dict[str, str] | None,
 ) -> Body | None:
     present = finalizers_of(body)
     missing = [f for f in finalizers if f not in present]
-    current_labels = labels_of(body)
-    label_changes = {k: v for k, v in (labels or {}).items() if current_labels.get(k) != v}
-    if not missing and not label_changes:
+    if not missing:
         return None
     guard = body["metadata"]["resourceVersion"]  # the write fails (409) if it changed
-    patch: dict[str, Any] = {"metadata": {"resourceVersion": guard}}
-    if missing:
-        patch["metadata"]["finalizers"] = present + missing
-    if label_changes:
-        patch["metadata"]["labels"] = label_changes
+    patch = {"metadata": {"resourceVersion": guard, "finalizers": present + missing}}
     namespace, name = ref(body)
     return await client.patch(kind, name, patch, namespace)
 

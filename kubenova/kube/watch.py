@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubenova.errors import ApiError, KubenovaError
-from kubenova.wellknown import host_selector
 from kubenova.workqueue import Handler, WorkQueue
 
 from .client import KubeClient
@@ -66,12 +65,16 @@ class ListWatch:
         workers: int,
         what: str,
     ) -> ListWatch:
-        """The objects of `kind` labelled as placed on `host`; the queue is `what@host`."""
+        """The objects of `kind` the operator placed on `host`; the queue is `what@host`.
+
+        Selected by `status.host` (a selectableField of the CRD): status is written by the
+        operator alone, so what an agent is handed is what the operator decided.
+        """
         return cls(
             client,
             kind,
             handler,
-            label_selector=host_selector(host),
+            field_selector=f"status.host={host}",
             workers=workers,
             name=f"{what}@{host}",
         )

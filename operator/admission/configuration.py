@@ -1,4 +1,4 @@
-"""The ValidatingWebhookConfiguration the operator publishes for its webhook endpoint.
+"""The webhook configurations the operator publishes for its endpoint: validating, mutating.
 
 kopf serves the endpoint; the configuration is ours (not kopf's managed one) because it
 needs `matchConditions`: an UPDATE reaches the webhook only when `spec` changed, so the
@@ -9,6 +9,12 @@ Failure policy: Fail. While the webhook cannot answer, creating or changing the 
 an Instance, Volume, Network or Project is refused ("failed calling webhook"), because admitting
 it unchecked could break a quota or let a bad reference in; nothing could schedule it
 meanwhile anyway. Deletes of Instances and Volumes are never intercepted.
+
+The mutating configuration (same server, same CA) is called on CREATE only and adds the
+finalizers each kind carries from creation (`wellknown.FINALIZERS_AT_CREATION`), so that
+placing an object is one status write. Failure policy Fail as well: an object created
+without them would be placed with two writes, and a create refused is retried by its
+maker. It reads nothing and writes nothing (sideEffects None).
 """
 
 from __future__ import annotations
@@ -27,27 +33,36 @@ VALIDATING_WEBHOOKS = ResourceKind(
     False,
     "ValidatingWebhookConfiguration",
 )
+MUTATING_WEBHOOKS = ResourceKind(
+    "admissionregistration.k8s.io",
+    "v1",
+    "mutatingwebhookconfigurations",
+    False,
+    "MutatingWebhookConfiguration",
+)
 SPEC_CHANGED = "request.operation != 'UPDATE' || object.spec != oldObject.spec"
 
 
 @dataclass(frozen=True)
 class Hook:
-    """One kopf validating handler (`handler_id`) and what it is called for."""
+    """One kopf admission handler (`handler_id`) and what it is called for."""
 
     handler_id: str
     plural: str
     operations: tuple[str, ...]
     namespaced: bool = True
+    purpose: str = "validate"  # or "finalize": the mutating hook adding finalizers
 
     @property
     def webhook_name(self) -> str:
-        return f"{self.plural}.validate.{GROUP}"
+        return f"{self.plural}.{self.purpose}.{GROUP}"
 
 
 def webhook_configuration(
     hooks: list[Hook], client_config: dict[str, Any], *, timeout_seconds: int = 10
 ) -> dict[str, Any]:
-    """The configuration pointing every hook at `{url}/{handler_id}` with kopf's CA bundle.
+    """The validating configuration pointing every hook at `{url}/{handler_id}` with kopf's
+    CA bundle.
 
     With a `service` ({namespace, name, port}) in `client_config` instead of a `url`, every
     hook points at that Service (path `/{handler_id}`): the apiserver then reaches any
@@ -79,6 +94,43 @@ def webhook_configuration(
                     }
                 ],
                 "matchConditions": [{"name": "spec-changed", "expression": SPEC_CHANGED}],
+                "clientConfig": _client_config(client_config, hook),
+            }
+            for hook in hooks
+        ],
+    }
+
+
+def mutating_configuration(
+    hooks: list[Hook], client_config: dict[str, Any], *, timeout_seconds: int = 10
+) -> dict[str, Any]:
+    """The mutating configuration: each hook on CREATE of its kind, at the same endpoint."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": CONFIGURATION_NAME,
+            "labels": {"app.kubernetes.io/managed-by": "kubenova-operator"},
+        },
+        "webhooks": [
+            {
+                "name": hook.webhook_name,
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "matchPolicy": "Equivalent",
+                # Another plugin's change is nothing to us: finalizers are added once.
+                "reinvocationPolicy": "Never",
+                "timeoutSeconds": timeout_seconds,
+                "rules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": [VERSION],
+                        "resources": [hook.plural],
+                        "operations": list(hook.operations),
+                        "scope": "Namespaced" if hook.namespaced else "Cluster",
+                    }
+                ],
                 "clientConfig": _client_config(client_config, hook),
             }
             for hook in hooks

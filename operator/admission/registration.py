@@ -1,14 +1,15 @@
-"""The validating admission webhook, served by kopf inside the operator (`--webhook-port`).
+"""The admission webhook, served by kopf inside the operator (`--webhook-port`).
 
 Start-up loads or makes the CA and serving certificate (`admission.certificates`: shared
 by the replicas through a Secret with `--webhook-tls-secret`, renewed before expiry),
-starts kopf's webhook server on `--webhook-host` and publishes the
-ValidatingWebhookConfiguration (this pod's URL, or `--webhook-service`, + CA bundle);
+starts kopf's webhook server on `--webhook-host` and publishes the Validating- and
+MutatingWebhookConfiguration (this pod's URL, or `--webhook-service`, + CA bundle);
 see `kubenova.operator.admission.configuration` for the failure policy. Disabled (no
 handlers registered) when no port is configured.
 
 The webhook has no side effects: anyone who reaches its port can POST an AdmissionReview,
 so it only reads (references, quota usage) and answers. Quota is charged by the claim.
+The mutating hooks only answer with the finalizers a new object gets (`finalizers`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from kubenova.kube.meta import Body, namespace_of
 from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
 from kubenova.operator.admission.configuration import (
     CONFIGURATION_NAME,
+    MUTATING_WEBHOOKS,
     VALIDATING_WEBHOOKS,
     Hook,
+    mutating_configuration,
     webhook_configuration,
 )
 from kubenova.operator.admission.errors import AdmissionRefused
+from kubenova.operator.admission.finalizers import finalizers_at_creation
 from kubenova.operator.admission.instances import check_instance
 from kubenova.operator.admission.networks import check_network
 from kubenova.operator.admission.privileges import (
@@ -54,7 +58,7 @@ from kubenova.operator.admission.volumes import check_volume
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.networks import from_environment as network_settings
 from kubenova.operator.runtime import MemoSlot, runtime_of
-from kubenova.wellknown import OPERATOR_MANAGER
+from kubenova.wellknown import FINALIZERS_AT_CREATION, OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,10 @@ HOOKS = [
     Hook("volumes", "volumes", ("CREATE", "UPDATE")),
     Hook("networks", "networks", ("CREATE", "UPDATE")),
     Hook("projects", "projects", ("CREATE", "UPDATE", "DELETE"), namespaced=False),
+]
+MUTATING_HOOKS = [
+    Hook(f"{plural}-finalizers", plural, ("CREATE",), plural != "projects", "finalize")
+    for plural in FINALIZERS_AT_CREATION
 ]
 FieldsOf = Callable[[Body, Body | None], list[AdminOnlyField]]
 
@@ -153,11 +161,18 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         async def publish(client_config: dict[str, Any]) -> None:
             if service is not None:  # the Service in front of every replica, not this pod
                 client_config = {"service": service, "caBundle": client_config["caBundle"]}
-            manifest = webhook_configuration(HOOKS, client_config)
             await runtime.replica_client.patch(
                 VALIDATING_WEBHOOKS,
                 CONFIGURATION_NAME,
-                manifest,
+                webhook_configuration(HOOKS, client_config),
+                patch_type=APPLY_PATCH,
+                field_manager=OPERATOR_MANAGER,
+                force=True,
+            )
+            await runtime.replica_client.patch(
+                MUTATING_WEBHOOKS,
+                CONFIGURATION_NAME,
+                mutating_configuration(MUTATING_HOOKS, client_config),
                 patch_type=APPLY_PATCH,
                 field_manager=OPERATOR_MANAGER,
                 force=True,
@@ -232,6 +247,27 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     )
     async def validate_project(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
         await _decide(ADMISSION.get(memo).project(dict(body), kwargs["operation"]))
+
+    for hook in MUTATING_HOOKS:
+        _register_finalizers(registry, hook)
+
+
+def _register_finalizers(registry: kopf.OperatorRegistry, hook: Hook) -> None:
+    """The mutating handler of `hook`: the kind's finalizers on CREATE (reads nothing)."""
+
+    @kopf.on.mutate(
+        GROUP,
+        VERSION,
+        hook.plural,
+        id=hook.handler_id,
+        operations=list(hook.operations),  # type: ignore[arg-type]
+        side_effects=False,
+        registry=registry,
+    )
+    async def add_finalizers(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        finalizers = finalizers_at_creation(hook.plural, dict(body))
+        if finalizers is not None:
+            patch["metadata"] = {"finalizers": finalizers}
 
 
 def service_reference(config: OperatorConfig) -> dict[str, Any] | None:

@@ -2,14 +2,19 @@
 
 - `reconciler`: the level-triggered Instance reconciler behind the instance work queue;
 - `hooks`: what other domains (networks, volumes) plug into scheduling and release;
-- `handover`: the finalizers and host label that give an object to its host's agent;
+- `handover`: the finalizers an object carries before its status hands it to an agent;
 - `registration`: the kopf handler that files Instance events into the queue.
 
 Other domains use only the names exported here.
 """
 
-from kubenova.operator.instances.handover import mark_handed_over
+from kubenova.operator.instances.handover import ensure_finalizers
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.instances.reconciler import INSTANCES, InstanceReconciler
 
-__all__ = ["INSTANCES", "InstanceHook", "InstanceReconciler", "mark_handed_over"]
+__all__ = [
+    "INSTANCES",
+    "InstanceHook",
+    "InstanceReconciler",
+    "ensure_finalizers",
+]

@@ -2,8 +2,10 @@
 
 Level-triggered: every call looks at the newest Instance body and the inventory and does
 what is still missing, so running it twice changes nothing and a restart anywhere loses
-nothing. The operator writes the Instance's status once when it places it, then its metadata
-once (finalizers + host label); the host's agent takes over `status.phase` from there.
+nothing. Placing an Instance is one write: a status apply of host + phase + Scheduled.
+`status.host` is the hand-over (the agent selects its Instances by that field) and the
+commit point; the finalizers are there from creation (the mutating webhook), else added
+first. The host's agent takes over `status.phase` from there.
 """
 
 from __future__ import annotations
@@ -25,19 +27,18 @@ from kubenova.kube.meta import (
     finalizers_of,
     generation_of,
     key_of,
-    labels_of,
     uid_of,
 )
-from kubenova.kube.objects import apply_status, remove_finalizer
+from kubenova.kube.objects import LastWrites, apply_status, remove_finalizer
 from kubenova.metrics import PLACEMENTS, SCHEDULER_DECISIONS
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.hosts import fence_advice
-from kubenova.operator.instances.handover import mark_handed_over
+from kubenova.operator.instances.handover import ensure_finalizers
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.placement import Placer, build_request
 from kubenova.operator.scheduler.decision import NoValidHost
-from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
+from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +67,21 @@ class InstanceReconciler:
         self.uids: dict[str, str] = {}  # key -> uid, to release claims after DELETED
         self.claimed: dict[str, str] = {}  # uid -> host of its claim, known to exist
         self.hooks: list[InstanceHook] = []  # networks, volumes: see instances.hooks
-        # uid -> resourceVersions of an Instance from before our own label write: their
-        # watch events arrive after the hand-over and must not start another one.
-        self.superseded: dict[str, set[str]] = {}
+        # Our own hand-overs ({host}), so an event still on its way from before one (say
+        # of the finalizer write) is not taken for an unplaced Instance and placed again.
+        self.handed_over = LastWrites()
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:
             await self._forget(key)
             return None
-        meta = body["metadata"]
         self.uids[key] = uid_of(body)
         if deleting(body):
             await self._finalize(key, body)
             return None
-        if meta.get("resourceVersion") in self.superseded.get(uid_of(body), ()):
-            return None  # an echo of our own status write: the labelled version follows
-        # Placement is what the inventory and our status say, never the label (anyone with
-        # a label right could write that): the label is only the agent's pointer, repaired.
-        decided = status_host(body)
+        # Placement is what the inventory and our status say (status is ours: project
+        # roles cannot write it), and status.host is what the agent selects by.
+        decided = status_host({"status": self.handed_over.newest_status(body)})
         if decided is not None:
             claimed = await self._claimed_host(uid_of(body))
             if claimed in (None, decided):
@@ -145,13 +143,17 @@ class InstanceReconciler:
     async def _hand_over(
         self, body: Body, host: str, generation: int | None, extra: dict[str, Any]
     ) -> None:
-        """Say where the Instance goes in status, then label it for the host's agent.
+        """One status apply says where the Instance goes: host, phase and Scheduled.
 
-        Status comes first because the label is the commit point: once labelled, a restarted
-        operator only checks the claim, and the agent (which watches its label) takes over
-        `status.phase`. Killed between the two writes, the Instance is unlabelled and is
-        simply scheduled again — the claim and the hooks' allocations are idempotent.
+        status.host is the commit point: the agent selects its Instances by it, and a
+        restarted operator that finds it only checks the claim. Killed before the write,
+        the Instance has no host and is simply scheduled again — the claim and the hooks'
+        allocations are idempotent per uid. The finalizers come first when admission did
+        not add them, so no agent runs a guest whose deletion nobody waits for.
         """
+        if (ensured := await ensure_finalizers(self.client, INSTANCES, body)) is None:
+            return  # deleted meanwhile: the DELETED event releases the claim
+        body = ensured
         message = f"placed on host {host}"
         status = {
             **extra,
@@ -169,19 +171,13 @@ class InstanceReconciler:
                 )
             ],
         }
-        uid = uid_of(body)
-        before = {body["metadata"].get("resourceVersion", "")}
         try:
             body = await apply_status(
                 self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER
             )
-            before.add(body["metadata"].get("resourceVersion", ""))
         except NotFound:
             return  # deleted meanwhile: the DELETED event releases the claim
-        if await mark_handed_over(self.client, INSTANCES, body, host) is None:
-            return
-        # Only once labelled: a failed label write is retried with these very bodies.
-        self.superseded[uid] = before
+        self.handed_over.remember(uid_of(body), body, {"host": host})
         self.events.record(body, "Normal", "Scheduled", message)
         log.info("instance %s %s", key_of(body), message)
 
@@ -202,10 +198,11 @@ class InstanceReconciler:
         await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
 
     async def _keep_scheduled(self, key: str, body: Body, host: str, has_claim: bool) -> None:
-        """Handed over to `host` (our status.host): keep the claim and the agent's label.
+        """Handed over to `host` (our status.host): keep the claim.
 
-        A claim the inventory lost is made again on that host; a host label someone else
-        removed or changed is put back (only what we decided is handed to an agent).
+        A claim the inventory lost is made again on that host. Finalizers are not put back
+        here: the hand-over made sure of them, so missing ones were stripped on purpose
+        (an admin forcing a deletion), and fighting that would hold the object for ever.
         """
         self.pending.discard(key)
         uid = uid_of(body)
@@ -221,18 +218,6 @@ class InstanceReconciler:
                 return
             claim = await asyncio.to_thread(self.placer.claim_on, request, host)
             self.claimed[uid] = claim.host
-        labelled = labels_of(body).get(HOST_LABEL)
-        if labelled == host:
-            self.superseded.pop(uid, None)
-            return
-        if uid not in self.superseded:  # not our own hand-over still on its way
-            log.warning(
-                "instance %s: host label %r does not say %s, where it is placed: restoring it",
-                key,
-                labelled,
-                host,
-            )
-        await mark_handed_over(self.client, INSTANCES, body, host)
 
     # -- deletion ----------------------------------------------------------------------------
 
@@ -307,7 +292,7 @@ class InstanceReconciler:
         self.deleting_on.pop(key, None)
         uid = self.uids.pop(key, None)
         if uid:
-            self.superseded.pop(uid, None)
+            self.handed_over.forget(uid)
             await self._release(uid)
             self.events.forget(uid)
 

@@ -13,8 +13,8 @@
 6. `Placer._claim` writes the claim and takes its steps (quota, group, host capacity
    re-checked; fixed IPs, MACs, floating IPs, attachments) in a SAVEPOINT: a refusal
    rolls back that placement only; a lost race tries the next candidate. One commit.
-7. The reconciler writes status (host, Scheduled condition, the steps' addresses), then
-   finalizers and the host label (`handover`); the agent takes `status.phase` from there.
+7. One status apply (host, phase, Scheduled, the steps' addresses) hands it over: agents
+   select by `status.host` (finalizers came at admission); the agent takes `status.phase`.
 Volumes: `place_volume` (volumes.py) ranks volume hosts by free disk and claims the same way.
 """
 

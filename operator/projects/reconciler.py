@@ -38,13 +38,12 @@ from kubenova.operator.auth import AuthBackend, AuthError
 from kubenova.operator.auth.rbac import MANAGED_BY, MANAGER, role_bindings, same_binding
 from kubenova.operator.inventory import quotas
 from kubenova.operator.tenancy import holdings, project_namespace
-from kubenova.wellknown import OPERATOR_MANAGER, PROJECT_LABEL
+from kubenova.wellknown import OPERATOR_MANAGER, PROJECT_FINALIZER, PROJECT_LABEL
 
 log = logging.getLogger(__name__)
 
 PROJECTS = kubenova_kind(Project)
 ROLE_BINDINGS = ResourceKind("rbac.authorization.k8s.io", "v1", "rolebindings", True, "RoleBinding")
-PROJECT_FINALIZER = "kubenova.io/project"
 READY = "Ready"
 
 

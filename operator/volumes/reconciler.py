@@ -2,8 +2,10 @@
 
 Level-triggered like the Instance reconciler. Placing a Volume is: claim its size in
 DISK_GB on a volume host, allocate its target identity (IQN + LUN, or AoE shelf/slot),
-create its CHAP Secret (iSCSI), then one metadata write (finalizers + host label) and one
-status apply as `kubenova-operator`. The host's agent takes `phase` from there.
+create its CHAP Secret (iSCSI), then one status apply as `kubenova-operator` (host,
+target, phase, Scheduled): status.host hands it to the host's agent, which selects its
+Volumes by that field. The finalizers are there from creation (the mutating webhook),
+else added before that write. The host's agent takes `phase` from there.
 
 Deletion is held by the agent's finalizer while an Instance is attached (the agent shows
 `DeletionBlocked`); once the agent removed the export and the file, the operator releases
@@ -29,7 +31,6 @@ from kubenova.kube.meta import (
     deleting,
     finalizers_of,
     generation_of,
-    labels_of,
     name_of,
     namespace_of,
     uid_of,
@@ -37,12 +38,12 @@ from kubenova.kube.meta import (
 from kubenova.kube.objects import apply_status, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.hosts import fence_advice
-from kubenova.operator.instances import mark_handed_over
+from kubenova.operator.instances import ensure_finalizers
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import AoeAddressesExhausted
 from kubenova.operator.placement import NoVolumeHost, VolumeRequest, place_volume
 from kubenova.operator.volumes.chap import SecretConflict, delete_chap_secret, ensure_chap_secret
-from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
+from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ class VolumeReconciler:
         if deleting(body):
             await self._finalize(key, body)
             return None
-        # Placement is what the inventory says (else our own status), never the label: a
-        # label is only the agent's pointer, put back if someone else changed it.
+        # Placement is what the inventory says, else our own status (project roles cannot
+        # write status; status.host is what the agent selects by).
         host = await self._placed_host(body)
         if host is not None:
             await self._keep_placed(key, body, host)
@@ -91,8 +92,7 @@ class VolumeReconciler:
         uid = uid_of(body)
         if uid not in self.hosts:
             decided = (body.get("status") or {}).get("host")
-            labelled = labels_of(body).get(HOST_LABEL)
-            if not decided and not labelled:
+            if not decided:
                 return None  # never handed over: placing it finds any claim it has
             claim = await asyncio.to_thread(inv.find_claim, self.engine, uid)
             if claim is None:
@@ -138,17 +138,27 @@ class VolumeReconciler:
     async def _hand_over(
         self, key: str, body: Body, target: vol.TargetIdentity, secret: str | None
     ) -> None:
-        handed = await mark_handed_over(self.client, VOLUMES, body, target.host)
+        """One status apply hands the Volume over; status.host is the commit point.
+
+        Killed before it, the Volume is placed again: the claim, the target identity and
+        the Secret are idempotent per uid. Finalizers missing (admission was off) go first.
+        """
+        handed = await ensure_finalizers(self.client, VOLUMES, body)
         if handed is None:
             return  # deleted meanwhile: the DELETED event releases what was claimed
         body = handed
-        await apply_status(
-            self.client,
-            VOLUMES,
-            body,
-            placement_status(body, target, secret),
-            manager=OPERATOR_MANAGER,
-        )
+        try:
+            await apply_status(
+                self.client,
+                VOLUMES,
+                body,
+                placement_status(body, target, secret),
+                manager=OPERATOR_MANAGER,
+            )
+        except NotFound:
+            return
+        # An event from before this write (say of the finalizers) then finds the host here.
+        self.hosts[target.volume_uid] = target.host
         self.verified.add(target.volume_uid)
         identity = target.iqn if target.iqn else f"AoE e{target.shelf}.{target.slot}"
         message = f"placed on host {target.host} as {identity}"
@@ -171,10 +181,10 @@ class VolumeReconciler:
         self.events.record(body, "Warning", reason, message)
 
     async def _keep_placed(self, key: str, body: Body, host: str) -> None:
-        """Handed over to `host`; the claim, identity and the agent's label must still be so."""
+        """Handed over to `host`; the claim and identity must still be so (finalizers, made
+        sure of at the hand-over, are not put back: stripping them forces a deletion)."""
         self.pending.discard(key)
         uid = uid_of(body)
-        body = await self._keep_label(key, body, host)
         if uid in self.verified:
             return
         volume = Volume.model_validate(body)
@@ -204,25 +214,12 @@ class VolumeReconciler:
         await apply_status(self.client, VOLUMES, body, desired, manager=OPERATOR_MANAGER)
         self.verified.add(uid)
 
-    async def _keep_label(self, key: str, body: Body, host: str) -> Body:
-        """Put back the host label (and finalizers) if someone else changed or removed it."""
-        labelled = labels_of(body).get(HOST_LABEL)
-        if labelled == host:
-            return body
-        log.warning(
-            "volume %s: host label %r does not say %s, where it is placed: restoring it",
-            key,
-            labelled,
-            host,
-        )
-        return await mark_handed_over(self.client, VOLUMES, body, host) or body
-
     # -- deletion ----------------------------------------------------------------------------
 
     async def _finalize(self, key: str, body: Body) -> None:
         self.pending.discard(key)
         finalizers = finalizers_of(body)
-        host = await self._placed_host(body)  # where its export may be: never the label
+        host = await self._placed_host(body)  # where its export may be
         self.deleting_on.pop(key, None)
         if AGENT_FINALIZER in finalizers:
             if host and self.host_ready(host):

@@ -154,7 +154,7 @@ def test_reconciled_examples_show_no_drift_under_server_side_apply(
     instance = get(cluster, instances[0])
     assert instance is not None
     assert {"kubenova.io/operator", "kubenova.io/agent"} <= set(instance["metadata"]["finalizers"])
-    assert instance["metadata"]["labels"]["kubenova.io/host"] == "gitops-compute"
+    assert instance["status"]["host"] == "gitops-compute"
     managers = {entry["manager"] for entry in instance["metadata"]["managedFields"]}
     assert {MANAGER, "kubenova-operator", "kubenova-agent"} <= managers
     spec_owners = {

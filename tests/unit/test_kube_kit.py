@@ -29,10 +29,10 @@ def a_volume(version: str = "7", **meta: object) -> Body:
 
 
 def test_accessors_read_metadata_and_default_what_may_be_absent() -> None:
-    body = a_volume(labels={"kubenova.io/host": "h1"})
+    body = a_volume(labels={"example.com/owner": "h1"})
     assert (name_of(body), namespace_of(body), uid_of(body)) == ("data", "team", "u1")
     assert key_of(body) == "team/data"
-    assert labels_of(body) == {"kubenova.io/host": "h1"}
+    assert labels_of(body) == {"example.com/owner": "h1"}
     assert finalizers_of(body) == []
     assert not deleting(body)
     assert deleting(a_volume(deletionTimestamp="2026-01-01T00:00:00Z"))

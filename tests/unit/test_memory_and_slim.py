@@ -18,7 +18,7 @@ def a_body() -> dict[str, object]:
             "namespace": "default",
             "uid": "u-1",
             "resourceVersion": "7",
-            "labels": {"kubenova.io/host": "h-1"},
+            "labels": {"example.com/owner": "h-1"},
             "finalizers": ["kubenova.io/operator"],
             "annotations": {LAST_APPLIED: json.dumps({"spec": {"image": "x"}}), "note": "kept"},
             "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],

@@ -1,9 +1,9 @@
 """A compute service on the fake driver against the real apiserver, with the test as operator.
 
-The test plays the operator's part with the same kube helpers the operator uses: one
-metadata write (finalizers + host label), then a server-side apply of status Scheduled as
-kubenova-operator. The agent under test has its own client, so `agent.writes` counts only
-what the agent wrote.
+The test plays the operator's part with the same kube helpers the operator uses: the
+finalizers (what the mutating webhook adds at creation), then one server-side apply of
+status host + Scheduled as kubenova-operator. The agent under test has its own client,
+so `agent.writes` counts only what the agent wrote.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalize
 from kubenova.kube.paths import NAMESPACES
 from kubenova.wellknown import (
     AGENT_FINALIZER,
-    HOST_LABEL,
     OPERATOR_FINALIZER,
     OPERATOR_MANAGER,
 )
@@ -82,15 +81,11 @@ class Cluster:
         return await self.client.create(INSTANCES, body, self.namespace)
 
     async def hand_over(self, body: Body, host: str) -> Body:
-        """What the operator does after claiming: metadata write, then status Scheduled."""
-        labelled = await ensure_metadata(
-            self.client,
-            INSTANCES,
-            body,
-            finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER),
-            labels={HOST_LABEL: host},
+        """What the operator does after claiming: finalizers if missing, then status.host."""
+        finalized = await ensure_metadata(
+            self.client, INSTANCES, body, finalizers=(OPERATOR_FINALIZER, AGENT_FINALIZER)
         )
-        body = labelled or body
+        body = finalized or body
         generation = body["metadata"]["generation"]
         status = {
             "phase": "Scheduled",

@@ -16,7 +16,7 @@ from kubenova.agents.images.fetcher import KernelBoot
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import NotFound
 from kubenova.kube.objects import apply_status
-from kubenova.wellknown import AGENT_FINALIZER, HOST_LABEL, OPERATOR_FINALIZER, OPERATOR_MANAGER
+from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
 from .harness import (
     Body,
@@ -253,7 +253,7 @@ def test_an_orphan_domain_is_destroyed_after_the_first_list(
     assert [domain.uid for domain in driver.list_instances()] == kept
 
 
-def test_the_agent_watches_only_instances_labelled_for_its_host(
+def test_the_agent_watches_only_instances_placed_on_its_host(
     apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
 ) -> None:
     async def scenario() -> tuple[Body, Body, Body, RunningAgent]:
@@ -261,25 +261,32 @@ def test_the_agent_watches_only_instances_labelled_for_its_host(
             cluster(apiserver) as kube,
             compute_agent(apiserver, driver, host=unique("h")) as agent,
         ):
-            unlabelled = await kube.an_instance()
+            unplaced = await kube.an_instance()
+            # A label naming this host is nothing: the agent selects by status.host.
+            await kube.client.patch(
+                INSTANCES,
+                unplaced["metadata"]["name"],
+                {"metadata": {"labels": {"kubenova.io/host": agent.host}}},
+                kube.namespace,
+            )
             elsewhere = await kube.scheduled_instance(unique("other-host"))
             mine = await kube.scheduled_instance(agent.host)
             await eventually(lambda: phase_is(kube, mine["metadata"]["name"], "Running"))
             await agent.service.resync()
             await agent.service.watch.queue.drained()
             return (
-                await kube.get(unlabelled["metadata"]["name"]),
+                await kube.get(unplaced["metadata"]["name"]),
                 await kube.get(elsewhere["metadata"]["name"]),
                 mine,
                 agent,
             )
 
-    unlabelled, elsewhere, mine, agent = run(scenario())
+    unplaced, elsewhere, mine, agent = run(scenario())
 
-    assert "status" not in unlabelled
+    assert "status" not in unplaced
     assert elsewhere["status"]["phase"] == "Scheduled"
     assert len(driver.list_instances()) == 1
-    # The queue holds every object the watch delivered: only the one labelled for this host.
+    # The queue holds every object the watch delivered: only the one placed on this host.
     meta = mine["metadata"]
     assert agent.service.watch.queue.keys() == [f"{meta['namespace']}/{meta['name']}"]
 
@@ -418,16 +425,10 @@ def test_an_instance_moved_to_another_host_leaves_this_one(
         ):
             name = (await kube.scheduled_instance(agent.host))["metadata"]["name"]
             body = await eventually(lambda: phase_is(kube, name, "Running"))
-            # An evacuation: the operator places it elsewhere (status.host first), then
-            # relabels it, and the label-selector watch reports it as DELETED here.
+            # An evacuation: the operator places it elsewhere, and the field-selector watch
+            # (status.host=<this host>) reports it as DELETED here.
             await apply_status(
                 kube.client, INSTANCES, body, {"host": "elsewhere"}, manager=OPERATOR_MANAGER
-            )
-            await kube.client.patch(
-                INSTANCES,
-                name,
-                {"metadata": {"labels": {HOST_LABEL: "elsewhere"}}},
-                kube.namespace,
             )
 
             async def left() -> bool:
@@ -442,10 +443,10 @@ def test_an_instance_moved_to_another_host_leaves_this_one(
     assert run(scenario()) == []
 
 
-def test_an_instance_that_only_lost_its_label_keeps_its_domain(
+def test_a_deleted_event_the_fresh_read_contradicts_keeps_the_domain(
     apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
 ) -> None:
-    """The label is a pointer; the operator's status.host is the decision the agent trusts."""
+    """Leaving the watch is re-read before anything is destroyed: status.host decides."""
 
     async def scenario() -> tuple[list[str], list[str], str]:
         async with (
@@ -454,21 +455,20 @@ def test_an_instance_that_only_lost_its_label_keeps_its_domain(
         ):
             body = await kube.scheduled_instance(agent.host)
             name, uid = body["metadata"]["name"], body["metadata"]["uid"]
+            key = f"{kube.namespace}/{name}"
             await eventually(lambda: phase_is(kube, name, "Running"))
-            await kube.client.patch(
-                INSTANCES, name, {"metadata": {"labels": {HOST_LABEL: None}}}, kube.namespace
-            )
+            # A DELETED event with no truth behind it (a watch that lagged behind a move
+            # away and back): the Instance still says this host.
+            agent.service.watch.queue.put(key, None)
 
             async def retained() -> bool:
-                return f"{kube.namespace}/{name}" in agent.service.reconciler.retained
+                return key in agent.service.reconciler.retained
 
-            await eventually(retained, what="the unlabelled Instance kept, not destroyed")
+            await eventually(retained, what="the still-placed Instance kept, not destroyed")
             await agent.service.resync()  # rechecked and not swept as an orphan
             await agent.service.watch.queue.drained()
             kept = [i.uid for i in await asyncio.to_thread(driver.list_instances)]
-            # Deleted while unlabelled: torn down through the re-read, finalizer dropped.
             await kube.delete(name)
-            await agent.service.resync()
 
             async def torn_down() -> bool:
                 domains = await asyncio.to_thread(driver.list_instances)
@@ -482,13 +482,13 @@ def test_an_instance_that_only_lost_its_label_keeps_its_domain(
     assert kept == expected
 
 
-def test_a_restarted_agent_keeps_the_domain_of_an_instance_that_only_lost_its_label(
+def test_a_restarted_agent_keeps_what_is_placed_here_and_sweeps_what_was_deleted(
     apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
 ) -> None:
     """The start-up orphan sweep reads an unexplained domain's Instance before destroying it."""
     host = unique("h")
 
-    async def scenario() -> tuple[list[str], list[str], bool, list[str]]:
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
         async with cluster(apiserver) as kube:
             async with compute_agent(apiserver, driver, host=host):
                 body = await kube.scheduled_instance(host)
@@ -497,10 +497,7 @@ def test_a_restarted_agent_keeps_the_domain_of_an_instance_that_only_lost_its_la
                 await eventually(lambda: phase_is(kube, name, "Running"))
                 await eventually(lambda: phase_is(kube, gone["metadata"]["name"], "Running"))
             assert len(await asyncio.to_thread(driver.list_instances)) == 2
-            # While no agent runs, the label goes (the operator's status still says here).
-            await kube.client.patch(
-                INSTANCES, name, {"metadata": {"labels": {HOST_LABEL: None}}}, kube.namespace
-            )
+            # While no agent runs, one is deleted behind its back (finalizers stripped).
             await kube.client.patch(
                 INSTANCES,
                 gone["metadata"]["name"],
@@ -508,14 +505,12 @@ def test_a_restarted_agent_keeps_the_domain_of_an_instance_that_only_lost_its_la
                 kube.namespace,
             )
             await kube.delete(gone["metadata"]["name"])
-            async with compute_agent(apiserver, driver, host=host) as agent:
+            async with compute_agent(apiserver, driver, host=host):
                 kept = [i.uid for i in await asyncio.to_thread(driver.list_instances)]
-                retained = f"{kube.namespace}/{name}" in agent.service.reconciler.retained
-            return kept, [body["metadata"]["uid"]], retained, [gone["metadata"]["uid"]]
+            return kept, [body["metadata"]["uid"]], [gone["metadata"]["uid"]]
 
-    kept, expected, retained, _ = run(scenario())
-    assert kept == expected  # the unlabelled one kept, the deleted one's domain swept
-    assert retained
+    kept, expected, _ = run(scenario())
+    assert kept == expected  # the one placed here kept, the deleted one's domain swept
 
 
 class AwayDriver(CountingFakeDriver):

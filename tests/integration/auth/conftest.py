@@ -148,7 +148,10 @@ def tenancy(
     finally:
         process.stop()
         apiserver.kubectl(
-            "delete", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION, check=False
+            "delete",
+            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+            WEBHOOK_CONFIGURATION,
+            check=False,
         )
 
 

@@ -304,7 +304,11 @@ def test_with_the_operator_down_new_specs_wait_but_status_metadata_and_deletes_p
             "patch", "instance", "vm", "-n", project, "--type=merge",
             "-p", '{"metadata":{"finalizers":null}}',
         )  # fmt: skip
-        cluster.kubectl("delete", "instance", "vm2", "-n", project)
+        # The delete is admitted; it completes once the operator is back, since vm2 carries
+        # the finalizers admission gave it at creation (never placed: released at once).
+        cluster.kubectl("delete", "instance", "vm2", "-n", project, "--wait=false")
+        deleting = kubectl_json(cluster, "get", "instance", "vm2", "-n", project)
+        assert deleting["metadata"].get("deletionTimestamp")
         body = kubectl_json(cluster, "get", "instance", "vm", "-n", project)
         assert body["status"]["phase"] == "Error"
         assert body["metadata"]["labels"]["example.org/tag"] == "x"
@@ -318,3 +322,8 @@ def test_with_the_operator_down_new_specs_wait_but_status_metadata_and_deletes_p
             timeout=60,
             what="the webhook back with the operator",
         )
+    eventually(
+        lambda: kubectl_json(cluster, "get", "instance", "vm2", "-n", project) is None,
+        timeout=60,
+        what="vm2 finalised by the operator back",
+    )

@@ -110,7 +110,7 @@ def test_the_claim_refuses_volumes_over_the_project_quota(
     assert (condition["status"], condition["reason"]) == ("False", "QuotaExceeded")
     assert condition["message"] == f"quota exceeded in project {project}: volumes 1 + 1 > 1"
     second = kubectl_json(apiserver, "get", "volume", "second", "-n", project)
-    assert "kubenova.io/host" not in (second["metadata"].get("labels") or {})
+    assert "host" not in (second.get("status") or {})
     engine = inv.make_engine(operator.database_url)
     try:
         assert quotas.usage(engine, project) == inv.QuotaAmounts(volumes=1, volume_gib=2)

@@ -13,7 +13,7 @@ makes:
   ensure_metadata and remove_finalizer (patch, and get after a conflict);
 - kopf watches `@kopf.on.<cause>(group, version, plural)` (list + watch; admission
   handlers, `kopf.on.validate`/`mutate`, are served, not watched);
-- `EventRecorder(...)` (create events);
+- `EventRecorder(...)` (create events, and patch their count);
 - a function or class that passes a kind (or a kopf plural) it receives on to any of these
   is resolved at its call sites, whether it is the component's own or the shared kit's
   (`kubenova/kube`, e.g. `ListWatch(client, KIND, ...)` and `ListWatch.placed_on`);
@@ -243,6 +243,7 @@ class _ModuleScan:
                     self.unresolved.append(f"{self.where(node)}: kopf.on{ast.unparse(node)[7:60]}")
             elif name == "EventRecorder":
                 self.add("events", "create", node)
+                self.add("events", "patch", node)
             elif (direct := _kind_call(node)) is not None:
                 self._apply_kind_argument(node, *direct)
             elif name in self.kit and _imported_from_kit(self.tree, name):

@@ -217,7 +217,7 @@ def release(helm: Helm, apiserver: ClusterAccess, crds_installed: list[str]) -> 
         # operators, or every later Instance create would fail calling a dead webhook.
         apiserver.kubectl(
             "delete",
-            "validatingwebhookconfiguration",
+            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
             "kubenova-admission",
             "--ignore-not-found",
             check=False,

@@ -11,6 +11,7 @@ The operator and an agent running under these accounts are in test_least_privile
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ from typing import Any
 
 import pytest
 
+from kubenova.api.v1alpha1 import Instance
 from kubenova.devcluster import ClusterAccess
+from kubenova.errors import ApiError
+from kubenova.kube import KubeClient, kubenova_kind, load_config
 from tests.builders import a_flavor, an_image, an_instance, as_yaml
 from tests.integration.chart.code_access import Access, accesses
 from tests.integration.chart.conftest import (
@@ -224,6 +228,7 @@ OUT_OF_REACH = {
         ("bind", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
         ("create", "rbac.authorization.k8s.io/clusterrolebindings", None),
         ("patch", "admissionregistration.k8s.io/validatingwebhookconfigurations:other", None),
+        ("patch", "admissionregistration.k8s.io/mutatingwebhookconfigurations:other", None),
         ("create", "apps/deployments", NAMESPACE),
         ("impersonate", "users", None),
     ],
@@ -277,17 +282,14 @@ def as_user(cluster: ClusterAccess, user: str, *args: str, input: str | None = N
 
 @pytest.fixture
 def handed_over(release: Release, tmp_path: Path) -> Iterator[str]:
-    """An Instance as the operator leaves it: both finalizers and the host label."""
+    """An Instance as the operator leaves it: both finalizers and status.host."""
     cluster = release.cluster
     cluster.kubectl(
         "apply", "-f", "-", input=as_yaml(a_flavor("chart.tiny"), an_image("chart-image"))
     )
     name = f"vm-{tmp_path.name[-8:].lower().replace('_', '-')}"
     body = an_instance(name, "default", flavor="chart.tiny", image="chart-image")
-    body["metadata"] |= {
-        "finalizers": ["kubenova.io/operator", "kubenova.io/agent"],
-        "labels": {"kubenova.io/host": "h1"},
-    }
+    body["metadata"] |= {"finalizers": ["kubenova.io/operator", "kubenova.io/agent"]}
     cluster.kubectl("apply", "-f", "-", input=as_yaml(body))
     cluster.kubectl(
         "patch", "instance", name, "-n", "default", "--subresource=status", "--type=merge",
@@ -309,6 +311,19 @@ def handed_over(release: Release, tmp_path: Path) -> Iterator[str]:
     cluster.kubectl("delete", "instance", name, "-n", "default", "--wait=false", check=False)
 
 
+async def move_status(kubeconfig: Path, name: str, host: str) -> str:
+    """A status patch setting `host` on Instance default/`name`; the refusal, "" if allowed."""
+    async with KubeClient(load_config(kubeconfig)) as client:
+        try:
+            await client.patch(
+                kubenova_kind(Instance), name, {"status": {"host": host}}, "default",
+                subresource="status",
+            )  # fmt: skip
+        except ApiError as exc:
+            return str(exc)
+    return ""
+
+
 @pytest.mark.apiserver
 def test_the_agent_may_change_only_its_finalizer(
     release: Release, handed_over: str, tmp_path: Path
@@ -327,12 +342,10 @@ def test_the_agent_may_change_only_its_finalizer(
     patch = ["patch", "instance", handed_over, "-n", "default"]
 
     spec = as_agent(*patch, "--type=merge", "-p", '{"spec":{"powerState":"Stopped"}}')
-    label = as_agent(
-        *patch,
-        "--type=merge",
-        "-p",
-        '{"metadata":{"labels":{"kubenova.io/host":"h2"}}}',
-    )
+    label = as_agent(*patch, "--type=merge", "-p", '{"metadata":{"labels":{"owner":"h2"}}}')
+    # Nor may it hand its Instance to another host: status.host is the operator's. (As the
+    # agent sends it: its own client; kubectl would first read the status, not granted.)
+    moved = asyncio.run(move_status(agent, handed_over, "h2"))
     others = as_agent(
         *patch,
         "--type=json",
@@ -351,8 +364,8 @@ def test_the_agent_may_change_only_its_finalizer(
     own = as_agent(*patch, "--type=json", "-p", remove_own)
 
     assert "the kubenova agent may not change spec" in spec
-    # Two policies refuse a host label change by the agent; the apiserver names the first.
-    assert "may not change labels" in label or "kubenova.io/host and wired" in label
+    assert "may not change labels" in label
+    assert "written by the kubenova operator only" in moved
     assert (
         "only its own finalizer kubenova.io/agent" in others
         or "kubenova.io/* finalizers are managed by kubenova only" in others
@@ -363,7 +376,8 @@ def test_the_agent_may_change_only_its_finalizer(
         cluster.kubectl("get", "instance", handed_over, "-n", "default", "-o", "json").stdout
     )
     assert body["metadata"]["finalizers"] == ["kubenova.io/operator"]
-    assert body["metadata"]["labels"]["kubenova.io/host"] == "h1"
+    assert "owner" not in (body["metadata"].get("labels") or {})
+    assert body["status"]["host"] == "h1"
     assert body["spec"].get("powerState", "Running") == "Running"
 
 
@@ -373,9 +387,7 @@ def test_the_operator_never_writes_spec(release: Release, handed_over: str) -> N
     patch = ["patch", "instance", handed_over, "-n", "default", "--type=merge"]
 
     spec = as_user(cluster, OPERATOR_SA, *patch, "-p", '{"spec":{"powerState":"Stopped"}}')
-    label = as_user(
-        cluster, OPERATOR_SA, *patch, "-p", '{"metadata":{"labels":{"kubenova.io/host":"h2"}}}'
-    )
+    label = as_user(cluster, OPERATOR_SA, *patch, "-p", '{"metadata":{"labels":{"owner":"h2"}}}')
 
     assert "never writes spec" in spec
     assert label == ""

@@ -16,7 +16,6 @@ import pytest
 from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.consumers import list_consumers
-from kubenova.wellknown import HOST_LABEL
 from tests.builders import an_instance
 from tests.fixtures.operator import OperatorProcess
 from tests.integration.operator.test_scheduling import apply, catalog, get, wait_ready
@@ -31,8 +30,7 @@ def all_scheduled(cluster: ClusterAccess, namespace: str, count: int) -> list[di
         items = json.loads(
             cluster.kubectl("get", "instances", "-n", namespace, "-o", "json").stdout
         )["items"]
-        # Scheduled is the first of the operator's two writes; the host label, the second,
-        # commits the hand-over: wait for both, or a read between them sees no label.
+        # One status write commits the hand-over: host and Scheduled come together.
         done = [
             i
             for i in items
@@ -40,7 +38,7 @@ def all_scheduled(cluster: ClusterAccess, namespace: str, count: int) -> list[di
                 c["type"] == "Scheduled" and c["status"] == "True"
                 for c in (i.get("status") or {}).get("conditions", [])
             )
-            and HOST_LABEL in (i["metadata"].get("labels") or {})
+            and (i.get("status") or {}).get("host")
         ]
         return done if len(done) == count else None
 
@@ -104,9 +102,7 @@ def test_kill_minus_nine_mid_way_resumes_without_duplicate_claims(
     assert len(claims) == count
     for body in bodies:
         claim = claims[body["metadata"]["uid"]]
-        assert (
-            claim.host == body["status"]["host"] == body["metadata"]["labels"]["kubenova.io/host"]
-        )
+        assert claim.host == body["status"]["host"]
     usage = inv.host_usage(engine)
     assert sum(u.memory_mb for u in usage.values()) == count * 1024
     assert operator.starts == 2

@@ -183,8 +183,8 @@ def bare_namespace(apiserver: ClusterAccess, crds_installed: list[str]) -> Itera
     """A namespace where alice and erin may write Instances and Networks (a plain Role),
     erin is a cloud admin, and no webhook is configured."""
     namespace = unique("policy-only")
-    apiserver.kubectl("delete", "validatingwebhookconfiguration", "kubenova-admission",
-                      check=False)  # fmt: skip
+    apiserver.kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+                      "kubenova-admission", check=False)  # fmt: skip
     apiserver.kubectl("create", "namespace", namespace)
     writer = {
         "apiVersion": "rbac.authorization.k8s.io/v1",

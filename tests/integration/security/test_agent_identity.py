@@ -150,13 +150,10 @@ def host_b_objects(
         "spec": {"holderIdentity": b, "leaseDurationSeconds": 40},
     }
     cluster.kubectl("apply", "-f", "-", input=as_yaml(lease))
-    placed = {
-        "finalizers": ["kubenova.io/operator", "kubenova.io/agent"],
-        "labels": {"kubenova.io/host": b},
-    }
+    placed = {"finalizers": ["kubenova.io/operator", "kubenova.io/agent"]}
     for name, host in (("on-b", b), ("on-a", identities.a)):
         body = an_instance(name, namespace, flavor="id.tiny", image="id-image")
-        body["metadata"] |= placed | {"labels": {"kubenova.io/host": host}}
+        body["metadata"] |= placed
         cluster.kubectl("apply", "-f", "-", input=as_yaml(body))
         cluster.kubectl(
             "patch", "instance", name, "-n", namespace, "--subresource=status", "--type=merge",

@@ -1,9 +1,11 @@
 """Placement is the operator's alone: a tenant cannot place, move or unplace an Instance.
 
-Bob (project member) and alice (project admin) try every write of the placement metadata
-(the host label, a wiring label, the kubenova.io finalizers) on CREATE and on UPDATE; each
-is refused at the API with the field named, and afterwards the Instance, its claim in the
-inventory and its domain on the host are exactly as the operator and agent left them.
+Where an Instance runs is its `status.host`, which agents select by: bob (project member)
+and alice (project admin) may not write status at all (RBAC), and every write of what is
+left of placement in metadata (a wiring label, the kubenova.io finalizers) is refused at
+the API with the field named. A `kubenova.io/host` label is just a label now: theirs to
+set, and it moves nothing. Afterwards the Instance, its claim in the inventory and its
+domain on the host are exactly as the operator and agent left them.
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ def test_a_tenant_cannot_create_an_instance_already_placed(
         agents.start(host, capacity="vcpus=8,memoryMiB=4096,diskGiB=100")
     wait_ready(cluster, *HOSTS)
     attempts = {
-        "kubenova.io/host": {"labels": {"kubenova.io/host": "sec-a"}},
         "wired.kubenova.io/": {"labels": {"wired.kubenova.io/sec-a": "true"}},
-        "metadata.finalizers": {"finalizers": ["kubenova.io/agent"]},
+        # What admission adds at creation is admitted; any other kubenova.io one is not.
+        "metadata.finalizers": {"finalizers": ["kubenova.io/agent", "kubenova.io/mine"]},
     }
     for user in TENANTS:
         for named, metadata in attempts.items():
@@ -76,6 +78,24 @@ def test_a_tenant_cannot_create_an_instance_already_placed(
     engine = inv.make_engine(tenancy.operator.database_url)
     assert list_consumers(engine, "Instance") == []
     assert all(domains(agent.state_dir) == [] for agent in agents.agents)
+
+
+def test_admission_adds_the_finalizers_at_creation(tenancy: Tenancy, tenant_project: str) -> None:
+    """The mutating webhook, not a later write: a server-side dry run already shows them."""
+    cluster, namespace = tenancy.cluster, tenant_project
+    manifest = an_instance("dry", namespace, flavor=FLAVOR)
+    manifest["metadata"]["finalizers"] = ["example.com/backup"]  # a tenant's own, kept
+    dry = as_user(
+        cluster, "bob", "create", "--dry-run=server", "-o", "json", "-f", "-",
+        stdin=as_yaml(manifest),
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["metadata"]["finalizers"] == [
+        "example.com/backup",
+        "kubenova.io/operator",
+        "kubenova.io/agent",
+    ]
+    assert get(cluster, namespace, "dry") is None  # a dry run stores nothing
 
 
 def test_a_tenant_cannot_unplace_move_or_unfinalize_a_running_instance(
@@ -99,19 +119,39 @@ def test_a_tenant_cannot_unplace_move_or_unfinalize_a_running_instance(
     other = next(h for h in HOSTS if h != host)
     on_host = next(a for a in agents.agents if a.host == host)
     before = metadata_of(cluster, "instance", namespace, "vm")
-    assert before["labels"]["kubenova.io/host"] == host
+    # Finalizers from creation (the mutating webhook), the operator's one status write.
+    assert set(before["finalizers"]) == {"kubenova.io/operator", "kubenova.io/agent"}
     engine = inv.make_engine(tenancy.operator.database_url)
     assert claimed_host(engine, uid) == host
     domains_before = domains(on_host.state_dir)
     assert len(domains_before) == 1
 
     for user in TENANTS:
-        label = ("label", "instance", "vm", "-n", namespace)
-        refused_naming(as_user(cluster, user, *label, "kubenova.io/host-"), "kubenova.io/host")
-        refused_naming(
-            as_user(cluster, user, *label, f"kubenova.io/host={other}", "--overwrite"),
-            "kubenova.io/host",
+        # status (status.host above all) is not theirs to write, nor even to read through
+        # the subresource: RBAC refuses it outright.
+        for status in ({"host": other}, {"host": None}, {"phase": "Deleting"}):
+            moved = as_user(
+                cluster, user, "patch", "instance", "vm", "-n", namespace,
+                "--subresource=status", "--type=merge", "-p", json.dumps({"status": status}),
+            )  # fmt: skip
+            assert moved.returncode != 0, moved.stdout
+            assert 'resource "instances/status"' in moved.stderr, moved.stderr
+        may = as_user(
+            cluster,
+            user,
+            "auth",
+            "can-i",
+            "patch",
+            "instances",
+            "--subresource=status",
+            "-n",
+            namespace,
         )
+        assert may.stdout.strip() == "no", may.stdout
+        label = ("label", "instance", "vm", "-n", namespace)
+        # A host label is an ordinary label: admitted, and (below) it moves nothing.
+        relabelled = as_user(cluster, user, *label, f"kubenova.io/host={other}", "--overwrite")
+        assert relabelled.returncode == 0, relabelled.stderr
         refused_naming(
             as_user(cluster, user, *label, f"wired.kubenova.io/{other}=true"), "wired.kubenova.io"
         )
@@ -134,7 +174,7 @@ def test_a_tenant_cannot_unplace_move_or_unfinalize_a_running_instance(
         assert allowed.returncode == 0, allowed.stderr
 
     after = metadata_of(cluster, "instance", namespace, "vm")
-    assert after["labels"]["kubenova.io/host"] == host
+    assert after["labels"]["kubenova.io/host"] == other  # the tenant's label, nothing more
     assert not any(k.startswith("wired.kubenova.io/") for k in after["labels"])
     assert after["finalizers"] == before["finalizers"]
     assert after["host"] == host

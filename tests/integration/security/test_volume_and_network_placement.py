@@ -1,9 +1,12 @@
 """Placement is the operator's alone, for Volumes and Networks too.
 
-A Volume's host label decides which host keeps (and destroys) its backing file; a
-Network's `wired.kubenova.io/<host>` labels decide where its bridge, DHCP and NAT run.
-Bob (member) and alice (project admin) may set, change or remove neither, on CREATE or
-UPDATE; the Volume's claim, file and export and the Network's wiring stay as they were.
+A Volume's operator-written `status.host` decides which host keeps (and destroys) its
+backing file, and its host's agent selects it by that field; a Network's
+`wired.kubenova.io/<host>` labels decide where its bridge, DHCP and NAT run. Bob (member)
+and alice (project admin) may write neither (status is not granted to them; the wiring
+labels and the kubenova.io finalizers are refused by policy, on CREATE or UPDATE); a
+`kubenova.io/host` label is just theirs and moves nothing. The Volume's claim, file and
+export and the Network's wiring stay as they were.
 """
 
 from __future__ import annotations
@@ -61,10 +64,10 @@ def test_a_tenant_cannot_place_move_or_unplace_a_volume(
     cluster, namespace = tenancy.cluster, tenant_project
     for user in TENANTS:
         manifest = a_volume(f"pre-{user}", namespace, sizeGiB=1)
-        manifest["metadata"]["labels"] = {"kubenova.io/host": OTHER_STORE}
+        manifest["metadata"]["finalizers"] = ["kubenova.io/agent", "kubenova.io/keep"]
         refused_naming(
             as_user(cluster, user, "apply", "-f", "-", stdin=as_yaml(manifest)),
-            "kubenova.io/host",
+            "metadata.finalizers",
         )
         assert cluster.kubectl(
             "get", "volume", f"pre-{user}", "-n", namespace, check=False
@@ -83,15 +86,28 @@ def test_a_tenant_cannot_place_move_or_unplace_a_volume(
 
     volume = ("volume", "data", "-n", namespace)
     for user in TENANTS:
-        refused_naming(
-            as_user(cluster, user, "label", *volume, "kubenova.io/host-"), "kubenova.io/host"
+        moved = as_user(
+            cluster, user, "patch", *volume, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"host": OTHER_STORE}}),
+        )  # fmt: skip
+        assert moved.returncode != 0, moved.stdout
+        assert 'resource "volumes/status"' in moved.stderr, moved.stderr
+        may = as_user(
+            cluster,
+            user,
+            "auth",
+            "can-i",
+            "patch",
+            "volumes",
+            "--subresource=status",
+            "-n",
+            namespace,
         )
-        refused_naming(
-            as_user(
-                cluster, user, "label", *volume, f"kubenova.io/host={OTHER_STORE}", "--overwrite"
-            ),
-            "kubenova.io/host",
+        assert may.stdout.strip() == "no", may.stdout
+        relabelled = as_user(
+            cluster, user, "label", *volume, f"kubenova.io/host={OTHER_STORE}", "--overwrite"
         )
+        assert relabelled.returncode == 0, relabelled.stderr  # an ordinary label now
         refused_naming(
             as_user(cluster, user, *patch(*volume, metadata={"finalizers": None})),
             "metadata.finalizers",
@@ -105,7 +121,8 @@ def test_a_tenant_cannot_place_move_or_unplace_a_volume(
             "metadata.finalizers",
         )
 
-    assert metadata_of(cluster, "volume", namespace, "data") == before
+    after = metadata_of(cluster, "volume", namespace, "data")
+    assert (after["host"], after["finalizers"]) == (before["host"], before["finalizers"])
     assert claimed_host(engine, uid) == STORE
     assert store.store.volume_uids() == {uid}
 

@@ -64,7 +64,12 @@ def short_lived_webhook(
         yield process
     finally:
         process.stop()
-        apiserver.kubectl("delete", "validatingwebhookconfiguration", CONFIGURATION, check=False)
+        apiserver.kubectl(
+            "delete",
+            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+            CONFIGURATION,
+            check=False,
+        )
 
 
 def test_the_served_certificate_is_renewed_before_it_expires(

@@ -1,10 +1,9 @@
-"""The volume host's orphan sweep reads a Volume again before removing its data.
+"""The volume host's orphan sweep: what was deleted while its agent was down goes, no more.
 
-A Volume whose host label was removed while its agent was down is out of the agent's
-label watch when it starts again, but the operator's status.host still places it there
-and it is not deleted: its backing file (tenant data) and its export stay, also at every
-resync. Deleting it afterwards still removes both; a Volume really deleted while the
-agent was down is still swept.
+A Volume the operator's status.host still places on the host keeps its backing file
+(tenant data) and its export across the agent's restart and at every resync, even with
+the operator down; deleting it afterwards removes both. A Volume really deleted while the
+agent was down is swept at start-up.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.apiserver
 HOST = "store-sweep"
 
 
-def test_a_volume_that_only_lost_its_label_while_the_agent_was_down_keeps_its_data(
+def test_a_restarted_volume_agent_sweeps_only_what_was_deleted_meanwhile(
     apiserver: ClusterAccess,
     operator: OperatorProcess,
     hosts: SimulatedHosts,
@@ -57,11 +56,8 @@ def test_a_volume_that_only_lost_its_label_while_the_agent_was_down_keeps_its_da
     iqn = status(kept)["target"]["iqn"]
     assert iqn in daemon.exports
 
-    # While the agent is down: `kept` loses only its label (as cluster admin, past the
-    # placement policy; the operator is stopped so that it cannot put the label back),
-    # `dropped` is deleted for good.
+    # While the agent (and the operator) is down, `dropped` is deleted for good.
     operator.stop()
-    apiserver.kubectl("label", "volume", "kept", "-n", ns, "kubenova.io/host-")
     apiserver.kubectl("delete", "volume", "dropped", "-n", ns, "--wait=false")
     apiserver.kubectl(
         "patch", "volume", "dropped", "-n", ns, "--type=merge",
@@ -80,8 +76,8 @@ def test_a_volume_that_only_lost_its_label_while_the_agent_was_down_keeps_its_da
         assert body is not None
         assert "kubenova.io/agent" in body["metadata"]["finalizers"]
 
-        # Deleted properly (the operator still down, the Volume still unlabelled): the
-        # next resync reads it again, removes export and file and releases its finalizer.
+        # Deleted properly (the operator still down): the agent removes export and file
+        # and releases its finalizer.
         apiserver.kubectl("delete", "volume", "kept", "-n", ns, "--wait=false")
         agent.resync()
         assert agent.store.volume_uids() == set()

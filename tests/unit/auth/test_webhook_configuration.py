@@ -1,4 +1,4 @@
-"""The published ValidatingWebhookConfiguration and the webhook's TLS files."""
+"""The published webhook configurations, the finalizers added on CREATE, the TLS files."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from pathlib import Path
 
 from cryptography import x509
 
-from kubenova.operator.admission.configuration import SPEC_CHANGED, Hook, webhook_configuration
-from kubenova.operator.admission.registration import HOOKS
+from kubenova.operator.admission.configuration import (
+    SPEC_CHANGED,
+    Hook,
+    mutating_configuration,
+    webhook_configuration,
+)
+from kubenova.operator.admission.finalizers import finalizers_at_creation
+from kubenova.operator.admission.registration import HOOKS, MUTATING_HOOKS
 from kubenova.operator.admission.tls import make_serving_files
 
 
@@ -35,6 +41,44 @@ def test_every_hook_fails_closed_and_only_sees_spec_changes() -> None:
     projects = by_name["projects.validate.kubenova.io"]
     assert projects["rules"][0]["operations"] == ["CREATE", "UPDATE", "DELETE"]
     assert projects["rules"][0]["scope"] == "Cluster"
+
+
+def test_the_mutating_hooks_fail_closed_and_see_only_creates() -> None:
+    config = mutating_configuration(
+        MUTATING_HOOKS,
+        {"service": {"namespace": "kubenova-system", "name": "webhook", "port": 443}},
+    )
+    assert config["kind"] == "MutatingWebhookConfiguration"
+    assert config["metadata"]["name"] == "kubenova-admission"
+    by_name = {w["name"]: w for w in config["webhooks"]}
+    assert set(by_name) == {
+        "instances.finalize.kubenova.io",
+        "volumes.finalize.kubenova.io",
+        "networks.finalize.kubenova.io",
+        "projects.finalize.kubenova.io",
+    }
+    for webhook in config["webhooks"]:
+        assert (webhook["failurePolicy"], webhook["sideEffects"]) == ("Fail", "None")
+        [rule] = webhook["rules"]
+        assert rule["operations"] == ["CREATE"]
+        assert rule["apiGroups"] == ["kubenova.io"]
+    instances = by_name["instances.finalize.kubenova.io"]["clientConfig"]["service"]
+    assert instances["path"] == "/instances-finalizers"  # not the validating handler's
+    assert by_name["projects.finalize.kubenova.io"]["rules"][0]["scope"] == "Cluster"
+
+
+def test_new_objects_get_their_kinds_finalizers_and_keep_their_own() -> None:
+    instance = {"metadata": {"name": "vm", "finalizers": ["example.com/backup"]}}
+    assert finalizers_at_creation("instances", instance) == [
+        "example.com/backup",
+        "kubenova.io/operator",
+        "kubenova.io/agent",
+    ]
+    assert finalizers_at_creation("networks", {"metadata": {}}) == ["kubenova.io/operator"]
+    assert finalizers_at_creation("projects", {"metadata": {}}) == ["kubenova.io/project"]
+    complete = {"metadata": {"finalizers": ["kubenova.io/agent", "kubenova.io/operator"]}}
+    assert finalizers_at_creation("volumes", complete) is None  # nothing to patch
+    assert finalizers_at_creation("flavors", {"metadata": {}}) is None
 
 
 def test_the_hook_names_are_fully_qualified() -> None:

@@ -98,12 +98,15 @@ async def capacity_arrives_during_a_decision() -> None:
     assert placer.decisions == 2, "the Instance was not tried again"
     assert "default/vm" not in reconciler.pending
     writes = [
-        f"status {p['status']['phase']}" if "status" in p else f"labels {p['metadata']['labels']}"
+        f"status {p['status']['phase']}"
+        if "status" in p
+        else f"finalizers {p['metadata']['finalizers']}"
         for p in client.patches
     ]
-    # Pending (no host yet), then the placement, and only then the label that commits it
+    # Pending (no host yet); then, created without the webhook's finalizers, those first,
+    # and one status write that places it (status.host is the commit point).
     assert writes == [
         "status Pending",
+        "finalizers ['kubenova.io/operator', 'kubenova.io/agent']",
         "status Scheduled",
-        "labels {'kubenova.io/host': 'h-1'}",
     ]
