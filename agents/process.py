@@ -198,6 +198,7 @@ class Agent:
                                 settings.state_dir,
                                 settings.underlay_ip,
                                 settings.network,
+                                settings.resync_interval,
                             ),
                         )
                         tasks.create_task(self.network.run(), name="network")

@@ -50,10 +50,15 @@ class NetworkOptions:
     netns: str | None = None  # None: the agent's own namespace (tests: a simulated host)
     events: bool = True
     teardown_on_exit: bool = False
+    resync_interval: float = 60.0
 
 
 def options_for(
-    host: str, state_dir: Path, underlay_ip: str | None, flags: NetworkFlags
+    host: str,
+    state_dir: Path,
+    underlay_ip: str | None,
+    flags: NetworkFlags,
+    resync_interval: float = 60.0,
 ) -> NetworkOptions:
     """NetworkOptions from the agent's settings and its network flags."""
     return NetworkOptions(
@@ -71,6 +76,7 @@ def options_for(
             disable_tx_offload=flags.ovs_datapath == "netdev",
         ),
         netns=flags.netns,
+        resync_interval=resync_interval,
     )
 
 
@@ -95,5 +101,6 @@ def make_network_service(client: KubeClient, options: NetworkOptions) -> Network
             external_interface=options.external_interface,
             events=options.events,
             teardown_on_exit=options.teardown_on_exit,
+            resync_interval=options.resync_interval,
         ),
     )

@@ -53,6 +53,7 @@ class NetworkServiceSettings:
     workers: int = 2
     events: bool = True
     teardown_on_exit: bool = False
+    resync_interval: float = 60.0
 
 
 class NetworkReconciler:

@@ -3,7 +3,9 @@
 Input: a watch of Networks labelled `wired.kubenova.io/<this host>` (the operator sets the
 label on the hosts that run an Instance on the network, and on its gateway host). Each
 event marks a keyed work queue whose handler is the `NetworkReconciler` (reconciler.py);
-after the first full list the reconciler sweeps what no Network wants here any more.
+after the first full list the reconciler sweeps what no Network wants here any more. A
+periodic resync converges every Network again: what changed on the host behind the
+agent's back (a dnsmasq that died, a bridge removed by hand) sends no watch event.
 """
 
 from __future__ import annotations
@@ -63,9 +65,18 @@ class NetworkService:
         """Set once the first full list is queued and what no Network wants is swept."""
         return self.watch.synced
 
+    async def resync(self) -> None:
+        """List again (catching up with anything the watch missed) and reconcile all."""
+        await self.watch.relist()
+        self.watch.mark_all()
+
     async def run(self) -> None:
         try:
-            await self.watch.run(self.reconciler.synced)
+            await self.watch.run(
+                self.reconciler.synced,
+                resync=self.resync,
+                resync_interval=self.settings.resync_interval,
+            )
         finally:
             await self.events.flush()
             await self.reconciler.close()
