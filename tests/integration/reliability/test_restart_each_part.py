@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from kubenova.devcluster import ClusterAccess, ControlPlane
 from kubenova.operator import inventory as inv
+from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.consumers import list_consumers
 from kubenova.operator.inventory.models import FixedIp
 from tests.builders import a_flavor, a_network, a_volume, an_image, an_instance, as_yaml
@@ -53,6 +54,9 @@ FIRST_HOST = 10  # fixed IPs 10.61.0.10 and up, one per Instance ever created
 KEEP_EVERY = 3
 VOLUME_EVERY = 3  # Instances 1, 4, 7, ... have a Volume: some kept, most deleted
 BATCH = 6
+Body = dict[str, Any]
+# What a dead daemon (dnsmasq, tgtd) sends no event about is healed by the agents' resync.
+RESYNC = 2.0
 BIG = "vcpus=4096,memoryMiB=1048576,diskGiB=100000"
 
 
@@ -106,7 +110,9 @@ class Load:
             docs.append(a_volume(f"v{index:03d}", self.namespace, sizeGiB=1))
             extra["volumes"] = [{"volume": f"v{index:03d}"}]
         networks = [{"network": self.network, "ip": self.ip(index)}]
-        docs.append(an_instance(name, self.namespace, flavor=self.flavor, networks=networks, **extra))
+        docs.append(
+            an_instance(name, self.namespace, flavor=self.flavor, networks=networks, **extra)
+        )
         return docs
 
     def run(self) -> None:
@@ -146,7 +152,7 @@ class Cloud:
     plane: ControlPlane
     postgres: PostgresCluster
     inventory_url: str
-    operator: OperatorProcess
+    operator: Supervisor
     compute: AgentProcess
     store: AgentProcess
     network: AgentProcess
@@ -163,13 +169,39 @@ class Cloud:
             "compute agent": lambda: restart(self.compute),
             "volume agent": lambda: restart(self.store),
             "network agent": lambda: restart(self.network),
-            "operator": lambda: restart(self.operator),
+            "operator": self.operator.restart,
         }
 
     def kill_dnsmasq(self) -> None:
-        """dnsmasq dies (its agent is the one to start it again)."""
-        for pid in dnsmasq_pids(self.lab):
-            os.kill(pid, signal.SIGKILL)
+        """dnsmasq dies; its agent is the one to start it again."""
+        (pid,) = dnsmasq_pids(self.lab)
+        os.kill(pid, signal.SIGKILL)
+        eventually(lambda: dnsmasq_pids(self.lab) not in ([], [pid]), timeout=30,
+                   what="dnsmasq started again by its agent")  # fmt: skip
+
+
+@dataclass
+class Supervisor:
+    """Starts the operator again when it exits, as its Deployment would: a replica that
+    cannot renew its leader lease (the apiserver is away longer than the lease) exits on
+    purpose, so that a half-informed brain never acts."""
+
+    process: OperatorProcess
+    exits: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def watch(self) -> None:
+        while not self.done.wait(0.5):
+            with self.lock:
+                running = self.process.process
+                if running is not None and running.poll() is not None:
+                    self.exits += 1
+                    self.process.start()
+
+    def restart(self) -> None:
+        with self.lock:
+            restart(self.process)
 
 
 def dnsmasq_pids(lab: NetnsLab, host: str = "rs-net") -> list[int]:
@@ -234,15 +266,22 @@ def run_the_restarts(
     netns = lab.add_host("rs-net", "192.168.80.3")
     network = agents.start(
         "rs-net",
-        extra=("--services=network", f"--netns={netns}", "--underlay-ip=192.168.80.3"),
+        extra=(
+            "--services=network",
+            f"--netns={netns}",
+            "--underlay-ip=192.168.80.3",
+            f"--resync-interval={RESYNC}",
+        ),
     )
     store = agents.start(
         "rs-store",
         extra=("--services=volume", f"--tgt-control-port={tgtd.control_port}",
-               f"--iscsi-portal={tgtd.portal}"),
+               f"--iscsi-portal={tgtd.portal}", f"--resync-interval={RESYNC}"),
     )  # fmt: skip
     compute = agents.start(
-        "rs-compute", capacity=BIG, extra=("--services=compute", "--storage-interface=lo")
+        "rs-compute",
+        capacity=BIG,
+        extra=("--services=compute", "--storage-interface=lo", f"--resync-interval={RESYNC}"),
     )
     for doc in (a_flavor("r.tiny", vcpus=1, memory=64, disk=1), an_image("test-image")):
         kubectl_until_done(apiserver, "apply", "-f", "-", input=as_yaml(doc))
@@ -251,7 +290,9 @@ def run_the_restarts(
     )
     wait_ready(apiserver, "rs-net", "rs-store", "rs-compute")
     eventually(lambda: dnsmasq_pids(lab), timeout=60, what="dnsmasq for lan on rs-net")
-    cloud = Cloud(plane, postgres, url, operator, compute, store, network, tgtd, lab)
+    supervisor = Supervisor(operator)
+    cloud = Cloud(plane, postgres, url, supervisor, compute, store, network, tgtd, lab)
+    threading.Thread(target=supervisor.watch, daemon=True).start()
 
     load = Load(apiserver, namespace, "r.tiny")
     worker = threading.Thread(target=load.run, daemon=True)
@@ -266,7 +307,11 @@ def run_the_restarts(
         load.stop.set()
         worker.join(timeout=180)
     assert not load.errors, load.errors
-    converged(cloud, apiserver, load, namespace)
+    try:
+        converged(cloud, apiserver, load, namespace)
+    finally:
+        supervisor.done.set()
+    print(f"restart each part: the operator exited {supervisor.exits} time(s) on its own")
 
 
 def converged(cloud: Cloud, apiserver: ClusterAccess, load: Load, namespace: str) -> None:
@@ -291,45 +336,91 @@ def converged(cloud: Cloud, apiserver: ClusterAccess, load: Load, namespace: str
     eventually(volumes_settled, timeout=120, interval=1, what="only the kept Volumes, InUse")
 
     bodies = items(apiserver, "instances", namespace)
-    uids = {b["metadata"]["uid"] for b in bodies}
-    ips = {b["metadata"]["uid"]: expected[b["metadata"]["name"]] for b in bodies}
-    for body in bodies:
-        assert [a["ip"] for a in body["status"]["addresses"]] == [expected[body["metadata"]["name"]]]
+    volume_bodies = items(apiserver, "volumes", namespace)
     engine = inv.make_engine(cloud.inventory_url)
     try:
-        eventually(
-            lambda: {c.uid for c in list_consumers(engine, "Instance")} == uids,
-            timeout=60,
-            what="claims exactly for the kept Instances",
-        )
-        with engine.connect() as connection:
-            rows = connection.execute(select(FixedIp.consumer_uid, FixedIp.address)).all()
-        assert sorted((str(u), str(a)) for u, a in rows) == sorted(ips.items()), "fixed IPs"
+        in_the_inventory(engine, bodies, volume_bodies, expected)
     finally:
         engine.dispose()
-
-    eventually(
-        lambda: sorted(f.removeprefix("kubenova-") for f in instance_files(cloud.compute.state_dir))
-        == sorted(uids),
-        timeout=60,
-        what="one domain per kept Instance, no orphans",
-    )
-    iqns = sorted(
-        v["status"]["target"]["iqn"] for v in items(apiserver, "volumes", namespace)
-    )
-    eventually(lambda: sorted(cloud.tgtd.target_names()) == iqns, timeout=60,
-               what="one target per kept Volume")  # fmt: skip
-    volume_uids = sorted(v["metadata"]["uid"] for v in items(apiserver, "volumes", namespace))
-    eventually(
-        lambda: sorted(backing_files(cloud.store.state_dir)) == volume_uids,
-        timeout=60,
-        what="one backing file per kept Volume",
-    )
-    assert len(dnsmasq_pids(cloud.lab)) == 1
+    on_the_hosts(cloud, bodies, volume_bodies)
     print(
         f"restart each part: {len(load.created)} creates, {len(expected)} kept, "
         f"{len(volumes)} volumes kept"
     )
+
+
+def in_the_inventory(
+    engine: Engine, bodies: list[Body], volume_bodies: list[Body], expected: dict[str, str]
+) -> None:
+    """One claim and one fixed IP per kept Instance; one target and one attachment per
+    kept Volume; nothing for anything deleted."""
+    uids = {b["metadata"]["uid"] for b in bodies}
+    for body in bodies:
+        assert [a["ip"] for a in body["status"]["addresses"]] == [
+            expected[body["metadata"]["name"]]
+        ]
+    eventually(
+        lambda: {c.uid for c in list_consumers(engine, "Instance")} == uids,
+        timeout=60,
+        what="claims exactly for the kept Instances",
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(select(FixedIp.consumer_uid, FixedIp.address)).all()
+    ips = {b["metadata"]["uid"]: expected[b["metadata"]["name"]] for b in bodies}
+    assert sorted((str(u), str(a)) for u, a in rows) == sorted(ips.items()), "fixed IPs"
+    volume_uids = sorted(v["metadata"]["uid"] for v in volume_bodies)
+    assert sorted(t.volume_uid for t in vol.list_targets(engine)) == volume_uids, "targets"
+    attached = sorted((a.volume_uid, a.instance_uid) for a in vol.list_attachments(engine))
+    users = {v["metadata"]["name"]: v["metadata"]["uid"] for v in volume_bodies}
+    wanted = sorted(
+        (users[spec["volume"]], b["metadata"]["uid"])
+        for b in bodies
+        for spec in b["spec"].get("volumes", [])
+    )
+    assert attached == wanted, "volume attachments"
+
+
+def on_the_hosts(cloud: Cloud, bodies: list[Body], volume_bodies: list[Body]) -> None:
+    """One domain per kept Instance, one DHCP host entry per NIC, one target (admitting the
+    compute host) and one backing file per kept Volume; one dnsmasq."""
+    uids = sorted(b["metadata"]["uid"] for b in bodies)
+    eventually(
+        lambda: (
+            sorted(f.removeprefix("kubenova-") for f in instance_files(cloud.compute.state_dir))
+            == uids
+        ),
+        timeout=60,
+        what="one domain per kept Instance, no orphans",
+    )
+    nics = sorted(
+        (a["mac"], a["ip"], b["metadata"]["name"]) for b in bodies for a in b["status"]["addresses"]
+    )
+    eventually(lambda: dhcp_hosts(cloud.network.state_dir) == nics, timeout=60,
+               what="one DHCP host entry per kept NIC")  # fmt: skip
+    assert len(dnsmasq_pids(cloud.lab)) == 1
+    iqns = sorted(v["status"]["target"]["iqn"] for v in volume_bodies)
+    eventually(lambda: sorted(cloud.tgtd.target_names()) == iqns, timeout=60,
+               what="one target per kept Volume")  # fmt: skip
+    shown = cloud.tgtd.tgtadm("--op", "show", "--mode", "target").stdout
+    admitted = shown.count("iqn.2010-10.io.kubenova:host.rs-compute")
+    assert admitted == len(iqns), f"the compute host is admitted by {admitted} of {len(iqns)}"
+    volume_uids = sorted(v["metadata"]["uid"] for v in volume_bodies)
+    eventually(
+        lambda: backing_files(cloud.store.state_dir) == volume_uids,
+        timeout=60,
+        what="one backing file per kept Volume",
+    )
+
+
+def dhcp_hosts(state_dir: Path) -> list[tuple[str, ...]]:
+    """(mac, ip, name) of every static lease the network host's dnsmasq hands out."""
+    lines = [
+        line
+        for hosts in (state_dir / "network" / "dhcp").glob("*/hosts")
+        for line in hosts.read_text().splitlines()
+        if line.strip()
+    ]
+    return sorted(tuple(line.split(",")) for line in lines)
 
 
 def backing_files(state_dir: Path) -> list[str]:
