@@ -60,6 +60,7 @@ log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 """
 
 WRAPPER_MARK = "--inside"
+RESTART_SIGNAL = signal.SIGUSR1  # to the wrapper: restart libvirtd, keep the guests
 
 
 class LibvirtdError(RuntimeError):
@@ -184,6 +185,22 @@ class PrivateLibvirtd:
             _wait_gone(pid, self._process, 5.0)
         self.wrapper_pid_file.unlink(missing_ok=True)
 
+    def restart_daemon(self, timeout: float = 30.0) -> None:
+        """Stop libvirtd and start it again while its guests keep running; returns once the
+        new daemon answers."""
+        pid = self.running_pid()
+        if pid is None:
+            raise LibvirtdError(f"no private libvirtd runs in {self.root}")
+        pid_file = self.root / "libvirtd.pid"
+        before = pid_file.read_text() if pid_file.exists() else ""
+        os.kill(pid, RESTART_SIGNAL)
+        deadline = time.monotonic() + timeout
+        while not pid_file.exists() or pid_file.read_text() in ("", before):
+            if time.monotonic() > deadline:
+                raise LibvirtdError(f"libvirtd did not restart: {self._tail()}")
+            time.sleep(0.05)
+        self.wait_ready(max(1.0, deadline - time.monotonic()))
+
     def _destroy_domains(self) -> None:
         # QEMU processes outlive libvirtd; left running they would keep our mount namespace
         # and their disks busy. virsh keeps this file free of non-stdlib imports.
@@ -255,26 +272,33 @@ def _run_wrapper(root: Path) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print("libvirtd wrapper: prctl(PR_SET_CHILD_SUBREAPER) failed", file=sys.stderr)
-    daemon = subprocess.Popen(
-        [
-            _which("setpriv"),
-            "--pdeathsig",
-            "TERM",
-            _which("libvirtd"),
-            "--config",
-            "/etc/libvirt/libvirtd.conf",
-            "--pid-file",
-            str(root / "libvirtd.pid"),
-        ],
-        stdin=subprocess.DEVNULL,
-    )
+    argv = [
+        _which("setpriv"),
+        "--pdeathsig",
+        "TERM",
+        _which("libvirtd"),
+        "--config",
+        "/etc/libvirt/libvirtd.conf",
+        "--pid-file",
+        str(root / "libvirtd.pid"),
+    ]
+    daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    restarting = False
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(daemon.pid, signum)
 
+    def restart(_signum: int, _frame: object) -> None:
+        # SIGUSR1: stop libvirtd alone and start it again; the guests run on (a daemon
+        # restart as on a real host, where QEMU outlives libvirtd).
+        nonlocal restarting
+        restarting = True
+        forward(signal.SIGTERM, None)
+
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
+    signal.signal(RESTART_SIGNAL, restart)
     # Reap everything: libvirtd itself and the QEMUs it daemonised (orphans come to us).
     while True:
         try:
@@ -282,6 +306,10 @@ def _run_wrapper(root: Path) -> int:
         except ChildProcessError:
             return 1
         if pid == daemon.pid:
+            if restarting:
+                restarting = False
+                daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+                continue
             _kill_children()
             return os.waitstatus_to_exitcode(status)
 
