@@ -77,8 +77,34 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
         self._lock = threading.Lock()
         self._callbacks: list[LifecycleCallback] = []
         self._event_registration: int | None = None
+        self._connect_lock = threading.Lock()
         with translated_errors(f"connect to {uri}"):
-            self._connection = libvirt.open(uri)
+            self._live = libvirt.open(uri)
+
+    @property
+    def _connection(self) -> Any:
+        """The libvirt connection; opened again once the daemon closed it.
+
+        A restarted libvirtd leaves its guests running but closes every client's socket:
+        without a new connection the agent would answer "client socket is closed" forever.
+        """
+        with self._connect_lock:
+            if not self._live.isAlive():
+                self._reconnect()
+            return self._live
+
+    def _reconnect(self) -> None:
+        with translated_errors(f"connect to {self.uri}"):
+            fresh = libvirt.open(self.uri)
+        stale, self._live = self._live, fresh
+        with contextlib.suppress(libvirt.libvirtError):
+            stale.close()
+        with self._lock:
+            if self._event_registration is not None:  # lifecycle events come on the new one
+                with translated_errors("register for domain events"):
+                    self._event_registration = fresh.domainEventRegisterAny(
+                        None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+                    )
 
     # -- what subclasses provide ---------------------------------------------------------------
     @abc.abstractmethod
@@ -172,11 +198,12 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
 
     def subscribe(self, callback: LifecycleCallback) -> None:
         """Deliver lifecycle events of our domains to `callback` from libvirt's event thread."""
+        connection = self._connection  # before the lock: a reconnect takes it too
         with self._lock:
             self._callbacks.append(callback)
             if self._event_registration is None:
                 with translated_errors("register for domain events"):
-                    self._event_registration = self._connection.domainEventRegisterAny(
+                    self._event_registration = connection.domainEventRegisterAny(
                         None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
                     )
 
@@ -185,11 +212,11 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
         with self._lock:
             if self._event_registration is not None:
                 with contextlib.suppress(libvirt.libvirtError):
-                    self._connection.domainEventDeregisterAny(self._event_registration)
+                    self._live.domainEventDeregisterAny(self._event_registration)
                 self._event_registration = None
             self._callbacks.clear()
         with contextlib.suppress(libvirt.libvirtError):
-            self._connection.close()
+            self._live.close()
 
     # -- shared mechanics ----------------------------------------------------------------------
     def _lookup(self, uid: str) -> Any | None:
