@@ -290,7 +290,7 @@ class ControlPlane:
                 child.wait()
             if name == "etcd":
                 spec, timeout = self._etcd_spec(binaries, ports), ETCD_READY_TIMEOUT
-                needed = (ports.etcd_client, ports.etcd_peer)
+                needed: tuple[int, ...] = (ports.etcd_client, ports.etcd_peer)
             else:
                 spec, timeout = self._apiserver_spec(binaries, ports), APISERVER_READY_TIMEOUT
                 needed = (ports.apiserver,)
