@@ -15,6 +15,7 @@ import libvirt
 import pytest
 from sqlalchemy import select
 
+from kubenova.agents.compute.spec import domain_name_for
 from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.consumers import list_consumers
@@ -121,6 +122,8 @@ def test_real_guests_run_on_through_libvirtd_agent_and_operator_restarts(
         assert domains[kept["g1"]].ID() == ids["g1"], "g1's QEMU is not the one it was"
     finally:
         connection.close()
+    instance_dirs = sorted(p.name for p in (agent.state_dir / "instances").iterdir())
+    assert instance_dirs == sorted(map(domain_name_for, kept.values())), "files of kept guests"
     engine = inv.make_engine(inventory_url)
     try:
         eventually(

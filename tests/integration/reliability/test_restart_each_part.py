@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,8 @@ pytestmark = [
 CIDR = ipaddress.ip_network("10.61.0.0/24")
 FIRST_HOST = 10  # fixed IPs 10.61.0.10 and up, one per Instance ever created
 KEEP_EVERY = 3
-VOLUME_EVERY = 3  # Instances 1, 4, 7, ... have a Volume: some kept, most deleted
+# Instances 1, 4, 7, ... (all deleted again) and 0, 12, 24, ... (kept) have a Volume.
+VOLUME_EVERY = 3
 BATCH = 6
 Body = dict[str, Any]
 # What a dead daemon (dnsmasq, tgtd) sends no event about is healed by the agents' resync.
@@ -96,7 +97,7 @@ class Load:
 
     @staticmethod
     def has_volume(index: int) -> bool:
-        return index % VOLUME_EVERY == 1 or index % (KEEP_EVERY * 4) == 0
+        return index % VOLUME_EVERY == 1 or index % (VOLUME_EVERY * 4) == 0
 
     @staticmethod
     def ip(index: int) -> str:
@@ -218,9 +219,13 @@ def restart(process: AgentProcess | OperatorProcess) -> None:
 
 
 @pytest.fixture
-def own_postgres() -> Any:
+def own_postgres() -> Iterator[PostgresCluster]:
     """A PostgreSQL of this test's own: it is restarted, and the session's is shared."""
-    with PostgresCluster() as cluster:
+    try:
+        cluster = PostgresCluster()
+    except RuntimeError as missing:
+        pytest.fail(str(missing))
+    with cluster:
         yield cluster
 
 
@@ -244,12 +249,17 @@ def test_a_restart_of_each_part_loses_duplicates_and_orphans_nothing(
         kubeconfig=apiserver.kubeconfig,
         database_url=url,
     )
+    supervisor = Supervisor(operator)
     operator.start()
+    threading.Thread(target=supervisor.watch, daemon=True).start()
     try:
-        run_the_restarts(apiserver, control_plane, own_postgres, url, operator, agents, tgtd,
+        run_the_restarts(apiserver, control_plane, own_postgres, url, supervisor, agents, tgtd,
                          netns_lab, namespace)  # fmt: skip
     finally:
-        operator.stop()
+        supervisor.done.set()  # before the stop, which it would undo
+        with supervisor.lock:
+            operator.stop()
+    print(f"restart each part: the operator exited {supervisor.exits} time(s) on its own")
 
 
 def run_the_restarts(
@@ -257,7 +267,7 @@ def run_the_restarts(
     plane: ControlPlane,
     postgres: PostgresCluster,
     url: str,
-    operator: OperatorProcess,
+    supervisor: Supervisor,
     agents: AgentFactory,
     tgtd: TgtDaemon,
     lab: NetnsLab,
@@ -290,9 +300,7 @@ def run_the_restarts(
     )
     wait_ready(apiserver, "rs-net", "rs-store", "rs-compute")
     eventually(lambda: dnsmasq_pids(lab), timeout=60, what="dnsmasq for lan on rs-net")
-    supervisor = Supervisor(operator)
     cloud = Cloud(plane, postgres, url, supervisor, compute, store, network, tgtd, lab)
-    threading.Thread(target=supervisor.watch, daemon=True).start()
 
     load = Load(apiserver, namespace, "r.tiny")
     worker = threading.Thread(target=load.run, daemon=True)
@@ -307,11 +315,7 @@ def run_the_restarts(
         load.stop.set()
         worker.join(timeout=180)
     assert not load.errors, load.errors
-    try:
-        converged(cloud, apiserver, load, namespace)
-    finally:
-        supervisor.done.set()
-    print(f"restart each part: the operator exited {supervisor.exits} time(s) on its own")
+    converged(cloud, apiserver, load, namespace)
 
 
 def converged(cloud: Cloud, apiserver: ClusterAccess, load: Load, namespace: str) -> None:
