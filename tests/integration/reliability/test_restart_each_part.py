@@ -324,18 +324,18 @@ def converged(cloud: Cloud, apiserver: ClusterAccess, load: Load, namespace: str
 
     def instances_settled() -> bool:
         present = items(apiserver, "instances", namespace)
-        names = sorted(i["metadata"]["name"] for i in present)
-        running = [i for i in present if (i.get("status") or {}).get("phase") == "Running"]
-        return names == sorted(expected) and len(running) == len(expected)
+        phases = {i["metadata"]["name"]: phase_of(i) for i in present}
+        assert phases == dict.fromkeys(expected, "Running"), phases
+        return True
 
     eventually(instances_settled, timeout=180, interval=1, what="only the kept Instances, Running")
     volumes = sorted(load.expected_volumes())
 
     def volumes_settled() -> bool:
         present = items(apiserver, "volumes", namespace)
-        names = sorted(v["metadata"]["name"] for v in present)
-        in_use = [v for v in present if (v.get("status") or {}).get("phase") == "InUse"]
-        return names == volumes and len(in_use) == len(volumes)
+        phases = {v["metadata"]["name"]: phase_of(v) for v in present}
+        assert phases == dict.fromkeys(volumes, "InUse"), phases
+        return True
 
     eventually(volumes_settled, timeout=120, interval=1, what="only the kept Volumes, InUse")
 
@@ -425,6 +425,11 @@ def dhcp_hosts(state_dir: Path) -> list[tuple[str, ...]]:
         if line.strip()
     ]
     return sorted(tuple(line.split(",")) for line in lines)
+
+
+def phase_of(body: Body) -> str | None:
+    phase: str | None = (body.get("status") or {}).get("phase")
+    return phase
 
 
 def backing_files(state_dir: Path) -> list[str]:
