@@ -105,23 +105,31 @@ class KubeClient:
             API_WRITES.labels(self._user_agent, method, resource).inc()
         data = None if body is None else json.dumps(body)
         for attempt in range(THROTTLE_RETRIES + 1):
-            async with self._open(
-                method,
-                path,
-                data=data,
-                params=params,
-                headers={"Content-Type": content_type} if data is not None else {},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                payload = await response.read()
-                if response.status == 429 and attempt < THROTTLE_RETRIES:
-                    # Throttled, or a resource's storage still initialising: the request was
-                    # not processed, so sending it again is safe.
-                    await asyncio.sleep(_retry_after(response.headers.get("Retry-After")))
-                    continue
-                if response.status >= 300:
-                    raise _error(response.status, payload)
-                return json.loads(payload) if payload else {}
+            try:
+                async with self._open(
+                    method,
+                    path,
+                    data=data,
+                    params=params,
+                    headers={"Content-Type": content_type} if data is not None else {},
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                ) as response:
+                    payload = await response.read()
+            except aiohttp.ClientError as exc:
+                if isinstance(exc, OSError):
+                    raise  # a refused connection already is one
+                # A connection the server dropped mid-request (an apiserver restarting) is
+                # as transient as a refused one: raised as an OSError like it, so that every
+                # caller's retry of transport failures (`except OSError`) covers it too.
+                raise ConnectionResetError(f"{method} {path}: {exc!r}") from exc
+            if response.status == 429 and attempt < THROTTLE_RETRIES:
+                # Throttled, or a resource's storage still initialising: the request was
+                # not processed, so sending it again is safe.
+                await asyncio.sleep(_retry_after(response.headers.get("Retry-After")))
+                continue
+            if response.status >= 300:
+                raise _error(response.status, payload)
+            return json.loads(payload) if payload else {}
         raise AssertionError("unreachable")
 
     @contextlib.asynccontextmanager

@@ -267,6 +267,28 @@ def test_an_apiserver_not_ready_yet_is_waited_for_and_a_refusal_for_good_is_rais
     assert refused.value.status == 403
 
 
+def test_a_connection_dropped_mid_request_is_an_os_error_like_a_refused_one() -> None:
+    # What an apiserver being killed does to a request in flight; the heartbeat and the
+    # resyncs retry transport failures as OSError, and died of ServerDisconnectedError.
+    async def scenario() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            config = ConnectionConfig(server=f"http://127.0.0.1:{port}", insecure=True)
+            async with KubeClient(config) as kube:
+                with pytest.raises(OSError, match="GET /api/v1/configmaps"):
+                    await kube.list(THINGS)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())
+
+
 def test_client_errors_are_what_the_watch_survives() -> None:
     # The idle timeout surfaces as aiohttp's ServerTimeoutError: both kinds the watch catches.
     assert issubclass(aiohttp.ServerTimeoutError, TimeoutError)
