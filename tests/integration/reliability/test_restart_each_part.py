@@ -174,6 +174,15 @@ class Cloud:
             "operator": self.operator.restart,
         }
 
+    def dead_agents(self) -> list[str]:
+        """Agents that exited: none may die of another part's restart (a DaemonSet would
+        start them again, but each crash loses its host's heartbeat and work meanwhile)."""
+        return [
+            agent.host
+            for agent in (self.compute, self.store, self.network)
+            if agent.process is None or agent.process.poll() is not None
+        ]
+
     def kill_dnsmasq(self) -> None:
         """dnsmasq dies; its agent is the one to start it again."""
         (pid,) = dnsmasq_pids(self.lab)
@@ -310,11 +319,13 @@ def run_the_restarts(
     load = Load(apiserver, namespace, "r.tiny")
     worker = threading.Thread(target=load.run, daemon=True)
     worker.start()
+    time.sleep(2.0)
     try:
         for part, restart_it in cloud.restarts().items():
-            time.sleep(2.0)
             print(f"restarting {part} after {len(load.created)} creates")
             restart_it()
+            time.sleep(2.0)
+            assert cloud.dead_agents() == [], f"agents exited after the {part} restart"
     finally:
         time.sleep(2.0)
         load.stop.set()
