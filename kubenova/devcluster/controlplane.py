@@ -269,6 +269,46 @@ class ControlPlane:
             self._children[spec.name] = process
         wait_ready(spec, process.pid, probe, timeout)
 
+    def restart(self, name: str, progress: Progress = lambda _: None) -> None:
+        """Stop one running component and start it again on its ports and data dir.
+
+        Unlike `up()` the other component is left alone even while it reports unhealthy
+        (an apiserver whose etcd is being restarted does): a test plays one part's restart.
+        """
+        if name not in COMPONENTS:
+            raise ControlPlaneError(f"no component {name!r}: one of {', '.join(COMPONENTS)}")
+        with self._locked():
+            binaries = self._binaries or ensure_binaries(progress)
+            ports = self._load_ports()
+            if ports is None:
+                raise ControlPlaneError(f"no control plane was ever started in {self.root}")
+            pid = self._running_pid(name)
+            if pid is not None:
+                stop_pid(pid)
+            child = self._children.pop(name, None)
+            if child is not None:
+                child.wait()
+            if name == "etcd":
+                spec, timeout = self._etcd_spec(binaries, ports), ETCD_READY_TIMEOUT
+                needed: tuple[int, ...] = (ports.etcd_client, ports.etcd_peer)
+            else:
+                spec, timeout = self._apiserver_spec(binaries, ports), APISERVER_READY_TIMEOUT
+                needed = (ports.apiserver,)
+            # Same ports or every kubeconfig and client handed out points nowhere.
+            for port in needed:
+                if not _port_freed(port):
+                    raise ControlPlaneError(f"{name}'s port {port} was not freed for its restart")
+            progress(f"starting {name}")
+            process = launch(spec, detached=self.detached)
+            if not self.detached:
+                self._children[name] = process
+            wait_ready(spec, process.pid, lambda: self._healthy(name, ports), timeout)
+
+    def _healthy(self, name: str, ports: Ports) -> bool:
+        if name == "etcd":
+            return etcd_healthy(ports.etcd_client)
+        return apiserver_ready(ports.apiserver, self.pki.serving_ca, self.pki.admin_token())
+
     def down(self, timeout: float = 10.0) -> list[str]:
         """Stop kube-apiserver then etcd (SIGTERM, then SIGKILL); return what was stopped."""
         with self._locked():

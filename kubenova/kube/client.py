@@ -115,23 +115,31 @@ class KubeClient:
             API_WRITES.labels(self._user_agent, method, resource).inc()
         data = None if body is None else json.dumps(body)
         for attempt in range(THROTTLE_RETRIES + 1):
-            async with self._open(
-                method,
-                path,
-                data=data,
-                params=params,
-                headers={"Content-Type": content_type} if data is not None else {},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                payload = await response.read()
-                if response.status == 429 and attempt < THROTTLE_RETRIES:
-                    # Throttled, or a resource's storage still initialising: the request was
-                    # not processed, so sending it again is safe.
-                    await asyncio.sleep(_retry_after(response.headers.get("Retry-After")))
-                    continue
-                if response.status >= 300:
-                    raise _error(response.status, payload)
-                return json.loads(payload) if payload else {}
+            try:
+                async with self._open(
+                    method,
+                    path,
+                    data=data,
+                    params=params,
+                    headers={"Content-Type": content_type} if data is not None else {},
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                ) as response:
+                    payload = await response.read()
+            except aiohttp.ClientError as exc:
+                if isinstance(exc, OSError):
+                    raise  # a refused connection already is one
+                # A connection the server dropped mid-request (an apiserver restarting) is
+                # as transient as a refused one: raised as an OSError like it, so that every
+                # caller's retry of transport failures (`except OSError`) covers it too.
+                raise ConnectionResetError(f"{method} {path}: {exc!r}") from exc
+            if response.status == 429 and attempt < THROTTLE_RETRIES:
+                # Throttled, or a resource's storage still initialising: the request was
+                # not processed, so sending it again is safe.
+                await asyncio.sleep(_retry_after(response.headers.get("Retry-After")))
+                continue
+            if response.status >= 300:
+                raise _error(response.status, payload)
+            return json.loads(payload) if payload else {}
         raise AssertionError("unreachable")
 
     @contextlib.asynccontextmanager
@@ -214,27 +222,30 @@ class KubeClient:
         Every existing object is first yielded as ADDED, so a consumer starting up sees the
         whole (selected) world before the changes: level-triggered by construction.
         """
+        # No byte for watch_idle_timeout (not even a bookmark): the connection is dead.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=10, sock_read=self.watch_idle_timeout
+        )
         while True:
-            if resource_version is None:
-                listing = await self.list(
-                    kind, namespace, label_selector=label_selector, field_selector=field_selector
-                )
-                for item in listing.get("items", []):
-                    item.setdefault("apiVersion", kind.api_version)
-                    item.setdefault("kind", kind.kind)
-                    yield WatchEvent("ADDED", item)
-                resource_version = listing["metadata"]["resourceVersion"]
-            params = _selectors(label_selector, field_selector) | {
-                "watch": "1",
-                "allowWatchBookmarks": "true",
-                "resourceVersion": resource_version,
-                "timeoutSeconds": str(WATCH_SERVER_TIMEOUT),
-            }
-            # No byte for watch_idle_timeout (not even a bookmark): the connection is dead.
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=10, sock_read=self.watch_idle_timeout
-            )
             try:
+                if resource_version is None:  # the relist after a 410 fails like the watch
+                    listing = await self.list(
+                        kind,
+                        namespace,
+                        label_selector=label_selector,
+                        field_selector=field_selector,
+                    )
+                    for item in listing.get("items", []):
+                        item.setdefault("apiVersion", kind.api_version)
+                        item.setdefault("kind", kind.kind)
+                        yield WatchEvent("ADDED", item)
+                    resource_version = listing["metadata"]["resourceVersion"]
+                params = _selectors(label_selector, field_selector) | {
+                    "watch": "1",
+                    "allowWatchBookmarks": "true",
+                    "resourceVersion": resource_version,
+                    "timeoutSeconds": str(WATCH_SERVER_TIMEOUT),
+                }
                 async with self._open(
                     "GET", kind.path(namespace), params=params, headers={}, timeout=timeout
                 ) as response:
@@ -249,6 +260,20 @@ class KubeClient:
                             yield WatchEvent(event_type, obj)
             except Gone:
                 resource_version = None  # too old: list again
+            except ApiError as exc:
+                if not exc.temporary:
+                    raise
+                # An apiserver starting up (paths not installed yet: 503) or whose etcd
+                # restarts (storage initialising: 429) answers before it can watch. As
+                # transient as a refused connection: giving up would end the caller's watch
+                # (and with it an agent's service) over a restart.
+                log.warning(
+                    "watch of %s refused for now (%s); resuming from %s",
+                    kind.plural,
+                    exc,
+                    resource_version,
+                )
+                await asyncio.sleep(1)
             except (TimeoutError, aiohttp.ClientError, MalformedEvent, LineTooLong) as exc:
                 # Closed (not kept for reuse) on the way out of `_open`: the response is
                 # unfinished. Resumed from the last event seen, so nothing is lost.

@@ -67,7 +67,8 @@ async def audit_volumes(runtime: Runtime, controller: VolumeController) -> list[
     # up in the listings below, so a record missing from them really is a leak.
     claims = await asyncio.to_thread(list_consumers, runtime.engine, VOLUME_KIND)
     records = await asyncio.to_thread(vol.list_attachments, runtime.engine)
-    volumes = {uid_of(i) for i in (await runtime.client.list(VOLUMES))["items"]}
+    listed = (await runtime.client.list(VOLUMES))["items"]
+    volumes = {uid_of(i) for i in listed}
     instances = {uid_of(i) for i in (await runtime.client.list(INSTANCES))["items"]}
     released = []
     for claim in claims:
@@ -85,6 +86,13 @@ async def audit_volumes(runtime: Runtime, controller: VolumeController) -> list[
             )
     for line in released:
         log.warning("volume audit released leaked %s", line)
+    # A detach is committed before its Volume's status.attachments is written: when that
+    # write fails (the apiserver restarting), the retry finds nothing left to detach and
+    # the Volume keeps naming a gone Instance (its deletion waits for that forever).
+    # Publishing rewrites a status only where it differs from the inventory.
+    for volume in listed:
+        if (volume.get("status") or {}).get("attachments"):
+            await controller.attachments.publish(uid_of(volume))
     return released
 
 

@@ -42,6 +42,7 @@ class Scripted:
         self.requests: list[web.Request] = []
         self.tokens: list[str] = []
         self.accepted: set[str] | None = None  # bearer tokens let in; None lets all in
+        self.refusals: list[int] = []  # statuses the next watch requests are answered with
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request)
@@ -51,6 +52,9 @@ class Scripted:
             return web.json_response({"reason": "Unauthorized"}, status=401)
         if "watch" not in request.query:
             return web.json_response({"metadata": {"resourceVersion": "1"}, "items": []})
+        if self.refusals:
+            status = self.refusals.pop(0)
+            return web.json_response({"reason": "Refused", "message": "scripted"}, status=status)
         response = web.StreamResponse()
         await response.prepare(request)
         script = self.watches.pop(0) if self.watches else None
@@ -245,6 +249,44 @@ def test_relist_queues_what_a_stalled_watch_missed_and_drops_what_vanished() -> 
         "ns/deleted-meanwhile": None,
     }
     assert (bodies["ns/new"] or {}).get("kind") == "ConfigMap"
+
+
+def test_an_apiserver_not_ready_yet_is_waited_for_and_a_refusal_for_good_is_raised() -> None:
+    # What a restarting apiserver answers (503 before its paths are installed, 429 while its
+    # etcd storage initialises) is retried from where the watch was ...
+    server = Scripted([sends(line("ADDED", thing("a", "5")))])
+    server.refusals = [503, 429, 500]
+    events = asyncio.run(watch_against(server, 1))
+    assert [e.object["metadata"]["name"] for e in events] == ["a"]
+    assert server.watched_from() == ["1", "1", "1", "1"]
+    # ... what no retry changes (here 403 Forbidden) ends the watch.
+    server = Scripted([])
+    server.refusals = [403]
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(watch_against(server, 1))
+    assert refused.value.status == 403
+
+
+def test_a_connection_dropped_mid_request_is_an_os_error_like_a_refused_one() -> None:
+    # What an apiserver being killed does to a request in flight; the heartbeat and the
+    # resyncs retry transport failures as OSError, and died of ServerDisconnectedError.
+    async def scenario() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            config = ConnectionConfig(server=f"http://127.0.0.1:{port}", insecure=True)
+            async with KubeClient(config) as kube:
+                with pytest.raises(OSError, match="GET /api/v1/configmaps"):
+                    await kube.list(THINGS)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())
 
 
 def test_client_errors_are_what_the_watch_survives() -> None:

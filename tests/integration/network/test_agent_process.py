@@ -142,6 +142,30 @@ def test_the_agent_process_runs_the_network_service(
     assert "ERROR" not in agent.log()
 
 
+def test_a_dnsmasq_that_dies_is_started_again_by_the_resync(
+    apiserver: ClusterAccess,
+    network_operator: OperatorProcess,
+    network_host_agent: Agent,
+    netns_lab: NetnsLab,
+    namespace: str,
+) -> None:
+    """A dead dnsmasq sends no watch event: the agent's periodic resync starts it again."""
+    lab, agent = netns_lab, network_host_agent
+    agent.stop()
+    agent.argv.append("--resync-interval=1")
+    agent.start()
+    _, first = wire_lan(apiserver, lab, agent, namespace, "10.46.0.0/24")
+
+    os.kill(first, signal.SIGKILL)
+    (second,) = eventually(
+        lambda: [pid for pid in dnsmasq_pids(lab) if pid != first],
+        timeout=30,
+        what="a new dnsmasq on gw",
+    )
+    assert dnsmasq_pids(lab) == [second]
+    assert "ERROR" not in agent.log()
+
+
 def test_a_network_that_only_lost_its_label_while_the_agent_was_down_keeps_its_bridge(
     apiserver: ClusterAccess,
     network_operator: OperatorProcess,
