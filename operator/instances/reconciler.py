@@ -232,8 +232,11 @@ class InstanceReconciler:
         self.pending.discard(key)
         self.deleting_on.pop(key, None)
         finalizers = finalizers_of(body)
-        # Where its domain may be: the claim's host, else the one our status handed it to.
-        host = await self._claimed_host(uid_of(body)) or status_host(body)
+        # Where its domain may be: the host our status handed it to. Agents select their
+        # Instances by status.host, so one claimed but never handed over (the operator died
+        # between the claim's commit and the status write) reached no agent: the agent
+        # finalizer it carries from admission is ours to remove, whatever the host's health.
+        host = status_host(body)
         if AGENT_FINALIZER in finalizers:
             if host and self.host_ready(host):
                 self.deleting_on[key] = host  # looked at again if the host goes NotReady
