@@ -9,6 +9,7 @@ import pytest
 
 from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
+from kubenova.operator.inventory.consumers import list_consumers
 from tests.builders import a_flavor, a_server_group, an_image, an_instance, as_yaml
 from tests.fixtures.operator import OperatorProcess
 from tests.support.hosts import SimulatedHosts
@@ -193,6 +194,22 @@ def test_flavor_too_small_for_the_image(
     assert "10 GiB" in entry["message"]
 
 
+def decided(
+    cluster: ClusterAccess, namespace: str, names: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(placed, refused) once each of `names` is Scheduled=True or NoValidHost."""
+
+    def probe() -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        bodies = [get(cluster, namespace, name) for name in names]
+        placed = [b for b in bodies if b and condition(b, "Scheduled").get("status") == "True"]
+        refused_ = [
+            b for b in bodies if b and condition(b, "Scheduled").get("reason") == "NoValidHost"
+        ]
+        return (placed, refused_) if len(placed) + len(refused_) == len(names) else None
+
+    return eventually(probe, what=f"{len(names)} instances decided")
+
+
 def test_anti_affinity_spreads_over_three_hosts(
     apiserver: ClusterAccess,
     operator: OperatorProcess,
@@ -204,26 +221,93 @@ def test_anti_affinity_spreads_over_three_hosts(
         hosts.add(name, memory_mib=65536)
     wait_ready(apiserver, "h-a", "h-b", "h-c")
     apply(apiserver, a_server_group("spread", namespace, "anti-affinity"))
+    names = [f"m{i}" for i in range(5)]
     members = [
-        an_instance(f"m{i}", namespace, flavor=flavor, placement={"group": "spread"})
-        for i in range(4)
+        an_instance(name, namespace, flavor=flavor, placement={"group": "spread"}) for name in names
     ]
-    apply(apiserver, *members)
-
-    def settled() -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-        bodies = [get(apiserver, namespace, f"m{i}") for i in range(4)]
-        states = [condition(b, "Scheduled").get("status") for b in bodies]
-        if None in states or "" in states or None in bodies:
-            return None
-        placed = [b for b in bodies if b and condition(b, "Scheduled")["status"] == "True"]
-        refused_ = [b for b in bodies if b and condition(b, "Scheduled")["status"] == "False"]
-        return placed, refused_
-
-    placed, fourth = eventually(settled, what="every member decided")
+    apply(apiserver, *members)  # one batch: members decided together still spread
+    placed, extra = decided(apiserver, namespace, names)
     assert sorted(b["status"]["host"] for b in placed) == ["h-a", "h-b", "h-c"]
-    assert len(fourth) == 1
-    message = condition(fourth[0], "Scheduled")["message"]
-    assert "3 hosts: 3 already run a member of server group spread" in message
+    assert len(extra) == 2
+    for body in extra:
+        message = condition(body, "Scheduled")["message"]
+        assert "3 hosts: 3 already run a member of server group spread" in message
+
+
+def test_affinity_puts_a_group_on_one_host_and_refuses_when_it_is_full(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+) -> None:
+    flavor = catalog(apiserver)
+    together = ("h-aff-a", "h-aff-b", "h-aff-c")
+    for name in together:
+        hosts.add(name, memory_mib=4096)  # x1.5: room for 6 guests each
+    wait_ready(apiserver, *together)
+    apply(apiserver, a_server_group("together", namespace, "affinity"))
+    names = [f"g{i}" for i in range(7)]
+    apply(
+        apiserver,
+        *[
+            an_instance(name, namespace, flavor=flavor, placement={"group": "together"})
+            for name in names
+        ],
+    )  # one batch, onto hosts the default weighers would spread it over
+    placed, refused_ = decided(apiserver, namespace, names)
+    where = {b["status"]["host"] for b in placed}
+    assert len(placed) == 6, [condition(b, "Scheduled") for b in refused_]
+    assert len(where) == 1, f"an affinity group split over {where}"
+    (host,) = where
+    (last,) = refused_
+    message = condition(last, "Scheduled")["message"]
+    assert f"2 not where server group together runs ({host})" in message, message
+    assert "1 lacks memory" in message, message
+    # The other hosts had room all along: the refusal was the group's, not the cloud's.
+    apply(apiserver, an_instance("loner", namespace, flavor=flavor))
+    assert scheduled(apiserver, namespace, "loner")["status"]["host"] != host
+
+
+def test_availability_zone_keeps_instances_on_its_hosts_and_says_when_it_is_full(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+    inventory_url: str,
+) -> None:
+    flavor = catalog(apiserver)
+    hosts.add("h-zone-a1", memory_mib=2048, zone="zone-a")  # x1.5: room for 3 guests each
+    hosts.add("h-zone-a2", memory_mib=2048, zone="zone-a")
+    hosts.add("h-zone-b", memory_mib=65536, zone="zone-b")
+    wait_ready(apiserver, "h-zone-a1", "h-zone-a2", "h-zone-b")
+    names = [f"z{i}" for i in range(7)]
+    apply(
+        apiserver,
+        *[an_instance(name, namespace, flavor=flavor, availabilityZone="zone-a") for name in names],
+    )
+    placed, refused_ = decided(apiserver, namespace, names)
+    assert sorted(b["status"]["host"] for b in placed) == ["h-zone-a1"] * 3 + ["h-zone-a2"] * 3
+    (last,) = refused_
+    message = condition(last, "Scheduled")["message"]
+    assert message.startswith("3 hosts: "), message
+    assert "1 outside availability zone zone-a" in message, message
+    assert "2 lack memory" in message, message
+    # zone-a is full, zone-b and zone-less requests still have room: on zone-b's host.
+    apply(
+        apiserver,
+        an_instance("in-b", namespace, flavor=flavor, availabilityZone="zone-b"),
+        an_instance("anywhere", namespace, flavor=flavor),
+    )
+    assert scheduled(apiserver, namespace, "in-b")["status"]["host"] == "h-zone-b"
+    assert scheduled(apiserver, namespace, "anywhere")["status"]["host"] == "h-zone-b"
+    claims = {c.uid: c.host for c in list_consumers(inv.make_engine(inventory_url), "Instance")}
+    assert sorted(claims.values()) == sorted(
+        ["h-zone-a1"] * 3 + ["h-zone-a2"] * 3 + ["h-zone-b"] * 2
+    )
+    assert (
+        condition(get(apiserver, namespace, last["metadata"]["name"]), "Scheduled")["reason"]
+        == "NoValidHost"
+    ), "zone-b's room went to a zone-a request"
 
 
 def test_host_going_not_ready_gets_no_placements(
