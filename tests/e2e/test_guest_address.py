@@ -28,12 +28,12 @@ from sqlalchemy import select
 from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.models import FixedIp
-from tests.builders import a_flavor, a_network, an_instance, as_yaml
+from tests.builders import a_network, an_instance, as_yaml
 from tests.e2e.test_lifecycle_fake import patch_spec, wait_phase
-from tests.e2e.test_real_vm import console, upload
+from tests.e2e.test_real_vm import console, start_guest_host
 from tests.fixtures.agent import AgentFactory, AgentProcess
 from tests.fixtures.operator import OperatorProcess
-from tests.integration.operator.test_scheduling import condition, get, wait_ready
+from tests.integration.operator.test_scheduling import condition, get
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.libvirt, pytest.mark.s3, pytest.mark.slow]
@@ -190,23 +190,21 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
     test_image: Any,
     tmp_path: Path,
 ) -> None:
-    upload(apiserver, s3, s3_bucket, test_image, "guest-address")
-    apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_flavor("addr.tiny", memory=128)))
-    agent = agents.start(
-        "addr-host",
-        libvirt_uri=libvirtd.uri,
-        domain_type="qemu",
-        capacity="vcpus=2,memoryMiB=2048,diskGiB=20",
-        env=s3.env(),
+    agent = start_guest_host(
+        apiserver,
+        agents,
+        libvirtd,
+        s3,
+        s3_bucket,
+        test_image,
+        host="addr-host",
+        image="guest-address",
+        flavor="addr.tiny",
         extra=(
-            "--services=compute,network",
-            "--underlay-ip=127.0.0.1",
-            "--network-teardown-on-exit",
             # A dnsmasq that died is started again at the next resync.
             f"--resync-interval={RESYNC_INTERVAL}",
         ),
     )
-    wait_ready(apiserver, "addr-host")
     apiserver.kubectl(
         "apply",
         "-f",

@@ -23,7 +23,7 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.consumers import list_consumers
 from tests.builders import a_flavor, a_network, an_instance, as_yaml
 from tests.e2e.test_lifecycle_fake import patch_spec, wait_phase
-from tests.fixtures.agent import AgentFactory
+from tests.fixtures.agent import AgentFactory, AgentProcess
 from tests.fixtures.operator import OperatorProcess
 from tests.integration.operator.test_scheduling import condition, get, wait_ready
 from tests.integration.reliability.test_agent_heartbeat import not_ready_events
@@ -63,6 +63,41 @@ def upload(cluster: ClusterAccess, s3: Any, bucket: str, image: Any, name: str) 
     )
 
 
+def start_guest_host(
+    cluster: ClusterAccess,
+    agents: AgentFactory,
+    libvirtd: Any,
+    s3: Any,
+    bucket: str,
+    test_image: Any,
+    *,
+    host: str,
+    image: str,
+    flavor: str,
+    vcpus: int = 2,
+    extra: tuple[str, ...] = (),
+) -> AgentProcess:
+    """The test image uploaded as `image`, a 128 MiB `flavor`, and a Ready host running
+    compute and network on the private libvirtd (TCG guests, vxlan over loopback)."""
+    upload(cluster, s3, bucket, test_image, image)
+    cluster.kubectl("apply", "-f", "-", input=as_yaml(a_flavor(flavor, memory=128)))
+    agent = agents.start(
+        host,
+        libvirt_uri=libvirtd.uri,
+        domain_type="qemu",
+        capacity=f"vcpus={vcpus},memoryMiB=2048,diskGiB=20",
+        env=s3.env(),
+        extra=(
+            "--services=compute,network",
+            "--underlay-ip=127.0.0.1",
+            "--network-teardown-on-exit",
+            *extra,
+        ),
+    )
+    wait_ready(cluster, host)
+    return agent
+
+
 def console(body: dict[str, Any] | None) -> str:
     path = (((body or {}).get("status") or {}).get("console") or {}).get("logPath")
     return Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
@@ -83,21 +118,17 @@ def test_a_real_vm_runs_from_kubectl_apply_and_leaves_nothing_behind(
     s3_bucket: str,
     test_image: Any,
 ) -> None:
-    upload(apiserver, s3, s3_bucket, test_image, "guest-e2e")
-    apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_flavor("e2e.tiny", memory=128)))
-    agent = agents.start(
-        "real-host",
-        libvirt_uri=libvirtd.uri,
-        domain_type="qemu",
-        capacity="vcpus=2,memoryMiB=2048,diskGiB=20",
-        env=s3.env(),
-        extra=(
-            "--services=compute,network",
-            "--underlay-ip=127.0.0.1",
-            "--network-teardown-on-exit",
-        ),
+    agent = start_guest_host(
+        apiserver,
+        agents,
+        libvirtd,
+        s3,
+        s3_bucket,
+        test_image,
+        host="real-host",
+        image="guest-e2e",
+        flavor="e2e.tiny",
     )
-    wait_ready(apiserver, "real-host")
     apiserver.kubectl(
         "apply",
         "-f",

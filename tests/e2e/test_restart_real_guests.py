@@ -20,12 +20,12 @@ from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.consumers import list_consumers
 from kubenova.operator.inventory.models import FixedIp
-from tests.builders import a_flavor, a_network, an_instance, as_yaml
+from tests.builders import a_network, an_instance, as_yaml
 from tests.e2e.test_lifecycle_fake import wait_phase
-from tests.e2e.test_real_vm import console, upload
+from tests.e2e.test_real_vm import console, start_guest_host
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess
-from tests.integration.operator.test_scheduling import get, wait_ready
+from tests.integration.operator.test_scheduling import get
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.libvirt, pytest.mark.s3, pytest.mark.slow]
@@ -71,22 +71,19 @@ def test_real_guests_run_on_through_libvirtd_agent_and_operator_restarts(
     s3_bucket: str,
     test_image: Any,
 ) -> None:
-    upload(apiserver, s3, s3_bucket, test_image, "guest-restart")
-    apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_flavor("rg.tiny", memory=128)))
-    agent = agents.start(
-        "rg-host",
-        libvirt_uri=libvirtd.uri,
-        domain_type="qemu",
-        capacity="vcpus=4,memoryMiB=2048,diskGiB=20",
-        env=s3.env(),
-        extra=(
-            "--services=compute,network",
-            "--underlay-ip=127.0.0.1",
-            "--network-teardown-on-exit",
-            "--resync-interval=5",
-        ),
+    agent = start_guest_host(
+        apiserver,
+        agents,
+        libvirtd,
+        s3,
+        s3_bucket,
+        test_image,
+        host="rg-host",
+        image="guest-restart",
+        flavor="rg.tiny",
+        vcpus=4,
+        extra=("--resync-interval=5",),
     )
-    wait_ready(apiserver, "rg-host")
     network = a_network("rg-net", namespace, mode="vxlan", cidr="10.78.0.0/24")
     guests = [a_guest("g1", namespace), a_guest("g2", namespace)]
     apiserver.kubectl("apply", "-f", "-", input=as_yaml(network, *guests))
