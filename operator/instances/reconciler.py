@@ -284,7 +284,7 @@ class InstanceReconciler:
                 self.client,
                 INSTANCES,
                 body,
-                {"phase": "Deleting", "conditions": [entry]},
+                _still_handed_over(body, host, {"phase": "Deleting", "conditions": [entry]}),
                 manager=OPERATOR_MANAGER,
             )
         except NotFound:
@@ -312,3 +312,20 @@ def status_host(body: Body) -> str | None:
     """The host our own status write handed the Instance to (status is ours, not the user's)."""
     host = (body.get("status") or {}).get("host")
     return str(host) if host else None
+
+
+def _still_handed_over(body: Body, host: str, status: Body) -> Body:
+    """`status` plus what our hand-over wrote (host, addresses, Scheduled).
+
+    Our status writes are server-side applies by one field manager: a field the apply
+    leaves out is removed. Dropping status.host would take the Instance out of its agent's
+    watch and make it look never handed over.
+    """
+    current = body.get("status") or {}
+    kept: Body = {"host": host}
+    for field in ("addresses", "observedGeneration"):
+        if current.get(field) is not None:
+            kept[field] = current[field]
+    scheduled = cond.find(current.get("conditions"), SCHEDULED)
+    conditions = [scheduled] if scheduled else []
+    return kept | status | {"conditions": conditions + list(status.get("conditions", []))}

@@ -307,7 +307,7 @@ def run_the_restarts(
         capacity=BIG,
         extra=("--services=compute", "--storage-interface=lo", f"--resync-interval={RESYNC}"),
     )
-    for doc in (a_flavor("r.tiny", vcpus=1, memory=64, disk=1), an_image("test-image")):
+    for doc in (a_flavor("rs.tiny", vcpus=1, memory=64, disk=1), an_image("test-image")):
         kubectl_until_done(apiserver, "apply", "-f", "-", input=as_yaml(doc))
     kubectl_until_done(
         apiserver, "apply", "-f", "-", input=as_yaml(a_network("lan", namespace, cidr=str(CIDR)))
@@ -316,7 +316,7 @@ def run_the_restarts(
     eventually(lambda: dnsmasq_pids(lab), timeout=60, what="dnsmasq for lan on rs-net")
     cloud = Cloud(plane, postgres, url, supervisor, compute, store, network, tgtd, lab)
 
-    load = Load(apiserver, namespace, "r.tiny")
+    load = Load(apiserver, namespace, "rs.tiny")
     worker = threading.Thread(target=load.run, daemon=True)
     worker.start()
     time.sleep(2.0)
