@@ -1,4 +1,9 @@
-"""`kubenova image upload`: put a disk image (and boot files) into S3 and apply its Image."""
+"""`kubenova image upload`: put a disk image (and boot files) into S3 and apply its Image.
+
+The uploader is the one who knows the bytes are in the store under their checksum, so it
+also writes the Image's status (phase Available, sizeBytes: what `kubectl get images`
+shows); nothing else writes it.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from kubenova.agents.images.credentials import ACCESS_KEY_ENV, ENDPOINT_ENV, SEC
 from kubenova.agents.images.driver import SHA256_METADATA
 from kubenova.agents.images.ref import StoreCredentials
 from kubenova.api.v1alpha1 import API_VERSION, Image, ImageSpec
+from kubenova.api.v1alpha1.image import ImagePhase
 from kubenova.errors import UserError
 from kubenova.kube import ApiError, KubeClient, NotFound, kubenova_kind, load_config
 from kubenova.kube.client import APPLY_PATCH
@@ -170,6 +176,25 @@ async def apply_image(kubeconfig: Path | None, manifest: dict[str, Any]) -> dict
             kubenova_kind(Image),
             name,
             manifest,
+            patch_type=APPLY_PATCH,
+            field_manager=FIELD_MANAGER,
+        )
+
+
+async def apply_image_status(
+    kubeconfig: Path | None, name: str, size: int, generation: int | None
+) -> None:
+    """Mark Image `name` Available with the size of its disk object (server-side apply)."""
+    status: dict[str, Any] = {"phase": ImagePhase.AVAILABLE.value, "sizeBytes": size}
+    if generation is not None:
+        status["observedGeneration"] = generation
+    manifest = {"apiVersion": API_VERSION, "kind": Image.crd.kind, "metadata": {"name": name}}
+    async with KubeClient(load_config(kubeconfig), user_agent=FIELD_MANAGER) as client:
+        await client.patch(
+            kubenova_kind(Image),
+            name,
+            {**manifest, "status": status},
+            subresource="status",
             patch_type=APPLY_PATCH,
             field_manager=FIELD_MANAGER,
         )
@@ -346,3 +371,18 @@ def upload_command(
     applied = _talk_to_api(apply_image(kubeconfig, image_manifest(name, spec)))
     generation = applied.get("metadata", {}).get("generation")
     click.echo(f"image.kubenova.io/{name} applied (sha256 {disk.sha256}, generation {generation})")
+    try:
+        asyncio.run(apply_image_status(kubeconfig, name, disk.size, generation))
+    except ApiError as error:
+        if error.status != 403:
+            raise click.ClickException(
+                f"the API server refused the Image's status: {error.message or error}"
+            ) from error
+        # The Image is usable without it; only `kubectl get images` shows less.
+        click.echo(
+            f"warning: Image {name} has no status (phase, size): you may not patch "
+            f"images/status ({error.message})",
+            err=True,
+        )
+    else:
+        click.echo(f"image.kubenova.io/{name} Available ({disk.size} bytes)")

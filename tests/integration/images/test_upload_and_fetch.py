@@ -119,6 +119,15 @@ def test_upload_creates_the_objects_and_the_image(setup: Setup, test_image: Gues
     assert image["spec"]["boot"]["cmdline"] == test_image.cmdline
     managers = {(m["manager"], m["operation"]) for m in image["metadata"]["managedFields"]}
     assert ("kubenova-cli", "Apply") in managers
+    disk_size = test_image.disk_qcow2.stat().st_size
+    assert image["status"] == {
+        "phase": "Available",
+        "sizeBytes": disk_size,
+        "observedGeneration": 1,
+    }
+    # The printer columns read those fields: what `kubectl get images` shows.
+    row = apiserver.kubectl("get", "images.kubenova.io", image_name, "--no-headers").stdout
+    assert row.split()[:4] == [image_name, "Available", "qcow2", str(disk_size)]
     for path, key in (
         (test_image.disk_qcow2, image["spec"]["source"]["key"]),
         (test_image.kernel, image["spec"]["boot"]["kernel"]["key"]),
