@@ -16,7 +16,7 @@ from kubenova.devcluster import (
     install_crds,
     install_policies,
 )
-from kubenova.devcluster.policies import POLICY_DIR
+from kubenova.devcluster.policies import CATALOG_RULES, POLICY_DIR, install_catalog_rbac
 from kubenova.devcluster.services import LocalServices
 
 
@@ -29,7 +29,7 @@ def _progress(message: str) -> None:
 
 
 def start_local_services(access: ClusterAccess, state_dir: Path) -> None:
-    """Start MinIO, libvirtd, the operator and one local agent against the dev plane."""
+    """Start MinIO, libvirtd, tgtd, the operator and one local agent against the dev plane."""
     from kubenova.operator import inventory  # noqa: PLC0415 - the db layer, on demand
 
     LocalServices(state_dir).up(access, _progress, migrate=inventory.upgrade)
@@ -60,6 +60,8 @@ def _install_crds(access: ClusterAccess) -> None:
     )
     policies = install_policies(access, checkout / POLICY_DIR)
     click.echo(f"admission policies: {len(policies)} installed", err=True)
+    install_catalog_rbac(access, checkout / CATALOG_RULES)
+    click.echo("catalog: every authenticated user may read Flavors and Images", err=True)
 
 
 @click.group()
