@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from kubenova.devcluster import ClusterAccess
+from tests.builders import an_image, as_yaml
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess
 from tests.support.hosts import SimulatedHosts
@@ -29,6 +30,8 @@ pytestmark = pytest.mark.apiserver
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MANAGER = "argocd"
+# The examples' Instance boots the Image `kubenova image upload` makes; not in examples/.
+IMAGE = "busybox-test"
 
 
 def example_objects() -> list[dict[str, Any]]:
@@ -71,6 +74,7 @@ def apply_examples(cluster: ClusterAccess) -> list[dict[str, Any]]:
     finish_terminating(
         cluster, *(d["metadata"]["name"] for d in example_objects() if d["kind"] == "Project")
     )
+    cluster.kubectl("apply", "-f", "-", input=as_yaml(an_image(IMAGE, minMemoryMiB=96)))
     cluster.kubectl("apply", "--server-side", f"--field-manager={MANAGER}", "-f", str(EXAMPLES))
     return example_objects()
 
@@ -93,6 +97,7 @@ def examples_removed(apiserver: ClusterAccess) -> Iterator[None]:
             check=False,
         )
         apiserver.kubectl("delete", *target, *scope, "--wait=false", check=False)
+    apiserver.kubectl("delete", "images.kubenova.io", IMAGE, "--wait=false", check=False)
 
 
 def test_reconciled_examples_show_no_drift_under_server_side_apply(

@@ -1,0 +1,159 @@
+"""`kubectl apply -R -f examples` as the README says, for real, against the admission webhook.
+
+The operator runs with its webhook, which refuses an Instance whose Flavor, Image, Network
+or Volume does not exist: the whole folder goes in with one command, into a namespace of
+the test's own (no example names one), because the file names put references first.
+Only the Image comes from elsewhere (`kubenova image upload` makes it; here a manifest
+with its name). Every object is then there, and the webhook was really judging: the
+Instance alone, in a namespace without its Network and Volume, is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubenova.devcluster import ClusterAccess
+from tests.builders import an_image, as_yaml
+from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.support.namespaces import finish_terminating
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.apiserver
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+IMAGE = "busybox-test"
+WEBHOOK_CONFIGURATION = "kubenova-admission"
+
+
+def example_objects() -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in sorted(EXAMPLES.rglob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def _webhook_answers(cluster: ClusterAccess) -> bool:
+    # A Project asking for a reserved namespace is refused only by the webhook itself.
+    probe = {
+        "apiVersion": "kubenova.io/v1alpha1",
+        "kind": "Project",
+        "metadata": {"name": "webhook-probe"},
+        "spec": {"namespace": "kube-system"},
+    }
+    result = cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=as_yaml(probe), check=False
+    )
+    return "reserved for the system" in result.stderr
+
+
+@pytest.fixture
+def webhook(
+    apiserver: ClusterAccess, crds_installed: list[str], inventory_url: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """The operator serving its admission webhook; the configuration is removed afterwards."""
+    clean_slate(apiserver)
+    process = OperatorProcess(
+        kubeconfig=apiserver.kubeconfig,
+        database_url=inventory_url,
+        log_path=tmp_path / "operator.log",
+        env=dict(os.environ),
+        extra_args=("--webhook-port", "0"),
+    )
+    process.start()
+    try:
+        eventually(
+            lambda: _webhook_answers(apiserver), timeout=60, what="the admission webhook answering"
+        )
+        yield process
+    finally:
+        process.stop()
+        apiserver.kubectl(
+            "delete",
+            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+            WEBHOOK_CONFIGURATION,
+            check=False,
+        )
+
+
+def _remove(cluster: ClusterAccess, namespaces: list[str]) -> None:
+    """Every example object, the Image and the namespaces go (finalizers stripped)."""
+    for namespace in namespaces:
+        for kind in ("instances", "volumes", "networks", "servergroups"):
+            cluster.kubectl(
+                "patch", f"{kind}.kubenova.io", "--all", "-n", namespace, "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}', check=False,
+            )  # fmt: skip
+            cluster.kubectl(
+                "delete", f"{kind}.kubenova.io", "--all", "-n", namespace, "--wait=false",
+                check=False,
+            )  # fmt: skip
+    for doc in example_objects():
+        if doc["kind"] in ("Flavor", "Project"):
+            target = f"{doc['kind'].lower()}.kubenova.io/{doc['metadata']['name']}"
+            cluster.kubectl(
+                "patch", target, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
+                check=False,
+            )  # fmt: skip
+            cluster.kubectl("delete", target, "--wait=false", check=False)
+    cluster.kubectl("delete", "images.kubenova.io", IMAGE, "--wait=false", check=False)
+    for namespace in namespaces:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    projects = [d["metadata"]["name"] for d in example_objects() if d["kind"] == "Project"]
+    finish_terminating(cluster, *namespaces, *projects)
+
+
+def test_the_examples_folder_applies_recursively_through_the_webhook(
+    webhook: OperatorProcess, apiserver: ClusterAccess
+) -> None:
+    namespace, empty = f"ex-{uuid.uuid4().hex[:6]}", f"ex-{uuid.uuid4().hex[:6]}"
+    projects = [d["metadata"]["name"] for d in example_objects() if d["kind"] == "Project"]
+    finish_terminating(apiserver, *projects)  # an earlier test's example Project
+    for name in (namespace, empty):
+        apiserver.kubectl("create", "namespace", name)
+    try:
+        apiserver.kubectl("apply", "-f", "-", input=as_yaml(an_image(IMAGE, minMemoryMiB=96)))
+
+        applied = apiserver.kubectl(
+            "apply", "-R", "-f", str(EXAMPLES), "-n", namespace, check=False
+        )
+        instance_alone = apiserver.kubectl(
+            "apply", "-f", str(EXAMPLES / "30-instance.yaml"), "-n", empty, check=False
+        )
+
+        assert applied.returncode == 0, applied.stderr
+        objects = example_objects()
+        assert {d["kind"] for d in objects} >= {
+            "Flavor",
+            "Project",
+            "Network",
+            "Volume",
+            "Instance",
+        }
+        for doc in objects:
+            meta = doc["metadata"]
+            assert "namespace" not in meta, f"{doc['kind']} {meta['name']} names a namespace"
+            kind = f"{doc['kind'].lower()}.kubenova.io"
+            scope = ["-n", namespace] if doc["kind"] not in ("Flavor", "Project") else []
+            got = json.loads(
+                apiserver.kubectl("get", kind, meta["name"], *scope, "-o", "json").stdout
+            )
+            assert set(doc["spec"]) <= set(got["spec"]), f"{kind} {meta['name']}: {got['spec']}"
+        assert instance_alone.returncode != 0
+        assert "denied the request" in instance_alone.stderr, instance_alone.stderr
+        # Only manifests (and a README, which kubectl skips) in the folder.
+        files = [path for path in EXAMPLES.rglob("*") if path.is_file()]
+        assert {path.suffix for path in files} <= {".yaml", ".md"}, files
+        assert all(doc.get("apiVersion") and doc.get("kind") for doc in objects)
+    finally:
+        _remove(apiserver, [namespace, empty])
+    assert "Traceback" not in webhook.log()
