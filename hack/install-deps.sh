@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything kubenova's demo and tests need on a fresh Debian machine:
-# the Debian packages in hack/apt-packages.txt, the upstream binaries built from Go
+# Install everything kubenova's demo and tests need on a fresh Debian 12 machine, as root:
+# the Debian packages in hack/apt-packages.txt, a Go toolchain new enough for the builds
+# when the machine has none (or an older one), the upstream binaries built from Go
 # modules (hack/controlplane.sh, cached in ~/.cache/kubenova/bin), the Python venv
 # (.venv, from pyproject.toml + requirements.lock) and the test guest image.
 # Idempotent: a second run on a ready machine takes a few seconds.
@@ -23,11 +24,16 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# 2. Upstream binaries (kube-apiserver, kube-scheduler, etcd, kubectl, helm, minio), cached
+# 2. Go >= 1.24 for step 3 (hack/install-go.sh: Debian's golang-go is too old, so it
+#    fetches the toolchain GOTOOLCHAIN would, from the Go module proxy, when needed).
+hack/install-go.sh
+export PATH="${KUBENOVA_GO_LINK_DIR:-/usr/local/bin}:$PATH"
+
+# 3. Upstream binaries (kube-apiserver, kube-scheduler, etcd, kubectl, helm, minio), cached
 #    by version.
 hack/controlplane.sh all
 
-# 3. Python: a venv with the project (editable) and its pinned dependencies.
+# 4. Python: a venv with the project (editable) and its pinned dependencies.
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   log "Python >= 3.11 is required ($PYTHON is $("$PYTHON" --version 2>&1))"; exit 1; }
@@ -48,7 +54,7 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want_stamp" ]]; then
   echo "$want_stamp" > "$stamp"
 fi
 
-# 4. The test guest (kernel + busybox initramfs), cached under ~/.cache/kubenova/images.
+# 5. The test guest (kernel + busybox initramfs), cached under ~/.cache/kubenova/images.
 if [[ -x hack/build-test-image.sh ]]; then
   hack/build-test-image.sh >/dev/null
 fi
