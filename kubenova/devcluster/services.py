@@ -1,10 +1,13 @@
 """The kubenova services `kubenova dev up` runs beside the control plane on this machine.
 
 One of each, detached, with pid files and logs under the dev state directory:
-MinIO (the image store), a private libvirtd (QEMU, TCG unless told otherwise), the
-operator (SQLite inventory in the state dir) and one host agent named after this machine,
+MinIO (the image store), a private libvirtd (QEMU, TCG unless told otherwise), a private
+tgtd (the iSCSI target of the volume service), the operator (SQLite inventory in the state
+dir) and one host agent named after this machine, running compute, network and volume,
 under its own identity (kubenova:agent:<host>), as confined as a real host's agent.
 `up` keeps what is running and starts what is not; `down` stops them in reverse order.
+A new kubenova server joins by adding its ProcessSpec to `_processes` (and its name to
+PROCESSES, in start order).
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from kubenova.devcluster.errors import ControlPlaneError
 from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from kubenova.devcluster.objectstore import start_dev_objectstore, stop_dev_objectstore
 from kubenova.devcluster.processes import ProcessSpec, launch, live_pid, log_tail, stop_pid
+from kubenova.devcluster.tgtd import PrivateTgtd
 
 Progress = Callable[[str], None]
+# kubenova's own processes, in start order (`down` stops them in reverse).
+PROCESSES = ("operator", "agent")
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,13 @@ class LocalServices:
         self.root = state_dir
         self.host_name = os.environ.get("KUBENOVA_DEV_HOST", socket.gethostname().split(".")[0])
         self.domain_type = os.environ.get("KUBENOVA_DOMAIN_TYPE", "qemu")
-        self.services = os.environ.get("KUBENOVA_DEV_SERVICES", "compute,network")
+        self.services = os.environ.get("KUBENOVA_DEV_SERVICES", "compute,network,volume")
         self.libvirtd = PrivateLibvirtd(state_dir / "libvirtd")
+        self.tgtd = PrivateTgtd(state_dir / "tgtd")
+
+    @property
+    def exports_volumes(self) -> bool:
+        return "volume" in self.services.split(",")
 
     @property
     def database_url(self) -> str:
@@ -85,7 +96,12 @@ class LocalServices:
         install_agent_rbac(access, checkout / AGENT_RULES)
         return agent_kubeconfig(access, self.host_name)
 
-    def _agent(self, access: ClusterAccess, kubeconfig: Path) -> ProcessSpec:
+    def _agent(self, kubeconfig: Path) -> ProcessSpec:
+        volume = (
+            [f"--tgt-control-port={self.tgtd.control_port}", f"--iscsi-portal={self.tgtd.portal}"]
+            if self.exports_volumes
+            else []
+        )
         return self._spec(
             "agent",
             [
@@ -99,8 +115,16 @@ class LocalServices:
                 "--underlay-ip=127.0.0.1",
                 "--network-teardown-on-exit",
                 "--metrics-port=0",
+                *volume,
             ],
         )
+
+    def _processes(self, access: ClusterAccess, progress: Progress) -> list[ProcessSpec]:
+        """kubenova's own servers, in the order of PROCESSES."""
+        return [
+            self._operator(access),
+            self._agent(self._agent_kubeconfig(access, progress)),
+        ]
 
     def up(
         self,
@@ -117,10 +141,13 @@ class LocalServices:
         store = start_dev_objectstore(self.root, progress)
         progress(f"libvirtd ({self.libvirtd.uri})")
         self.libvirtd.start(detached=True)
+        if self.exports_volumes:
+            progress(
+                f"tgtd (iSCSI portal {self.tgtd.start()}, control port {self.tgtd.control_port})"
+            )
         migrate(self.database_url)
         os.environ.update(store.env())  # the agent reads its default image store from env
-        agent = self._agent(access, self._agent_kubeconfig(access, progress))
-        for spec in (self._operator(access), agent):
+        for spec in self._processes(access, progress):
             if live_pid(spec) is not None:
                 progress(f"{spec.name}: running")
                 continue
@@ -131,7 +158,7 @@ class LocalServices:
 
     def down(self) -> list[str]:
         stopped = []
-        for name in ("agent", "operator"):
+        for name in reversed(PROCESSES):
             spec = self._spec(name, [])
             pid = live_pid(spec)
             if pid is not None:
@@ -139,15 +166,19 @@ class LocalServices:
                 stopped.append(name)
             spec.pid_file.unlink(missing_ok=True)
         if self.libvirtd.running_pid() is not None:
-            self.libvirtd.stop()
+            self.libvirtd.stop()  # destroys the guests first: tgtd must outlive their sessions
             stopped.append("libvirtd")
+        if self.tgtd.stop():
+            stopped.append("tgtd")
         stopped += stop_dev_objectstore(self.root)
         return stopped
 
     def status(self) -> list[ServiceState]:
         states = []
-        for name in ("operator", "agent"):
+        for name in PROCESSES:
             spec = self._spec(name, [])
             states.append(ServiceState(name, live_pid(spec), str(spec.log)))
         states.append(ServiceState("libvirtd", self.libvirtd.running_pid(), self.libvirtd.uri))
+        if self.exports_volumes:
+            states.append(ServiceState("tgtd", self.tgtd.running_pid(), self.tgtd.portal))
         return states

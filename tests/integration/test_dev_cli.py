@@ -17,6 +17,7 @@ import yaml
 from kubenova.devcluster import ensure_binaries
 from kubenova.devcluster.crds import crd_manifests
 from kubenova.devcluster.processes import is_alive, processes_mentioning
+from kubenova.devcluster.tgtd import SOCKET_DIR, PrivateTgtd
 
 pytestmark = pytest.mark.apiserver
 
@@ -77,6 +78,18 @@ def test_up_status_up_again_down(dev: DevCli) -> None:
     first_pids = dev.pids()
     server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     status = dev("status")
+    tgtd = PrivateTgtd(dev.state_dir / "tgtd")
+    tgtd_pid = tgtd.running_pid()
+    # The public catalog, as in the chart: any authenticated user reads Flavors and Images.
+    catalog = subprocess.run(
+        [dev.kubectl, f"--kubeconfig={kubeconfig}", "--as=jane", "get", "flavors,images"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    no_write = subprocess.run(
+        [dev.kubectl, f"--kubeconfig={kubeconfig}", "--as=jane", "auth", "can-i", "create",
+         "flavors.kubenova.io"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
 
     again = dev("up")  # reuse is proven by the unchanged pids, not by a timing
     second_pids = dev.pids()
@@ -100,6 +113,15 @@ def test_up_status_up_again_down(dev: DevCli) -> None:
     assert "kube-apiserver" in down.stdout
     assert "etcd" in down.stdout
     assert dev.leftovers() == []
+    # The volume service's tgtd ran (its portal in `status`) and is gone with its socket.
+    assert tgtd_pid is not None
+    assert f"tgtd            running    pid {tgtd_pid}" in status.stdout
+    assert tgtd.portal in status.stdout
+    assert "tgtd" in down.stdout
+    assert not is_alive(tgtd_pid)
+    assert not (SOCKET_DIR / f"socket.{tgtd.control_port}").exists()
+    assert catalog.returncode == 0, catalog.stderr
+    assert no_write.stdout.strip() == "no"
 
 
 def test_up_installs_the_crds(dev: DevCli) -> None:
