@@ -15,7 +15,7 @@ fail() { printf '\033[1;31mdemo: %s\033[0m\n' "$*" >&2; exit 1; }
 # wait_for WHAT COMMAND...: until COMMAND succeeds, at most $WAIT seconds.
 wait_for() {
   local what=$1; shift
-  for _ in $(seq 1 "$WAIT"); do "$@" && return 0; sleep 1; done
+  for _ in $(seq 1 "$WAIT"); do "$@" >/dev/null && return 0; sleep 1; done
   return 1
 }
 phase() { kubectl get "$1" "$2" -o jsonpath='{.status.phase}' 2>/dev/null; }
