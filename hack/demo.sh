@@ -53,6 +53,7 @@ sectors=$(( $(kubectl get vol data -o jsonpath='{.spec.sizeGiB}') * 2097152 ))
 volume_line() { grep -m1 -aoE "KUBENOVA-BLOCK vd[b-z]+ sectors=$sectors|KUBENOVA-BLOCK-ADDED vd[b-z]+" "$log"; }
 wait_for "the volume in the guest" volume_line \
   || { tail -n 20 "$log"; fail "the guest's console never showed a $sectors-sector disk besides vda"; }
+wait_for "the guest's DHCP lease" grep -aq KUBENOVA-LEASE "$log" || echo "(no DHCP lease on the console yet)"
 grep -aE 'KUBENOVA-(BLOCK|SEED|GUEST-READY|NIC|LEASE)' "$log" | tail -n 15
 device=$(volume_line | awk '{print $2}')
 echo "-> Volume data ($(kubectl get vol data -o jsonpath='{.spec.sizeGiB}') GiB over iSCSI) is /dev/$device in the guest"
