@@ -30,6 +30,7 @@ pytestmark = pytest.mark.apiserver
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IMAGE = "busybox-test"
+KINDS = {"Flavor", "Project", "Network", "Volume", "Instance"}
 WEBHOOK_CONFIGURATION = "kubenova-admission"
 
 
@@ -85,29 +86,29 @@ def webhook(
         )
 
 
+NAMESPACED = (
+    "instances.kubenova.io,volumes.kubenova.io,networks.kubenova.io,servergroups.kubenova.io"
+)
+
+
 def _remove(cluster: ClusterAccess, namespaces: list[str]) -> None:
     """Every example object, the Image and the namespaces go (finalizers stripped)."""
+    no_finalizers = ("--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     for namespace in namespaces:
-        for kind in ("instances", "volumes", "networks", "servergroups"):
-            cluster.kubectl(
-                "patch", f"{kind}.kubenova.io", "--all", "-n", namespace, "--type=merge",
-                "-p", '{"metadata":{"finalizers":null}}', check=False,
-            )  # fmt: skip
-            cluster.kubectl(
-                "delete", f"{kind}.kubenova.io", "--all", "-n", namespace, "--wait=false",
-                check=False,
-            )  # fmt: skip
-    for doc in example_objects():
-        if doc["kind"] in ("Flavor", "Project"):
-            target = f"{doc['kind'].lower()}.kubenova.io/{doc['metadata']['name']}"
-            cluster.kubectl(
-                "patch", target, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
-                check=False,
-            )  # fmt: skip
-            cluster.kubectl("delete", target, "--wait=false", check=False)
-    cluster.kubectl("delete", "images.kubenova.io", IMAGE, "--wait=false", check=False)
-    for namespace in namespaces:
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        listed = cluster.kubectl("get", NAMESPACED, "-n", namespace, "-o", "name", check=False)
+        for name in listed.stdout.split():
+            cluster.kubectl("patch", name, "-n", namespace, *no_finalizers, check=False)
+        cluster.kubectl("delete", NAMESPACED, "--all", "-n", namespace, "--wait=false", check=False)
+    cluster_wide = [
+        f"{doc['kind'].lower()}.kubenova.io/{doc['metadata']['name']}"
+        for doc in example_objects()
+        if doc["kind"] in ("Flavor", "Project")
+    ]
+    for name in cluster_wide:
+        cluster.kubectl("patch", name, *no_finalizers, check=False)
+    cluster.kubectl("delete", *cluster_wide, f"images.kubenova.io/{IMAGE}", "--wait=false",
+                    check=False)  # fmt: skip
+    cluster.kubectl("delete", "namespace", *namespaces, "--wait=false", check=False)
     projects = [d["metadata"]["name"] for d in example_objects() if d["kind"] == "Project"]
     finish_terminating(cluster, *namespaces, *projects)
 
@@ -132,22 +133,21 @@ def test_the_examples_folder_applies_recursively_through_the_webhook(
 
         assert applied.returncode == 0, applied.stderr
         objects = example_objects()
-        assert {d["kind"] for d in objects} >= {
-            "Flavor",
-            "Project",
-            "Network",
-            "Volume",
-            "Instance",
+        assert {d["kind"] for d in objects} >= KINDS
+        listed = {
+            (item["kind"], item["metadata"]["name"]): item
+            for args in (
+                ("flavors.kubenova.io,projects.kubenova.io",),
+                (NAMESPACED, "-n", namespace),
+            )
+            for item in json.loads(apiserver.kubectl("get", *args, "-o", "json").stdout)["items"]
         }
         for doc in objects:
             meta = doc["metadata"]
             assert "namespace" not in meta, f"{doc['kind']} {meta['name']} names a namespace"
-            kind = f"{doc['kind'].lower()}.kubenova.io"
-            scope = ["-n", namespace] if doc["kind"] not in ("Flavor", "Project") else []
-            got = json.loads(
-                apiserver.kubectl("get", kind, meta["name"], *scope, "-o", "json").stdout
-            )
-            assert set(doc["spec"]) <= set(got["spec"]), f"{kind} {meta['name']}: {got['spec']}"
+            got = listed.get((doc["kind"], meta["name"]))
+            assert got is not None, f"{doc['kind']} {meta['name']} was not created"
+            assert set(doc["spec"]) <= set(got["spec"]), f"{doc['kind']} {meta['name']}: {got}"
         assert instance_alone.returncode != 0
         assert "denied the request" in instance_alone.stderr, instance_alone.stderr
         # Only manifests (and a README, which kubectl skips) in the folder.
