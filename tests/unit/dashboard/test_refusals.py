@@ -28,7 +28,8 @@ def test_a_bad_name_is_the_name_fields_problem() -> None:
         "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters",
     )
     [refusal] = refusals(error)
-    assert refusal.field == "name" and refusal.message.startswith("a lowercase RFC 1123")
+    assert refusal.field == "name"
+    assert refusal.message.startswith("a lowercase RFC 1123")
 
 
 def test_a_webhook_denial_loses_its_prefix_and_keeps_the_field() -> None:
@@ -46,10 +47,12 @@ def test_rbac_refusal_says_it_is_the_role() -> None:
         403, "Forbidden", 'instances.kubenova.io is forbidden: User "r" cannot create resource'
     )
     [refusal] = refusals(error, what="instances")
-    assert refusal.field is None and "role" in refusal.message
+    assert refusal.field is None
+    assert "role" in refusal.message
 
 
 def test_api_strings_are_escaped_in_pages() -> None:
     html = page("<script>alert(1)</script>", e('<img src=x onerror="1">'))
-    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "<script>alert" not in html
+    assert "<img src=x" not in html
     assert "&lt;script&gt;" in html

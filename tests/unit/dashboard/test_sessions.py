@@ -26,17 +26,20 @@ def test_an_idle_session_is_gone_and_a_used_one_stays() -> None:
     assert store.get(session.sid) is session
     clock.now += 61
     assert store.get(session.sid) is None
-    assert store.get(None) is None and store.get("forged") is None
+    assert store.get(None) is None
+    assert store.get("forged") is None
 
 
 def test_logging_in_issues_a_new_id_and_csrf_token() -> None:
     store = SessionStore()
     anonymous = store.new()
     logged_in = store.log_in(anonymous, "alice")
-    assert logged_in.sid != anonymous.sid and logged_in.csrf != anonymous.csrf
+    assert logged_in.sid != anonymous.sid
+    assert logged_in.csrf != anonymous.csrf
     assert store.get(anonymous.sid) is None  # the pre-login id is worthless
     assert logged_in.csrf_ok(logged_in.csrf)
-    assert not logged_in.csrf_ok(anonymous.csrf) and not logged_in.csrf_ok(None)
+    assert not logged_in.csrf_ok(anonymous.csrf)
+    assert not logged_in.csrf_ok(None)
 
 
 def test_the_oldest_session_gives_way_when_the_store_is_full() -> None:
@@ -47,7 +50,8 @@ def test_the_oldest_session_gives_way_when_the_store_is_full() -> None:
     second = store.new()
     clock.now += 1
     store.new()
-    assert store.get(first.sid) is None and store.get(second.sid) is second
+    assert store.get(first.sid) is None
+    assert store.get(second.sid) is second
 
 
 def test_failed_logins_double_the_wait_per_user_and_address() -> None:
