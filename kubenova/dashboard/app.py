@@ -144,7 +144,10 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Cache-Control", "no-store")
+    # Pages hold user data: never cached. The two static files are the same for everyone
+    # and change only with a new release: a short cache saves every page load two requests.
+    static = request.path.startswith("/static/")
+    response.headers.setdefault("Cache-Control", "max-age=300" if static else "no-store")
     return response
 
 
