@@ -6,9 +6,9 @@ import json
 import os
 import signal
 import subprocess
-import urllib.request
 import sysconfig
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
