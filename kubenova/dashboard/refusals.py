@@ -68,7 +68,16 @@ def refusals(error: ApiError, *, what: str = "this") -> list[Refusal]:
 _CAUSE_SPLIT = re.compile(r", (?=(?:metadata|spec)\.)")
 
 
+# Kubernetes' name rule, said the way a form would say it.
+_NAME_RULE = (
+    "Use only lowercase letters, digits, '-' and '.', starting and ending with a letter or "
+    "digit (at most 253 characters)."
+)
+
+
 def _plain(message: str) -> str:
+    if "RFC 1123" in message:
+        return _NAME_RULE
     # 'Invalid value: "x": why' -> 'why (x)': the reason first, the echoed value after
     match = re.match(r'^(?:Invalid value|Unsupported value): ("[^"]*"|\S+): (.*)$', message, re.S)
     if match:

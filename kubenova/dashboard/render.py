@@ -148,11 +148,16 @@ def page(
                 '<a href="/admin/catalog">Flavors &amp; Images</a>'
                 '<a href="/admin/placement">Placement failures</a>'
             )
-        nav = Html(
-            f'<nav aria-label="main"><form method="get" action="/switch" class="inline">'
-            f'<label for="project-switch">Project</label>'
+        chooser = (
+            '<form method="get" action="/switch" class="inline">'
+            '<label for="project-switch">Project</label>'
             f'<select id="project-switch" name="project" data-autosubmit>{switcher}</select>'
-            f"<noscript><button>Go</button></noscript></form>{links}"
+            "<noscript><button>Go</button></noscript></form>"
+            if switcher
+            else ""
+        )
+        nav = Html(
+            f'<nav aria-label="main">{chooser}{links}'
             f'<form method="post" action="/logout" class="inline right">{csrf_field(csrf)}'
             f"<span>{e(user)}</span> <button>Log out</button></form></nav>"
         )

@@ -28,7 +28,7 @@ from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
 from kubenova.operator.auth import db as auth_db
-from tests.builders import a_project, an_instance, as_yaml
+from tests.builders import a_flavor, a_project, an_instance, as_yaml
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess, clean_slate
 from tests.integration.operator.test_scheduling import catalog, wait_ready
@@ -130,6 +130,7 @@ def cloud(
         auth_db.create_user(engine, user, password=PASSWORD)
         auth_db.create_project(engine, project)
         auth_db.grant(engine, user, project, Role.MEMBER)
+    auth_db.create_user(engine, f"carol-{suffix}", password=PASSWORD)  # a cloud admin
     engine.dispose()
     clean_slate(apiserver)
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -149,7 +150,9 @@ def cloud(
     for doc in docs:
         doc["metadata"]["name"] += f"-{suffix}"
     docs[1]["roleRef"]["name"] = docs[0]["metadata"]["name"]
-    apiserver.kubectl("apply", "-f", "-", input=as_yaml(*docs, *CATALOG_READER))
+    apiserver.kubectl(
+        "apply", "-f", "-", input=as_yaml(*docs, *CATALOG_READER, *cloud_reader(f"carol-{suffix}"))
+    )
     dashboard = DashboardProcess(
         log_path=root / "dashboard.log",
         env=env,
@@ -180,6 +183,36 @@ def cloud(
         print(dashboard.log()[-3000:])
 
 
+def cloud_reader(user: str) -> list[dict[str, object]]:
+    """A cloud administrator who may read Hosts and every project's Instances."""
+    name = f"dashboard-test-reader-{user}"
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": ["kubenova.io"],
+                    "resources": ["hosts", "instances", "flavors", "images"],
+                    "verbs": ["get", "list", "watch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    ]
+
+
 def _status(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> int:
     request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
@@ -203,14 +236,14 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def log_in(browser: object, cloud: Cloud, user: str) -> object:
+def log_in(browser: object, cloud: Cloud, user: str, landing: str = "**/instances") -> object:
     context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(f"{cloud.dashboard.url}/login")
     page.get_by_label("User name").fill(user)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/instances")
+    page.wait_for_url(landing)
     return page
 
 
@@ -234,7 +267,7 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
     page.get_by_label("Name").fill("Not_A_Name")
     page.get_by_label("Flavor").select_option(cloud.flavor)
     page.get_by_role("button", name="Launch").click()
-    assert "lowercase" in page.locator("#err-name").inner_text()
+    assert page.locator("#err-name").inner_text().startswith("Use only lowercase letters")
 
     # launch, then watch it go Running without a reload
     page.get_by_label("Name").fill("web-1")
@@ -330,3 +363,32 @@ def test_another_project_sees_nothing_and_forged_requests_are_refused(
     assert _status(target) == 401
     listing = cloud.access.kubectl("get", "instances", "-n", cloud.beta, "-o", "json")
     assert json.loads(listing.stdout)["items"] == []
+
+
+def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud: Cloud) -> None:
+    carol = "carol-" + cloud.alpha.removeprefix("alpha-")
+    cloud.access.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=as_yaml(
+            a_flavor("t.huge", vcpus=2, memory=4_000_000, disk=1),
+            an_instance("too-big", cloud.beta, flavor="t.huge"),
+        ),
+    )
+    page = log_in(browser, cloud, carol, landing="**/admin/hosts")
+    card = page.locator("section.host")
+    assert "Ready" in card.locator("h2").inner_text()
+    assert card.locator("meter").count() == 3
+    page.screenshot(path=SHOTS / "hosts.png", full_page=True)
+
+    def refused() -> bool:
+        listing = cloud.access.kubectl("get", "instance", "too-big", "-n", cloud.beta, "-o", "json")
+        conditions = json.loads(listing.stdout).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Scheduled" and c["status"] == "False" for c in conditions)
+
+    eventually(refused, timeout=30, what="too-big refused a host")  # the page is not live
+    page.goto(f"{cloud.dashboard.url}/admin/placement")
+    page.get_by_role("cell", name=f"{cloud.beta}/too-big").wait_for()
+    assert "NoValidHost" in page.locator("tbody").inner_text()
+    page.screenshot(path=SHOTS / "placement.png", full_page=True)

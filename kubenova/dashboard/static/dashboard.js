@@ -19,7 +19,10 @@ function liveList(el) {
   source.onmessage = (ev) => {
     const d = JSON.parse(ev.data);
     let row = tbody.querySelector(`tr[data-name="${CSS.escape(d.name)}"]`);
-    if (d.type === "DELETED") { if (row) row.remove(); return; }
+    const count = document.querySelector(".count");
+    const bump = (by) => { if (count) count.textContent = `${parseInt(count.textContent, 10) + by} instances`; };
+    if (d.type === "DELETED") { if (row) { row.remove(); bump(-1); } return; }
+    if (!row && d.type === "ADDED") bump(1);
     if (!row) {
       if (el.dataset.append !== "1") return;  // a later page holds it
       row = document.createElement("tr");

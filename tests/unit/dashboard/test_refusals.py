@@ -29,7 +29,7 @@ def test_a_bad_name_is_the_name_fields_problem() -> None:
     )
     [refusal] = refusals(error)
     assert refusal.field == "name"
-    assert refusal.message.startswith("a lowercase RFC 1123")
+    assert refusal.message.startswith("Use only lowercase letters")
 
 
 def test_a_webhook_denial_loses_its_prefix_and_keeps_the_field() -> None:
