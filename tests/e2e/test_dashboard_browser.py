@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import urllib.error
 import urllib.parse
@@ -20,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +29,7 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
 from kubenova.operator.auth import db as auth_db
 from tests.builders import a_flavor, a_project, an_instance, as_yaml
+from tests.e2e.test_real_vm import start_guest_host
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess, clean_slate
 from tests.integration.operator.test_scheduling import catalog, wait_ready
@@ -248,8 +249,7 @@ def log_in(browser: object, cloud: Cloud, user: str, landing: str = "**/instance
 
 
 def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Cloud) -> None:
-    shutil.rmtree(SHOTS, ignore_errors=True)
-    SHOTS.mkdir(parents=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     alice = "alice-" + cloud.alpha.removeprefix("alpha-")
     page = browser.new_page(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
     page.goto(f"{cloud.dashboard.url}/login")
@@ -392,3 +392,44 @@ def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud:
     page.get_by_role("cell", name=f"{cloud.beta}/too-big").wait_for()
     assert "NoValidHost" in page.locator("tbody").inner_text()
     page.screenshot(path=SHOTS / "placement.png", full_page=True)
+
+
+@pytest.mark.libvirt
+@pytest.mark.s3
+def test_a_real_guests_serial_console_reaches_the_page(
+    browser: object,
+    cloud: Cloud,
+    agents: AgentFactory,
+    libvirtd: Any,
+    s3: Any,
+    s3_bucket: str,
+    test_image: Any,
+) -> None:
+    suffix = cloud.alpha.removeprefix("alpha-")
+    host, image = f"dash-guest-{suffix}", f"dash-guest-{suffix}"
+    # the agent copies the console's last lines into status at each resync: every 2 s here
+    start_guest_host(
+        cloud.access,
+        agents,
+        libvirtd,
+        s3,
+        s3_bucket,
+        test_image,
+        host=host,
+        image=image,
+        flavor="dash.tiny",
+        extra=("--resync-interval=2",),
+    )
+    placed = an_instance("guest", cloud.alpha, flavor="dash.tiny", image=image)
+    placed["spec"]["placement"] = {"host": host}  # an admin's forced host: the real one
+    cloud.access.kubectl("apply", "-f", "-", input=as_yaml(placed))
+    try:
+        page = log_in(browser, cloud, "alice-" + suffix)
+        page.goto(f"{cloud.dashboard.url}/p/{cloud.alpha}/instances/guest")
+        page.evaluate("window.__sameDocument = true")
+        page.locator("#console", has_text=test_image.ready_marker).wait_for(timeout=120_000)
+        assert page.evaluate("window.__sameDocument") is True
+        assert page.locator('[data-live="host"]').inner_text() == host
+        page.screenshot(path=SHOTS / "console.png", full_page=True)
+    finally:
+        cloud.access.kubectl("delete", "instance", "guest", "-n", cloud.alpha, "--timeout=60s")
