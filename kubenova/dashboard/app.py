@@ -51,6 +51,9 @@ class Dashboard:
 
     async def memberships(self, session: Session) -> tuple[dict[str, str], bool]:
         """The user's projects (name -> namespace) and whether they may see the admin pages."""
+        if len(self._memberships) > 2 * len(self.sessions) + 100:  # ended sessions' entries
+            live = {sid for sid in self._memberships if self.sessions.get(sid) is not None}
+            self._memberships = {k: v for k, v in self._memberships.items() if k in live}
         cached = self._memberships.get(session.sid)
         if cached and time.monotonic() - cached[0] < MEMBERSHIP_TTL:
             return cached[1], cached[2]
@@ -122,7 +125,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     public = request.path.startswith("/static/") or request.path in ("/login", "/healthz")
     if request.method not in SAFE_METHODS:
         origin = request.headers.get("Origin")
-        if origin and origin not in (f"{request.scheme}://{request.host}", "null"):
+        if origin and origin != f"{request.scheme}://{request.host}":
             raise web.HTTPForbidden(text="cross-origin request refused")
         token = request.headers.get("X-CSRF-Token")
         if token is None and request.content_type in (

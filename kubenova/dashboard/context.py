@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from kubenova.dashboard.app import Dashboard, dashboard_of, html, session_of
 from kubenova.dashboard.render import Html, page
+
+# A Kubernetes object name (RFC 1123 subdomain): what a path segment naming one may hold.
+# Checked before it goes into an API path or a field selector, where "/", "," or "="
+# would change what is asked for.
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def object_name(request: web.Request, key: str = "name") -> str:
+    """The object name in the URL, or 404."""
+    name = request.match_info[key]
+    if not _OBJECT_NAME.fullmatch(name):
+        raise web.HTTPNotFound(text="no such object")
+    return name
 
 
 @dataclass(frozen=True)

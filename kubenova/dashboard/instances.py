@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from kubenova.api.v1alpha1 import Flavor, Image, Instance, Network, ServerGroup, Volume
-from kubenova.dashboard.context import Context, context
+from kubenova.dashboard.context import Context, context, object_name
 from kubenova.dashboard.identity import acting_as
 from kubenova.dashboard.refusals import refusals
 from kubenova.dashboard.render import (
@@ -233,7 +233,7 @@ ACTIONS = {
 
 async def act(request: web.Request) -> web.StreamResponse:
     ctx = await context(request)
-    name, action = request.match_info["name"], request.match_info["action"]
+    name, action = object_name(request), request.match_info["action"]
     try:
         with acting_as(ctx.user):
             if action == "delete":
@@ -294,7 +294,7 @@ def conditions_table(status: dict[str, Any]) -> Html:
 
 async def detail(request: web.Request) -> web.StreamResponse:
     ctx = await context(request)
-    name = request.match_info["name"]
+    name = object_name(request)
     selector = f"involvedObject.name={name},involvedObject.kind=Instance"
     with acting_as(ctx.user):
         try:

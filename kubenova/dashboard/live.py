@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from kubenova.dashboard.app import dashboard_of
-from kubenova.dashboard.context import context
+from kubenova.dashboard.context import context, object_name
 from kubenova.dashboard.identity import acting_as
 from kubenova.dashboard.instances import INSTANCES, summary
 from kubenova.errors import ApiError
@@ -84,7 +84,7 @@ async def instances(request: web.Request) -> web.StreamResponse:
 
 async def instance(request: web.Request) -> web.StreamResponse:
     ctx = await context(request)
-    selector = f"metadata.name={request.match_info['name']}"
+    selector = f"metadata.name={object_name(request)}"
     return await _stream(request, ctx.user, ctx.namespace, selector, True)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from kubenova.api.v1alpha1 import Project
-from kubenova.dashboard.context import context
+from kubenova.dashboard.context import context, object_name
 from kubenova.dashboard.identity import acting_as
 from kubenova.dashboard.instances import NETWORKS, VOLUMES
 from kubenova.dashboard.refusals import refusals
@@ -90,7 +90,7 @@ async def delete_volume(request: web.Request) -> web.StreamResponse:
     ctx = await context(request)
     try:
         with acting_as(ctx.user):
-            await ctx.dash.client.delete(VOLUMES, request.match_info["name"], ctx.namespace)
+            await ctx.dash.client.delete(VOLUMES, object_name(request), ctx.namespace)
     except ApiError as error:
         if error.temporary:
             raise

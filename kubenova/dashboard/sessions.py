@@ -43,7 +43,10 @@ class SessionStore:
         """An anonymous session (login form's CSRF token); oldest dropped when full."""
         self._expire()
         if len(self._sessions) >= self.max_sessions:
-            oldest = min(self._sessions.values(), key=lambda s: s.last_seen)
+            # Anyone can open login forms: they give way first, so a flood of them cannot
+            # push logged-in users out.
+            anonymous = [s for s in self._sessions.values() if s.user is None]
+            oldest = min(anonymous or self._sessions.values(), key=lambda s: s.last_seen)
             del self._sessions[oldest.sid]
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), self._now())
         self._sessions[session.sid] = session

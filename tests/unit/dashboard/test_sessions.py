@@ -84,3 +84,14 @@ def test_component_identities_are_never_impersonated(name: str) -> None:
 
 def test_a_plain_user_name_is_impersonable() -> None:
     assert check_impersonable("alice@example.org") == "alice@example.org"
+
+
+def test_a_flood_of_login_forms_does_not_push_out_logged_in_users() -> None:
+    clock = Clock()
+    store = SessionStore(max_sessions=3, clock=clock)
+    alice = store.log_in(store.new(), "alice")
+    for _ in range(10):
+        clock.now += 1
+        store.new()
+    assert store.get(alice.sid) is alice
+    assert len(store) == 3
