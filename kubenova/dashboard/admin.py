@@ -41,6 +41,16 @@ def _condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
 
 async def hosts(request: web.Request) -> web.StreamResponse:
     ctx, listing = await _list(request, HOSTS)
+    per_host: dict[str, int] = {}
+    try:
+        with acting_as(ctx.user):
+            placed = await ctx.dash.client.list(INSTANCES)
+        for item in placed.get("items", []):
+            host = (item.get("status") or {}).get("host")
+            if host:
+                per_host[host] = per_host.get(host, 0) + 1
+    except ApiError:
+        placed = None  # may read Hosts but not every project's Instances: no counts
     cards = []
     for item in listing.get("items", []):
         spec, status = item.get("spec") or {}, item.get("status") or {}
@@ -55,7 +65,12 @@ async def hosts(request: web.Request) -> web.StreamResponse:
                 f'<section class="card host"><h2>{e(item["metadata"]["name"])} '
                 f'<span class="phase {"running" if ready else "error"}">{e(state)}</span></h2>'
                 f"<p>{e(spec.get('availabilityZone'))} · {e(', '.join(spec.get('services') or []))}"
-                f"</p>"
+                + (
+                    f" · {per_host.get(item['metadata']['name'], 0)} instances"
+                    if placed is not None
+                    else ""
+                )
+                + "</p>"
                 + bar("vCPU", used.get("vcpus", 0), cap.get("vcpus", 0) * over.get("cpu", 16.0))
                 + bar(
                     "RAM",

@@ -364,6 +364,19 @@ def test_another_project_sees_nothing_and_forged_requests_are_refused(
     listing = cloud.access.kubectl("get", "instances", "-n", cloud.beta, "-o", "json")
     assert json.loads(listing.stdout)["items"] == []
 
+    # the dashboard's own identity can do nothing by itself but impersonate
+    def can_i(*args: str) -> str:
+        answer = cloud.access.kubectl(
+            "auth", "can-i", *args, kubeconfig=cloud.dashboard.kubeconfig, check=False
+        )
+        return answer.stdout.strip()
+
+    assert can_i("list", "instances.kubenova.io", "-A") == "no"
+    assert can_i("get", "secrets", "-A") == "no"
+    assert can_i("impersonate", "groups/system:masters") == "no"
+    assert can_i("impersonate", "serviceaccounts", "-n", "kubenova-system") == "no"
+    assert can_i("impersonate", "groups/kubenova:dashboard") == "yes"
+
 
 def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud: Cloud) -> None:
     carol = "carol-" + cloud.alpha.removeprefix("alpha-")
