@@ -84,10 +84,12 @@ class SessionStore:
 
 @dataclass
 class LoginThrottle:
-    """After `free` failures for a user name or a client address, each further attempt
-    must wait twice as long as the last (up to `max_delay`), right or wrong password."""
+    """After `free` failures for a user name (`free_per_address` for a client address),
+    each further attempt must wait twice as long as the last (up to `max_delay`), right or
+    wrong password. An address is given more room: behind an ingress, many users share it."""
 
     free: int = 3
+    free_per_address: int = 20
     base_delay: float = 1.0
     max_delay: float = 300.0
     clock: object = field(default=time.monotonic)
@@ -106,8 +108,9 @@ class LoginThrottle:
         for key in keys:
             count = self._failures.get(key, 0) + 1
             self._failures[key] = count
-            if count >= self.free:
-                delay = min(self.max_delay, self.base_delay * 2 ** (count - self.free))
+            free = self.free_per_address if key.startswith("addr:") else self.free
+            if count >= free:
+                delay = min(self.max_delay, self.base_delay * 2 ** (count - free))
                 self._not_before[key] = self._now() + delay
 
     def succeeded(self, *keys: str) -> None:

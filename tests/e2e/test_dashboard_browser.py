@@ -258,6 +258,18 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
     page.get_by_role("button", name="Log in").click()
     assert page.get_by_role("alert").inner_text() == "Wrong user name or password."
     page.screenshot(path=SHOTS / "login.png")
+    # guessing slows down: after three failures for a name each wait doubles (1 s, 2 s,
+    # ...), so one of the next quick attempts lands inside a wait however slow the machine
+    said = []
+    for _ in range(8):
+        page.get_by_label("User name").fill("mallory")
+        page.get_by_label("Password").fill("guess")
+        page.get_by_role("button", name="Log in").click()
+        said.append(page.get_by_role("alert").inner_text())
+        if said[-1].startswith("Too many failed attempts"):
+            break
+    assert said[:3] == ["Wrong user name or password."] * 3
+    assert said[-1].startswith("Too many failed attempts: try again in")
     page.close()
     page = log_in(browser, cloud, alice)
     base = f"{cloud.dashboard.url}/p/{cloud.alpha}"
@@ -376,6 +388,12 @@ def test_another_project_sees_nothing_and_forged_requests_are_refused(
     assert can_i("impersonate", "groups/system:masters") == "no"
     assert can_i("impersonate", "serviceaccounts", "-n", "kubenova-system") == "no"
     assert can_i("impersonate", "groups/kubenova:dashboard") == "yes"
+
+    # after logging out, the old session id is worth nothing
+    page.goto(f"{cloud.dashboard.url}/p/{cloud.beta}/instances")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    assert _status(f"{cloud.dashboard.url}/p/{cloud.beta}/instances", headers=session) == 401
 
 
 def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud: Cloud) -> None:

@@ -56,7 +56,7 @@ def test_the_oldest_session_gives_way_when_the_store_is_full() -> None:
 
 def test_failed_logins_double_the_wait_per_user_and_address() -> None:
     clock = Clock()
-    throttle = LoginThrottle(free=3, base_delay=1.0, max_delay=8.0, clock=clock)
+    throttle = LoginThrottle(free=3, free_per_address=3, base_delay=1.0, max_delay=8.0, clock=clock)
     keys = ("user:alice", "addr:10.0.0.1")
     for _ in range(2):
         throttle.failed(*keys)
@@ -95,3 +95,11 @@ def test_a_flood_of_login_forms_does_not_push_out_logged_in_users() -> None:
         store.new()
     assert store.get(alice.sid) is alice
     assert len(store) == 3
+
+
+def test_an_address_shared_by_many_users_gets_more_room_than_a_name() -> None:
+    throttle = LoginThrottle(free=3, free_per_address=20, clock=Clock())
+    for _ in range(5):
+        throttle.failed("user:alice", "addr:10.0.0.1")
+    assert throttle.wait_for("user:bob", "addr:10.0.0.1") == 0
+    assert throttle.wait_for("user:alice", "addr:10.0.0.2") > 0
