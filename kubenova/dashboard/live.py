@@ -17,6 +17,7 @@ from kubenova.dashboard.app import dashboard_of
 from kubenova.dashboard.context import context, object_name
 from kubenova.dashboard.identity import acting_as
 from kubenova.dashboard.instances import INSTANCES, summary
+from kubenova.dashboard.render import age
 from kubenova.errors import ApiError
 
 # A comment line now and then keeps proxies from closing an idle stream.
@@ -47,6 +48,7 @@ async def _stream(
                     data["power"] = (event.object.get("spec") or {}).get("powerState", "Running")
                     data["conditions"] = [
                         {k: c.get(k, "") for k in ("type", "status", "reason", "message")}
+                        | {"since": age(c.get("lastTransitionTime"))}
                         for c in status.get("conditions") or []
                     ]
                 await queue.put(f"data: {json.dumps(data)}\n\n".encode())

@@ -107,7 +107,11 @@ async def networks_page(request: web.Request) -> web.StreamResponse:
     rows = []
     for item in listing.get("items", []):
         spec, status = item.get("spec") or {}, item.get("status") or {}
-        ports = ", ".join(f"{p.get('instance')} {p.get('ip')}" for p in status.get("ports") or [])
+        ports = ", ".join(
+            f"{p.get('instance')} {p.get('ip')}"
+            + (f" (floating {p['floatingIP']})" if p.get("floatingIP") else "")
+            for p in status.get("ports") or []
+        )
         rows.append(
             Html(
                 f"<tr><td>{e(item['metadata']['name'])}</td><td>{e(spec.get('mode'))}</td>"

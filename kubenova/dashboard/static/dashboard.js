@@ -59,10 +59,9 @@ function liveInstance(el) {
     const tbody = document.getElementById("conditions");
     tbody.replaceChildren(...d.conditions.map((c) => {
       const tr = document.createElement("tr");
-      for (const k of ["type", "status", "reason", "message"]) {
+      for (const k of ["type", "status", "reason", "message", "since"]) {
         const td = document.createElement("td"); td.textContent = c[k]; tr.append(td);
       }
-      tr.append(document.createElement("td"));
       return tr;
     }));
   };
