@@ -82,8 +82,14 @@ def up() -> None:
         )
         _install_crds(access)
         start_local_services(access, plane.root)
+        from kubenova.dashboard import devserver  # noqa: PLC0415 - aiohttp app, on demand
+
+        dashboard_url = devserver.start(
+            access, plane.root, LocalServices(plane.root).database_url, _progress
+        )
     except ControlPlaneError as error:
         raise click.ClickException(str(error)) from error
+    click.echo(f"dashboard: {dashboard_url}", err=True)
     click.echo(f"export KUBECONFIG={access.kubeconfig}", err=True)
     click.echo(str(access.kubeconfig))
 
@@ -91,8 +97,10 @@ def up() -> None:
 @dev.command()
 def down() -> None:
     """Stop the local control plane; its data, certificates and ports are kept for `up`."""
+    from kubenova.dashboard import devserver  # noqa: PLC0415 - aiohttp app, on demand
+
     plane = _plane()
-    stopped = stop_local_services(plane.root)
+    stopped = devserver.stop(plane.root) + stop_local_services(plane.root)
     stopped += plane.down()
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 

@@ -10,6 +10,7 @@ import click
 # `kubenova --help` stays fast and one broken subsystem cannot break the others.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("kubenova.cli.crds", "crds"),
+    "dashboard": ("kubenova.cli.dashboard", "dashboard"),
     "dev": ("kubenova.cli.dev", "dev"),
     "db": ("kubenova.cli.db", "db"),
     "audit": ("kubenova.cli.audit", "audit_command"),

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sysconfig
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,9 @@ def test_up_status_up_again_down(dev: DevCli) -> None:
 
     again = dev("up")  # reuse is proven by the unchanged pids, not by a timing
     second_pids = dev.pids()
+    dashboard = up.stderr.split("dashboard: http", 1)[1].split()[0]
+    with urllib.request.urlopen(f"http{dashboard}healthz", timeout=5) as answer:
+        assert answer.status == 200
 
     env = dev("env")
     down = dev("down")
@@ -111,6 +115,8 @@ def test_up_status_up_again_down(dev: DevCli) -> None:
     assert not any(is_alive(pid) for pid in first_pids.values())
     assert env.stdout.strip() == f"export KUBECONFIG={kubeconfig}"
     assert "kube-apiserver" in down.stdout
+    assert "dashboard" in down.stdout
+    assert f"dashboard: http{dashboard}" in again.stderr
     assert "etcd" in down.stdout
     assert dev.leftovers() == []
     # The volume service's tgtd ran (its portal in `status`) and is gone with its socket.

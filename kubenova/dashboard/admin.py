@@ -1,0 +1,161 @@
+"""Cloud administrator pages: Hosts, Projects, the catalog and placement failures.
+
+Fetched as the user like every page: without the right to list Hosts the pages say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from kubenova.api.v1alpha1 import Host
+from kubenova.dashboard.context import Context, context
+from kubenova.dashboard.identity import acting_as
+from kubenova.dashboard.instances import FLAVORS, IMAGES, INSTANCES
+from kubenova.dashboard.render import Html, bar, e, join, table
+from kubenova.dashboard.resources import PROJECTS
+from kubenova.errors import ApiError
+from kubenova.kube import ResourceKind, kubenova_kind
+
+HOSTS = kubenova_kind(Host)
+
+
+async def _list(request: web.Request, kind: ResourceKind) -> tuple[Context, dict[str, Any]]:
+    ctx = await context(request, project=False)
+    try:
+        with acting_as(ctx.user):
+            return ctx, await ctx.dash.client.list(kind)
+    except ApiError as error:
+        if error.status == 403:
+            raise web.HTTPForbidden(text="Only cloud administrators may see this page.") from None
+        raise
+
+
+def _condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    for c in (body.get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return {}
+
+
+async def hosts(request: web.Request) -> web.StreamResponse:
+    ctx, listing = await _list(request, HOSTS)
+    per_host: dict[str, int] = {}
+    try:
+        with acting_as(ctx.user):
+            placed = await ctx.dash.client.list(INSTANCES)
+        for item in placed.get("items", []):
+            host = (item.get("status") or {}).get("host")
+            if host:
+                per_host[host] = per_host.get(host, 0) + 1
+    except ApiError:
+        placed = None  # may read Hosts but not every project's Instances: no counts
+    cards = []
+    for item in listing.get("items", []):
+        spec, status = item.get("spec") or {}, item.get("status") or {}
+        cap, used = status.get("capacity") or {}, status.get("allocated") or {}
+        over = spec.get("overcommit") or {}
+        ready = _condition(item, "Ready").get("status") == "True"
+        state = "Ready" if ready else "NotReady"
+        if spec.get("schedulable") is False:
+            state += ", cordoned"
+        cards.append(
+            Html(
+                f'<section class="card host"><h2>{e(item["metadata"]["name"])} '
+                f'<span class="phase {"running" if ready else "error"}">{e(state)}</span></h2>'
+                f"<p>{e(spec.get('availabilityZone'))} · {e(', '.join(spec.get('services') or []))}"
+                + (
+                    f" · {per_host.get(item['metadata']['name'], 0)} instances"
+                    if placed is not None
+                    else ""
+                )
+                + "</p>"
+                + bar("vCPU", used.get("vcpus", 0), cap.get("vcpus", 0) * over.get("cpu", 16.0))
+                + bar(
+                    "RAM",
+                    used.get("memoryMiB", 0),
+                    cap.get("memoryMiB", 0) * over.get("memory", 1.5),
+                    " MiB",
+                )
+                + bar(
+                    "Disk",
+                    used.get("diskGiB", 0),
+                    cap.get("diskGiB", 0) * over.get("disk", 1.0),
+                    " GiB",
+                )
+                + Html("</section>")
+            )
+        )
+    return ctx.render("Hosts", join(cards) or Html("<p>No hosts registered.</p>"))
+
+
+async def projects(request: web.Request) -> web.StreamResponse:
+    ctx, _ = await _list(request, HOSTS)  # the admin check
+    listing = await ctx.dash.own.list(PROJECTS)
+    rows = []
+    for item in listing.get("items", []):
+        status, quota = item.get("status") or {}, (item.get("spec") or {}).get("quota") or {}
+        limits = ", ".join(f"{k}={v}" for k, v in quota.items())
+        rows.append(
+            Html(
+                f"<tr><td>{e(item['metadata']['name'])}</td><td>{e(status.get('namespace'))}</td>"
+                f"<td>{e(status.get('members'))}</td><td>{e(limits)}</td></tr>"
+            )
+        )
+    return ctx.render("Projects", table(("Project", "Namespace", "Members", "Quota"), rows))
+
+
+async def catalog(request: web.Request) -> web.StreamResponse:
+    ctx, flavors = await _list(request, FLAVORS)
+    with acting_as(ctx.user):
+        images = await ctx.dash.client.list(IMAGES)
+    frows = (
+        Html(
+            f"<tr><td>{e(f['metadata']['name'])}</td><td>{e(f['spec'].get('vcpus'))}</td>"
+            f"<td>{e(f['spec'].get('memoryMiB'))}</td><td>{e(f['spec'].get('diskGiB'))}</td></tr>"
+        )
+        for f in flavors.get("items", [])
+    )
+    irows = (
+        Html(
+            f"<tr><td>{e(i['metadata']['name'])}</td><td>{e(i['spec'].get('format'))}</td>"
+            f"<td>{e((i.get('status') or {}).get('phase'))}</td>"
+            f"<td>{e((i.get('status') or {}).get('sizeBytes'))}</td></tr>"
+        )
+        for i in images.get("items", [])
+    )
+    body = Html(
+        "<h2>Flavors</h2>"
+        + table(("Flavor", "vCPUs", "MiB", "GiB"), frows)
+        + "<h2>Images</h2>"
+        + table(("Image", "Format", "Phase", "Bytes"), irows)
+    )
+    return ctx.render("Flavors & Images", body)
+
+
+async def placement(request: web.Request) -> web.StreamResponse:
+    ctx, _ = await _list(request, HOSTS)
+    with acting_as(ctx.user):
+        listing = await ctx.dash.client.list(INSTANCES)
+    rows = []
+    for item in listing.get("items", []):
+        scheduled = _condition(item, "Scheduled")
+        if scheduled.get("status") == "False":
+            rows.append(
+                Html(
+                    f"<tr><td>{e(item['metadata']['namespace'])}/{e(item['metadata']['name'])}</td>"
+                    f"<td>{e(scheduled.get('reason'))}</td><td>{e(scheduled.get('message'))}</td></tr>"
+                )
+            )
+    body = table(("Instance", "Reason", "Why no host fits"), rows)
+    return ctx.render(
+        "Placement failures", body if rows else Html("<p>Every instance is placed.</p>")
+    )
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/admin/hosts", hosts)
+    app.router.add_get("/admin/projects", projects)
+    app.router.add_get("/admin/catalog", catalog)
+    app.router.add_get("/admin/placement", placement)

@@ -1,0 +1,78 @@
+// kubenova dashboard: live updates over server-sent events, no framework, no build step.
+"use strict";
+
+function setPhase(cell, phase) {
+  const span = document.createElement("span");
+  span.className = "phase " + phase.toLowerCase();
+  span.textContent = phase;
+  cell.replaceChildren(span);
+}
+
+function liveList(el) {
+  const tbody = document.getElementById("instances");
+  const state = document.getElementById("live-state");
+  const project = el.dataset.project;
+  const source = new EventSource(el.dataset.src);
+  source.onopen = () => { state.textContent = "live"; };
+  source.onerror = () => { state.textContent = "reconnecting…"; };
+  source.addEventListener("failed", (ev) => { state.textContent = "stopped: " + JSON.parse(ev.data); source.close(); });
+  source.onmessage = (ev) => {
+    const d = JSON.parse(ev.data);
+    let row = tbody.querySelector(`tr[data-name="${CSS.escape(d.name)}"]`);
+    const count = document.querySelector(".count");
+    const bump = (by) => { if (count) count.textContent = `${parseInt(count.textContent, 10) + by} instances`; };
+    if (d.type === "DELETED") { if (row) { row.remove(); bump(-1); } return; }
+    if (!row && d.type === "ADDED") bump(1);
+    if (!row) {
+      if (el.dataset.append !== "1") return;  // a later page holds it
+      row = document.createElement("tr");
+      row.dataset.name = d.name;
+      const link = document.createElement("a");
+      link.href = `/p/${encodeURIComponent(project)}/instances/${encodeURIComponent(d.name)}`;
+      link.textContent = d.name;
+      const first = document.createElement("td");
+      first.append(link);
+      row.append(first);
+      for (const col of ["phase", "host", "ip", "flavor", "age"]) {
+        const td = document.createElement("td");
+        td.dataset.col = col;
+        row.append(td);
+      }
+      row.append(document.createElement("td"));
+      tbody.append(row);
+    }
+    setPhase(row.querySelector('[data-col="phase"]'), d.phase);
+    for (const col of ["host", "ip", "flavor", "age"]) row.querySelector(`[data-col="${col}"]`).textContent = d[col];
+  };
+}
+
+function liveInstance(el) {
+  const source = new EventSource(el.dataset.src);
+  source.onmessage = (ev) => {
+    const d = JSON.parse(ev.data);
+    if (d.type === "DELETED") { setPhase(el.querySelector('[data-live="phase"]'), "Deleted"); return; }
+    setPhase(el.querySelector('[data-live="phase"]'), d.phase);
+    el.querySelector('[data-live="host"]').textContent = d.host;
+    el.querySelector('[data-live="power"]').textContent = d.power;
+    const pre = document.getElementById("console");
+    if (pre.textContent !== d.console) { pre.textContent = d.console; pre.scrollTop = pre.scrollHeight; }
+    const tbody = document.getElementById("conditions");
+    tbody.replaceChildren(...d.conditions.map((c) => {
+      const tr = document.createElement("tr");
+      for (const k of ["type", "status", "reason", "message", "since"]) {
+        const td = document.createElement("td"); td.textContent = c[k]; tr.append(td);
+      }
+      return tr;
+    }));
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const list = document.getElementById("live");
+  if (list) liveList(list);
+  const one = document.getElementById("summary");
+  if (one && one.dataset.src) liveInstance(one);
+  for (const sel of document.querySelectorAll("select[data-autosubmit]")) {
+    sel.addEventListener("change", () => sel.form.submit());
+  }
+});

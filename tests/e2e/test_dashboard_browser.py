@@ -1,0 +1,466 @@
+"""The web dashboard in headless Chromium against the real apiserver, operator and agent.
+
+One cloud for the module (operator, one agent on libvirt's test driver with compute and
+volume services), two projects with one member each, and `kubenova dashboard` as a process
+whose own identity may only impersonate. A member launches, watches, attaches, stops and
+deletes through the browser; the other member sees none of it; requests without the
+session cookie or the CSRF token are refused. Screenshots land in docs/dashboard/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubenova.dashboard import rbac
+from kubenova.devcluster import ClusterAccess
+from kubenova.operator import inventory as inv
+from kubenova.operator.auth import Role
+from kubenova.operator.auth import db as auth_db
+from tests.builders import a_flavor, a_project, an_instance, as_yaml
+from tests.e2e.test_real_vm import start_guest_host
+from tests.fixtures.agent import AgentFactory
+from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.integration.operator.test_scheduling import catalog, wait_ready
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.apiserver
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
+PASSWORD = "correct horse battery"
+# The chart's catalog-rbac.yaml (catalog.publicRead): members pick flavors and images.
+CATALOG_READER = [
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "kubenova-catalog-reader"},
+        "rules": [
+            {
+                "apiGroups": ["kubenova.io"],
+                "resources": ["flavors", "images"],
+                "verbs": ["get", "list", "watch"],
+            }
+        ],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "kubenova-catalog-reader"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "kubenova-catalog-reader",
+        },
+        "subjects": [
+            {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Group",
+                "name": "system:authenticated",
+            }
+        ],
+    },
+]
+
+
+@dataclass(kw_only=True)
+class DashboardProcess(ManagedProcess):
+    kubeconfig: Path
+    database_url: str
+    port: int
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "kubenova.cli",
+            "dashboard",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--url={self.database_url}",
+            f"--port={self.port}",
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Cloud:
+    access: ClusterAccess
+    dashboard: DashboardProcess
+    alpha: str  # project of alice
+    beta: str  # project of bob
+    flavor: str
+
+
+@pytest.fixture(scope="module")
+def cloud(
+    apiserver: ClusterAccess, crds_installed: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cloud]:
+    root = tmp_path_factory.mktemp("dashboard")
+    suffix = uuid.uuid4().hex[:6]
+    alpha, beta = f"alpha-{suffix}", f"beta-{suffix}"
+    url = f"sqlite:///{root / 'inventory.db'}"
+    inv.upgrade(url)
+    engine = inv.make_engine(url)
+    for user, project in ((f"alice-{suffix}", alpha), (f"bob-{suffix}", beta)):
+        auth_db.create_user(engine, user, password=PASSWORD)
+        auth_db.create_project(engine, project)
+        auth_db.grant(engine, user, project, Role.MEMBER)
+    auth_db.create_user(engine, f"carol-{suffix}", password=PASSWORD)  # a cloud admin
+    engine.dispose()
+    clean_slate(apiserver)
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    operator = OperatorProcess(
+        log_path=root / "operator.log", env=env, kubeconfig=apiserver.kubeconfig, database_url=url
+    )
+    operator.start()
+    agents = AgentFactory(apiserver, root / "agents")
+    host = f"dash-{suffix}"
+    agents.start(host, extra=("--services=compute,volume", "--fake-exports"))
+    flavor = catalog(apiserver, memory=256)
+    apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_project(alpha), a_project(beta)))
+    # the dashboard's own identity: a client certificate that may only impersonate
+    identity = f"dashboard-{suffix}"
+    subject = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": identity}
+    docs = rbac.manifests(subject)
+    for doc in docs:
+        doc["metadata"]["name"] += f"-{suffix}"
+    docs[1]["roleRef"]["name"] = docs[0]["metadata"]["name"]
+    apiserver.kubectl(
+        "apply", "-f", "-", input=as_yaml(*docs, *CATALOG_READER, *cloud_reader(f"carol-{suffix}"))
+    )
+    dashboard = DashboardProcess(
+        log_path=root / "dashboard.log",
+        env=env,
+        kubeconfig=apiserver.user_kubeconfig(identity),
+        database_url=url,
+        port=free_port(),
+    )
+    dashboard.start()
+    try:
+        wait_ready(apiserver, host)
+        for project in (alpha, beta):
+            eventually(
+                lambda p=project: (
+                    apiserver.kubectl(
+                        "get", "rolebinding", "kubenova-member", "-n", p, check=False
+                    ).returncode
+                    == 0
+                ),
+                timeout=30,
+                what=f"{project} bound",
+            )
+        eventually(lambda: _status(f"{dashboard.url}/healthz") == 200, what="dashboard up")
+        yield Cloud(apiserver, dashboard, alpha, beta, flavor)
+    finally:
+        dashboard.stop()
+        agents.stop_all()
+        operator.stop()
+        print(dashboard.log()[-3000:])
+
+
+def cloud_reader(user: str) -> list[dict[str, object]]:
+    """A cloud administrator who may read Hosts and every project's Instances."""
+    name = f"dashboard-test-reader-{user}"
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": ["kubenova.io"],
+                    "resources": ["hosts", "instances", "flavors", "images"],
+                    "verbs": ["get", "list", "watch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    ]
+
+
+def _status(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: hack/install-deps.sh installs Debian's chromium")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - dev dependency
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def log_in(browser: object, cloud: Cloud, user: str, landing: str = "**/instances") -> object:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(f"{cloud.dashboard.url}/login")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(landing)
+    return page
+
+
+def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Cloud) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    alice = "alice-" + cloud.alpha.removeprefix("alpha-")
+    page = browser.new_page(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+    page.goto(f"{cloud.dashboard.url}/login")
+    page.get_by_label("User name").fill(alice)
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Log in").click()
+    assert page.get_by_role("alert").inner_text() == "Wrong user name or password."
+    page.screenshot(path=SHOTS / "login.png")
+    # guessing slows down: after three failures for a name each wait doubles (1 s, 2 s,
+    # ...), so one of the next quick attempts lands inside a wait however slow the machine
+    said = []
+    for _ in range(8):
+        page.get_by_label("User name").fill("mallory")
+        page.get_by_label("Password").fill("guess")
+        page.get_by_role("button", name="Log in").click()
+        said.append(page.get_by_role("alert").inner_text())
+        if said[-1].startswith("Too many failed attempts"):
+            break
+    assert said[:3] == ["Wrong user name or password."] * 3
+    assert said[-1].startswith("Too many failed attempts: try again in")
+    page.close()
+    page = log_in(browser, cloud, alice)
+    base = f"{cloud.dashboard.url}/p/{cloud.alpha}"
+
+    # a bad input is refused next to the field it names
+    page.goto(f"{base}/launch")
+    page.get_by_label("Name").fill("Not_A_Name")
+    page.get_by_label("Flavor").select_option(cloud.flavor)
+    page.get_by_role("button", name="Launch").click()
+    assert page.locator("#err-name").inner_text().startswith("Use only lowercase letters")
+
+    # launch, then watch it go Running without a reload
+    page.get_by_label("Name").fill("web-1")
+    page.get_by_label("Image").select_option("test-image")
+    page.get_by_label("User data (cloud-init)").fill("#cloud-config\n")
+    page.screenshot(path=SHOTS / "launch.png", full_page=True)
+    page.get_by_role("button", name="Launch").click()
+    page.wait_for_url(f"{base}/instances/web-1")
+    page.evaluate("window.__sameDocument = true")
+    page.locator('[data-live="phase"]', has_text="Running").wait_for(timeout=60_000)
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.locator('[data-live="host"]').inner_text().startswith("dash-")
+
+    # the list is live too: an Instance made elsewhere (kubectl) appears and goes Running
+    page.goto(f"{base}/instances")
+    page.locator("#live-state", has_text="live").wait_for()
+    page.evaluate("window.__sameDocument = true")
+    cloud.access.kubectl(
+        "apply", "-f", "-", input=as_yaml(an_instance("web-2", cloud.alpha, flavor=cloud.flavor))
+    )
+    page.locator('tr[data-name="web-2"] [data-col="phase"]', has_text="Running").wait_for(
+        timeout=60_000
+    )
+    assert page.evaluate("window.__sameDocument") is True
+    page.screenshot(path=SHOTS / "instances.png", full_page=True)
+
+    # a volume: create it, attach it to web-1
+    page.goto(f"{base}/volumes")
+    page.get_by_label("Name").fill("data-1")
+    page.get_by_label("Size (GiB)").fill("1")
+    page.get_by_role("button", name="Create").click()
+    page.locator('tr[data-name="data-1"]').wait_for()
+    page.goto(f"{base}/instances/web-1")
+    page.get_by_label("Attach volume").select_option("data-1")
+    page.get_by_role("button", name="Attach").click()
+    page.wait_for_url(f"{base}/instances/web-1")
+    assert page.get_by_role("cell", name="data-1", exact=True).is_visible()
+
+    def device() -> str | None:
+        body = json.loads(
+            cloud.access.kubectl("get", "instance", "web-1", "-n", cloud.alpha, "-o", "json").stdout
+        )
+        found = [v for v in body["status"].get("volumes") or [] if v["volume"] == "data-1"]
+        return found[0]["device"] if found else None
+
+    guest_device = eventually(device, timeout=60, what="data-1 attached")
+    page.reload()
+    assert (
+        page.locator("#attached tr", has_text="data-1").locator("td").nth(1).inner_text()
+        == guest_device
+    )
+    page.goto(f"{base}/volumes")
+    page.screenshot(path=SHOTS / "volumes.png", full_page=True)
+    page.goto(f"{base}/overview")
+    page.screenshot(path=SHOTS / "quota.png", full_page=True)
+
+    # stop, then delete
+    page.goto(f"{base}/instances/web-1")
+    page.get_by_role("button", name="Stop").click()
+    page.locator('[data-live="phase"]', has_text="Stopped").wait_for(timeout=60_000)
+    page.screenshot(path=SHOTS / "instance.png", full_page=True)
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_url(f"{base}/instances")
+    page.locator('tr[data-name="web-1"]').wait_for(state="detached", timeout=60_000)
+
+
+def test_another_project_sees_nothing_and_forged_requests_are_refused(
+    browser: object, cloud: Cloud
+) -> None:
+    bob = "bob-" + cloud.beta.removeprefix("beta-")
+    page = log_in(browser, cloud, bob)
+    assert page.url.endswith(f"/p/{cloud.beta}/instances")
+    options = page.locator("#project-switch option").all_inner_texts()
+    assert options == [cloud.beta]
+    response = page.goto(f"{cloud.dashboard.url}/p/{cloud.alpha}/instances")
+    assert response is not None
+    assert response.status == 404
+    response = page.goto(f"{cloud.dashboard.url}/admin/hosts")
+    assert response is not None
+    assert response.status == 403
+
+    cookie = next(c for c in page.context.cookies() if c["name"] == "kubenova_session")
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    form = urllib.parse.urlencode({"name": "x", "flavor": cloud.flavor, "image": "test-image"})
+    target = f"{cloud.dashboard.url}/p/{cloud.beta}/instances"
+    session = {"Cookie": f"kubenova_session={cookie['value']}"}
+    # with the session but without the CSRF token
+    assert _status(target, form.encode(), session) == 403
+    # with a CSRF token but no session
+    assert _status(target, (form + "&_csrf=abc").encode()) == 403
+    # no cookie at all: nothing to read either
+    assert _status(target) == 401
+    listing = cloud.access.kubectl("get", "instances", "-n", cloud.beta, "-o", "json")
+    assert json.loads(listing.stdout)["items"] == []
+
+    # the dashboard's own identity can do nothing by itself but impersonate
+    def can_i(*args: str) -> str:
+        answer = cloud.access.kubectl(
+            "auth", "can-i", *args, kubeconfig=cloud.dashboard.kubeconfig, check=False
+        )
+        return answer.stdout.strip()
+
+    assert can_i("list", "instances.kubenova.io", "-A") == "no"
+    assert can_i("get", "secrets", "-A") == "no"
+    assert can_i("impersonate", "groups/system:masters") == "no"
+    assert can_i("impersonate", "serviceaccounts", "-n", "kubenova-system") == "no"
+    assert can_i("impersonate", "groups/kubenova:dashboard") == "yes"
+
+    # after logging out, the old session id is worth nothing
+    page.goto(f"{cloud.dashboard.url}/p/{cloud.beta}/instances")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    assert _status(f"{cloud.dashboard.url}/p/{cloud.beta}/instances", headers=session) == 401
+
+
+def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud: Cloud) -> None:
+    carol = "carol-" + cloud.alpha.removeprefix("alpha-")
+    cloud.access.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=as_yaml(
+            a_flavor("t.huge", vcpus=2, memory=4_000_000, disk=1),
+            an_instance("too-big", cloud.beta, flavor="t.huge"),
+        ),
+    )
+    page = log_in(browser, cloud, carol, landing="**/admin/hosts")
+    card = page.locator("section.host")
+    assert "Ready" in card.locator("h2").inner_text()
+    assert card.locator("meter").count() == 3
+    page.screenshot(path=SHOTS / "hosts.png", full_page=True)
+
+    def refused() -> bool:
+        listing = cloud.access.kubectl("get", "instance", "too-big", "-n", cloud.beta, "-o", "json")
+        conditions = json.loads(listing.stdout).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Scheduled" and c["status"] == "False" for c in conditions)
+
+    eventually(refused, timeout=30, what="too-big refused a host")  # the page is not live
+    page.goto(f"{cloud.dashboard.url}/admin/placement")
+    page.get_by_role("cell", name=f"{cloud.beta}/too-big").wait_for()
+    assert "NoValidHost" in page.locator("tbody").inner_text()
+    page.screenshot(path=SHOTS / "placement.png", full_page=True)
+
+
+@pytest.mark.libvirt
+@pytest.mark.s3
+def test_a_real_guests_serial_console_reaches_the_page(
+    browser: object,
+    cloud: Cloud,
+    agents: AgentFactory,
+    libvirtd: Any,
+    s3: Any,
+    s3_bucket: str,
+    test_image: Any,
+) -> None:
+    suffix = cloud.alpha.removeprefix("alpha-")
+    host, image = f"dash-guest-{suffix}", f"dash-guest-{suffix}"
+    # the agent copies the console's last lines into status at each resync: every 2 s here
+    start_guest_host(
+        cloud.access,
+        agents,
+        libvirtd,
+        s3,
+        s3_bucket,
+        test_image,
+        host=host,
+        image=image,
+        flavor="dash.tiny",
+        extra=("--resync-interval=2",),
+    )
+    placed = an_instance("guest", cloud.alpha, flavor="dash.tiny", image=image)
+    placed["spec"]["placement"] = {"host": host}  # an admin's forced host: the real one
+    cloud.access.kubectl("apply", "-f", "-", input=as_yaml(placed))
+    try:
+        page = log_in(browser, cloud, "alice-" + suffix)
+        page.goto(f"{cloud.dashboard.url}/p/{cloud.alpha}/instances/guest")
+        page.evaluate("window.__sameDocument = true")
+        page.locator("#console", has_text=test_image.ready_marker).wait_for(timeout=120_000)
+        assert page.evaluate("window.__sameDocument") is True
+        assert page.locator('[data-live="host"]').inner_text() == host
+        page.screenshot(path=SHOTS / "console.png", full_page=True)
+    finally:
+        cloud.access.kubectl("delete", "instance", "guest", "-n", cloud.alpha, "--timeout=60s")
