@@ -228,11 +228,13 @@ class Agent:
         and their files, NICs and volume sessions, before that first heartbeat, so this
         host never runs a second copy of a guest while it reports Ready.
         """
+        after_gap = None
         if self.compute is not None:
             await self.compute.synced.wait()
+            after_gap = self.compute.resync  # the same after a pause or a cut-off
         await registration.renew()
         self.registered = True
-        tasks.create_task(registration.run_heartbeat(), name="heartbeat")
+        tasks.create_task(registration.run_heartbeat(after_gap), name="heartbeat")
 
     def _capacity(self) -> Capacity:
         # For `test:` URIs this is libvirt's fixed test node (16 CPUs, 3 GiB): pass an
