@@ -233,6 +233,7 @@ class Agent:
             await self.compute.synced.wait()
             after_gap = self.compute.resync  # the same after a pause or a cut-off
         await registration.renew()
+        log.info("host %s: first heartbeat sent: reporting alive", self.settings.host_name)
         self.registered = True
         tasks.create_task(registration.run_heartbeat(after_gap), name="heartbeat")
 

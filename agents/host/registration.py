@@ -104,9 +104,13 @@ class HostRegistration:
                 if after_gap is not None and time.monotonic() - last > GAP_BEATS * max(
                     self.heartbeat_interval, 1.0
                 ):
-                    log.warning("host %s: heartbeat gap; catching up before renewing", self.name)
+                    gap = time.monotonic() - last
+                    log.warning("host %s: no heartbeat for %.0fs: catching up", self.name, gap)
                     await after_gap()
-                await self.renew()
+                    await self.renew()
+                    log.warning("host %s: heart-beating again after the gap", self.name)
+                else:
+                    await self.renew()
                 last = time.monotonic()
                 if beats % RECHECK_EVERY == RECHECK_EVERY - 1:
                     await self.register()

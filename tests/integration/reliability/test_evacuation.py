@@ -98,6 +98,19 @@ def lease_renewed(cluster: ClusterAccess, host: str) -> str:
     return str(json.loads(result.stdout)["spec"].get("renewTime")) if result.returncode == 0 else ""
 
 
+def destroyed_before(agent_log: Path, uid: str, alive: str) -> bool:
+    """In the agent's last run, was the stale domain of `uid` destroyed before the log line
+    `alive` that follows the heartbeat saying the host is alive?"""
+    text = agent_log.read_text()
+    run = text[text.rindex("metrics and probes on") :]
+    said_alive = run.find(alive)
+    destroyed = [
+        run.find(line)
+        for line in (f"destroying orphan domain kubenova-{uid}", f"domain of {uid} destroyed")
+    ]
+    return 0 <= min(d for d in destroyed if d >= 0) < said_alive if max(destroyed) >= 0 else False
+
+
 def test_an_instance_of_a_fenced_host_is_rebuilt_elsewhere_with_its_addresses_and_volume(
     apiserver: ClusterAccess,
     operator: OperatorProcess,
@@ -196,6 +209,7 @@ def test_an_instance_of_a_fenced_host_is_rebuilt_elsewhere_with_its_addresses_an
         what="evac-a heart-beating again",
     )
     assert instance_files(host_a.state_dir) == []
+    assert destroyed_before(host_a.log_path, uid, "first heartbeat sent")
     eventually(lambda: host_ready(apiserver, "evac-a") == "True", what="evac-a Ready again")
     assert (get(apiserver, ns, "vm") or {})["status"]["host"] == free_host
 
@@ -264,6 +278,7 @@ def test_a_manual_instance_waits_for_the_go_ahead_and_for_room(
         what="manual-a heart-beating again",
     )
     assert instance_files(host_a.state_dir) == []
+    assert destroyed_before(host_a.log_path, uid, "heart-beating again after the gap")
     assert after["status"]["host"] == "manual-c"
     claim = claim_of(inventory_url, uid)
     assert claim is not None
