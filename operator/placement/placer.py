@@ -307,6 +307,19 @@ def _evacuate(
     steps: Sequence[inv.ClaimStep],
 ) -> tuple[inv.Claim | None, inv.Claim] | NoValidHost:
     """`Placer.evacuate`'s decisions inside its transaction (a lost race tries the next host)."""
+    existing = inv.find_claim(connection, request.consumer.uid)
+    if existing is not None and existing.host != away_from:
+        # Moved already (a retry after a crash before the hand-over): nothing to decide,
+        # and deciding again would count the Instance itself as a member where it is.
+        return inv.move_in(
+            connection,
+            request.consumer,
+            away_from,
+            existing.host,
+            resources=request.resources,
+            group=request.group,
+            steps=steps,
+        )
     for _ in range(MAX_ROUNDS):
         if request.group is not None:
             request = request.with_group_hosts(inv.member_hosts(connection, request.group.uid))
