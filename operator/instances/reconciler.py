@@ -5,7 +5,8 @@ what is still missing, so running it twice changes nothing and a restart anywher
 nothing. Placing an Instance is one write: a status apply of host + phase + Scheduled.
 `status.host` is the hand-over (the agent selects its Instances by that field) and the
 commit point; the finalizers are there from creation (the mutating webhook), else added
-first. The host's agent takes over `status.phase` from there.
+first. The host's agent takes over `status.phase` from there. An Instance whose host
+failed and was fenced is handed to another host the same way (`evacuation`).
 """
 
 from __future__ import annotations
