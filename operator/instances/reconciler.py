@@ -118,8 +118,10 @@ class InstanceReconciler:
         if decided is not None:
             self.placed_on[key] = decided
             claimed = await self._claimed_host(uid_of(body))
-            if self.host_evacuable(decided):
-                # Also when the claim already moved (killed before the hand-over's write).
+            # An evacuation killed between the claim's move and the hand-over's write left
+            # the claim elsewhere: finished here too (before the host is even judged).
+            moved = claimed not in (None, decided) and not self.host_ready(decided)
+            if self.host_evacuable(decided) or moved:
                 if (host := await self.evacuate(key, body, decided)) is not None:
                     self.placed_on[key] = host
                     self.claimed[uid_of(body)] = host

@@ -323,3 +323,49 @@ def an_editor_of_instances(cluster: ClusterAccess, namespace: str, user: str) ->
         ).stdout.strip() == "yes",
         what=f"{user} may patch instances",
     )  # fmt: skip
+
+
+def test_an_operator_killed_after_moving_the_claim_hands_the_instance_over_on_restart(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    agents: AgentFactory,
+    namespace: str,
+    inventory_url: str,
+) -> None:
+    """kill -9 between the two steps: the claim moved (committed), status.host not written.
+    The restarted operator finds the moved claim and writes the hand-over: nothing is
+    claimed twice, nothing is lost."""
+    ns = namespace
+    flavor = catalog(apiserver, memory=512)
+    host_a = agents.start("crash-a", capacity=SMALL)
+    wait_ready(apiserver, "crash-a")
+    apply(apiserver, an_instance("vm", ns, flavor=flavor))
+    body = wait_phase(apiserver, ns, "vm", "Running")
+    uid = body["metadata"]["uid"]
+    agents.start("crash-b", capacity=SMALL)
+    wait_ready(apiserver, "crash-b")
+    with frozen(host_a):
+        eventually(lambda: host_ready(apiserver, "crash-a") == "False", what="crash-a NotReady")
+        operator.kill()
+        # What the killed operator had committed: the claim's move, and nothing after it.
+        engine = inv.make_engine(inventory_url)
+        try:
+            with inv.write_transaction(engine) as connection:
+                consumer = inv.Consumer(uid, "vm", ns)
+                resources = inv.Resources(1, 512, 1)
+                inv.move_in(connection, consumer, "crash-a", "crash-b", resources=resources)
+        finally:
+            engine.dispose()
+        apiserver.kubectl("patch", "host", "crash-a", "--type=merge", "-p", OUT_OF_SERVICE)
+        assert (get(apiserver, ns, "vm") or {})["status"]["host"] == "crash-a"
+        operator.start()
+        after = evacuated_to(apiserver, ns, "vm", "crash-a")
+    assert after["status"]["host"] == "crash-b"
+    assert condition(after, "Evacuated")["status"] == "True"
+    engine = inv.make_engine(inventory_url)
+    try:
+        usage = inv.host_usage(engine)
+        assert usage.get("crash-a", inv.Resources()) == inv.Resources()
+        assert usage["crash-b"] == inv.Resources(1, 512, 1)  # claimed once
+    finally:
+        engine.dispose()
