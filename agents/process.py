@@ -160,10 +160,7 @@ class Agent:
                 )
                 self.registration = registration
                 await registration.register()
-                await registration.renew()
-                self.registered = True
                 async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(registration.run_heartbeat(), name="heartbeat")
                     if "compute" in settings.services:
                         self.compute = ComputeService(
                             client,
@@ -216,10 +213,29 @@ class Agent:
                             resync_interval=settings.resync_interval,
                         )
                         tasks.create_task(volumes.run(), name="volume")
+                    await self._heart_beat(tasks, registration)
             finally:
                 if health is not None:
                     await health.stop()
                 await asyncio.to_thread(driver.close)
+
+    async def _heart_beat(self, tasks: asyncio.TaskGroup, registration: HostRegistration) -> None:
+        """Report the host Ready only once no stale guest runs here.
+
+        The first heartbeat makes the operator call the host Ready. A host that comes back
+        after being fenced may still have domains of Instances evacuated meanwhile (now
+        placed elsewhere): the compute service's first list and orphan sweep destroy them,
+        and their files, NICs and volume sessions, before that first heartbeat, so this
+        host never runs a second copy of a guest while it reports Ready.
+        """
+        after_gap = None
+        if self.compute is not None:
+            await self.compute.synced.wait()
+            after_gap = self.compute.resync  # the same after a pause or a cut-off
+        await registration.renew()
+        log.info("host %s: first heartbeat sent: reporting alive", self.settings.host_name)
+        self.registered = True
+        tasks.create_task(registration.run_heartbeat(after_gap), name="heartbeat")
 
     def _capacity(self) -> Capacity:
         # For `test:` URIs this is libvirt's fixed test node (16 CPUs, 3 GiB): pass an

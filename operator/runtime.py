@@ -119,6 +119,7 @@ class Runtime:
         reconciler = InstanceReconciler(
             client, placer, catalog, events, hosts.is_ready, hosts.is_fenced, hosts.is_judged
         )
+        reconciler.host_evacuable = hosts.is_evacuable
         queue: WorkQueue[str] = WorkQueue(
             reconciler, workers=config.workers, name="instances", component="operator"
         )
@@ -154,10 +155,10 @@ class Runtime:
             loop.call_soon_threadsafe(self.instance_queue.mark, key)
 
     def retry_awaiting_fence(self, host: str) -> None:
-        """A host was fenced (or came back): let the Instances deleted on it go."""
-        for key, on in list(self.instances.deleting_on.items()):
-            if on == host:
-                self.instance_queue.mark(key)
+        """A host was fenced (or came back): let the Instances deleted on it go, and
+        evacuate those placed on it if it failed."""
+        for key in self.instances.on_host(host):
+            self.instance_queue.mark(key)
 
     def start(self) -> None:
         """Serve health and stand for election; the work starts once this replica leads."""

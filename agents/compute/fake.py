@@ -4,7 +4,9 @@ Each driver gets its own `test:///<state_dir>/node.xml` (an empty <node>), so it
 private to it (`test:///default` is shared by the whole process). No QEMU runs and no disk is
 written: the overlay and seed are empty placeholder files, so callers still see files appear
 and go. The test driver cannot hot-plug devices or store secrets; volumes are added to the
-persistent definition instead, and secrets are kept in memory.
+persistent definition instead, and secrets are kept in memory. Each definition is also
+saved in its directory, so a driver started again on the same directory (an agent
+restart) finds the domains of the last one running, as with a real libvirtd.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from kubenova.agents.compute.domain_xml import (
     disk_targets,
     volume_disk_element,
 )
+from kubenova.agents.compute.driver import InstanceInfo
 from kubenova.agents.compute.libvirt_domains import LibvirtBackedDriver
 from kubenova.agents.compute.libvirt_events import translated_errors
 from kubenova.agents.compute.spec import DiskAttachment, DomainSpec, domain_name_for
+
+SAVED_DOMAIN = "domain.xml"  # a domain's definition, kept in its directory
 
 
 class FakeComputeDriver(LibvirtBackedDriver):
@@ -35,13 +40,28 @@ class FakeComputeDriver(LibvirtBackedDriver):
         self.state_dir = state_dir.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         node = self.state_dir / "node.xml"
-        node.write_text("<node></node>\n")
+        # The domains of an earlier run come back, as a real libvirtd keeps its domains (and
+        # their QEMUs) across an agent restart: what the agent finds at start is real.
+        saved = sorted(self.state_dir.glob(f"*/{SAVED_DOMAIN}"))
+        node.write_text("<node>\n" + "".join(f.read_text() for f in saved) + "</node>\n")
         self.secrets: dict[str, bytes] = {}
         super().__init__(
             f"test://{node}",
             DomainSettings(domain_type=DomainType.QEMU),
             shutdown_timeout=shutdown_timeout,
         )
+
+    def spawn(self, spec: DomainSpec) -> InstanceInfo:
+        info = super().spawn(spec)
+        self._save(spec.uid)
+        return info
+
+    def _save(self, uid: str) -> None:
+        """Keep the definition beside the domain's files, for the next driver on this dir."""
+        domain = self._lookup(uid)
+        if domain is not None and self.directory(uid).is_dir():
+            xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            (self.directory(uid) / SAVED_DOMAIN).write_text(xml)
 
     def directory(self, uid: str) -> Path:
         return self.state_dir / domain_name_for(uid)
@@ -88,6 +108,7 @@ class FakeComputeDriver(LibvirtBackedDriver):
                 devices = ET.SubElement(root, "devices")
             devices.append(volume_disk_element(attachment, None))
             self._connection.defineXML(ET.tostring(root, encoding="unicode"))
+        self._save(uid)
 
     def detach_volume(self, uid: str, target_dev: str, *, timeout: float = 30.0) -> None:
         """Remove the disk from the persistent definition (absent is fine)."""
@@ -102,6 +123,7 @@ class FakeComputeDriver(LibvirtBackedDriver):
                 if target is not None and target.get("dev") == target_dev:
                     devices.remove(disk)
                     self._connection.defineXML(ET.tostring(root, encoding="unicode"))
+                    self._save(uid)
                     return
 
     def define_secret(self, usage: str, value: bytes) -> None:

@@ -204,6 +204,7 @@ class DomainReconciler:
         self._keys.pop(uid, None)
         self._finalized.discard(uid)
         await asyncio.to_thread(self.driver.destroy, uid)
+        log.info("instance %s: gone, deleted or placed elsewhere: domain of %s destroyed", key, uid)
         self._forget(uid)
 
     async def _delete(self, key: str, body: Body) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from importlib import metadata
 from typing import Any
@@ -19,7 +20,8 @@ from kubenova import conditions as cond
 from kubenova.agents.host.capacity import Capacity
 from kubenova.agents.host.lease import LeaseKeeper
 from kubenova.api.v1alpha1 import Host
-from kubenova.kube import ApiError, Conflict, KubeClient, NotFound, kubenova_kind
+from kubenova.errors import KubenovaError
+from kubenova.kube import Conflict, KubeClient, NotFound, kubenova_kind
 from kubenova.kube.meta import generation_of
 from kubenova.kube.objects import apply_status
 from kubenova.wellknown import AGENT_MANAGER
@@ -31,6 +33,8 @@ AGENT_READY = "AgentReady"
 HEARTBEAT_INTERVAL = 10.0
 # Every this many heartbeats the Host itself is checked again (a GET; a write only on drift).
 RECHECK_EVERY = 6
+# Heartbeats (at least a second each) without a renewal that make a gap (see run_heartbeat).
+GAP_BEATS = 3
 
 
 def agent_version() -> str:
@@ -84,18 +88,33 @@ class HostRegistration:
         """Renew the heartbeat Lease once."""
         return await self.lease.renew()
 
-    async def run_heartbeat(self) -> None:
+    async def run_heartbeat(self, after_gap: Callable[[], Awaitable[object]] | None = None) -> None:
         """Renew the Lease every `heartbeat_interval` s, re-checking the Host now and then.
 
         API errors are logged and retried at the next beat: a heartbeat never gives up.
+        After a gap (the process was paused, or could not renew for several beats) the
+        host may have been declared dead and its guests rebuilt elsewhere: `after_gap`
+        (the compute service's resync, destroying what is no longer placed here) must
+        succeed before the next renewal says the host is alive.
         """
         beats = 0
+        last = time.monotonic()
         while True:
             try:
-                await self.renew()
+                if after_gap is not None and time.monotonic() - last > GAP_BEATS * max(
+                    self.heartbeat_interval, 1.0
+                ):
+                    gap = time.monotonic() - last
+                    log.warning("host %s: no heartbeat for %.0fs: catching up", self.name, gap)
+                    await after_gap()
+                    await self.renew()
+                    log.warning("host %s: heart-beating again after the gap", self.name)
+                else:
+                    await self.renew()
+                last = time.monotonic()
                 if beats % RECHECK_EVERY == RECHECK_EVERY - 1:
                     await self.register()
-            except (ApiError, OSError, TimeoutError) as exc:
+            except (KubenovaError, OSError, TimeoutError) as exc:
                 log.warning("heartbeat of host %s failed: %s", self.name, exc)
             beats += 1
             await asyncio.sleep(self.heartbeat_interval)

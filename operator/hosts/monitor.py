@@ -13,7 +13,8 @@ controller records its own observation time).
 
 A NotReady host is not a dead host: its guests may still run. It is *fenced* once its
 agent is back or an administrator set `spec.outOfService`; only then may what its
-Instances and Volumes hold be given to others (`is_fenced`).
+Instances and Volumes hold be given to others (`is_fenced`), and a NotReady host fenced by
+an administrator has its Instances rebuilt elsewhere (`is_evacuable`).
 """
 
 from __future__ import annotations
@@ -126,6 +127,15 @@ class HostMonitor:
         Instances may be listed before the Hosts.
         """
         return self.is_ready(name) or self.is_out_of_service(name)
+
+    def is_evacuable(self, name: str) -> bool:
+        """Should the host's Instances be rebuilt elsewhere (Nova's evacuate)?
+
+        Only a host both down (NotReady, as judged since we started) and declared off by an
+        administrator: a Ready host marked out of service still runs its guests, and a
+        NotReady one nobody fenced may still run them; either way a second copy would run.
+        """
+        return self.is_judged(name) and not self.is_ready(name) and self.is_out_of_service(name)
 
     # -- events ------------------------------------------------------------------------------
 

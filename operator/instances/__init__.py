@@ -2,15 +2,17 @@
 
 - `reconciler`: the level-triggered Instance reconciler behind the instance work queue;
 - `hooks`: what other domains (networks, volumes) plug into scheduling and release;
-- `handover`: the finalizers an object carries before its status hands it to an agent;
+- `handover`: the finalizers an object carries before its status hands it to an agent,
+  and what our later status applies keep of the hand-over;
+- `evacuation`: Instances of a failed, fenced host rebuilt on another (Nova's evacuate);
 - `registration`: the kopf handler that files Instance events into the queue.
 
 Other domains use only the names exported here.
 """
 
-from kubenova.operator.instances.handover import ensure_finalizers
+from kubenova.operator.instances.handover import INSTANCES, ensure_finalizers
 from kubenova.operator.instances.hooks import InstanceHook
-from kubenova.operator.instances.reconciler import INSTANCES, InstanceReconciler
+from kubenova.operator.instances.reconciler import InstanceReconciler
 
 __all__ = [
     "INSTANCES",

@@ -1,11 +1,17 @@
-"""The finalizers an object must carry before the operator's status hands it to an agent."""
+"""The hand-over of an Instance to a host's agent: the finalizers it carries first, and what
+every later status apply of ours must keep of it."""
 
 from __future__ import annotations
 
-from kubenova.kube import KubeClient, NotFound, ResourceKind
+from kubenova import conditions as cond
+from kubenova.api.v1alpha1 import Instance
+from kubenova.kube import KubeClient, NotFound, ResourceKind, kubenova_kind
 from kubenova.kube.meta import Body
 from kubenova.kube.objects import ensure_metadata
 from kubenova.wellknown import HANDOVER_FINALIZERS
+
+INSTANCES = kubenova_kind(Instance)
+SCHEDULED = "Scheduled"
 
 
 async def ensure_finalizers(client: KubeClient, kind: ResourceKind, body: Body) -> Body | None:
@@ -22,3 +28,26 @@ async def ensure_finalizers(client: KubeClient, kind: ResourceKind, body: Body) 
     except NotFound:
         return None
     return updated or body
+
+
+def status_host(body: Body) -> str | None:
+    """The host our own status write handed the Instance to (status is ours, not the user's)."""
+    host = (body.get("status") or {}).get("host")
+    return str(host) if host else None
+
+
+def still_handed_over(body: Body, host: str, status: Body) -> Body:
+    """`status` plus what our hand-over wrote (host, addresses, Scheduled).
+
+    Our status writes are server-side applies by one field manager: a field the apply
+    leaves out is removed. Dropping status.host would take the Instance out of its agent's
+    watch and make it look never handed over.
+    """
+    current = body.get("status") or {}
+    kept: Body = {"host": host}
+    for field in ("addresses", "observedGeneration"):
+        if current.get(field) is not None:
+            kept[field] = current[field]
+    scheduled = cond.find(current.get("conditions"), SCHEDULED)
+    conditions = [scheduled] if scheduled else []
+    return kept | status | {"conditions": conditions + list(status.get("conditions", []))}

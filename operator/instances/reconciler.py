@@ -5,7 +5,8 @@ what is still missing, so running it twice changes nothing and a restart anywher
 nothing. Placing an Instance is one write: a status apply of host + phase + Scheduled.
 `status.host` is the hand-over (the agent selects its Instances by that field) and the
 commit point; the finalizers are there from creation (the mutating webhook), else added
-first. The host's agent takes over `status.phase` from there.
+first. The host's agent takes over `status.phase` from there. An Instance whose host
+failed and was fenced is handed to another host the same way (`evacuation`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance
 from kubenova.errors import UserError
-from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube import KubeClient, NotFound
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import (
     Body,
@@ -34,7 +35,14 @@ from kubenova.metrics import PLACEMENTS, SCHEDULER_DECISIONS
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.hosts import fence_advice
-from kubenova.operator.instances.handover import ensure_finalizers
+from kubenova.operator.instances.evacuation import Evacuator
+from kubenova.operator.instances.handover import (
+    INSTANCES,
+    SCHEDULED,
+    ensure_finalizers,
+    status_host,
+    still_handed_over,
+)
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.placement import Placer, build_request
 from kubenova.operator.scheduler.decision import NoValidHost
@@ -42,8 +50,6 @@ from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER, OPERATOR_MAN
 
 log = logging.getLogger(__name__)
 
-INSTANCES = kubenova_kind(Instance)
-SCHEDULED = "Scheduled"
 DELETED = "Deleted"  # False while a deletion waits for the host to be fenced
 
 
@@ -60,6 +66,8 @@ class InstanceReconciler:
     host_fenced: Callable[[str], bool]
     # Has the host's health been decided yet? Until then a deletion waits without a word.
     host_judged: Callable[[str], bool] = lambda host: True
+    # Failed and fenced by an administrator: are its Instances to be rebuilt elsewhere?
+    host_evacuable: Callable[[str], bool] = lambda host: False
 
     def __post_init__(self) -> None:
         self.pending: set[str] = set()  # keys waiting for capacity (NoValidHost)
@@ -70,6 +78,31 @@ class InstanceReconciler:
         # Our own hand-overs ({host}), so an event still on its way from before one (say
         # of the finalizer write) is not taken for an unplaced Instance and placed again.
         self.handed_over = LastWrites()
+        self.placed_on: dict[str, str] = {}  # key -> status.host, for evacuation
+        self.evacuate = Evacuator(
+            self.client,
+            self.placer,
+            self.catalog,
+            self.events,
+            self.hooks,
+            self.handed_over,
+            self._waiting,
+        )
+
+    def on_host(self, host: str) -> list[str]:
+        """Keys of the Instances whose fate hangs on `host` (placed or deleted there)."""
+        return [
+            key
+            for on in (self.deleting_on, self.placed_on)
+            for key, where in list(on.items())
+            if where == host
+        ]
+
+    def _waiting(self, key: str, for_capacity: bool) -> None:
+        if for_capacity:
+            self.pending.add(key)
+        else:
+            self.pending.discard(key)
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:
@@ -83,7 +116,16 @@ class InstanceReconciler:
         # roles cannot write it), and status.host is what the agent selects by.
         decided = status_host({"status": self.handed_over.newest_status(body)})
         if decided is not None:
+            self.placed_on[key] = decided
             claimed = await self._claimed_host(uid_of(body))
+            # An evacuation killed between the claim's move and the hand-over's write left
+            # the claim elsewhere: finished here too (before the host is even judged).
+            moved = claimed not in (None, decided) and not self.host_ready(decided)
+            if self.host_evacuable(decided) or moved:
+                if (host := await self.evacuate(key, body, decided)) is not None:
+                    self.placed_on[key] = host
+                    self.claimed[uid_of(body)] = host
+                return None
             if claimed in (None, decided):
                 await self._keep_scheduled(key, body, decided, claimed is not None)
                 return None
@@ -231,6 +273,7 @@ class InstanceReconciler:
         """
         self.pending.discard(key)
         self.deleting_on.pop(key, None)
+        self.placed_on.pop(key, None)
         finalizers = finalizers_of(body)
         # Where its domain may be: the host our status handed it to. Agents select their
         # Instances by status.host, so one claimed but never handed over (the operator died
@@ -284,7 +327,7 @@ class InstanceReconciler:
                 self.client,
                 INSTANCES,
                 body,
-                _still_handed_over(body, host, {"phase": "Deleting", "conditions": [entry]}),
+                still_handed_over(body, host, {"phase": "Deleting", "conditions": [entry]}),
                 manager=OPERATOR_MANAGER,
             )
         except NotFound:
@@ -293,9 +336,11 @@ class InstanceReconciler:
     async def _forget(self, key: str) -> None:
         self.pending.discard(key)
         self.deleting_on.pop(key, None)
+        self.placed_on.pop(key, None)
         uid = self.uids.pop(key, None)
         if uid:
             self.handed_over.forget(uid)
+            self.evacuate.forget(uid)
             await self._release(uid)
             self.events.forget(uid)
 
@@ -306,26 +351,3 @@ class InstanceReconciler:
         self.claimed.pop(uid, None)
         if released:
             self.placer.on_release()
-
-
-def status_host(body: Body) -> str | None:
-    """The host our own status write handed the Instance to (status is ours, not the user's)."""
-    host = (body.get("status") or {}).get("host")
-    return str(host) if host else None
-
-
-def _still_handed_over(body: Body, host: str, status: Body) -> Body:
-    """`status` plus what our hand-over wrote (host, addresses, Scheduled).
-
-    Our status writes are server-side applies by one field manager: a field the apply
-    leaves out is removed. Dropping status.host would take the Instance out of its agent's
-    watch and make it look never handed over.
-    """
-    current = body.get("status") or {}
-    kept: Body = {"host": host}
-    for field in ("addresses", "observedGeneration"):
-        if current.get(field) is not None:
-            kept[field] = current[field]
-    scheduled = cond.find(current.get("conditions"), SCHEDULED)
-    conditions = [scheduled] if scheduled else []
-    return kept | status | {"conditions": conditions + list(status.get("conditions", []))}

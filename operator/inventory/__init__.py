@@ -20,7 +20,7 @@ it is idempotent per consumer uid. Choosing the host is the scheduler's job
 migrations shipped in `migrations/` (`kubenova db upgrade`).
 """
 
-from kubenova.operator.inventory.claims import claim, claim_in, find_claim, release
+from kubenova.operator.inventory.claims import claim, claim_in, find_claim, move_in, release
 from kubenova.operator.inventory.engine import default_url, make_engine, write_transaction
 from kubenova.operator.inventory.errors import (
     ClaimRefused,
@@ -90,6 +90,7 @@ __all__ = [
     "load_hosts",
     "make_engine",
     "member_hosts",
+    "move_in",
     "release",
     "set_host_ready",
     "set_host_schedulable",

@@ -38,6 +38,7 @@ from kubenova.operator.inventory.models import (
     InstanceRow,
     ServerGroupMember,
     ServerGroupRow,
+    VolumeAttachmentRow,
     utcnow,
 )
 from kubenova.operator.inventory.records import Claim
@@ -190,6 +191,69 @@ def claim_in(
         _record_instance(connection, consumer, row.id, group)
     connection.execute(_BUMP_GENERATION, {"host_id": row.id})
     return _take_steps(connection, Claim(consumer.uid, host, resources), consumer, steps)
+
+
+def move_in(
+    connection: Connection,
+    consumer: Consumer,
+    away_from: str,
+    host: str,
+    *,
+    resources: Resources,
+    group: ServerGroupRef | None = None,
+    steps: Sequence[ClaimStep] = (),
+) -> tuple[Claim | None, Claim]:
+    """Move the Instance's claim from `away_from` to `host` in the caller's transaction.
+
+    What moves is what the claim holds (the same amounts; the project's quota charge stays
+    as it is), its server-group membership and its volume attachments' host; its fixed
+    IPs, MACs and floating IPs are per Instance and stay. `host` is re-checked like any
+    claim (capacity, hard group policy: InsufficientCapacity, ServerGroupConflict). The
+    steps are taken again on `host` (idempotent: they find what the Instance holds).
+    Idempotent too: a claim already on `host` is returned as it is, and so is one found
+    on a third host (another replica moved it first): the caller compares `claim.host`.
+    A claim the inventory lost is made afresh on `host` (`resources`, quota charged).
+    Returns (the claim as it was, if it moved; the claim now).
+    """
+    existing = _read_claim(connection, consumer.uid)
+    if existing is None:
+        return None, claim_in(connection, consumer, host, resources, group, steps=steps)
+    if existing.host != away_from:
+        return None, _take_steps(connection, existing, consumer, steps)
+    member_hosts = _lock_group(connection, group, consumer.uid) if group else frozenset()
+    row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
+    if row is None:
+        raise UnknownHost(host)
+    used = _usage(connection, row.id)
+    snapshot = snapshot_from_row(row, used)
+    capacity = snapshot.record.overcommit.capacity(snapshot.record.capacity)
+    wanted = existing.resources
+    if any(amount > 0 and used[rc] + amount > capacity[rc] for rc, amount in wanted.items()):
+        raise InsufficientCapacity(snapshot, wanted)
+    if group is not None:
+        _check_policy(group, host, member_hosts)
+    uid = consumer.uid
+    connection.execute(
+        update(Allocation).where(Allocation.consumer_uid == uid).values(host_id=row.id)
+    )
+    connection.execute(
+        update(ServerGroupMember)
+        .where(ServerGroupMember.consumer_uid == uid)
+        .values(host_id=row.id)
+    )
+    connection.execute(update(InstanceRow).where(InstanceRow.uid == uid).values(host_id=row.id))
+    connection.execute(
+        update(VolumeAttachmentRow)
+        .where(VolumeAttachmentRow.instance_uid == uid)
+        .values(host_id=row.id)
+    )
+    connection.execute(
+        update(HostRow)
+        .where(HostRow.name.in_((away_from, host)))
+        .values(generation=HostRow.generation + 1)
+    )
+    moved = Claim(uid, host, wanted, created=True)
+    return existing, _take_steps(connection, moved, consumer, steps)
 
 
 def _take_steps(

@@ -125,6 +125,29 @@ class Placer:
                 self.view.claimed(claim)
             return claim
 
+    def evacuate(
+        self, request: PlacementRequest, away_from: str, steps: Sequence[inv.ClaimStep] = ()
+    ) -> tuple[inv.Claim | None, inv.Claim] | NoValidHost:
+        """Move the consumer's claim off the fenced `away_from` to a host the scheduler
+        picks (filters and group policy apply; `away_from` never), with its steps, in one
+        transaction: (the claim as it was if it moved, the claim now). See `inv.move_in`.
+        """
+        with self._lock:
+            self._catch_up()
+            try:
+                with inv.write_transaction(self.engine) as connection:
+                    outcome = _evacuate(self, connection, request, away_from, steps)
+            except Exception:
+                self.view.refresh()  # the view may count what was rolled back
+                raise
+            if not isinstance(outcome, NoValidHost):
+                before, after = outcome
+                if before is not None:
+                    self.view.released(before)
+                if after.created:
+                    self.view.claimed(after)
+            return outcome
+
     def release(self, uid: str) -> bool:
         """Free the consumer's claim; True if there was one."""
         freed = inv.release(self.engine, uid)
@@ -274,3 +297,56 @@ class Placer:
             self.view.refresh()  # one load and one rebuild beat many single inserts
         else:
             self.view.refresh(changed)
+
+
+def _evacuate(
+    placer: Placer,
+    connection: Connection,
+    request: PlacementRequest,
+    away_from: str,
+    steps: Sequence[inv.ClaimStep],
+) -> tuple[inv.Claim | None, inv.Claim] | NoValidHost:
+    """`Placer.evacuate`'s decisions inside its transaction (a lost race tries the next host)."""
+    existing = inv.find_claim(connection, request.consumer.uid)
+    if existing is not None and existing.host != away_from:
+        # Moved already (a retry after a crash before the hand-over): nothing to decide,
+        # and deciding again would count the Instance itself as a member where it is.
+        return inv.move_in(
+            connection,
+            request.consumer,
+            away_from,
+            existing.host,
+            resources=request.resources,
+            group=request.group,
+            steps=steps,
+        )
+    for _ in range(MAX_ROUNDS):
+        if request.group is not None:
+            request = request.with_group_hosts(inv.member_hosts(connection, request.group.uid))
+        decision = placer.scheduler.schedule(request, placer.view.hosts())
+        if isinstance(decision, NoValidHost):
+            if placer.view.refresh_if_older(TRUST_REFUSAL_FOR, connection):
+                continue
+            return decision
+        candidates = [host for host in decision.candidates if host != away_from]
+        if not candidates:
+            return NoValidHost(f"no host other than {away_from} passes the filters")
+        for host in candidates:
+            try:
+                with connection.begin_nested():
+                    return inv.move_in(
+                        connection,
+                        request.consumer,
+                        away_from,
+                        host,
+                        resources=request.resources,
+                        group=request.group,
+                        steps=steps,
+                    )
+            except inv.InsufficientCapacity as refused:
+                placer.view.update(refused.snapshot)
+            except inv.ServerGroupConflict:
+                continue
+            except inv.UnknownHost:
+                placer.view.refresh([host], bind=connection)
+    return NoValidHost(f"gave up after {MAX_ROUNDS} rounds of claims lost to other claimers")

@@ -281,7 +281,12 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
             what="dnsmasq started again by the restarted agent",
         )
 
-    # Evacuation, once it exists, is one more Event here (and `expected` on the new host).
+    # Evacuation is not among these yet: the second compute host it needs would run its own
+    # network agent in this machine's root namespace (QEMU's taps are there), sharing the
+    # first host's bridge and VXLAN device: its start-up sweep removes the first host's
+    # bridge, and two VXLAN peers at one underlay address loop the guest's DHCP. It waits
+    # for hosts in network namespaces of their own (tests/integration/reliability/
+    # test_evacuation.py covers evacuation on the fake hypervisor).
     events = [
         Event("a guest reboot", reboot, reboots=True),
         Event("a compute agent restart (kill -9)", restart_agent),

@@ -4,6 +4,8 @@ from .flavor import Flavor, FlavorSpec
 from .host import Host, HostResources, HostService, HostSpec, HostStatus, Overcommit
 from .image import Image, ImageFormat, ImageSpec, ImageStatus
 from .instance import (
+    EVACUATE_ANNOTATION,
+    Evacuation,
     Instance,
     InstancePhase,
     InstanceResources,
@@ -40,12 +42,14 @@ ALL_RESOURCES: tuple[type[Resource], ...] = (
 __all__ = [
     "ALL_RESOURCES",
     "API_VERSION",
+    "EVACUATE_ANNOTATION",
     "GROUP",
     "VERSION",
     "AttachmentState",
     "CRDInfo",
     "Condition",
     "ConditionStatus",
+    "Evacuation",
     "Flavor",
     "FlavorSpec",
     "Host",

@@ -30,6 +30,19 @@ class PowerState(StrEnum):
     STOPPED = "Stopped"
 
 
+class Evacuation(StrEnum):
+    """What happens to an Instance whose host failed and was fenced (out of service)."""
+
+    AUTOMATIC = "Automatic"
+    MANUAL = "Manual"
+
+
+# The administrator's go-ahead for a Manual evacuation: the annotation's value names the
+# host to leave (a go-ahead given for one failure does not carry over to the next). Only
+# who may update instances/evacuate (cloud administrators) may set it: a policy says so.
+EVACUATE_ANNOTATION = "kubenova.io/evacuate-from"
+
+
 class InstancePhase(StrEnum):
     PENDING = "Pending"
     SCHEDULED = "Scheduled"
@@ -177,6 +190,13 @@ class InstanceSpec(KubeModel):
         default=None,
         description="Server group and explicit host. Immutable.",
         json_schema_extra=immutable("spec.placement"),
+    )
+    evacuation: Evacuation = Field(
+        default=Evacuation.AUTOMATIC,
+        description="When its host fails and an administrator marks it out of service: "
+        "Automatic rebuilds the Instance on another host at once (same fixed IPs, MACs, "
+        "floating IPs and volumes; the root disk from its image); Manual waits until an "
+        f"administrator sets the annotation {EVACUATE_ANNOTATION}=<failed host>.",
     )
 
 
