@@ -23,7 +23,7 @@ from kubenova.api.v1alpha1 import (
     Volume,
 )
 from kubenova.kube import KubeClient, kubenova_kind
-from kubenova.kube.meta import Body, key_of, namespace_of, resource_version, uid_of
+from kubenova.kube.meta import Body, key_of, metadata_of, resource_version, uid_of
 from kubenova.kube.watch import ListWatch
 
 KINDS: tuple[type[Resource], ...] = (
@@ -35,6 +35,11 @@ KINDS: tuple[type[Resource], ...] = (
     ServerGroup,
     Project,
 )
+
+
+def namespace_of(body: Body) -> str:
+    """The object's namespace; "" for a cluster-scoped one."""
+    return str(metadata_of(body).get("namespace") or "")
 
 
 class KindCache:

@@ -124,6 +124,8 @@ def instance_spec(cloud: Cloud, token: Token, doc: dict[str, Any], hints: dict[s
         raise Fault(400, "networks must be a list, 'auto' or 'none'")
     volumes = []
     for device in block_devices:
+        if device.get("source_type") == "image" and device.get("destination_type") == "local":
+            continue  # the root disk from imageRef, as clients spell it out
         if device.get("source_type") != "volume" or not device.get("uuid"):
             raise Fault(400, "block_device_mapping_v2 may only attach existing volumes")
         if device.get("boot_index") in (0, "0"):

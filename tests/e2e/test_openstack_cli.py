@@ -1,0 +1,271 @@
+"""The unmodified `openstack` CLI and openstacksdk against `kubenova api`, the real apiserver,
+the operator (webhook, quota, database auth backend) and a host agent.
+
+python-openstackclient and openstacksdk come from PyPI, pinned, into a tool venv cached
+under ~/.cache/kubenova/openstackclient-<version> (never the project's lock). The agent
+runs libvirt's test driver: the whole flow of a server (create --wait, stop, start,
+reboot, volumes, floating IPs, delete --wait) without a guest to boot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubenova.devcluster import ClusterAccess
+from kubenova.openstack import rbac
+from kubenova.operator import inventory as inv
+from kubenova.operator.auth import Role
+from kubenova.operator.auth import db as auth_db
+from tests.builders import a_flavor, a_network, a_project, an_image, as_yaml
+from tests.fixtures.agent import AgentFactory
+from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.integration.operator.test_scheduling import wait_ready
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.apiserver
+
+OPENSTACKCLIENT = "10.5.0"
+OPENSTACKSDK = "4.22.0"
+TOOLS = Path.home() / ".cache" / "kubenova" / f"openstackclient-{OPENSTACKCLIENT}"
+FLOATING_POOL = "198.51.100.32/28"
+PASSWORD = "correct horse battery staple"
+
+
+def openstack_tools() -> Path:
+    """The tool venv with the pinned clients, made once (a marker says it is complete)."""
+    marker = TOOLS / ".complete"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(TOOLS)], check=True)
+        subprocess.run(
+            [
+                str(TOOLS / "bin" / "pip"),
+                "install",
+                "--quiet",
+                f"python-openstackclient=={OPENSTACKCLIENT}",
+                f"openstacksdk=={OPENSTACKSDK}",
+            ],
+            check=True,
+            timeout=900,
+        )
+        marker.touch()
+    return TOOLS
+
+
+@dataclass(kw_only=True)
+class ApiProcess(ManagedProcess):
+    kubeconfig: Path
+    database_url: str
+    port: int = field(default_factory=free_port)
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "kubenova.cli",
+            "api",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--url",
+            self.database_url,
+            "--port",
+            str(self.port),
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Cloud:
+    cluster: ClusterAccess
+    api: ApiProcess
+    tools: Path
+    clouds_yaml: Path
+    projects: dict[str, str]  # user -> project
+    namespaces: dict[str, str]  # project -> namespace
+
+    def openstack(
+        self, user: str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k != "PYTHONPATH"}
+        env |= {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml), "OS_CLOUD": user}
+        result = subprocess.run(
+            [str(self.tools / "bin" / "openstack"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"openstack {' '.join(args)} failed ({result.returncode}):\n{result.stderr}\n"
+                f"--- api log ---\n{self.api.log()[-4000:]}"
+            )
+        return result
+
+    def json(self, user: str, *args: str) -> Any:
+        return json.loads(self.openstack(user, *args, "-f", "json").stdout)
+
+    def status_becomes(self, user: str, server: str, status: str) -> None:
+        eventually(
+            lambda: self.json(user, "server", "show", server)["status"] == status,
+            timeout=60, interval=0.5, what=f"{server} {status}",
+        )  # fmt: skip
+
+    def instance(self, user: str, name: str) -> dict[str, Any] | None:
+        namespace = self.namespaces[self.projects[user]]
+        result = self.cluster.kubectl(
+            "get", "instance", name, "-n", namespace, "-o", "json", check=False
+        )
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def project_ready(cluster: ClusterAccess, name: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("get", "project", name, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    body: dict[str, Any] = json.loads(result.stdout)
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return body if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
+
+
+@pytest.fixture(scope="module")
+def cloud(
+    apiserver: ClusterAccess, crds_installed: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cloud]:
+    tools = openstack_tools()
+    root = tmp_path_factory.mktemp("osapi")
+    url = f"sqlite:///{root / 'inventory.db'}"
+    inv.upgrade(url)
+    clean_slate(apiserver)
+    suffix = uuid.uuid4().hex[:6]
+    users = {f"alice-{suffix}": f"osa-{suffix}", f"bob-{suffix}": f"osb-{suffix}"}
+    engine = inv.make_engine(url)
+    for user, project in users.items():
+        auth_db.create_user(engine, user, password=PASSWORD)
+        auth_db.create_project(engine, project)
+        auth_db.grant(engine, user, project, Role.MEMBER)
+    engine.dispose()
+    operator = OperatorProcess(
+        kubeconfig=apiserver.kubeconfig,
+        database_url=url,
+        log_path=root / "operator.log",
+        env={**os.environ, "KUBENOVA_FLOATING_IP_POOL": FLOATING_POOL},
+        extra_args=("--project-sync-interval", "1", "--webhook-port", "0"),
+    )
+    operator.start()
+    agents = AgentFactory(apiserver, root / "agents")
+    # The API's own identity: only what openstack-rbac.yaml grants the chart's ServiceAccount.
+    apiserver.kubectl("apply", "-f", "-", input=as_yaml(rbac.cluster_role()))
+    apiserver.kubectl(
+        "create", "clusterrolebinding", f"{rbac.NAME}-{suffix}", f"--clusterrole={rbac.NAME}",
+        f"--user={rbac.NAME}", check=False,
+    )  # fmt: skip
+    api = ApiProcess(
+        log_path=root / "api.log",
+        env=dict(os.environ),
+        kubeconfig=apiserver.user_kubeconfig(rbac.NAME),
+        database_url=url,
+    )
+    try:
+        first = list(users.values())[0]
+        apiserver.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=as_yaml(
+                a_flavor("m1.tiny", vcpus=1, memory=128, disk=1),
+                an_image("busybox-test"),
+                a_project(first, quota={"instances": 2}),
+                *(a_project(p) for p in list(users.values())[1:]),
+            ),
+        )
+        namespaces = {}
+        for project in users.values():
+            body = eventually(lambda p=project: project_ready(apiserver, p), timeout=60,
+                              what=f"project {project} Ready")  # fmt: skip
+            namespaces[project] = body["status"]["namespace"]
+        apiserver.kubectl(
+            "apply", "-f", "-",
+            input=as_yaml(a_network("private", namespaces[first], cidr="10.77.0.0/24")),
+        )  # fmt: skip
+        agents.start(f"os-{suffix}", capacity="vcpus=8,memoryMiB=4096,diskGiB=100")
+        wait_ready(apiserver, f"os-{suffix}")
+        api.start()
+        clouds = {
+            user: {
+                "auth": {
+                    "auth_url": f"{api.url}/identity",
+                    "username": user,
+                    "password": PASSWORD,
+                    "project_name": project,
+                    "user_domain_name": "Default",
+                    "project_domain_name": "Default",
+                },
+                "region_name": "RegionOne",
+                "identity_api_version": 3,
+            }
+            for user, project in users.items()
+        }
+        clouds_yaml = root / "clouds.yaml"
+        clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
+        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces)
+        eventually(
+            lambda: made.openstack(next(iter(users)), "flavor", "list", check=False).returncode == 0,
+            timeout=60, what="the API answering",
+        )  # fmt: skip
+        yield made
+    finally:
+        api.stop()
+        agents.stop_all()
+        operator.stop()
+        clean_slate(apiserver)
+
+
+def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None:
+    alice, bob = list(cloud.projects)
+    server = cloud.json(
+        alice, "server", "create", "--flavor", "m1.tiny", "--image", "busybox-test",
+        "--network", "private", "vm1", "--wait",
+    )  # fmt: skip
+    assert server["status"] == "ACTIVE"
+    body = cloud.instance(alice, "vm1")
+    assert body is not None and body["metadata"]["uid"] == server["id"]  # one truth
+    listed = cloud.json(alice, "server", "list")
+    assert [s["Name"] for s in listed] == ["vm1"]
+    # a tenant never learns the host (the SDK lists the field, empty)
+    assert cloud.json(alice, "server", "show", "vm1").get("OS-EXT-SRV-ATTR:host") is None
+
+    cloud.openstack(alice, "server", "stop", "vm1")
+    cloud.status_becomes(alice, "vm1", "SHUTOFF")
+    cloud.openstack(alice, "server", "start", "vm1")
+    cloud.status_becomes(alice, "vm1", "ACTIVE")
+    cloud.openstack(alice, "server", "reboot", "vm1", "--wait")
+    assert cloud.json(alice, "server", "show", "vm1")["status"] == "ACTIVE"
+    cloud.openstack(alice, "console", "log", "show", "vm1")
+
+    # another project's user: that server does not exist for them
+    other = cloud.openstack(bob, "server", "show", server["id"], check=False)
+    assert other.returncode != 0 and "No Server found" in other.stderr + other.stdout
+
+    # wrong password
+    wrong = cloud.openstack(alice, "--os-password", "nope", "server", "list", check=False)
+    assert wrong.returncode != 0 and "401" in wrong.stderr
+
+    cloud.openstack(alice, "server", "delete", "vm1", "--wait")
+    assert cloud.instance(alice, "vm1") is None
