@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 
 from kubenova.api.v1alpha1 import Instance, Network
-from kubenova.kube.client import MERGE_PATCH
 from kubenova.kube.meta import Body, name_of, uid_of
 from kubenova.openstack.cloud import CLOUD_KEY, TOKEN_KEY, Cloud
 from kubenova.openstack.faults import Fault
@@ -323,19 +322,26 @@ async def fip_create(request: web.Request) -> web.Response:
     return web.json_response({"floatingip": fip_view(cloud, token, fip)}, status=201)
 
 
-async def set_floating(cloud: Cloud, token: Token, instance: Body, network: str, on: bool) -> None:
-    nics = [dict(n) for n in (instance.get("spec") or {}).get("networks") or []]
-    for nic in nics:
+def has_floating(cloud: Cloud, token: Token, instance: Body, network: str) -> bool:
+    for nic in (instance.get("spec") or {}).get("networks") or []:
         found = cloud.cache[Network].named(nic["network"], token.namespace)
         if found is not None and uid_of(found) == network:
-            nic["floatingIP"] = on
-    await cloud.as_user(
-        token,
-        "PATCH",
-        Instance,
-        name_of(instance),
-        {"spec": {"networks": nics}},
-        content_type=MERGE_PATCH,
+            return bool(nic.get("floatingIP"))
+    return False
+
+
+async def set_floating(cloud: Cloud, token: Token, instance: Body, network: str, on: bool) -> None:
+    """A NIC's floating IP is decided when the Instance is made: spec.networks is immutable
+    (no NIC nor floating IP hot-plug yet). A reservation is associated with a NIC that has
+    one; asking for a change is refused, saying what to do instead."""
+    if has_floating(cloud, token, instance, network) == on:
+        return
+    raise Fault(
+        409,
+        f"server {name_of(instance)}: kubenova maps a floating IP onto a NIC only when the "
+        "server is created (spec.networks[].floatingIP, immutable); create the Instance with "
+        "floatingIP: true on that network (kubectl), then associate this floating IP with "
+        "its port",
     )
 
 
@@ -350,9 +356,7 @@ async def associate(cloud: Cloud, token: Token, fip: Reservation, port_id: str) 
 
 
 async def dissociate(cloud: Cloud, token: Token, fip: Reservation) -> None:
-    instance = cloud.cache[Instance].get(fip.instance, token.namespace) if fip.instance else None
-    if instance is not None and fip.network is not None:
-        await set_floating(cloud, token, instance, fip.network, False)
+    # The address stays the NIC's for the Instance's life: only the reservation lets go.
     fip.instance = fip.network = None
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from kubenova.api.v1alpha1 import Flavor, Image, Instance, Network, ServerGroup, Volume
-from kubenova.kube.client import JSON_PATCH, MERGE_PATCH
+from kubenova.kube.client import MERGE_PATCH
 from kubenova.kube.meta import Body, name_of, uid_of
 from kubenova.openstack.cloud import CLOUD_KEY, TOKEN_KEY, Cloud
 from kubenova.openstack.faults import Fault
@@ -310,21 +310,7 @@ async def action(request: web.Request) -> web.Response:
         if length is not None:
             lines = lines[-int(length) :] if int(length) > 0 else []
         return web.json_response({"output": "\n".join(lines) + ("\n" if lines else "")})
-    if verb in ("addFloatingIp", "removeFloatingIp"):
-        return await floating(request, body, verb == "addFloatingIp")
     raise Fault(400, f"action {verb} is not supported on {name}")
-
-
-async def floating(request: web.Request, body: Body, add: bool) -> web.Response:
-    """Nova's old floating IP actions: kubenova maps a floating IP per NIC (floatingIP)."""
-    networks = [dict(n) for n in (body.get("spec") or {}).get("networks") or []]
-    if not networks:
-        raise Fault(400, "the server has no network to put a floating IP on")
-    networks[0]["floatingIP"] = add
-    cloud, token = ctx(request)
-    patch = [{"op": "replace", "path": "/spec/networks", "value": networks}]
-    await cloud.as_user(token, "PATCH", Instance, name_of(body), patch, content_type=JSON_PATCH)
-    return web.Response(status=202)
 
 
 # -- volume attachments ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from kubenova.devcluster import ClusterAccess
-from kubenova.openstack import rbac
+from kubenova.devcluster.binaries import cache_bin_dir
 from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
 from kubenova.operator.auth import db as auth_db
@@ -42,6 +42,25 @@ OPENSTACKSDK = "4.22.0"
 TOOLS = Path.home() / ".cache" / "kubenova" / f"openstackclient-{OPENSTACKCLIENT}"
 FLOATING_POOL = "198.51.100.32/28"
 PASSWORD = "correct horse battery staple"
+CHART = Path(__file__).resolve().parents[2] / "charts" / "kubenova"
+API_USER = "kubenova-openstack-api"  # the API's identity here, bound to the chart's ClusterRole
+
+
+def chart_cluster_role() -> dict[str, Any]:
+    """The ClusterRole the chart gives the API's ServiceAccount: exactly what it runs with here."""
+    rendered = subprocess.run(
+        [
+            str(cache_bin_dir() / "helm"), "template", "kubenova", str(CHART),
+            "-n", "kubenova-system", "--kube-version=1.33.5",
+            "--show-only=templates/openstack-rbac.yaml",
+            "--set=openstackApi.enabled=true", "--set=database.type=postgresql",
+            "--set=database.postgresql.url=postgresql+psycopg://unused@localhost/unused",
+        ],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    role: dict[str, Any] = next(d for d in docs if d["kind"] == "ClusterRole")
+    return role
 
 
 def openstack_tools() -> Path:
@@ -98,16 +117,19 @@ class Cloud:
     projects: dict[str, str]  # user -> project
     namespaces: dict[str, str]  # project -> namespace
 
+    def env(self, user: str) -> dict[str, str]:
+        """The clients' environment: `user`'s cloud, nothing of the project's Python."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k != "PYTHONPATH"}
+        return env | {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml), "OS_CLOUD": user}
+
     def openstack(
         self, user: str, *args: str, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k != "PYTHONPATH"}
-        env |= {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml), "OS_CLOUD": user}
         result = subprocess.run(
             [str(self.tools / "bin" / "openstack"), *args],
             capture_output=True,
             text=True,
-            env=env,
+            env=self.env(user),
             timeout=180,
             check=False,
         )
@@ -171,19 +193,20 @@ def cloud(
     operator.start()
     agents = AgentFactory(apiserver, root / "agents")
     # The API's own identity: only what openstack-rbac.yaml grants the chart's ServiceAccount.
-    apiserver.kubectl("apply", "-f", "-", input=as_yaml(rbac.cluster_role()))
+    role = chart_cluster_role()
+    apiserver.kubectl("apply", "-f", "-", input=as_yaml(role))
     apiserver.kubectl(
-        "create", "clusterrolebinding", f"{rbac.NAME}-{suffix}", f"--clusterrole={rbac.NAME}",
-        f"--user={rbac.NAME}", check=False,
+        "create", "clusterrolebinding", f"{API_USER}-{suffix}",
+        f"--clusterrole={role['metadata']['name']}", f"--user={API_USER}",
     )  # fmt: skip
     api = ApiProcess(
         log_path=root / "api.log",
         env=dict(os.environ),
-        kubeconfig=apiserver.user_kubeconfig(rbac.NAME),
+        kubeconfig=apiserver.user_kubeconfig(API_USER),
         database_url=url,
     )
     try:
-        first = list(users.values())[0]
+        first = next(iter(users.values()))
         apiserver.kubectl(
             "apply",
             "-f",
@@ -204,7 +227,11 @@ def cloud(
             "apply", "-f", "-",
             input=as_yaml(a_network("private", namespaces[first], cidr="10.77.0.0/24")),
         )  # fmt: skip
-        agents.start(f"os-{suffix}", capacity="vcpus=8,memoryMiB=4096,diskGiB=100")
+        agents.start(
+            f"os-{suffix}",
+            capacity="vcpus=8,memoryMiB=4096,diskGiB=100",
+            extra=("--services=compute,volume", "--fake-exports", "--storage-interface=lo"),
+        )
         wait_ready(apiserver, f"os-{suffix}")
         api.start()
         clouds = {
@@ -225,8 +252,9 @@ def cloud(
         clouds_yaml = root / "clouds.yaml"
         clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
         made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces)
+        first_user = next(iter(users))
         eventually(
-            lambda: made.openstack(next(iter(users)), "flavor", "list", check=False).returncode == 0,
+            lambda: made.openstack(first_user, "flavor", "list", check=False).returncode == 0,
             timeout=60, what="the API answering",
         )  # fmt: skip
         yield made
@@ -245,7 +273,8 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
     )  # fmt: skip
     assert server["status"] == "ACTIVE"
     body = cloud.instance(alice, "vm1")
-    assert body is not None and body["metadata"]["uid"] == server["id"]  # one truth
+    assert body is not None
+    assert body["metadata"]["uid"] == server["id"]  # one truth
     listed = cloud.json(alice, "server", "list")
     assert [s["Name"] for s in listed] == ["vm1"]
     # a tenant never learns the host (the SDK lists the field, empty)
@@ -257,15 +286,78 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
     cloud.status_becomes(alice, "vm1", "ACTIVE")
     cloud.openstack(alice, "server", "reboot", "vm1", "--wait")
     assert cloud.json(alice, "server", "show", "vm1")["status"] == "ACTIVE"
-    cloud.openstack(alice, "console", "log", "show", "vm1")
+    console = cloud.openstack(alice, "console", "log", "show", "vm1").stdout
+    tail = ((cloud.instance(alice, "vm1") or {}).get("status") or {}).get("console") or {}
+    assert console.strip() == (tail.get("tail") or "").strip()
+
+    volume = cloud.json(alice, "volume", "create", "--size", "1", "data1")
+    eventually(
+        lambda: cloud.json(alice, "volume", "show", volume["id"])["status"] == "available",
+        timeout=60, interval=0.5, what="data1 available",
+    )  # fmt: skip
+    cloud.openstack(alice, "server", "add", "volume", "vm1", "data1")
+    spec = (cloud.instance(alice, "vm1") or {})["spec"]
+    assert spec["volumes"] == [{"volume": "data1"}]
+
+    # kubenova decides a NIC's floating IP when the server is made (spec.networks is
+    # immutable): associating one later is refused, saying what to do instead.
+    fip = cloud.json(alice, "floating", "ip", "create", "public")
+    refused = cloud.openstack(
+        alice, "server", "add", "floating", "ip", "vm1", fip["id"], check=False
+    )
+    assert refused.returncode != 0
+    assert "only when the server is created" in refused.stderr
+    cloud.openstack(alice, "floating", "ip", "delete", fip["id"])
 
     # another project's user: that server does not exist for them
     other = cloud.openstack(bob, "server", "show", server["id"], check=False)
-    assert other.returncode != 0 and "No Server found" in other.stderr + other.stdout
+    assert other.returncode != 0
+    assert "No Server found" in other.stderr + other.stdout
 
     # wrong password
     wrong = cloud.openstack(alice, "--os-password", "nope", "server", "list", check=False)
-    assert wrong.returncode != 0 and "401" in wrong.stderr
+    assert wrong.returncode != 0
+    assert "401" in wrong.stderr
 
     cloud.openstack(alice, "server", "delete", "vm1", "--wait")
     assert cloud.instance(alice, "vm1") is None
+
+
+SDK_SCRIPT = """
+import json, sys
+import openstack
+
+conn = openstack.connect(cloud=sys.argv[1])
+image = conn.image.find_image("busybox-test", ignore_missing=False)
+flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+network = conn.network.find_network("private", ignore_missing=False)
+created = []
+for name in sys.argv[2:]:
+    try:
+        server = conn.compute.create_server(
+            name=name, image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": network.id}]
+        )
+        server = conn.compute.wait_for_server(server, wait=120)
+        created.append({"name": name, "status": server.status})
+    except openstack.exceptions.HttpException as exc:
+        created.append({"name": name, "code": exc.status_code, "message": exc.details})
+print(json.dumps(created))
+"""
+
+
+def test_openstacksdk_creates_and_waits_and_meets_the_quota(cloud: Cloud) -> None:
+    alice = next(iter(cloud.projects))
+    result = subprocess.run(
+        [str(cloud.tools / "bin" / "python"), "-c", SDK_SCRIPT, alice, "sdk1", "sdk2", "sdk3"],
+        capture_output=True, text=True, timeout=300, check=False, env=cloud.env(alice),
+        cwd=cloud.clouds_yaml.parent,  # not the checkout: its operator/ shadows the stdlib
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    first, second, third = json.loads(result.stdout)
+    assert first == {"name": "sdk1", "status": "ACTIVE"}
+    assert second == {"name": "sdk2", "status": "ACTIVE"}
+    # the project's quota is 2 instances: Nova's code and words
+    assert third["code"] == 403
+    assert "Quota exceeded for instances: Requested 1, but already used 2 of 2" in third["message"]
+    for name in ("sdk1", "sdk2"):
+        cloud.openstack(alice, "server", "delete", name, "--wait")
