@@ -4,12 +4,24 @@ Network) over the cluster's resources, one async process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import secrets
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+import yaml
 
 from kubenova.cli.db import url_option
+from kubenova.devcluster import ClusterAccess
+from kubenova.devcluster.processes import ProcessSpec, launch, live_pid, stop_pid
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 @click.command("api")
@@ -89,3 +101,98 @@ def api(  # noqa: PLR0917 - click passes options positionally
     finally:
         backend.close()
         engine.dispose()
+
+
+# -- the dev cloud (`kubenova dev up` / `down`) ----------------------------------------------
+
+DEV_CLOUD = "kubenova-dev"
+DEV_PROJECT = "dev"
+DEV_USER = "dev"
+
+
+def _dev_spec(state_dir: Path, argv: tuple[str, ...] = ()) -> ProcessSpec:
+    return ProcessSpec(
+        "openstack-api",
+        argv,
+        state_dir / "logs" / "openstack-api.log",
+        state_dir / "openstack-api.pid",
+    )
+
+
+def _dev_password(engine: Engine, state_dir: Path) -> str:
+    """The dev user's password (made once, kept in the state dir, mode 0600)."""
+    from kubenova.operator.auth import Role  # noqa: PLC0415
+    from kubenova.operator.auth import db as auth_db  # noqa: PLC0415
+
+    stored = state_dir / "openstack-password"
+    if stored.exists():
+        return stored.read_text().strip()
+    password = secrets.token_urlsafe(18)
+    if DEV_USER not in {u.name for u in auth_db.list_users(engine)}:
+        auth_db.create_user(engine, DEV_USER, password=password)
+    else:
+        auth_db.set_password(engine, DEV_USER, password)
+    if DEV_PROJECT not in {p.name for p in auth_db.list_projects(engine)}:
+        auth_db.create_project(engine, DEV_PROJECT, description="the dev cloud's project")
+    auth_db.grant(engine, DEV_USER, DEV_PROJECT, Role.ADMIN)
+    stored.write_text(f"{password}\n")
+    stored.chmod(0o600)
+    return password
+
+
+def start_dev_api(
+    access: ClusterAccess, state_dir: Path, database_url: str, progress: Callable[[str], None]
+) -> Path:
+    """Run `kubenova api` for the dev cloud (user dev, admin of Project dev) and write a
+    clouds.yaml beside the kubeconfig; its path."""
+    from kubenova.operator import inventory as inv  # noqa: PLC0415
+
+    port = int(os.environ.get("KUBENOVA_DEV_OPENSTACK_PORT", "8774"))
+    engine = inv.make_engine(database_url)
+    try:
+        password = _dev_password(engine, state_dir)
+    finally:
+        engine.dispose()
+    project = {"apiVersion": "kubenova.io/v1alpha1", "kind": "Project",
+               "metadata": {"name": DEV_PROJECT}, "spec": {}}  # fmt: skip
+    access.kubectl("apply", "-f", "-", input=json.dumps(project))
+    spec = _dev_spec(
+        state_dir,
+        (
+            sys.executable, "-m", "kubenova.cli", "api",
+            f"--kubeconfig={access.kubeconfig}", f"--url={database_url}", f"--port={port}",
+            f"--token-key-file={state_dir / 'openstack-token.key'}",
+        ),
+    )  # fmt: skip
+    if live_pid(spec) is None:
+        progress(f"openstack-api: starting on 127.0.0.1:{port} (log {spec.log})")
+        launch(spec, detached=True)
+    else:
+        progress("openstack-api: running")
+    clouds = access.kubeconfig.parent / "clouds.yaml"
+    cloud = {
+        "auth": {
+            "auth_url": f"http://127.0.0.1:{port}/identity",
+            "username": DEV_USER,
+            "password": password,
+            "project_name": DEV_PROJECT,
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        "region_name": "RegionOne",
+        "identity_api_version": 3,
+    }
+    clouds.write_text(yaml.safe_dump({"clouds": {DEV_CLOUD: cloud}}, sort_keys=False))
+    clouds.chmod(0o600)
+    progress(f"export OS_CLIENT_CONFIG_FILE={clouds} OS_CLOUD={DEV_CLOUD}")
+    return clouds
+
+
+def stop_dev_api(state_dir: Path) -> list[str]:
+    spec = _dev_spec(state_dir)
+    pid = live_pid(spec)
+    spec.pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return []
+    stop_pid(pid, timeout=20)
+    return ["openstack-api"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kubenova.cli.api import start_dev_api, stop_dev_api
 from kubenova.devcluster import (
     ClusterAccess,
     ControlPlane,
@@ -80,6 +81,7 @@ def up() -> None:
         )
         _install_crds(access)
         start_local_services(access, plane.root)
+        start_dev_api(access, plane.root, LocalServices(plane.root).database_url, _progress)
     except ControlPlaneError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"export KUBECONFIG={access.kubeconfig}", err=True)
@@ -90,7 +92,7 @@ def up() -> None:
 def down() -> None:
     """Stop the local control plane; its data, certificates and ports are kept for `up`."""
     plane = _plane()
-    stopped = stop_local_services(plane.root)
+    stopped = stop_dev_api(plane.root) + stop_local_services(plane.root)
     stopped += plane.down()
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 

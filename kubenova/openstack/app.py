@@ -77,6 +77,7 @@ def build_app(cloud: Cloud) -> web.Application:
     app = web.Application(middlewares=[openstack], client_max_size=64 * 1024**2)
     app[CLOUD_KEY] = cloud
     app[network.RESERVATIONS_KEY] = {}
+    app[servers.VIEWS_KEY] = {}
     for module in (identity, compute, servers, image, blockstorage, network):
         app.router.add_routes(module.routes)
     return app

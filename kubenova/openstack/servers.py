@@ -38,25 +38,52 @@ def project_uid(cloud: Cloud, token: Token) -> str:
     return uid_of(project) if project else token.project
 
 
+# Rendered views by everything they depend on: a list of 1,000 servers re-renders only what
+# changed since the last one. Bounded: cleared whole when it grows past VIEWS_MAX.
+VIEWS_KEY: web.AppKey[dict[tuple[Any, ...], dict[str, Any]]] = web.AppKey("osapi.views")
+VIEWS_MAX = 50_000
+
+
+def version_of(body: Body | None) -> str | None:
+    return None if body is None else (body.get("metadata") or {}).get("resourceVersion")
+
+
 def render(request: web.Request, body: Body) -> dict[str, Any]:
     cloud, token = ctx(request)
     spec = body.get("spec") or {}
     flavor = cloud.cache[Flavor].named(spec.get("flavor") or "")
     image = cloud.cache[Image].named(spec.get("image") or "")
-    view = server_view(
-        body,
-        cloud.base_url(request),
-        project_id=project_uid(cloud, token),
-        version=request[MICROVERSION_KEY],
-        flavor=flavor,
-        image=image,
-        admin=token.is_cloud_admin,
-    )
+    base = cloud.base_url(request)
+    version = request[MICROVERSION_KEY]
+    key = (uid_of(body), version_of(body), version_of(flavor), version_of(image), version,
+           token.is_cloud_admin, base, token.project)  # fmt: skip
+    views = request.app[VIEWS_KEY]
+    view = views.get(key)
+    if view is None:
+        view = server_view(
+            body,
+            base,
+            project_id=project_uid(cloud, token),
+            version=version,
+            flavor=flavor,
+            image=image,
+            admin=token.is_cloud_admin,
+        )
+        if len(views) >= VIEWS_MAX:
+            views.clear()
+        views[key] = view
+    attached = view["os-extended-volumes:volumes_attached"]
+    if not attached:
+        return view
+    # Volume names to their current UIDs, on a copy (a volume may be made again meanwhile).
     volumes = cloud.cache[Volume]
-    for attached in view["os-extended-volumes:volumes_attached"]:
-        found = volumes.named(attached["id"], token.namespace)
-        attached["id"] = uid_of(found) if found else attached["id"]
-    return view
+    found = [volumes.named(entry["id"], token.namespace) for entry in attached]
+    ids = [uid_of(f) if f else entry["id"] for f, entry in zip(found, attached, strict=True)]
+    return view | {
+        "os-extended-volumes:volumes_attached": [
+            entry | {"id": uid} for entry, uid in zip(attached, ids, strict=True)
+        ]
+    }
 
 
 def server(request: web.Request, key: str = "id") -> Body:

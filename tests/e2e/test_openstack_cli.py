@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kubenova.cli.api import DEV_CLOUD, start_dev_api, stop_dev_api
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.binaries import cache_bin_dir
 from kubenova.operator import inventory as inv
@@ -116,6 +117,7 @@ class Cloud:
     clouds_yaml: Path
     projects: dict[str, str]  # user -> project
     namespaces: dict[str, str]  # project -> namespace
+    database_url: str
 
     def env(self, user: str) -> dict[str, str]:
         """The clients' environment: `user`'s cloud, nothing of the project's Python."""
@@ -251,7 +253,7 @@ def cloud(
         }
         clouds_yaml = root / "clouds.yaml"
         clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
-        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces)
+        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces, url)
         first_user = next(iter(users))
         eventually(
             lambda: made.openstack(first_user, "flavor", "list", check=False).returncode == 0,
@@ -361,3 +363,27 @@ def test_openstacksdk_creates_and_waits_and_meets_the_quota(cloud: Cloud) -> Non
     assert "Quota exceeded for instances: Requested 1, but already used 2 of 2" in third["message"]
     for name in ("sdk1", "sdk2"):
         cloud.openstack(alice, "server", "delete", name, "--wait")
+
+
+def test_the_dev_cloud_api_and_its_clouds_yaml_work(
+    cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `kubenova dev up` adds: the API as a detached process, user dev (admin of
+    Project dev), a clouds.yaml beside the kubeconfig; OS_CLOUD=kubenova-dev works."""
+    monkeypatch.setenv("KUBENOVA_DEV_OPENSTACK_PORT", str(free_port()))
+    clouds = start_dev_api(cloud.cluster, tmp_path, cloud.database_url, lambda _: None)
+    try:
+        assert clouds == cloud.cluster.kubeconfig.parent / "clouds.yaml"
+        env = cloud.env("unused") | {"OS_CLIENT_CONFIG_FILE": str(clouds), "OS_CLOUD": DEV_CLOUD}
+
+        def listed() -> bool:
+            result = subprocess.run(
+                [str(cloud.tools / "bin" / "openstack"), "server", "list", "-f", "json"],
+                capture_output=True, text=True, env=env, timeout=120, check=False,
+            )  # fmt: skip
+            return result.returncode == 0 and json.loads(result.stdout) == []
+
+        eventually(listed, timeout=90, interval=1, what="the dev cloud answering")
+    finally:
+        assert stop_dev_api(tmp_path) == ["openstack-api"]
+        cloud.cluster.kubectl("delete", "project", "dev", "--wait=false", check=False)
