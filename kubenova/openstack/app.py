@@ -54,9 +54,13 @@ async def openstack(request: web.Request, handler: Handler) -> web.StreamRespons
         ):
             text = request.headers.get("X-Auth-Token", "")
             try:
-                request[TOKEN_KEY] = request.app[CLOUD_KEY].issuer.validate(text)
+                token = request.app[CLOUD_KEY].issuer.validate(text)
             except TokenInvalid as exc:
                 raise Fault(401, "The request you have made requires authentication.") from exc
+            if service is not Service.IDENTITY and not token.project:
+                # An unscoped token names no namespace: nothing but Identity is for it.
+                raise Fault(401, "a project-scoped token is needed for this service")
+            request[TOKEN_KEY] = token
         if service is Service.COMPUTE:
             request[MICROVERSION_KEY] = negotiate(request.headers)
         response = await handler(request)
@@ -74,7 +78,7 @@ async def openstack(request: web.Request, handler: Handler) -> web.StreamRespons
 
 
 def build_app(cloud: Cloud) -> web.Application:
-    app = web.Application(middlewares=[openstack], client_max_size=64 * 1024**2)
+    app = web.Application(middlewares=[openstack], client_max_size=1024**2)
     app[CLOUD_KEY] = cloud
     app[network.RESERVATIONS_KEY] = {}
     app[servers.VIEWS_KEY] = {}

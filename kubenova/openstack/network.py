@@ -26,6 +26,7 @@ routes = web.RouteTableDef()
 PREFIX = "/network/v2.0"
 IDS = uuid.UUID("6f1c0c3e-6a8e-4c52-9d0e-6b3c2b1f0a11")  # the namespace of derived ids
 EXTERNAL = "public"  # the floating IP pool, shown as an external network
+MAX_RESERVATIONS = 64  # per project: they are held in this process's memory
 
 
 def derived(*parts: str) -> str:
@@ -315,6 +316,8 @@ async def fip_create(request: web.Request) -> web.Response:
         raise Fault(400, "the body must be JSON with a `floatingip` object") from exc
     if doc.get("floating_network_id") not in (None, EXTERNAL_ID):
         raise Fault(400, f"floating IPs come from the network {EXTERNAL} ({EXTERNAL_ID})")
+    if len(reservations(request, token)) >= MAX_RESERVATIONS:
+        raise Fault(409, f"a project holds at most {MAX_RESERVATIONS} floating IP reservations")
     fip = Reservation(str(uuid.uuid4()), token.project, token.namespace)
     request.app[RESERVATIONS_KEY][fip.id] = fip
     if doc.get("port_id"):
