@@ -8,7 +8,9 @@ import json
 import logging
 import os
 import secrets
+import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,8 +19,8 @@ import click
 import yaml
 
 from kubenova.cli.db import url_option
-from kubenova.devcluster import ClusterAccess
-from kubenova.devcluster.processes import ProcessSpec, launch, live_pid, stop_pid
+from kubenova.devcluster import ClusterAccess, ControlPlaneError
+from kubenova.devcluster.processes import ProcessSpec, launch, live_pid, log_tail, stop_pid
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -140,6 +142,21 @@ def _dev_password(engine: Engine, state_dir: Path) -> str:
     return password
 
 
+def _dev_port(state_dir: Path) -> int:
+    """$KUBENOVA_DEV_OPENSTACK_PORT, else a free port chosen on the first `up` and kept (the
+    clouds.yaml names it; a fixed default would collide between dev clouds)."""
+    if "KUBENOVA_DEV_OPENSTACK_PORT" in os.environ:
+        return int(os.environ["KUBENOVA_DEV_OPENSTACK_PORT"])
+    stored = state_dir / "openstack-api.port"
+    if stored.exists():
+        return int(stored.read_text())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    stored.write_text(f"{port}\n")
+    return port
+
+
 def start_dev_api(
     access: ClusterAccess, state_dir: Path, database_url: str, progress: Callable[[str], None]
 ) -> Path:
@@ -147,7 +164,7 @@ def start_dev_api(
     clouds.yaml beside the kubeconfig; its path."""
     from kubenova.operator import inventory as inv  # noqa: PLC0415
 
-    port = int(os.environ.get("KUBENOVA_DEV_OPENSTACK_PORT", "8774"))
+    port = _dev_port(state_dir)
     engine = inv.make_engine(database_url)
     try:
         password = _dev_password(engine, state_dir)
@@ -166,7 +183,10 @@ def start_dev_api(
     )  # fmt: skip
     if live_pid(spec) is None:
         progress(f"openstack-api: starting on 127.0.0.1:{port} (log {spec.log})")
-        launch(spec, detached=True)
+        process = launch(spec, detached=True)
+        time.sleep(0.5)
+        if process.poll() is not None:
+            raise ControlPlaneError(f"openstack-api exited at once:\n{log_tail(spec.log)}")
     else:
         progress("openstack-api: running")
     clouds = access.kubeconfig.parent / "clouds.yaml"
