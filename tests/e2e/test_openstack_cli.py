@@ -300,6 +300,10 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
     cloud.openstack(alice, "server", "add", "volume", "vm1", "data1")
     spec = (cloud.instance(alice, "vm1") or {})["spec"]
     assert spec["volumes"] == [{"volume": "data1"}]
+    cloud.openstack(alice, "server", "remove", "volume", "vm1", "data1")
+    assert not (cloud.instance(alice, "vm1") or {})["spec"].get("volumes")
+    group = cloud.json(alice, "server", "group", "create", "--policy", "anti-affinity", "spread")
+    assert group["policy"] == "anti-affinity"
 
     # kubenova decides a NIC's floating IP when the server is made (spec.networks is
     # immutable): associating one later is refused, saying what to do instead.
