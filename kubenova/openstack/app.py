@@ -60,6 +60,8 @@ async def openstack(request: web.Request, handler: Handler) -> web.StreamRespons
             if service is not Service.IDENTITY and not token.project:
                 # An unscoped token names no namespace: nothing but Identity is for it.
                 raise Fault(401, "a project-scoped token is needed for this service")
+            if not await request.app[CLOUD_KEY].still_allowed(token):
+                raise Fault(401, "The request you have made requires authentication.")
             request[TOKEN_KEY] = token
         if service is Service.COMPUTE:
             request[MICROVERSION_KEY] = negotiate(request.headers)

@@ -10,7 +10,8 @@ vouched for, and never a `system:` name (those are Kubernetes' own identities).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -23,12 +24,18 @@ from kubenova.kube.paths import SUBJECT_ACCESS_REVIEWS
 from kubenova.openstack.cache import WatchCache
 from kubenova.openstack.faults import Fault, from_api_error
 from kubenova.openstack.tokens import Token, TokenIssuer
-from kubenova.operator.auth import AuthBackend, Role
+from kubenova.operator.auth import AuthBackend, AuthError, Role
 
 CLOUD_KEY: web.AppKey[Cloud] = web.AppKey("cloud")
 TOKEN_KEY = "osapi.token"
 REGION = "RegionOne"
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
+
+
+# Seconds a user's standing (enabled, still a member of the token's project) is trusted
+# before the auth backend is asked again: a disabled user or a removed member loses every
+# token within this, not at the token's expiry.
+RECHECK_INTERVAL = 30.0
 
 
 @dataclass
@@ -38,6 +45,30 @@ class Cloud:
     client: KubeClient
     backend: AuthBackend
     public_url: str | None = None  # else taken from each request's Host
+    recheck_interval: float = RECHECK_INTERVAL
+    _checked: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    async def still_allowed(self, token: Token) -> bool:
+        """Is the token's user still enabled and a member of its project? Asked of the
+        backend at most every `recheck_interval` per (user, project); a no revokes every
+        token the user holds."""
+        key = (token.user, token.project)
+        now = time.monotonic()
+        if now - self._checked.get(key, -1e9) < self.recheck_interval:
+            return True
+        try:
+            user = await asyncio.to_thread(self.backend.user, token.user)
+            member = user is not None and (
+                not token.project or bool(await self.roles_in(token.user, token.project))
+            )
+        except AuthError as exc:
+            raise Fault(503, f"the auth backend cannot be asked now: {exc}") from exc
+        if not member:
+            self.issuer.revoke_user(token.user)
+            self._checked.pop(key, None)
+            return False
+        self._checked[key] = now
+        return True
 
     def base_url(self, request: web.Request) -> str:
         if self.public_url:

@@ -14,7 +14,7 @@ from kubenova.openstack.app import build_app
 from kubenova.openstack.cache import WatchCache
 from kubenova.openstack.cloud import Cloud
 from kubenova.openstack.tokens import TokenIssuer
-from kubenova.operator.auth import UserInfo
+from kubenova.operator.auth import Member, Role, UserInfo
 
 
 class NoBackend:
@@ -35,12 +35,28 @@ class NoBackend:
         pass
 
 
-def with_app(check: Callable[[TestClient[Any, Any], TokenIssuer], Awaitable[None]]) -> None:
+class Directory(NoBackend):
+    """alice, a member of alpha, until she is disabled."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+
+    def members(self, project: str) -> frozenset[Any]:
+        return frozenset({Member("alice", Role.MEMBER)}) if self.enabled else frozenset()
+
+    def user(self, name: str) -> UserInfo | None:
+        return UserInfo(name) if self.enabled and name == "alice" else None
+
+
+def with_app(
+    check: Callable[[TestClient[Any, Any], TokenIssuer], Awaitable[None]],
+    backend: NoBackend | None = None,
+) -> None:
     async def run() -> None:
         # Never connected: nothing here may reach an apiserver.
         client = KubeClient(ConnectionConfig(server="https://127.0.0.1:9"))
         issuer = TokenIssuer()
-        cloud = Cloud(issuer, WatchCache(client), client, NoBackend())
+        cloud = Cloud(issuer, WatchCache(client), client, backend or NoBackend())
         async with TestClient(TestServer(build_app(cloud))) as http:
             await check(http, issuer)
         await client.close()
@@ -99,4 +115,28 @@ def test_a_microversion_beyond_279_is_406() -> None:
         assert answer.status == 406
         assert (await answer.json())["notAcceptable"]["code"] == 406
 
-    with_app(check)
+    with_app(check, Directory())
+
+
+def test_a_disabled_user_loses_every_token_at_the_next_recheck() -> None:
+    async def run() -> None:
+        client = KubeClient(ConnectionConfig(server="https://127.0.0.1:9"))
+        issuer, directory = TokenIssuer(), Directory()
+        cloud = Cloud(issuer, WatchCache(client), client, directory, recheck_interval=0.0)
+        one = issuer.encode(issuer.issue("alice", "alpha", "alpha", ("member",)))
+        two = issuer.encode(issuer.issue("alice", "alpha", "alpha", ("member",)))
+        async with TestClient(TestServer(build_app(cloud))) as http:
+            assert (
+                await http.get("/identity/v3/projects", headers={"X-Auth-Token": one})
+            ).status == 200
+            directory.enabled = False
+            assert (
+                await http.get("/identity/v3/projects", headers={"X-Auth-Token": one})
+            ).status == 401
+            directory.enabled = True  # enabled again: the old tokens stay void
+            assert (
+                await http.get("/identity/v3/projects", headers={"X-Auth-Token": two})
+            ).status == 401
+        await client.close()
+
+    asyncio.run(run())
