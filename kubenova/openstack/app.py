@@ -17,7 +17,15 @@ from aiohttp import web
 
 from kubenova.errors import ApiError
 from kubenova.kube import KubeClient
-from kubenova.openstack import blockstorage, compute, identity, image, network, servers
+from kubenova.openstack import (
+    attachments,
+    blockstorage,
+    compute,
+    identity,
+    image,
+    network,
+    servers,
+)
 from kubenova.openstack.cache import WatchCache
 from kubenova.openstack.cloud import CLOUD_KEY, TOKEN_KEY, Cloud
 from kubenova.openstack.faults import Fault, Service, from_api_error, render
@@ -84,7 +92,7 @@ def build_app(cloud: Cloud) -> web.Application:
     app[CLOUD_KEY] = cloud
     app[network.RESERVATIONS_KEY] = {}
     app[servers.VIEWS_KEY] = {}
-    for module in (identity, compute, servers, image, blockstorage, network):
+    for module in (identity, compute, servers, attachments, image, blockstorage, network):
         app.router.add_routes(module.routes)
     return app
 
