@@ -178,11 +178,15 @@ def cloud(
     inv.upgrade(url)
     clean_slate(apiserver)
     suffix = uuid.uuid4().hex[:6]
-    users = {f"alice-{suffix}": f"osa-{suffix}", f"bob-{suffix}": f"osb-{suffix}"}
+    first, second = f"osa-{suffix}", f"osb-{suffix}"
+    # alice and bob: members of one project each; carol: alice's project, and a cloud
+    # administrator (may list Hosts), who alone is shown where servers run.
+    users = {f"alice-{suffix}": first, f"bob-{suffix}": second, f"carol-{suffix}": first}
     engine = inv.make_engine(url)
+    for project in (first, second):
+        auth_db.create_project(engine, project)
     for user, project in users.items():
         auth_db.create_user(engine, user, password=PASSWORD)
-        auth_db.create_project(engine, project)
         auth_db.grant(engine, user, project, Role.MEMBER)
     engine.dispose()
     operator = OperatorProcess(
@@ -195,6 +199,17 @@ def cloud(
     operator.start()
     agents = AgentFactory(apiserver, root / "agents")
     # The API's own identity: only what openstack-rbac.yaml grants the chart's ServiceAccount.
+    apiserver.kubectl(
+        "create",
+        "clusterrole",
+        f"hosts-{suffix}",
+        "--verb=get,list",
+        "--resource=hosts.kubenova.io",
+    )
+    apiserver.kubectl(
+        "create", "clusterrolebinding", f"hosts-{suffix}", f"--clusterrole=hosts-{suffix}",
+        f"--user=carol-{suffix}",
+    )  # fmt: skip
     role = chart_cluster_role()
     apiserver.kubectl("apply", "-f", "-", input=as_yaml(role))
     apiserver.kubectl(
@@ -208,7 +223,6 @@ def cloud(
         database_url=url,
     )
     try:
-        first = next(iter(users.values()))
         apiserver.kubectl(
             "apply",
             "-f",
@@ -217,11 +231,11 @@ def cloud(
                 a_flavor("m1.tiny", vcpus=1, memory=128, disk=1),
                 an_image("busybox-test"),
                 a_project(first, quota={"instances": 2}),
-                *(a_project(p) for p in list(users.values())[1:]),
+                a_project(second),
             ),
         )
         namespaces = {}
-        for project in users.values():
+        for project in (first, second):
             body = eventually(lambda p=project: project_ready(apiserver, p), timeout=60,
                               what=f"project {project} Ready")  # fmt: skip
             namespaces[project] = body["status"]["namespace"]
@@ -265,10 +279,14 @@ def cloud(
         agents.stop_all()
         operator.stop()
         clean_slate(apiserver)
+        for kind, name in (("clusterrolebinding", f"hosts-{suffix}"),
+                           ("clusterrole", f"hosts-{suffix}"),
+                           ("clusterrolebinding", f"{API_USER}-{suffix}")):  # fmt: skip
+            apiserver.kubectl("delete", kind, name, check=False)
 
 
 def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None:
-    alice, bob = list(cloud.projects)
+    alice, bob, _ = list(cloud.projects)
     server = cloud.json(
         alice, "server", "create", "--flavor", "m1.tiny", "--image", "busybox-test",
         "--network", "private", "vm1", "--wait",
@@ -365,6 +383,12 @@ def test_openstacksdk_creates_and_waits_and_meets_the_quota(cloud: Cloud) -> Non
     # the project's quota is 2 instances: Nova's code and words
     assert third["code"] == 403
     assert "Quota exceeded for instances: Requested 1, but already used 2 of 2" in third["message"]
+    alice_view = cloud.json(alice, "server", "show", "sdk1")
+    carol = next(u for u in cloud.projects if u.startswith("carol-"))
+    carol_view = cloud.json(carol, "server", "show", "sdk1")
+    instance = cloud.instance(alice, "sdk1") or {}
+    assert alice_view.get("OS-EXT-SRV-ATTR:host") is None
+    assert carol_view["OS-EXT-SRV-ATTR:host"] == instance["status"]["host"]
     for name in ("sdk1", "sdk2"):
         cloud.openstack(alice, "server", "delete", name, "--wait")
 
