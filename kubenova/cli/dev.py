@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kubenova.cli.api import start_dev_api, stop_dev_api
 from kubenova.devcluster import (
     ClusterAccess,
     ControlPlane,
@@ -87,6 +88,7 @@ def up() -> None:
         dashboard_url = devserver.start(
             access, plane.root, LocalServices(plane.root).database_url, _progress
         )
+        start_dev_api(access, plane.root, LocalServices(plane.root).database_url, _progress)
     except ControlPlaneError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"dashboard: {dashboard_url}", err=True)
@@ -100,7 +102,9 @@ def down() -> None:
     from kubenova.dashboard import devserver  # noqa: PLC0415 - aiohttp app, on demand
 
     plane = _plane()
-    stopped = devserver.stop(plane.root) + stop_local_services(plane.root)
+    stopped = (
+        devserver.stop(plane.root) + stop_dev_api(plane.root) + stop_local_services(plane.root)
+    )
     stopped += plane.down()
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 

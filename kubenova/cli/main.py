@@ -9,6 +9,7 @@ import click
 # module name -> attribute holding a click command or group; imported lazily so that
 # `kubenova --help` stays fast and one broken subsystem cannot break the others.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "api": ("kubenova.cli.api", "api"),
     "crds": ("kubenova.cli.crds", "crds"),
     "dashboard": ("kubenova.cli.dashboard", "dashboard"),
     "dev": ("kubenova.cli.dev", "dev"),

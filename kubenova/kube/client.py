@@ -105,8 +105,11 @@ class KubeClient:
         params: dict[str, str] | None = None,
         content_type: str = "application/json",
         timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
     ) -> Body:
-        """One request; raises ApiError (or a subclass) on any non-2xx answer."""
+        """One request; raises ApiError (or a subclass) on any non-2xx answer.
+
+        `headers` are sent as well (Impersonate-User: a request made as someone else)."""
         if method != "GET":
             if self._write_guard is not None:
                 self._write_guard()
@@ -121,7 +124,8 @@ class KubeClient:
                     path,
                     data=data,
                     params=params,
-                    headers={"Content-Type": content_type} if data is not None else {},
+                    headers=(headers or {})
+                    | ({"Content-Type": content_type} if data is not None else {}),
                     timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response:
                     payload = await response.read()

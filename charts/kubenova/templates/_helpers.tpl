@@ -29,6 +29,11 @@ app.kubernetes.io/name: kubenova-operator
 app.kubernetes.io/component: operator
 {{- end -}}
 
+{{- define "kubenova.openstackApiSelector" -}}
+app.kubernetes.io/name: kubenova-openstack-api
+app.kubernetes.io/component: openstack-api
+{{- end -}}
+
 {{- define "kubenova.agentSelector" -}}
 app.kubernetes.io/name: kubenova-agent
 app.kubernetes.io/component: agent

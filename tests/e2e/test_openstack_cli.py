@@ -1,0 +1,417 @@
+"""The unmodified `openstack` CLI and openstacksdk against `kubenova api`, the real apiserver,
+the operator (webhook, quota, database auth backend) and a host agent.
+
+python-openstackclient and openstacksdk come from PyPI, pinned, into a tool venv cached
+under ~/.cache/kubenova/openstackclient-<version> (never the project's lock). The agent
+runs libvirt's test driver: the whole flow of a server (create --wait, stop, start,
+reboot, volumes, floating IPs, delete --wait) without a guest to boot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubenova.cli.api import DEV_CLOUD, start_dev_api, stop_dev_api
+from kubenova.devcluster import ClusterAccess
+from kubenova.devcluster.binaries import cache_bin_dir
+from kubenova.operator import inventory as inv
+from kubenova.operator.auth import Role
+from kubenova.operator.auth import db as auth_db
+from tests.builders import a_flavor, a_network, a_project, an_image, as_yaml
+from tests.fixtures.agent import AgentFactory
+from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.integration.operator.test_scheduling import wait_ready
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.apiserver
+
+OPENSTACKCLIENT = "10.5.0"
+OPENSTACKSDK = "4.22.0"
+TOOLS = Path.home() / ".cache" / "kubenova" / f"openstackclient-{OPENSTACKCLIENT}"
+FLOATING_POOL = "198.51.100.32/28"
+PASSWORD = "correct horse battery staple"
+CHART = Path(__file__).resolve().parents[2] / "charts" / "kubenova"
+API_USER = "kubenova-openstack-api"  # the API's identity here, bound to the chart's ClusterRole
+
+
+def chart_cluster_role() -> dict[str, Any]:
+    """The ClusterRole the chart gives the API's ServiceAccount: exactly what it runs with here."""
+    rendered = subprocess.run(
+        [
+            str(cache_bin_dir() / "helm"), "template", "kubenova", str(CHART),
+            "-n", "kubenova-system", "--kube-version=1.33.5",
+            "--show-only=templates/openstack-rbac.yaml",
+            "--set=openstackApi.enabled=true", "--set=database.type=postgresql",
+            "--set=database.postgresql.url=postgresql+psycopg://unused@localhost/unused",
+        ],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    role: dict[str, Any] = next(d for d in docs if d["kind"] == "ClusterRole")
+    return role
+
+
+def openstack_tools() -> Path:
+    """The tool venv with the pinned clients, made once (a marker says it is complete)."""
+    marker = TOOLS / ".complete"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(TOOLS)], check=True)
+        subprocess.run(
+            [
+                str(TOOLS / "bin" / "pip"),
+                "install",
+                "--quiet",
+                f"python-openstackclient=={OPENSTACKCLIENT}",
+                f"openstacksdk=={OPENSTACKSDK}",
+            ],
+            check=True,
+            timeout=900,
+        )
+        marker.touch()
+    return TOOLS
+
+
+@dataclass(kw_only=True)
+class ApiProcess(ManagedProcess):
+    kubeconfig: Path
+    database_url: str
+    port: int = field(default_factory=free_port)
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "kubenova.cli",
+            "api",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--url",
+            self.database_url,
+            "--port",
+            str(self.port),
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Cloud:
+    cluster: ClusterAccess
+    api: ApiProcess
+    tools: Path
+    clouds_yaml: Path
+    projects: dict[str, str]  # user -> project
+    namespaces: dict[str, str]  # project -> namespace
+    database_url: str
+
+    def env(self, user: str) -> dict[str, str]:
+        """The clients' environment: `user`'s cloud, nothing of the project's Python."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k != "PYTHONPATH"}
+        return env | {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml), "OS_CLOUD": user}
+
+    def openstack(
+        self, user: str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.tools / "bin" / "openstack"), *args],
+            capture_output=True,
+            text=True,
+            env=self.env(user),
+            timeout=180,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"openstack {' '.join(args)} failed ({result.returncode}):\n{result.stderr}\n"
+                f"--- api log ---\n{self.api.log()[-4000:]}"
+            )
+        return result
+
+    def json(self, user: str, *args: str) -> Any:
+        return json.loads(self.openstack(user, *args, "-f", "json").stdout)
+
+    def status_becomes(self, user: str, server: str, status: str) -> None:
+        eventually(
+            lambda: self.json(user, "server", "show", server)["status"] == status,
+            timeout=60, interval=0.5, what=f"{server} {status}",
+        )  # fmt: skip
+
+    def instance(self, user: str, name: str) -> dict[str, Any] | None:
+        namespace = self.namespaces[self.projects[user]]
+        result = self.cluster.kubectl(
+            "get", "instance", name, "-n", namespace, "-o", "json", check=False
+        )
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def project_ready(cluster: ClusterAccess, name: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("get", "project", name, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    body: dict[str, Any] = json.loads(result.stdout)
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return body if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
+
+
+@pytest.fixture(scope="module")
+def cloud(
+    apiserver: ClusterAccess, crds_installed: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cloud]:
+    tools = openstack_tools()
+    root = tmp_path_factory.mktemp("osapi")
+    url = f"sqlite:///{root / 'inventory.db'}"
+    inv.upgrade(url)
+    clean_slate(apiserver)
+    suffix = uuid.uuid4().hex[:6]
+    first, second = f"osa-{suffix}", f"osb-{suffix}"
+    # alice and bob: members of one project each; carol: alice's project, and a cloud
+    # administrator (may list Hosts), who alone is shown where servers run.
+    users = {f"alice-{suffix}": first, f"bob-{suffix}": second, f"carol-{suffix}": first}
+    engine = inv.make_engine(url)
+    for project in (first, second):
+        auth_db.create_project(engine, project)
+    for user, project in users.items():
+        auth_db.create_user(engine, user, password=PASSWORD)
+        auth_db.grant(engine, user, project, Role.MEMBER)
+    engine.dispose()
+    operator = OperatorProcess(
+        kubeconfig=apiserver.kubeconfig,
+        database_url=url,
+        log_path=root / "operator.log",
+        env={**os.environ, "KUBENOVA_FLOATING_IP_POOL": FLOATING_POOL},
+        extra_args=("--project-sync-interval", "1", "--webhook-port", "0"),
+    )
+    operator.start()
+    agents = AgentFactory(apiserver, root / "agents")
+    # The API's own identity: only what openstack-rbac.yaml grants the chart's ServiceAccount.
+    apiserver.kubectl(
+        "create",
+        "clusterrole",
+        f"hosts-{suffix}",
+        "--verb=get,list",
+        "--resource=hosts.kubenova.io",
+    )
+    apiserver.kubectl(
+        "create", "clusterrolebinding", f"hosts-{suffix}", f"--clusterrole=hosts-{suffix}",
+        f"--user=carol-{suffix}",
+    )  # fmt: skip
+    role = chart_cluster_role()
+    apiserver.kubectl("apply", "-f", "-", input=as_yaml(role))
+    apiserver.kubectl(
+        "create", "clusterrolebinding", f"{API_USER}-{suffix}",
+        f"--clusterrole={role['metadata']['name']}", f"--user={API_USER}",
+    )  # fmt: skip
+    api = ApiProcess(
+        log_path=root / "api.log",
+        env=dict(os.environ),
+        kubeconfig=apiserver.user_kubeconfig(API_USER),
+        database_url=url,
+    )
+    try:
+        apiserver.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=as_yaml(
+                a_flavor("m1.tiny", vcpus=1, memory=128, disk=1),
+                an_image("busybox-test"),
+                a_project(first, quota={"instances": 2}),
+                a_project(second),
+            ),
+        )
+        namespaces = {}
+        for project in (first, second):
+            body = eventually(lambda p=project: project_ready(apiserver, p), timeout=60,
+                              what=f"project {project} Ready")  # fmt: skip
+            namespaces[project] = body["status"]["namespace"]
+        apiserver.kubectl(
+            "apply", "-f", "-",
+            input=as_yaml(a_network("private", namespaces[first], cidr="10.77.0.0/24")),
+        )  # fmt: skip
+        agents.start(
+            f"os-{suffix}",
+            capacity="vcpus=8,memoryMiB=4096,diskGiB=100",
+            extra=("--services=compute,volume", "--fake-exports", "--storage-interface=lo"),
+        )
+        wait_ready(apiserver, f"os-{suffix}")
+        api.start()
+        clouds = {
+            user: {
+                "auth": {
+                    "auth_url": f"{api.url}/identity",
+                    "username": user,
+                    "password": PASSWORD,
+                    "project_name": project,
+                    "user_domain_name": "Default",
+                    "project_domain_name": "Default",
+                },
+                "region_name": "RegionOne",
+                "identity_api_version": 3,
+            }
+            for user, project in users.items()
+        }
+        clouds_yaml = root / "clouds.yaml"
+        clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
+        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces, url)
+        first_user = next(iter(users))
+        eventually(
+            lambda: made.openstack(first_user, "flavor", "list", check=False).returncode == 0,
+            timeout=60, what="the API answering",
+        )  # fmt: skip
+        yield made
+    finally:
+        api.stop()
+        agents.stop_all()
+        operator.stop()
+        clean_slate(apiserver)
+        for kind, name in (("clusterrolebinding", f"hosts-{suffix}"),
+                           ("clusterrole", f"hosts-{suffix}"),
+                           ("clusterrolebinding", f"{API_USER}-{suffix}")):  # fmt: skip
+            apiserver.kubectl("delete", kind, name, check=False)
+
+
+def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None:
+    alice, bob, _ = list(cloud.projects)
+    server = cloud.json(
+        alice, "server", "create", "--flavor", "m1.tiny", "--image", "busybox-test",
+        "--network", "private", "vm1", "--wait",
+    )  # fmt: skip
+    assert server["status"] == "ACTIVE"
+    body = cloud.instance(alice, "vm1")
+    assert body is not None
+    assert body["metadata"]["uid"] == server["id"]  # one truth
+    listed = cloud.json(alice, "server", "list")
+    assert [s["Name"] for s in listed] == ["vm1"]
+    # a tenant never learns the host (the SDK lists the field, empty)
+    assert cloud.json(alice, "server", "show", "vm1").get("OS-EXT-SRV-ATTR:host") is None
+
+    cloud.openstack(alice, "server", "stop", "vm1")
+    cloud.status_becomes(alice, "vm1", "SHUTOFF")
+    cloud.openstack(alice, "server", "start", "vm1")
+    cloud.status_becomes(alice, "vm1", "ACTIVE")
+    cloud.openstack(alice, "server", "reboot", "vm1", "--wait")
+    assert cloud.json(alice, "server", "show", "vm1")["status"] == "ACTIVE"
+    console = cloud.openstack(alice, "console", "log", "show", "vm1").stdout
+    tail = ((cloud.instance(alice, "vm1") or {}).get("status") or {}).get("console") or {}
+    assert console.strip() == (tail.get("tail") or "").strip()
+
+    volume = cloud.json(alice, "volume", "create", "--size", "1", "data1")
+    eventually(
+        lambda: cloud.json(alice, "volume", "show", volume["id"])["status"] == "available",
+        timeout=60, interval=0.5, what="data1 available",
+    )  # fmt: skip
+    cloud.openstack(alice, "server", "add", "volume", "vm1", "data1")
+    spec = (cloud.instance(alice, "vm1") or {})["spec"]
+    assert spec["volumes"] == [{"volume": "data1"}]
+    cloud.openstack(alice, "server", "remove", "volume", "vm1", "data1")
+    assert not (cloud.instance(alice, "vm1") or {})["spec"].get("volumes")
+    group = cloud.json(alice, "server", "group", "create", "--policy", "anti-affinity", "spread")
+    assert group["policy"] == "anti-affinity"
+
+    # kubenova decides a NIC's floating IP when the server is made (spec.networks is
+    # immutable): associating one later is refused, saying what to do instead.
+    fip = cloud.json(alice, "floating", "ip", "create", "public")
+    refused = cloud.openstack(
+        alice, "server", "add", "floating", "ip", "vm1", fip["id"], check=False
+    )
+    assert refused.returncode != 0
+    assert "only when the server is created" in refused.stderr
+    cloud.openstack(alice, "floating", "ip", "delete", fip["id"])
+
+    # another project's user: that server does not exist for them
+    other = cloud.openstack(bob, "server", "show", server["id"], check=False)
+    assert other.returncode != 0
+    assert "No Server found" in other.stderr + other.stdout
+
+    # wrong password
+    wrong = cloud.openstack(alice, "--os-password", "nope", "server", "list", check=False)
+    assert wrong.returncode != 0
+    assert "401" in wrong.stderr
+
+    cloud.openstack(alice, "server", "delete", "vm1", "--wait")
+    assert cloud.instance(alice, "vm1") is None
+
+
+SDK_SCRIPT = """
+import json, sys
+import openstack
+
+conn = openstack.connect(cloud=sys.argv[1])
+image = conn.image.find_image("busybox-test", ignore_missing=False)
+flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+network = conn.network.find_network("private", ignore_missing=False)
+created = []
+for name in sys.argv[2:]:
+    try:
+        server = conn.compute.create_server(
+            name=name, image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": network.id}]
+        )
+        server = conn.compute.wait_for_server(server, wait=120)
+        created.append({"name": name, "status": server.status})
+    except openstack.exceptions.HttpException as exc:
+        created.append({"name": name, "code": exc.status_code, "message": exc.details})
+print(json.dumps(created))
+"""
+
+
+def test_openstacksdk_creates_and_waits_and_meets_the_quota(cloud: Cloud) -> None:
+    alice = next(iter(cloud.projects))
+    result = subprocess.run(
+        [str(cloud.tools / "bin" / "python"), "-c", SDK_SCRIPT, alice, "sdk1", "sdk2", "sdk3"],
+        capture_output=True, text=True, timeout=300, check=False, env=cloud.env(alice),
+        cwd=cloud.clouds_yaml.parent,  # not the checkout: its operator/ shadows the stdlib
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    first, second, third = json.loads(result.stdout)
+    assert first == {"name": "sdk1", "status": "ACTIVE"}
+    assert second == {"name": "sdk2", "status": "ACTIVE"}
+    # the project's quota is 2 instances: Nova's code and words
+    assert third["code"] == 403
+    assert "Quota exceeded for instances: Requested 1, but already used 2 of 2" in third["message"]
+    alice_view = cloud.json(alice, "server", "show", "sdk1")
+    carol = next(u for u in cloud.projects if u.startswith("carol-"))
+    carol_view = cloud.json(carol, "server", "show", "sdk1")
+    instance = cloud.instance(alice, "sdk1") or {}
+    assert alice_view.get("OS-EXT-SRV-ATTR:host") is None
+    assert carol_view["OS-EXT-SRV-ATTR:host"] == instance["status"]["host"]
+    for name in ("sdk1", "sdk2"):
+        cloud.openstack(alice, "server", "delete", name, "--wait")
+
+
+def test_the_dev_cloud_api_and_its_clouds_yaml_work(
+    cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `kubenova dev up` adds: the API as a detached process, user dev (admin of
+    Project dev), a clouds.yaml beside the kubeconfig; OS_CLOUD=kubenova-dev works."""
+    monkeypatch.setenv("KUBENOVA_DEV_OPENSTACK_PORT", str(free_port()))
+    clouds = start_dev_api(cloud.cluster, tmp_path, cloud.database_url, lambda _: None)
+    try:
+        assert clouds == cloud.cluster.kubeconfig.parent / "clouds.yaml"
+        env = cloud.env("unused") | {"OS_CLIENT_CONFIG_FILE": str(clouds), "OS_CLOUD": DEV_CLOUD}
+
+        def listed() -> bool:
+            result = subprocess.run(
+                [str(cloud.tools / "bin" / "openstack"), "server", "list", "-f", "json"],
+                capture_output=True, text=True, env=env, timeout=120, check=False,
+            )  # fmt: skip
+            return result.returncode == 0 and json.loads(result.stdout) == []
+
+        eventually(listed, timeout=90, interval=1, what="the dev cloud answering")
+    finally:
+        assert stop_dev_api(tmp_path) == ["openstack-api"]
+        cloud.cluster.kubectl("delete", "project", "dev", "--wait=false", check=False)

@@ -1,0 +1,75 @@
+"""Instances as Nova shows them: status mapping, faults, the host for cloud admins only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubenova.openstack.microversion import MAX, MIN
+from kubenova.openstack.views import server_status, server_view
+
+
+def an_instance(phase: str | None, **spec: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "host": "h1",
+        "addresses": [{"network": "private", "ip": "10.0.0.5", "mac": "52:54:00:00:00:01"}],
+    }
+    if phase:
+        status["phase"] = phase
+    return {
+        "metadata": {"name": "vm1", "namespace": "alpha", "uid": "u-1",
+                     "creationTimestamp": "2026-12-05T00:00:00Z"},
+        "spec": {"flavor": "m1.tiny", "image": "img"} | spec,
+        "status": status,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("phase", "status"),
+    [
+        (None, "BUILD"),
+        ("Pending", "BUILD"),
+        ("Scheduled", "BUILD"),
+        ("Building", "BUILD"),
+        ("Running", "ACTIVE"),
+        ("Stopped", "SHUTOFF"),
+        ("Error", "ERROR"),
+        ("Terminating", "DELETED"),
+        ("Deleting", "DELETED"),
+    ],
+)
+def test_phases_map_to_nova_statuses(phase: str | None, status: str) -> None:
+    assert server_status(an_instance(phase))[0] == status
+
+
+def test_a_reboot_asked_and_not_done_yet_is_reboot() -> None:
+    body = an_instance("Running", restartRequestedAt="2026-12-05T01:00:00Z")
+    assert server_status(body)[0] == "REBOOT"
+    body["status"]["restartedAt"] = "2026-12-05T01:00:00Z"
+    assert server_status(body)[0] == "ACTIVE"
+
+
+def test_no_valid_host_is_the_servers_fault() -> None:
+    body = an_instance("Error")
+    body["status"]["conditions"] = [{"type": "Scheduled", "status": "False",
+        "reason": "NoValidHost", "message": "3 hosts: 3 lack memory",
+        "lastTransitionTime": "2026-12-05T00:00:01Z"}]  # fmt: skip
+    view = server_view(body, "http://x", project_id="p", version=MAX, flavor=None, image=None,
+                       admin=False)  # fmt: skip
+    assert view["status"] == "ERROR"
+    assert view["fault"]["code"] == 500
+    assert view["fault"]["message"] == "No valid host was found. 3 hosts: 3 lack memory"
+
+
+def test_the_host_is_shown_to_cloud_admins_only() -> None:
+    body = an_instance("Running")
+    common: dict[str, Any] = {"project_id": "p", "flavor": None, "image": None}
+    tenant = server_view(body, "http://x", version=MAX, admin=False, **common)
+    admin = server_view(body, "http://x", version=MAX, admin=True, **common)
+    assert "OS-EXT-SRV-ATTR:host" not in tenant
+    assert admin["OS-EXT-SRV-ATTR:host"] == "h1"
+    assert "OS-EXT-SRV-ATTR:host" not in server_view(body, "http://x", version=MIN, admin=True,
+                                                     **common)  # fmt: skip
+    assert tenant["addresses"] == {"private": [{"addr": "10.0.0.5", "version": 4,
+        "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "52:54:00:00:00:01"}]}  # fmt: skip
