@@ -59,5 +59,8 @@ device=$(volume_line | awk '{print $2}')
 echo "-> Volume data ($(kubectl get vol data -o jsonpath='{.spec.sizeGiB}') GiB over iSCSI) is /dev/$device in the guest"
 echo
 echo "Point kubectl at it:   export KUBECONFIG=$KUBECONFIG"
+state=$(dirname "$KUBECONFIG")
+echo "Dashboard:             $(cat "$state/dashboard.url")  (log in as dev, password in $state/openstack-password)"
+echo "OpenStack CLI:         export OS_CLIENT_CONFIG_FILE=$state/clouds.yaml OS_CLOUD=kubenova-dev"
 echo "Explore:               kubectl get kubenova; kubectl explain instance.spec"
 echo "Tear it down:          make down"

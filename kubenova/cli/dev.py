@@ -88,10 +88,13 @@ def up() -> None:
         dashboard_url = devserver.start(
             access, plane.root, LocalServices(plane.root).database_url, _progress
         )
-        start_dev_api(access, plane.root, LocalServices(plane.root).database_url, _progress)
+        clouds = start_dev_api(
+            access, plane.root, LocalServices(plane.root).database_url, _progress
+        )
     except ControlPlaneError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"dashboard: {dashboard_url}", err=True)
+    click.echo(f"openstack: OS_CLIENT_CONFIG_FILE={clouds} OS_CLOUD=kubenova-dev", err=True)
     click.echo(f"export KUBECONFIG={access.kubeconfig}", err=True)
     click.echo(str(access.kubeconfig))
 
