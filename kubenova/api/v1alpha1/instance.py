@@ -217,7 +217,12 @@ class DomainStatus(KubeModel):
 
 class AttachedVolume(KubeModel):
     volume: str = Field(description="Name of the attached Volume.")
-    device: str = Field(description="Guest device name, e.g. vdb.")
+    device: str = Field(
+        description="The disk's target name in the libvirt domain, e.g. vdb. The guest's "
+        "kernel names virtio disks in the order it finds them, so inside the guest it may differ "
+        "(the NoCloud seed comes first); the stable name there is "
+        "/dev/disk/by-id/virtio-<the first 20 characters of the Volume's uid>."
+    )
 
 
 class ConsoleStatus(KubeModel):

@@ -114,7 +114,13 @@ class VolumeAttachmentStatus(KubeModel):
         description="Attaching (allowed, not yet plugged into the guest), Attached, or "
         "Detaching (removed from the Instance's spec.volumes, still plugged).",
     )
-    device: str | None = Field(default=None, description="Guest device name, e.g. vdb.")
+    device: str | None = Field(
+        default=None,
+        description="The disk's target name in the libvirt domain, e.g. vdb. The guest's "
+        "kernel names virtio disks in the order it finds them, so inside the guest it may differ "
+        "(the NoCloud seed comes first); the stable name there is "
+        "/dev/disk/by-id/virtio-<the first 20 characters of the Volume's uid>.",
+    )
     initiator: str | None = Field(
         default=None, description="iSCSI initiator name the host logs in with (target ACL)."
     )
