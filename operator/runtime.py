@@ -20,6 +20,7 @@ from kubenova.kube import KubeClient, load_config
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
 from kubenova.kube.paths import LEASES
+from kubenova.kube.watch import ListWatch
 from kubenova.memory import give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
@@ -27,7 +28,7 @@ from kubenova.operator.audit import audit
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts import HostMonitor
-from kubenova.operator.instances import InstanceReconciler
+from kubenova.operator.instances import InstanceReconciler, instance_watch
 from kubenova.operator.leadership import (
     LEADER_LEASE,
     Leadership,
@@ -88,7 +89,8 @@ class Runtime:
     catalog: Catalog
     hosts: HostMonitor
     instances: InstanceReconciler
-    instance_queue: WorkQueue[str]
+    # Every Instance, listed and watched once, into the instance work queue (leader only).
+    instance_watch: ListWatch
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     health: HealthServer | None = None
     ready: bool = False
@@ -119,9 +121,6 @@ class Runtime:
         reconciler = InstanceReconciler(
             client, placer, catalog, events, hosts.is_ready, hosts.is_fenced, hosts.is_judged
         )
-        queue: WorkQueue[str] = WorkQueue(
-            reconciler, workers=config.workers, name="instances", component="operator"
-        )
         runtime = cls(
             config,
             engine,
@@ -133,7 +132,7 @@ class Runtime:
             catalog,
             hosts,
             reconciler,
-            queue,
+            instance_watch(client, reconciler, config.workers),
         )
         # Both sides exist now: connect who wakes whom.
         catalog.on_arrival = runtime.retry_arrived
@@ -141,6 +140,10 @@ class Runtime:
         hosts.on_capacity(runtime.retry_pending)
         hosts.on_fencing_changed(runtime.retry_awaiting_fence)
         return runtime
+
+    @property
+    def instance_queue(self) -> WorkQueue[str]:
+        return self.instance_watch.queue
 
     def retry_arrived(self, keys: set[str]) -> None:
         """Something these Instances waited for arrived: try them again."""
@@ -184,7 +187,15 @@ class Runtime:
         return self.leadership.elector.seen
 
     async def _start_leading(self) -> None:
-        self.instance_queue.start()
+        watch = self.instance_watch
+        # The relist catches what a restarted watch missed (a deletion during a 410's
+        # relist has no DELETED event), as often as the audit looks at the inventory.
+        self.tasks.append(
+            asyncio.create_task(
+                watch.run(resync=watch.relist, resync_interval=self.config.audit_interval),
+                name="instance-watch",
+            )
+        )
         self.hosts.start()
         self.tasks.append(asyncio.create_task(self._lease_checks(), name="lease-checks"))
         self.tasks.append(asyncio.create_task(self._audits(), name="audits"))

@@ -30,6 +30,14 @@ FIRST_LIST_MAX_DELAY = 30.0
 
 OnSynced = Callable[[list[Body]], Awaitable[Any]]
 Resync = Callable[[], Awaitable[Any]]
+# What is kept of each body (e.g. `kube.objects.slim`: a cache of 10,000 holds them all).
+Transform = Callable[[Body], Body]
+# Told of each DELETED event with the object's last state (say, to remember its uid).
+OnDeleted = Callable[[str, Body], None]
+
+
+def _keep(body: Body) -> Body:
+    return body
 
 
 class ListWatch:
@@ -45,13 +53,20 @@ class ListWatch:
         field_selector: str | None = None,
         workers: int = 4,
         name: str = "queue",
+        component: str = "kubenova",
+        transform: Transform = _keep,
+        on_deleted: OnDeleted | None = None,
     ) -> None:
         self.client = client
         self.kind = kind
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.name = name
-        self.queue: WorkQueue[str] = WorkQueue(handler, workers=workers, name=name)
+        self.transform = transform
+        self.on_deleted = on_deleted
+        self.queue: WorkQueue[str] = WorkQueue(
+            handler, workers=workers, name=name, component=component
+        )
         self.synced = asyncio.Event()
 
     @classmethod
@@ -137,7 +152,7 @@ class ListWatch:
             seen = None if body is None else resource_version(body)
             version = resource_version(item)
             if body is None or (seen is not None and version is not None and seen < version):
-                self.queue.put(key, item)
+                self.queue.put(key, self.transform(item))
         for key in known - listed:
             body = self.queue.body(key)
             if body is None:
@@ -151,7 +166,7 @@ class ListWatch:
         listing = await self._first_list()
         items: list[Body] = listing.get("items", [])
         for item in items:
-            self.queue.put(key_of(item), item)
+            self.queue.put(key_of(item), self.transform(item))
         if on_synced is not None:
             await on_synced(items)
         self.synced.set()
@@ -162,7 +177,12 @@ class ListWatch:
             resource_version=listing["metadata"]["resourceVersion"],
         ):
             key = key_of(event.object)
-            self.queue.put(key, None if event.type == "DELETED" else event.object)
+            if event.type == "DELETED":
+                if self.on_deleted is not None:
+                    self.on_deleted(key, event.object)
+                self.queue.put(key, None)
+            else:
+                self.queue.put(key, self.transform(event.object))
 
     async def _resync_forever(self, resync: Resync, interval: float) -> None:
         await self.synced.wait()

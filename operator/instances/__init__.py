@@ -3,7 +3,7 @@
 - `reconciler`: the level-triggered Instance reconciler behind the instance work queue;
 - `hooks`: what other domains (networks, volumes) plug into scheduling and release;
 - `handover`: the finalizers an object carries before its status hands it to an agent;
-- `registration`: the kopf handler that files Instance events into the queue.
+- `registration`: the Instance list+watch that files events into the queue.
 
 Other domains use only the names exported here.
 """
@@ -11,10 +11,12 @@ Other domains use only the names exported here.
 from kubenova.operator.instances.handover import ensure_finalizers
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.instances.reconciler import INSTANCES, InstanceReconciler
+from kubenova.operator.instances.registration import instance_watch
 
 __all__ = [
     "INSTANCES",
     "InstanceHook",
     "InstanceReconciler",
     "ensure_finalizers",
+    "instance_watch",
 ]
