@@ -37,7 +37,7 @@ READY = "Ready"
 # Seconds between two writes of one host's status that do not flip Ready: a change of reason,
 # message or observedGeneration waits at most this long, merged with whatever follows it.
 MIN_WRITE_INTERVAL = 10.0
-# Writes per second, over all hosts, of what is not a flip (a burst of as many may go at once).
+# Writes per second, over all hosts, of what is not a flip (as many may go at once).
 MAX_WRITE_RATE = 25.0
 WORKERS = 4
 
@@ -69,8 +69,8 @@ class HostStatusWriter:
         self.min_interval = min_interval
         self.max_rate = max_rate
         self.clock = clock
-        self._tokens = max_rate
-        self._refilled_at = clock()
+        self._next_turn = float("-inf")  # the earliest time of the next turn given out
+        self._turns: dict[str, float] = {}  # host -> the time of its turn, while waiting
         self._verdicts: dict[str, Verdict] = {}
         self._allocated: dict[str, Body] = {}  # host -> status.allocated to publish
         self._uids: dict[str, str] = {}
@@ -126,19 +126,28 @@ class HostStatusWriter:
         )
         return entry, cond.find(previous, READY)
 
-    def _take_token(self) -> float:
-        """0 when a write may go now (a token taken), else the seconds until one may."""
+    def _slot(self, name: str) -> float:
+        """0 when a write of `name` may go now, else the seconds until its turn.
+
+        Each host waiting gets its own turn, `1 / max_rate` after the one before (as many
+        as `max_rate` go at once after a quiet second): a thousand hosts waiting are
+        called back once each at their turn, not polled until a token happens to be free.
+        """
         now = self.clock()
-        self._tokens = min(self.max_rate, self._tokens + (now - self._refilled_at) * self.max_rate)
-        self._refilled_at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
+        turn = self._turns.get(name)
+        if turn is None:
+            turn = max(self._next_turn, now - 1.0 + 1 / self.max_rate)
+            self._next_turn = turn + 1 / self.max_rate
+        if turn <= now:
+            self._turns.pop(name, None)
             return 0.0
-        return (1 - self._tokens) / self.max_rate
+        self._turns[name] = turn
+        return turn - now
 
     async def _write(self, name: str, body: Body | None) -> float | None:
         if body is None or name not in self._verdicts:
             self._written_at.pop(name, None)
+            self._turns.pop(name, None)
             uid = self._uids.pop(name, None)
             if uid:
                 self._written.forget(uid)
@@ -153,7 +162,7 @@ class HostStatusWriter:
         wait = self._written_at.get(name, float("-inf")) + self.min_interval - self.clock()
         if not flips and wait > 0:
             return wait  # the queue calls us again then, with the newest verdict and fill
-        if not flips and (wait := self._take_token()) > 0:
+        if not flips and (wait := self._slot(name)) > 0:
             return wait
         status: Body = {"conditions": [entry]}
         if allocated is not None:
@@ -163,6 +172,7 @@ class HostStatusWriter:
         except NotFound:
             return None
         self._written_at[name] = self.clock()
+        self._turns.pop(name, None)  # a flip may have gone before its turn
         self._uids[name] = uid_of(written)
         self._written.remember(uid_of(written), written, status)
         return None
