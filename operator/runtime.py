@@ -16,9 +16,11 @@ from typing import Generic, TypeVar
 import kopf
 from sqlalchemy import Engine
 
+from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, load_config
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
+from kubenova.kube.meta import key_of
 from kubenova.kube.paths import LEASES
 from kubenova.kube.watch import ListWatch
 from kubenova.memory import give_back_forever
@@ -27,7 +29,7 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.audit import audit
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.hosts import HostMonitor
+from kubenova.operator.hosts import HOSTS, HostMonitor
 from kubenova.operator.instances import InstanceReconciler, instance_watch
 from kubenova.operator.leadership import (
     LEADER_LEASE,
@@ -39,6 +41,7 @@ from kubenova.operator.leadership import (
 )
 from kubenova.operator.placement import Placer
 from kubenova.operator.scheduler import SchedulerConfig
+from kubenova.wellknown import host_of_lease
 from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,9 @@ log = logging.getLogger(__name__)
 # Seconds after start-up before the first audit: long enough for the catalog and host
 # watches to have listed what exists, so re-claims find their flavors.
 STARTUP_AUDIT_DELAY = 10.0
+# Seconds a new leader waits at most for the Hosts (and their heartbeats) it lists to reach
+# the host monitor before it places anything.
+HOST_SYNC_TIMEOUT = 10.0
 
 T = TypeVar("T")
 
@@ -187,18 +193,47 @@ class Runtime:
         return self.leadership.elector.seen
 
     async def _start_leading(self) -> None:
-        watch = self.instance_watch
-        # The relist catches what a restarted watch missed (a deletion during a 410's
-        # relist has no DELETED event), as often as the audit looks at the inventory.
-        self.tasks.append(
-            asyncio.create_task(
-                watch.run(resync=watch.relist, resync_interval=self.config.audit_interval),
-                name="instance-watch",
-            )
-        )
         self.hosts.start()
+        # A task, not awaited: the election renews the lease only once every start is done.
+        self.tasks.append(asyncio.create_task(self._place(), name="instance-watch"))
         self.tasks.append(asyncio.create_task(self._lease_checks(), name="lease-checks"))
         self.tasks.append(asyncio.create_task(self._audits(), name="audits"))
+
+    async def _place(self) -> None:
+        """Follow every Instance into the instance work queue, once the hosts are known.
+
+        The relist catches what a restarted watch missed (a deletion during a 410's relist
+        has no DELETED event), as often as the audit looks at the inventory.
+        """
+        await self._wait_for_hosts()
+        watch = self.instance_watch
+        await watch.run(resync=watch.relist, resync_interval=self.config.audit_interval)
+
+    async def _wait_for_hosts(self) -> None:
+        """Like kube-scheduler's wait for its caches: place nothing before the Hosts there
+        are now reached the host monitor, each heart-beating one judged Ready, so the first
+        decisions see the whole cluster instead of refusing (a wasted status write and
+        Event each). Bounded: a watch that is slow to deliver only delays the start."""
+        try:
+            hosts = [key_of(h) for h in (await self.client.list(HOSTS)).get("items", [])]
+            listed = await self.client.list(LEASES, self.config.system_namespace)
+        except (KubenovaError, OSError) as exc:
+            log.warning("listing the hosts before placing failed: %s", exc)
+            return
+        beating = {host_of_lease(key_of(lease).rpartition("/")[2]) for lease in listed["items"]}
+        await self.hosts.check_leases()  # those seen while standing by are judged now
+        loop = asyncio.get_running_loop()
+        deadline, waiting = loop.time() + HOST_SYNC_TIMEOUT, hosts
+        while loop.time() < deadline:
+            waiting = [
+                h
+                for h in hosts
+                if not (self.hosts.is_ready(h) if h in beating else self.hosts.is_judged(h))
+            ]
+            if not waiting:
+                return
+            await asyncio.sleep(0.05)
+        log.warning("placing before %d hosts reached the host monitor", len(waiting))
 
     def _lost_leadership(self) -> None:
         # Exit at once, as kube-controller-manager does: no clean-up handler may write (it
