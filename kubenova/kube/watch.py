@@ -27,6 +27,7 @@ from .paths import ResourceKind
 log = logging.getLogger(__name__)
 
 FIRST_LIST_MAX_DELAY = 30.0
+LIST_PAGE = 500  # objects per page of a (re)list
 
 OnSynced = Callable[[list[Body]], Awaitable[Any]]
 Resync = Callable[[], Awaitable[Any]]
@@ -152,7 +153,7 @@ class ListWatch:
             seen = None if body is None else resource_version(body)
             version = resource_version(item)
             if body is None or (seen is not None and version is not None and seen < version):
-                self.queue.put(key, self.transform(item))
+                self.queue.put(key, item)
         for key in known - listed:
             body = self.queue.body(key)
             if body is None:
@@ -166,7 +167,7 @@ class ListWatch:
         listing = await self._first_list()
         items: list[Body] = listing.get("items", [])
         for item in items:
-            self.queue.put(key_of(item), self.transform(item))
+            self.queue.put(key_of(item), item)
         if on_synced is not None:
             await on_synced(items)
         self.synced.set()
@@ -195,14 +196,29 @@ class ListWatch:
 
     async def _list(self) -> Body:
         """The selected objects, each stamped with its apiVersion and kind like a watch event
-        (a list's items carry neither)."""
-        listing = await self.client.list(
-            self.kind, label_selector=self.label_selector, field_selector=self.field_selector
-        )
-        for item in listing.get("items", []):
-            item.setdefault("apiVersion", self.kind.api_version)
-            item.setdefault("kind", self.kind.kind)
-        return listing
+        (a list's items carry neither) and transformed.
+
+        Read LIST_PAGE objects at a time and each transformed as its page arrives: a relist
+        of 10,000 Instances whole would hold all of them, managedFields included, at once.
+        """
+        items: list[Body] = []
+        continue_: str | None = None
+        while True:
+            page = await self.client.list(
+                self.kind,
+                label_selector=self.label_selector,
+                field_selector=self.field_selector,
+                limit=LIST_PAGE,
+                continue_=continue_,
+            )
+            for item in page.get("items", []):
+                item.setdefault("apiVersion", self.kind.api_version)
+                item.setdefault("kind", self.kind.kind)
+                items.append(self.transform(item))
+            metadata = page.get("metadata") or {}
+            if not metadata.get("continue"):
+                return {"metadata": metadata, "items": items}
+            continue_ = metadata["continue"]
 
     async def _first_list(self) -> Body:
         delay = 1.0
