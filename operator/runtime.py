@@ -205,9 +205,18 @@ class Runtime:
         The relist catches what a restarted watch missed (a deletion during a 410's relist
         has no DELETED event), as often as the audit looks at the inventory.
         """
-        await self._wait_for_hosts()
+        try:
+            await self._wait_for_hosts()
+        except Exception:  # only an optimisation: never a reason not to place
+            log.exception("waiting for the hosts before placing failed; placing now")
         watch = self.instance_watch
-        await watch.run(resync=watch.relist, resync_interval=self.config.audit_interval)
+        while True:
+            try:
+                await watch.run(resync=watch.relist, resync_interval=self.config.audit_interval)
+            except Exception:
+                # kopf retried its watches for ever; so do we (the work queue restarts too).
+                log.exception("the Instance watch failed; starting it again in 1 s")
+                await asyncio.sleep(1)
 
     async def _wait_for_hosts(self) -> None:
         """Like kube-scheduler's wait for its caches: place nothing before the Hosts there
