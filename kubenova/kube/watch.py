@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from kubenova.errors import ApiError, KubenovaError
@@ -139,21 +139,25 @@ class ListWatch:
 
     async def relist(self) -> None:
         """List again and catch up with it: what the watch missed (a stall, a relist after
-        a 410) is queued if new or changed, and treated as deleted if vanished."""
-        listing = await self._list()
-        list_version = resource_version(listing)
+        a 410) is queued if new or changed, and treated as deleted if vanished.
+
+        Page by page: only what changed is kept, so a relist of 10,000 objects never holds
+        a second copy of them all."""
         known = set(self.known())
         listed = set()
-        for item in listing.get("items", []):
-            key = key_of(item)
-            listed.add(key)
-            body = self.queue.body(key)
-            if body is None and key in known:
-                continue  # deleted since: the list may predate that DELETED event
-            seen = None if body is None else resource_version(body)
-            version = resource_version(item)
-            if body is None or (seen is not None and version is not None and seen < version):
-                self.queue.put(key, item)
+        list_version: int | None = None
+        async for page in self._pages():
+            list_version = resource_version(page)
+            for item in page["items"]:
+                key = key_of(item)
+                listed.add(key)
+                body = self.queue.body(key)
+                if body is None and key in known:
+                    continue  # deleted since: the list may predate that DELETED event
+                seen = None if body is None else resource_version(body)
+                version = resource_version(item)
+                if body is None or (seen is not None and version is not None and seen < version):
+                    self.queue.put(key, item)
         for key in known - listed:
             body = self.queue.body(key)
             if body is None:
@@ -195,13 +199,19 @@ class ListWatch:
                 log.warning("%s: resync failed: %s", self.name, exc)
 
     async def _list(self) -> Body:
-        """The selected objects, each stamped with its apiVersion and kind like a watch event
-        (a list's items carry neither) and transformed.
-
-        Read LIST_PAGE objects at a time and each transformed as its page arrives: a relist
-        of 10,000 Instances whole would hold all of them, managedFields included, at once.
-        """
+        """The selected objects, as one listing."""
         items: list[Body] = []
+        metadata: Body = {}
+        async for page in self._pages():
+            items += page["items"]
+            metadata = page["metadata"]
+        return {"metadata": metadata, "items": items}
+
+    async def _pages(self) -> AsyncIterator[Body]:
+        """The selected objects, LIST_PAGE at a time (every page from the snapshot of the
+        first, at its resourceVersion), each stamped with its apiVersion and kind like a
+        watch event (a list's items carry neither) and transformed as its page arrives:
+        10,000 Instances read whole would be held at once, managedFields included."""
         continue_: str | None = None
         while True:
             page = await self.client.list(
@@ -211,13 +221,15 @@ class ListWatch:
                 limit=LIST_PAGE,
                 continue_=continue_,
             )
-            for item in page.get("items", []):
+            items = page.get("items") or []
+            for i, item in enumerate(items):
                 item.setdefault("apiVersion", self.kind.api_version)
                 item.setdefault("kind", self.kind.kind)
-                items.append(self.transform(item))
+                items[i] = self.transform(item)
             metadata = page.get("metadata") or {}
+            yield {"metadata": metadata, "items": items}
             if not metadata.get("continue"):
-                return {"metadata": metadata, "items": items}
+                return
             continue_ = metadata["continue"]
 
     async def _first_list(self) -> Body:
