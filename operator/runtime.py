@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -52,6 +53,8 @@ STARTUP_AUDIT_DELAY = 10.0
 # Seconds a new leader waits at most for the Hosts (and their heartbeats) it lists to reach
 # the host monitor before it places anything.
 HOST_SYNC_TIMEOUT = 10.0
+# Threads beyond one per Instance worker: the host monitor, audits, other domains' queues.
+EXTRA_THREADS = 8
 
 T = TypeVar("T")
 
@@ -170,6 +173,12 @@ class Runtime:
 
     def start(self) -> None:
         """Serve health and stand for election; the work starts once this replica leads."""
+        # asyncio's default pool has cpu + 4 threads (6 here): with every thread taken by a
+        # placement, at most 6 could share a group commit (one fsync) however many workers
+        # wait. A thread per worker lets one commit carry every placement in flight.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(self.config.workers + EXTRA_THREADS, "kubenova-operator")
+        )
         if self.config.metrics_port is not None:
             self.health = HealthServer(
                 self.config.metrics_host, self.config.metrics_port, self.is_ready
