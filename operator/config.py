@@ -15,7 +15,7 @@ class OperatorConfig:
     # A host whose Lease has not been renewed for this long is NotReady.
     lease_timeout: float = 40.0
     lease_check_interval: float = 5.0
-    workers: int = 8
+    workers: int = 32
     audit_interval: float = 300.0
     scheduler_filters: tuple[str, ...] | None = None  # None: the scheduler's defaults
     scheduler_weighers: dict[str, float] | None = None  # name -> multiplier (<0 packs)

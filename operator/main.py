@@ -55,7 +55,14 @@ def _weighers(text: str) -> dict[str, float]:
     help="Seconds without a heartbeat before a host is NotReady.",
 )
 @click.option("--lease-check-interval", type=float, default=5.0, show_default=True)
-@click.option("--workers", type=int, default=8, show_default=True)
+@click.option(
+    "--workers",
+    type=int,
+    default=32,
+    show_default=True,
+    help="Concurrent Instance reconciles: a group commit holds the placements in flight, "
+    "so more workers mean fewer commits (and writes in flight) per placement.",
+)
 @click.option(
     "--audit-interval",
     type=float,

@@ -22,7 +22,6 @@ from kubenova.operator.admission.registration import register as register_admiss
 from kubenova.operator.catalog.registration import register as register_catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts.registration import register as register_hosts
-from kubenova.operator.instances.registration import register as register_instances
 from kubenova.operator.networks.registration import register as register_networks
 from kubenova.operator.projects.registration import register as register_projects
 from kubenova.operator.runtime import RUNTIME, Runtime
@@ -31,7 +30,6 @@ from kubenova.operator.volumes.registration import register as register_volumes
 Registration = Callable[[kopf.OperatorRegistry, OperatorConfig], None]
 
 DOMAINS: tuple[Registration, ...] = (
-    register_instances,
     register_catalog,
     register_hosts,
     register_admission,

@@ -10,24 +10,28 @@ import asyncio
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import kopf
 from sqlalchemy import Engine
 
+from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, load_config
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
+from kubenova.kube.meta import key_of
 from kubenova.kube.paths import LEASES
+from kubenova.kube.watch import ListWatch
 from kubenova.memory import give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
 from kubenova.operator.audit import audit
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.hosts import HostMonitor
-from kubenova.operator.instances import InstanceReconciler
+from kubenova.operator.hosts import HOSTS, HostMonitor
+from kubenova.operator.instances import InstanceReconciler, instance_watch
 from kubenova.operator.leadership import (
     LEADER_LEASE,
     Leadership,
@@ -38,6 +42,7 @@ from kubenova.operator.leadership import (
 )
 from kubenova.operator.placement import Placer
 from kubenova.operator.scheduler import SchedulerConfig
+from kubenova.wellknown import host_of_lease
 from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,11 @@ log = logging.getLogger(__name__)
 # Seconds after start-up before the first audit: long enough for the catalog and host
 # watches to have listed what exists, so re-claims find their flavors.
 STARTUP_AUDIT_DELAY = 10.0
+# Seconds a new leader waits at most for the Hosts (and their heartbeats) it lists to reach
+# the host monitor before it places anything.
+HOST_SYNC_TIMEOUT = 10.0
+# Threads beyond one per Instance worker: the host monitor, audits, other domains' queues.
+EXTRA_THREADS = 8
 
 T = TypeVar("T")
 
@@ -88,7 +98,8 @@ class Runtime:
     catalog: Catalog
     hosts: HostMonitor
     instances: InstanceReconciler
-    instance_queue: WorkQueue[str]
+    # Every Instance, listed and watched once, into the instance work queue (leader only).
+    instance_watch: ListWatch
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     health: HealthServer | None = None
     ready: bool = False
@@ -120,9 +131,6 @@ class Runtime:
             client, placer, catalog, events, hosts.is_ready, hosts.is_fenced, hosts.is_judged
         )
         reconciler.host_evacuable = hosts.is_evacuable
-        queue: WorkQueue[str] = WorkQueue(
-            reconciler, workers=config.workers, name="instances", component="operator"
-        )
         runtime = cls(
             config,
             engine,
@@ -134,7 +142,7 @@ class Runtime:
             catalog,
             hosts,
             reconciler,
-            queue,
+            instance_watch(client, reconciler, config.workers),
         )
         # Both sides exist now: connect who wakes whom.
         catalog.on_arrival = runtime.retry_arrived
@@ -142,6 +150,10 @@ class Runtime:
         hosts.on_capacity(runtime.retry_pending)
         hosts.on_fencing_changed(runtime.retry_awaiting_fence)
         return runtime
+
+    @property
+    def instance_queue(self) -> WorkQueue[str]:
+        return self.instance_watch.queue
 
     def retry_arrived(self, keys: set[str]) -> None:
         """Something these Instances waited for arrived: try them again."""
@@ -162,6 +174,12 @@ class Runtime:
 
     def start(self) -> None:
         """Serve health and stand for election; the work starts once this replica leads."""
+        # asyncio's default pool has cpu + 4 threads (6 here): with every thread taken by a
+        # placement, at most 6 could share a group commit (one fsync) however many workers
+        # wait. A thread per worker lets one commit carry every placement in flight.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(self.config.workers + EXTRA_THREADS, "kubenova-operator")
+        )
         if self.config.metrics_port is not None:
             self.health = HealthServer(
                 self.config.metrics_host, self.config.metrics_port, self.is_ready
@@ -185,10 +203,56 @@ class Runtime:
         return self.leadership.elector.seen
 
     async def _start_leading(self) -> None:
-        self.instance_queue.start()
         self.hosts.start()
+        # A task, not awaited: the election renews the lease only once every start is done.
+        self.tasks.append(asyncio.create_task(self._place(), name="instance-watch"))
         self.tasks.append(asyncio.create_task(self._lease_checks(), name="lease-checks"))
         self.tasks.append(asyncio.create_task(self._audits(), name="audits"))
+
+    async def _place(self) -> None:
+        """Follow every Instance into the instance work queue, once the hosts are known.
+
+        The relist catches what a restarted watch missed (a deletion during a 410's relist
+        has no DELETED event), as often as the audit looks at the inventory.
+        """
+        try:
+            await self._wait_for_hosts()
+        except Exception:  # only an optimisation: never a reason not to place
+            log.exception("waiting for the hosts before placing failed; placing now")
+        watch = self.instance_watch
+        while True:
+            try:
+                await watch.run(resync=watch.relist, resync_interval=self.config.audit_interval)
+            except Exception:
+                # kopf retried its watches for ever; so do we (the work queue restarts too).
+                log.exception("the Instance watch failed; starting it again in 1 s")
+                await asyncio.sleep(1)
+
+    async def _wait_for_hosts(self) -> None:
+        """Like kube-scheduler's wait for its caches: place nothing before the Hosts there
+        are now reached the host monitor, each heart-beating one judged Ready, so the first
+        decisions see the whole cluster instead of refusing (a wasted status write and
+        Event each). Bounded: a watch that is slow to deliver only delays the start."""
+        try:
+            hosts = [key_of(h) for h in (await self.client.list(HOSTS)).get("items", [])]
+            listed = await self.client.list(LEASES, self.config.system_namespace)
+        except (KubenovaError, OSError) as exc:
+            log.warning("listing the hosts before placing failed: %s", exc)
+            return
+        beating = {host_of_lease(key_of(lease).rpartition("/")[2]) for lease in listed["items"]}
+        await self.hosts.check_leases()  # those seen while standing by are judged now
+        loop = asyncio.get_running_loop()
+        deadline, waiting = loop.time() + HOST_SYNC_TIMEOUT, hosts
+        while loop.time() < deadline:
+            waiting = [
+                h
+                for h in hosts
+                if not (self.hosts.is_ready(h) if h in beating else self.hosts.is_judged(h))
+            ]
+            if not waiting:
+                return
+            await asyncio.sleep(0.05)
+        log.warning("placing before %d hosts reached the host monitor", len(waiting))
 
     def _lost_leadership(self) -> None:
         # Exit at once, as kube-controller-manager does: no clean-up handler may write (it

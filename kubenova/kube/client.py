@@ -179,8 +179,16 @@ class KubeClient:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
     ) -> Body:
+        """One list; with `limit`, one page of it (`metadata.continue` names the next:
+        every page comes from the snapshot of the first, at its resourceVersion)."""
         params = _selectors(label_selector, field_selector)
+        if limit is not None:
+            params["limit"] = str(limit)
+        if continue_:
+            params["continue"] = continue_
         return await self.request("GET", kind.path(namespace), params=params)
 
     async def create(self, kind: ResourceKind, body: Body, namespace: str | None = None) -> Body:

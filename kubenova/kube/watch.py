@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from kubenova.errors import ApiError, KubenovaError
@@ -27,9 +27,18 @@ from .paths import ResourceKind
 log = logging.getLogger(__name__)
 
 FIRST_LIST_MAX_DELAY = 30.0
+LIST_PAGE = 500  # objects per page of a (re)list
 
 OnSynced = Callable[[list[Body]], Awaitable[Any]]
 Resync = Callable[[], Awaitable[Any]]
+# What is kept of each body (e.g. `kube.objects.slim`: a cache of 10,000 holds them all).
+Transform = Callable[[Body], Body]
+# Told of each DELETED event with the object's last state (say, to remember its uid).
+OnDeleted = Callable[[str, Body], None]
+
+
+def _keep(body: Body) -> Body:
+    return body
 
 
 class ListWatch:
@@ -45,13 +54,20 @@ class ListWatch:
         field_selector: str | None = None,
         workers: int = 4,
         name: str = "queue",
+        component: str = "kubenova",
+        transform: Transform = _keep,
+        on_deleted: OnDeleted | None = None,
     ) -> None:
         self.client = client
         self.kind = kind
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.name = name
-        self.queue: WorkQueue[str] = WorkQueue(handler, workers=workers, name=name)
+        self.transform = transform
+        self.on_deleted = on_deleted
+        self.queue: WorkQueue[str] = WorkQueue(
+            handler, workers=workers, name=name, component=component
+        )
         self.synced = asyncio.Event()
 
     @classmethod
@@ -123,21 +139,25 @@ class ListWatch:
 
     async def relist(self) -> None:
         """List again and catch up with it: what the watch missed (a stall, a relist after
-        a 410) is queued if new or changed, and treated as deleted if vanished."""
-        listing = await self._list()
-        list_version = resource_version(listing)
+        a 410) is queued if new or changed, and treated as deleted if vanished.
+
+        Page by page: only what changed is kept, so a relist of 10,000 objects never holds
+        a second copy of them all."""
         known = set(self.known())
         listed = set()
-        for item in listing.get("items", []):
-            key = key_of(item)
-            listed.add(key)
-            body = self.queue.body(key)
-            if body is None and key in known:
-                continue  # deleted since: the list may predate that DELETED event
-            seen = None if body is None else resource_version(body)
-            version = resource_version(item)
-            if body is None or (seen is not None and version is not None and seen < version):
-                self.queue.put(key, item)
+        list_version: int | None = None
+        async for page in self._pages():
+            list_version = resource_version(page)
+            for item in page["items"]:
+                key = key_of(item)
+                listed.add(key)
+                body = self.queue.body(key)
+                if body is None and key in known:
+                    continue  # deleted since: the list may predate that DELETED event
+                seen = None if body is None else resource_version(body)
+                version = resource_version(item)
+                if body is None or (seen is not None and version is not None and seen < version):
+                    self.queue.put(key, item)
         for key in known - listed:
             body = self.queue.body(key)
             if body is None:
@@ -162,7 +182,12 @@ class ListWatch:
             resource_version=listing["metadata"]["resourceVersion"],
         ):
             key = key_of(event.object)
-            self.queue.put(key, None if event.type == "DELETED" else event.object)
+            if event.type == "DELETED":
+                if self.on_deleted is not None:
+                    self.on_deleted(key, event.object)
+                self.queue.put(key, None)
+            else:
+                self.queue.put(key, self.transform(event.object))
 
     async def _resync_forever(self, resync: Resync, interval: float) -> None:
         await self.synced.wait()
@@ -174,15 +199,38 @@ class ListWatch:
                 log.warning("%s: resync failed: %s", self.name, exc)
 
     async def _list(self) -> Body:
-        """The selected objects, each stamped with its apiVersion and kind like a watch event
-        (a list's items carry neither)."""
-        listing = await self.client.list(
-            self.kind, label_selector=self.label_selector, field_selector=self.field_selector
-        )
-        for item in listing.get("items", []):
-            item.setdefault("apiVersion", self.kind.api_version)
-            item.setdefault("kind", self.kind.kind)
-        return listing
+        """The selected objects, as one listing."""
+        items: list[Body] = []
+        metadata: Body = {}
+        async for page in self._pages():
+            items += page["items"]
+            metadata = page["metadata"]
+        return {"metadata": metadata, "items": items}
+
+    async def _pages(self) -> AsyncIterator[Body]:
+        """The selected objects, LIST_PAGE at a time (every page from the snapshot of the
+        first, at its resourceVersion), each stamped with its apiVersion and kind like a
+        watch event (a list's items carry neither) and transformed as its page arrives:
+        10,000 Instances read whole would be held at once, managedFields included."""
+        continue_: str | None = None
+        while True:
+            page = await self.client.list(
+                self.kind,
+                label_selector=self.label_selector,
+                field_selector=self.field_selector,
+                limit=LIST_PAGE,
+                continue_=continue_,
+            )
+            items = page.get("items") or []
+            for i, item in enumerate(items):
+                item.setdefault("apiVersion", self.kind.api_version)
+                item.setdefault("kind", self.kind.kind)
+                items[i] = self.transform(item)
+            metadata = page.get("metadata") or {}
+            yield {"metadata": metadata, "items": items}
+            if not metadata.get("continue"):
+                return
+            continue_ = metadata["continue"]
 
     async def _first_list(self) -> Body:
         delay = 1.0

@@ -4,8 +4,11 @@ placements claimed there): only what changed, at a bounded rate per host.
 Every write wakes every watcher of Hosts (each agent and the operator itself), so a Host's
 status is written when a reader would see a difference and, per host, at most once per
 `min_interval` seconds with the newest verdict and fill; a flip between Ready and NotReady
-(or the first verdict) is written at once, because placements, fencing and users act on it.
-A drain of many placements onto a host thus costs it one write per interval, not one each.
+is written at once, because fencing and users act on it. Everything else (fills, a
+host's first verdict) also shares one bucket of `max_rate` writes per second across all
+hosts: a drain of many placements, or an operator judging 1,000 new hosts, then costs the
+apiserver a bounded trickle instead of a write per host competing with the placements.
+(The placer reads the verdicts from memory, never from these writes.)
 
 The monitor judges (on host events, lease events and its periodic check) and reads the
 inventory's claims per host (each lease check); this writer only marks the host dirty. One
@@ -34,6 +37,8 @@ READY = "Ready"
 # Seconds between two writes of one host's status that do not flip Ready: a change of reason,
 # message or observedGeneration waits at most this long, merged with whatever follows it.
 MIN_WRITE_INTERVAL = 10.0
+# Writes per second, over all hosts, of what is not a flip (as many may go at once).
+MAX_WRITE_RATE = 25.0
 WORKERS = 4
 
 
@@ -57,11 +62,15 @@ class HostStatusWriter:
         client: KubeClient,
         *,
         min_interval: float = MIN_WRITE_INTERVAL,
+        max_rate: float = MAX_WRITE_RATE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.min_interval = min_interval
+        self.max_rate = max_rate
         self.clock = clock
+        self._next_turn = float("-inf")  # the earliest time of the next turn given out
+        self._turns: dict[str, float] = {}  # host -> the time of its turn, while waiting
         self._verdicts: dict[str, Verdict] = {}
         self._allocated: dict[str, Body] = {}  # host -> status.allocated to publish
         self._uids: dict[str, str] = {}
@@ -117,9 +126,28 @@ class HostStatusWriter:
         )
         return entry, cond.find(previous, READY)
 
+    def _slot(self, name: str) -> float:
+        """0 when a write of `name` may go now, else the seconds until its turn.
+
+        Each host waiting gets its own turn, `1 / max_rate` after the one before (as many
+        as `max_rate` go at once after a quiet second): a thousand hosts waiting are
+        called back once each at their turn, not polled until a token happens to be free.
+        """
+        now = self.clock()
+        turn = self._turns.get(name)
+        if turn is None:
+            turn = max(self._next_turn, now - 1.0 + 1 / self.max_rate)
+            self._next_turn = turn + 1 / self.max_rate
+        if turn <= now:
+            self._turns.pop(name, None)
+            return 0.0
+        self._turns[name] = turn
+        return turn - now
+
     async def _write(self, name: str, body: Body | None) -> float | None:
         if body is None or name not in self._verdicts:
             self._written_at.pop(name, None)
+            self._turns.pop(name, None)
             uid = self._uids.pop(name, None)
             if uid:
                 self._written.forget(uid)
@@ -130,10 +158,12 @@ class HostStatusWriter:
         allocated = self._allocated.get(name, held)
         if cond.same(current, entry) and allocated == held:
             return None
-        flips = current is None or current.get("status") != entry["status"]
+        flips = current is not None and current.get("status") != entry["status"]
         wait = self._written_at.get(name, float("-inf")) + self.min_interval - self.clock()
         if not flips and wait > 0:
             return wait  # the queue calls us again then, with the newest verdict and fill
+        if not flips and (wait := self._slot(name)) > 0:
+            return wait
         status: Body = {"conditions": [entry]}
         if allocated is not None:
             status["allocated"] = allocated
@@ -142,6 +172,7 @@ class HostStatusWriter:
         except NotFound:
             return None
         self._written_at[name] = self.clock()
+        self._turns.pop(name, None)  # a flip may have gone before its turn
         self._uids[name] = uid_of(written)
         self._written.remember(uid_of(written), written, status)
         return None

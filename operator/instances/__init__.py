@@ -5,7 +5,7 @@
 - `handover`: the finalizers an object carries before its status hands it to an agent,
   and what our later status applies keep of the hand-over;
 - `evacuation`: Instances of a failed, fenced host rebuilt on another (Nova's evacuate);
-- `registration`: the kopf handler that files Instance events into the queue.
+- `registration`: the Instance list+watch that files events into the queue.
 
 Other domains use only the names exported here.
 """
@@ -13,10 +13,12 @@ Other domains use only the names exported here.
 from kubenova.operator.instances.handover import INSTANCES, ensure_finalizers
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.instances.reconciler import InstanceReconciler
+from kubenova.operator.instances.registration import instance_watch
 
 __all__ = [
     "INSTANCES",
     "InstanceHook",
     "InstanceReconciler",
     "ensure_finalizers",
+    "instance_watch",
 ]

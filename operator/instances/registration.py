@@ -1,26 +1,36 @@
-"""kopf registration of Instances: each event is filed into the instance work queue."""
+"""The Instance watch: one list+watch of every Instance into the instance work queue.
+
+An informer, not kopf's per-object machinery: one stream, each event a dict update and a
+queue mark, the newest (slimmed) body kept per key for the reconciler. It runs only
+while this replica leads (the runtime starts it with the work queue); a relist every
+audit interval catches what a restarted watch missed (a deletion during a 410 relist).
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-import kopf
-
-from kubenova.api.v1alpha1 import GROUP, VERSION
+from kubenova.kube import KubeClient
+from kubenova.kube.meta import Body, uid_of
 from kubenova.kube.objects import slim
-from kubenova.operator.config import OperatorConfig
-from kubenova.operator.runtime import runtime_of
+from kubenova.kube.watch import ListWatch
+from kubenova.operator.instances.handover import INSTANCES
+from kubenova.operator.instances.reconciler import InstanceReconciler
 
 
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    """Add the Instance watch; the reconciler and its queue live in the runtime."""
+def instance_watch(client: KubeClient, reconciler: InstanceReconciler, workers: int) -> ListWatch:
+    """Every Instance, reconciled by `reconciler` with `workers` at once."""
 
-    @kopf.on.event(GROUP, VERSION, "instances", registry=registry)
-    async def instance_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        runtime = runtime_of(memo)
-        key = f"{body.metadata.namespace}/{body.metadata.name}"
-        if type == "DELETED":
-            runtime.instances.uids[key] = body.metadata.uid or ""
-            runtime.instance_queue.put(key, None)
-        else:
-            runtime.instance_queue.put(key, slim(dict(body)))
+    def deleted(key: str, body: Body) -> None:
+        # Deleted before a reconcile saw it (say, right after a restart): its claim is
+        # still released by uid.
+        reconciler.uids[key] = uid_of(body)
+
+    return ListWatch(
+        client,
+        INSTANCES,
+        reconciler,
+        workers=workers,
+        name="instances",
+        component="operator",
+        transform=slim,
+        on_deleted=deleted,
+    )

@@ -1,20 +1,18 @@
 """Placement: put an Instance (or a Volume) on a host, durably. One Instance, end to end:
 
-1. kopf's watch event for the Instance puts its body on the instance work queue (runtime).
-2. A worker runs `InstanceReconciler` (`kubenova.operator.instances`) for its key.
-3. `build_request` (instance_request.py) resolves flavor, image and server group from the
-   in-memory catalog and counts floating IPs for quota: a PlacementRequest, no database;
-   the hooks (networks, volumes) resolve their `ClaimStep`s (NICs, attachments) alike.
+1. The leader's one list+watch of all Instances (`instance_watch`, a ListWatch; no kopf)
+   keeps each slimmed body and marks its key in the instance work queue.
+2. One of `--workers` workers runs `InstanceReconciler` (`kubenova.operator.instances`).
+3. `build_request` (instance_request.py) resolves flavor, image, server group and quota
+   from in-memory catalogs; the hooks (networks, volumes) give their `ClaimStep`s.
 4. `Placer.place` (placer.py) queues it; the thread that commits next takes every queued
-   placement (group commit) into one write transaction and, for each, reads where the
-   server group's members are and asks the pure `Scheduler` for a host.
+   placement into one write transaction (group commit; a group's members read once).
 5. `Scheduler.schedule` filters and weighs the view's HostTable: Chosen(host, alternates)
    or NoValidHost with per-filter reasons (the Instance waits; a release wakes it).
-6. `Placer._claim` writes the claim and takes its steps (quota, group, host capacity
-   re-checked; fixed IPs, MACs, floating IPs, attachments) in a SAVEPOINT: a refusal
-   rolls back that placement only; a lost race tries the next candidate. One commit.
-7. One status apply (host, phase, Scheduled, the steps' addresses) hands it over: agents
-   select by `status.host` (finalizers came at admission); the agent takes `status.phase`.
+6. `Placer._claim` writes the claim and its steps (quota, group, capacity re-checked; IPs,
+   MACs, attachments) in a SAVEPOINT: a refusal rolls back that placement only.
+7. One status apply (host, phase, Scheduled, addresses) hands it over: agents select by
+   `status.host`; a correlated Event follows; Host status fills trickle at 25 writes/s.
 Volumes: `place_volume` (volumes.py) ranks volume hosts by free disk and claims the same way.
 """
 

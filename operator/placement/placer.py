@@ -82,6 +82,10 @@ class Placer:
         self._queue_lock = threading.Lock()
         self._queue: list[_Ticket] = []
         self._changed: set[str] = set()  # hosts to re-read before the next decision
+        # Per server group uid, where its members are, as the batch's transaction sees it:
+        # read once per batch and kept up to date by the batch's own claims, so a backlog
+        # of one group's members is not a query of all its members per decision.
+        self._members: dict[str, dict[str, int]] = {}
         self.on_release: Callable[[], None] = lambda: None
 
     def place(
@@ -201,6 +205,7 @@ class Placer:
             ticket.done = True
 
     def _commit_once(self, batch: list[_Ticket]) -> None:
+        self._members = {}  # a new transaction sees what others committed meanwhile
         with inv.write_transaction(self.engine) as connection:
             for ticket in batch:
                 ticket.outcome, ticket.error = None, None
@@ -232,9 +237,11 @@ class Placer:
     ) -> inv.Claim | NoValidHost:
         lost = 0
         for _ in range(MAX_ROUNDS):
-            if request.group is not None:
+            if (group := request.group) is not None:
                 # Read in the batch's transaction: members placed earlier in it count.
-                request = request.with_group_hosts(inv.member_hosts(connection, request.group.uid))
+                if group.uid not in self._members:
+                    self._members[group.uid] = inv.member_hosts(connection, group.uid)
+                request = request.with_group_hosts(self._members[group.uid])
             decision = self.scheduler.schedule(request, self.view.hosts())
             if isinstance(decision, NoValidHost):
                 if self.view.refresh_if_older(TRUST_REFUSAL_FOR, connection):
@@ -252,6 +259,8 @@ class Placer:
                     lost += 1
                 except inv.ServerGroupConflict:
                     lost += 1  # the claim re-checks the group: an alternate may still do
+                    if request.group is not None:  # another replica's member: read again
+                        self._members.pop(request.group.uid, None)
                 except inv.UnknownHost:
                     self.view.refresh([host], bind=connection)
         return NoValidHost(
@@ -286,6 +295,9 @@ class Placer:
                     raise
         if claim.created:
             self.view.claimed(claim)
+            members = None if request.group is None else self._members.get(request.group.uid)
+            if members is not None:
+                members[host] = members.get(host, 0) + 1
         return claim
 
     def _catch_up(self) -> None:

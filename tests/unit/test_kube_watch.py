@@ -251,6 +251,50 @@ def test_relist_queues_what_a_stalled_watch_missed_and_drops_what_vanished() -> 
     assert (bodies["ns/new"] or {}).get("kind") == "ConfigMap"
 
 
+class PagedLister:
+    """Serves a list in pages of `limit`, as the apiserver does (continue tokens)."""
+
+    def __init__(self, items: list[Body], version: str) -> None:
+        self.items, self.version = items, version
+        self.pages = 0
+
+    async def list(
+        self, *_: Any, limit: int | None = None, continue_: str | None = None, **__: Any
+    ) -> Body:
+        assert limit is not None, "a relist must not read everything at once"
+        self.pages += 1
+        start = int(continue_ or 0)
+        rest = start + limit < len(self.items)
+        metadata = {"resourceVersion": self.version} | (
+            {"continue": str(start + limit)} if rest else {}
+        )
+        return {"metadata": metadata, "items": self.items[start : start + limit]}
+
+
+def test_a_relist_reads_pages_and_keeps_each_object_transformed() -> None:
+    def trimmed(body: Body) -> Body:
+        return {**body, "metadata": {k: v for k, v in body["metadata"].items() if k != "bulky"}}
+
+    async def scenario() -> tuple[ListWatch, PagedLister]:
+        async def handler(key: str, body: Body | None) -> None:
+            pass
+
+        items = [thing(f"t{i:04d}", "5") for i in range(1201)]
+        for item in items:
+            item["metadata"]["bulky"] = "x" * 100
+        lister = PagedLister(items, "30")
+        watch = ListWatch(cast(KubeClient, lister), THINGS, handler, transform=trimmed)
+        watch.queue.put("ns/vanished", thing("vanished", "4"))
+        await watch.relist()
+        return watch, lister
+
+    watch, lister = asyncio.run(scenario())
+    assert lister.pages == 3  # 500 + 500 + 201
+    assert len(watch.known()) == 1202
+    assert watch.queue.body("ns/vanished") is None  # older than the list, not in it: gone
+    assert all("bulky" not in b["metadata"] for b in watch.bodies())
+
+
 def test_an_apiserver_not_ready_yet_is_waited_for_and_a_refusal_for_good_is_raised() -> None:
     # What a restarting apiserver answers (503 before its paths are installed, 429 while its
     # etcd storage initialises) is retried from where the watch was ...

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from kubenova.operator.resources import GroupPolicy
-from kubenova.operator.scheduler.filters.base import HostFilter, count
+from kubenova.operator.scheduler.filters.base import HostFilter, count, members_mask
 from kubenova.operator.scheduler.host_table import HostTable, Mask
 from kubenova.operator.scheduler.request import HostState, PlacementRequest
 
@@ -24,7 +22,7 @@ class ServerGroupAntiAffinityFilter(HostFilter):
         )
 
     def passes(self, hosts: HostTable, request: PlacementRequest) -> Mask:
-        return ~np.isin(hosts.name, list(request.group_hosts))
+        return ~members_mask(hosts, request)
 
     def describe(self, removed: Sequence[HostState], request: PlacementRequest) -> str:
         assert request.group is not None

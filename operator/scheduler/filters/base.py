@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
+import numpy as np
+
 from kubenova.operator.scheduler.host_table import HostTable, Mask
 from kubenova.operator.scheduler.request import HostState, PlacementRequest
 
@@ -31,3 +33,12 @@ class HostFilter(ABC):
 def count(removed: Sequence[HostState], one: str, many: str) -> str:
     """'1 lacks' / '2 lack': the count with the verb agreeing."""
     return f"{len(removed)} {one if len(removed) == 1 else many}"
+
+
+def members_mask(hosts: HostTable, request: PlacementRequest) -> Mask:
+    """The hosts that run a member of the request's server group (an index lookup per
+    member host, where `np.isin` on the name column compared Python strings per row)."""
+    mask: Mask = np.zeros(len(hosts), dtype=np.bool_)
+    rows = [i for name in request.group_hosts if (i := hosts.index.get(name)) is not None]
+    mask[rows] = True
+    return mask

@@ -99,3 +99,22 @@ def test_what_the_server_already_holds_is_not_written() -> None:
     }
     publish(writer, a_host(conditions=[held]), ALIVE)
     assert server.writes == []
+
+
+def test_writes_that_are_no_flip_share_a_bounded_rate_over_all_hosts() -> None:
+    """1,000 hosts judged for the first time, or filled by a drain, trickle out at
+    `max_rate` writes per second; a flip of Ready waits for nothing."""
+    server, clock = _Apiserver(), _Clock()
+    writer = HostStatusWriter(server, min_interval=10.0, max_rate=2.0, clock=clock)  # type: ignore[arg-type]
+
+    def judge(name: str, verdict: Verdict) -> float | None:
+        writer.publish(name, a_host(name), verdict)
+        return asyncio.run(writer._write(name, a_host(name)))
+
+    assert judge("h1", ALIVE) is None
+    assert judge("h2", ALIVE) is None
+    assert judge("h3", ALIVE) == 0.5  # the bucket is empty: a token in half a second
+    assert judge("h1", Verdict(False, "no heartbeat within the 40s timeout")) is None
+    clock.now += 0.5
+    assert judge("h3", ALIVE) is None
+    assert [w["status"] for w in server.writes] == ["True", "True", "False", "True"]
