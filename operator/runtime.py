@@ -131,6 +131,7 @@ class Runtime:
             client, placer, catalog, events, hosts.is_ready, hosts.is_fenced, hosts.is_judged
         )
         reconciler.host_evacuable = hosts.is_evacuable
+        reconciler.host_out_of_service = hosts.is_out_of_service
         runtime = cls(
             config,
             engine,

@@ -68,6 +68,8 @@ class InstanceReconciler:
     host_judged: Callable[[str], bool] = lambda host: True
     # Failed and fenced by an administrator: are its Instances to be rebuilt elsewhere?
     host_evacuable: Callable[[str], bool] = lambda host: False
+    # Has an administrator declared the host fenced (spec.outOfService)?
+    host_out_of_service: Callable[[str], bool] = lambda host: False
 
     def __post_init__(self) -> None:
         self.pending: set[str] = set()  # keys waiting for capacity (NoValidHost)
@@ -119,8 +121,10 @@ class InstanceReconciler:
             self.placed_on[key] = decided
             claimed = await self._claimed_host(uid_of(body))
             # An evacuation killed between the claim's move and the hand-over's write left
-            # the claim elsewhere: finished here too (before the host is even judged).
-            moved = claimed not in (None, decided) and not self.host_ready(decided)
+            # the claim elsewhere: finished here too, before the host is even judged (a
+            # restarted operator sees every host Ready for one lease period), on the
+            # administrator's word that the host is fenced.
+            moved = claimed not in (None, decided) and self.host_out_of_service(decided)
             if self.host_evacuable(decided) or moved:
                 if (host := await self.evacuate(key, body, decided)) is not None:
                     self.placed_on[key] = host
