@@ -72,10 +72,13 @@ class LibvirtdError(RuntimeError):
 
 
 class PrivateLibvirtd:
-    """One private libvirtd whose whole state lives under `root`."""
+    """One private libvirtd whose whole state lives under `root`; with `netns`, started in
+    that network namespace (`ip netns exec`), so QEMU's taps are made there: a simulated
+    host of its own on one machine."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, netns: str | None = None) -> None:
         self.root = root.resolve()
+        self.netns = netns
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -119,6 +122,8 @@ class PrivateLibvirtd:
             WRAPPER_MARK,
             str(self.root),
         ]
+        if self.netns is not None:
+            argv = [_which("ip"), "netns", "exec", self.netns, *argv]
         if not detached:
             # If the test session dies without a teardown, the kernel signals the wrapper,
             # which stops libvirtd and kills the QEMUs left behind.

@@ -41,6 +41,7 @@ from kubenova.wellknown import OPERATOR_MANAGER
 log = logging.getLogger(__name__)
 
 EVACUATED = "Evacuated"  # False while waiting (go-ahead, room), True once rebuilt elsewhere
+READY = "Ready"  # the compute agent's; the new host's agent sets it again once the guest runs
 
 
 def awaiting_go_ahead(body: Body, host: str) -> str | None:
@@ -74,6 +75,11 @@ def evacuated_status(
             ),
             cond.condition(
                 EVACUATED, True, "Evacuated", message, generation=generation, previous=previous
+            ),
+            # The failed host's agent said Ready last, of a guest that no longer runs
+            # anywhere: left as it was, Ready would read True until the new host builds it.
+            cond.condition(
+                READY, False, "Evacuated", message, generation=generation, previous=previous
             ),
         ],
     }

@@ -1,11 +1,15 @@
-"""A guest keeps its address: seen from inside a real guest across reboots and restarts.
+"""A guest keeps its address: seen from inside a real guest across reboots, restarts and an
+evacuation to a second compute host.
 
 One TCG guest on a real tenant network (the network agent's dnsmasq), booted once; then one
 event after another on the host. The test image asks for a DHCP lease from scratch every
 few seconds when its user-data says so and prints each on the serial console
 (`KUBENOVA-LEASE ... ip=<ip> ... mac=<mac>`): after every event the guest must be handed the
 same address for the same MAC it had before, the inventory's fixed-IP row must not move and
-the Instance must stay Running and Ready.
+the Instance must stay Running and Ready. Last, its host fails and is fenced: the guest is
+rebuilt on a second compute host and must be handed the same address there. That host lives in
+a network namespace of its own (its libvirtd, so QEMU's taps, and its agent inside it), with a
+veth underlay to the first one: each host's network agent sees and sweeps only its own devices.
 """
 
 from __future__ import annotations
@@ -13,19 +17,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
 
 from kubenova.devcluster import ClusterAccess
+from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.models import FixedIp
 from tests.builders import a_network, an_instance, as_yaml
@@ -33,13 +41,16 @@ from tests.e2e.test_lifecycle_fake import patch_spec, wait_phase
 from tests.e2e.test_real_vm import console, start_guest_host
 from tests.fixtures.agent import AgentFactory, AgentProcess
 from tests.fixtures.operator import OperatorProcess
-from tests.integration.operator.test_scheduling import condition, get
+from tests.integration.operator.test_scheduling import condition, get, host_ready, wait_ready
+from tests.support.netns_host import NetnsHost
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.libvirt, pytest.mark.s3, pytest.mark.slow]
 
 DHCP_EVERY = 2  # seconds between the guest's DHCP requests
 RESYNC_INTERVAL = 3  # the agent's: a dnsmasq that died is started again within it
+OUT_OF_SERVICE = '{"spec":{"outOfService":true}}'
+NOT_OUT_OF_SERVICE = '{"spec":{"outOfService":null}}'
 LEASE = re.compile(r"KUBENOVA-LEASE interface=eth0 ip=(\S+) mask=\d+ router=\S* mac=(\S+)")
 
 
@@ -71,6 +82,9 @@ class Guest:
     def console(self) -> str:
         return console(self.body())
 
+    def console_path(self) -> str | None:
+        return ((self.body().get("status") or {}).get("console") or {}).get("logPath")
+
     def leases(self, since: int = 0) -> list[Address]:
         return [Address(ip, mac) for ip, mac in LEASE.findall(self.console()[since:])]
 
@@ -98,6 +112,7 @@ class Event:
     name: str
     act: Callable[[], None]
     reboots: bool = False
+    moves_to: str | None = None  # the guest is rebuilt on this host (a fresh console)
 
 
 class StatusLog:
@@ -151,15 +166,25 @@ def dnsmasq_pid(agent: AgentProcess) -> int | None:
 
 def keeps_its_address(guest: Guest, event: Event, expected: Address, boots: int) -> None:
     """After `event`: fresh leases, all `expected`; inventory, status and Ready unchanged."""
-    since = len(guest.console())
+    since, path = len(guest.console()), guest.console_path()
     started = time.monotonic()
     event.act()
+    if event.moves_to is not None:
+        # Rebuilt elsewhere: a console file of its own there, one boot in it. The status
+        # may name the old host's file for a moment after the guest is Ready.
+        eventually(
+            lambda: guest.console_path() not in (None, path),
+            timeout=30,
+            what=f"the console of the guest on {event.moves_to}",
+        )
+        since, boots = 0, 0
     # Two leases after the event: the second was asked for once whatever the event broke
     # had come back.
     try:
         eventually(
             lambda: len(guest.leases(since)) >= 2,
-            timeout=60,
+            # A rebuilt guest boots from scratch first (TCG).
+            timeout=60 if event.moves_to is None else 120,
             what=f"the guest's DHCP leases after {event.name}",
         )
     except AssertionError as timeout:
@@ -171,6 +196,8 @@ def keeps_its_address(guest: Guest, event: Event, expected: Address, boots: int)
     assert nics == {expected.mac}, f"the guest's NIC after {event.name}: {nics}"
     body = eventually(guest.ready, timeout=30, what=f"{guest.name} Ready after {event.name}")
     assert body["status"]["phase"] == "Running"
+    if event.moves_to is not None:
+        assert body["status"]["host"] == event.moves_to, f"the guest's host after {event.name}"
     address = body["status"]["addresses"][0]
     assert Address(address["ip"], address["mac"]) == expected
     uid = body["metadata"]["uid"]
@@ -189,7 +216,12 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
     s3_bucket: str,
     test_image: Any,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
+    # The host the guest is evacuated to, in a network namespace of its own; the guest's
+    # first host (this machine's root namespace) reaches it over a veth underlay.
+    second_host = NetnsHost("evac")
+    request.addfinalizer(second_host.remove)
     agent = start_guest_host(
         apiserver,
         agents,
@@ -203,14 +235,45 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
         extra=(
             # A dnsmasq that died is started again at the next resync.
             f"--resync-interval={RESYNC_INTERVAL}",
+            f"--underlay-ip={second_host.peer_ip}",
         ),
     )
+    # Its agent and libvirtd run inside the namespace; the apiserver and the object store
+    # answer there on their loopback ports. It holds a stopped Instance on the guest's
+    # network, so it is among the network's tunnel endpoints before the first host stops
+    # (a frozen agent adds no new VXLAN peer). Less memory than addr-host: the scheduler
+    # (most free memory first) puts the guest on addr-host.
+    for url in (apiserver.url, s3.url):
+        second_host.forward_loopback(urlsplit(url).port or 443)
+    second = PrivateLibvirtd(Path(tempfile.mkdtemp(prefix="kn-lv-evac-")), second_host.netns)
+    request.addfinalizer(lambda: stopped(second))
+    second.start()
+    second_agent = agents.start(
+        "addr-host-2",
+        libvirt_uri=second.uri,
+        domain_type="qemu",
+        capacity="vcpus=2,memoryMiB=1024,diskGiB=20",
+        env=s3.env(),
+        extra=("--services=compute,network", f"--underlay-ip={second_host.ip}"),
+        netns=second_host.netns,
+    )
+    request.addfinalizer(second_agent.stop)
+    wait_ready(apiserver, "addr-host-2")
     apiserver.kubectl(
         "apply",
         "-f",
         "-",
         input=as_yaml(
             a_network("addr-net", namespace, mode="vxlan", cidr="10.78.0.0/24"),
+            an_instance(
+                "anchor",
+                namespace,
+                flavor="addr.tiny",
+                image="guest-address",
+                networks=[{"network": "addr-net"}],
+                powerState="Stopped",
+                placement={"host": "addr-host-2"},
+            ),
             an_instance(
                 "guest",
                 namespace,
@@ -223,6 +286,7 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
     )
     guest = Guest(apiserver, namespace, "guest", inventory_url, test_image.ready_marker)
     body = wait_phase(apiserver, namespace, "guest", "Running")
+    assert body["status"]["host"] == "addr-host"
     status = body["status"]["addresses"][0]
     expected = Address(status["ip"], status["mac"])
     assert expected.ip.startswith("10.78.0.")
@@ -281,12 +345,9 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
             what="dnsmasq started again by the restarted agent",
         )
 
-    # Evacuation is not among these yet: the second compute host it needs would run its own
-    # network agent in this machine's root namespace (QEMU's taps are there), sharing the
-    # first host's bridge and VXLAN device: its start-up sweep removes the first host's
-    # bridge, and two VXLAN peers at one underlay address loop the guest's DHCP. It waits
-    # for hosts in network namespaces of their own (tests/integration/reliability/
-    # test_evacuation.py covers evacuation on the fake hypervisor).
+    def evacuate() -> None:
+        fail_and_fence(apiserver, agent, libvirtd, guest)
+
     events = [
         Event("a guest reboot", reboot, reboots=True),
         Event("a compute agent restart (kill -9)", restart_agent),
@@ -296,18 +357,82 @@ def test_a_guest_keeps_its_address_through_reboots_and_restarts(
         Event("a network agent and dnsmasq crash", restart_agent_and_dnsmasq),
         # The agent still drives the guest after all that (its libvirt connection included).
         Event("a second guest reboot", reboot, reboots=True),
+        Event("an evacuation", evacuate, reboots=True, moves_to="addr-host-2"),
     ]
+    seen: list[tuple[str, str, str]] | None = None
     try:
         for event in events:
+            if event.moves_to is not None and seen is None:
+                # A rebuilt guest is not Running for a while: the watch covers the rest.
+                seen = statuses.stop()
             keeps_its_address(guest, event, expected, guest.boots())
     finally:
-        seen = statuses.stop()
+        if seen is None:
+            seen = statuses.stop()
+        resume(agent)
     # Through all of it the Instance said its guest ran: no Error while libvirtd, the agent
     # or dnsmasq were away for a moment.
     assert seen, "kubectl --watch saw no version of the Instance"
     unexpected = [status for status in seen if status != ("Running", "True", "Running")]
     assert not unexpected, f"the Instance said, of a guest that ran on: {unexpected}"
 
-    apiserver.kubectl("delete", "instance", "guest", "-n", namespace, "--timeout=120s")
+    back_after_the_gap(apiserver, agent, libvirtd, guest)
+    apiserver.kubectl("delete", "instance", "guest", "anchor", "-n", namespace, "--timeout=120s")
     apiserver.kubectl("delete", "network", "addr-net", "-n", namespace, "--timeout=60s")
-    assert "Traceback" not in agent.log(), json.dumps(agent.log()[-3000:])
+    for host_agent in (agent, second_agent):
+        assert "Traceback" not in host_agent.log(), json.dumps(host_agent.log()[-3000:])
+
+
+def stopped(daemon: PrivateLibvirtd) -> None:
+    daemon.stop()
+    shutil.rmtree(daemon.root, ignore_errors=True)
+
+
+def fail_and_fence(
+    cluster: ClusterAccess, agent: AgentProcess, libvirtd: Any, guest: Guest
+) -> None:
+    """The guest's host fails (its agent frozen, its guest powered off with the host) and
+    is fenced; returns once the guest is Ready on addr-host-2. The failed host's network
+    stays, dnsmasq included: a frozen agent tears nothing down."""
+    assert agent.process is not None
+    agent.process.send_signal(signal.SIGSTOP)
+    domain = guest.body()["status"]["domain"]["name"]
+    subprocess.run(["virsh", "-c", libvirtd.uri, "destroy", domain], check=True, timeout=60)
+    eventually(lambda: host_ready(cluster, "addr-host") == "False", what="addr-host NotReady")
+    cluster.kubectl("patch", "host", "addr-host", "--type=merge", "-p", OUT_OF_SERVICE)
+
+    def on_second_host() -> dict[str, Any] | None:
+        body = guest.body()
+        status, ready = body["status"], condition(body, "Ready").get("status")
+        if status["host"] != "addr-host-2":
+            return None
+        # Handed over, not built yet: the failed host's last Ready must not linger.
+        assert status["phase"] == "Running" or ready != "True", f"Ready before it runs: {status}"
+        return body if status["phase"] == "Running" and ready == "True" else None
+
+    eventually(on_second_host, timeout=180, what="the guest Ready on addr-host-2")
+
+
+def resume(agent: AgentProcess) -> None:
+    if agent.process is not None and agent.process.poll() is None:
+        agent.process.send_signal(signal.SIGCONT)
+
+
+def back_after_the_gap(
+    cluster: ClusterAccess, agent: AgentProcess, libvirtd: Any, guest: Guest
+) -> None:
+    """The failed host, back, destroys its stale definition before it heart-beats again."""
+    eventually(
+        lambda: "heart-beating again after the gap" in agent.log(),
+        timeout=60,
+        what="addr-host heart-beating again",
+    )
+    listed = subprocess.run(
+        ["virsh", "-c", libvirtd.uri, "list", "--all", "--name"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert guest.body()["status"]["domain"]["name"] not in listed.stdout.split()
+    cluster.kubectl("patch", "host", "addr-host", "--type=merge", "-p", NOT_OUT_OF_SERVICE)

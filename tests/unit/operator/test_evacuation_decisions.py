@@ -47,4 +47,5 @@ def test_the_hand_over_names_the_new_host_and_tells_the_story() -> None:
     assert [(c["type"], c["status"], c["reason"], c["message"]) for c in status["conditions"]] == [
         ("Scheduled", "True", "Evacuated", story),
         ("Evacuated", "True", "Evacuated", story),
+        ("Ready", "False", "Evacuated", story),
     ]
