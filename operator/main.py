@@ -157,6 +157,7 @@ def _weighers(text: str) -> dict[str, float]:
     help="Deprecated and ignored, as --peering is: the leader Lease decides which replica acts.",
 )
 @click.option("--log-level", default="INFO", show_default=True)
+@click.version_option(package_name="kubenova")
 def main(  # noqa: PLR0917 - click passes options positionally
     kubeconfig: str | None,
     database_url: str | None,
