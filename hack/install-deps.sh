@@ -26,6 +26,7 @@ fi
 # 2. Upstream binaries (kube-apiserver, kube-scheduler, etcd, kubectl, helm, minio), cached
 #    by version.
 hack/controlplane.sh all
+hack/controlplane.sh node   # the kubelet cluster: kubelet, controller-manager, kube-proxy, CoreDNS, pause
 
 # 3. Python: a venv with the project (editable) and its pinned dependencies.
 PYTHON=${PYTHON:-python3}
