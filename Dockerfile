@@ -39,9 +39,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 ca-certificates ${OPERATOR_PROGRAMS} \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/kubenova /opt/kubenova
-# A home the operator's uid can write: without it HOME is / and the default SQLite
-# inventory (~/.local/share/kubenova) fails with PermissionError: '/.local'.
-RUN install -d -o 65532 -g 65532 -m 0750 /home/kubenova
+# A named user with a home it can write: without one HOME is / (the default SQLite inventory
+# ~/.local/share/kubenova fails with PermissionError: '/.local') and kopf's
+# getpass.getuser() fails with KeyError: 'getpwuid(): uid not found: 65532'.
+RUN groupadd --system --gid 65532 kubenova \
+ && useradd --system --uid 65532 --gid 65532 --home-dir /home/kubenova --create-home \
+      --shell /usr/sbin/nologin kubenova
 ENV PATH=/opt/kubenova/bin:${PATH} \
     HOME=/home/kubenova \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -302,10 +302,13 @@ def test_no_python_module_run_from_the_repository_root_sees_its_operator_package
 
 
 def test_the_operator_has_a_home_it_can_write(stages: dict[str, Stage]) -> None:
-    """Its default inventory is ~/.local/share/kubenova: HOME=/ fails for uid 65532."""
+    """Its default inventory is ~/.local/share/kubenova (HOME=/ fails for uid 65532), and
+    kopf names itself after the user (getpwuid must know the uid)."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
     operator = text.split(" AS operator", 1)[1].split(" AS agent", 1)[0]
     home = re.search(r"\bHOME=(\S+)", operator)
     assert home, "the operator stage sets HOME"
     uid = (stages["operator"].user or "").split(":")[0]
-    assert re.search(rf"install -d -o {uid} -g \d+ .*{re.escape(home.group(1))}\b", operator)
+    useradd = re.search(rf"useradd [^&]*--uid {uid} [^&]*--home-dir (\S+) --create-home", operator)
+    assert useradd, f"the operator stage creates a user for uid {uid} with its home"
+    assert useradd.group(1) == home.group(1)
