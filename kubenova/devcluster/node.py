@@ -646,3 +646,35 @@ state = "{r}/containerd/state"
             if line.split()[1].startswith(str(self.root) + "/")
         ]
         return left
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m kubenova.devcluster.node up|down|status STATE_DIR` (as root)."""
+    import argparse  # noqa: PLC0415 - only the command line needs it
+
+    parser = argparse.ArgumentParser(
+        prog="python -m kubenova.devcluster.node", description=main.__doc__
+    )
+    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("state_dir", type=Path)
+    args = parser.parse_args(argv)
+    cluster = KubeletCluster(args.state_dir)
+    if args.action == "up":
+        started = time.monotonic()
+        cluster.up()
+        print(f"node {NODE_NAME} Ready in {time.monotonic() - started:.1f} s")
+        print(f"export KUBECONFIG={cluster.kubeconfig}")
+        print(f"images: {' '.join(cluster.ctr('images', 'import', 'IMAGE.tar'))}")
+    elif args.action == "down":
+        cluster.down()
+        left = cluster.leftovers()
+        print("left behind: " + ", ".join(left) if left else "nothing left behind")
+        return 1 if left else 0
+    else:
+        up = Path("/run/netns", cluster.netns).exists()
+        print(f"netns {cluster.netns}: {'up' if up else 'down'}; apiserver {cluster.server}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
