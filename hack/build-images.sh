@@ -104,6 +104,8 @@ for target in operator agent; do
     bah push --quiet "localhost/kubenova-$target:$key" \
       "docker-archive:$out.tmp:kubenova.local/kubenova-$target:$key" >/dev/null
     mv "$out.tmp" "$out"
+    # Only the newest archive of a target is kept (each is hundreds of MB).
+    find "$CACHE" -maxdepth 1 -name "kubenova-$target-*.tar" ! -name "${out##*/}" -delete
     log "kubenova-$target in $((SECONDS - start)) s -> $out"
   fi
   echo "$target=$out"

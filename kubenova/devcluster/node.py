@@ -25,6 +25,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -126,6 +127,19 @@ def docker_archive(path: Path, ref: str, files: dict[str, tuple[bytes, int]], en
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             out.addfile(info, io.BytesIO(data))
+
+
+def _kill_members(cgroup: Path) -> None:
+    """SIGKILL what is left in a cgroup tree the run created (say a `runc init` that
+    containerd's death left blocked), so the tree can be removed."""
+    pids = {int(pid) for procs in cgroup.rglob("cgroup.procs") for pid in procs.read_text().split()}
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pids and time.monotonic() < deadline:
+        pids = {p for p in pids if Path(f"/proc/{p}").exists()}
+        time.sleep(0.05)
 
 
 def _run(*argv: str) -> None:
@@ -615,6 +629,7 @@ state = "{r}/containerd/state"
         for cgroup in state["absent_cgroups"]:
             top = Path(cgroup)
             if top.exists():
+                _kill_members(top)
                 for d in sorted(
                     (p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
                 ):
