@@ -27,7 +27,15 @@ from kubenova.devcluster.binaries import cache_bin_dir, find_checkout
 from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from kubenova.devcluster.node import NODE_NAME, KubeletCluster
 
-pytestmark = [pytest.mark.apiserver, pytest.mark.libvirt, pytest.mark.netns, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.apiserver,
+    pytest.mark.libvirt,
+    pytest.mark.netns,
+    pytest.mark.slow,
+    # The first test carries the module's setup: cold image and Go builds take long minutes
+    # on a loaded 2-core machine; cached, the whole module takes a few minutes.
+    pytest.mark.timeout(3000),
+]
 
 NAMESPACE = "kubenova-system"
 REGISTRY = "kubenova.local"
