@@ -101,13 +101,15 @@ def images() -> Images:
     checkout = find_checkout()
     assert checkout is not None
     started = time.monotonic()
-    out = subprocess.run(
+    result = subprocess.run(
         [str(checkout / "hack" / "build-images.sh")],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
         timeout=3000,
-    ).stdout
+    )
+    assert result.returncode == 0, f"hack/build-images.sh failed:\n{result.stderr[-4000:]}"
+    out = result.stdout
     built = dict(line.split("=", 1) for line in out.split())
     print(f"[helm-cluster] images ready in {time.monotonic() - started:.1f} s", flush=True)
     return Images(Path(built["operator"]), Path(built["agent"]), built["ref"])
@@ -265,7 +267,7 @@ def test_the_webhook_answers_through_its_service(installed: Installed) -> None:
     reached by the apiserver through the Service and kube-proxy, says no."""
     config = installed.json("get", "validatingwebhookconfiguration", "kubenova-admission")
     service = config["webhooks"][0]["clientConfig"]["service"]
-    assert (service["namespace"], service["name"]) == (NAMESPACE, "kubenova-webhook")
+    assert (service["namespace"], service["name"]) == (NAMESPACE, "kubenova-operator-webhook")
     bad = {
         "apiVersion": "kubenova.io/v1alpha1",
         "kind": "Instance",
