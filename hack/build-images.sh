@@ -101,6 +101,9 @@ for target in operator agent; do
     fi
     log "building target $target"
     build_target "$target"
+    # A push cut short (its caller killed) leaves a partial archive that buildah would
+    # refuse to write into.
+    rm -f "$out.tmp"
     bah push --quiet "localhost/kubenova-$target:$key" \
       "docker-archive:$out.tmp:kubenova.local/kubenova-$target:$key" >/dev/null
     mv "$out.tmp" "$out"
