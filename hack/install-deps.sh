@@ -26,7 +26,9 @@ fi
 # 2. Upstream binaries (kube-apiserver, kube-scheduler, etcd, kubectl, helm, minio), cached
 #    by version.
 hack/controlplane.sh all
-hack/controlplane.sh node   # the kubelet cluster: kubelet, controller-manager, kube-proxy, CoreDNS, pause
+# The kubelet cluster's binaries (kubelet, controller-manager, kube-proxy, CoreDNS, pause) are
+# built on demand by kubenova/devcluster/node.py (the e2e test, `node up`), not here: the
+# demo never runs them.
 
 # 3. Python: a venv with the project (editable) and its pinned dependencies.
 PYTHON=${PYTHON:-python3}

@@ -86,15 +86,35 @@ class Addresses:
 
 
 def node_binaries() -> dict[str, Path]:
-    """The cached binaries, built by hack/controlplane.sh first when any is missing."""
+    """The cached binaries. From a checkout `hack/controlplane.sh` runs every time: it builds
+    only what its cache lacks (on demand, so `make demo` never pays for the node's builds)
+    and points each name at the build its pins ask for (CoreDNS's key holds its plugins)."""
     bin_dir = cache_bin_dir()
+    checkout = find_checkout()
+    if checkout is not None:
+        script = checkout / "hack" / "controlplane.sh"
+        subprocess.run([str(script), *NODE_COMPONENTS], check=True)
     missing = [n for n in NODE_COMPONENTS if not os.access(bin_dir / n, os.X_OK)]
     if missing:
-        checkout = find_checkout()
-        if checkout is None:
-            raise ControlPlaneError(f"missing {', '.join(missing)} in {bin_dir}")
-        subprocess.run([str(checkout / "hack" / "controlplane.sh"), *missing], check=True)
+        raise ControlPlaneError(f"missing {', '.join(missing)} in {bin_dir}")
     return {name: bin_dir / name for name in NODE_COMPONENTS}
+
+
+def corefile(node_ip: str, kubeconfig: Path) -> str:
+    """CoreDNS's configuration: every directive in it must be one of the plugins
+    hack/controlplane.sh builds in (COREDNS_PLUGINS), or CoreDNS refuses to start."""
+    return f"""cluster.local:53 {{
+    bind {node_ip}
+    kubernetes cluster.local {{
+        kubeconfig {kubeconfig} node
+    }}
+    errors
+}}
+.:53 {{
+    bind {node_ip}
+    errors
+}}
+"""
 
 
 def docker_archive(path: Path, ref: str, files: dict[str, tuple[bytes, int]], entry: str) -> None:
@@ -377,20 +397,7 @@ state = "{r}/containerd/state"
             )
         )
         (r / "resolv.conf").write_text(f"nameserver {a.dns_ip}\n")
-        (r / "Corefile").write_text(
-            f"""cluster.local:53 {{
-    bind {a.node_ip}
-    kubernetes cluster.local {{
-        kubeconfig {self.kubeconfig} node
-    }}
-    errors
-}}
-.:53 {{
-    bind {a.node_ip}
-    errors
-}}
-"""
-        )
+        (r / "Corefile").write_text(corefile(a.node_ip, self.kubeconfig))
 
     def _start(self, name: str, argv: list[str]) -> None:
         spec = self._spec(name, argv)

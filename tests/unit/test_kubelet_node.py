@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
-from kubenova.devcluster.node import KubeletCluster, docker_archive
+from kubenova.devcluster.node import KubeletCluster, corefile, docker_archive
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_each_state_directory_gets_its_own_namespace_links_and_addresses(tmp_path: Path) -> None:
@@ -39,3 +42,19 @@ def test_the_sandbox_image_is_a_docker_archive_containerd_can_import(tmp_path: P
     with tarfile.open(fileobj=io.BytesIO(layer)) as inner:
         member = inner.getmember("pause")
         assert member.mode == 0o755
+
+
+def test_the_corefile_uses_only_the_plugins_the_coredns_build_has() -> None:
+    script = (REPO / "hack" / "controlplane.sh").read_text()
+    built = set(re.search(r"^COREDNS_PLUGINS=\((.*)\)$", script, re.M).group(1).split())  # type: ignore[union-attr]
+
+    text = corefile("10.231.1.2", Path("/tmp/kn/admin.kubeconfig"))
+    # A directive opens a line inside a server block (depth 1); depth 2 is its own options.
+    used, depth = set(), 0
+    for line in text.splitlines():
+        if depth == 1 and line.strip() and line.strip() != "}":
+            used.add(line.split()[0])
+        depth += line.count("{") - line.count("}")
+
+    assert used == {"bind", "kubernetes", "errors"}
+    assert used <= built
