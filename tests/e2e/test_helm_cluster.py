@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ class Installed:
     state_dir: Path
     started: float
     timings: dict[str, float]
+    links_before_install: set[str] = field(default_factory=set)
 
     def kubectl(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(
@@ -89,6 +90,18 @@ class Installed:
             text=True,
             timeout=400,
         )
+
+    def links(self) -> set[str]:
+        """The node's network devices (the agents run in its namespace: hostNetwork), but
+        the pods' own veths, which come and go with the pods."""
+        out = subprocess.run(
+            ["ip", "-n", self.cluster.netns, "-o", "link", "show"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        names = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+        return {name for name in names if not name.startswith("veth")}
 
     def mark(self, what: str) -> None:
         self.timings[what] = time.monotonic() - self.started
@@ -251,6 +264,7 @@ def test_pods_resolve_cluster_names_through_the_clusters_own_dns(installed: Inst
 
 
 def test_helm_install_runs_the_operator_and_the_agent(installed: Installed) -> None:
+    installed.links_before_install = installed.links()
     installed.helm("install", "kubenova", *_chart_args(installed), "--create-namespace")
     installed.mark("helm install --wait: operator Deployment and agent DaemonSet Ready")
 
@@ -296,10 +310,25 @@ def test_helm_upgrade_to_a_new_tag_rolls_the_pods(installed: Installed) -> None:
     assert installed.json("get", "hosts.kubenova.io", NODE_NAME)["metadata"]["uid"] == host_before
 
 
-def test_helm_uninstall_removes_the_pods(installed: Installed) -> None:
+def test_helm_uninstall_leaves_no_pods_webhooks_or_devices(installed: Installed) -> None:
+    assert installed.links_before_install, "the install test records the node's devices"
     installed.helm("uninstall", "kubenova", "--wait", "--timeout", "120s")
 
+    # The webhook configurations are the operator's, owned by its ClusterRole: the garbage
+    # collector (kube-controller-manager) deletes them once helm deleted the role.
     deadline = time.monotonic() + 120
-    while installed.json("get", "pods", "-n", NAMESPACE)["items"]:
-        assert time.monotonic() < deadline, installed.kubectl("get", "pods", "-n", NAMESPACE)
+    while True:
+        pods = installed.json("get", "pods", "-n", NAMESPACE)["items"]
+        webhooks = [
+            f"{kind}/{item['metadata']['name']}"
+            for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations")
+            for item in installed.json("get", kind)["items"]
+        ]
+        if not pods and not webhooks:
+            break
+        assert time.monotonic() < deadline, (
+            f"left after uninstall: {[p['metadata']['name'] for p in pods]} {webhooks}"
+        )
         time.sleep(1)
+    installed.mark("helm uninstall: no pods, no webhook configuration")
+    assert installed.links() - installed.links_before_install == set()
