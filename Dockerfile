@@ -2,6 +2,7 @@
 # kubenova container images, both on the Debian 12 userland the tests run on:
 #   docker build --target operator -t kubenova-operator .   (non-root, uid 65532)
 #   docker build --target agent    -t kubenova-agent .      (root: the DaemonSet is privileged)
+# Without Docker: hack/build-images.sh (a Debian base from mmdebstrap, buildah, no daemon).
 # tests/unit/test_dockerfile.py checks this file statically: the base is pinned, the agent
 # installs exactly the Debian packages of the programs the code runs, and the entry points
 # are the console scripts pyproject.toml declares.
@@ -21,11 +22,14 @@ COPY pyproject.toml requirements.lock README.md ./
 COPY operator ./operator
 COPY agents ./agents
 COPY kubenova ./kubenova
-RUN python3 -m venv /opt/kubenova \
- && /opt/kubenova/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/kubenova/bin/pip install --no-cache-dir -c requirements.lock . \
- && /opt/kubenova/bin/kubenova-operator --help >/dev/null \
- && /opt/kubenova/bin/kubenova-agent --help >/dev/null
+# -P: the current directory (/src) stays off sys.path, or the repository's operator/ package
+# would hide the standard library's `operator` (ImportError: cannot import name 'eq'). Every
+# `python3 -m` run from here needs it.
+RUN python3 -P -m venv /opt/kubenova \
+ && /opt/kubenova/bin/python -P -m pip install --no-cache-dir --upgrade pip \
+ && /opt/kubenova/bin/python -P -m pip install --no-cache-dir -c requirements.lock . \
+ && /opt/kubenova/bin/kubenova-operator --version \
+ && /opt/kubenova/bin/kubenova-agent --version
 
 # ---- operator: scheduler, inventory, admission; no hypervisor tools --------------------
 FROM ${DEBIAN_IMAGE} AS operator
@@ -35,7 +39,14 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 ca-certificates ${OPERATOR_PROGRAMS} \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/kubenova /opt/kubenova
+# A named user with a home it can write: without one HOME is / (the default SQLite inventory
+# ~/.local/share/kubenova fails with PermissionError: '/.local') and kopf's
+# getpass.getuser() fails with KeyError: 'getpwuid(): uid not found: 65532'.
+RUN groupadd --system --gid 65532 kubenova \
+ && useradd --system --uid 65532 --gid 65532 --home-dir /home/kubenova --create-home \
+      --shell /usr/sbin/nologin kubenova
 ENV PATH=/opt/kubenova/bin:${PATH} \
+    HOME=/home/kubenova \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 USER 65532:65532

@@ -174,6 +174,7 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--metrics-host", default="0.0.0.0", help="Address for the metrics port.")
 @click.option("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--log-json", is_flag=True, help="One JSON object per log line.")
+@click.version_option(package_name="kubenova")
 def agent(  # click passes every option by keyword
     *,
     host_name: str,

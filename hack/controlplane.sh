@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Build (once) and cache the upstream binaries kubenova tests against:
-# kube-apiserver, etcd, helm, minio, (when the machine has none) kubectl, and
-# kube-scheduler, which only `bench.placements --peer` runs (the peer to measure against).
+# kube-apiserver, etcd, helm, minio, (when the machine has none) kubectl,
+# kube-scheduler (`bench.placements --peer` and the kubelet cluster), and for the real
+# single-node cluster (kubenova/devcluster/node.py) kubelet, kube-controller-manager,
+# kube-proxy, CoreDNS and a pause binary for the sandbox image.
 # Each is built from its Go module through the Go module proxy and cached as
 # ~/.cache/kubenova/bin/<name>-<version>; a cached binary is never rebuilt.
 #
-# usage: hack/controlplane.sh [all|kube-apiserver|kube-scheduler|etcd|helm|kubectl|minio] ...
+# usage: hack/controlplane.sh [all|node|kube-apiserver|kube-scheduler|etcd|helm|kubectl|minio|
+#                              kubelet|kube-controller-manager|kube-proxy|coredns|pause] ...
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.33.5}"
 ETCD_VERSION="${ETCD_VERSION:-v3.5.21}"
 HELM_VERSION="${HELM_VERSION:-v3.18.4}"
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.12.2}"
+# The pause program is ours (below); its version names its source revision.
+PAUSE_VERSION=v1
 CACHE="${KUBENOVA_CACHE:-$HOME/.cache/kubenova}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN" "$CACHE/build"
@@ -185,8 +191,107 @@ build_minio() {
   mv "$gobin/minio" "$out"
 }
 
+# The node components: same wrapper module and version as kube-apiserver. The v1.33
+# command constructors take no context.
+build_kube_cmd() {
+  local out=$1 version=$2 name=$3 pkg=$4 ctor=$5 dir
+  dir=$(kube_wrapper "$name" "$version")
+  cat >"$dir/main.go" <<GO
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/$pkg"
+)
+
+func main() {
+	os.Exit(cli.Run(app.$ctor()))
+}
+GO
+  kube_build "$dir" "$out" "$version"
+}
+build_kubelet() { build_kube_cmd "$1" "$2" kubelet cmd/kubelet/app NewKubeletCommand; }
+build_kube_controller_manager() {
+  build_kube_cmd "$1" "$2" kube-controller-manager cmd/kube-controller-manager/app NewControllerManagerCommand
+}
+build_kube_proxy() { build_kube_cmd "$1" "$2" kube-proxy cmd/kube-proxy/app NewProxyCommand; }
+
+# CoreDNS serves the cluster's DNS, so a pod's lookup never leaves the machine. The
+# release's own main imports every plugin (each cloud SDK: a ~30 min cold build); ours is
+# the documented subset build: a wrapper main importing coremain and only the plugins
+# the node's Corefile (kubenova/devcluster/node.py) uses, with dnsserver.Directives set to
+# that list in the release's plugin.cfg order. The cache key holds the list, so changing
+# it builds a new binary.
+COREDNS_PLUGINS=(bind errors kubernetes)
+coredns_key() {
+  printf '%s-%s' "$COREDNS_VERSION" "$(printf '%s\n' "${COREDNS_PLUGINS[@]}" | sha256sum | cut -c1-8)"
+}
+build_coredns() {
+  local out=$1 version=${COREDNS_VERSION} dir="$CACHE/build/coredns-$2" p
+  rm -rf "$dir"; mkdir -p "$dir"
+  printf 'module kubenova.local/coredns\n\ngo 1.24\n\nrequire github.com/coredns/coredns %s\n' \
+    "$version" >"$dir/go.mod"
+  {
+    echo 'package main'
+    echo
+    echo 'import ('
+    echo '	"github.com/coredns/coredns/core/dnsserver"'
+    echo '	"github.com/coredns/coredns/coremain"'
+    for p in "${COREDNS_PLUGINS[@]}"; do echo "	_ \"github.com/coredns/coredns/plugin/$p\""; done
+    echo ')'
+    echo
+    echo 'func init() {'
+    echo '	dnsserver.Directives = []string{'
+    for p in "${COREDNS_PLUGINS[@]}"; do echo "		\"$p\","; done
+    echo '	}'
+    echo '}'
+    echo
+    echo 'func main() { coremain.Run() }'
+  } >"$dir/main.go"
+  (cd "$dir" && go mod tidy && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out" .)
+}
+
+# The sandbox ("pause") container's program: holds the pod's namespaces, reaps zombies,
+# exits on SIGINT/SIGTERM. Ours, so no image registry is needed for the sandbox image.
+build_pause() {
+  local out=$1 dir="$CACHE/build/pause-$2"
+  rm -rf "$dir"; mkdir -p "$dir"
+  printf 'module kubenova.local/pause\n\ngo 1.24\n' >"$dir/go.mod"
+  cat >"$dir/main.go" <<'GO'
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	sig := make(chan os.Signal, 8)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for s := range sig {
+		if s != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			var ws syscall.WaitStatus
+			if pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
+GO
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out" .)
+}
+
 want=("$@")
 [[ ${#want[@]} -eq 0 || ${want[0]} == all ]] && want=(etcd kube-apiserver kube-scheduler kubectl helm minio)
+# `node`: everything the kubelet cluster runs besides etcd/apiserver/scheduler/helm.
+[[ ${want[0]} == node ]] && want=(etcd kube-apiserver kube-scheduler helm kubelet
+  kube-controller-manager kube-proxy coredns pause)
 for what in "${want[@]}"; do
   case $what in
     etcd) build etcd "$ETCD_VERSION" build_etcd ;;
@@ -198,6 +303,11 @@ for what in "${want[@]}"; do
       else ln -sfn "$(command -v kubectl)" "$BIN/kubectl"; fi ;;
     helm) build helm "$HELM_VERSION" build_helm ;;
     minio) build minio "$MINIO_VERSION" build_minio ;;
+    kubelet) build kubelet "$KUBE_VERSION" build_kubelet ;;
+    kube-controller-manager) build kube-controller-manager "$KUBE_VERSION" build_kube_controller_manager ;;
+    kube-proxy) build kube-proxy "$KUBE_VERSION" build_kube_proxy ;;
+    coredns) build coredns "$(coredns_key)" build_coredns ;;
+    pause) build pause "$PAUSE_VERSION" build_pause ;;
     *) log "unknown component: $what"; exit 2 ;;
   esac
 done

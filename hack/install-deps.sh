@@ -32,6 +32,9 @@ export PATH="${KUBENOVA_GO_LINK_DIR:-/usr/local/bin}:$PATH"
 # 3. Upstream binaries (kube-apiserver, kube-scheduler, etcd, kubectl, helm, minio), cached
 #    by version.
 hack/controlplane.sh all
+# The kubelet cluster's binaries (kubelet, controller-manager, kube-proxy, CoreDNS, pause) are
+# built on demand by kubenova/devcluster/node.py (the e2e test, `node up`), not here: the
+# demo never runs them.
 
 # 4. Python: a venv with the project (editable) and its pinned dependencies.
 PYTHON=${PYTHON:-python3}

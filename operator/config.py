@@ -32,5 +32,8 @@ class OperatorConfig:
     webhook_service: str | None = None
     webhook_service_port: int = 443
     webhook_tls_secret: str | None = None  # Secret (system namespace) shared by replicas
+    # ClusterRole owning the webhook configurations: deleting it (helm uninstall) lets the
+    # garbage collector delete them too, so no webhook outlives the operator.
+    webhook_owner: str | None = None
     webhook_cert_validity: float = 90 * 24 * 3600.0  # seconds a serving certificate lives
     webhook_cert_renew_before: float | None = None  # seconds before its end; None: a third

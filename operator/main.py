@@ -133,6 +133,12 @@ def _weighers(text: str) -> dict[str, float]:
     "shared by the replicas behind --webhook-service (made and renewed by the operator).",
 )
 @click.option(
+    "--webhook-owner",
+    default=None,
+    help="ClusterRole the webhook configurations are owned by (an ownerReference): deleting "
+    "it deletes them, e.g. when the chart is uninstalled.",
+)
+@click.option(
     "--webhook-cert-validity",
     type=float,
     default=90 * 24 * 3600.0,
@@ -164,6 +170,7 @@ def _weighers(text: str) -> dict[str, float]:
     help="Deprecated and ignored, as --peering is: the leader Lease decides which replica acts.",
 )
 @click.option("--log-level", default="INFO", show_default=True)
+@click.version_option(package_name="kubenova")
 def main(  # noqa: PLR0917 - click passes options positionally
     kubeconfig: str | None,
     database_url: str | None,
@@ -181,6 +188,7 @@ def main(  # noqa: PLR0917 - click passes options positionally
     webhook_service: str | None,
     webhook_service_port: int,
     webhook_tls_secret: str | None,
+    webhook_owner: str | None,
     webhook_cert_validity: float,
     webhook_cert_renew_before: float | None,
     scheduler_filters: str | None,
@@ -220,6 +228,7 @@ def main(  # noqa: PLR0917 - click passes options positionally
         webhook_service=webhook_service,
         webhook_service_port=webhook_service_port,
         webhook_tls_secret=webhook_tls_secret,
+        webhook_owner=webhook_owner,
         webhook_cert_validity=webhook_cert_validity,
         webhook_cert_renew_before=webhook_cert_renew_before,
         metrics_host=metrics_host,

@@ -40,6 +40,9 @@ MUTATING_WEBHOOKS = ResourceKind(
     False,
     "MutatingWebhookConfiguration",
 )
+CLUSTER_ROLES = ResourceKind(
+    "rbac.authorization.k8s.io", "v1", "clusterroles", False, "ClusterRole"
+)
 SPEC_CHANGED = "request.operation != 'UPDATE' || object.spec != oldObject.spec"
 
 
@@ -59,7 +62,11 @@ class Hook:
 
 
 def webhook_configuration(
-    hooks: list[Hook], client_config: dict[str, Any], *, timeout_seconds: int = 10
+    hooks: list[Hook],
+    client_config: dict[str, Any],
+    *,
+    timeout_seconds: int = 10,
+    owner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The validating configuration pointing every hook at `{url}/{handler_id}` with kopf's
     CA bundle.
@@ -71,10 +78,7 @@ def webhook_configuration(
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {
-            "name": CONFIGURATION_NAME,
-            "labels": {"app.kubernetes.io/managed-by": "kubenova-operator"},
-        },
+        "metadata": _metadata(owner),
         "webhooks": [
             {
                 "name": hook.webhook_name,
@@ -102,16 +106,17 @@ def webhook_configuration(
 
 
 def mutating_configuration(
-    hooks: list[Hook], client_config: dict[str, Any], *, timeout_seconds: int = 10
+    hooks: list[Hook],
+    client_config: dict[str, Any],
+    *,
+    timeout_seconds: int = 10,
+    owner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The mutating configuration: each hook on CREATE of its kind, at the same endpoint."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {
-            "name": CONFIGURATION_NAME,
-            "labels": {"app.kubernetes.io/managed-by": "kubenova-operator"},
-        },
+        "metadata": _metadata(owner),
         "webhooks": [
             {
                 "name": hook.webhook_name,
@@ -148,3 +153,24 @@ def _client_config(client_config: dict[str, Any], hook: Hook) -> dict[str, Any]:
     if "caBundle" in client_config:
         where["caBundle"] = client_config["caBundle"]
     return where
+
+
+def _metadata(owner: dict[str, Any] | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": CONFIGURATION_NAME,
+        "labels": {"app.kubernetes.io/managed-by": "kubenova-operator"},
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
+    return metadata
+
+
+def owner_reference(cluster_role: dict[str, Any]) -> dict[str, Any]:
+    """An ownerReference to `cluster_role` (as read back). No blockOwnerDeletion: deleting
+    the role must never wait on the webhook (nor need rights on the role's finalizers)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "name": cluster_role["metadata"]["name"],
+        "uid": cluster_role["metadata"]["uid"],
+    }

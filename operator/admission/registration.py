@@ -31,11 +31,13 @@ from kubenova.kube.client import APPLY_PATCH
 from kubenova.kube.meta import Body, namespace_of
 from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
 from kubenova.operator.admission.configuration import (
+    CLUSTER_ROLES,
     CONFIGURATION_NAME,
     MUTATING_WEBHOOKS,
     VALIDATING_WEBHOOKS,
     Hook,
     mutating_configuration,
+    owner_reference,
     webhook_configuration,
 )
 from kubenova.operator.admission.errors import AdmissionRefused
@@ -161,10 +163,14 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         async def publish(client_config: dict[str, Any]) -> None:
             if service is not None:  # the Service in front of every replica, not this pod
                 client_config = {"service": service, "caBundle": client_config["caBundle"]}
+            owner = None
+            if config.webhook_owner:  # read each time: a recreated role has a new uid
+                role = await runtime.replica_client.get(CLUSTER_ROLES, config.webhook_owner)
+                owner = owner_reference(role)
             await runtime.replica_client.patch(
                 VALIDATING_WEBHOOKS,
                 CONFIGURATION_NAME,
-                webhook_configuration(HOOKS, client_config),
+                webhook_configuration(HOOKS, client_config, owner=owner),
                 patch_type=APPLY_PATCH,
                 field_manager=OPERATOR_MANAGER,
                 force=True,
@@ -172,7 +178,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             await runtime.replica_client.patch(
                 MUTATING_WEBHOOKS,
                 CONFIGURATION_NAME,
-                mutating_configuration(MUTATING_HOOKS, client_config),
+                mutating_configuration(MUTATING_HOOKS, client_config, owner=owner),
                 patch_type=APPLY_PATCH,
                 field_manager=OPERATOR_MANAGER,
                 force=True,

@@ -283,3 +283,32 @@ def test_the_build_context_holds_what_the_build_copies(stages: dict[str, Stage])
         assert source not in ignored, f".dockerignore drops {source}, which the build copies"
     for heavy in (".git", ".venv", "tests", "**/__pycache__"):
         assert heavy in ignored
+
+
+def test_no_python_module_run_from_the_repository_root_sees_its_operator_package() -> None:
+    """`python3 -m` in WORKDIR /src puts /src first on sys.path, where the repository's
+    operator/ hides the standard library's `operator` (ImportError: cannot import 'eq')."""
+    joined = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    runs = [line for line in joined.splitlines() if line.strip().upper().startswith("RUN ")]
+    module_runs = [
+        command
+        for run in runs
+        for command in run.split("&&")
+        if re.search(r"\bpython3?(\.\d+)?\s+(-\w+\s+)*-m\b", command)
+    ]
+    assert module_runs, "the build stage makes its venv with python3 -m venv"
+    for command in module_runs:
+        assert re.search(r"\bpython3?\S*\s+(-\w+\s+)*-P\b", command), command.strip()
+
+
+def test_the_operator_has_a_home_it_can_write(stages: dict[str, Stage]) -> None:
+    """Its default inventory is ~/.local/share/kubenova (HOME=/ fails for uid 65532), and
+    kopf names itself after the user (getpwuid must know the uid)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    operator = text.split(" AS operator", 1)[1].split(" AS agent", 1)[0]
+    home = re.search(r"\bHOME=(\S+)", operator)
+    assert home, "the operator stage sets HOME"
+    uid = (stages["operator"].user or "").split(":")[0]
+    useradd = re.search(rf"useradd [^&]*--uid {uid} [^&]*--home-dir (\S+) --create-home", operator)
+    assert useradd, f"the operator stage creates a user for uid {uid} with its home"
+    assert useradd.group(1) == home.group(1)

@@ -224,6 +224,8 @@ OUT_OF_REACH = {
         ("patch", "coordination.k8s.io/leases:host-h1", NAMESPACE),
         ("delete", "coordination.k8s.io/leases:kubenova-operator-leader", NAMESPACE),
         ("patch", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
+        # It reads its own ClusterRole only (the webhook configurations' owner).
+        ("get", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
         ("escalate", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
         ("bind", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
         ("create", "rbac.authorization.k8s.io/clusterrolebindings", None),

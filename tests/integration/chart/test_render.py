@@ -122,6 +122,9 @@ def test_the_webhook_is_reached_through_a_service_with_a_shared_renewed_certific
     assert "--webhook-tls-secret=kubenova-webhook-tls" in args
     assert "--webhook-cert-validity=86400" in args
     assert "--webhook-cert-renew-before=3600" in args
+    # Owned by the operator's ClusterRole: uninstalling the chart deletes the role, and the
+    # garbage collector the webhook configurations.
+    assert "--webhook-owner=kubenova-operator" in args
     [service] = [
         d
         for d in rendered
@@ -300,3 +303,24 @@ def test_every_value_is_in_the_schema() -> None:
         return missing
 
     assert walk(values, schema, "") == []
+
+
+@pytest.mark.parametrize(
+    ("domain_type", "mounted"), [("auto", True), ("kvm", True), ("qemu", False)]
+)
+def test_dev_kvm_is_mounted_only_as_the_device_never_created(
+    helm: Helm, domain_type: str, mounted: bool
+) -> None:
+    rendered = documents(
+        helm.template(None, f"--set=agent.domainType={domain_type}", kube_version="1.33.0")
+    )
+    [daemonset] = [d for d in rendered if d["kind"] == "DaemonSet"]
+    pod = daemonset["spec"]["template"]["spec"]
+    kvm = [v for v in pod["volumes"] if v.get("hostPath", {}).get("path") == "/dev/kvm"]
+    mounts = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/dev/kvm"]
+
+    if mounted:
+        assert [v["hostPath"]["type"] for v in kvm] == ["CharDevice"]
+        assert len(mounts) == 1
+    else:
+        assert kvm == mounts == []

@@ -11,6 +11,7 @@ from kubenova.operator.admission.configuration import (
     SPEC_CHANGED,
     Hook,
     mutating_configuration,
+    owner_reference,
     webhook_configuration,
 )
 from kubenova.operator.admission.finalizers import finalizers_at_creation
@@ -41,6 +42,23 @@ def test_every_hook_fails_closed_and_only_sees_spec_changes() -> None:
     projects = by_name["projects.validate.kubenova.io"]
     assert projects["rules"][0]["operations"] == ["CREATE", "UPDATE", "DELETE"]
     assert projects["rules"][0]["scope"] == "Cluster"
+
+
+def test_both_configurations_name_their_owner_without_blocking_its_deletion() -> None:
+    role = {"metadata": {"name": "kubenova-operator", "uid": "0f0e", "resourceVersion": "7"}}
+    owner = owner_reference(role)
+    client = {"url": "https://127.0.0.1:8443/"}
+
+    for make, hooks in ((webhook_configuration, HOOKS), (mutating_configuration, MUTATING_HOOKS)):
+        assert make(hooks, client, owner=owner)["metadata"]["ownerReferences"] == [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "name": "kubenova-operator",
+                "uid": "0f0e",
+            }
+        ]
+        assert "ownerReferences" not in make(hooks, client)["metadata"]
 
 
 def test_the_mutating_hooks_fail_closed_and_see_only_creates() -> None:
