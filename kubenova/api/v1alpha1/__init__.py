@@ -12,6 +12,13 @@ from .instance import (
     PowerState,
 )
 from .meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus, CRDInfo, Resource
+from .migration import (
+    InstanceMigration,
+    InstanceMigrationSpec,
+    InstanceMigrationStatus,
+    MigrationPhase,
+    MigrationProgress,
+)
 from .network import Network, NetworkMode, NetworkSpec, NetworkStatus, Port, TunnelEndpoint
 from .project import Project, ProjectSpec, ProjectStatus, Quota
 from .servergroup import ServerGroup, ServerGroupPolicy, ServerGroupSpec
@@ -28,6 +35,7 @@ from .volume import (
 
 ALL_RESOURCES: tuple[type[Resource], ...] = (
     Instance,
+    InstanceMigration,
     Volume,
     Network,
     Flavor,
@@ -58,10 +66,15 @@ __all__ = [
     "ImageSpec",
     "ImageStatus",
     "Instance",
+    "InstanceMigration",
+    "InstanceMigrationSpec",
+    "InstanceMigrationStatus",
     "InstancePhase",
     "InstanceResources",
     "InstanceSpec",
     "InstanceStatus",
+    "MigrationPhase",
+    "MigrationProgress",
     "Network",
     "NetworkMode",
     "NetworkSpec",
