@@ -161,6 +161,11 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
         """The instance as libvirt sees it now."""
         return self._info(self._require(uid))
 
+    def libvirt_domain(self, uid: str) -> Any:
+        """The libvirt domain of `uid`, for the jobs the contract does not cover (live
+        migration, migration.py); InstanceNotFound if absent."""
+        return self._require(uid)
+
     def list_instances(self) -> list[InstanceInfo]:
         """All domains named kubenova-*, running or defined."""
         with translated_errors("list domains"):
