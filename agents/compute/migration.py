@@ -84,6 +84,12 @@ def prepare_target(files: InstanceFiles, spec: DomainSpec) -> DomainFiles:
     return files.prepare(spec)
 
 
+def finish_source(files: InstanceFiles, uid: str) -> None:
+    """After the guest runs on the target (its domain already undefined here): the source's
+    overlay and seed go."""
+    files.remove(uid)
+
+
 def abandon_target(files: InstanceFiles, uid: str) -> None:
     """Roll the target back after a failed or cancelled migration: its files go."""
     files.remove(uid)

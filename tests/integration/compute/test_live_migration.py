@@ -43,6 +43,7 @@ from kubenova.agents.compute.migration import (
     MigrationFailed,
     PeerEndpoint,
     abandon_target,
+    finish_source,
     prepare_target,
 )
 from kubenova.devcluster.libvirtd import LibvirtdError, PrivateLibvirtd, check_prerequisites
@@ -163,7 +164,7 @@ class TickWatcher:
     def __init__(self, logs: dict[str, Callable[[], Path | None]]) -> None:
         self.logs = logs
         self.ticks = Ticks()
-        self._offsets: dict[tuple[str, Path], int] = {}
+        self._offsets: dict[str, tuple[int, int]] = {}  # host -> (inode, bytes read)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -174,12 +175,18 @@ class TickWatcher:
                 path = where()
                 if path is None or not path.exists():
                     continue
-                key = (host, path)
-                with path.open("rb") as log:
-                    log.seek(self._offsets.get(key, 0))
-                    chunk = log.read()
+                try:
+                    with path.open("rb") as log:
+                        # A move back makes a fresh file on this host: read it from the start.
+                        inode = path.stat().st_ino
+                        known, offset = self._offsets.get(host, (inode, 0))
+                        offset = offset if known == inode else 0
+                        log.seek(offset)
+                        chunk = log.read()
+                except FileNotFoundError:
+                    continue
                 end = chunk.rfind(b"\n") + 1
-                self._offsets[key] = self._offsets.get(key, 0) + end
+                self._offsets[host] = (inode, offset + end)
                 now = time.monotonic()
                 for match in TICK.finditer(chunk[:end].decode(errors="replace")):
                     with self.ticks.lock:
@@ -270,6 +277,7 @@ def test_the_guest_keeps_counting_across_the_move(
     move.start()
     move.wait(timeout=120)
     seconds = time.monotonic() - started
+    finish_source(source.driver.files, guest.spec.uid)
     guest.watcher.wait_past(guest.watcher.ticks.last() + 5, timeout=30)
 
     assert where(hosts, guest.spec.uid) == (target, source)
