@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kubenova.agents.compute.attach_service import AttacherService, AttacherServiceSettings
 from kubenova.agents.compute.driver import ComputeDriver
+from kubenova.agents.compute.migration import published_endpoint
 from kubenova.agents.compute.service import ComputeService, ComputeSettings
 from kubenova.agents.host import Capacity, HostRegistration, capacity_from_libvirt
 from kubenova.agents.images import (
@@ -156,6 +157,11 @@ class Agent:
                     services=settings.services,
                     domain_type=domain_type_of(driver),
                     underlay_ip=settings.underlay_ip,
+                    migration=published_endpoint(
+                        settings.libvirt_uri, settings.underlay_ip, settings.state_dir / "instances"
+                    )
+                    if "compute" in settings.services
+                    else None,
                     heartbeat_interval=settings.heartbeat_interval,
                 )
                 self.registration = registration

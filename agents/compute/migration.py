@@ -57,6 +57,22 @@ class PeerEndpoint:
     instances_dir: Path  # where the target keeps instance directories
 
 
+def published_endpoint(
+    libvirt_uri: str, address: str | None, instances_dir: Path
+) -> dict[str, str] | None:
+    """What this host's agent writes to its Host's status.migration: a system QEMU libvirtd
+    reached over TCP on the host's underlay address (libvirtd --listen, listen_tcp; the
+    operator's network is expected to keep it to the hosts). None when there is nothing a
+    peer could reach: no address, or a session/test libvirtd."""
+    if address is None or not libvirt_uri.startswith("qemu:///system"):
+        return None
+    return {
+        "libvirtURI": f"qemu+tcp://{address}/system",
+        "address": address,
+        "instancesDir": str(instances_dir),
+    }
+
+
 @dataclass(frozen=True)
 class Progress:
     """libvirt's job statistics, reduced to what the InstanceMigration status shows."""

@@ -16,6 +16,7 @@ from .migration import (
     InstanceMigration,
     InstanceMigrationSpec,
     InstanceMigrationStatus,
+    MigrationEndpoint,
     MigrationPhase,
     MigrationProgress,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "InstanceResources",
     "InstanceSpec",
     "InstanceStatus",
+    "MigrationEndpoint",
     "MigrationPhase",
     "MigrationProgress",
     "Network",

@@ -32,6 +32,23 @@ class MigrationPhase(StrEnum):
     FAILED = "Failed"
 
 
+class MigrationEndpoint(KubeModel):
+    """How another host's libvirtd reaches this host's for a live migration. Written by
+    this host's agent in its Host status (a Host's status is no tenant's to write)."""
+
+    libvirt_uri: str = Field(
+        alias="libvirtURI",
+        max_length=1024,
+        description="The libvirt URI a peer libvirtd connects to (peer-to-peer migration).",
+    )
+    address: str = Field(
+        max_length=253, description="The address QEMU listens on for an incoming guest."
+    )
+    instances_dir: str = Field(
+        max_length=4096, description="Where this host keeps its instances' files."
+    )
+
+
 class InstanceMigrationSpec(KubeModel):
     """Which Instance to move, and optionally where. The whole spec is immutable: a
     migration is one attempt; delete it to cancel (the guest stays on its source)."""

@@ -12,8 +12,9 @@ from kubenova.agents.compute.domain_xml import (
     DomainType,
     build_domain_xml,
 )
-from kubenova.agents.compute.migration import destination_xml, job_progress
+from kubenova.agents.compute.migration import destination_xml, job_progress, published_endpoint
 from kubenova.agents.compute.spec import CloudInitSeed, DomainSpec, RootDisk
+from kubenova.api.v1alpha1 import Host
 
 SOURCE = Path("/var/lib/a/instances/kubenova-u1")
 TARGET = Path("/var/lib/b/instances/kubenova-u1")
@@ -65,3 +66,18 @@ def test_job_statistics_become_progress() -> None:
         1000, 250, 2,
     )  # fmt: skip
     assert job_progress({"type": 0}).data_total is None
+
+
+def test_a_host_publishes_its_libvirtd_for_peers_only_when_one_can_reach_it() -> None:
+    instances = Path("/var/lib/kubenova/instances")
+    assert published_endpoint("qemu:///system", "10.0.0.7", instances) == {
+        "libvirtURI": "qemu+tcp://10.0.0.7/system",
+        "address": "10.0.0.7",
+        "instancesDir": "/var/lib/kubenova/instances",
+    }
+    assert published_endpoint("qemu:///system", None, instances) is None
+    assert published_endpoint("test:///default", "10.0.0.7", instances) is None
+    # What the agent publishes is what the Host's schema accepts.
+    Host.model_validate(
+        {"spec": {}, "status": {"migration": published_endpoint("qemu:///system", "h", instances)}}
+    )
