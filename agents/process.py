@@ -49,6 +49,7 @@ class AgentSettings:
     kubeconfig: Path | None = None
     availability_zone: str = "nova"
     domain_type: str = "auto"
+    hypervisor: str = "qemu"  # or xen-hvm / xen-pv (agents/compute/xen.py)
     underlay_ip: str | None = None
     workers: int = 4
     capacity: Capacity | None = None  # None: from libvirt's node info
@@ -84,6 +85,14 @@ def make_driver(settings: AgentSettings) -> ComputeDriver:
         LibvirtSettings,
     )
 
+    if settings.hypervisor.startswith("xen"):
+        from kubenova.agents.compute.xen import XenDriver  # noqa: PLC0415
+        from kubenova.agents.compute.xen_xml import XenMode  # noqa: PLC0415
+
+        xen = LibvirtSettings(
+            uri=settings.libvirt_uri, instances_dir=settings.state_dir / "instances"
+        )
+        return XenDriver(xen, XenMode(settings.hypervisor.removeprefix("xen-")))
     return LibvirtDriver(
         LibvirtSettings(
             uri=settings.libvirt_uri,
