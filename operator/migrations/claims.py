@@ -71,6 +71,26 @@ def hand_over(engine: Engine, migration_uid: str, instance_uid: str) -> inv.Clai
         return inv.find_claim(connection, instance_uid)
 
 
+def settle(
+    engine: Engine, migration_uid: str, instance_uid: str, running_on: str
+) -> inv.Claim | None:
+    """After a crash (operator or agent killed mid-move), make the inventory agree with where
+    the guest runs now, as its hosts' agents report it: handed over if it runs on the
+    migration's target, rolled back if it runs on its source. The Instance's claim after."""
+    target = inv.find_claim(engine, migration_uid)
+    if target is not None and target.host == running_on:
+        return hand_over(engine, migration_uid, instance_uid)
+    source = inv.find_claim(engine, instance_uid)
+    if source is None or source.host != running_on:
+        raise ValueError(
+            f"the guest runs on {running_on}, which neither the instance's claim "
+            f"({source.host if source else 'none'}) nor the migration's "
+            f"({target.host if target else 'none'}) holds"
+        )
+    roll_back(engine, migration_uid)
+    return source
+
+
 def roll_back(engine: Engine, migration_uid: str) -> inv.Claim | None:
     """A failed or cancelled move: the target claim goes, the source keeps the guest's."""
     return inv.release(engine, migration_uid)

@@ -9,7 +9,13 @@ from sqlalchemy import Engine
 
 from kubenova.errors import UserError
 from kubenova.operator import inventory as inv
-from kubenova.operator.migrations import MIGRATION_KIND, hand_over, place_target, roll_back
+from kubenova.operator.migrations import (
+    MIGRATION_KIND,
+    hand_over,
+    place_target,
+    roll_back,
+    settle,
+)
 from kubenova.operator.scheduler import NoValidHost, PlacementRequest, Scheduler, SchedulerConfig
 from tests.integration.inventory.conftest import add_hosts
 
@@ -82,3 +88,20 @@ def test_a_roll_back_frees_the_target_and_leaves_the_source(
     assert inv.host_usage(engine) == {"node-1": SIZE, "node-2": inv.Resources()}
     assert inv.find_claim(engine, VM.uid) == inv.Claim(VM.uid, "node-1", SIZE, created=False)
     assert inv.member_hosts(engine, GROUP.uid) == {"node-1": 1}
+
+
+@pytest.mark.parametrize("runs_on", ["node-1", "node-2"], ids=["source", "target"])
+def test_after_a_crash_mid_move_the_inventory_follows_where_the_guest_runs(
+    engine: Engine, scheduler: Scheduler, runs_on: str
+) -> None:
+    add_hosts(engine, "node-1", "node-2")
+    inv.claim(engine, VM, "node-1", SIZE, GROUP)
+    place_target(engine, scheduler, request(host="node-2"), MOVE, source="node-1")
+    claim = settle(engine, MOVE.uid, VM.uid, running_on=runs_on)
+    assert claim is not None
+    assert claim.host == runs_on
+    other = "node-2" if runs_on == "node-1" else "node-1"
+    assert inv.host_usage(engine) == {runs_on: SIZE, other: inv.Resources()}
+    assert inv.find_claim(engine, MOVE.uid) is None
+    with pytest.raises(ValueError, match="neither"):
+        settle(engine, MOVE.uid, VM.uid, running_on="node-9")
