@@ -171,7 +171,7 @@ def run(rounds: int) -> dict[str, Any]:
             # kubenova: a -> b
             first = ticks.last()
             started = time.perf_counter()
-            prepare_target(b.files, spec)
+            prepare_target(b, spec)
             move = LiveMigration(
                 a.libvirt_domain(uid),
                 PeerEndpoint(b.uri, "127.0.0.1", b.files.instances_dir),
@@ -180,7 +180,7 @@ def run(rounds: int) -> dict[str, Any]:
             move.start()
             move.wait(timeout=300)
             seconds = time.perf_counter() - started
-            finish_source(a.files, uid)
+            finish_source(a, uid)
             ticks.wait_past(ticks.last() + 5)
             results["kubenova"].append({"seconds": seconds, "pause": ticks.pause_since(first)})
             # plain libvirt: b -> a

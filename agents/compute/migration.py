@@ -29,10 +29,10 @@ from typing import Any
 import libvirt
 
 from kubenova.agents.compute.domain_xml import ROOT_TARGET, DomainFiles
-from kubenova.agents.compute.driver import ComputeFailure
-from kubenova.agents.compute.instance_files import InstanceFiles
+from kubenova.agents.compute.driver import ComputeFailure, InstanceNotFound
 from kubenova.agents.compute.libvirt_events import translated_errors
-from kubenova.agents.compute.spec import DomainSpec
+from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
+from kubenova.agents.compute.spec import DomainSpec, domain_name_for
 
 # Live, driven by the source libvirtd (the agent may die without stopping the job), local
 # overlay copied incrementally (the base image is already on the target), and the domain's
@@ -93,22 +93,42 @@ class MigrationFailed(ComputeFailure):
     reason = "MigrationFailed"
 
 
-def prepare_target(files: InstanceFiles, spec: DomainSpec) -> DomainFiles:
+def prepare_target(driver: LibvirtDriver, spec: DomainSpec) -> DomainFiles:
     """The target's files for an incoming guest: always a fresh overlay, since an aborted
-    earlier attempt leaves one partly written (RUNBOOK)."""
-    files.remove(spec.uid)
-    return files.prepare(spec)
+    earlier attempt leaves one partly written (RUNBOOK). Refused where the guest's domain
+    is defined: that host is its source (or it arrived already), and wiping its directory
+    would destroy the running guest's disk."""
+    if _defined(driver, spec.uid):
+        raise ComputeFailure(
+            f"{spec.domain_name} is defined on {driver.uri}: this host is not a migration "
+            "target for it"
+        )
+    driver.files.remove(spec.uid)
+    return driver.files.prepare(spec)
 
 
-def finish_source(files: InstanceFiles, uid: str) -> None:
+def finish_source(driver: LibvirtDriver, uid: str) -> None:
     """After the guest runs on the target (its domain already undefined here): the source's
-    overlay and seed go."""
-    files.remove(uid)
+    overlay and seed go. Refused while the domain is still defined here."""
+    if _defined(driver, uid):
+        raise ComputeFailure(f"{domain_name_for(uid)} is still defined on {driver.uri}")
+    driver.files.remove(uid)
 
 
-def abandon_target(files: InstanceFiles, uid: str) -> None:
-    """Roll the target back after a failed or cancelled migration: its files go."""
-    files.remove(uid)
+def abandon_target(driver: LibvirtDriver, uid: str) -> None:
+    """Roll the target back after a failed or cancelled migration: its files go (never
+    those of a guest defined here)."""
+    if _defined(driver, uid):
+        raise ComputeFailure(f"{domain_name_for(uid)} is defined on {driver.uri}: kept")
+    driver.files.remove(uid)
+
+
+def _defined(driver: LibvirtDriver, uid: str) -> bool:
+    try:
+        driver.get_info(uid)
+    except InstanceNotFound:
+        return False
+    return True
 
 
 def destination_xml(source_xml: str, source_dir: Path, target_dir: Path) -> str:

@@ -32,6 +32,7 @@ import pytest
 
 from kubenova.agents.compute import (
     CloudInitSeed,
+    ComputeFailure,
     DomainSpec,
     DomainState,
     InstanceNotFound,
@@ -246,7 +247,7 @@ def where(hosts: tuple[Host, Host], uid: str) -> tuple[Host, Host]:
 
 
 def migration(source: Host, target: Host, spec: DomainSpec, **options: int) -> LiveMigration:
-    prepare_target(target.driver.files, spec)
+    prepare_target(target.driver, spec)
     return LiveMigration(
         source.driver.libvirt_domain(spec.uid),
         target.peer,
@@ -258,7 +259,7 @@ def migration(source: Host, target: Host, spec: DomainSpec, **options: int) -> L
 def assert_still_on(host: Host, other: Host, guest: Guest) -> None:
     """After a failed move: the guest ticks on `host`, `other` has no domain (rollback)."""
     uid = guest.spec.uid
-    abandon_target(other.driver.files, uid)
+    abandon_target(other.driver, uid)
     before = guest.watcher.ticks.last()
     guest.watcher.wait_past(before + 3)
     assert guest.watcher.ticks.host_of_last() == host.name
@@ -277,7 +278,7 @@ def test_the_guest_keeps_counting_across_the_move(
     move.start()
     move.wait(timeout=120)
     seconds = time.monotonic() - started
-    finish_source(source.driver.files, guest.spec.uid)
+    finish_source(source.driver, guest.spec.uid)
     guest.watcher.wait_past(guest.watcher.ticks.last() + 5, timeout=30)
 
     assert where(hosts, guest.spec.uid) == (target, source)
@@ -301,6 +302,16 @@ def test_the_guest_keeps_counting_across_the_move(
     )
     assert str(target.instances_dir) in persistent
     assert str(source.instances_dir) not in persistent
+
+
+def test_the_source_is_never_prepared_as_a_target(hosts: tuple[Host, Host], guest: Guest) -> None:
+    source, _target = where(hosts, guest.spec.uid)
+    disk = source.driver.files.overlay(guest.spec.uid)
+    with pytest.raises(ComputeFailure, match="not a migration target"):
+        prepare_target(source.driver, guest.spec)
+    with pytest.raises(ComputeFailure, match="kept"):
+        abandon_target(source.driver, guest.spec.uid)
+    assert disk.exists()  # the running guest's disk untouched
 
 
 def test_a_cancelled_move_leaves_the_guest_on_its_source(
@@ -352,7 +363,7 @@ def test_kill_9_of_the_source_agent_mid_move_leaves_exactly_one_copy(
     hosts: tuple[Host, Host], guest: Guest
 ) -> None:
     source, target = where(hosts, guest.spec.uid)
-    prepare_target(target.driver.files, guest.spec)
+    prepare_target(target.driver, guest.spec)
     argv = [sys.executable, "-c", MIGRATE_IN_A_CHILD, source.libvirtd.uri,
             guest.spec.domain_name, target.libvirtd.uri, str(target.instances_dir),
             str(source.driver.files.directory(guest.spec.uid))]  # fmt: skip
