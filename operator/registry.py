@@ -23,6 +23,7 @@ from kubenova.operator.catalog.registration import register as register_catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts.registration import register as register_hosts
 from kubenova.operator.instances.registration import register as register_instances
+from kubenova.operator.migrations.registration import register as register_migrations
 from kubenova.operator.networks.registration import register as register_networks
 from kubenova.operator.projects.registration import register as register_projects
 from kubenova.operator.runtime import RUNTIME, Runtime
@@ -38,6 +39,7 @@ DOMAINS: tuple[Registration, ...] = (
     register_networks,
     register_projects,
     register_volumes,
+    register_migrations,
 )
 
 
