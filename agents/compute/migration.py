@@ -63,11 +63,19 @@ def published_endpoint(
     """What this host's agent writes to its Host's status.migration: a system QEMU libvirtd
     reached over TCP on the host's underlay address (libvirtd --listen, listen_tcp; the
     operator's network is expected to keep it to the hosts). None when there is nothing a
-    peer could reach: no address, or a session/test libvirtd."""
-    if address is None or not libvirt_uri.startswith("qemu:///system"):
+    peer could reach: no address, or a session/test libvirtd. A private system libvirtd on
+    its own unix socket (the dev cloud's and the tests' hosts, all on one machine) is
+    published as it is: only a peer on the same machine reaches that socket."""
+    if address is None:
+        return None
+    if libvirt_uri.startswith("qemu+unix:///system?socket="):
+        uri = libvirt_uri
+    elif libvirt_uri.startswith("qemu:///system"):
+        uri = f"qemu+tcp://{address}/system"
+    else:
         return None
     return {
-        "libvirtURI": f"qemu+tcp://{address}/system",
+        "libvirtURI": uri,
         "address": address,
         "instancesDir": str(instances_dir),
     }

@@ -77,6 +77,12 @@ def test_a_host_publishes_its_libvirtd_for_peers_only_when_one_can_reach_it() ->
     }
     assert published_endpoint("qemu:///system", None, instances) is None
     assert published_endpoint("test:///default", "10.0.0.7", instances) is None
+    private = "qemu+unix:///system?socket=/tmp/kn-a/libvirt-sock"
+    assert published_endpoint(private, "127.0.0.1", instances) == {
+        "libvirtURI": private,
+        "address": "127.0.0.1",
+        "instancesDir": "/var/lib/kubenova/instances",
+    }
     # What the agent publishes is what the Host's schema accepts.
     Host.model_validate(
         {"spec": {}, "status": {"migration": published_endpoint("qemu:///system", "h", instances)}}
