@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import libvirt
+
 from kubenova import conditions as cond
 from kubenova.agents.compute.driver import ComputeFailure, InstanceNotFound
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
@@ -204,8 +206,15 @@ class MigrationService:
                 endpoint["libvirtURI"], endpoint["address"], Path(endpoint["instancesDir"])
             )
             domain = await asyncio.to_thread(self.driver.libvirt_domain, uid)
+            # A job of an earlier agent process (killed mid-move) is the source libvirtd's
+            # and runs on: wait for its end, never start a second one beside it.
+            while await asyncio.to_thread(_job_active, domain):
+                await asyncio.sleep(PROGRESS_WRITES)
+            domain = await asyncio.to_thread(self.driver.libvirt_domain, uid)
         except InstanceNotFound:
-            await self._report(body, _condition(MIGRATED, False, "NotOnSource", "no domain"))
+            # Undefined here: only the job's switch-over does that while the migration runs
+            # (UNDEFINE_SOURCE), so the guest left for the target.
+            await self._report(body, _condition(MIGRATED, True, "LeftSource", "not here"))
             return
         except (KubenovaError, NotFound) as exc:
             await self._report(body, _condition(MIGRATED, False, "NoPeer", str(exc)))
@@ -233,6 +242,13 @@ class MigrationService:
         log.info("migration %s: the guest left %s", key, self.host)
         report = _progress(final) | _condition(MIGRATED, True, "Migrated", "runs on the target")
         await self._report(body, report)
+
+
+def _job_active(domain: Any) -> bool:
+    try:
+        return bool(domain.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE)
+    except libvirt.libvirtError:
+        return False  # gone meanwhile: the next lookup says so
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
