@@ -4,9 +4,10 @@ agents, each on its own private libvirtd (two hosts on one machine), one real TC
 An InstanceMigration moves the ticking guest: Completed, `kubectl get inst -o wide` shows
 the target, the counter never skipped a tick, the inventory holds one claim, on the target.
 A migration deleted at once, and one deleted mid-move, end with the guest on its source
-and no claim, domain or file on the target. At the end both agents stop and plain libvirt
-moves the same guest once, so apply -> Completed is compared with libvirt's own time in
-the same run.
+and no claim, domain or file on the target; with the operator killed (-9) mid-move, the
+restarted operator completes the move from the source agent's report. At the end both
+agents stop and plain libvirt moves the same guest once, so apply -> Completed is compared
+with libvirt's own time in the same run.
 """
 
 from __future__ import annotations
@@ -191,16 +192,36 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         assert f"{namespace}/m3 cancelled: aborting the job" in agent_b.log()
         assert get(apiserver, namespace, "mover")["status"]["host"] == "mig-b"
 
+        # -- kill -9 of the operator mid-move: the restarted one settles from the report --
+        apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_migration("m4", namespace, "mover")))
+        eventually(lambda: phase_of(migration(apiserver, namespace, "m4")) == "Running",
+                   timeout=60, interval=0.02, what="m4 Running")  # fmt: skip
+        operator.kill()
+        eventually(lambda: a.runs(uid), timeout=60, what="the guest on mig-a")
+        assert not b.defined(uid)
+        operator.start()
+        done = eventually(
+            lambda: (m := migration(apiserver, namespace, "m4")) and phase_of(m) in
+            ("Completed", "Failed") and m,
+            timeout=90, what="m4 Completed after the operator's restart",
+        )  # fmt: skip
+        assert phase_of(done) == "Completed", done["status"]
+        assert get(apiserver, namespace, "mover")["status"]["host"] == "mig-a"
+        assert claims(engine) == [("Instance", "mig-a")]
+        watcher.wait_past(watcher.ticks.last() + 3, timeout=30)
+        assert watcher.ticks.host_of_last() == "mig-a"
+        assert watcher.ticks.holes(first) == []
+
         # -- plain libvirt, same guest, same run (agents stopped: nobody else acts) --
         agent_a.stop()
         agent_b.stop()
-        prepare_plain(b, a, uid)
+        prepare_plain(a, b, uid)
         plain_started = time.monotonic()
-        job = LiveMigration(b.driver.libvirt_domain(uid), a.peer, b.driver.files.directory(uid))
+        job = LiveMigration(a.driver.libvirt_domain(uid), b.peer, a.driver.files.directory(uid))
         job.start()
         job.wait(timeout=120)
         plain = time.monotonic() - plain_started
-        finish_source(b.driver, uid)
+        finish_source(a.driver, uid)
         print(
             f"\nInstanceMigration apply -> Completed {seconds:.2f} s (guest paused "
             f"{pause:.3f} s); plain libvirt {plain:.2f} s; ratio {seconds / plain:.2f}"
