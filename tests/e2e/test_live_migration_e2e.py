@@ -146,11 +146,14 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         # -- the move ----------------------------------------------------------------
         started = time.monotonic()
         apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_migration("m1", namespace, "mover")))
-        done = eventually(
-            lambda: (m := migration(apiserver, namespace, "m1")) and phase_of(m) in
-            ("Completed", "Failed") and m,
-            timeout=120, interval=0.05, what="m1 Completed",
-        )  # fmt: skip
+        seen: dict[str, float] = {}  # phase -> when this test first saw it
+
+        def finished() -> dict[str, Any] | None:
+            body = migration(apiserver, namespace, "m1")
+            seen.setdefault(str(phase_of(body)), round(time.monotonic() - started, 2))
+            return body if phase_of(body) in ("Completed", "Failed") else None
+
+        done = eventually(finished, timeout=120, interval=0.05, what="m1 Completed")
         seconds = time.monotonic() - started
         assert phase_of(done) == "Completed", done["status"]
         assert (done["status"]["sourceHost"], done["status"]["targetHost"]) == ("mig-a", "mig-b")
@@ -224,7 +227,8 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         finish_source(a.driver, uid)
         print(
             f"\nInstanceMigration apply -> Completed {seconds:.2f} s (guest paused "
-            f"{pause:.3f} s); plain libvirt {plain:.2f} s; ratio {seconds / plain:.2f}"
+            f"{pause:.3f} s); plain libvirt {plain:.2f} s; ratio {seconds / plain:.2f}; "
+            f"phases first seen at {seen}"
         )
         assert pause < 1.5, f"guest paused {pause:.2f} s"
         assert seconds < RATIO_LIMIT * plain + 2.0, (seconds, plain)
