@@ -90,6 +90,14 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     default="auto",
     help="kvm, qemu (TCG), or auto: prove KVM by booting a probe, else qemu.",
 )
+@click.option(
+    "--hypervisor",
+    type=click.Choice(["qemu", "xen-hvm", "xen-pv", "xen"]),
+    default="qemu",
+    help="qemu (KVM or TCG, --domain-type) or Xen through libvirt's libxl driver "
+    "(xen = xen-hvm; the URI defaults to xen:///system). Xen is refused at start-up on a "
+    "host that is not a Xen dom0.",
+)
 @click.option("--underlay-ip", default=None, help="Address for VXLAN and storage traffic.")
 @click.option(
     "--physical-interface", default=None, help="network: trunk interface of flat/vlan networks."
@@ -184,6 +192,7 @@ def agent(  # click passes every option by keyword
     kubeconfig: Path | None,
     availability_zone: str,
     domain_type: str,
+    hypervisor: str,
     underlay_ip: str | None,
     physical_interface: str | None,
     provider_interfaces: tuple[str, ...],
@@ -217,6 +226,8 @@ def agent(  # click passes every option by keyword
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     logging.basicConfig(level=log_level.upper(), handlers=[handler])
+    if hypervisor.startswith("xen"):
+        libvirt_uri = check_xen(libvirt_uri)
     settings = AgentSettings(
         host_name=host_name,
         state_dir=state_dir,
@@ -225,6 +236,7 @@ def agent(  # click passes every option by keyword
         kubeconfig=kubeconfig,
         availability_zone=availability_zone,
         domain_type=domain_type,
+        hypervisor="xen-hvm" if hypervisor == "xen" else hypervisor,
         underlay_ip=underlay_ip,
         network=NetworkFlags(
             physical_interface=physical_interface,
@@ -253,6 +265,21 @@ def agent(  # click passes every option by keyword
         metrics_port=metrics_port or None,
     )
     asyncio.run(_run_until_signalled(Agent(settings)))
+
+
+def check_xen(libvirt_uri: str) -> str:
+    """The libvirt URI of a Xen agent, once this host proved to be a Xen dom0; a clear
+    start-up error if it is not."""
+    from kubenova.agents.compute.driver import ComputeFailure  # noqa: PLC0415
+    from kubenova.agents.compute.xen import check_xen_host  # noqa: PLC0415
+    from kubenova.agents.compute.xen_xml import XEN_URI  # noqa: PLC0415
+
+    uri = XEN_URI if libvirt_uri == "qemu:///system" else libvirt_uri
+    try:
+        check_xen_host(uri)
+    except ComputeFailure as error:
+        raise click.ClickException(str(error)) from None
+    return uri
 
 
 async def _run_until_signalled(agent: Agent) -> None:

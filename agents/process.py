@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kubenova.agents.compute.attach_service import AttacherService, AttacherServiceSettings
 from kubenova.agents.compute.driver import ComputeDriver
+from kubenova.agents.compute.migration import published_endpoint
 from kubenova.agents.compute.service import ComputeService, ComputeSettings
 from kubenova.agents.host import Capacity, HostRegistration, capacity_from_libvirt
 from kubenova.agents.images import (
@@ -48,6 +49,7 @@ class AgentSettings:
     kubeconfig: Path | None = None
     availability_zone: str = "nova"
     domain_type: str = "auto"
+    hypervisor: str = "qemu"  # or xen-hvm / xen-pv (agents/compute/xen.py)
     underlay_ip: str | None = None
     workers: int = 4
     capacity: Capacity | None = None  # None: from libvirt's node info
@@ -83,6 +85,14 @@ def make_driver(settings: AgentSettings) -> ComputeDriver:
         LibvirtSettings,
     )
 
+    if settings.hypervisor.startswith("xen"):
+        from kubenova.agents.compute.xen import XenDriver  # noqa: PLC0415
+        from kubenova.agents.compute.xen_xml import XenMode  # noqa: PLC0415
+
+        xen = LibvirtSettings(
+            uri=settings.libvirt_uri, instances_dir=settings.state_dir / "instances"
+        )
+        return XenDriver(xen, XenMode(settings.hypervisor.removeprefix("xen-")))
     return LibvirtDriver(
         LibvirtSettings(
             uri=settings.libvirt_uri,
@@ -156,6 +166,11 @@ class Agent:
                     services=settings.services,
                     domain_type=domain_type_of(driver),
                     underlay_ip=settings.underlay_ip,
+                    migration=published_endpoint(
+                        settings.libvirt_uri, settings.underlay_ip, settings.state_dir / "instances"
+                    )
+                    if "compute" in settings.services
+                    else None,
                     heartbeat_interval=settings.heartbeat_interval,
                 )
                 self.registration = registration

@@ -21,6 +21,8 @@
 # A line `kubenova-test-dhcp-every: N` in the seed's user-data (a key cloud-init ignores) makes
 # it ask for a lease again every N seconds, from scratch (DHCPDISCOVER), and print each one:
 # tests see on the console what address the guest would get after any event on the host.
+# A line `kubenova-test-tick-ms: N` makes it print `KUBENOVA-TICK <count>` every N ms: a live
+# migration test sees the counter go on across the move and measures the guest's pause.
 # The ACPI power button powers it off (busybox acpid), so graceful shutdown works.
 #
 # Env: KUBENOVA_IMAGE_CACHE (cache root), KUBENOVA_TEST_KERNEL (a linux-image package name).
@@ -159,11 +161,15 @@ for d in /dev/vd? /dev/sr?; do
             echo "KUBENOVA-SEED device=\${d##*/} instance-id=\$id"
             [ -f /mnt/seed/user-data ] && echo "KUBENOVA-SEED user-data-bytes=\$(wc -c < /mnt/seed/user-data)"
             dhcp_every=\$(sed -n 's/^kubenova-test-dhcp-every: *\([0-9][0-9]*\).*/\1/p' /mnt/seed/user-data 2>/dev/null)
+            tick_ms=\$(sed -n 's/^kubenova-test-tick-ms: *\([0-9][0-9]*\).*/\1/p' /mnt/seed/user-data 2>/dev/null)
         fi
         umount /mnt/seed
     fi
 done
 echo "$READY_MARKER"
+if [ -n "\$tick_ms" ]; then
+    (tick=0; while :; do echo "KUBENOVA-TICK \$tick"; tick=\$((tick + 1)); usleep \$((tick_ms * 1000)); done) &
+fi
 if [ -e /sys/class/net/eth0 ]; then
     ip link set lo up
     ip link set eth0 up

@@ -22,6 +22,7 @@ from kubenova.operator.admission.registration import register as register_admiss
 from kubenova.operator.catalog.registration import register as register_catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts.registration import register as register_hosts
+from kubenova.operator.migrations.registration import register as register_migrations
 from kubenova.operator.networks.registration import register as register_networks
 from kubenova.operator.projects.registration import register as register_projects
 from kubenova.operator.runtime import RUNTIME, Runtime
@@ -36,6 +37,7 @@ DOMAINS: tuple[Registration, ...] = (
     register_networks,
     register_projects,
     register_volumes,
+    register_migrations,
 )
 
 

@@ -28,6 +28,8 @@ class DomainType(StrEnum):
 
     KVM = "kvm"
     QEMU = "qemu"
+    # libvirt's libxl driver: domains built by xen_xml.py, never by build_domain_xml.
+    XEN = "xen"
 
 
 @dataclass(frozen=True)

@@ -98,13 +98,17 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
     def _domain_xml_for_disks(self, domain: Any) -> str:
         """The domain XML whose <disk>s say what is attached now."""
 
+    def _build_xml(self, spec: DomainSpec, files: DomainFiles) -> str:
+        """The domain's definition; the Xen driver builds Xen's (xen.py)."""
+        return build_domain_xml(spec, self.settings, files)
+
     # -- the contract --------------------------------------------------------------------------
     def spawn(self, spec: DomainSpec) -> InstanceInfo:
         """Define (once) and start the domain; an existing domain of this UID is adopted."""
         domain = self._lookup(spec.uid)
         if domain is None:
             files = self._prepare_files(spec)
-            xml = build_domain_xml(spec, self.settings, files)
+            xml = self._build_xml(spec, files)
             with translated_errors(f"define {spec.domain_name}"):
                 domain = self._connection.defineXML(xml)
         self._start(domain)
@@ -160,6 +164,11 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
     def get_info(self, uid: str) -> InstanceInfo:
         """The instance as libvirt sees it now."""
         return self._info(self._require(uid))
+
+    def libvirt_domain(self, uid: str) -> Any:
+        """The libvirt domain of `uid`, for the jobs the contract does not cover (live
+        migration, migration.py); InstanceNotFound if absent."""
+        return self._require(uid)
 
     def list_instances(self) -> list[InstanceInfo]:
         """All domains named kubenova-*, running or defined."""

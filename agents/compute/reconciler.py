@@ -32,6 +32,7 @@ from kubenova.agents.compute.driver import (
 )
 from kubenova.agents.compute.power import PowerControl
 from kubenova.agents.compute.references import InstanceReferences, Sizing
+from kubenova.agents.compute.spec import DomainSpec
 from kubenova.agents.compute.spec_builder import domain_spec
 from kubenova.agents.compute.status_writer import StatusWriter
 from kubenova.agents.images.fetcher import ImageFetcher
@@ -100,6 +101,10 @@ class DomainReconciler:
         # Keys that left the watch while a fresh read still places them here (a watch that
         # lagged behind a move and back): their domains are kept, checked at every resync.
         self.retained: set[str] = set()
+        # UIDs of guests in a live migration to or from this host: the migration service
+        # (migration_service.py) owns their domain until the move is over, so no pass here
+        # may spawn one (a second copy) or tear one down.
+        self.moving: set[str] = set()
 
     def key_of_uid(self, uid: str) -> str | None:
         return self._keys.get(uid)
@@ -110,6 +115,8 @@ class DomainReconciler:
             return None
         self._remember(key, uid_of(body))
         self.retained.discard(key)
+        if uid_of(body) in self.moving:
+            return None  # the migration's end marks it again
         if deleting(body):
             await self._delete(key, body)
             return None
@@ -288,6 +295,15 @@ class DomainReconciler:
             message = f"fetching image {instance.spec.image} and building the domain"
             await self._status.report(key, body, st.building(message), refresh=self._refresh(key))
         return await work
+
+    async def incoming_spec(self, body: Body) -> DomainSpec:
+        """The DomainSpec of an Instance arriving here by live migration (image fetched)."""
+        instance = Instance.model_validate(body)
+        sizing = await self._references.sizing(instance)
+        image = await self._references.image(instance.spec.image)
+        local = await self.images.fetch(instance.spec.image, image)
+        nics = await self._references.nics(body) if self.settings.wire_nics else ()
+        return domain_spec(body, instance, sizing, image, local, nics)
 
     async def _spawn(
         self,

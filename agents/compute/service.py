@@ -15,8 +15,11 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from kubenova.agents.compute.driver import ComputeDriver, LifecycleEvent
+from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
+from kubenova.agents.compute.migration_service import MigrationService
 from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler, DomainReconcilerSettings
 from kubenova.agents.images.fetcher import ImageFetcher
 from kubenova.errors import KubenovaError
@@ -80,6 +83,18 @@ class ComputeService:
             workers=settings.workers,
             what="instances",
         )
+        # Only a libvirt driver moves guests (the fake one has no libvirtd to migrate with).
+        self.migrations = (
+            MigrationService(
+                client,
+                cast(LibvirtDriver, driver),
+                self.reconciler,
+                settings.host,
+                self.watch.queue.mark,
+            )
+            if hasattr(driver, "files")
+            else None
+        )
 
     @property
     def synced(self) -> asyncio.Event:
@@ -87,7 +102,15 @@ class ComputeService:
         return self.watch.synced
 
     async def run(self) -> None:
-        """Watch, reconcile and resync until cancelled."""
+        """Watch, reconcile and resync until cancelled (and take part in live migrations)."""
+        if self.migrations is None:
+            await self._run_instances()
+            return
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._run_instances(), name="instances")
+            tasks.create_task(self.migrations.run(), name="migrations")
+
+    async def _run_instances(self) -> None:
         loop = asyncio.get_running_loop()
 
         def from_driver_thread(event: LifecycleEvent) -> None:
@@ -121,6 +144,7 @@ class ComputeService:
         live = {uid_of(body) for body in self.watch.bodies()}
         # Out of the watch but, as the operator says, still placed here.
         live |= {uid for key in self.reconciler.retained if (uid := self.reconciler.uids.get(key))}
+        live |= self.reconciler.moving  # arriving or leaving: the migration service's
         domains = await asyncio.to_thread(self.driver.list_instances)
         destroyed = []
         for info in domains:

@@ -57,6 +57,7 @@ class HostRegistration:
         services: Sequence[str] = ("compute",),
         domain_type: str | None = None,
         underlay_ip: str | None = None,
+        migration: dict[str, str] | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         lease_clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -67,6 +68,9 @@ class HostRegistration:
         self.services = list(services)
         self.domain_type = domain_type
         self.underlay_ip = underlay_ip
+        # status.migration: how peers' libvirtds reach ours (libvirtURI, address,
+        # instancesDir); the agent's to write, so a live migration never trusts a tenant.
+        self.migration = migration
         self.heartbeat_interval = heartbeat_interval
         self.lease = (
             LeaseKeeper(client, name, clock=lease_clock)
@@ -141,6 +145,8 @@ class HostRegistration:
             status["domainType"] = self.domain_type
         if self.underlay_ip:
             status["underlayIP"] = self.underlay_ip
+        if self.migration:
+            status["migration"] = self.migration
         return status
 
     async def _get_or_create(self) -> dict[str, Any]:

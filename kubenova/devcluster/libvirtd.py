@@ -76,9 +76,20 @@ class PrivateLibvirtd:
     that network namespace (`ip netns exec`), so QEMU's taps are made there: a simulated
     host of its own on one machine."""
 
-    def __init__(self, root: Path, netns: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        netns: str | None = None,
+        *,
+        host_uuid: str | None = None,
+        migration_ports: tuple[int, int] | None = None,
+    ) -> None:
         self.root = root.resolve()
         self.netns = netns
+        # Two daemons on one machine are two hosts to live migration only with distinct
+        # host UUIDs (else "migrate to the same host") and their own incoming port ranges.
+        self.host_uuid = host_uuid
+        self.migration_ports = migration_ports
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -239,8 +250,14 @@ class PrivateLibvirtd:
     def _write_config(self) -> None:
         for sub, _target in BIND_MOUNTS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        (self.root / "etc" / "qemu.conf").write_text(QEMU_CONF)
-        (self.root / "etc" / "libvirtd.conf").write_text(LIBVIRTD_CONF)
+        qemu_conf, libvirtd_conf = QEMU_CONF, LIBVIRTD_CONF
+        if self.migration_ports is not None:
+            low, high = self.migration_ports
+            qemu_conf += f"migration_port_min = {low}\nmigration_port_max = {high}\n"
+        if self.host_uuid is not None:
+            libvirtd_conf += f'host_uuid = "{self.host_uuid}"\n'
+        (self.root / "etc" / "qemu.conf").write_text(qemu_conf)
+        (self.root / "etc" / "libvirtd.conf").write_text(libvirtd_conf)
 
     def _tail(self, lines: int = 30) -> str:
         text = ""

@@ -265,6 +265,24 @@ class InstanceReconciler:
             claim = await asyncio.to_thread(self.placer.claim_on, request, host)
             self.claimed[uid] = claim.host
 
+    async def moved(self, body: Body, host: str, message: str) -> None:
+        """A live migration moved the guest to `host` (the inventory handed its claim over
+        already): one status apply names the new host, keeping the rest of our hand-over."""
+        uid = uid_of(body)
+        self.claimed[uid] = host
+        entry = cond.condition(
+            SCHEDULED,
+            True,
+            "Migrated",
+            message,
+            generation=generation_of(body),
+            previous=(body.get("status") or {}).get("conditions"),
+        )
+        status = still_handed_over(body, host, {}) | {"conditions": [entry]}
+        body = await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
+        self.handed_over.remember(uid, body, {"host": host})
+        log.info("instance %s %s", key_of(body), message)
+
     # -- deletion ----------------------------------------------------------------------------
 
     async def _finalize(self, key: str, body: Body) -> None:

@@ -45,6 +45,7 @@ def test_every_crd_is_established(cluster: ClusterAccess, crds_installed: list[s
         f"{p}.kubenova.io"
         for p in (
             "instances",
+            "instancemigrations",
             "volumes",
             "networks",
             "flavors",

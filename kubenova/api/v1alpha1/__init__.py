@@ -14,6 +14,14 @@ from .instance import (
     PowerState,
 )
 from .meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus, CRDInfo, Resource
+from .migration import (
+    InstanceMigration,
+    InstanceMigrationSpec,
+    InstanceMigrationStatus,
+    MigrationEndpoint,
+    MigrationPhase,
+    MigrationProgress,
+)
 from .network import Network, NetworkMode, NetworkSpec, NetworkStatus, Port, TunnelEndpoint
 from .project import Project, ProjectSpec, ProjectStatus, Quota
 from .servergroup import ServerGroup, ServerGroupPolicy, ServerGroupSpec
@@ -30,6 +38,7 @@ from .volume import (
 
 ALL_RESOURCES: tuple[type[Resource], ...] = (
     Instance,
+    InstanceMigration,
     Volume,
     Network,
     Flavor,
@@ -62,10 +71,16 @@ __all__ = [
     "ImageSpec",
     "ImageStatus",
     "Instance",
+    "InstanceMigration",
+    "InstanceMigrationSpec",
+    "InstanceMigrationStatus",
     "InstancePhase",
     "InstanceResources",
     "InstanceSpec",
     "InstanceStatus",
+    "MigrationEndpoint",
+    "MigrationPhase",
+    "MigrationProgress",
     "Network",
     "NetworkMode",
     "NetworkSpec",

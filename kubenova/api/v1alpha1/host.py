@@ -17,6 +17,7 @@ from .meta import (
     conditions_field,
     ready_column,
 )
+from .migration import MigrationEndpoint
 
 
 class HostService(StrEnum):
@@ -91,6 +92,10 @@ class HostStatus(KubeModel):
         description="MAC of the interface carrying storage traffic (ATA over Ethernet ACLs).",
     )
     agent_version: str | None = Field(default=None, description="kubenova-agent version.")
+    migration: MigrationEndpoint | None = Field(
+        default=None,
+        description="How a peer reaches this host for a live migration (set by its agent).",
+    )
     observed_generation: int | None = Field(default=None)
     conditions: list[Condition] = conditions_field()
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from kubenova.api.v1alpha1 import Host, Instance, Volume
+from kubenova.api.v1alpha1 import Host, Instance, InstanceMigration, Volume
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.agent_identity import AGENT_RULES, agent_kubeconfig, install_agent_rbac
 from kubenova.kube import ApiError, KubeClient, kubenova_kind
@@ -28,7 +28,7 @@ from kubenova.kube.client import APPLY_PATCH, JSON_PATCH
 from kubenova.kube.config import load_config
 from kubenova.kube.objects import apply_status
 from kubenova.kube.paths import LEASES, ResourceKind
-from kubenova.wellknown import AGENT_MANAGER
+from kubenova.wellknown import AGENT_MANAGER, OPERATOR_MANAGER
 from tests.builders import a_flavor, a_host, a_volume, an_image, an_instance, as_yaml
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.apiserver import REPO_ROOT
@@ -380,3 +380,41 @@ def test_an_agent_reads_only_the_chap_secrets_of_its_volumes(
     assert "forbidden" in refused_after.lower()
     assert other_secrets.returncode != 0  # B reads its secret by name; it cannot list
     assert secret_read(cluster, identities.b_config, namespace, secret) == ""
+
+
+MIGRATIONS = kubenova_kind(InstanceMigration)
+
+
+def test_an_agent_reports_only_on_its_own_migrations_and_never_steers_them(
+    apiserver: ClusterAccess, identities: Identities, namespace: str
+) -> None:
+    a, b, a_config = identities.a, identities.b, identities.a_config
+    hosts = {"m-a": (a, b), "m-b": (b, f"host-c-{uuid.uuid4().hex[:6]}")}
+    for name, (source, target) in hosts.items():
+        manifest = {"apiVersion": MIGRATIONS.api_version, "kind": "InstanceMigration",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "spec": {"instanceName": "mover"}}  # fmt: skip
+        apiserver.kubectl("apply", "-f", "-", input=as_yaml(manifest))
+        status = {"phase": "Running", "sourceHost": source, "targetHost": target}
+        body = {"metadata": {"name": name, "namespace": namespace}}
+        refusal = attempt(
+            apiserver.kubeconfig,
+            lambda client, body=body, status=status: apply_status(
+                client, MIGRATIONS, body, status, manager=OPERATOR_MANAGER
+            ),
+        )
+        assert refusal == "", refusal
+    progress = {"progress": {"dataTotal": 100, "dataRemaining": 50}}
+    eventually(
+        lambda: (
+            "may change only its own host"
+            in attempt(a_config, status_write(MIGRATIONS, "m-b", namespace, progress))
+        ),
+        timeout=30,
+        what="the host policy enforced on migrations",
+    )
+    # Host A is m-a's source: it reports there, and only reports.
+    assert attempt(a_config, status_write(MIGRATIONS, "m-a", namespace, progress)) == ""
+    for steer in ({"phase": "Completed"}, {"targetHost": a}, {"sourceHost": b}):
+        refusal = attempt(a_config, status_write(MIGRATIONS, "m-a", namespace, progress | steer))
+        assert "written by the kubenova operator only" in refusal, (steer, refusal)

@@ -1,0 +1,264 @@
+"""The compute agent's half of a live migration: InstanceMigrations naming this host.
+
+Two watches, one per role, selected by the operator's own status fields (selectableFields
+of the CRD; tenants cannot write status): `status.targetHost=<host>` prepares the incoming
+guest's files when the operator says PreparingTarget (condition TargetPrepared), and
+abandons them after a failure; `status.sourceHost=<host>` runs libvirt's migration when the
+operator says Running, writes progress while it runs and condition Migrated when it ends
+(True: the guest runs on the target; False: it still runs here). A deleted migration aborts
+the job. While a guest moves, the domain reconciler leaves it alone (`moving`): no second
+copy is spawned on either side and no orphan sweep takes the incoming domain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from kubenova import conditions as cond
+from kubenova.agents.compute.driver import ComputeFailure, InstanceNotFound
+from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
+from kubenova.agents.compute.migration import (
+    LiveMigration,
+    PeerEndpoint,
+    Progress,
+    abandon_target,
+    finish_source,
+    prepare_target,
+)
+from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler
+from kubenova.api.v1alpha1 import Host, InstanceMigration
+from kubenova.errors import KubenovaError
+from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube.meta import Body, deleting, namespace_of, uid_of
+from kubenova.kube.objects import apply_status
+from kubenova.kube.watch import ListWatch
+from kubenova.wellknown import AGENT_MANAGER
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = kubenova_kind(InstanceMigration)
+HOSTS = kubenova_kind(Host)
+PREPARED = "TargetPrepared"
+MIGRATED = "Migrated"
+PROGRESS_WRITES = 0.5  # seconds between two progress writes: the apiserver is shared
+
+
+class MigrationService:
+    """Both roles of this host; `await run()` until cancelled."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        driver: LibvirtDriver,
+        reconciler: DomainReconciler,
+        host: str,
+        mark: Callable[[str], None],
+    ) -> None:
+        self.client = client
+        self.mark = mark  # an Instance key into the domain reconciler's queue
+        self.driver = driver
+        self.reconciler = reconciler
+        self.host = host
+        self.jobs: dict[str, LiveMigration] = {}  # migration key -> its job (source side)
+        self.running: dict[str, asyncio.Task[None]] = {}  # migration key -> its _migrate
+        self.guests: dict[str, tuple[str, str]] = {}  # migration key -> (instance key, uid)
+        self.target_watch = ListWatch(
+            client,
+            MIGRATIONS,
+            self._target,
+            field_selector=f"status.targetHost={host}",
+            workers=2,
+            name=f"incoming@{host}",
+        )
+        self.source_watch = ListWatch(
+            client,
+            MIGRATIONS,
+            self._source,
+            field_selector=f"status.sourceHost={host}",
+            workers=2,
+            name=f"outgoing@{host}",
+        )
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.target_watch.run())
+            tasks.create_task(self.source_watch.run())
+
+    # -- shared ----------------------------------------------------------------------------
+
+    async def _guest(self, key: str, body: Body) -> tuple[str, Body] | None:
+        """The Instance the migration moves (its key and body); None if it is gone."""
+        name = InstanceMigration.model_validate(body).spec.instance_name
+        namespace = namespace_of(body)
+        try:
+            instance = await self.client.get(INSTANCES, name, namespace)
+        except NotFound:
+            return None
+        self.guests[key] = (f"{namespace}/{name}", uid_of(instance))
+        self.reconciler.moving.add(uid_of(instance))
+        return f"{namespace}/{name}", instance
+
+    def _over(self, key: str) -> None:
+        """The move is over (either way): the domain reconciler looks at the guest again."""
+        guest = self.guests.pop(key, None)
+        if guest is not None:
+            self.reconciler.moving.discard(guest[1])
+            self.mark(guest[0])
+
+    async def _report(self, body: Body, status: dict[str, Any]) -> None:
+        with contextlib.suppress(NotFound):
+            await apply_status(self.client, MIGRATIONS, body, status, manager=AGENT_MANAGER)
+
+    # -- target ----------------------------------------------------------------------------
+
+    async def _target(self, key: str, body: Body | None) -> float | None:
+        status = (body or {}).get("status") or {}
+        phase = status.get("phase")
+        if body is None or phase == "Failed" or status.get("targetHost") != self.host:
+            if body is not None and key not in self.guests:
+                await self._guest(key, body)  # after a restart: which guest to abandon
+            await self._abandon(key)
+            return None
+        if phase == "Completed":
+            self._over(key)
+            return None
+        if phase != "PreparingTarget" and key in self.guests:
+            return None  # prepared; the source moves it
+        found = await self._guest(key, body)
+        if found is None or phase != "PreparingTarget" or deleting(body):
+            return None
+        if cond.find(status.get("conditions"), PREPARED) is not None:
+            return None
+        _, instance = found
+        try:
+            spec = await self.reconciler.incoming_spec(instance)
+            await asyncio.to_thread(prepare_target, self.driver, spec)
+        except KubenovaError as exc:
+            log.warning("migration %s: preparing %s failed: %s", key, self.host, exc)
+            await self._report(body, _condition(PREPARED, False, "PrepareFailed", str(exc)))
+            return None
+        log.info("migration %s: %s prepared for %s", key, self.host, spec.domain_name)
+        await self._report(body, _condition(PREPARED, True, "Prepared", f"{self.host} is ready"))
+        return None
+
+    async def _abandon(self, key: str) -> None:
+        guest = self.guests.get(key)
+        if guest is None:
+            return
+        try:
+            await asyncio.to_thread(abandon_target, self.driver, guest[1])
+        except ComputeFailure as exc:
+            # Defined here: the guest arrived after all; the operator's settle decides.
+            log.warning("migration %s: target files kept: %s", key, exc)
+        self._over(key)
+
+    # -- source ----------------------------------------------------------------------------
+
+    async def _source(self, key: str, body: Body | None) -> float | None:
+        job = self.jobs.get(key)
+        status = (body or {}).get("status") or {}
+        if body is None or deleting(body):
+            if job is not None and not job.done:
+                log.info("migration %s cancelled: aborting the job", key)
+                await asyncio.to_thread(job.abort)
+            if body is None:
+                self._over(key)
+                return None
+        phase = status.get("phase")
+        assert body is not None
+        if phase in ("Completed", "Failed"):
+            self._over(key)
+            return None
+        if phase != "Running" or status.get("sourceHost") != self.host:
+            if phase == "PreparingTarget":
+                await self._guest(key, body)  # hold the guest from now on
+            return None
+        if cond.find(status.get("conditions"), MIGRATED) is not None or key in self.running:
+            return None
+        found = await self._guest(key, body)
+        if found is None:
+            await self._report(body, _condition(MIGRATED, False, "InstanceGone", "deleted"))
+            return None
+        if deleting(body):
+            await self._report(body, _condition(MIGRATED, False, "Cancelled", "deleted"))
+            return None
+        task = asyncio.create_task(self._migrate(key, body, uid_of(found[1])), name=key)
+        self.running[key] = task
+        task.add_done_callback(lambda _: self.running.pop(key, None))
+        return None
+
+    async def _migrate(self, key: str, body: Body, uid: str) -> None:
+        """Run the job to its end and report where the guest runs."""
+        status = body.get("status") or {}
+        try:
+            target = await self.client.get(HOSTS, str(status.get("targetHost")))
+            endpoint = (target.get("status") or {}).get("migration")
+            if not endpoint:
+                raise ComputeFailure(f"host {status.get('targetHost')} publishes no endpoint")
+            peer = PeerEndpoint(
+                endpoint["libvirtURI"], endpoint["address"], Path(endpoint["instancesDir"])
+            )
+            domain = await asyncio.to_thread(self.driver.libvirt_domain, uid)
+            # A job of an earlier agent process (killed mid-move) is the source libvirtd's
+            # and runs on: wait for its end, never start a second one beside it.
+            while await asyncio.to_thread(_job_active, domain):
+                await asyncio.sleep(PROGRESS_WRITES)
+            domain = await asyncio.to_thread(self.driver.libvirt_domain, uid)
+        except InstanceNotFound:
+            # Undefined here: only the job's switch-over does that while the migration runs
+            # (UNDEFINE_SOURCE), so the guest left for the target.
+            await self._report(body, _condition(MIGRATED, True, "LeftSource", "not here"))
+            return
+        except (KubenovaError, NotFound) as exc:
+            await self._report(body, _condition(MIGRATED, False, "NoPeer", str(exc)))
+            return
+        job = LiveMigration(domain, peer, self.driver.files.directory(uid))
+        self.jobs[key] = job
+        # Progress is written from here only, one write at a time: a late progress write
+        # can never land after (and so take away) the Migrated report.
+        try:
+            await asyncio.to_thread(job.start)
+            waiting = asyncio.create_task(asyncio.to_thread(job.wait))
+            while not (await asyncio.wait({waiting}, timeout=PROGRESS_WRITES))[0]:
+                if job.last.data_total is not None:
+                    await self._report(body, _progress(job.last))
+            final = await waiting
+        except KubenovaError as exc:
+            log.warning("migration %s failed: %s", key, exc)
+            report = _progress(job.last) | _condition(MIGRATED, False, "MigrationFailed", str(exc))
+            await self._report(body, report)
+            return
+        finally:
+            self.jobs.pop(key, None)
+        with contextlib.suppress(ComputeFailure):
+            await asyncio.to_thread(finish_source, self.driver, uid)
+        log.info("migration %s: the guest left %s", key, self.host)
+        report = _progress(final) | _condition(MIGRATED, True, "Migrated", "runs on the target")
+        await self._report(body, report)
+
+
+def _job_active(domain: Any) -> bool:
+    try:
+        return bool(domain.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE)
+    except libvirt.libvirtError:
+        return False  # gone meanwhile: the next lookup says so
+
+
+def _condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+    return {"conditions": [cond.condition(type_, ok, reason, message)]}
+
+
+def _progress(progress: Progress) -> dict[str, Any]:
+    values = {
+        "dataTotal": progress.data_total,
+        "dataRemaining": progress.data_remaining,
+        "memoryIteration": progress.memory_iteration,
+    }
+    return {"progress": {k: v for k, v in values.items() if v is not None}}

@@ -1,0 +1,242 @@
+"""The operator's InstanceMigration reconciler: claim the target, hand the move to the two
+agents, then hand the inventory over (or roll it back) from what they report.
+
+Level-triggered on the migration's newest body. The operator writes phase, sourceHost and
+targetHost (the agents select their migrations by the two hosts; tenants cannot write
+status); the target agent reports condition TargetPrepared, the source agent progress and
+condition Migrated (True: the guest runs on the target; False: it still runs on the
+source). Only those reports move the phase on, so a restarted operator picks up where the
+guest is: `settle` makes the inventory agree with the Migrated report.
+
+The operator's finalizer holds a deleted migration until the move is over: the source
+agent aborts the job when it sees the deletion, and what it then reports decides between
+hand-over and roll-back, so the inventory never disagrees with where the guest runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field, replace
+
+from kubenova import conditions as cond
+from kubenova.api.v1alpha1 import Instance, InstanceMigration, MigrationPhase
+from kubenova.errors import UserError
+from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import (
+    Body,
+    deleting,
+    finalizers_of,
+    key_of,
+    name_of,
+    namespace_of,
+    uid_of,
+)
+from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.operator import inventory as inv
+from kubenova.operator.catalog import Catalog
+from kubenova.operator.instances import INSTANCES, InstanceReconciler
+from kubenova.operator.migrations.claims import roll_back, settle
+from kubenova.operator.migrations.target import place_target
+from kubenova.operator.placement import Placer, build_request
+from kubenova.operator.scheduler import NoValidHost
+from kubenova.wellknown import OPERATOR_FINALIZER, OPERATOR_MANAGER
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = kubenova_kind(InstanceMigration)
+PREPARED = "TargetPrepared"  # written by the target's agent
+MIGRATED = "Migrated"  # written by the source's agent
+TERMINAL = (MigrationPhase.COMPLETED, MigrationPhase.FAILED)
+
+
+@dataclass
+class MigrationReconciler:
+    """Reconciles one InstanceMigration key at a time (the work queue serialises per key)."""
+
+    client: KubeClient
+    placer: Placer
+    catalog: Catalog
+    events: EventRecorder
+    instances: InstanceReconciler
+    uids: dict[str, str] = field(default_factory=dict)  # key -> uid, to roll back after DELETED
+
+    async def __call__(self, key: str, body: Body | None) -> float | None:
+        if body is None:
+            uid = self.uids.pop(key, None)
+            if uid is not None:  # gone without our finalizer (forced): free the target
+                await self._roll_back(uid)
+            return None
+        self.uids[key] = uid_of(body)
+        status = body.get("status") or {}
+        phase = status.get("phase")
+        if phase in TERMINAL:
+            if deleting(body):
+                await remove_finalizer(self.client, MIGRATIONS, body, OPERATOR_FINALIZER)
+            return None
+        migrated = cond.find(status.get("conditions"), MIGRATED)
+        if migrated is not None and migrated.get("status") in ("True", "False"):
+            await self._finish(body, migrated.get("status") == "True", migrated)
+            return None
+        if deleting(body) and phase != MigrationPhase.RUNNING:
+            # Nothing moves yet (the source agent starts only in Running): roll back now.
+            await self._fail(body, "Cancelled", "the migration was deleted before the move")
+            return None
+        if phase in (None, MigrationPhase.PENDING, MigrationPhase.SCHEDULING):
+            await self._schedule(body)
+            return None
+        prepared = cond.find(status.get("conditions"), PREPARED)
+        if phase == MigrationPhase.PREPARING_TARGET and prepared is not None:
+            if prepared.get("status") == "True":
+                await self._phase(body, MigrationPhase.RUNNING, "Migrating", "moving the guest")
+            elif prepared.get("status") == "False":
+                await self._fail(body, "TargetNotPrepared", str(prepared.get("message", "")))
+        return None  # the agents' reports wake us
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    async def _schedule(self, body: Body) -> None:
+        migration = InstanceMigration.model_validate(body)
+        namespace = namespace_of(body)
+        try:
+            instance = await self.client.get(INSTANCES, migration.spec.instance_name, namespace)
+        except NotFound:
+            await self._fail(
+                body, "InstanceNotFound", f"no instance {migration.spec.instance_name} here"
+            )
+            return
+        istatus = instance.get("status") or {}
+        source = istatus.get("host")
+        if not source or istatus.get("phase") != "Running" or deleting(instance):
+            await self._fail(
+                body,
+                "InstanceNotRunning",
+                f"instance {migration.spec.instance_name} is not running on a host "
+                f"(phase {istatus.get('phase')}): only a running guest moves live",
+            )
+            return
+        if (ensured := await self._ensure_finalizer(body)) is None:
+            return
+        body = ensured
+        if (body.get("status") or {}).get("phase") is None:
+            body = await self._phase(body, MigrationPhase.SCHEDULING, "Scheduling", "")
+        try:
+            request = build_request(instance, Instance.model_validate(instance), self.catalog)
+            request = replace(request, host=migration.spec.target_host)
+            consumer = inv.Consumer(uid_of(body), name_of(body), namespace)
+            outcome = await asyncio.to_thread(
+                place_target, self.placer.engine, self.placer.scheduler, request, consumer, source
+            )
+        except UserError as exc:
+            await self._fail(body, exc.reason, exc.message)
+            return
+        if isinstance(outcome, NoValidHost):
+            await self._fail(body, "NoValidHost", outcome.message)
+            return
+        self.placer.host_changed(outcome.host)
+        message = f"target {outcome.host} claimed; moving from {source}"
+        status = {
+            "phase": str(MigrationPhase.PREPARING_TARGET),
+            "sourceHost": source,
+            "targetHost": outcome.host,
+        }
+        try:
+            body = await apply_status(
+                self.client, MIGRATIONS, body, status, manager=OPERATOR_MANAGER
+            )
+        except NotFound:
+            await self._roll_back(uid_of(body))
+            return
+        self.events.record(body, "Normal", "TargetClaimed", message)
+        log.info("migration %s: %s", key_of(body), message)
+
+    async def _ensure_finalizer(self, body: Body) -> Body | None:
+        try:
+            updated = await ensure_metadata(
+                self.client, MIGRATIONS, body, finalizers=(OPERATOR_FINALIZER,)
+            )
+        except NotFound:
+            return None
+        return updated or body
+
+    # -- the end ---------------------------------------------------------------------------
+
+    async def _finish(self, body: Body, on_target: bool, report: dict[str, object]) -> None:
+        """The source agent said where the guest runs: the inventory follows, then the phase."""
+        status = body.get("status") or {}
+        source, target = status.get("sourceHost"), status.get("targetHost")
+        name = InstanceMigration.model_validate(body).spec.instance_name
+        try:
+            instance = await self.client.get(INSTANCES, name, namespace_of(body))
+        except NotFound:
+            await self._fail(body, "InstanceDeleted", f"instance {name} was deleted meanwhile")
+            return
+        running_on = target if on_target else source
+        await asyncio.to_thread(
+            settle, self.placer.engine, uid_of(body), uid_of(instance), str(running_on)
+        )
+        for host in (source, target):
+            if host:
+                self.placer.host_changed(str(host))
+        self.placer.on_release()
+        if not on_target:
+            await self._fail(
+                body,
+                str(report.get("reason", "MigrationFailed")),
+                str(report.get("message", "")),
+                rolled_back=True,
+            )
+            return
+        if (instance.get("status") or {}).get("host") != target:
+            await self.instances.moved(instance, str(target), f"migrated live from {source}")
+        message = f"instance {name} runs on {target} (moved live from {source})"
+        await self._phase(body, MigrationPhase.COMPLETED, "Completed", message)
+        self.events.record(instance, "Normal", "Migrated", message)
+        if deleting(body):
+            await remove_finalizer(self.client, MIGRATIONS, body, OPERATOR_FINALIZER)
+
+    async def _fail(
+        self, body: Body, reason: str, message: str, *, rolled_back: bool = False
+    ) -> None:
+        if not rolled_back:
+            await self._roll_back(uid_of(body))
+        text = f"{message}; the guest stays on its source" if message else "rolled back"
+        try:
+            body = await self._phase(body, MigrationPhase.FAILED, reason, text, ok=False)
+        except NotFound:
+            return
+        self.events.record(body, "Warning", reason, text)
+        if deleting(body) and OPERATOR_FINALIZER in finalizers_of(body):
+            await remove_finalizer(self.client, MIGRATIONS, body, OPERATOR_FINALIZER)
+
+    async def _roll_back(self, uid: str) -> None:
+        freed = await asyncio.to_thread(roll_back, self.placer.engine, uid)
+        if freed is not None:
+            self.placer.host_changed(freed.host)
+            self.placer.on_release()
+
+    async def _phase(
+        self, body: Body, phase: MigrationPhase, reason: str, message: str, *, ok: bool = True
+    ) -> Body:
+        """One status apply of the phase (keeping the hosts we wrote) and its condition."""
+        current = body.get("status") or {}
+        status: Body = {"phase": str(phase)}
+        for name in ("sourceHost", "targetHost"):
+            if current.get(name):
+                status[name] = current[name]
+        status["conditions"] = [
+            cond.condition(
+                "Succeeded" if phase in TERMINAL else "Progressing",
+                ok if phase in TERMINAL else True,
+                reason,
+                message,
+                previous=current.get("conditions"),
+            )
+        ]
+        updated = await apply_status(
+            self.client, MIGRATIONS, body, status, manager=OPERATOR_MANAGER
+        )
+        if message and phase not in TERMINAL:
+            self.events.record(updated, "Normal", reason, message)
+        return updated

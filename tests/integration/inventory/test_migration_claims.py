@@ -1,0 +1,107 @@
+"""A live migration's claims (issue 18): the target is chosen by the scheduler without the
+source, honouring anti-affinity, and claimed before the move; both hosts hold the guest
+during it; hand-over and roll-back each change everything in one transaction."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+
+from kubenova.errors import UserError
+from kubenova.operator import inventory as inv
+from kubenova.operator.migrations import (
+    MIGRATION_KIND,
+    hand_over,
+    place_target,
+    roll_back,
+    settle,
+)
+from kubenova.operator.scheduler import NoValidHost, PlacementRequest, Scheduler, SchedulerConfig
+from tests.integration.inventory.conftest import add_hosts
+
+SIZE = inv.Resources(vcpus=2, memory_mb=2048, disk_gb=10)
+GROUP = inv.ServerGroupRef("group-uid", "web", inv.GroupPolicy.ANTI_AFFINITY, "demo")
+VM = inv.Consumer("vm-uid", "vm", "demo")
+SIBLING = inv.Consumer("sibling-uid", "sibling", "demo")
+MOVE = inv.Consumer("move-uid", "move-vm", "demo", kind=MIGRATION_KIND)
+
+
+@pytest.fixture
+def scheduler() -> Scheduler:
+    return Scheduler(SchedulerConfig())
+
+
+def request(host: str | None = None) -> PlacementRequest:
+    return PlacementRequest(consumer=VM, resources=SIZE, group=GROUP, host=host)
+
+
+def test_the_target_is_another_host_that_keeps_anti_affinity_and_both_hold_the_guest(
+    engine: Engine, scheduler: Scheduler
+) -> None:
+    add_hosts(engine, "node-1", "node-2", "node-3")
+    inv.claim(engine, VM, "node-1", SIZE, GROUP)
+    inv.claim(engine, SIBLING, "node-2", SIZE, GROUP)
+    claim = place_target(engine, scheduler, request(), MOVE, source="node-1")
+    assert isinstance(claim, inv.Claim)
+    assert claim.host == "node-3"  # node-1 is the source, node-2 holds an anti-affine sibling
+    usage = inv.host_usage(engine)
+    assert usage["node-1"] == SIZE  # the source still holds the running guest
+    assert usage["node-3"] == SIZE  # and the target holds it too, before the move
+    # While it moves, no other member of the group may land on the target.
+    with pytest.raises(inv.ServerGroupConflict):
+        inv.claim(engine, inv.Consumer("third-uid", "third", "demo"), "node-3", SIZE, GROUP)
+
+    moved = hand_over(engine, MOVE.uid, VM.uid)
+    assert moved == inv.Claim(VM.uid, "node-3", SIZE, created=False)
+    assert inv.host_usage(engine)["node-1"] == inv.Resources()
+    assert inv.find_claim(engine, MOVE.uid) is None
+    assert inv.member_hosts(engine, GROUP.uid) == {"node-2": 1, "node-3": 1}
+    # Idempotent: a retried hand-over after a crash changes nothing.
+    assert hand_over(engine, MOVE.uid, VM.uid) == moved
+
+
+def test_no_other_host_fits_and_nothing_is_claimed(engine: Engine, scheduler: Scheduler) -> None:
+    add_hosts(engine, "node-1", "node-2")
+    inv.claim(engine, VM, "node-1", SIZE, GROUP)
+    inv.claim(engine, SIBLING, "node-2", SIZE, GROUP)
+    decision = place_target(engine, scheduler, request(), MOVE, source="node-1")
+    assert isinstance(decision, NoValidHost)
+    assert inv.find_claim(engine, MOVE.uid) is None
+
+
+def test_a_named_target_that_is_the_source_is_refused(engine: Engine, scheduler: Scheduler) -> None:
+    add_hosts(engine, "node-1", "node-2")
+    inv.claim(engine, VM, "node-1", SIZE, GROUP)
+    with pytest.raises(UserError, match="already runs on"):
+        place_target(engine, scheduler, request(host="node-1"), MOVE, source="node-1")
+
+
+def test_a_roll_back_frees_the_target_and_leaves_the_source(
+    engine: Engine, scheduler: Scheduler
+) -> None:
+    add_hosts(engine, "node-1", "node-2")
+    inv.claim(engine, VM, "node-1", SIZE, GROUP)
+    claim = place_target(engine, scheduler, request(host="node-2"), MOVE, source="node-1")
+    assert isinstance(claim, inv.Claim)
+    assert claim.host == "node-2"
+    roll_back(engine, MOVE.uid)
+    assert inv.host_usage(engine) == {"node-1": SIZE, "node-2": inv.Resources()}
+    assert inv.find_claim(engine, VM.uid) == inv.Claim(VM.uid, "node-1", SIZE, created=False)
+    assert inv.member_hosts(engine, GROUP.uid) == {"node-1": 1}
+
+
+@pytest.mark.parametrize("runs_on", ["node-1", "node-2"], ids=["source", "target"])
+def test_after_a_crash_mid_move_the_inventory_follows_where_the_guest_runs(
+    engine: Engine, scheduler: Scheduler, runs_on: str
+) -> None:
+    add_hosts(engine, "node-1", "node-2")
+    inv.claim(engine, VM, "node-1", SIZE, GROUP)
+    place_target(engine, scheduler, request(host="node-2"), MOVE, source="node-1")
+    claim = settle(engine, MOVE.uid, VM.uid, running_on=runs_on)
+    assert claim is not None
+    assert claim.host == runs_on
+    other = "node-2" if runs_on == "node-1" else "node-1"
+    assert inv.host_usage(engine) == {runs_on: SIZE, other: inv.Resources()}
+    assert inv.find_claim(engine, MOVE.uid) is None
+    with pytest.raises(ValueError, match="neither"):
+        settle(engine, MOVE.uid, VM.uid, running_on="node-9")
