@@ -155,19 +155,12 @@ def claim_in(
     if amounts is not None:
         quotas.charge(connection, consumer, amounts)
     member_hosts = _lock_group(connection, group, consumer.uid) if group else frozenset()
-    row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
-    if row is None:
-        raise UnknownHost(host)
-    used = _usage(connection, row.id)
-    snapshot = snapshot_from_row(row, used)
-    capacity = snapshot.record.overcommit.capacity(snapshot.record.capacity)
-    if any(amount > 0 and used[rc] + amount > capacity[rc] for rc, amount in resources.items()):
-        raise InsufficientCapacity(snapshot, resources)
+    host_id = _lock_host_with_room(connection, host, resources)
     if group is not None:
         _check_policy(group, host, member_hosts)
         connection.execute(
             _INSERT_MEMBER,
-            {"group_uid": group.uid, "consumer_uid": consumer.uid, "host_id": row.id},
+            {"group_uid": group.uid, "consumer_uid": consumer.uid, "host_id": host_id},
         )
     now = utcnow()
     connection.execute(
@@ -178,7 +171,7 @@ def claim_in(
                 "consumer_kind": consumer.kind,
                 "consumer_namespace": consumer.namespace,
                 "consumer_name": consumer.name,
-                "host_id": row.id,
+                "host_id": host_id,
                 "resource_class": rc.value,
                 "amount": amount,
                 "created_at": now,
@@ -188,8 +181,8 @@ def claim_in(
         ],
     )
     if consumer.kind == INSTANCE_KIND:
-        _record_instance(connection, consumer, row.id, group)
-    connection.execute(_BUMP_GENERATION, {"host_id": row.id})
+        _record_instance(connection, consumer, host_id, group)
+    connection.execute(_BUMP_GENERATION, {"host_id": host_id})
     return _take_steps(connection, Claim(consumer.uid, host, resources), consumer, steps)
 
 
@@ -221,31 +214,24 @@ def move_in(
     if existing.host != away_from:
         return None, _take_steps(connection, existing, consumer, steps)
     member_hosts = _lock_group(connection, group, consumer.uid) if group else frozenset()
-    row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
-    if row is None:
-        raise UnknownHost(host)
-    used = _usage(connection, row.id)
-    snapshot = snapshot_from_row(row, used)
-    capacity = snapshot.record.overcommit.capacity(snapshot.record.capacity)
     wanted = existing.resources
-    if any(amount > 0 and used[rc] + amount > capacity[rc] for rc, amount in wanted.items()):
-        raise InsufficientCapacity(snapshot, wanted)
+    host_id = _lock_host_with_room(connection, host, wanted)
     if group is not None:
         _check_policy(group, host, member_hosts)
     uid = consumer.uid
     connection.execute(
-        update(Allocation).where(Allocation.consumer_uid == uid).values(host_id=row.id)
+        update(Allocation).where(Allocation.consumer_uid == uid).values(host_id=host_id)
     )
     connection.execute(
         update(ServerGroupMember)
         .where(ServerGroupMember.consumer_uid == uid)
-        .values(host_id=row.id)
+        .values(host_id=host_id)
     )
-    connection.execute(update(InstanceRow).where(InstanceRow.uid == uid).values(host_id=row.id))
+    connection.execute(update(InstanceRow).where(InstanceRow.uid == uid).values(host_id=host_id))
     connection.execute(
         update(VolumeAttachmentRow)
         .where(VolumeAttachmentRow.instance_uid == uid)
-        .values(host_id=row.id)
+        .values(host_id=host_id)
     )
     connection.execute(
         update(HostRow)
@@ -254,6 +240,19 @@ def move_in(
     )
     moved = Claim(uid, host, wanted, created=True)
     return existing, _take_steps(connection, moved, consumer, steps)
+
+
+def _lock_host_with_room(connection: Connection, host: str, wanted: Resources) -> int:
+    """Lock `host`'s row (its claims serialise on it) and check `wanted` fits; its id."""
+    row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
+    if row is None:
+        raise UnknownHost(host)
+    used = _usage(connection, row.id)
+    snapshot = snapshot_from_row(row, used)
+    capacity = snapshot.record.overcommit.capacity(snapshot.record.capacity)
+    if any(amount > 0 and used[rc] + amount > capacity[rc] for rc, amount in wanted.items()):
+        raise InsufficientCapacity(snapshot, wanted)
+    return int(row.id)
 
 
 def _take_steps(
