@@ -20,7 +20,13 @@ import yaml
 
 from kubenova.cli.db import url_option
 from kubenova.devcluster import ClusterAccess, ControlPlaneError
-from kubenova.devcluster.processes import ProcessSpec, launch, live_pid, log_tail, stop_pid
+from kubenova.devcluster.processes import (
+    ProcessSpec,
+    launch,
+    live_pid,
+    log_tail,
+    stop_recorded,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -209,10 +215,4 @@ def start_dev_api(
 
 
 def stop_dev_api(state_dir: Path) -> list[str]:
-    spec = _dev_spec(state_dir)
-    pid = live_pid(spec)
-    spec.pid_file.unlink(missing_ok=True)
-    if pid is None:
-        return []
-    stop_pid(pid, timeout=20)
-    return ["openstack-api"]
+    return ["openstack-api"] if stop_recorded(_dev_spec(state_dir), timeout=20) else []

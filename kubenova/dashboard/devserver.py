@@ -18,7 +18,13 @@ from pathlib import Path
 from kubenova.dashboard import rbac
 from kubenova.devcluster.access import ClusterAccess
 from kubenova.devcluster.errors import ControlPlaneError
-from kubenova.devcluster.processes import ProcessSpec, launch, live_pid, log_tail, stop_pid
+from kubenova.devcluster.processes import (
+    ProcessSpec,
+    launch,
+    live_pid,
+    log_tail,
+    stop_recorded,
+)
 
 IDENTITY = "kubenova-dashboard"
 PORT_ENV = "KUBENOVA_DASHBOARD_PORT"  # a fixed port; default: a free one, kept in dashboard.url
@@ -82,10 +88,4 @@ def _free_port() -> int:
 
 
 def stop(state_dir: Path) -> list[str]:
-    spec = _spec(state_dir, [])
-    pid = live_pid(spec)
-    spec.pid_file.unlink(missing_ok=True)
-    if pid is None:
-        return []
-    stop_pid(pid, timeout=10)
-    return ["dashboard"]
+    return ["dashboard"] if stop_recorded(_spec(state_dir, [])) else []

@@ -141,6 +141,17 @@ def stop_pid(pid: int, *, timeout: float = 10.0) -> None:
         raise RuntimeError(f"process {pid} survived SIGKILL")
 
 
+def stop_recorded(spec: ProcessSpec, *, timeout: float = 10.0) -> bool:
+    """Stop the process `spec`'s pid file names (if it still runs it) and forget the file;
+    whether one was running."""
+    pid = live_pid(spec)
+    spec.pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    stop_pid(pid, timeout=timeout)
+    return True
+
+
 def log_tail(path: Path, lines: int = 25) -> str:
     """The last lines of a log, to put into an error message."""
     try:

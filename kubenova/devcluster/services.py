@@ -25,7 +25,13 @@ from kubenova.devcluster.binaries import find_checkout
 from kubenova.devcluster.errors import ControlPlaneError
 from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from kubenova.devcluster.objectstore import start_dev_objectstore, stop_dev_objectstore
-from kubenova.devcluster.processes import ProcessSpec, launch, live_pid, log_tail, stop_pid
+from kubenova.devcluster.processes import (
+    ProcessSpec,
+    launch,
+    live_pid,
+    log_tail,
+    stop_recorded,
+)
 from kubenova.devcluster.tgtd import PrivateTgtd
 
 Progress = Callable[[str], None]
@@ -159,12 +165,8 @@ class LocalServices:
     def down(self) -> list[str]:
         stopped = []
         for name in reversed(PROCESSES):
-            spec = self._spec(name, [])
-            pid = live_pid(spec)
-            if pid is not None:
-                stop_pid(pid, timeout=20)
+            if stop_recorded(self._spec(name, []), timeout=20):
                 stopped.append(name)
-            spec.pid_file.unlink(missing_ok=True)
         if self.libvirtd.running_pid() is not None:
             self.libvirtd.stop()  # destroys the guests first: tgtd must outlive their sessions
             stopped.append("libvirtd")
