@@ -10,7 +10,6 @@ name. The group is bound to the same rules the chart gives the agents' ServiceAc
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 
 from kubenova.devcluster.access import ClusterAccess
-from kubenova.devcluster.crds import FIELD_MANAGER
+from kubenova.devcluster.crds import apply_objects
 from kubenova.devcluster.errors import ControlPlaneError
 from kubenova.wellknown import SYSTEM_NAMESPACE
 
@@ -84,16 +83,7 @@ def agent_rbac(rules_file: Path) -> list[dict[str, Any]]:
 
 def install_agent_rbac(access: ClusterAccess, rules_file: Path) -> None:
     """Server-side apply the agents' rights for group kubenova:agents (idempotent)."""
-    documents = {"apiVersion": "v1", "kind": "List", "items": agent_rbac(rules_file)}
-    access.kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        f"--field-manager={FIELD_MANAGER}",
-        "-f",
-        "-",
-        input=json.dumps(documents),
-    )
+    apply_objects(access, agent_rbac(rules_file))
 
 
 def agent_kubeconfig(access: ClusterAccess, host: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from kubenova.devcluster.access import ClusterAccess
 from kubenova.devcluster.errors import ControlPlaneError
@@ -48,6 +49,20 @@ def apply_manifests(access: ClusterAccess, directory: Path) -> list[str]:
         *files,
     )
     return applied.stdout.split()
+
+
+def apply_objects(access: ClusterAccess, objects: list[dict[str, Any]]) -> None:
+    """Server-side apply `objects` (one List) as kubenova-dev, overwriting what differs."""
+    documents = {"apiVersion": "v1", "kind": "List", "items": objects}
+    access.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        f"--field-manager={FIELD_MANAGER}",
+        "-f",
+        "-",
+        input=json.dumps(documents),
+    )
 
 
 def _not_established(access: ClusterAccess, names: list[str]) -> list[str]:

@@ -8,14 +8,13 @@ run for them to hold.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kubenova.devcluster.access import ClusterAccess
-from kubenova.devcluster.crds import FIELD_MANAGER, apply_manifests
+from kubenova.devcluster.crds import apply_manifests, apply_objects
 from kubenova.devcluster.errors import ControlPlaneError
 
 POLICY_DIR = Path("charts") / "kubenova" / "policies"
@@ -62,13 +61,4 @@ def catalog_rbac(rules_file: Path) -> list[dict[str, Any]]:
 
 def install_catalog_rbac(access: ClusterAccess, rules_file: Path) -> None:
     """Let every authenticated user read Flavors and Images, as the chart does (idempotent)."""
-    documents = {"apiVersion": "v1", "kind": "List", "items": catalog_rbac(rules_file)}
-    access.kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        f"--field-manager={FIELD_MANAGER}",
-        "-f",
-        "-",
-        input=json.dumps(documents),
-    )
+    apply_objects(access, catalog_rbac(rules_file))
