@@ -25,12 +25,14 @@ import pytest
 
 from kubenova.dashboard import rbac
 from kubenova.devcluster import ClusterAccess
+from kubenova.devcluster.policies import CATALOG_RULES, install_catalog_rbac
 from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
 from kubenova.operator.auth import db as auth_db
 from tests.builders import a_flavor, a_project, an_instance, as_yaml
 from tests.e2e.test_real_vm import start_guest_host
 from tests.fixtures.agent import AgentFactory
+from tests.fixtures.apiserver import REPO_ROOT
 from tests.fixtures.operator import OperatorProcess, clean_slate
 from tests.integration.operator.test_scheduling import catalog, wait_ready
 from tests.support.ports import free_port
@@ -52,38 +54,6 @@ CHROMIUM_ARGS = [
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
 PASSWORD = "correct horse battery"
-# The chart's catalog-rbac.yaml (catalog.publicRead): members pick flavors and images.
-CATALOG_READER = [
-    {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": "kubenova-catalog-reader"},
-        "rules": [
-            {
-                "apiGroups": ["kubenova.io"],
-                "resources": ["flavors", "images"],
-                "verbs": ["get", "list", "watch"],
-            }
-        ],
-    },
-    {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": "kubenova-catalog-reader"},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": "kubenova-catalog-reader",
-        },
-        "subjects": [
-            {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Group",
-                "name": "system:authenticated",
-            }
-        ],
-    },
-]
 
 
 @dataclass(kw_only=True)
@@ -151,9 +121,9 @@ def cloud(
     for doc in docs:
         doc["metadata"]["name"] += f"-{suffix}"
     docs[1]["roleRef"]["name"] = docs[0]["metadata"]["name"]
-    apiserver.kubectl(
-        "apply", "-f", "-", input=as_yaml(*docs, *CATALOG_READER, *cloud_reader(f"carol-{suffix}"))
-    )
+    apiserver.kubectl("apply", "-f", "-", input=as_yaml(*docs, *cloud_reader(f"carol-{suffix}")))
+    # Members pick flavors and images: the chart's catalog rules, as the dev cloud binds them.
+    install_catalog_rbac(apiserver, REPO_ROOT / CATALOG_RULES)
     dashboard = DashboardProcess(
         log_path=root / "dashboard.log",
         env=env,
@@ -181,6 +151,9 @@ def cloud(
         dashboard.stop()
         agents.stop_all()
         operator.stop()
+        clean_slate(apiserver)
+        for doc in (*docs, *cloud_reader(f"carol-{suffix}")):
+            apiserver.kubectl("delete", doc["kind"].lower(), doc["metadata"]["name"], check=False)
         print(dashboard.log()[-3000:])
 
 

@@ -44,6 +44,7 @@ TOOLS = Path.home() / ".cache" / "kubenova" / f"openstackclient-{OPENSTACKCLIENT
 FLOATING_POOL = "198.51.100.32/28"
 PASSWORD = "correct horse battery staple"
 CHART = Path(__file__).resolve().parents[2] / "charts" / "kubenova"
+WEBHOOK_CONFIGURATION = "kubenova-admission"  # what the operator publishes
 API_USER = "kubenova-openstack-api"  # the API's identity here, bound to the chart's ClusterRole
 
 
@@ -211,6 +212,9 @@ def cloud(
         f"--user=carol-{suffix}",
     )  # fmt: skip
     role = chart_cluster_role()
+    # Its own name: the session's apiserver is shared, and a Helm release of the chart in
+    # a later test must not find an object of that name it does not own.
+    role["metadata"]["name"] += f"-{suffix}"
     apiserver.kubectl("apply", "-f", "-", input=as_yaml(role))
     apiserver.kubectl(
         "create", "clusterrolebinding", f"{API_USER}-{suffix}",
@@ -281,7 +285,11 @@ def cloud(
         clean_slate(apiserver)
         for kind, name in (("clusterrolebinding", f"hosts-{suffix}"),
                            ("clusterrole", f"hosts-{suffix}"),
-                           ("clusterrolebinding", f"{API_USER}-{suffix}")):  # fmt: skip
+                           ("clusterrolebinding", f"{API_USER}-{suffix}"),
+                           ("clusterrole", role["metadata"]["name"]),
+                           # the stopped operator's webhook would refuse every later create
+                           ("validatingwebhookconfiguration", WEBHOOK_CONFIGURATION),
+                           ("mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION)):  # fmt: skip
             apiserver.kubectl("delete", kind, name, check=False)
 
 

@@ -121,7 +121,11 @@ def install(
         args.append(f"--values={values}")
     for item in set_values:
         args.append(item if item.startswith("--") else f"--set={item}")
-    helm.run(*args, kubeconfig=cluster.kubeconfig)
+    try:
+        helm.run(*args, kubeconfig=cluster.kubeconfig)
+    except BaseException:
+        uninstall(helm, cluster)  # puts the plane's policies back for the tests after this one
+        raise
     manifest = helm.run(
         "get", "manifest", RELEASE, "-n", NAMESPACE, kubeconfig=cluster.kubeconfig
     ).stdout
