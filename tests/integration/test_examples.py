@@ -122,6 +122,9 @@ def test_the_examples_folder_applies_recursively_through_the_webhook(
     for name in (namespace, empty):
         apiserver.kubectl("create", "namespace", name)
     try:
+        # What `kubenova image upload` makes; an earlier test's Image of that name may have
+        # another spec, which is immutable: made afresh.
+        apiserver.kubectl("delete", "image", IMAGE, "--ignore-not-found", "--wait=true")
         apiserver.kubectl("apply", "-f", "-", input=as_yaml(an_image(IMAGE, minMemoryMiB=96)))
 
         applied = apiserver.kubectl(
