@@ -31,6 +31,7 @@ from kubenova.operator.auth import db as auth_db
 from tests.builders import a_flavor, a_network, a_project, an_image, as_yaml
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.webhook import forget_webhook
 from tests.integration.operator.test_scheduling import wait_ready
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess
@@ -44,7 +45,6 @@ TOOLS = Path.home() / ".cache" / "kubenova" / f"openstackclient-{OPENSTACKCLIENT
 FLOATING_POOL = "198.51.100.32/28"
 PASSWORD = "correct horse battery staple"
 CHART = Path(__file__).resolve().parents[2] / "charts" / "kubenova"
-WEBHOOK_CONFIGURATION = "kubenova-admission"  # what the operator publishes
 API_USER = "kubenova-openstack-api"  # the API's identity here, bound to the chart's ClusterRole
 
 
@@ -286,11 +286,9 @@ def cloud(
         for kind, name in (("clusterrolebinding", f"hosts-{suffix}"),
                            ("clusterrole", f"hosts-{suffix}"),
                            ("clusterrolebinding", f"{API_USER}-{suffix}"),
-                           ("clusterrole", role["metadata"]["name"]),
-                           # the stopped operator's webhook would refuse every later create
-                           ("validatingwebhookconfiguration", WEBHOOK_CONFIGURATION),
-                           ("mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION)):  # fmt: skip
+                           ("clusterrole", role["metadata"]["name"])):  # fmt: skip
             apiserver.kubectl("delete", kind, name, check=False)
+        forget_webhook(apiserver)  # the stopped operator's would refuse every later create
 
 
 def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None:

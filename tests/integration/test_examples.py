@@ -23,15 +23,14 @@ import yaml
 from kubenova.devcluster import ClusterAccess
 from tests.builders import an_image, as_yaml
 from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.webhook import serving_webhook
 from tests.support.namespaces import finish_terminating
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.apiserver
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IMAGE = "busybox-test"
 KINDS = {"Flavor", "Project", "Network", "Volume", "Instance"}
-WEBHOOK_CONFIGURATION = "kubenova-admission"
 
 
 def example_objects() -> list[dict[str, Any]]:
@@ -41,20 +40,6 @@ def example_objects() -> list[dict[str, Any]]:
         for doc in yaml.safe_load_all(path.read_text())
         if doc
     ]
-
-
-def _webhook_answers(cluster: ClusterAccess) -> bool:
-    # A Project asking for a reserved namespace is refused only by the webhook itself.
-    probe = {
-        "apiVersion": "kubenova.io/v1alpha1",
-        "kind": "Project",
-        "metadata": {"name": "webhook-probe"},
-        "spec": {"namespace": "kube-system"},
-    }
-    result = cluster.kubectl(
-        "apply", "--dry-run=server", "-f", "-", input=as_yaml(probe), check=False
-    )
-    return "reserved for the system" in result.stderr
 
 
 @pytest.fixture
@@ -70,20 +55,8 @@ def webhook(
         env=dict(os.environ),
         extra_args=("--webhook-port", "0"),
     )
-    process.start()
-    try:
-        eventually(
-            lambda: _webhook_answers(apiserver), timeout=60, what="the admission webhook answering"
-        )
+    with serving_webhook(apiserver, process):
         yield process
-    finally:
-        process.stop()
-        apiserver.kubectl(
-            "delete",
-            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
-            WEBHOOK_CONFIGURATION,
-            check=False,
-        )
 
 
 NAMESPACED = (

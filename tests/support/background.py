@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -40,7 +38,11 @@ class BackgroundService(Generic[S]):
             return client, build(client)
 
         self.client, self.service = self.call(make())
-        self._task = asyncio.run_coroutine_threadsafe(self.service.run(), self._loop)
+
+        async def start() -> asyncio.Task[None]:
+            return asyncio.get_running_loop().create_task(self.service.run())
+
+        self._task: asyncio.Task[None] = self.call(start())
         if ready is not None:
             self.call(asyncio.wait_for(ready(self.service), timeout=60))
 
@@ -60,9 +62,22 @@ class BackgroundService(Generic[S]):
         """Cancel the service and close its client and loop (again: nothing happens)."""
         if not self._thread.is_alive():
             return
-        self._loop.call_soon_threadsafe(self._task.cancel)
-        with contextlib.suppress(concurrent.futures.CancelledError):
-            self._task.result(timeout=60)
-        self.call(self.client.close())
+
+        async def finish() -> None:
+            # The service's own clean-up (its `finally`: flushing Events, closing drivers)
+            # runs to its end here, and so does every task it left: a task still pending
+            # when the loop stops is finalised by some later garbage collection, in the
+            # middle of whatever runs then (CPython 3.11.7 then fails an ast.parse).
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            await self.client.close()
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+        self.call(finish())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()

@@ -23,9 +23,9 @@ from kubenova.devcluster import ClusterAccess
 from tests.builders import a_flavor, a_project, an_image, as_yaml
 from tests.fixtures.ldap import Slapd
 from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.webhook import serving_webhook
 from tests.support.waiting import eventually
 
-WEBHOOK_CONFIGURATION = "kubenova-admission"
 FLOATING_POOL = "198.51.100.16/28"
 
 
@@ -40,20 +40,6 @@ def apply(cluster: ClusterAccess, *docs: dict[str, Any], check: bool = True) -> 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def _webhook_answers(cluster: ClusterAccess) -> bool:
-    # A Project asking for a reserved namespace is refused only by the webhook itself.
-    probe = {
-        "apiVersion": "kubenova.io/v1alpha1",
-        "kind": "Project",
-        "metadata": {"name": "webhook-probe"},
-        "spec": {"namespace": "kube-system"},
-    }
-    result = cluster.kubectl(
-        "apply", "--dry-run=server", "-f", "-", input=as_yaml(probe), check=False
-    )
-    return "reserved for the system" in result.stderr
 
 
 def _delete_everything_made(cluster: ClusterAccess, projects: list[str]) -> None:
@@ -136,23 +122,11 @@ def tenancy(
             "--webhook-port", "0",
         ),
     )  # fmt: skip
-    process.start()
     tenancy = Tenancy(apiserver, process, slapd)
-    try:
-        eventually(
-            lambda: _webhook_answers(apiserver), timeout=60, what="the admission webhook answering"
-        )
+    with serving_webhook(apiserver, process):
         apply(apiserver, a_flavor("q.4", vcpus=4, memory=128, disk=1), an_image("test-image"))
         yield tenancy
         _delete_everything_made(apiserver, tenancy.projects)
-    finally:
-        process.stop()
-        apiserver.kubectl(
-            "delete",
-            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
-            WEBHOOK_CONFIGURATION,
-            check=False,
-        )
 
 
 def log_tail(process: OperatorProcess, lines: int = 60) -> str:

@@ -24,23 +24,14 @@ from kubenova.devcluster import ClusterAccess
 from kubenova.kube import KubeClient, load_config
 from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
 from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.webhook import serving_webhook, webhook_answers
 from tests.integration.security.webhook import (
-    CONFIGURATION,
     published_hook,
     served_certificate,
 )
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.apiserver
-
-
-def _webhook_answers(cluster: ClusterAccess) -> bool:
-    probe = (
-        "apiVersion: kubenova.io/v1alpha1\nkind: Project\nmetadata: {name: webhook-probe}\n"
-        "spec: {namespace: kube-system}\n"
-    )
-    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=probe, check=False)
-    return "reserved for the system" in result.stderr
 
 
 @pytest.fixture
@@ -58,18 +49,8 @@ def short_lived_webhook(
             "--webhook-cert-renew-before", "8",
         ),
     )  # fmt: skip
-    process.start()
-    try:
-        eventually(lambda: _webhook_answers(apiserver), timeout=60, what="the webhook answering")
+    with serving_webhook(apiserver, process):
         yield process
-    finally:
-        process.stop()
-        apiserver.kubectl(
-            "delete",
-            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
-            CONFIGURATION,
-            check=False,
-        )
 
 
 def test_the_served_certificate_is_renewed_before_it_expires(
@@ -92,7 +73,7 @@ def test_the_served_certificate_is_renewed_before_it_expires(
     assert second.not_valid_before_utc < first.not_valid_after_utc  # issued before expiry
     assert second.not_valid_after_utc > first.not_valid_after_utc
     second.verify_directly_issued_by(x509.load_pem_x509_certificate(ca))
-    eventually(lambda: _webhook_answers(apiserver), timeout=15, what="the apiserver reaching it")
+    eventually(lambda: webhook_answers(apiserver), timeout=15, what="the apiserver reaching it")
     # And again: renewal keeps going, not just once.
     third = eventually(lambda: renewed(second), timeout=30, what="a second renewal")
     assert third.not_valid_after_utc > second.not_valid_after_utc
