@@ -34,6 +34,22 @@ bootstrap=${GO:-$(command -v go || true)}
 if [[ -n $bootstrap ]] && new_enough "$bootstrap"; then
   exit 0
 fi
+
+case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
+module="golang.org/toolchain@v0.0.1-$GO_TOOLCHAIN.linux-$arch"
+modcache="$CACHE/go/mod"
+goroot="$modcache/$module"
+link() {
+  $SUDO mkdir -p "$LINK_DIR"
+  $SUDO ln -sfn "$goroot/bin/go" "$LINK_DIR/go"
+  $SUDO ln -sfn "$goroot/bin/gofmt" "$LINK_DIR/gofmt"
+  log "$LINK_DIR/go -> $("$LINK_DIR/go" version)"
+}
+# A toolchain already in the cache needs no bootstrap Go: don't install one to fetch nothing.
+if new_enough "$goroot/bin/go"; then
+  link
+  exit 0
+fi
 if [[ -z $bootstrap ]]; then
   log "no go on PATH: installing Debian's golang-go to fetch a newer toolchain with"
   $SUDO apt-get update -q
@@ -41,23 +57,14 @@ if [[ -z $bootstrap ]]; then
   bootstrap=/usr/bin/go
 fi
 
-case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
-module="golang.org/toolchain@v0.0.1-$GO_TOOLCHAIN.linux-$arch"
-modcache="$CACHE/go/mod"
-goroot="$modcache/$module"
-if ! new_enough "$goroot/bin/go"; then
-  log "go $(go_version "$bootstrap") is older than $GO_MIN: fetching $module from the Go module proxy"
-  scratch=$(mktemp -d)
-  trap 'rm -rf "$scratch"' EXIT
-  # Outside any module; -modcacherw so the cache can be removed with rm -rf.
-  (cd "$scratch" && GOTOOLCHAIN=local GO111MODULE=on GOFLAGS=-modcacherw \
-    GOPATH="$CACHE/go/path" GOMODCACHE="$modcache" GOCACHE="$scratch/cache" \
-    "$bootstrap" mod download "$module")
-  # Module zips keep no file modes: set the execute bits GOTOOLCHAIN's own unpacking sets.
-  chmod +x "$goroot"/bin/* "$goroot"/pkg/tool/*/*
-  new_enough "$goroot/bin/go" || { log "$goroot/bin/go does not run: $("$goroot/bin/go" version 2>&1)"; exit 1; }
-fi
-$SUDO mkdir -p "$LINK_DIR"
-$SUDO ln -sfn "$goroot/bin/go" "$LINK_DIR/go"
-$SUDO ln -sfn "$goroot/bin/gofmt" "$LINK_DIR/gofmt"
-log "$LINK_DIR/go -> $("$LINK_DIR/go" version)"
+log "go $(go_version "$bootstrap") is older than $GO_MIN: fetching $module from the Go module proxy"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+# Outside any module; -modcacherw so the cache can be removed with rm -rf.
+(cd "$scratch" && GOTOOLCHAIN=local GO111MODULE=on GOFLAGS=-modcacherw \
+  GOPATH="$CACHE/go/path" GOMODCACHE="$modcache" GOCACHE="$scratch/cache" \
+  "$bootstrap" mod download "$module")
+# Module zips keep no file modes: set the execute bits GOTOOLCHAIN's own unpacking sets.
+chmod +x "$goroot"/bin/* "$goroot"/pkg/tool/*/*
+new_enough "$goroot/bin/go" || { log "$goroot/bin/go does not run: $("$goroot/bin/go" version 2>&1)"; exit 1; }
+link
