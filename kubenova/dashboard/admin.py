@@ -13,7 +13,7 @@ from kubenova.api.v1alpha1 import Host
 from kubenova.dashboard.context import Context, context
 from kubenova.dashboard.identity import acting_as
 from kubenova.dashboard.instances import FLAVORS, IMAGES, INSTANCES
-from kubenova.dashboard.render import Html, bar, e, join, table
+from kubenova.dashboard.render import Html, bar, csrf_field, e, join, select, table, text_input
 from kubenova.dashboard.resources import PROJECTS
 from kubenova.errors import ApiError
 from kubenova.kube import ResourceKind, kubenova_kind
@@ -130,6 +130,7 @@ async def catalog(request: web.Request) -> web.StreamResponse:
         + table(("Flavor", "vCPUs", "MiB", "GiB"), frows)
         + "<h2>Images</h2>"
         + table(("Image", "Format", "Phase", "Bytes"), irows)
+        + upload_form(ctx, ctx.dash.image_store is not None)
     )
     return ctx.render("Flavors & Images", body)
 
@@ -151,6 +152,36 @@ async def placement(request: web.Request) -> web.StreamResponse:
     body = table(("Instance", "Reason", "Why no host fits"), rows)
     return ctx.render(
         "Placement failures", body if rows else Html("<p>Every instance is placed.</p>")
+    )
+
+
+def upload_form(ctx: Context, enabled: bool) -> Html:
+    """The upload form; dashboard.js sends the file by XHR (progress) to /admin/images/upload."""
+    if not enabled:
+        return Html(
+            '<p class="card">Uploads are off: this dashboard has no object store '
+            "(KUBENOVA_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY).</p>"
+        )
+    none: dict[str | None, list[str]] = {}
+    return Html(
+        '<form id="upload" class="card" method="post" action="/admin/images/upload">'
+        f"<h2>Upload an image</h2>{csrf_field(ctx.csrf)}"
+        '<label for="f-file">Disk image file (qcow2 or raw)</label>'
+        '<input id="f-file" name="file" type="file" required>'
+        + text_input("name", "Image name", errors=none)
+        + select(
+            "format", "Format", [("qcow2", "qcow2"), ("raw", "raw")], errors=none, blank="(detect)"
+        )
+        + text_input("sha256", "SHA-256 (optional; checked against the file)", errors=none)
+        + text_input("minDisk", "Smallest disk (GiB)", value="1", errors=none, kind="number")
+        + text_input("minMemory", "Smallest memory (MiB)", value="64", errors=none, kind="number")
+        + Html(
+            '<label for="upload-progress">Upload progress</label>'
+            '<progress id="upload-progress" max="100" value="0"></progress> '
+            '<span id="upload-percent">0 %</span>'
+            '<p id="upload-result" role="status" aria-live="polite"></p>'
+            "<button>Upload</button></form>"
+        )
     )
 
 

@@ -9,6 +9,7 @@ session cookie or the CSRF token are refused. Screenshots land in docs/dashboard
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ import pytest
 
 from kubenova.dashboard import rbac
 from kubenova.devcluster import ClusterAccess
+from kubenova.devcluster.objectstore import ObjectStoreAccess
 from kubenova.devcluster.policies import CATALOG_RULES, install_catalog_rbac
 from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
@@ -39,7 +41,7 @@ from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.apiserver
+pytestmark = [pytest.mark.apiserver, pytest.mark.s3]  # s3: browser uploads go to MinIO
 
 CHROMIUM = "/usr/lib/chromium/chromium"
 CHROMIUM_ARGS = [
@@ -61,6 +63,7 @@ class DashboardProcess(ManagedProcess):
     kubeconfig: Path
     database_url: str
     port: int
+    image_bucket: str
 
     def argv(self) -> list[str]:
         return [
@@ -71,6 +74,7 @@ class DashboardProcess(ManagedProcess):
             f"--kubeconfig={self.kubeconfig}",
             f"--url={self.database_url}",
             f"--port={self.port}",
+            f"--image-bucket={self.image_bucket}",
         ]
 
     @property
@@ -85,11 +89,15 @@ class Cloud:
     alpha: str  # project of alice
     beta: str  # project of bob
     flavor: str
+    s3: ObjectStoreAccess
 
 
 @pytest.fixture(scope="module")
 def cloud(
-    apiserver: ClusterAccess, crds_installed: list[str], tmp_path_factory: pytest.TempPathFactory
+    apiserver: ClusterAccess,
+    crds_installed: list[str],
+    s3: ObjectStoreAccess,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cloud]:
     root = tmp_path_factory.mktemp("dashboard")
     suffix = uuid.uuid4().hex[:6]
@@ -126,10 +134,11 @@ def cloud(
     install_catalog_rbac(apiserver, REPO_ROOT / CATALOG_RULES)
     dashboard = DashboardProcess(
         log_path=root / "dashboard.log",
-        env=env,
+        env=env | s3.env(),
         kubeconfig=apiserver.user_kubeconfig(identity),
         database_url=url,
         port=free_port(),
+        image_bucket=f"dash-images-{suffix}",
     )
     dashboard.start()
     try:
@@ -146,7 +155,7 @@ def cloud(
                 what=f"{project} bound",
             )
         eventually(lambda: _status(f"{dashboard.url}/healthz") == 200, what="dashboard up")
-        yield Cloud(apiserver, dashboard, alpha, beta, flavor)
+        yield Cloud(apiserver, dashboard, alpha, beta, flavor, s3)
     finally:
         dashboard.stop()
         agents.stop_all()
@@ -154,6 +163,11 @@ def cloud(
         clean_slate(apiserver)
         for doc in (*docs, *cloud_reader(f"carol-{suffix}")):
             apiserver.kubectl("delete", doc["kind"].lower(), doc["metadata"]["name"], check=False)
+        bucket = dashboard.image_bucket
+        if s3.client.bucket_exists(bucket):
+            for item in s3.client.list_objects(bucket, recursive=True):
+                s3.client.remove_object(bucket, item.object_name)
+            s3.client.remove_bucket(bucket)
         print(dashboard.log()[-3000:])
 
 
@@ -398,8 +412,107 @@ def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud:
     page.screenshot(path=SHOTS / "placement.png", full_page=True)
 
 
+def image_uploader(user: str) -> list[dict[str, object]]:
+    """What `kubenova image upload` needs: create Images and write their status."""
+    name = f"dashboard-test-uploader-{user}"
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [
+                {"apiGroups": ["kubenova.io"], "resources": ["images"], "verbs": ["create"]},
+                {"apiGroups": ["kubenova.io"], "resources": ["images/status"], "verbs": ["patch"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    ]
+
+
+def test_an_image_upload_streams_into_the_store_with_its_checksum(
+    browser: object, cloud: Cloud, tmp_path: Path
+) -> None:
+    suffix = cloud.alpha.removeprefix("alpha-")
+    carol, image = f"carol-{suffix}", f"uploaded-{suffix}"
+    disk = tmp_path / "tiny.raw"
+    disk.write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # an odd size
+    real = hashlib.sha256(disk.read_bytes()).hexdigest()
+    page = log_in(browser, cloud, carol, landing="**/admin/hosts")
+    page.goto(f"{cloud.dashboard.url}/admin/catalog")
+
+    def send(sha256: str) -> None:
+        page.set_input_files("#f-file", disk)
+        page.get_by_label("Image name").fill(image)
+        page.get_by_label("SHA-256 (optional; checked against the file)").fill(sha256)
+        page.get_by_role("button", name="Upload").click()
+
+    # carol reads the catalog but her role may not create Images: refused beside the file
+    send("")
+    refusal = page.locator("#err-file")
+    refusal.wait_for()
+    assert refusal.inner_text() == "Your role does not allow uploading images (creating Images)."
+    grant = image_uploader(carol)
+    cloud.access.kubectl("apply", "-f", "-", input=as_yaml(*grant))
+    try:
+        # a checksum that does not match: refused beside it, nothing left in the store
+        send("0" * 64)
+        page.locator("#err-sha256").wait_for()
+        assert page.locator("#err-sha256").inner_text().startswith(f"The file's SHA-256 is {real}")
+        bucket = cloud.dashboard.image_bucket
+        assert list(cloud.s3.client.list_objects(bucket, recursive=True)) == []
+
+        send(real)
+        page.locator("#upload-result", has_text=f"Image {image} uploaded").wait_for()
+        assert page.locator("#upload-progress").get_attribute("value") == "100"
+        page.screenshot(path=SHOTS / "upload.png", full_page=True)
+        body = json.loads(cloud.access.kubectl("get", "image", image, "-o", "json").stdout)
+        assert body["spec"]["sha256"] == real
+        assert body["spec"]["format"] == "raw"
+        assert body["status"] == {
+            "phase": "Available",
+            "sizeBytes": disk.stat().st_size,
+            "observedGeneration": 1,
+        }
+        source = body["spec"]["source"]
+        assert "credentialsSecret" not in source  # the agents' default store
+        stat = cloud.s3.client.stat_object(source["bucket"], source["key"])
+        assert stat.metadata["x-amz-meta-sha256"] == real
+        keys = [o.object_name for o in cloud.s3.client.list_objects(bucket, recursive=True)]
+        assert keys == [f"{image}/tiny.raw"]  # the staging object is gone
+
+        # a tenant's upload is refused by impersonation too, before a byte is stored
+        alice = log_in(browser, cloud, f"alice-{suffix}")
+        answer = alice.evaluate(
+            """async () => {
+              const csrf = document.querySelector('input[name="_csrf"]').value;
+              const r = await fetch('/admin/images/upload?name=sneaky', {method: 'POST',
+                headers: {'X-CSRF-Token': csrf, 'Content-Type': 'application/octet-stream'},
+                body: new Uint8Array(1024)});
+              return [r.status, await r.json()];
+            }"""
+        )
+        assert answer == [
+            403,
+            {"errors": {"file": ["Your role does not allow uploading images (creating Images)."]}},
+        ]
+    finally:
+        cloud.access.kubectl("delete", "image", image, "--ignore-not-found")
+        for doc in grant:
+            apiserver_kind = str(doc["kind"]).lower()
+            cloud.access.kubectl("delete", apiserver_kind, str(doc["metadata"]["name"]))  # type: ignore[index]
+
+
 @pytest.mark.libvirt
-@pytest.mark.s3
 def test_a_real_guests_serial_console_reaches_the_page(
     browser: object,
     cloud: Cloud,

@@ -67,7 +67,54 @@ function liveInstance(el) {
   };
 }
 
+// Image upload: the raw file as the body of one XHR (fetch cannot report upload progress);
+// the server streams it into the object store and answers with the checksum or refusals.
+function imageUpload(form) {
+  const bar = document.getElementById("upload-progress");
+  const percent = document.getElementById("upload-percent");
+  const result = document.getElementById("upload-result");
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    for (const old of form.querySelectorAll(".refusal")) old.remove();
+    const file = form.elements.file.files[0];
+    const params = new URLSearchParams({ filename: file ? file.name : "" });
+    for (const k of ["name", "format", "sha256", "minDisk", "minMemory"]) params.set(k, form.elements[k].value);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action + "?" + params.toString());
+    xhr.setRequestHeader("X-CSRF-Token", form.elements._csrf.value);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.upload.onprogress = (p) => {
+      if (!p.lengthComputable) return;
+      bar.value = Math.floor((100 * p.loaded) / p.total);
+      percent.textContent = bar.value + " %";
+    };
+    xhr.onload = () => {
+      let answer = {};
+      try { answer = JSON.parse(xhr.responseText); } catch (_) { answer = { errors: { "": [xhr.responseText] } }; }
+      if (xhr.status === 200) {
+        result.textContent = `Image ${answer.image} uploaded: ${answer.size} bytes, ${answer.format}, sha256 ${answer.sha256}. ${answer.warning}`;
+        return;
+      }
+      result.textContent = "";
+      for (const [field, messages] of Object.entries(answer.errors || {})) {
+        const input = document.getElementById("f-" + field);
+        for (const m of messages) {
+          const p = document.createElement("p");
+          p.className = "refusal"; p.setAttribute("role", "alert"); p.id = "err-" + (field || "upload");
+          p.textContent = m;
+          if (input) input.after(p); else result.before(p);
+        }
+      }
+    };
+    xhr.onerror = () => { result.textContent = "The upload was cut off; try again."; };
+    bar.value = 0; percent.textContent = "0 %";
+    xhr.send(file || new Blob());
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const upload = document.getElementById("upload");
+  if (upload) imageUpload(upload);
   const list = document.getElementById("live");
   if (list) liveList(list);
   const one = document.getElementById("summary");
