@@ -51,43 +51,49 @@ async def hosts(request: web.Request) -> web.StreamResponse:
                 per_host[host] = per_host.get(host, 0) + 1
     except ApiError:
         placed = None  # may read Hosts but not every project's Instances: no counts
-    cards = []
-    for item in listing.get("items", []):
-        spec, status = item.get("spec") or {}, item.get("status") or {}
-        cap, used = status.get("capacity") or {}, status.get("allocated") or {}
-        over = spec.get("overcommit") or {}
-        ready = _condition(item, "Ready").get("status") == "True"
-        state = "Ready" if ready else "NotReady"
-        if spec.get("schedulable") is False:
-            state += ", cordoned"
-        cards.append(
-            Html(
-                f'<section class="card host"><h2>{e(item["metadata"]["name"])} '
-                f'<span class="phase {"running" if ready else "error"}">{e(state)}</span></h2>'
-                f"<p>{e(spec.get('availabilityZone'))} · {e(', '.join(spec.get('services') or []))}"
-                + (
-                    f" · {per_host.get(item['metadata']['name'], 0)} instances"
-                    if placed is not None
-                    else ""
-                )
-                + "</p>"
-                + bar("vCPU", used.get("vcpus", 0), cap.get("vcpus", 0) * over.get("cpu", 16.0))
-                + bar(
-                    "RAM",
-                    used.get("memoryMiB", 0),
-                    cap.get("memoryMiB", 0) * over.get("memory", 1.5),
-                    " MiB",
-                )
-                + bar(
-                    "Disk",
-                    used.get("diskGiB", 0),
-                    cap.get("diskGiB", 0) * over.get("disk", 1.0),
-                    " GiB",
-                )
-                + Html("</section>")
-            )
+    cards = (
+        host_card(item, per_host.get(item["metadata"]["name"], 0) if placed is not None else None)
+        for item in listing.get("items", [])
+    )
+    body = Html(
+        '<div id="hosts" data-live-src="/admin/live/hosts">'
+        + join(cards)
+        + "</div>"
+        + (Html("") if listing.get("items") else Html("<p>No hosts registered.</p>"))
+    )
+    return ctx.render("Hosts", body)
+
+
+def host_card(item: dict[str, Any], instances: int | None) -> Html:
+    """One Host: readiness, cordon, capacity bars (with overcommit), its Instance count."""
+    name = item["metadata"]["name"]
+    spec, status = item.get("spec") or {}, item.get("status") or {}
+    cap, used = status.get("capacity") or {}, status.get("allocated") or {}
+    over = spec.get("overcommit") or {}
+    ready = _condition(item, "Ready").get("status") == "True"
+    state = "Ready" if ready else "NotReady"
+    if spec.get("schedulable") is False:
+        state += ", cordoned"
+    return Html(
+        f'<section class="card host" data-key="{e(name)}"><h2>{e(name)} '
+        f'<span class="phase {"running" if ready else "error"}">{e(state)}</span></h2>'
+        f"<p>{e(spec.get('availabilityZone'))} · {e(', '.join(spec.get('services') or []))}"
+        + (
+            f' · <span class="instances">{instances} instances</span>'
+            if instances is not None
+            else ""
         )
-    return ctx.render("Hosts", join(cards) or Html("<p>No hosts registered.</p>"))
+        + "</p>"
+        + bar("vCPU", used.get("vcpus", 0), cap.get("vcpus", 0) * over.get("cpu", 16.0))
+        + bar(
+            "RAM",
+            used.get("memoryMiB", 0),
+            cap.get("memoryMiB", 0) * over.get("memory", 1.5),
+            " MiB",
+        )
+        + bar("Disk", used.get("diskGiB", 0), cap.get("diskGiB", 0) * over.get("disk", 1.0), " GiB")
+        + Html("</section>")
+    )
 
 
 async def projects(request: web.Request) -> web.StreamResponse:
@@ -139,19 +145,28 @@ async def placement(request: web.Request) -> web.StreamResponse:
     ctx, _ = await _list(request, HOSTS)
     with acting_as(ctx.user):
         listing = await ctx.dash.client.list(INSTANCES)
-    rows = []
-    for item in listing.get("items", []):
-        scheduled = _condition(item, "Scheduled")
-        if scheduled.get("status") == "False":
-            rows.append(
-                Html(
-                    f"<tr><td>{e(item['metadata']['namespace'])}/{e(item['metadata']['name'])}</td>"
-                    f"<td>{e(scheduled.get('reason'))}</td><td>{e(scheduled.get('message'))}</td></tr>"
-                )
-            )
-    body = table(("Instance", "Reason", "Why no host fits"), rows)
-    return ctx.render(
-        "Placement failures", body if rows else Html("<p>Every instance is placed.</p>")
+    rows = (placement_row(item) for item in listing.get("items", []))
+    body = Html(
+        table(
+            ("Instance", "Reason", "Why no host fits"),
+            rows,
+            body_id="placement",
+            live=f"/admin/live/placement?rv={listing['metadata'].get('resourceVersion', '')}",
+        )
+        + "<p>Instances a host was found for are not listed.</p>"
+    )
+    return ctx.render("Placement failures", body)
+
+
+def placement_row(item: dict[str, Any]) -> Html:
+    """The Instance's row if the scheduler found no host for it, else nothing."""
+    scheduled = _condition(item, "Scheduled")
+    if scheduled.get("status") != "False":
+        return Html("")
+    key = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
+    return Html(
+        f'<tr data-key="{e(key)}"><td>{e(key)}</td>'
+        f"<td>{e(scheduled.get('reason'))}</td><td>{e(scheduled.get('message'))}</td></tr>"
     )
 
 

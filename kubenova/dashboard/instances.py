@@ -346,15 +346,14 @@ async def detail(request: web.Request) -> web.StreamResponse:
         else Html("")
     )
     event_rows = (
-        Html(
-            f"<tr><td>{e(age(ev.get('lastTimestamp') or ev.get('eventTime')))}</td>"
-            f"<td>{e(ev.get('type'))}</td><td>{e(ev.get('reason'))}</td>"
-            f"<td>{e(ev.get('message'))}</td><td>{e(ev.get('count'))}</td></tr>"
-        )
+        event_row(ev)
         for ev in sorted(events.get("items", []), key=lambda ev: ev.get("lastTimestamp") or "")
     )
     console = (status.get("console") or {}).get("tail") or ""
-    live = f"/p/{ctx.project}/live/instances/{name}?rv={body['metadata']['resourceVersion']}"
+    live = (
+        f"/p/{ctx.project}/live/instances/{name}?rv={body['metadata']['resourceVersion']}"
+        f"&erv={events['metadata'].get('resourceVersion', '')}"
+    )
     page_body = Html(
         f'<section class="card" id="summary" data-src="{e(live)}"><dl>'
         f'<dt>Phase</dt><dd data-live="phase"><span class="phase {e(cells["phase"].lower())}">'
@@ -367,9 +366,20 @@ async def detail(request: web.Request) -> web.StreamResponse:
         f"<h2>Addresses</h2>{addresses}"
         f"<h2>Volumes</h2>{table(('Volume', 'Device', ''), vol_rows, body_id='attached')}{attach}"
         f'<h2>Serial console</h2><pre id="console" aria-live="off" tabindex="0">{e(console)}</pre>'
-        f"<h2>Events</h2>{table(('Age', 'Type', 'Reason', 'Message', 'Count'), event_rows)}"
+        f"<h2>Events</h2>"
+        f"{table(('Age', 'Type', 'Reason', 'Message', 'Count'), event_rows, body_id='events')}"
     )
     return ctx.render(f"Instance {name}", page_body)
+
+
+def event_row(event: dict[str, Any]) -> Html:
+    """One Event of the timeline (a repeated Event updates its row: same name, new count)."""
+    return Html(
+        f'<tr data-key="{e(event["metadata"]["name"])}">'
+        f"<td>{e(age(event.get('lastTimestamp') or event.get('eventTime')))}</td>"
+        f"<td>{e(event.get('type'))}</td><td>{e(event.get('reason'))}</td>"
+        f"<td>{e(event.get('message'))}</td><td>{e(event.get('count'))}</td></tr>"
+    )
 
 
 def register(app: web.Application) -> None:

@@ -9,10 +9,13 @@ session cookie or the CSRF token are refused. Screenshots land in docs/dashboard
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,9 +28,12 @@ from typing import Any
 import pytest
 
 from kubenova.dashboard import rbac
+from kubenova.dashboard.instances import INSTANCES, NETWORKS, VOLUMES
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.objectstore import ObjectStoreAccess
 from kubenova.devcluster.policies import CATALOG_RULES, install_catalog_rbac
+from kubenova.kube import KubeClient, ResourceKind, load_config
+from kubenova.kube.paths import CORE_EVENTS
 from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
 from kubenova.operator.auth import db as auth_db
@@ -201,6 +207,35 @@ def cloud_reader(user: str) -> list[dict[str, object]]:
     ]
 
 
+def timed_create(cloud: Cloud, kind: ResourceKind, body: dict[str, Any]) -> float:
+    """Create `body` with one API request; the wall-clock time just before it was sent."""
+
+    async def create() -> float:
+        async with KubeClient(load_config(cloud.access.kubeconfig)) as client:
+            await client.list(kind, body["metadata"].get("namespace"), limit=1)  # warm up
+            sent = time.time()
+            await client.create(kind, body, body["metadata"].get("namespace"))
+            return sent
+
+    # Playwright's sync API keeps an event loop running in this thread: use another one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, create()).result()
+
+
+def seen_after(page: Any, container: str, sent: float, what: str) -> float:
+    """Seconds from the change's request to the page showing it (its last live update)."""
+    shown = int(page.locator(container).get_attribute("data-updated-at")) / 1000
+    latency = shown - sent
+    LATENCIES[what] = round(latency, 3)
+    print(f"live update of {what}: {latency * 1000:.0f} ms after the API request")
+    return latency
+
+
+# Live updates seen in this module, printed at the end (the issue asks for < 1 s).
+LATENCIES: dict[str, float] = {}
+LIVE_LIMIT = 1.0
+
+
 def _status(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> int:
     request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
@@ -279,6 +314,28 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
     page.locator('[data-live="phase"]', has_text="Running").wait_for(timeout=60_000)
     assert page.evaluate("window.__sameDocument") is True
     assert page.locator('[data-live="host"]').inner_text().startswith("dash-")
+    # the Events timeline is live: an Event about web-1 appears without a reload
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"web-1.{uuid.uuid4().hex[:8]}", "namespace": cloud.alpha},
+        "involvedObject": {
+            "apiVersion": "kubenova.io/v1alpha1",
+            "kind": "Instance",
+            "name": "web-1",
+            "namespace": cloud.alpha,
+        },
+        "reason": "DashboardProbe",
+        "message": "an Event made by the browser test",
+        "type": "Normal",
+        "count": 1,
+        "firstTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "lastTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": {"component": "dashboard-test"},
+    }
+    sent = timed_create(cloud, CORE_EVENTS, event)
+    page.locator("#events tr", has_text="DashboardProbe").wait_for(timeout=10_000)
+    assert seen_after(page, "#events", sent, "Instance Events") < LIVE_LIMIT
 
     # the list is live too: an Instance made elsewhere (kubectl) appears and goes Running
     page.goto(f"{base}/instances")
@@ -299,6 +356,42 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
     page.get_by_label("Size (GiB)").fill("1")
     page.get_by_role("button", name="Create").click()
     page.locator('tr[data-name="data-1"]').wait_for()
+    # the Volumes table is live: one made and deleted elsewhere comes and goes
+    page.locator('#volumes[data-live="live"]').wait_for(state="attached")
+    page.evaluate("window.__sameDocument = true")
+    sent = timed_create(
+        cloud,
+        VOLUMES,
+        {
+            "apiVersion": "kubenova.io/v1alpha1",
+            "kind": "Volume",
+            "metadata": {"name": "data-2", "namespace": cloud.alpha},
+            "spec": {"sizeGiB": 1},
+        },
+    )
+    page.locator('tr[data-name="data-2"]').wait_for(timeout=10_000)
+    assert seen_after(page, "#volumes", sent, "Volumes") < LIVE_LIMIT
+    cloud.access.kubectl("delete", "volume", "data-2", "-n", cloud.alpha, "--wait=false")
+    page.locator('tr[data-name="data-2"]').wait_for(state="detached", timeout=60_000)
+    assert page.evaluate("window.__sameDocument") is True
+    # so is the Networks table
+    page.goto(f"{base}/networks")
+    page.locator('#networks[data-live="live"]').wait_for(state="attached")
+    sent = timed_create(
+        cloud,
+        NETWORKS,
+        {
+            "apiVersion": "kubenova.io/v1alpha1",
+            "kind": "Network",
+            "metadata": {"name": "blue", "namespace": cloud.alpha},
+            "spec": {"mode": "vxlan", "cidr": "10.77.0.0/29"},
+        },
+    )
+    page.locator('#networks tr[data-key="blue"]', has_text="10.77.0.0/29").wait_for(timeout=10_000)
+    assert seen_after(page, "#networks", sent, "Networks") < LIVE_LIMIT
+    page.screenshot(path=SHOTS / "networks.png", full_page=True)
+    page.goto(f"{base}/floating-ips")
+    page.screenshot(path=SHOTS / "floating-ips.png", full_page=True)
     page.goto(f"{base}/instances/web-1")
     page.get_by_label("Attach volume").select_option("data-1")
     page.get_by_role("button", name="Attach").click()
@@ -385,6 +478,33 @@ def test_another_project_sees_nothing_and_forged_requests_are_refused(
 
 def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud: Cloud) -> None:
     carol = "carol-" + cloud.alpha.removeprefix("alpha-")
+    page = log_in(browser, cloud, carol, landing="**/admin/hosts")
+    host = "dash-" + cloud.alpha.removeprefix("alpha-")
+    card = page.locator(f'section.host[data-key="{host}"]')
+    assert "Ready" in card.locator("h2").inner_text()
+    assert card.locator("meter").count() == 3
+    page.locator('#hosts[data-live="live"]').wait_for(state="attached")
+    before = card.locator(".instances").inner_text()
+    vcpus = card.locator("meter").first.get_attribute("value")
+    # the cards are live: an Instance placed on the host moves its count and its vCPU bar
+    hosted = an_instance("hosted", cloud.beta, flavor=cloud.flavor)
+    hosted["spec"]["placement"] = {"host": host}
+    sent = timed_create(cloud, INSTANCES, hosted)
+    count = int(before.split()[0])
+    card.locator(".instances", has_text=f"{count + 1} instances").wait_for(timeout=30_000)
+    seen_after(page, "#hosts", sent, "Hosts (the Instance count, after placement)")
+    page.wait_for_function(
+        """([host, before]) => document.querySelector(
+             `section.host[data-key="${host}"] meter`).getAttribute("value") !== before""",
+        arg=[host, vcpus],
+        timeout=30_000,
+    )
+    page.screenshot(path=SHOTS / "hosts.png", full_page=True)
+
+    # placement failures are live too: an Instance no host fits appears with its reason
+    page.goto(f"{cloud.dashboard.url}/admin/placement")
+    page.locator('#placement[data-live="live"]').wait_for(state="attached")
+    page.evaluate("window.__sameDocument = true")
     cloud.access.kubectl(
         "apply",
         "-f",
@@ -394,22 +514,12 @@ def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud:
             an_instance("too-big", cloud.beta, flavor="t.huge"),
         ),
     )
-    page = log_in(browser, cloud, carol, landing="**/admin/hosts")
-    card = page.locator("section.host")
-    assert "Ready" in card.locator("h2").inner_text()
-    assert card.locator("meter").count() == 3
-    page.screenshot(path=SHOTS / "hosts.png", full_page=True)
-
-    def refused() -> bool:
-        listing = cloud.access.kubectl("get", "instance", "too-big", "-n", cloud.beta, "-o", "json")
-        conditions = json.loads(listing.stdout).get("status", {}).get("conditions", [])
-        return any(c["type"] == "Scheduled" and c["status"] == "False" for c in conditions)
-
-    eventually(refused, timeout=30, what="too-big refused a host")  # the page is not live
-    page.goto(f"{cloud.dashboard.url}/admin/placement")
-    page.get_by_role("cell", name=f"{cloud.beta}/too-big").wait_for()
-    assert "NoValidHost" in page.locator("tbody").inner_text()
+    page.get_by_role("cell", name=f"{cloud.beta}/too-big").wait_for(timeout=30_000)
+    assert "NoValidHost" in page.locator("#placement").inner_text()
+    assert page.evaluate("window.__sameDocument") is True
     page.screenshot(path=SHOTS / "placement.png", full_page=True)
+    cloud.access.kubectl("delete", "instance", "hosted", "too-big", "-n", cloud.beta)
+    print(f"live update latencies (s): {json.dumps(LATENCIES)}")
 
 
 def image_uploader(user: str) -> list[dict[str, object]]:

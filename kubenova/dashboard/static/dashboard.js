@@ -46,8 +46,30 @@ function liveList(el) {
   };
 }
 
+// A fragment replaces the elements of its key (a row, a group of rows, a card) with the
+// server-rendered (escaped) HTML it carries; empty HTML removes them; a new key is appended.
+function applyFragment(container, d) {
+  const old = [...container.querySelectorAll(`[data-key="${CSS.escape(d.key)}"]`)];
+  const tpl = document.createElement("template");
+  tpl.innerHTML = d.html;
+  if (old.length) old[0].before(tpl.content); else container.append(tpl.content);
+  for (const el of old) el.remove();
+  container.dataset.updatedAt = String(Date.now());  // when the last change arrived
+}
+
+function liveFragments(container) {
+  const source = new EventSource(container.dataset.liveSrc);
+  source.addEventListener("open", () => { container.dataset.live = "live"; });
+  source.addEventListener("error", () => { container.dataset.live = "reconnecting"; });
+  source.addEventListener("failed", () => { container.dataset.live = "stopped"; source.close(); });
+  source.addEventListener("fragment", (ev) => applyFragment(container, JSON.parse(ev.data)));
+}
+
 function liveInstance(el) {
   const source = new EventSource(el.dataset.src);
+  const events = document.getElementById("events");
+  source.addEventListener("open", () => { el.dataset.live = "live"; });
+  source.addEventListener("fragment", (ev) => applyFragment(events, JSON.parse(ev.data)));
   source.onmessage = (ev) => {
     const d = JSON.parse(ev.data);
     if (d.type === "DELETED") { setPhase(el.querySelector('[data-live="phase"]'), "Deleted"); return; }
@@ -117,6 +139,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (upload) imageUpload(upload);
   const list = document.getElementById("live");
   if (list) liveList(list);
+  for (const container of document.querySelectorAll("[data-live-src]")) liveFragments(container);
   const one = document.getElementById("summary");
   if (one && one.dataset.src) liveInstance(one);
   for (const sel of document.querySelectorAll("select[data-autosubmit]")) {
