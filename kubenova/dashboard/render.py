@@ -173,6 +173,7 @@ def page(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="stylesheet" href="/static/dashboard.css">'
         '<script src="/static/dashboard.js" defer></script></head>'
-        f'<body><header><a class="brand" href="/">kubenova</a>{nav}</header>'
-        f"<main><h1>{e(title)}</h1>{body}</main></body></html>"
+        '<body><a class="skip" href="#main">Skip to content</a>'
+        f'<header><a class="brand" href="/">kubenova</a>{nav}</header>'
+        f'<main id="main" tabindex="-1"><h1>{e(title)}</h1>{body}</main></body></html>'
     )

@@ -259,6 +259,18 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
+# Every form control a page shows must have a label (screen readers name it by that).
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter((el) => !el.labels || el.labels.length === 0).map((el) => el.outerHTML)"""
+
+
+def shot(page: Any, name: str) -> None:
+    """The screenshot of a main page for docs/ (the README shows them), after an
+    accessibility check of that page: no unlabelled control."""
+    assert page.evaluate(UNLABELLED) == [], f"{name}: controls without a label"
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
 def log_in(browser: object, cloud: Cloud, user: str, landing: str = "**/instances") -> object:
     context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
     page = context.new_page()
@@ -279,7 +291,7 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
     page.get_by_label("Password").fill("wrong")
     page.get_by_role("button", name="Log in").click()
     assert page.get_by_role("alert").inner_text() == "Wrong user name or password."
-    page.screenshot(path=SHOTS / "login.png")
+    shot(page, "login")
     # guessing slows down: after three failures for a name each wait doubles (1 s, 2 s,
     # ...), so one of the next quick attempts lands inside a wait however slow the machine
     said = []
@@ -307,7 +319,7 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
     page.get_by_label("Name").fill("web-1")
     page.get_by_label("Image").select_option("test-image")
     page.get_by_label("User data (cloud-init)").fill("#cloud-config\n")
-    page.screenshot(path=SHOTS / "launch.png", full_page=True)
+    shot(page, "launch")
     page.get_by_role("button", name="Launch").click()
     page.wait_for_url(f"{base}/instances/web-1")
     page.evaluate("window.__sameDocument = true")
@@ -348,7 +360,7 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
         timeout=60_000
     )
     assert page.evaluate("window.__sameDocument") is True
-    page.screenshot(path=SHOTS / "instances.png", full_page=True)
+    shot(page, "instances")
 
     # a volume: create it, attach it to web-1
     page.goto(f"{base}/volumes")
@@ -389,10 +401,15 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
     )
     page.locator('#networks tr[data-key="blue"]', has_text="10.77.0.0/29").wait_for(timeout=10_000)
     assert seen_after(page, "#networks", sent, "Networks") < LIVE_LIMIT
-    page.screenshot(path=SHOTS / "networks.png", full_page=True)
+    shot(page, "networks")
     page.goto(f"{base}/floating-ips")
-    page.screenshot(path=SHOTS / "floating-ips.png", full_page=True)
+    shot(page, "floating-ips")
     page.goto(f"{base}/instances/web-1")
+    # a refused attachment is said beside the volume picker (a forged name: the CRD refuses)
+    page.evaluate("document.querySelector('#f-volume option').value = 'Bad_Name'")
+    page.get_by_label("Attach volume").select_option("Bad_Name")
+    page.get_by_role("button", name="Attach").click()
+    assert page.locator("#err-volume").inner_text() != ""
     page.get_by_label("Attach volume").select_option("data-1")
     page.get_by_role("button", name="Attach").click()
     page.wait_for_url(f"{base}/instances/web-1")
@@ -412,15 +429,15 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
         == guest_device
     )
     page.goto(f"{base}/volumes")
-    page.screenshot(path=SHOTS / "volumes.png", full_page=True)
+    shot(page, "volumes")
     page.goto(f"{base}/overview")
-    page.screenshot(path=SHOTS / "quota.png", full_page=True)
+    shot(page, "quota")
 
     # stop, then delete
     page.goto(f"{base}/instances/web-1")
     page.get_by_role("button", name="Stop").click()
     page.locator('[data-live="phase"]', has_text="Stopped").wait_for(timeout=60_000)
-    page.screenshot(path=SHOTS / "instance.png", full_page=True)
+    shot(page, "instance")
     page.get_by_role("button", name="Delete").click()
     page.wait_for_url(f"{base}/instances")
     page.locator('tr[data-name="web-1"]').wait_for(state="detached", timeout=60_000)
@@ -430,8 +447,24 @@ def test_another_project_sees_nothing_and_forged_requests_are_refused(
     browser: object, cloud: Cloud
 ) -> None:
     bob = "bob-" + cloud.beta.removeprefix("beta-")
-    page = log_in(browser, cloud, bob)
+    # by keyboard alone: the skip link first, then the fields in order, Enter logs in
+    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()  # type: ignore[attr-defined]
+    page.goto(f"{cloud.dashboard.url}/login")
+
+    def tab_to() -> str:
+        page.keyboard.press("Tab")
+        return str(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
+
+    assert [tab_to() for _ in range(3)] == ["Skip to content", "kubenova", "f-user"]
+    page.keyboard.type(bob)
+    assert tab_to() == "f-password"
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/instances")
     assert page.url.endswith(f"/p/{cloud.beta}/instances")
+    assert tab_to() == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
     options = page.locator("#project-switch option").all_inner_texts()
     assert options == [cloud.beta]
     response = page.goto(f"{cloud.dashboard.url}/p/{cloud.alpha}/instances")
@@ -499,7 +532,7 @@ def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud:
         arg=[host, vcpus],
         timeout=30_000,
     )
-    page.screenshot(path=SHOTS / "hosts.png", full_page=True)
+    shot(page, "hosts")
 
     # placement failures are live too: an Instance no host fits appears with its reason
     page.goto(f"{cloud.dashboard.url}/admin/placement")
@@ -517,7 +550,7 @@ def test_a_cloud_admin_sees_hosts_and_placement_failures(browser: object, cloud:
     page.get_by_role("cell", name=f"{cloud.beta}/too-big").wait_for(timeout=30_000)
     assert "NoValidHost" in page.locator("#placement").inner_text()
     assert page.evaluate("window.__sameDocument") is True
-    page.screenshot(path=SHOTS / "placement.png", full_page=True)
+    shot(page, "placement")
     cloud.access.kubectl("delete", "instance", "hosted", "too-big", "-n", cloud.beta)
     print(f"live update latencies (s): {json.dumps(LATENCIES)}")
 
@@ -584,7 +617,7 @@ def test_an_image_upload_streams_into_the_store_with_its_checksum(
         send(real)
         page.locator("#upload-result", has_text=f"Image {image} uploaded").wait_for()
         assert page.locator("#upload-progress").get_attribute("value") == "100"
-        page.screenshot(path=SHOTS / "upload.png", full_page=True)
+        shot(page, "upload")
         body = json.loads(cloud.access.kubectl("get", "image", image, "-o", "json").stdout)
         assert body["spec"]["sha256"] == real
         assert body["spec"]["format"] == "raw"
@@ -657,6 +690,6 @@ def test_a_real_guests_serial_console_reaches_the_page(
         page.locator("#console", has_text=test_image.ready_marker).wait_for(timeout=120_000)
         assert page.evaluate("window.__sameDocument") is True
         assert page.locator('[data-live="host"]').inner_text() == host
-        page.screenshot(path=SHOTS / "console.png", full_page=True)
+        shot(page, "console")
     finally:
         cloud.access.kubectl("delete", "instance", "guest", "-n", cloud.alpha, "--timeout=60s")

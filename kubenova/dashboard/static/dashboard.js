@@ -135,6 +135,9 @@ function imageUpload(form) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.pathname === location.pathname) a.setAttribute("aria-current", "page");
+  }
   const upload = document.getElementById("upload");
   if (upload) imageUpload(upload);
   const list = document.getElementById("live");
