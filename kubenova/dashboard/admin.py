@@ -5,6 +5,7 @@ Fetched as the user like every page: without the right to list Hosts the pages s
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from kubenova.dashboard.instances import FLAVORS, IMAGES, INSTANCES
 from kubenova.dashboard.render import Html, bar, csrf_field, e, join, select, table, text_input
 from kubenova.dashboard.resources import PROJECTS
 from kubenova.errors import ApiError
-from kubenova.kube import ResourceKind, kubenova_kind
+from kubenova.kube import KubeClient, ResourceKind, kubenova_kind
 
 HOSTS = kubenova_kind(Host)
 
@@ -41,18 +42,15 @@ def _condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
 
 async def hosts(request: web.Request) -> web.StreamResponse:
     ctx, listing = await _list(request, HOSTS)
-    per_host: dict[str, int] = {}
+    per_host: dict[str, int] | None = None
     try:
         with acting_as(ctx.user):
-            placed = await ctx.dash.client.list(INSTANCES)
-        for item in placed.get("items", []):
-            host = (item.get("status") or {}).get("host")
-            if host:
-                per_host[host] = per_host.get(host, 0) + 1
+            placed, _ = await placements(ctx.dash.client)
+        per_host = Counter(placed.values())
     except ApiError:
-        placed = None  # may read Hosts but not every project's Instances: no counts
+        pass  # may read Hosts but not every project's Instances: no counts
     cards = (
-        host_card(item, per_host.get(item["metadata"]["name"], 0) if placed is not None else None)
+        host_card(item, None if per_host is None else per_host.get(item["metadata"]["name"], 0))
         for item in listing.get("items", [])
     )
     body = Html(
@@ -62,6 +60,27 @@ async def hosts(request: web.Request) -> web.StreamResponse:
         + (Html("") if listing.get("items") else Html("<p>No hosts registered.</p>"))
     )
     return ctx.render("Hosts", body)
+
+
+# Instances are counted from pages of this many: a thousand Instances' full bodies at once
+# would be megabytes per open Hosts page.
+COUNT_PAGE = 100
+
+
+async def placements(client: KubeClient) -> tuple[dict[tuple[str, str], str], str]:
+    """(namespace, name) -> host of every placed Instance, and the resourceVersion of that
+    snapshot (to watch from)."""
+    placed: dict[tuple[str, str], str] = {}
+    token: str | None = None
+    while True:
+        page = await client.list(INSTANCES, limit=COUNT_PAGE, continue_=token)
+        for item in page.get("items", []):
+            host = (item.get("status") or {}).get("host")
+            if host:
+                placed[item["metadata"]["namespace"], item["metadata"]["name"]] = host
+        token = page["metadata"].get("continue")
+        if not token:
+            return placed, str(page["metadata"].get("resourceVersion", ""))
 
 
 def host_card(item: dict[str, Any], instances: int | None) -> Html:
@@ -123,19 +142,13 @@ async def catalog(request: web.Request) -> web.StreamResponse:
         )
         for f in flavors.get("items", [])
     )
-    irows = (
-        Html(
-            f"<tr><td>{e(i['metadata']['name'])}</td><td>{e(i['spec'].get('format'))}</td>"
-            f"<td>{e((i.get('status') or {}).get('phase'))}</td>"
-            f"<td>{e((i.get('status') or {}).get('sizeBytes'))}</td></tr>"
-        )
-        for i in images.get("items", [])
-    )
+    irows = (image_row(i) for i in images.get("items", []))
+    live = f"/admin/live/images?rv={images['metadata'].get('resourceVersion', '')}"
     body = Html(
         "<h2>Flavors</h2>"
         + table(("Flavor", "vCPUs", "MiB", "GiB"), frows)
         + "<h2>Images</h2>"
-        + table(("Image", "Format", "Phase", "Bytes"), irows)
+        + table(("Image", "Format", "Phase", "Bytes"), irows, body_id="images", live=live)
         + upload_form(ctx, ctx.dash.image_store is not None)
     )
     return ctx.render("Flavors & Images", body)
@@ -167,6 +180,15 @@ def placement_row(item: dict[str, Any]) -> Html:
     return Html(
         f'<tr data-key="{e(key)}"><td>{e(key)}</td>'
         f"<td>{e(scheduled.get('reason'))}</td><td>{e(scheduled.get('message'))}</td></tr>"
+    )
+
+
+def image_row(item: dict[str, Any]) -> Html:
+    status = item.get("status") or {}
+    return Html(
+        f'<tr data-key="{e(item["metadata"]["name"])}"><td>{e(item["metadata"]["name"])}</td>'
+        f"<td>{e(item['spec'].get('format'))}</td><td>{e(status.get('phase'))}</td>"
+        f"<td>{e(status.get('sizeBytes'))}</td></tr>"
     )
 
 

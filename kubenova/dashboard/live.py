@@ -17,10 +17,17 @@ from typing import Any
 
 from aiohttp import web
 
-from kubenova.dashboard.admin import HOSTS, host_card, placement_row
+from kubenova.dashboard.admin import HOSTS, host_card, image_row, placement_row, placements
 from kubenova.dashboard.context import context, object_name
 from kubenova.dashboard.identity import ImpersonatingClient, acting_as
-from kubenova.dashboard.instances import INSTANCES, NETWORKS, VOLUMES, event_row, summary
+from kubenova.dashboard.instances import (
+    IMAGES,
+    INSTANCES,
+    NETWORKS,
+    VOLUMES,
+    event_row,
+    summary,
+)
 from kubenova.dashboard.render import age
 from kubenova.dashboard.resources import floating_rows, network_row, volume_row
 from kubenova.errors import ApiError
@@ -177,15 +184,15 @@ async def networks(request: web.Request) -> web.StreamResponse:
 async def hosts(request: web.Request) -> web.StreamResponse:
     """Host cards: redrawn when the Host changes (capacity, readiness, cordon) and when an
     Instance lands on it or leaves it (the count). Both watches list first: a reconnect
-    redraws every card from the truth."""
+    redraws every card from the truth. Like every stream it is not gated on the cached
+    admin flag: the watches as the user are the authority (a 403 ends the stream)."""
     ctx = await context(request, project=False)
-    if not ctx.admin:
-        raise web.HTTPForbidden(text="Only cloud administrators may see this page.")
     client = ctx.dash.client
     known: dict[str, dict[str, Any]] = {}
     placed: dict[tuple[str, str], str] = {}
     counted = True  # until the Instances turn out unreadable
     dirty: set[str] = set()
+    gone: set[str] = set()
     wake = asyncio.Event()
 
     def count(host: str) -> int | None:
@@ -196,6 +203,7 @@ async def hosts(request: web.Request) -> web.StreamResponse:
             name = event.object["metadata"]["name"]
             if event.type == "DELETED":
                 known.pop(name, None)
+                gone.add(name)
             else:
                 known[name] = event.object
             dirty.add(name)
@@ -204,7 +212,11 @@ async def hosts(request: web.Request) -> web.StreamResponse:
     async def instance_feed(_send: Send) -> None:
         nonlocal counted
         try:
-            async for event in client.watch(INSTANCES):
+            first, rv = await placements(client)
+            placed.update(first)
+            dirty.update(first.values())
+            wake.set()
+            async for event in client.watch(INSTANCES, resource_version=rv):
                 meta = event.object["metadata"]
                 key = (meta["namespace"], meta["name"])
                 before = placed.pop(key, None)
@@ -229,16 +241,17 @@ async def hosts(request: web.Request) -> web.StreamResponse:
             names = sorted(dirty)
             dirty.clear()
             for name in names:
-                body = known.get(name)
-                await send(fragment(name, host_card(body, count(name)) if body else ""))
+                if name in known:
+                    await send(fragment(name, host_card(known[name], count(name))))
+                elif name in gone:  # not merely a host the Host watch has not listed yet
+                    gone.discard(name)
+                    await send(fragment(name, ""))
 
     return await _serve(request, ctx.user, [host_feed, instance_feed, redraw])
 
 
 async def placement(request: web.Request) -> web.StreamResponse:
     ctx = await context(request, project=False)
-    if not ctx.admin:
-        raise web.HTTPForbidden(text="Only cloud administrators may see this page.")
     client = ctx.dash.client
     rv = request.query.get("rv") or None
 
@@ -252,6 +265,18 @@ async def placement(request: web.Request) -> web.StreamResponse:
     return await _serve(request, ctx.user, [feed])
 
 
+async def images(request: web.Request) -> web.StreamResponse:
+    ctx = await context(request, project=False)
+    feed = _rows(
+        ctx.dash.client,
+        IMAGES,
+        None,
+        lambda _k, body: image_row(body),
+        rv=request.query.get("rv") or None,
+    )
+    return await _serve(request, ctx.user, [feed])
+
+
 def register(app: web.Application) -> None:
     app.router.add_get("/p/{project}/live/instances", instances)
     app.router.add_get("/p/{project}/live/instances/{name}", instance)
@@ -259,3 +284,4 @@ def register(app: web.Application) -> None:
     app.router.add_get("/p/{project}/live/networks", networks)
     app.router.add_get("/admin/live/hosts", hosts)
     app.router.add_get("/admin/live/placement", placement)
+    app.router.add_get("/admin/live/images", images)

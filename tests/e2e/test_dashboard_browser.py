@@ -617,6 +617,8 @@ def test_an_image_upload_streams_into_the_store_with_its_checksum(
         send(real)
         page.locator("#upload-result", has_text=f"Image {image} uploaded").wait_for()
         assert page.locator("#upload-progress").get_attribute("value") == "100"
+        # the Images table is live: the new Image shows up Available without a reload
+        page.locator(f'#images tr[data-key="{image}"]', has_text="Available").wait_for()
         shot(page, "upload")
         body = json.loads(cloud.access.kubectl("get", "image", image, "-o", "json").stdout)
         assert body["spec"]["sha256"] == real

@@ -15,6 +15,7 @@ VARS = dict(re.findall(r"--([a-z]+): (#[0-9a-f]{6}|#[0-9a-f]{3})\b", CSS))
 def luminance(colour: str) -> float:
     if len(colour) == 4:  # #abc is #aabbcc
         colour = "#" + "".join(c * 2 for c in colour[1:])
+
     def channel(hex2: str) -> float:
         c = int(hex2, 16) / 255
         return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
