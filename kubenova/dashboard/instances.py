@@ -325,15 +325,8 @@ async def detail(
             for a in observed.get("addresses") or []
         ),
     )
-    devices = {v["volume"]: v.get("device", "") for v in observed.get("volumes") or []}
     attached = [v["volume"] for v in spec.get("volumes") or []]
-    vol_rows = (
-        Html(
-            f"<tr><td>{e(v)}</td><td>{e(devices.get(v, 'attaching…'))}</td><td>"
-            f"{button_form(f'{base}/detach?volume={v}', 'Detach', ctx.csrf)}</td></tr>"
-        )
-        for v in attached
-    )
+    vol_rows = [attached_rows(base, ctx.csrf, body)]
     free = [
         (i["metadata"]["name"], i["metadata"]["name"])
         for i in volumes.get("items", [])
@@ -376,6 +369,20 @@ async def detail(
         f"{table(('Age', 'Type', 'Reason', 'Message', 'Count'), event_rows, body_id='events')}"
     )
     return ctx.render(f"Instance {name}", page_body, status=status)
+
+
+def attached_rows(base: str, csrf: str, body: dict[str, Any]) -> Html:
+    """The Instance's volumes and their guest devices: one group of rows (key "attached"),
+    redrawn whole as the Instance changes (an attachment may appear or go)."""
+    observed = body.get("status") or {}
+    devices = {v["volume"]: v.get("device", "") for v in observed.get("volumes") or []}
+    return join(
+        Html(
+            f'<tr data-key="attached"><td>{e(v)}</td><td>{e(devices.get(v, "attaching…"))}</td>'
+            f"<td>{button_form(f'{base}/detach?volume={v}', 'Detach', csrf)}</td></tr>"
+        )
+        for v in (a["volume"] for a in (body.get("spec") or {}).get("volumes") or [])
+    )
 
 
 def event_row(event: dict[str, Any]) -> Html:

@@ -25,6 +25,7 @@ from kubenova.dashboard.instances import (
     INSTANCES,
     NETWORKS,
     VOLUMES,
+    attached_rows,
     event_row,
     summary,
 )
@@ -44,8 +45,13 @@ Send = Callable[[bytes], Awaitable[None]]
 Feed = Callable[[Send], Coroutine[Any, Any, None]]
 
 
-def fragment(key: str, markup: str) -> bytes:
-    return f"event: fragment\ndata: {json.dumps({'key': key, 'html': markup})}\n\n".encode()
+def fragment(key: str, markup: str, *, target: str | None = None) -> bytes:
+    """A `fragment` event; `target`: the id of the element it goes into, when a page's
+    stream feeds more than one (else the element that opened the stream)."""
+    data: dict[str, str] = {"key": key, "html": markup}
+    if target:
+        data["target"] = target
+    return f"event: fragment\ndata: {json.dumps(data)}\n\n".encode()
 
 
 async def _serve(request: web.Request, user: str, feeds: list[Feed]) -> web.StreamResponse:
@@ -143,6 +149,10 @@ async def instance(request: web.Request) -> web.StreamResponse:
                 for c in status.get("conditions") or []
             ]
             await send(f"data: {json.dumps(data)}\n\n".encode())
+            if event.type != "DELETED":
+                base = f"/p/{ctx.project}/instances/{name}"
+                rows = attached_rows(base, ctx.csrf, event.object)
+                await send(fragment("attached", rows, target="attached"))
 
     events = _rows(
         client,

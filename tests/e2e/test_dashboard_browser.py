@@ -422,12 +422,13 @@ def test_a_member_runs_an_instance_from_the_browser(browser: object, cloud: Clou
         found = [v for v in body["status"].get("volumes") or [] if v["volume"] == "data-1"]
         return found[0]["device"] if found else None
 
+    page.evaluate("window.__sameDocument = true")
     guest_device = eventually(device, timeout=60, what="data-1 attached")
-    page.reload()
-    assert (
-        page.locator("#attached tr", has_text="data-1").locator("td").nth(1).inner_text()
-        == guest_device
-    )
+    # the device appears without a reload (the Instance page's stream redraws its volumes)
+    page.locator("#attached tr", has_text="data-1").locator("td").nth(1).filter(
+        has_text=guest_device
+    ).wait_for(timeout=10_000)
+    assert page.evaluate("window.__sameDocument") is True
     page.goto(f"{base}/volumes")
     shot(page, "volumes")
     page.goto(f"{base}/overview")

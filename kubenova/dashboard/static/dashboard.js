@@ -69,7 +69,10 @@ function liveInstance(el) {
   const source = new EventSource(el.dataset.src);
   const events = document.getElementById("events");
   source.addEventListener("open", () => { el.dataset.live = "live"; });
-  source.addEventListener("fragment", (ev) => applyFragment(events, JSON.parse(ev.data)));
+  source.addEventListener("fragment", (ev) => {
+    const d = JSON.parse(ev.data);
+    applyFragment(d.target ? document.getElementById(d.target) : events, d);
+  });
   source.onmessage = (ev) => {
     const d = JSON.parse(ev.data);
     if (d.type === "DELETED") { setPhase(el.querySelector('[data-live="phase"]'), "Deleted"); return; }

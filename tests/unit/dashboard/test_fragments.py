@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from kubenova.dashboard.admin import host_card, placement_row
-from kubenova.dashboard.instances import event_row
+from kubenova.dashboard.instances import attached_rows, event_row
 from kubenova.dashboard.live import fragment
 from kubenova.dashboard.resources import floating_rows, network_row
 
@@ -67,3 +67,16 @@ def test_a_fragment_is_one_server_sent_event() -> None:
     assert raw.endswith("\n\n")
     assert raw.count("\n") == 3  # the HTML's newline is inside the JSON string
     assert json.loads(raw.split("data: ", 1)[1]) == {"key": "ns/vm", "html": "<tr>\n</tr>"}
+
+
+def test_attached_volumes_are_one_group_with_their_devices() -> None:
+    body = {
+        "spec": {"volumes": [{"volume": "data-1"}, {"volume": "data-2"}]},
+        "status": {"volumes": [{"volume": "data-1", "device": "vdb"}]},
+    }
+    rows = attached_rows("/p/a/instances/vm", "token", body)
+    assert rows.count('<tr data-key="attached">') == 2
+    assert "<td>vdb</td>" in rows
+    assert "attaching…" in rows  # data-2: asked for, not in the guest yet
+    raw = fragment("attached", rows, target="attached").decode()
+    assert json.loads(raw.split("data: ", 1)[1])["target"] == "attached"
