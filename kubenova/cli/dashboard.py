@@ -35,6 +35,14 @@ from kubenova.cli.db import url_option
     show_default=True,
     help="Seconds of inactivity after which a session ends.",
 )
+@click.option(
+    "--image-bucket",
+    default="kubenova-images",
+    show_default=True,
+    help="Bucket for images uploaded from the browser, in the object store of "
+    "KUBENOVA_S3_ENDPOINT/_ACCESS_KEY/_SECRET_KEY (the agents' default store); "
+    "without those variables uploads are off.",
+)
 def dashboard(  # click passes every option by name
     *,
     host: str,
@@ -45,12 +53,15 @@ def dashboard(  # click passes every option by name
     tls_cert: str | None,
     tls_key: str | None,
     idle_timeout: float,
+    image_bucket: str,
 ) -> None:
     """Serve the web dashboard: users log in with the auth manager's password and act as
     themselves on the API (impersonation), so RBAC and the admission webhook decide."""
     from aiohttp import web  # noqa: PLC0415 - the server's stack, on demand
 
+    from kubenova.agents.images.credentials import default_store_from_env  # noqa: PLC0415
     from kubenova.dashboard import Dashboard, ImpersonatingClient, build_app  # noqa: PLC0415
+    from kubenova.dashboard.images import ImageStore  # noqa: PLC0415
     from kubenova.dashboard.sessions import SessionStore  # noqa: PLC0415
     from kubenova.kube import KubeClient, load_config  # noqa: PLC0415
     from kubenova.operator import inventory as inv  # noqa: PLC0415
@@ -60,6 +71,19 @@ def dashboard(  # click passes every option by name
         raise click.UsageError("--tls-cert and --tls-key go together")
     config = load_config(kubeconfig)
     backend = build_backend(load_auth_config(auth_config), inv.make_engine(url))
+    store = default_store_from_env()
+    image_store = (
+        ImageStore(
+            store.endpoint,
+            store.access_key,
+            store.secret_key,
+            secure=store.secure,
+            region=store.region,
+            bucket=image_bucket,
+        )
+        if store is not None
+        else None
+    )
     context = None
     if tls_cert and tls_key:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -72,6 +96,7 @@ def dashboard(  # click passes every option by name
             backend=backend,
             sessions=SessionStore(idle_timeout=idle_timeout),
             secure_cookies=context is not None,
+            image_store=image_store,
         )
         runner = web.AppRunner(build_app(dash), access_log=None)
         await runner.setup()

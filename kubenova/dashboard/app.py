@@ -11,7 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -26,6 +26,9 @@ from kubenova.dashboard.render import Html, csrf_field, e, page
 from kubenova.dashboard.sessions import COOKIE, LoginThrottle, Session, SessionStore
 from kubenova.kube import KubeClient, ResourceKind, kubenova_kind
 from kubenova.operator.auth import AuthBackend, AuthError
+
+if TYPE_CHECKING:
+    from kubenova.dashboard.images import ImageStore
 
 STATIC = Path(__file__).parent / "static"
 PROJECTS = kubenova_kind(Project)
@@ -46,6 +49,7 @@ class Dashboard:
     sessions: SessionStore = field(default_factory=SessionStore)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     secure_cookies: bool = False
+    image_store: ImageStore | None = None  # where browser uploads go; None: no uploads
     # session id -> (when, {project: namespace}, is cloud admin)
     _memberships: dict[str, tuple[float, dict[str, str], bool]] = field(default_factory=dict)
 
@@ -256,7 +260,7 @@ async def healthz(_request: web.Request) -> web.StreamResponse:
 
 def build_app(dash: Dashboard) -> web.Application:
     """The whole dashboard as one aiohttp application."""
-    from kubenova.dashboard import admin, instances, live, resources  # noqa: PLC0415
+    from kubenova.dashboard import admin, images, instances, live, resources  # noqa: PLC0415
 
     app = web.Application(middlewares=[guard], client_max_size=1024**2)
     app[DASHBOARD] = dash
@@ -271,6 +275,7 @@ def build_app(dash: Dashboard) -> web.Application:
     instances.register(app)
     resources.register(app)
     admin.register(app)
+    images.register(app)
 
     async def close(_app: web.Application) -> None:
         await dash.client.close()

@@ -255,13 +255,13 @@ async def act(request: web.Request) -> web.StreamResponse:
     except ApiError as error:
         if error.temporary:
             raise
-        message = "; ".join(r.message for r in refusals(error, what="this instance"))
-        return ctx.render(
-            "Refused",
-            Html(
-                f'<p class="refusal" role="alert">{e(message)}</p>'
-                f'<p><a href="/p/{e(ctx.project)}/instances/{e(name)}">Back</a></p>'
-            ),
+        # shown on the Instance page: beside the volume picker for attach/detach, above the
+        # buttons for the rest
+        field = "volume" if action in ("attach", "detach") else None
+        messages = [r.message for r in refusals(error, what="this instance")]
+        return await detail(
+            request,
+            errors={field: messages},
             status=error.status if 400 <= error.status < 500 else 502,
         )
     raise web.HTTPSeeOther(f"/p/{ctx.project}/instances/{name}")
@@ -292,7 +292,10 @@ def conditions_table(status: dict[str, Any]) -> Html:
     return table(("Condition", "Status", "Reason", "Message", "Since"), rows, body_id="conditions")
 
 
-async def detail(request: web.Request) -> web.StreamResponse:
+async def detail(
+    request: web.Request, *, errors: Errors | None = None, status: int = 200
+) -> web.StreamResponse:
+    errors = errors or {}
     ctx = await context(request)
     name = object_name(request)
     selector = f"involvedObject.name={name},involvedObject.kind=Instance"
@@ -305,7 +308,7 @@ async def detail(request: web.Request) -> web.StreamResponse:
             )
         except NotFound:
             raise web.HTTPNotFound(text=f"no instance {name!r} in {ctx.project}") from None
-    spec, status = body.get("spec") or {}, body.get("status") or {}
+    spec, observed = body.get("spec") or {}, body.get("status") or {}
     cells = summary(body)
     base = f"/p/{ctx.project}/instances/{name}"
     buttons = join(
@@ -319,18 +322,11 @@ async def detail(request: web.Request) -> web.StreamResponse:
                 f"<tr><td>{e(a.get('network'))}</td><td>{e(a.get('ip'))}</td>"
                 f"<td>{e(a.get('mac'))}</td><td>{e(a.get('floatingIP'))}</td></tr>"
             )
-            for a in status.get("addresses") or []
+            for a in observed.get("addresses") or []
         ),
     )
-    devices = {v["volume"]: v.get("device", "") for v in status.get("volumes") or []}
     attached = [v["volume"] for v in spec.get("volumes") or []]
-    vol_rows = (
-        Html(
-            f"<tr><td>{e(v)}</td><td>{e(devices.get(v, 'attaching…'))}</td><td>"
-            f"{button_form(f'{base}/detach?volume={v}', 'Detach', ctx.csrf)}</td></tr>"
-        )
-        for v in attached
-    )
+    vol_rows = [attached_rows(base, ctx.csrf, body)]
     free = [
         (i["metadata"]["name"], i["metadata"]["name"])
         for i in volumes.get("items", [])
@@ -339,22 +335,24 @@ async def detail(request: web.Request) -> web.StreamResponse:
     attach = (
         Html(
             f'<form method="post" action="{e(base)}/attach" class="inline">{csrf_field(ctx.csrf)}'
-            + select("volume", "Attach volume", free, errors={})
+            + select("volume", "Attach volume", free, errors=errors)
             + Html("<button>Attach</button></form>")
         )
         if free
-        else Html("")
+        else field_error(errors, "volume")
     )
     event_rows = (
-        Html(
-            f"<tr><td>{e(age(ev.get('lastTimestamp') or ev.get('eventTime')))}</td>"
-            f"<td>{e(ev.get('type'))}</td><td>{e(ev.get('reason'))}</td>"
-            f"<td>{e(ev.get('message'))}</td><td>{e(ev.get('count'))}</td></tr>"
-        )
+        event_row(ev)
         for ev in sorted(events.get("items", []), key=lambda ev: ev.get("lastTimestamp") or "")
     )
-    console = (status.get("console") or {}).get("tail") or ""
-    live = f"/p/{ctx.project}/live/instances/{name}?rv={body['metadata']['resourceVersion']}"
+    general = join(
+        Html(f'<p class="refusal" role="alert">{e(m)}</p>') for m in errors.get(None, [])
+    )
+    console = (observed.get("console") or {}).get("tail") or ""
+    live = (
+        f"/p/{ctx.project}/live/instances/{name}?rv={body['metadata']['resourceVersion']}"
+        f"&erv={events['metadata'].get('resourceVersion', '')}"
+    )
     page_body = Html(
         f'<section class="card" id="summary" data-src="{e(live)}"><dl>'
         f'<dt>Phase</dt><dd data-live="phase"><span class="phase {e(cells["phase"].lower())}">'
@@ -362,14 +360,39 @@ async def detail(request: web.Request) -> web.StreamResponse:
         f'<dt>Host</dt><dd data-live="host">{e(cells["host"])}</dd>'
         f"<dt>Flavor</dt><dd>{e(cells['flavor'])}</dd><dt>Image</dt><dd>{e(spec.get('image'))}</dd>"
         f'<dt>Power</dt><dd data-live="power">{e(spec.get("powerState", "Running"))}</dd>'
-        f"</dl>{buttons}</section>"
-        f"<h2>Conditions</h2>{conditions_table(status)}"
+        f"</dl>{general}{buttons}</section>"
+        f"<h2>Conditions</h2>{conditions_table(observed)}"
         f"<h2>Addresses</h2>{addresses}"
         f"<h2>Volumes</h2>{table(('Volume', 'Device', ''), vol_rows, body_id='attached')}{attach}"
         f'<h2>Serial console</h2><pre id="console" aria-live="off" tabindex="0">{e(console)}</pre>'
-        f"<h2>Events</h2>{table(('Age', 'Type', 'Reason', 'Message', 'Count'), event_rows)}"
+        f"<h2>Events</h2>"
+        f"{table(('Age', 'Type', 'Reason', 'Message', 'Count'), event_rows, body_id='events')}"
     )
-    return ctx.render(f"Instance {name}", page_body)
+    return ctx.render(f"Instance {name}", page_body, status=status)
+
+
+def attached_rows(base: str, csrf: str, body: dict[str, Any]) -> Html:
+    """The Instance's volumes and their guest devices: one group of rows (key "attached"),
+    redrawn whole as the Instance changes (an attachment may appear or go)."""
+    observed = body.get("status") or {}
+    devices = {v["volume"]: v.get("device", "") for v in observed.get("volumes") or []}
+    return join(
+        Html(
+            f'<tr data-key="attached"><td>{e(v)}</td><td>{e(devices.get(v, "attaching…"))}</td>'
+            f"<td>{button_form(f'{base}/detach?volume={v}', 'Detach', csrf)}</td></tr>"
+        )
+        for v in (a["volume"] for a in (body.get("spec") or {}).get("volumes") or [])
+    )
+
+
+def event_row(event: dict[str, Any]) -> Html:
+    """One Event of the timeline (a repeated Event updates its row: same name, new count)."""
+    return Html(
+        f'<tr data-key="{e(event["metadata"]["name"])}">'
+        f"<td>{e(age(event.get('lastTimestamp') or event.get('eventTime')))}</td>"
+        f"<td>{e(event.get('type'))}</td><td>{e(event.get('reason'))}</td>"
+        f"<td>{e(event.get('message'))}</td><td>{e(event.get('count'))}</td></tr>"
+    )
 
 
 def register(app: web.Application) -> None:

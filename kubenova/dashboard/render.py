@@ -113,9 +113,14 @@ def button_form(action: str, label: str, csrf: str, *, danger: bool = False) -> 
     )
 
 
-def table(headers: Iterable[str], rows: Iterable[Html], *, body_id: str = "") -> Html:
+def table(
+    headers: Iterable[str], rows: Iterable[Html], *, body_id: str = "", live: str = ""
+) -> Html:
+    """A table; `live`: the URL of the fragment stream that keeps its rows current."""
     head = join(Html(f'<th scope="col">{e(h)}</th>') for h in headers)
     ident = f' id="{e(body_id)}"' if body_id else ""
+    if live:
+        ident += f' data-live-src="{e(live)}"'
     return Html(f"<table><thead><tr>{head}</tr></thead><tbody{ident}>{join(rows)}</tbody></table>")
 
 
@@ -140,7 +145,8 @@ def page(
             base = f"/p/{e(project)}"
             links = (
                 f'<a href="{base}/instances">Instances</a><a href="{base}/volumes">Volumes</a>'
-                f'<a href="{base}/networks">Networks</a><a href="{base}/overview">Quota</a>'
+                f'<a href="{base}/networks">Networks</a>'
+                f'<a href="{base}/floating-ips">Floating IPs</a><a href="{base}/overview">Quota</a>'
             )
         if admin:
             links += (
@@ -167,6 +173,7 @@ def page(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="stylesheet" href="/static/dashboard.css">'
         '<script src="/static/dashboard.js" defer></script></head>'
-        f'<body><header><a class="brand" href="/">kubenova</a>{nav}</header>'
-        f"<main><h1>{e(title)}</h1>{body}</main></body></html>"
+        '<body><a class="skip" href="#main">Skip to content</a>'
+        f'<header><a class="brand" href="/">kubenova</a>{nav}</header>'
+        f'<main id="main" tabindex="-1"><h1>{e(title)}</h1>{body}</main></body></html>'
     )

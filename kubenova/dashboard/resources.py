@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from kubenova.api.v1alpha1 import Project
-from kubenova.dashboard.context import context, object_name
+from kubenova.dashboard.context import Context, context, object_name
 from kubenova.dashboard.identity import acting_as
 from kubenova.dashboard.instances import NETWORKS, VOLUMES
 from kubenova.dashboard.refusals import refusals
@@ -19,7 +19,7 @@ PROJECTS = kubenova_kind(Project)
 Errors = dict[str | None, list[str]]
 
 
-def _volume_row(project: str, csrf: str, body: dict[str, Any]) -> Html:
+def volume_row(project: str, csrf: str, body: dict[str, Any]) -> Html:
     meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
     attachments = status.get("attachments") or []
     phase = status.get("phase") or "Pending"
@@ -28,7 +28,8 @@ def _volume_row(project: str, csrf: str, body: dict[str, Any]) -> Html:
     used_by = ", ".join(f"{a.get('instance')} ({a.get('state') or '…'})" for a in attachments)
     name = meta["name"]
     return Html(
-        f'<tr data-name="{e(name)}"><td>{e(name)}</td><td>{e(spec.get("sizeGiB"))} GiB</td>'
+        f'<tr data-key="{e(name)}" data-name="{e(name)}"><td>{e(name)}</td>'
+        f"<td>{e(spec.get('sizeGiB'))} GiB</td>"
         f"<td>{e(phase)}</td><td>{e(status.get('host'))}</td><td>{e(used_by)}</td>"
         f"<td>{button_form(f'/p/{project}/volumes/{name}/delete', 'Delete', csrf, danger=True)}"
         "</td></tr>"
@@ -54,8 +55,11 @@ async def volumes_page(
         )
         + Html("<button>Create</button></form>")
     )
-    rows = (_volume_row(ctx.project or "", ctx.csrf, i) for i in listing.get("items", []))
-    body = table(("Name", "Size", "Phase", "Host", "Attached to", ""), rows, body_id="volumes")
+    rows = (volume_row(ctx.project or "", ctx.csrf, i) for i in listing.get("items", []))
+    live = f"/p/{ctx.project}/live/volumes?rv={listing['metadata'].get('resourceVersion', '')}"
+    body = table(
+        ("Name", "Size", "Phase", "Host", "Attached to", ""), rows, body_id="volumes", live=live
+    )
     return ctx.render(f"Volumes of {ctx.project}", Html(body + form), status=422 if errors else 200)
 
 
@@ -100,27 +104,74 @@ async def delete_volume(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/p/{ctx.project}/volumes")
 
 
-async def networks_page(request: web.Request) -> web.StreamResponse:
+def network_row(item: dict[str, Any]) -> Html:
+    """A Network: CIDR, free addresses and the Instances on it."""
+    spec, status = item.get("spec") or {}, item.get("status") or {}
+    ports = ", ".join(
+        f"{p.get('instance')} {p.get('ip')}"
+        + (f" (floating {p['floatingIP']})" if p.get("floatingIP") else "")
+        for p in status.get("ports") or []
+    )
+    name = item["metadata"]["name"]
+    return Html(
+        f'<tr data-key="{e(name)}"><td>{e(name)}</td><td>{e(spec.get("mode"))}</td>'
+        f"<td>{e(spec.get('cidr'))}</td><td>{e(status.get('ipsFree'))}</td>"
+        f"<td>{e(status.get('ipsUsed'))}</td><td>{e(ports)}</td></tr>"
+    )
+
+
+def floating_rows(item: dict[str, Any]) -> Html:
+    """The floating IPs mapped on one Network's ports: one row each, keyed by the Network
+    (a change of the Network redraws all of its rows)."""
+    name = item["metadata"]["name"]
+    return join(
+        Html(
+            f'<tr data-key="{e(name)}"><td>{e(p["floatingIP"])}</td><td>{e(p.get("ip"))}</td>'
+            f"<td>{e(p.get('instance'))}</td><td>{e(name)}</td><td>{e(p.get('host'))}</td></tr>"
+        )
+        for p in (item.get("status") or {}).get("ports") or []
+        if p.get("floatingIP")
+    )
+
+
+async def _networks(request: web.Request) -> tuple[Context, dict[str, Any], str]:
     ctx = await context(request)
     with acting_as(ctx.user):
         listing = await ctx.dash.client.list(NETWORKS, ctx.namespace)
-    rows = []
-    for item in listing.get("items", []):
-        spec, status = item.get("spec") or {}, item.get("status") or {}
-        ports = ", ".join(
-            f"{p.get('instance')} {p.get('ip')}"
-            + (f" (floating {p['floatingIP']})" if p.get("floatingIP") else "")
-            for p in status.get("ports") or []
-        )
-        rows.append(
-            Html(
-                f"<tr><td>{e(item['metadata']['name'])}</td><td>{e(spec.get('mode'))}</td>"
-                f"<td>{e(spec.get('cidr'))}</td><td>{e(status.get('ipsFree'))}</td>"
-                f"<td>{e(status.get('ipsUsed'))}</td><td>{e(ports)}</td></tr>"
-            )
-        )
-    body = table(("Name", "Mode", "CIDR", "Free addresses", "Used", "Instances"), rows)
+    live = f"/p/{ctx.project}/live/networks?rv={listing['metadata'].get('resourceVersion', '')}"
+    return ctx, listing, live
+
+
+async def networks_page(request: web.Request) -> web.StreamResponse:
+    ctx, listing, live = await _networks(request)
+    rows = (network_row(item) for item in listing.get("items", []))
+    body = table(
+        ("Name", "Mode", "CIDR", "Free addresses", "Used", "Instances"),
+        rows,
+        body_id="networks",
+        live=live,
+    )
     return ctx.render(f"Networks of {ctx.project}", body)
+
+
+async def floating_ips_page(request: web.Request) -> web.StreamResponse:
+    ctx, listing, live = await _networks(request)
+    rows = (floating_rows(item) for item in listing.get("items", []))
+    project = await ctx.dash.own.get(PROJECTS, ctx.project or "")
+    limit = ((project.get("spec") or {}).get("quota") or {}).get("floatingIPs")
+    used = ((project.get("status") or {}).get("usage") or {}).get("floatingIPs", 0)
+    body = Html(
+        f'<section class="card">{bar("Floating IPs", used, limit)}</section>'
+        + table(
+            ("Floating IP", "Fixed IP", "Instance", "Network", "Host"),
+            rows,
+            body_id="floating-ips",
+            live=f"{live}&view=floating",
+        )
+        + "<p>An Instance gets a floating IP when it asks for one on a network "
+        "(spec.networks[].floatingIP); it is released with the Instance.</p>"
+    )
+    return ctx.render(f"Floating IPs of {ctx.project}", body)
 
 
 async def overview(request: web.Request) -> web.StreamResponse:
@@ -149,4 +200,5 @@ def register(app: web.Application) -> None:
     app.router.add_post("/p/{project}/volumes", create_volume)
     app.router.add_post("/p/{project}/volumes/{name}/delete", delete_volume)
     app.router.add_get("/p/{project}/networks", networks_page)
+    app.router.add_get("/p/{project}/floating-ips", floating_ips_page)
     app.router.add_get("/p/{project}/overview", overview)

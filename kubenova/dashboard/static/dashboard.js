@@ -46,8 +46,33 @@ function liveList(el) {
   };
 }
 
+// A fragment replaces the elements of its key (a row, a group of rows, a card) with the
+// server-rendered (escaped) HTML it carries; empty HTML removes them; a new key is appended.
+function applyFragment(container, d) {
+  const old = [...container.querySelectorAll(`[data-key="${CSS.escape(d.key)}"]`)];
+  const tpl = document.createElement("template");
+  tpl.innerHTML = d.html;
+  if (old.length) old[0].before(tpl.content); else container.append(tpl.content);
+  for (const el of old) el.remove();
+  container.dataset.updatedAt = String(Date.now());  // when the last change arrived
+}
+
+function liveFragments(container) {
+  const source = new EventSource(container.dataset.liveSrc);
+  source.addEventListener("open", () => { container.dataset.live = "live"; });
+  source.addEventListener("error", () => { container.dataset.live = "reconnecting"; });
+  source.addEventListener("failed", () => { container.dataset.live = "stopped"; source.close(); });
+  source.addEventListener("fragment", (ev) => applyFragment(container, JSON.parse(ev.data)));
+}
+
 function liveInstance(el) {
   const source = new EventSource(el.dataset.src);
+  const events = document.getElementById("events");
+  source.addEventListener("open", () => { el.dataset.live = "live"; });
+  source.addEventListener("fragment", (ev) => {
+    const d = JSON.parse(ev.data);
+    applyFragment(d.target ? document.getElementById(d.target) : events, d);
+  });
   source.onmessage = (ev) => {
     const d = JSON.parse(ev.data);
     if (d.type === "DELETED") { setPhase(el.querySelector('[data-live="phase"]'), "Deleted"); return; }
@@ -67,9 +92,60 @@ function liveInstance(el) {
   };
 }
 
+// Image upload: the raw file as the body of one XHR (fetch cannot report upload progress);
+// the server streams it into the object store and answers with the checksum or refusals.
+function imageUpload(form) {
+  const bar = document.getElementById("upload-progress");
+  const percent = document.getElementById("upload-percent");
+  const result = document.getElementById("upload-result");
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    for (const old of form.querySelectorAll(".refusal")) old.remove();
+    const file = form.elements.file.files[0];
+    const params = new URLSearchParams({ filename: file ? file.name : "" });
+    for (const k of ["name", "format", "sha256", "minDisk", "minMemory"]) params.set(k, form.elements[k].value);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action + "?" + params.toString());
+    xhr.setRequestHeader("X-CSRF-Token", form.elements._csrf.value);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.upload.onprogress = (p) => {
+      if (!p.lengthComputable) return;
+      bar.value = Math.floor((100 * p.loaded) / p.total);
+      percent.textContent = bar.value + " %";
+    };
+    xhr.onload = () => {
+      let answer = {};
+      try { answer = JSON.parse(xhr.responseText); } catch (_) { answer = { errors: { "": [xhr.responseText] } }; }
+      if (xhr.status === 200) {
+        result.textContent = `Image ${answer.image} uploaded: ${answer.size} bytes, ${answer.format}, sha256 ${answer.sha256}. ${answer.warning}`;
+        return;
+      }
+      result.textContent = "";
+      for (const [field, messages] of Object.entries(answer.errors || {})) {
+        const input = document.getElementById("f-" + field);
+        for (const m of messages) {
+          const p = document.createElement("p");
+          p.className = "refusal"; p.setAttribute("role", "alert"); p.id = "err-" + (field || "upload");
+          p.textContent = m;
+          if (input) input.after(p); else result.before(p);
+        }
+      }
+    };
+    xhr.onerror = () => { result.textContent = "The upload was cut off; try again."; };
+    bar.value = 0; percent.textContent = "0 %";
+    xhr.send(file || new Blob());
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.pathname === location.pathname) a.setAttribute("aria-current", "page");
+  }
+  const upload = document.getElementById("upload");
+  if (upload) imageUpload(upload);
   const list = document.getElementById("live");
   if (list) liveList(list);
+  for (const container of document.querySelectorAll("[data-live-src]")) liveFragments(container);
   const one = document.getElementById("summary");
   if (one && one.dataset.src) liveInstance(one);
   for (const sel of document.querySelectorAll("select[data-autosubmit]")) {
