@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -90,7 +90,7 @@ class NetworkAttachment(KubeModel):
 
 # Transition rules of spec.networks: every NIC stays as created except its floatingIP,
 # which tenants toggle to associate or release a floating IP on a running server.
-NICS_FIXED = {
+NICS_FIXED: dict[str, Any] = {
     "x-kubernetes-validations": [
         {
             "rule": "self.map(a, a.network) == oldSelf.map(a, a.network)",
