@@ -437,6 +437,10 @@ def test_a_floating_ip_is_added_to_and_removed_from_a_running_server(cloud: Clou
     shown = cloud.json(alice, "server", "show", "fip1")["addresses"]
     assert address in str(shown), shown
     assert cloud.json(alice, "floating", "ip", "show", address)["port_id"]
+    namespace = cloud.namespaces[project]
+    wide = cloud.cluster.kubectl("get", "inst", "fip1", "-n", namespace, "-o", "wide").stdout
+    assert "FLOATING-IP" in wide
+    assert address in wide
 
     # over the project's floatingIPs quota: refused at once, with the numbers
     cloud.cluster.kubectl(

@@ -296,6 +296,12 @@ class Instance(Resource):
             age_column(),
             PrinterColumn(name="Flavor", type="string", json_path=".spec.flavor", priority=1),
             PrinterColumn(name="Image", type="string", json_path=".spec.image", priority=1),
+            PrinterColumn(
+                name="Floating-IP",
+                type="string",
+                json_path=".status.addresses[0].floatingIP",
+                priority=1,
+            ),
         ),
         selectable_fields=(".status.host",),
     )
