@@ -469,5 +469,4 @@ def test_a_floating_ip_is_added_to_and_removed_from_a_running_server(cloud: Clou
         "patch", "project", project, "--type=json",
         "-p", '[{"op":"remove","path":"/spec/quota/floatingIPs"}]',
     )  # fmt: skip
-    for name in ("fip1", "fip2"):
-        cloud.openstack(alice, "server", "delete", name, "--wait")
+    cloud.openstack(alice, "server", "delete", "fip1", "fip2", "--wait")
