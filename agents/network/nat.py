@@ -15,9 +15,22 @@ One nftables table per network (`ip kubenova-<id>`), replaced atomically on ever
 
 The external pool is routed to the network host by the upstream router (or, in tests, the
 "outside" namespace); no addresses are added to the external interface.
+
+A floating IP released from a NIC (dissociated, or the Instance gone) takes its flows with
+it: the conntrack entries NATed through it are deleted once the table no longer maps it,
+else an open connection would keep reaching the old guest, and the old guest keep sending
+from an address the pool may already have given to another tenant.
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+import re
+
+from pyroute2 import Conntrack
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
 from kubenova.agents.network import names
 from kubenova.agents.network.namespace import Namespace
@@ -81,23 +94,65 @@ def _chain(name: str, hook: str, rules: list[str]) -> str:
     return f"\tchain {name} {{\n\t\ttype {hook}; policy accept;\n{body}\t}}\n"
 
 
+_DNAT = re.compile(r"ip daddr (\S+) dnat to \S+")
+
+
+def forget_flows(address: str) -> int:
+    """Delete the conntrack entries NATed through `address` in the calling thread's
+    network namespace (inbound to it, and outbound replies to it); how many."""
+    ct = Conntrack()
+    try:
+        doomed = [
+            *ct.dump_entries(tuple_orig=NFCTAttrTuple(daddr=address)),
+            *ct.dump_entries(tuple_reply=NFCTAttrTuple(daddr=address)),
+        ]
+        for entry in doomed:
+            with contextlib.suppress(NetlinkError):  # expired meanwhile
+                ct.delete(entry)
+        return len(doomed)
+    finally:
+        ct.close()
+
+
 class Routers:
     """The nftables tables of this host's gateway networks."""
 
     def __init__(self, ns: Namespace, external_interface: str | None) -> None:
         self.ns = ns
         self.external = external_interface
+        self._mapped: dict[str, set[str]] = {}  # bridge -> floating IPs its table maps
 
     def ensure(self, bridge: str, gw: GatewaySpec) -> None:
         if gw.forwards:
             # Per namespace, and never turned off again: other networks may rely on it.
             self.ns.sysctl("net.ipv4.ip_forward", "1")
+        before = self._mapped.get(bridge)
+        if before is None:  # first look since the agent started: what the table says
+            before = self._in_table(bridge)
         self.ns.run(["nft", "-f", "-"], input=ruleset(bridge, gw, self.external))
+        now = {m.floating_ip for m in gw.floating} if self.external else set()
+        self._mapped[bridge] = now
+        self._forget(before - now)
 
     def remove(self, bridge: str) -> None:
         table = names.nft_table(bridge)
         if table in self.tables():
+            before = self._mapped.get(bridge)
+            if before is None:
+                before = self._in_table(bridge)
             self.ns.run(["nft", "delete", "table", "ip", table])
+            self._forget(before)
+        self._mapped.pop(bridge, None)
+
+    def _in_table(self, bridge: str) -> set[str]:
+        table = names.nft_table(bridge)
+        if table not in self.tables():
+            return set()
+        return set(_DNAT.findall(self.ns.run(["nft", "list", "table", "ip", table])))
+
+    def _forget(self, released: set[str]) -> None:
+        for address in sorted(released):
+            self.ns.on_thread(functools.partial(forget_flows, address))
 
     def tables(self) -> set[str]:
         """kubenova tables present in this namespace."""

@@ -4,7 +4,9 @@ A network is a Network in the token's namespace (id: its UID) with one subnet (i
 A port is an Instance's NIC, from the Instance's status. kubenova maps a floating IP 1:1
 onto a NIC (`spec.networks[].floatingIP`) and allocates the address itself, so a floating IP
 created here is a reservation held by this process until it is associated with a port;
-then its address is the one the operator allocated.
+associating it turns the NIC's floatingIP on (a patch of the Instance made as the user, so
+the webhook's quota check decides) and its address is then the one the operator
+allocated; dissociating or deleting it turns floatingIP off, which releases the address.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from kubenova.api.v1alpha1 import Instance, Network
+from kubenova.kube.client import JSON_PATCH
 from kubenova.kube.meta import Body, name_of, uid_of
 from kubenova.openstack.cloud import CLOUD_KEY, TOKEN_KEY, Cloud
 from kubenova.openstack.faults import Fault
@@ -321,45 +324,62 @@ async def fip_create(request: web.Request) -> web.Response:
     fip = Reservation(str(uuid.uuid4()), token.project, token.namespace)
     request.app[RESERVATIONS_KEY][fip.id] = fip
     if doc.get("port_id"):
-        await associate(cloud, token, fip, str(doc["port_id"]))
+        try:
+            await associate(request, cloud, token, fip, str(doc["port_id"]))
+        except Fault:
+            request.app[RESERVATIONS_KEY].pop(fip.id, None)  # not made: nothing held
+            raise
     return web.json_response({"floatingip": fip_view(cloud, token, fip)}, status=201)
 
 
-def has_floating(cloud: Cloud, token: Token, instance: Body, network: str) -> bool:
-    for nic in (instance.get("spec") or {}).get("networks") or []:
+def nic_index(cloud: Cloud, token: Token, instance: Body, network: str) -> int:
+    """The index in spec.networks of the Instance's NIC on the Network with uid `network`."""
+    for index, nic in enumerate((instance.get("spec") or {}).get("networks") or []):
         found = cloud.cache[Network].named(nic["network"], token.namespace)
         if found is not None and uid_of(found) == network:
-            return bool(nic.get("floatingIP"))
-    return False
+            return index
+    raise Fault(404, f"server {name_of(instance)} has no port on network {network}")
 
 
 async def set_floating(cloud: Cloud, token: Token, instance: Body, network: str, on: bool) -> None:
-    """A NIC's floating IP is decided when the Instance is made: spec.networks is immutable
-    (no NIC nor floating IP hot-plug yet). A reservation is associated with a NIC that has
-    one; asking for a change is refused, saying what to do instead."""
-    if has_floating(cloud, token, instance, network) == on:
+    """Turn the NIC's floatingIP on or off, as the user (the webhook checks the quota)."""
+    index = nic_index(cloud, token, instance, network)
+    nic = instance["spec"]["networks"][index]
+    if bool(nic.get("floatingIP")) == on:
         return
-    raise Fault(
-        409,
-        f"server {name_of(instance)}: kubenova maps a floating IP onto a NIC only when the "
-        "server is created (spec.networks[].floatingIP, immutable); create the Instance with "
-        "floatingIP: true on that network (kubectl), then associate this floating IP with "
-        "its port",
-    )
+    # Only that one field; the test fails the patch (409) if the NIC list moved meanwhile.
+    patch = [
+        {"op": "test", "path": f"/spec/networks/{index}/network", "value": nic["network"]},
+        {"op": "add", "path": f"/spec/networks/{index}/floatingIP", "value": on},
+    ]
+    await cloud.as_user(token, "PATCH", Instance, name_of(instance), patch, content_type=JSON_PATCH)
 
 
-async def associate(cloud: Cloud, token: Token, fip: Reservation, port_id: str) -> None:
+async def associate(
+    request: web.Request, cloud: Cloud, token: Token, fip: Reservation, port_id: str
+) -> None:
     for instance in cloud.cache[Instance].in_namespace(token.namespace):
         for port in ports_of(cloud, token, instance):
-            if port["id"] == port_id:
-                await set_floating(cloud, token, instance, port["network_id"], True)
-                fip.instance, fip.network = uid_of(instance), port["network_id"]
-                return
+            if port["id"] != port_id:
+                continue
+            network = port["network_id"]
+            for other in reservations(request, token).values():
+                if other is not fip and (other.instance, other.network) == (
+                    uid_of(instance),
+                    network,
+                ):
+                    raise Fault(409, f"port {port_id} has floating IP {other.id} already")
+            await set_floating(cloud, token, instance, network, True)
+            fip.instance, fip.network = uid_of(instance), network
+            return
     raise Fault(404, f"Port {port_id} could not be found.")
 
 
 async def dissociate(cloud: Cloud, token: Token, fip: Reservation) -> None:
-    # The address stays the NIC's for the Instance's life: only the reservation lets go.
+    """Release the NIC's floating IP (the operator frees the address and the quota)."""
+    instance = cloud.cache[Instance].get(fip.instance, token.namespace) if fip.instance else None
+    if instance is not None and fip.network is not None:
+        await set_floating(cloud, token, instance, fip.network, False)
     fip.instance = fip.network = None
 
 
@@ -373,9 +393,11 @@ async def fip_update(request: web.Request) -> web.Response:
         raise Fault(400, "the body must be JSON with a `floatingip` object") from exc
     port = doc.get("port_id")
     if port and fip.instance:
+        if fip_view(cloud, token, fip)["port_id"] == port:
+            return web.json_response({"floatingip": fip_view(cloud, token, fip)})
         raise Fault(409, f"Floating IP {fip.id} is associated already")
     if port:
-        await associate(cloud, token, fip, str(port))
+        await associate(request, cloud, token, fip, str(port))
     elif "port_id" in doc:
         await dissociate(cloud, token, fip)
     return web.json_response({"floatingip": fip_view(cloud, token, fip)})

@@ -16,9 +16,9 @@ async def check_instance(
 ) -> QuotaAmounts | None:
     """Refuse (AdmissionRefused) or return what a new Instance charges its project's quota.
 
-    On an update only what the update adds is checked (a new network or volume); sizing
-    and image are immutable, so an update charges nothing more (None). `floating_ips`:
-    whether the operator has a floating IP pool at all.
+    On an update only what the update adds is checked (a new volume, a floating IP turned
+    on); sizing and image are immutable, so an update charges only more floating IPs
+    (else None). `floating_ips`: whether the operator has a floating IP pool at all.
     """
     namespace = namespace_of(body)
     spec = body.get("spec") or {}
@@ -26,7 +26,9 @@ async def check_instance(
     await _check_networks(namespace, spec, old_spec, refs, floating_ips)
     await _check_volumes(namespace, spec, old_spec, refs)
     if old is not None:
-        return None
+        # A floating IP associated with an existing Instance: its new total must fit.
+        more = _floating_ips(spec) > _floating_ips(old_spec)
+        return QuotaAmounts(floating_ips=_floating_ips(spec)) if more else None
     resources = await _sizing(spec, refs)
     await _check_image(spec, resources, refs)
     await _check_placement(namespace, spec, refs)
@@ -90,18 +92,21 @@ async def _check_image(spec: Body, resources: Resources, refs: References) -> No
 async def _check_networks(
     namespace: str, spec: Body, old_spec: Body, refs: References, floating_ips: bool
 ) -> None:
-    before = {(a["network"], a.get("ip")) for a in old_spec.get("networks") or []}
+    before = {
+        (a["network"], a.get("ip")): bool(a.get("floatingIP"))
+        for a in old_spec.get("networks") or []
+    }
     for index, attachment in enumerate(spec.get("networks") or []):
         name, ip = attachment["network"], attachment.get("ip")
-        if (name, ip) in before:
-            continue
         field = f"spec.networks[{index}]"
-        if attachment.get("floatingIP") and not floating_ips:
+        if attachment.get("floatingIP") and not before.get((name, ip)) and not floating_ips:
             raise AdmissionRefused(
                 f"{field}.floatingIP",
                 "floating IPs are not configured in this cloud (no KUBENOVA_FLOATING_IP_POOL): "
                 "set it to false or ask an administrator for a pool",
             )
+        if (name, ip) in before:
+            continue
         network = await refs.network(namespace, name)
         if network is None:
             raise AdmissionRefused(

@@ -10,7 +10,7 @@
 Other domains use only the names exported here.
 """
 
-from kubenova.operator.instances.handover import INSTANCES, ensure_finalizers
+from kubenova.operator.instances.handover import INSTANCES, ensure_finalizers, still_handed_over
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.instances.reconciler import InstanceReconciler
 from kubenova.operator.instances.registration import instance_watch
@@ -21,4 +21,5 @@ __all__ = [
     "InstanceReconciler",
     "ensure_finalizers",
     "instance_watch",
+    "still_handed_over",
 ]

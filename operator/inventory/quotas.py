@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
 from kubenova.operator.inventory.engine import upsert_insert, write_transaction
 from kubenova.operator.inventory.errors import ClaimRefused
@@ -165,6 +165,24 @@ def charge(connection: Connection, consumer: Consumer, amounts: QuotaAmounts) ->
     )
 
 
+def recharge_floating_ips(connection: Connection, consumer: Consumer, count: int) -> None:
+    """Set a claimed Instance's floating IP charge to `count` (one associated or released
+    on a placed Instance), in the caller's write transaction. Only a rise is checked, under
+    the limits row's lock, so a release is never refused. Raises QuotaExceeded."""
+    current = connection.execute(
+        select(QuotaCharge.floating_ips).where(QuotaCharge.consumer_uid == consumer.uid)
+    ).scalar_one_or_none()
+    if current is None or current == count:
+        return  # not claimed yet: its claim charges what its spec asks
+    if count > current:
+        check(connection, consumer, QuotaAmounts(floating_ips=count))
+    connection.execute(
+        update(QuotaCharge)
+        .where(QuotaCharge.consumer_uid == consumer.uid)
+        .values(floating_ips=count)
+    )
+
+
 def check(connection: Connection, consumer: Consumer, amounts: QuotaAmounts) -> None:
     """Raise QuotaExceeded if the consumer's charge does not fit (locks the limits row)."""
     limits = connection.execute(_LOCK_LIMITS, {"namespace": consumer.namespace}).one_or_none()
@@ -283,6 +301,7 @@ __all__ = [
     "check_room",
     "drop_limits",
     "list_charges",
+    "recharge_floating_ips",
     "release",
     "release_charge",
     "set_limits",

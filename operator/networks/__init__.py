@@ -9,6 +9,7 @@ kopf handlers).
 - `segments`: VLAN ids / VNIs from the configured ranges;
 - `ports`: fixed IPs and MACs per (network, instance), requested or allocated;
 - `floating`: the external pool, 1:1 addresses per NIC;
+- `association`: a placed Instance's floating IPs follow its NICs' floatingIP (toggled);
 - `gateways`: which network host runs a network's DHCP, router and floating IPs;
 - `status`: the Network status and host labels computed from all of the above.
 """

@@ -5,14 +5,15 @@ missing or terminating one refuses before anything is claimed); the addresses ar
 taken inside the claim's own transaction (`NicStep`), so an address in use or an
 exhausted pool leaves no claim behind, and they land in the operator's one status write
 (`status.addresses`). Idempotent per (network, instance): a retried or rescheduled
-Instance keeps what it had. Released only when the Instance is released.
+Instance keeps what it had. Released only when the Instance is released, except a
+floating IP, which follows its NIC's floatingIP on a placed Instance (`association`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,12 +79,16 @@ class NetworkInstanceHook:
         settings: NetworkSettings,
         changed: Callable[[str], None],
         key_of_uid: Callable[[str], str | None],
+        *,
+        follow_floating: Callable[[Body], Awaitable[None]],
     ) -> None:
         self.engine = engine
         self.catalog = catalog
         self.settings = settings
         self.changed = changed  # mark a Network key for reconcile
         self.key_of_uid = key_of_uid  # Network uid -> key
+        # A placed Instance's floating IPs follow its NICs (`association`).
+        self.follow_floating = follow_floating
 
     def claim_step(self, body: Body) -> NicStep | None:
         namespace = namespace_of(body)
@@ -102,7 +107,8 @@ class NetworkInstanceHook:
             self.changed(f"{namespace}/{attachment['network']}")
 
     async def on_scheduled(self, body: Body) -> None:
-        return None  # NICs are immutable (CRD rule); nothing changes after placement
+        # NICs are fixed (CRD rules) but for their floating IP, associated or released here.
+        await self.follow_floating(body)
 
     async def on_release(self, uid: str) -> None:
         network_uids = await asyncio.to_thread(ports.release, self.engine, uid)

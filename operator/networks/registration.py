@@ -16,6 +16,7 @@ import kopf
 from kubenova.api.v1alpha1 import GROUP, VERSION
 from kubenova.kube.objects import slim
 from kubenova.operator.config import OperatorConfig
+from kubenova.operator.networks.association import FloatingAssociations
 from kubenova.operator.networks.hook import NETWORK_KIND, NetworkInstanceHook
 from kubenova.operator.networks.reconciler import NetworkReconciler
 from kubenova.operator.networks.settings import from_environment
@@ -56,7 +57,19 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         )
         queue: WorkQueue[str] = WorkQueue(reconciler, workers=4, name="networks")
         hook = NetworkInstanceHook(
-            runtime.engine, runtime.catalog, settings, queue.mark, reconciler.keys.get
+            runtime.engine,
+            runtime.catalog,
+            settings,
+            queue.mark,
+            reconciler.keys.get,
+            follow_floating=FloatingAssociations(
+                runtime.client,
+                runtime.engine,
+                runtime.events,
+                settings.floating_pool,
+                catalog=runtime.catalog,
+                changed=queue.mark,
+            ).follow,
         )
         runtime.instances.hooks.append(hook)
         controller = NetworkController(reconciler, queue)

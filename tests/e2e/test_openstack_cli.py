@@ -9,6 +9,7 @@ reboot, volumes, floating IPs, delete --wait) without a guest to boot.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -329,16 +330,6 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
     group = cloud.json(alice, "server", "group", "create", "--policy", "anti-affinity", "spread")
     assert group["policy"] == "anti-affinity"
 
-    # kubenova decides a NIC's floating IP when the server is made (spec.networks is
-    # immutable): associating one later is refused, saying what to do instead.
-    fip = cloud.json(alice, "floating", "ip", "create", "public")
-    refused = cloud.openstack(
-        alice, "server", "add", "floating", "ip", "vm1", fip["id"], check=False
-    )
-    assert refused.returncode != 0
-    assert "only when the server is created" in refused.stderr
-    cloud.openstack(alice, "floating", "ip", "delete", fip["id"])
-
     # another project's user: that server does not exist for them
     other = cloud.openstack(bob, "server", "show", server["id"], check=False)
     assert other.returncode != 0
@@ -421,3 +412,61 @@ def test_the_dev_cloud_api_and_its_clouds_yaml_work(
     finally:
         assert stop_dev_api(tmp_path) == ["openstack-api"]
         cloud.cluster.kubectl("delete", "project", "dev", "--wait=false", check=False)
+
+
+def test_a_floating_ip_is_added_to_and_removed_from_a_running_server(cloud: Cloud) -> None:
+    alice = next(iter(cloud.projects))
+    project = cloud.projects[alice]
+    cloud.json(
+        alice, "server", "create", "--flavor", "m1.tiny", "--image", "busybox-test",
+        "--network", "private", "fip1", "--wait",
+    )  # fmt: skip
+    cloud.openstack(
+        alice, "server", "create", "--flavor", "m1.tiny", "--image", "busybox-test",
+        "--network", "private", "fip2",
+    )  # fmt: skip
+    fip = cloud.json(alice, "floating", "ip", "create", "public")
+    cloud.openstack(alice, "server", "add", "floating", "ip", "fip1", fip["id"])
+
+    def floating_of(name: str) -> str | None:
+        status = (cloud.instance(alice, name) or {}).get("status") or {}
+        return next((a.get("floatingIP") for a in status.get("addresses") or []), None)
+
+    address = eventually(lambda: floating_of("fip1"), timeout=30, what="fip1's floating IP")
+    assert ipaddress.IPv4Address(address) in ipaddress.IPv4Network(FLOATING_POOL)
+    shown = cloud.json(alice, "server", "show", "fip1")["addresses"]
+    assert address in str(shown), shown
+    assert cloud.json(alice, "floating", "ip", "show", address)["port_id"]
+    namespace = cloud.namespaces[project]
+    wide = cloud.cluster.kubectl("get", "inst", "fip1", "-n", namespace, "-o", "wide").stdout
+    assert "FLOATING-IP" in wide
+    assert address in wide
+
+    # over the project's floatingIPs quota: refused at once, with the numbers
+    cloud.cluster.kubectl(
+        "patch", "project", project, "--type=merge", "-p", '{"spec":{"quota":{"floatingIPs":1}}}'
+    )
+    ports = eventually(
+        lambda: cloud.json(alice, "port", "list", "--server", "fip2"), timeout=30, what="fip2 port"
+    )
+    other = cloud.json(alice, "floating", "ip", "create", "public")
+    refused = cloud.openstack(
+        alice, "floating", "ip", "set", "--port", ports[0]["ID"], other["id"], check=False
+    )
+    assert refused.returncode != 0
+    assert "Quota exceeded for floatingIPs: Requested 1, but already used 1 of 1" in (
+        refused.stderr
+    ), refused.stderr
+    assert floating_of("fip2") is None
+    cloud.openstack(alice, "floating", "ip", "delete", other["id"])
+
+    cloud.openstack(alice, "server", "remove", "floating", "ip", "fip1", address)
+    eventually(lambda: floating_of("fip1") is None, timeout=30, what="fip1's floating IP gone")
+    spec = (cloud.instance(alice, "fip1") or {})["spec"]["networks"]
+    assert spec == [{"network": "private", "floatingIP": False}]
+    cloud.openstack(alice, "floating", "ip", "delete", fip["id"])
+    cloud.cluster.kubectl(
+        "patch", "project", project, "--type=json",
+        "-p", '[{"op":"remove","path":"/spec/quota/floatingIPs"}]',
+    )  # fmt: skip
+    cloud.openstack(alice, "server", "delete", "fip1", "fip2", "--wait")

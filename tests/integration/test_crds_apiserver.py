@@ -204,6 +204,26 @@ IMMUTABLE: list[tuple[str, dict[str, Any], dict[str, Any], tuple[str, ...]]] = [
         ("spec.availabilityZone", "immutable"),
     ),
     (
+        "instance-nic-added",
+        an_instance("imm-nic", NS, networks=[{"network": "a"}]),
+        an_instance("imm-nic", NS, networks=[{"network": "a"}, {"network": "b"}]),
+        ("spec.networks", "NICs cannot be added, removed or reordered"),
+    ),
+    (
+        "instance-nic-network",
+        an_instance("imm-nicnet", NS, networks=[{"network": "a", "floatingIP": True}]),
+        an_instance("imm-nicnet", NS, networks=[{"network": "b", "floatingIP": True}]),
+        ("spec.networks", "NICs cannot be added, removed or reordered"),
+    ),
+    (
+        "instance-nic-ip",
+        an_instance("imm-nicip", NS, networks=[{"network": "a", "ip": "10.0.0.5"}]),
+        an_instance(
+            "imm-nicip", NS, networks=[{"network": "a", "ip": "10.0.0.6", "floatingIP": True}]
+        ),
+        ("spec.networks", "spec.networks[].ip cannot be changed"),
+    ),
+    (
         "volume-shrink",
         a_volume("imm-vol", NS, sizeGiB=5),
         a_volume("imm-vol", NS, sizeGiB=4),
@@ -260,3 +280,13 @@ def test_volume_size_is_immutable_with_a_clear_error(cluster: ClusterAccess) -> 
     code, out = apply(cluster, as_yaml(a_volume("grows", NS, sizeGiB=2)))
     assert code != 0, f"size change accepted: {out}"
     assert "spec.sizeGiB is immutable once created" in out, out
+
+
+def test_a_nic_floating_ip_may_be_toggled(cluster: ClusterAccess) -> None:
+    # The one mutable field of a NIC: associating and releasing a floating IP on a server.
+    nics = [{"network": "a", "ip": "10.0.0.5"}, {"network": "b"}]
+    assert apply(cluster, as_yaml(an_instance("fip-toggle", NS, networks=nics)))[0] == 0
+    for on in (True, False):
+        toggled = [nics[0], {**nics[1], "floatingIP": on}]
+        code, out = apply(cluster, as_yaml(an_instance("fip-toggle", NS, networks=toggled)))
+        assert code == 0, out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -82,8 +82,28 @@ class NetworkAttachment(KubeModel):
         default=False,
         alias="floatingIP",
         description="Also map a floating IP from the external pool 1:1 to this NIC's address "
-        "(shown in status.addresses[].floatingIP; released with the Instance).",
+        "(shown in status.addresses[].floatingIP). The one field of a NIC that may change "
+        "on an existing Instance: true associates a floating IP (counted against the "
+        "project's floatingIPs quota), false releases it.",
     )
+
+
+# Transition rules of spec.networks: every NIC stays as created except its floatingIP,
+# which tenants toggle to associate or release a floating IP on a running server.
+NICS_FIXED: dict[str, Any] = {
+    "x-kubernetes-validations": [
+        {
+            "rule": "self.map(a, a.network) == oldSelf.map(a, a.network)",
+            "message": "NICs cannot be added, removed or reordered once the Instance is "
+            "created (no NIC hot-plug yet); only spec.networks[].floatingIP may change",
+        },
+        {
+            "rule": "self.map(a, has(a.ip) ? a.ip : '') == oldSelf.map(a, has(a.ip) ? a.ip : '')",
+            "message": "spec.networks[].ip cannot be changed once the Instance is created; "
+            "only spec.networks[].floatingIP may change",
+        },
+    ]
+}
 
 
 class VolumeAttachment(KubeModel):
@@ -154,8 +174,9 @@ class InstanceSpec(KubeModel):
         default_factory=list,
         max_length=8,
         description="NICs, in order (the first is eth0). Each network gets a fixed IP and MAC "
-        "that the Instance keeps until it is deleted. Immutable (no NIC hot-plug yet).",
-        json_schema_extra=immutable("spec.networks"),
+        "that the Instance keeps until it is deleted. NICs cannot be added, removed, "
+        "reordered or readdressed (no NIC hot-plug yet); only floatingIP may change.",
+        json_schema_extra=NICS_FIXED,
     )
     volumes: list[VolumeAttachment] = Field(
         default_factory=list,
@@ -275,6 +296,12 @@ class Instance(Resource):
             age_column(),
             PrinterColumn(name="Flavor", type="string", json_path=".spec.flavor", priority=1),
             PrinterColumn(name="Image", type="string", json_path=".spec.image", priority=1),
+            PrinterColumn(
+                name="Floating-IP",
+                type="string",
+                json_path=".status.addresses[0].floatingIP",
+                priority=1,
+            ),
         ),
         selectable_fields=(".status.host",),
     )

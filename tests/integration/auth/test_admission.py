@@ -78,6 +78,9 @@ def test_an_instance_over_quota_is_refused_at_apply_time(tenancy: Tenancy) -> No
     )
 
 
+SMALL = {"vcpus": 1, "memoryMiB": 128, "diskGiB": 1}
+
+
 def test_floating_ips_count_against_the_quota(tenancy: Tenancy) -> None:
     cluster, project = tenancy.cluster, unique("fip")
     tenancy.project(project, quota={"floatingIPs": 1})
@@ -106,6 +109,14 @@ def test_floating_ips_count_against_the_quota(tenancy: Tenancy) -> None:
     assert f"quota exceeded in project {project}: floatingIPs 1 + 1 > 1" in error
     # an Instance without a floating IP still fits
     apply(cluster, sized("private", project, 1))
+    # ... but associating one with it later is refused at apply time, the field named
+    nic = {"network": "outside"}
+    plain = an_instance("plain", project, flavor=None, resources=SMALL, networks=[nic])
+    apply(cluster, plain)
+    plain["spec"]["networks"] = [{**nic, "floatingIP": True}]
+    error = refused(cluster, plain)
+    assert f"quota exceeded in project {project}: floatingIPs 1 + 1 > 1" in error
+    assert "spec.networks" in error
 
 
 def test_twenty_concurrent_creates_against_a_quota_of_five_claim_exactly_five(

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from kubenova.operator import inventory as inv
+from kubenova.operator.inventory import quotas
 from kubenova.operator.networks import floating, gateways, ports, registry, segments
 from kubenova.operator.networks.errors import (
     AddressUnavailable,
@@ -20,6 +21,7 @@ from kubenova.operator.networks.errors import (
 )
 from kubenova.operator.networks.records import NetworkRecord, network_record
 from kubenova.operator.networks.settings import Range
+from tests.integration.inventory.conftest import add_hosts
 
 
 def a_record(cidr: str = "10.0.0.0/24", namespace: str = "tenant-a", **spec: str) -> NetworkRecord:
@@ -128,6 +130,45 @@ def test_floating_ips_come_from_the_pool_once_and_go_with_the_instance(engine: E
     assert views["a"].floating_ip == "198.51.100.10"
     ports.release(engine, "a")
     assert floating.allocate(engine, pool, net.uid, "c", "10.0.0.4") == "198.51.100.10"
+
+
+def test_a_placed_instance_associates_and_releases_floating_ips_with_its_charge(
+    engine: Engine,
+) -> None:
+    add_hosts(engine, "node-f", vcpus=8, memory_mb=8192, disk_gb=10)
+    quotas.set_limits(engine, "tenant-a", "tenant-a", inv.QuotaLimits(floating_ips=1))
+    one, two = registered(engine, "10.0.0.0/24"), registered(engine, "10.0.1.0/24")
+    pool = (ipaddress.IPv4Address("198.51.100.10"), ipaddress.IPv4Address("198.51.100.12"))
+    vm, other = (inv.Consumer(f"uid-{n}", n, "tenant-a") for n in ("vm", "other"))
+    for consumer in (vm, other):
+        inv.claim(engine, consumer, "node-f", inv.Resources(1, 128, 1))
+        ports.allocate(engine, one, consumer.uid)
+    ports.allocate(engine, two, vm.uid)
+
+    def charged() -> int:
+        return quotas.usage(engine, "tenant-a").floating_ips
+
+    assert floating.follow(engine, pool, vm, [(one.uid, True), (two.uid, False)]) == {
+        one.uid: "198.51.100.10"
+    }
+    assert charged() == 1
+    # idempotent per (Instance, network): the same address, charged once
+    assert floating.follow(engine, pool, vm, [(one.uid, True), (two.uid, False)]) == {
+        one.uid: "198.51.100.10"
+    }
+    assert charged() == 1
+    # a second one goes over the project's quota: refused, nothing written
+    with pytest.raises(inv.QuotaExceeded, match=r"floatingIPs 0 \+ 2 > 1"):
+        floating.follow(engine, pool, vm, [(one.uid, True), (two.uid, True)])
+    with pytest.raises(inv.QuotaExceeded, match=r"floatingIPs 1 \+ 1 > 1"):
+        floating.follow(engine, pool, other, [(one.uid, True)])
+    assert [v.floating_ip for v in ports.ports_of(engine, two.uid)] == [None]
+    assert charged() == 1
+    # a release is never refused, even with the quota lowered below what is held
+    quotas.set_limits(engine, "tenant-a", "tenant-a", inv.QuotaLimits(floating_ips=0))
+    assert floating.follow(engine, pool, vm, [(one.uid, False), (two.uid, False)]) == {}
+    assert charged() == 0
+    assert floating.count_used(engine) == 0
 
 
 def test_a_network_with_nics_is_not_unregistered(engine: Engine) -> None:

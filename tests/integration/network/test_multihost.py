@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,42 @@ def test_two_tenants_on_three_hosts(
     assert a1.ping("203.0.113.1")
     assert not b1.ping("203.0.113.1")  # blue has no router
 
+    # associated with and released from running servers: the gateway host's NAT follows
+    # the status, while the guests (endpoints) keep running with their leases
+    set_floating(apiserver, red, "a2", True)
+    added = eventually(lambda: floating_of(apiserver, red, "a2"), timeout=30, what="a2's")
+    assert added != floating
+    eventually(lambda: lab.ping(outside, added, count=1), timeout=30, what=f"{added} reaches a2")
+    # a flow open through a1's floating IP while it is released (one ping, one ICMP id:
+    # one conntrack entry that would go on being NATed to a1) stops with the mapping
+    replies = tmp_path / "pings"
+    with replies.open("w") as out:
+        flow = subprocess.Popen(
+            ["ip", "netns", "exec", outside, "ping", "-i", "0.2", "-W", "1", floating],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        eventually(lambda: "bytes from" in replies.read_text(), timeout=10, what="the flow")
+        set_floating(apiserver, red, "a1", False)
+        eventually(lambda: floating_of(apiserver, red, "a1") is None, timeout=30, what="gone")
+
+        def unmapped() -> bool:
+            rules = lab_sh(lab, "ip", "netns", "exec", lab.hosts["gw"], "nft", "list", "ruleset")
+            return floating not in rules and added in rules
+
+        eventually(unmapped, timeout=30, what=f"{floating} gone from the gateway's NAT")
+        time.sleep(0.5)  # the agent deletes the flows right after it replaced the table
+        answered = replies.read_text().count("bytes from")
+        time.sleep(1.5)  # 7 more echo requests of the open flow
+        assert replies.read_text().count("bytes from") == answered, "the old flow still goes"
+    finally:
+        flow.kill()
+        flow.wait()
+    assert not lab.ping(outside, floating, count=1)
+    assert lab.ping(outside, added, count=1)
+    assert a1.ping("203.0.113.1")  # still routed out (masqueraded), as before
+
     # deleting everything leaves no device, dnsmasq or nftables rule behind
     for (ns, name), host in placements.items():
         lab.unplug(host, endpoints[name])
@@ -173,6 +211,19 @@ def test_two_tenants_on_three_hosts(
     eventually(clean, timeout=30, what="every host clean")
     for ns in (red, blue):
         apiserver.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def floating_of(cluster: ClusterAccess, namespace: str, name: str) -> str | None:
+    body = get(cluster, "instance", namespace, name) or {}
+    found = (body.get("status") or {}).get("addresses") or [{}]
+    return found[0].get("floatingIP")
+
+
+def set_floating(cluster: ClusterAccess, namespace: str, name: str, on: bool) -> None:
+    patch = [{"op": "add", "path": "/spec/networks/0/floatingIP", "value": on}]
+    cluster.kubectl(
+        "patch", "instance", name, "-n", namespace, "--type=json", "-p", json.dumps(patch)
+    )
 
 
 def lab_sh(lab: NetnsLab, *argv: str) -> str:

@@ -6,9 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
+from kubenova.operator.inventory import quotas
+from kubenova.operator.inventory.models import FloatingIp
 from kubenova.operator.networks import ports
 from tests.builders import a_flavor, a_network, an_image, an_instance, as_yaml
 from tests.fixtures.operator import OperatorProcess
@@ -223,3 +226,82 @@ def test_bad_networks_and_exhausted_ranges_are_reported_clearly(
         apiserver.kubectl("delete", "network", name, "-n", namespace, "--wait=false")
     drop_agent_finalizer(apiserver, namespace, "early")
     apiserver.kubectl("delete", "instance", "early", "-n", namespace, "--wait=false")
+
+
+def floating_of(cluster: ClusterAccess, namespace: str, name: str) -> str | None:
+    body = get(cluster, "instance", namespace, name) or {}
+    (address,) = (body.get("status") or {}).get("addresses") or [{}]
+    return address.get("floatingIP")
+
+
+def set_floating(cluster: ClusterAccess, namespace: str, name: str, on: bool) -> None:
+    patch = [{"op": "add", "path": "/spec/networks/0/floatingIP", "value": on}]
+    cluster.kubectl(
+        "patch", "instance", name, "-n", namespace, "--type=json", "-p", json.dumps(patch)
+    )
+
+
+def held_floating(inventory_url: str, uid: str) -> tuple[list[str], int]:
+    """The Instance's floating IPs in the inventory, and what its quota charge counts."""
+    engine = inv.make_engine(inventory_url)
+    with engine.connect() as connection:
+        addresses = connection.execute(
+            select(FloatingIp.address).where(FloatingIp.consumer_uid == uid)
+        ).scalars()
+        held = sorted(addresses)
+    charges = [c.amounts.floating_ips for c in quotas.list_charges(engine) if c.consumer_uid == uid]
+    engine.dispose()
+    return held, sum(charges)
+
+
+def test_a_floating_ip_follows_its_nic_on_a_placed_instance(
+    apiserver: ClusterAccess,
+    network_operator: OperatorProcess,
+    hosts: SimulatedHosts,
+    namespace: str,
+    inventory_url: str,
+) -> None:
+    apply(apiserver, a_flavor("t.net", vcpus=1, memory=128, disk=1), an_image("test-image"))
+    hosts.add("h-fip", services=("compute", "network"), underlay_ip="192.168.52.1")
+    apply(apiserver, a_network("lan", namespace, cidr="10.60.0.0/29"))
+    apply(apiserver, an_instance("vm", namespace, flavor="t.net", networks=[{"network": "lan"}]))
+    body = wait_condition(apiserver, "instance", namespace, "vm", "Scheduled", "True", "Scheduled")
+    uid, (address,) = body["metadata"]["uid"], body["status"]["addresses"]
+    assert "floatingIP" not in address
+    assert held_floating(inventory_url, uid) == ([], 0)
+
+    # associated on the running server: inventory, quota charge, status, Network ports
+    set_floating(apiserver, namespace, "vm", True)
+    floating = eventually(lambda: floating_of(apiserver, namespace, "vm"), what="associated")
+    assert floating == "198.51.100.17"
+    assert held_floating(inventory_url, uid) == ([floating], 1)
+
+    def port_mapped() -> bool:
+        ports = (get(apiserver, "network", namespace, "lan") or {}).get("status", {}).get("ports")
+        return [(p["ip"], p.get("floatingIP")) for p in ports or []] == [(address["ip"], floating)]
+
+    eventually(port_mapped, what="the Network's port carries the floating IP")
+    after = get(apiserver, "instance", namespace, "vm") or {}
+    assert after["status"]["phase"] == "Scheduled"  # the rest of the hand-over is kept
+    assert after["status"]["host"] == "h-fip"
+    assert {k: v for k, v in after["status"]["addresses"][0].items() if k != "floatingIP"} == (
+        address
+    )
+    eventually(lambda: "FloatingIPAssociated" in events(apiserver, namespace), what="event")
+
+    # released while the operator is dead (SIGKILL): the restarted one finds the spec and
+    # the inventory disagree, and releases address and charge together
+    network_operator.kill()
+    set_floating(apiserver, namespace, "vm", False)
+    network_operator.start()
+    eventually(lambda: floating_of(apiserver, namespace, "vm") is None, what="released")
+    assert held_floating(inventory_url, uid) == ([], 0)
+    eventually(lambda: "FloatingIPReleased" in events(apiserver, namespace), what="event")
+
+    # associated again: the same Instance and NIC get one address, once
+    set_floating(apiserver, namespace, "vm", True)
+    again = eventually(lambda: floating_of(apiserver, namespace, "vm"), what="associated again")
+    assert held_floating(inventory_url, uid) == ([again], 1)
+    drop_agent_finalizer(apiserver, namespace, "vm")
+    apiserver.kubectl("delete", "instance", "vm", "-n", namespace)
+    assert held_floating(inventory_url, uid) == ([], 0)

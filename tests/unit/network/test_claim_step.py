@@ -31,7 +31,12 @@ def a_hook(catalog: Catalog) -> NetworkInstanceHook:
         NetworkSettings(floating_pool=POOL),
         changed.append,
         lambda uid: None,
+        follow_floating=nothing_to_follow,
     )
+
+
+async def nothing_to_follow(body: dict[str, Any]) -> None:
+    return None
 
 
 def test_the_step_carries_every_nic_resolved() -> None:
