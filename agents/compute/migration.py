@@ -115,6 +115,29 @@ def prepare_target(driver: LibvirtDriver, spec: DomainSpec) -> DomainFiles:
     return driver.files.prepare(spec)
 
 
+def arrived(peer: PeerEndpoint, uid: str) -> bool:
+    """Whether the guest's domain is running on the target (asked of its libvirtd, as the
+    source's libvirtd reaches it): what a source that lost the guest must know before it
+    says the guest moved."""
+    try:
+        connection = libvirt.open(peer.libvirt_uri)
+    except libvirt.libvirtError as error:
+        raise ComputeFailure(f"cannot ask {peer.libvirt_uri}: {error}") from error
+    try:
+        return bool(connection.lookupByName(domain_name_for(uid)).isActive())
+    except libvirt.libvirtError:
+        return False
+    finally:
+        connection.close()
+
+
+def bridges_missing(spec: DomainSpec, sysfs: Path = Path("/sys/class/net")) -> list[str]:
+    """The bridges of the guest's NICs this host does not have yet. The network service
+    wires them once the operator lists this host for the guest's networks (from the
+    target's claim on); until then the guest cannot arrive with its MACs and addresses."""
+    return [nic.bridge for nic in spec.nics if not (sysfs / nic.bridge).is_dir()]
+
+
 def finish_source(driver: LibvirtDriver, uid: str) -> None:
     """After the guest runs on the target (its domain already undefined here): the source's
     overlay and seed go. Refused while the domain is still defined here."""

@@ -29,12 +29,14 @@ from kubenova.agents.compute.migration import (
     PeerEndpoint,
     Progress,
     abandon_target,
+    arrived,
+    bridges_missing,
     finish_source,
     prepare_target,
 )
 from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler
 from kubenova.api.v1alpha1 import Host, InstanceMigration
-from kubenova.errors import KubenovaError
+from kubenova.errors import KubenovaError, TemporaryError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.meta import Body, deleting, namespace_of, uid_of
 from kubenova.kube.objects import apply_status
@@ -48,6 +50,7 @@ HOSTS = kubenova_kind(Host)
 PREPARED = "TargetPrepared"
 MIGRATED = "Migrated"
 PROGRESS_WRITES = 0.5  # seconds between two progress writes: the apiserver is shared
+BRIDGE_WAIT = 0.5  # seconds between two looks for the guest's bridges on the target
 
 
 class MigrationService:
@@ -139,7 +142,14 @@ class MigrationService:
         _, instance = found
         try:
             spec = await self.reconciler.incoming_spec(instance)
+            if missing := bridges_missing(spec):
+                # Not a failure: the operator's bounded wait for TargetPrepared is.
+                log.info("migration %s: waiting for %s on %s", key, ", ".join(missing), self.host)
+                return BRIDGE_WAIT
             await asyncio.to_thread(prepare_target, self.driver, spec)
+        except TemporaryError as exc:
+            log.info("migration %s: preparing %s later: %s", key, self.host, exc)
+            return exc.delay
         except KubenovaError as exc:
             log.warning("migration %s: preparing %s failed: %s", key, self.host, exc)
             await self._report(body, _condition(PREPARED, False, "PrepareFailed", str(exc)))
@@ -194,6 +204,19 @@ class MigrationService:
         task.add_done_callback(lambda _: self.running.pop(key, None))
         return None
 
+    async def _lost(self, body: Body, peer: PeerEndpoint, uid: str) -> None:
+        try:
+            there = await asyncio.to_thread(arrived, peer, uid)
+        except ComputeFailure as exc:
+            await self._report(body, _condition(MIGRATED, False, "NoPeer", str(exc)))
+            return
+        if there:
+            await self._report(body, _condition(MIGRATED, True, "LeftSource", "not here"))
+            return
+        target = (body.get("status") or {}).get("targetHost")
+        message = f"the guest runs on neither {self.host} nor {target}"
+        await self._report(body, _condition(MIGRATED, False, "GuestNotFound", message))
+
     async def _migrate(self, key: str, body: Body, uid: str) -> None:
         """Run the job to its end and report where the guest runs."""
         status = body.get("status") or {}
@@ -212,9 +235,10 @@ class MigrationService:
                 await asyncio.sleep(PROGRESS_WRITES)
             domain = await asyncio.to_thread(self.driver.libvirt_domain, uid)
         except InstanceNotFound:
-            # Undefined here: only the job's switch-over does that while the migration runs
-            # (UNDEFINE_SOURCE), so the guest left for the target.
-            await self._report(body, _condition(MIGRATED, True, "LeftSource", "not here"))
+            # Undefined here: the job's switch-over does that (UNDEFINE_SOURCE), e.g. while
+            # an earlier agent process was down. Said only if the target runs it: a guest on
+            # neither host ends the migration Failed, never moved by a guess.
+            await self._lost(body, peer, uid)
             return
         except (KubenovaError, NotFound) as exc:
             await self._report(body, _condition(MIGRATED, False, "NoPeer", str(exc)))
