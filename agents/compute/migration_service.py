@@ -36,9 +36,9 @@ from kubenova.agents.compute.migration import (
 )
 from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler
 from kubenova.api.v1alpha1 import Host, InstanceMigration
-from kubenova.errors import KubenovaError, TemporaryError
+from kubenova.errors import ApiError, KubenovaError, TemporaryError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
-from kubenova.kube.meta import Body, deleting, namespace_of, uid_of
+from kubenova.kube.meta import Body, deleting, key_of, namespace_of, uid_of
 from kubenova.kube.objects import apply_status
 from kubenova.kube.watch import ListWatch
 from kubenova.wellknown import AGENT_MANAGER
@@ -88,11 +88,29 @@ class MigrationService:
             workers=2,
             name=f"outgoing@{host}",
         )
+        # Set once both first lists are in and their guests held (`moving`): the instance
+        # watch starts only then, so a restarted agent never respawns a leaving guest nor
+        # sweeps an arriving one as an orphan before it knows of the move.
+        self.ready = asyncio.Event()
+        self._listed_watches = 0
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.target_watch.run())
-            tasks.create_task(self.source_watch.run())
+            tasks.create_task(self.target_watch.run(self._listed))
+            tasks.create_task(self.source_watch.run(self._listed))
+
+    async def _listed(self, listed: list[Body]) -> None:
+        for body in listed:
+            if ((body.get("status") or {}).get("phase")) in ("Completed", "Failed"):
+                continue
+            try:
+                await self._guest(key_of(body), body)
+            except (ApiError, OSError) as exc:
+                # Held when its own reconcile reads it; the instance watch need not wait.
+                log.warning("migration %s: its guest not read yet: %s", key_of(body), exc)
+        self._listed_watches += 1
+        if self._listed_watches == len((self.target_watch, self.source_watch)):
+            self.ready.set()
 
     # -- shared ----------------------------------------------------------------------------
 
