@@ -21,7 +21,7 @@ import contextlib
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,11 +162,23 @@ def _defined(driver: LibvirtDriver, uid: str) -> bool:
     return True
 
 
-def destination_xml(source_xml: str, source_dir: Path, target_dir: Path) -> str:
+def destination_xml(
+    source_xml: str,
+    source_dir: Path,
+    target_dir: Path,
+    initiators: Mapping[str, str] | None = None,
+) -> str:
     """The source's migratable XML with every file of the instance's directory moved to
     the target's directory (overlay, seed, console log), and the overlay's backing chain
-    left out: the target's overlay names its own copy of the base image."""
+    left out: the target's overlay names its own copy of the base image. The iSCSI disks'
+    initiator names become the target's (`initiators`: source's -> target's): the target's
+    QEMU logs in as its own host, which the volume host's access list admits before the
+    move, and the source's name is taken off the list after it."""
     root = ET.fromstring(source_xml)
+    for iqn in root.findall("./devices/disk/source/initiator/iqn"):
+        name = iqn.get("name")
+        if name is not None and initiators and name in initiators:
+            iqn.set("name", initiators[name])
     old, new = f"{source_dir}/", f"{target_dir}/"
     for element in root.iter():
         for attribute in ("file", "path"):
@@ -213,8 +225,10 @@ class LiveMigration:
         *,
         on_progress: ProgressCallback | None = None,
         bandwidth_mib: int | None = None,
+        initiators: Mapping[str, str] | None = None,
     ) -> None:
         self.domain = domain
+        self.initiators = dict(initiators or {})
         self.bandwidth_mib = bandwidth_mib
         self.peer = peer
         self.source_dir = source_dir
@@ -229,7 +243,7 @@ class LiveMigration:
         with translated_errors(f"migratable XML of {self.domain.name()}"):
             source = self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
         target_dir = self.peer.instances_dir / self.source_dir.name
-        xml = destination_xml(source, self.source_dir, target_dir)
+        xml = destination_xml(source, self.source_dir, target_dir, self.initiators)
         params: dict[str, Any] = {
             libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml,
             libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: xml,

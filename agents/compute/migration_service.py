@@ -22,6 +22,7 @@ from typing import Any
 import libvirt
 
 from kubenova import conditions as cond
+from kubenova.agents.compute.attacher import VOLUMES, AttacherSettings, NotYet, VolumeAttacher
 from kubenova.agents.compute.driver import ComputeFailure, InstanceNotFound
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
 from kubenova.agents.compute.migration import (
@@ -38,7 +39,8 @@ from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler
 from kubenova.api.v1alpha1 import Host, InstanceMigration
 from kubenova.errors import ApiError, KubenovaError, TemporaryError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
-from kubenova.kube.meta import Body, deleting, key_of, namespace_of, uid_of
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body, deleting, key_of, name_of, namespace_of, uid_of
 from kubenova.kube.objects import apply_status
 from kubenova.kube.watch import ListWatch
 from kubenova.wellknown import AGENT_MANAGER
@@ -72,6 +74,14 @@ class MigrationService:
         self.jobs: dict[str, LiveMigration] = {}  # migration key -> its job (source side)
         self.running: dict[str, asyncio.Task[None]] = {}  # migration key -> its _migrate
         self.guests: dict[str, tuple[str, str]] = {}  # migration key -> (instance key, uid)
+        # The target opens the guest's iSCSI volumes as the attacher would: CHAP secrets in
+        # its libvirtd, and only once the volume hosts admit it.
+        self.volumes = VolumeAttacher(
+            client,
+            driver,
+            AttacherSettings(host),
+            EventRecorder(client, AGENT_MANAGER, enabled=False),
+        )
         self.target_watch = ListWatch(
             client,
             MIGRATIONS,
@@ -164,10 +174,12 @@ class MigrationService:
                 # Not a failure: the operator's bounded wait for TargetPrepared is.
                 log.info("migration %s: waiting for %s on %s", key, ", ".join(missing), self.host)
                 return BRIDGE_WAIT
+            for volume in _volumes(instance):
+                await self.volumes.volume_source(instance, volume)
             await asyncio.to_thread(prepare_target, self.driver, spec)
-        except TemporaryError as exc:
+        except (TemporaryError, NotYet) as exc:
             log.info("migration %s: preparing %s later: %s", key, self.host, exc)
-            return exc.delay
+            return exc.delay if isinstance(exc, TemporaryError) else BRIDGE_WAIT
         except KubenovaError as exc:
             log.warning("migration %s: preparing %s failed: %s", key, self.host, exc)
             await self._report(body, _condition(PREPARED, False, "PrepareFailed", str(exc)))
@@ -217,7 +229,7 @@ class MigrationService:
         if deleting(body):
             await self._report(body, _condition(MIGRATED, False, "Cancelled", "deleted"))
             return None
-        task = asyncio.create_task(self._migrate(key, body, uid_of(found[1])), name=key)
+        task = asyncio.create_task(self._migrate(key, body, found[1]), name=key)
         self.running[key] = task
         task.add_done_callback(lambda _: self.running.pop(key, None))
         return None
@@ -235,9 +247,10 @@ class MigrationService:
         message = f"the guest runs on neither {self.host} nor {target}"
         await self._report(body, _condition(MIGRATED, False, "GuestNotFound", message))
 
-    async def _migrate(self, key: str, body: Body, uid: str) -> None:
+    async def _migrate(self, key: str, body: Body, instance: Body) -> None:
         """Run the job to its end and report where the guest runs."""
         status = body.get("status") or {}
+        uid = uid_of(instance)
         try:
             target = await self.client.get(HOSTS, str(status.get("targetHost")))
             endpoint = (target.get("status") or {}).get("migration")
@@ -261,7 +274,12 @@ class MigrationService:
         except (KubenovaError, NotFound) as exc:
             await self._report(body, _condition(MIGRATED, False, "NoPeer", str(exc)))
             return
-        job = LiveMigration(domain, peer, self.driver.files.directory(uid))
+        try:
+            initiators = await self._initiators(instance, str(status.get("targetHost")))
+        except (ApiError, OSError) as exc:
+            await self._report(body, _condition(MIGRATED, False, "NoVolumes", str(exc)))
+            return
+        job = LiveMigration(domain, peer, self.driver.files.directory(uid), initiators=initiators)
         self.jobs[key] = job
         # Progress is written from here only, one write at a time: a late progress write
         # can never land after (and so take away) the Migrated report.
@@ -284,6 +302,31 @@ class MigrationService:
         log.info("migration %s: the guest left %s", key, self.host)
         report = _progress(final) | _condition(MIGRATED, True, "Migrated", "runs on the target")
         await self._report(body, report)
+
+    async def _initiators(self, instance: Body, target: str) -> dict[str, str]:
+        """The guest's iSCSI initiator names here -> on the target, from its Volumes'
+        attachments (the operator lists both hosts during the move)."""
+        names: dict[str, str] = {}
+        for volume in _volumes(instance):
+            try:
+                body = await self.client.get(VOLUMES, volume, namespace_of(instance))
+            except NotFound:
+                continue
+            mine = [
+                a
+                for a in (body.get("status") or {}).get("attachments") or []
+                if a.get("instance") == name_of(instance)
+            ]
+            by_host = {a.get("host"): a.get("initiator") for a in mine}
+            old, new = by_host.get(self.host), by_host.get(target)
+            if old and new:
+                names[str(old)] = str(new)
+        return names
+
+
+def _volumes(instance: Body) -> list[str]:
+    """The volumes plugged into the guest, as its host reports them."""
+    return [str(e["volume"]) for e in (instance.get("status") or {}).get("volumes") or []]
 
 
 def _job_active(domain: Any) -> bool:

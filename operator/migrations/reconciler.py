@@ -183,7 +183,7 @@ class MigrationReconciler:
 
     def _placed(self, instance: Body, host: str) -> None:
         """The domains that wire an Instance's attachments look again: during a move, its
-        networks are wired on the target as well (operator/networks/moving.py); after
+        networks are wired on the target as well (operator/moves.py); after
         it, only where the guest runs."""
         for hook in self.instances.hooks:
             hook.on_placed(instance, host)

@@ -35,9 +35,9 @@ from kubenova.kube.meta import (
     uid_of,
 )
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.operator.moves import incoming_hosts
 from kubenova.operator.networks import gateways, ports, registry, segments
 from kubenova.operator.networks import status as st
-from kubenova.operator.networks.moving import incoming_hosts
 from kubenova.operator.networks.records import NetworkRecord, network_record
 from kubenova.operator.networks.settings import NetworkSettings
 from kubenova.wellknown import OPERATOR_FINALIZER, OPERATOR_MANAGER

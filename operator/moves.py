@@ -1,4 +1,4 @@
-"""Where a moving guest's networks must be wired: its target host too, during the move.
+"""Where a moving guest's attachments must reach: its target host too, during the move.
 
 The Network reconciler wires a network on the hosts of its NICs (the inventory's
 Instance rows) and its gateway host. A live migration needs the target's bridge (and, for
@@ -8,7 +8,12 @@ is past scheduling and not over, its targetHost counts as a host of the guest's 
 The operator's own status fields decide (tenants cannot write status), read from the
 API server on every Network reconcile, so a restarted operator keeps the target wired.
 DHCP host entries and floating-IP NAT live on the network's gateway host and name the
-fixed IP, not the compute host: they need no change when the guest moves.
+fixed IP, not the compute host: they need no change when the guest moves. Likewise its
+iSCSI volumes' access lists admit the target's initiator during the move, so the target's
+QEMU logs in before the switch (operator/volumes/attachments.py).
+
+Shared by the network and volume domains (neither imports the other nor the migrations
+domain); it reads only InstanceMigration objects.
 """
 
 from __future__ import annotations
