@@ -41,15 +41,17 @@ import pytest
 
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
 from kubenova.agents.compute.migration import LiveMigration, PeerEndpoint, finish_source
+from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.libvirtd import LibvirtdError, PrivateLibvirtd, check_prerequisites
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.consumers import list_consumers
-from tests.builders import a_flavor, a_network, an_instance, as_yaml, manifest
+from tests.builders import a_flavor, a_network, a_volume, an_instance, as_yaml, manifest
 from tests.e2e.test_lifecycle_fake import wait_phase
 from tests.e2e.test_real_vm import upload
 from tests.fixtures.agent import AgentFactory, AgentProcess
 from tests.fixtures.operator import OperatorProcess
+from tests.fixtures.tgtd import TgtDaemon
 from tests.integration.compute.test_live_migration import (
     TICK_MS,
     Host,
@@ -57,10 +59,13 @@ from tests.integration.compute.test_live_migration import (
     free_port_range,
 )
 from tests.integration.operator.test_scheduling import get, wait_ready
+from tests.integration.volume.cluster import strip_and_delete, volume_in_phase
+from tests.support.hosts import SimulatedHosts
 from tests.support.netns_host import NetnsHost, sh
+from tests.support.volume_agent import VolumeAgent
 from tests.support.waiting import eventually
 
-pytestmark = [pytest.mark.apiserver, pytest.mark.libvirt, pytest.mark.s3]
+pytestmark = [pytest.mark.apiserver, pytest.mark.libvirt, pytest.mark.s3, pytest.mark.tgt]
 
 RATIO_LIMIT = 3.0  # issue 18 asks 1.5x; asserted with headroom for a loaded 2-core machine
 PING_INTERVAL = 0.05  # seconds: 20 echo requests a second
@@ -173,7 +178,8 @@ def phase_of(body: dict[str, Any] | None) -> str | None:
 
 
 def claims(engine: Any) -> list[tuple[str, str]]:
-    return sorted((c.kind, c.host) for c in list_consumers(engine))
+    """The guest's claims (the Volume's own, on the volume host, aside)."""
+    return sorted((c.kind, c.host) for c in list_consumers(engine) if c.kind != "Volume")
 
 
 def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_rolls_back(
@@ -183,12 +189,28 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
     namespace: str,
     inventory_url: str,
     sim_hosts: tuple[SimHost, SimHost],
+    hosts: SimulatedHosts,
+    tgtd: TgtDaemon,
     s3: Any,
     s3_bucket: str,
     test_image: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     upload(apiserver, s3, s3_bucket, test_image, "guest-mig")
     sim_a, sim_b = sim_hosts
+    # The volume host: tgtd on the root namespace's loopback, reached from both hosts'
+    # namespaces through a forwarded port (its access list admits by initiator name).
+    hosts.add("mig-store", services=("volume",), disk_gib=20)
+    storage = tmp_path / "mig-store"
+    tgt = TgtSettings(portal=tgtd.portal, storage_dir=storage, control_port=tgtd.control_port)
+    store = VolumeAgent(apiserver.kubeconfig, "mig-store", {"iscsi": TgtDriver(tgt)}, storage)
+    request.addfinalizer(store.stop)
+    request.addfinalizer(lambda: strip_and_delete(apiserver, namespace, "volumes"))
+    for sim in sim_hosts:
+        sim.netns.forward_loopback(tgtd.portal_port)
+    apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_volume("data", namespace)))
+    volume_in_phase(apiserver, namespace, "data", "Available")
     apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_flavor("mig.tiny", memory=128)))
     agent_a, a = start_agent(agents, sim_a, s3)
     wait_ready(apiserver, "mig-a")
@@ -201,7 +223,8 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         input=as_yaml(
             a_network("mig-net", namespace, mode="vxlan", cidr=cidr),
             an_instance("mover", namespace, flavor="mig.tiny", image="guest-mig",
-                        userData=user_data, networks=[{"network": "mig-net"}]),
+                        userData=user_data, networks=[{"network": "mig-net"}],
+                        volumes=[{"volume": "data"}]),
         ),
     )  # fmt: skip
     body = wait_phase(apiserver, namespace, "mover", "Running")
@@ -210,7 +233,7 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
     (address,) = body["status"]["addresses"]
     agent_b, b = start_agent(agents, sim_b, s3)
     wait_ready(apiserver, "mig-b")
-    hosts = {"mig-a": a, "mig-b": b}
+    guests = {"mig-a": a, "mig-b": b}
     sims = {"mig-a": sim_a, "mig-b": sim_b}
     watcher = TickWatcher({h.name: (lambda h=h: h.driver.console_log(uid)) for h in (a, b)})
     engine = inv.make_engine(inventory_url)
@@ -227,6 +250,10 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         assert eventually(lease, timeout=60, what="the guest's DHCP lease") == (
             address["ip"], address["mac"],
         )  # fmt: skip
+        eventually(lambda: get(apiserver, namespace, "mover")["status"].get("volumes")
+                   == [{"volume": "data", "device": "vdb"}], timeout=60,
+                   what="the volume plugged in on mig-a")  # fmt: skip
+        assert iscsi_sessions(tgtd) == ["mig-a"]
         net = eventually(lambda: (get_network(apiserver, namespace) or {}).get("status"),
                          timeout=30, what="mig-net's status")  # fmt: skip
         gateway = sims[net["gatewayHost"]]
@@ -276,6 +303,13 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         body = get(apiserver, namespace, "mover")
         assert body is not None
         assert body["status"]["phase"] == "Running"
+        # The target's QEMU logged in to the volume with mig-b's initiator name before the
+        # switch; the source's session and access-list entry are gone after it.
+        eventually(lambda: iscsi_sessions(tgtd) == ["mig-b"], timeout=30,
+                   what="one iSCSI session, mig-b's")  # fmt: skip
+        eventually(lambda: admitted(apiserver, namespace) == ["mig-b"], timeout=30,
+                   what="the volume host admits mig-b alone")  # fmt: skip
+        assert body["status"]["volumes"] == [{"volume": "data", "device": "vdb"}]
 
         # -- cancelled before the move, then during it -------------------------------
         for name, at in (("m2", None), ("m3", "Running")):
@@ -341,7 +375,7 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         )  # fmt: skip
         ended = "mig-b" if phase_of(done) == "Completed" else "mig-a"
         other = "mig-a" if ended == "mig-b" else "mig-b"
-        eventually(lambda: hosts[ended].runs(uid) and not hosts[other].defined(uid),
+        eventually(lambda: guests[ended].runs(uid) and not guests[other].defined(uid),
                    timeout=30, what=f"the guest on {ended} alone")  # fmt: skip
         assert get(apiserver, namespace, "mover")["status"]["host"] == ended
         assert claims(engine) == [("Instance", ended)]
@@ -355,7 +389,7 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         # bridges stay, the agents do not tear down on exit) --
         agent_a.stop()
         agent_b.stop()
-        source, target = hosts[ended], hosts[other]
+        source, target = guests[ended], guests[other]
         prepare_plain(source, target, uid)
         plain_started = time.monotonic()
         peer = PeerEndpoint(target.libvirtd.uri, sims[other].underlay, target.instances_dir)
@@ -381,7 +415,7 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
             with contextlib.suppress(Exception):
                 pinger.stop()
         watcher.stop()
-        for host in hosts.values():
+        for host in guests.values():
             with contextlib.suppress(Exception):
                 host.driver.destroy(uid)
             with contextlib.suppress(Exception):
@@ -389,6 +423,18 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         engine.dispose()
     for agent in (agent_a, agent_b):
         assert "Traceback" not in agent.log(), agent.log()[-3000:]
+
+
+def iscsi_sessions(tgtd: TgtDaemon) -> list[str]:
+    """The hosts whose initiators hold a session on tgtd (kubenova's initiator names)."""
+    out = tgtd.tgtadm("--op", "show", "--mode", "target").stdout
+    names = re.findall(r"Initiator: \S*?:host\.(\S+)", out)
+    return sorted(names)
+
+
+def admitted(cluster: ClusterAccess, namespace: str) -> list[str]:
+    result = cluster.kubectl("get", "volume", "data", "-n", namespace, "-o", "json")
+    return sorted(json.loads(result.stdout).get("status", {}).get("admittedHosts") or [])
 
 
 def get_network(cluster: ClusterAccess, namespace: str) -> dict[str, Any]:
