@@ -52,7 +52,8 @@ HOSTS = kubenova_kind(Host)
 PREPARED = "TargetPrepared"
 MIGRATED = "Migrated"
 PROGRESS_WRITES = 0.5  # seconds between two progress writes: the apiserver is shared
-BRIDGE_WAIT = 0.5  # seconds between two looks for the guest's bridges on the target
+BRIDGE_WAIT = 0.2  # seconds between two looks for the guest's bridges on the target (sysfs)
+VOLUME_WAIT = 0.5  # ... for its volumes' admission (two API reads each time)
 
 
 class MigrationService:
@@ -179,7 +180,7 @@ class MigrationService:
             await asyncio.to_thread(prepare_target, self.driver, spec)
         except (TemporaryError, NotYet) as exc:
             log.info("migration %s: preparing %s later: %s", key, self.host, exc)
-            return exc.delay if isinstance(exc, TemporaryError) else BRIDGE_WAIT
+            return exc.delay if isinstance(exc, TemporaryError) else VOLUME_WAIT
         except KubenovaError as exc:
             log.warning("migration %s: preparing %s failed: %s", key, self.host, exc)
             await self._report(body, _condition(PREPARED, False, "PrepareFailed", str(exc)))
