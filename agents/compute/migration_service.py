@@ -293,6 +293,11 @@ class MigrationService:
             final = await waiting
         except KubenovaError as exc:
             log.warning("migration %s failed: %s", key, exc)
+            if not await asyncio.to_thread(_defined_here, self.driver, uid):
+                # Gone from here all the same: an earlier agent's job switched it over
+                # between our lookup and our start. Only the target may say where it is.
+                await self._lost(body, peer, uid)
+                return
             report = _progress(job.last) | _condition(MIGRATED, False, "MigrationFailed", str(exc))
             await self._report(body, report)
             return
@@ -328,6 +333,14 @@ class MigrationService:
 def _volumes(instance: Body) -> list[str]:
     """The volumes plugged into the guest, as its host reports them."""
     return [str(e["volume"]) for e in (instance.get("status") or {}).get("volumes") or []]
+
+
+def _defined_here(driver: LibvirtDriver, uid: str) -> bool:
+    try:
+        driver.get_info(uid)
+    except InstanceNotFound:
+        return False
+    return True
 
 
 def _job_active(domain: Any) -> bool:
