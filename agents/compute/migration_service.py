@@ -54,6 +54,7 @@ MIGRATED = "Migrated"
 PROGRESS_WRITES = 0.5  # seconds between two progress writes: the apiserver is shared
 BRIDGE_WAIT = 0.2  # seconds between two looks for the guest's bridges on the target (sysfs)
 VOLUME_WAIT = 0.5  # ... for its volumes' admission (two API reads each time)
+LOST_ASK_MAX = 30.0  # seconds between two questions to a target that does not answer
 
 
 class MigrationService:
@@ -236,11 +237,18 @@ class MigrationService:
         return None
 
     async def _lost(self, body: Body, peer: PeerEndpoint, uid: str) -> None:
-        try:
-            there = await asyncio.to_thread(arrived, peer, uid)
-        except ComputeFailure as exc:
-            await self._report(body, _condition(MIGRATED, False, "NoPeer", str(exc)))
-            return
+        """The guest is not here: say where it is, once the target's libvirtd answers. No
+        answer is never taken for "not there" (a roll-back then would let this host spawn a
+        second copy beside the one that arrived): the migration stays Running meanwhile."""
+        delay = 1.0
+        while True:
+            try:
+                there = await asyncio.to_thread(arrived, peer, uid)
+                break
+            except ComputeFailure as exc:
+                log.warning("migration of %s: asking again in %.0f s: %s", uid, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LOST_ASK_MAX)
         if there:
             await self._report(body, _condition(MIGRATED, True, "LeftSource", "not here"))
             return
