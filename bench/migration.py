@@ -8,8 +8,9 @@ prints a counter to its serial console every 100 ms; a watcher reads both consol
 The guest goes back and forth: a -> b through kubenova (`agents/compute/migration.py`:
 `prepare_target` + `LiveMigration`), b -> a with plain libvirt calls as RUNBOOK.md records
 them (qemu-img overlay on the target, paths rewritten by hand in the migratable XML,
-migrateToURI3 with the same parameters and flags). Only the migration itself is timed here:
-the operator's part (InstanceMigration apply -> Completed) is not built yet.
+migrateToURI3 with the same parameters and flags). Only the migration itself is timed here;
+the whole path (InstanceMigration apply -> Completed, through the apiserver, operator and
+both agents) is timed against plain libvirt in one run by tests/e2e/test_live_migration_e2e.py.
 """
 
 from __future__ import annotations

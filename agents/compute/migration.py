@@ -21,7 +21,7 @@ import contextlib
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,29 @@ def prepare_target(driver: LibvirtDriver, spec: DomainSpec) -> DomainFiles:
     return driver.files.prepare(spec)
 
 
+def arrived(peer: PeerEndpoint, uid: str) -> bool:
+    """Whether the guest's domain is running on the target (asked of its libvirtd, as the
+    source's libvirtd reaches it): what a source that lost the guest must know before it
+    says the guest moved."""
+    try:
+        connection = libvirt.open(peer.libvirt_uri)
+    except libvirt.libvirtError as error:
+        raise ComputeFailure(f"cannot ask {peer.libvirt_uri}: {error}") from error
+    try:
+        return bool(connection.lookupByName(domain_name_for(uid)).isActive())
+    except libvirt.libvirtError:
+        return False
+    finally:
+        connection.close()
+
+
+def bridges_missing(spec: DomainSpec, sysfs: Path = Path("/sys/class/net")) -> list[str]:
+    """The bridges of the guest's NICs this host does not have yet. The network service
+    wires them once the operator lists this host for the guest's networks (from the
+    target's claim on); until then the guest cannot arrive with its MACs and addresses."""
+    return [nic.bridge for nic in spec.nics if not (sysfs / nic.bridge).is_dir()]
+
+
 def finish_source(driver: LibvirtDriver, uid: str) -> None:
     """After the guest runs on the target (its domain already undefined here): the source's
     overlay and seed go. Refused while the domain is still defined here."""
@@ -139,11 +162,23 @@ def _defined(driver: LibvirtDriver, uid: str) -> bool:
     return True
 
 
-def destination_xml(source_xml: str, source_dir: Path, target_dir: Path) -> str:
+def destination_xml(
+    source_xml: str,
+    source_dir: Path,
+    target_dir: Path,
+    initiators: Mapping[str, str] | None = None,
+) -> str:
     """The source's migratable XML with every file of the instance's directory moved to
     the target's directory (overlay, seed, console log), and the overlay's backing chain
-    left out: the target's overlay names its own copy of the base image."""
+    left out: the target's overlay names its own copy of the base image. The iSCSI disks'
+    initiator names become the target's (`initiators`: source's -> target's): the target's
+    QEMU logs in as its own host, which the volume host's access list admits before the
+    move, and the source's name is taken off the list after it."""
     root = ET.fromstring(source_xml)
+    for iqn in root.findall("./devices/disk/source/initiator/iqn"):
+        name = iqn.get("name")
+        if name is not None and initiators and name in initiators:
+            iqn.set("name", initiators[name])
     old, new = f"{source_dir}/", f"{target_dir}/"
     for element in root.iter():
         for attribute in ("file", "path"):
@@ -190,8 +225,10 @@ class LiveMigration:
         *,
         on_progress: ProgressCallback | None = None,
         bandwidth_mib: int | None = None,
+        initiators: Mapping[str, str] | None = None,
     ) -> None:
         self.domain = domain
+        self.initiators = dict(initiators or {})
         self.bandwidth_mib = bandwidth_mib
         self.peer = peer
         self.source_dir = source_dir
@@ -206,7 +243,7 @@ class LiveMigration:
         with translated_errors(f"migratable XML of {self.domain.name()}"):
             source = self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
         target_dir = self.peer.instances_dir / self.source_dir.name
-        xml = destination_xml(source, self.source_dir, target_dir)
+        xml = destination_xml(source, self.source_dir, target_dir, self.initiators)
         params: dict[str, Any] = {
             libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml,
             libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: xml,

@@ -22,6 +22,7 @@ from typing import Any
 import libvirt
 
 from kubenova import conditions as cond
+from kubenova.agents.compute.attacher import VOLUMES, AttacherSettings, NotYet, VolumeAttacher
 from kubenova.agents.compute.driver import ComputeFailure, InstanceNotFound
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
 from kubenova.agents.compute.migration import (
@@ -29,14 +30,17 @@ from kubenova.agents.compute.migration import (
     PeerEndpoint,
     Progress,
     abandon_target,
+    arrived,
+    bridges_missing,
     finish_source,
     prepare_target,
 )
 from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler
 from kubenova.api.v1alpha1 import Host, InstanceMigration
-from kubenova.errors import KubenovaError
+from kubenova.errors import ApiError, KubenovaError, TemporaryError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
-from kubenova.kube.meta import Body, deleting, namespace_of, uid_of
+from kubenova.kube.events import EventRecorder
+from kubenova.kube.meta import Body, deleting, key_of, name_of, namespace_of, uid_of
 from kubenova.kube.objects import apply_status
 from kubenova.kube.watch import ListWatch
 from kubenova.wellknown import AGENT_MANAGER
@@ -48,6 +52,9 @@ HOSTS = kubenova_kind(Host)
 PREPARED = "TargetPrepared"
 MIGRATED = "Migrated"
 PROGRESS_WRITES = 0.5  # seconds between two progress writes: the apiserver is shared
+BRIDGE_WAIT = 0.2  # seconds between two looks for the guest's bridges on the target (sysfs)
+VOLUME_WAIT = 0.5  # ... for its volumes' admission (two API reads each time)
+LOST_ASK_MAX = 30.0  # seconds between two questions to a target that does not answer
 
 
 class MigrationService:
@@ -69,6 +76,14 @@ class MigrationService:
         self.jobs: dict[str, LiveMigration] = {}  # migration key -> its job (source side)
         self.running: dict[str, asyncio.Task[None]] = {}  # migration key -> its _migrate
         self.guests: dict[str, tuple[str, str]] = {}  # migration key -> (instance key, uid)
+        # The target opens the guest's iSCSI volumes as the attacher would: CHAP secrets in
+        # its libvirtd, and only once the volume hosts admit it.
+        self.volumes = VolumeAttacher(
+            client,
+            driver,
+            AttacherSettings(host),
+            EventRecorder(client, AGENT_MANAGER, enabled=False),
+        )
         self.target_watch = ListWatch(
             client,
             MIGRATIONS,
@@ -85,11 +100,29 @@ class MigrationService:
             workers=2,
             name=f"outgoing@{host}",
         )
+        # Set once both first lists are in and their guests held (`moving`): the instance
+        # watch starts only then, so a restarted agent never respawns a leaving guest nor
+        # sweeps an arriving one as an orphan before it knows of the move.
+        self.ready = asyncio.Event()
+        self._listed_watches = 0
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.target_watch.run())
-            tasks.create_task(self.source_watch.run())
+            tasks.create_task(self.target_watch.run(self._listed))
+            tasks.create_task(self.source_watch.run(self._listed))
+
+    async def _listed(self, listed: list[Body]) -> None:
+        for body in listed:
+            if ((body.get("status") or {}).get("phase")) in ("Completed", "Failed"):
+                continue
+            try:
+                await self._guest(key_of(body), body)
+            except (ApiError, OSError) as exc:
+                # Held when its own reconcile reads it; the instance watch need not wait.
+                log.warning("migration %s: its guest not read yet: %s", key_of(body), exc)
+        self._listed_watches += 1
+        if self._listed_watches == len((self.target_watch, self.source_watch)):
+            self.ready.set()
 
     # -- shared ----------------------------------------------------------------------------
 
@@ -139,7 +172,16 @@ class MigrationService:
         _, instance = found
         try:
             spec = await self.reconciler.incoming_spec(instance)
+            if missing := bridges_missing(spec):
+                # Not a failure: the operator's bounded wait for TargetPrepared is.
+                log.info("migration %s: waiting for %s on %s", key, ", ".join(missing), self.host)
+                return BRIDGE_WAIT
+            for volume in _volumes(instance):
+                await self.volumes.volume_source(instance, volume)
             await asyncio.to_thread(prepare_target, self.driver, spec)
+        except (TemporaryError, NotYet) as exc:
+            log.info("migration %s: preparing %s later: %s", key, self.host, exc)
+            return exc.delay if isinstance(exc, TemporaryError) else VOLUME_WAIT
         except KubenovaError as exc:
             log.warning("migration %s: preparing %s failed: %s", key, self.host, exc)
             await self._report(body, _condition(PREPARED, False, "PrepareFailed", str(exc)))
@@ -189,14 +231,35 @@ class MigrationService:
         if deleting(body):
             await self._report(body, _condition(MIGRATED, False, "Cancelled", "deleted"))
             return None
-        task = asyncio.create_task(self._migrate(key, body, uid_of(found[1])), name=key)
+        task = asyncio.create_task(self._migrate(key, body, found[1]), name=key)
         self.running[key] = task
         task.add_done_callback(lambda _: self.running.pop(key, None))
         return None
 
-    async def _migrate(self, key: str, body: Body, uid: str) -> None:
+    async def _lost(self, body: Body, peer: PeerEndpoint, uid: str) -> None:
+        """The guest is not here: say where it is, once the target's libvirtd answers. No
+        answer is never taken for "not there" (a roll-back then would let this host spawn a
+        second copy beside the one that arrived): the migration stays Running meanwhile."""
+        delay = 1.0
+        while True:
+            try:
+                there = await asyncio.to_thread(arrived, peer, uid)
+                break
+            except ComputeFailure as exc:
+                log.warning("migration of %s: asking again in %.0f s: %s", uid, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LOST_ASK_MAX)
+        if there:
+            await self._report(body, _condition(MIGRATED, True, "LeftSource", "not here"))
+            return
+        target = (body.get("status") or {}).get("targetHost")
+        message = f"the guest runs on neither {self.host} nor {target}"
+        await self._report(body, _condition(MIGRATED, False, "GuestNotFound", message))
+
+    async def _migrate(self, key: str, body: Body, instance: Body) -> None:
         """Run the job to its end and report where the guest runs."""
         status = body.get("status") or {}
+        uid = uid_of(instance)
         try:
             target = await self.client.get(HOSTS, str(status.get("targetHost")))
             endpoint = (target.get("status") or {}).get("migration")
@@ -212,14 +275,20 @@ class MigrationService:
                 await asyncio.sleep(PROGRESS_WRITES)
             domain = await asyncio.to_thread(self.driver.libvirt_domain, uid)
         except InstanceNotFound:
-            # Undefined here: only the job's switch-over does that while the migration runs
-            # (UNDEFINE_SOURCE), so the guest left for the target.
-            await self._report(body, _condition(MIGRATED, True, "LeftSource", "not here"))
+            # Undefined here: the job's switch-over does that (UNDEFINE_SOURCE), e.g. while
+            # an earlier agent process was down. Said only if the target runs it: a guest on
+            # neither host ends the migration Failed, never moved by a guess.
+            await self._lost(body, peer, uid)
             return
         except (KubenovaError, NotFound) as exc:
             await self._report(body, _condition(MIGRATED, False, "NoPeer", str(exc)))
             return
-        job = LiveMigration(domain, peer, self.driver.files.directory(uid))
+        try:
+            initiators = await self._initiators(instance, str(status.get("targetHost")))
+        except (ApiError, OSError) as exc:
+            await self._report(body, _condition(MIGRATED, False, "NoVolumes", str(exc)))
+            return
+        job = LiveMigration(domain, peer, self.driver.files.directory(uid), initiators=initiators)
         self.jobs[key] = job
         # Progress is written from here only, one write at a time: a late progress write
         # can never land after (and so take away) the Migrated report.
@@ -232,6 +301,11 @@ class MigrationService:
             final = await waiting
         except KubenovaError as exc:
             log.warning("migration %s failed: %s", key, exc)
+            if not await asyncio.to_thread(_defined_here, self.driver, uid):
+                # Gone from here all the same: an earlier agent's job switched it over
+                # between our lookup and our start. Only the target may say where it is.
+                await self._lost(body, peer, uid)
+                return
             report = _progress(job.last) | _condition(MIGRATED, False, "MigrationFailed", str(exc))
             await self._report(body, report)
             return
@@ -242,6 +316,39 @@ class MigrationService:
         log.info("migration %s: the guest left %s", key, self.host)
         report = _progress(final) | _condition(MIGRATED, True, "Migrated", "runs on the target")
         await self._report(body, report)
+
+    async def _initiators(self, instance: Body, target: str) -> dict[str, str]:
+        """The guest's iSCSI initiator names here -> on the target, from its Volumes'
+        attachments (the operator lists both hosts during the move)."""
+        names: dict[str, str] = {}
+        for volume in _volumes(instance):
+            try:
+                body = await self.client.get(VOLUMES, volume, namespace_of(instance))
+            except NotFound:
+                continue
+            mine = [
+                a
+                for a in (body.get("status") or {}).get("attachments") or []
+                if a.get("instance") == name_of(instance)
+            ]
+            by_host = {a.get("host"): a.get("initiator") for a in mine}
+            old, new = by_host.get(self.host), by_host.get(target)
+            if old and new:
+                names[str(old)] = str(new)
+        return names
+
+
+def _volumes(instance: Body) -> list[str]:
+    """The volumes plugged into the guest, as its host reports them."""
+    return [str(e["volume"]) for e in (instance.get("status") or {}).get("volumes") or []]
+
+
+def _defined_here(driver: LibvirtDriver, uid: str) -> bool:
+    try:
+        driver.get_info(uid)
+    except InstanceNotFound:
+        return False
+    return True
 
 
 def _job_active(domain: Any) -> bool:

@@ -107,8 +107,9 @@ class ComputeService:
             await self._run_instances()
             return
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._run_instances(), name="instances")
             tasks.create_task(self.migrations.run(), name="migrations")
+            await self.migrations.ready.wait()  # guests on the move held first
+            tasks.create_task(self._run_instances(), name="instances")
 
     async def _run_instances(self) -> None:
         loop = asyncio.get_running_loop()

@@ -3,7 +3,8 @@
 The target is claimed BEFORE the move under the migration's own uid (kind
 InstanceMigration: no second quota charge; a server-group membership on the target, so an
 anti-affine sibling cannot land there meanwhile). When the guest runs on the target,
-`hand_over` gives that claim to the Instance and frees the source in ONE transaction: no
+`hand_over` gives that claim to the Instance (and its volume attachments to the target
+host) and frees the source in ONE transaction: no
 instant where the guest holds nothing or holds both after the move. `roll_back` frees the
 target claim only (a failed or cancelled move); both are idempotent.
 """
@@ -13,7 +14,13 @@ from __future__ import annotations
 from sqlalchemy import Engine, delete, select, update
 
 from kubenova.operator import inventory as inv
-from kubenova.operator.inventory.models import Allocation, HostRow, InstanceRow, ServerGroupMember
+from kubenova.operator.inventory.models import (
+    Allocation,
+    HostRow,
+    InstanceRow,
+    ServerGroupMember,
+    VolumeAttachmentRow,
+)
 
 MIGRATION_KIND = "InstanceMigration"
 
@@ -62,6 +69,13 @@ def hand_over(engine: Engine, migration_uid: str, instance_uid: str) -> inv.Clai
         target_id = select(HostRow.id).where(HostRow.name == moved.host).scalar_subquery()
         connection.execute(
             update(InstanceRow).where(InstanceRow.uid == instance_uid).values(host_id=target_id)
+        )
+        # Its volumes are opened from the target now: their access lists follow (the
+        # source's initiator goes, the target's stays).
+        connection.execute(
+            update(VolumeAttachmentRow)
+            .where(VolumeAttachmentRow.instance_uid == instance_uid)
+            .values(host_id=target_id)
         )
         # Both hosts' usage changed: views re-read them.
         hosts = [moved.host] + ([source.host] if source is not None else [])

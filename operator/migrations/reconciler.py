@@ -16,7 +16,9 @@ hand-over and roll-back, so the inventory never disagrees with where the guest r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass, field, replace
 
 from kubenova import conditions as cond
@@ -49,6 +51,11 @@ MIGRATIONS = kubenova_kind(InstanceMigration)
 PREPARED = "TargetPrepared"  # written by the target's agent
 MIGRATED = "Migrated"  # written by the source's agent
 TERMINAL = (MigrationPhase.COMPLETED, MigrationPhase.FAILED)
+# A target that has not reported TargetPrepared by then (agent down, its bridges never
+# wired, the image not fetched) fails the migration: nothing has moved yet, so the roll-back
+# is safe. Running has no such bound: libvirtd drives the job, and only the source's
+# report (or a restarted source agent's) says where the guest is.
+PREPARE_TIMEOUT = 300.0
 
 
 @dataclass
@@ -61,6 +68,8 @@ class MigrationReconciler:
     events: EventRecorder
     instances: InstanceReconciler
     uids: dict[str, str] = field(default_factory=dict)  # key -> uid, to roll back after DELETED
+    prepare_timeout: float = PREPARE_TIMEOUT
+    preparing: dict[str, float] = field(default_factory=dict)  # key -> first seen waiting
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:
@@ -71,6 +80,8 @@ class MigrationReconciler:
         self.uids[key] = uid_of(body)
         status = body.get("status") or {}
         phase = status.get("phase")
+        if phase != MigrationPhase.PREPARING_TARGET:
+            self.preparing.pop(key, None)
         if phase in TERMINAL:
             if deleting(body):
                 await remove_finalizer(self.client, MIGRATIONS, body, OPERATOR_FINALIZER)
@@ -92,7 +103,25 @@ class MigrationReconciler:
                 await self._phase(body, MigrationPhase.RUNNING, "Migrating", "moving the guest")
             elif prepared.get("status") == "False":
                 await self._fail(body, "TargetNotPrepared", str(prepared.get("message", "")))
+        if phase == MigrationPhase.PREPARING_TARGET and prepared is None:
+            return await self._waiting_for_target(key, body)
         return None  # the agents' reports wake us
+
+    async def _waiting_for_target(self, key: str, body: Body) -> float | None:
+        """Bounded: a target that never says it is prepared fails the migration."""
+        since = self.preparing.setdefault(key, time.monotonic())
+        left = since + self.prepare_timeout - time.monotonic()
+        if left > 0:
+            return left  # woken earlier by the target's report
+        self.preparing.pop(key, None)
+        target = (body.get("status") or {}).get("targetHost")
+        await self._fail(
+            body,
+            "TargetNotPrepared",
+            f"{target} did not prepare the guest within {self.prepare_timeout:.0f} s "
+            "(is its agent running, are the guest's networks wired there?)",
+        )
+        return None
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -150,6 +179,14 @@ class MigrationReconciler:
             return
         self.events.record(body, "Normal", "TargetClaimed", message)
         log.info("migration %s: %s", key_of(body), message)
+        self._placed(instance, outcome.host)  # its networks get wired on the target now
+
+    def _placed(self, instance: Body, host: str) -> None:
+        """The domains that wire an Instance's attachments look again: during a move, its
+        networks are wired on the target as well (operator/moves.py); after
+        it, only where the guest runs."""
+        for hook in self.instances.hooks:
+            hook.on_placed(instance, host)
 
     async def _ensure_finalizer(self, body: Body) -> Body | None:
         try:
@@ -173,9 +210,14 @@ class MigrationReconciler:
             await self._fail(body, "InstanceDeleted", f"instance {name} was deleted meanwhile")
             return
         running_on = target if on_target else source
-        await asyncio.to_thread(
-            settle, self.placer.engine, uid_of(body), uid_of(instance), str(running_on)
-        )
+        try:
+            await asyncio.to_thread(
+                settle, self.placer.engine, uid_of(body), uid_of(instance), str(running_on)
+            )
+        except ValueError as exc:
+            # Nothing to hand over or back (the instance's claim went meanwhile): final.
+            await self._fail(body, "InventoryDisagrees", str(exc))
+            return
         for host in (source, target):
             if host:
                 self.placer.host_changed(str(host))
@@ -192,6 +234,7 @@ class MigrationReconciler:
             await self.instances.moved(instance, str(target), f"migrated live from {source}")
         message = f"instance {name} runs on {target} (moved live from {source})"
         await self._phase(body, MigrationPhase.COMPLETED, "Completed", message)
+        self._placed(instance, str(target))  # the source's plumbing goes
         self.events.record(instance, "Normal", "Migrated", message)
         if deleting(body):
             await remove_finalizer(self.client, MIGRATIONS, body, OPERATOR_FINALIZER)
@@ -207,8 +250,19 @@ class MigrationReconciler:
         except NotFound:
             return
         self.events.record(body, "Warning", reason, text)
+        await self._unwire_target(body)
         if deleting(body) and OPERATOR_FINALIZER in finalizers_of(body):
             await remove_finalizer(self.client, MIGRATIONS, body, OPERATOR_FINALIZER)
+
+    async def _unwire_target(self, body: Body) -> None:
+        """A failed move's target plumbing goes: the guest's networks are looked at again."""
+        status = body.get("status") or {}
+        if not status.get("targetHost"):
+            return  # never claimed, never wired
+        name = InstanceMigration.model_validate(body).spec.instance_name
+        with contextlib.suppress(NotFound):
+            instance = await self.client.get(INSTANCES, name, namespace_of(body))
+            self._placed(instance, str(status.get("sourceHost")))
 
     async def _roll_back(self, uid: str) -> None:
         freed = await asyncio.to_thread(roll_back, self.placer.engine, uid)

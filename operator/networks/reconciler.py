@@ -35,6 +35,7 @@ from kubenova.kube.meta import (
     uid_of,
 )
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
+from kubenova.operator.moves import incoming_hosts
 from kubenova.operator.networks import gateways, ports, registry, segments
 from kubenova.operator.networks import status as st
 from kubenova.operator.networks.records import NetworkRecord, network_record
@@ -109,6 +110,7 @@ class NetworkReconciler:
             self.events.record(body, "Normal", "AddressesReleased", message)
         port_views = await asyncio.to_thread(ports.ports_of, self.engine, record.uid)
         needs = st.needs_gateway(spec, port_views)
+        incoming = await incoming_hosts(self.client, record.namespace) if port_views else {}
         gateway_host = (
             await asyncio.to_thread(gateways.assign, self.engine, record) if needs else None
         )
@@ -124,6 +126,7 @@ class NetworkReconciler:
             needs_gateway=needs,
             ports=port_views,
             underlay=underlay,
+            incoming=incoming,
         )
 
     async def _segment(self, record: NetworkRecord) -> int | None:

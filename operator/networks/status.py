@@ -27,6 +27,8 @@ class Observation:
     ports: Sequence[PortView] = ()
     underlay: Mapping[str, str | None] | None = None  # host -> Host.status.underlayIP
     problem: UserError | None = None
+    # Instance name -> hosts it is moving to (live migration): wired before the switch.
+    incoming: Mapping[str, set[str]] | None = None
 
 
 def needs_gateway(spec: Mapping[str, Any], ports: Sequence[PortView]) -> bool:
@@ -36,8 +38,11 @@ def needs_gateway(spec: Mapping[str, Any], ports: Sequence[PortView]) -> bool:
 
 
 def wired_hosts(observation: Observation) -> list[str]:
-    """Hosts that must carry the network: those of its NICs, and its gateway host."""
+    """Hosts that must carry the network: those of its NICs (and of a NIC's live-migration
+    target during the move), and its gateway host."""
     hosts = {p.host for p in observation.ports if p.host}
+    incoming = observation.incoming or {}
+    hosts |= {h for p in observation.ports if p.instance for h in incoming.get(p.instance, ())}
     if observation.gateway_host and observation.needs_gateway:
         hosts.add(observation.gateway_host)
     return sorted(hosts)

@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -38,6 +38,7 @@ from kubenova.kube.objects import apply_status
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import VolumeInUse, VolumeNotPlaced
+from kubenova.operator.moves import incoming_hosts
 from kubenova.operator.volumes.naming import initiator_iqn
 from kubenova.workqueue import WorkQueue
 
@@ -286,6 +287,7 @@ class AttachmentController:
                 current = (volume.get("status") or {}).get("attachments") or []
             known = {entry.get("instance"): entry for entry in current}
             entries = []
+            moving = await incoming_hosts(self.client, namespace_of(volume)) if records else {}
             for record in records:
                 instance = self.queue.body(f"{record.instance_namespace}/{record.instance_name}")
                 if instance is None and record.instance_name in known:
@@ -293,6 +295,10 @@ class AttachmentController:
                     entries.append(known[record.instance_name])
                     continue
                 entries.append(attachment_entry(name, record, instance, self.hosts(record.host)))
+                # Live migration: the target host is admitted before the switch.
+                for target in sorted(moving.get(record.instance_name, set()) - {record.host}):
+                    incoming = replace(record, host=target)  # Attaching: not plugged there
+                    entries.append(attachment_entry(name, incoming, None, self.hosts(target)))
             if current == entries:
                 return
             try:

@@ -33,9 +33,11 @@ def sh(*argv: str) -> str:
 
 @dataclass
 class NetnsHost:
-    """`netns` with `uplink0` at `ip`, its veth peer `outer` in the root namespace at `peer_ip`."""
+    """`netns` with `uplink0` at `ip`, its veth peer `outer` in the root namespace at `peer_ip`
+    (without `uplink`: the namespace alone, joined to others by the test as it needs)."""
 
     tag: str
+    uplink: bool = True
     netns: str = ""
     outer: str = ""
     ip: str = ""
@@ -47,10 +49,13 @@ class NetnsHost:
         base = UNDERLAY_POOL.network_address + 4 * (pid % (UNDERLAY_POOL.num_addresses // 4))
         self.peer_ip, self.ip = str(base + 1), str(base + 2)
         self.netns = f"kn-{self.tag}-{pid}"
-        self.outer = f"kv{pid:x}{self.tag}"[:15]
         sh("ip", "netns", "add", self.netns)
         try:
             sh("ip", "-n", self.netns, "link", "set", "lo", "up")
+            if not self.uplink:
+                self.peer_ip = self.ip = ""
+                return
+            self.outer = f"kv{pid:x}{self.tag}"[:15]
             sh("ip", "link", "add", self.outer, "type", "veth",
                "peer", "name", "uplink0", "netns", self.netns)  # fmt: skip
             sh("ip", "addr", "add", f"{self.peer_ip}/30", "dev", self.outer)
@@ -90,7 +95,8 @@ class NetnsHost:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "link", "del", self.outer], capture_output=True, check=False)
+        if self.outer:
+            subprocess.run(["ip", "link", "del", self.outer], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, check=False)
 
 

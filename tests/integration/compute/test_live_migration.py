@@ -44,6 +44,7 @@ from kubenova.agents.compute.migration import (
     MigrationFailed,
     PeerEndpoint,
     abandon_target,
+    arrived,
     finish_source,
     prepare_target,
 )
@@ -283,6 +284,11 @@ def test_the_guest_keeps_counting_across_the_move(
 
     assert where(hosts, guest.spec.uid) == (target, source)
     assert not source.defined(guest.spec.uid)  # undefined on the source in the same job
+    # What a source that finds no domain asks before it says the guest moved: only the
+    # target's libvirtd running it counts (a guest on neither host ends GuestNotFound).
+    assert arrived(target.peer, guest.spec.uid)
+    assert not arrived(source.peer, guest.spec.uid)
+    assert not arrived(target.peer, str(uuid.uuid4()))
     assert guest.watcher.ticks.host_of_last() == target.name
     assert guest.watcher.ticks.holes(first) == []  # not one tick lost: the same guest, live
     pause, after = guest.watcher.ticks.pause_after(first)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from kubenova.errors import UserError
 from kubenova.operator import inventory as inv
+from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.migrations import (
     MIGRATION_KIND,
     hand_over,
@@ -105,3 +106,21 @@ def test_after_a_crash_mid_move_the_inventory_follows_where_the_guest_runs(
     assert inv.find_claim(engine, MOVE.uid) is None
     with pytest.raises(ValueError, match="neither"):
         settle(engine, MOVE.uid, VM.uid, running_on="node-9")
+
+
+def test_the_hand_over_moves_the_guests_volume_attachments_to_the_target(
+    engine: Engine, scheduler: Scheduler
+) -> None:
+    add_hosts(engine, "node-1", "node-2", "storage-1")
+    inv.claim(engine, VM, "node-1", SIZE, GROUP)
+    vol.allocate_target(engine, "vol-uid", "storage-1", "iscsi")
+    vol.attach(engine, "vol-uid", VM, "node-1", multi_attach=False)
+    claim = place_target(engine, scheduler, request(), MOVE, source="node-1")
+    assert isinstance(claim, inv.Claim)
+    # During the move the record stays on the source (the operator publishes the target's
+    # initiator beside it); after the hand-over the volume host admits the target alone.
+    assert [r.host for r in vol.attachments_of(engine, "vol-uid")] == ["node-1"]
+    hand_over(engine, MOVE.uid, VM.uid)
+    assert [r.host for r in vol.attachments_of(engine, "vol-uid")] == [claim.host]
+    roll_back(engine, MOVE.uid)  # nothing left to roll back: the attachment stays
+    assert [r.host for r in vol.attachments_of(engine, "vol-uid")] == [claim.host]

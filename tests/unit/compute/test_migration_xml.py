@@ -13,18 +13,34 @@ from kubenova.agents.compute.domain_xml import (
     build_domain_xml,
 )
 from kubenova.agents.compute.migration import destination_xml, job_progress, published_endpoint
-from kubenova.agents.compute.spec import CloudInitSeed, DomainSpec, RootDisk
+from kubenova.agents.compute.spec import (
+    CloudInitSeed,
+    DiskAttachment,
+    DomainSpec,
+    IscsiAuth,
+    IscsiVolume,
+    RootDisk,
+)
 from kubenova.api.v1alpha1 import Host
 
 SOURCE = Path("/var/lib/a/instances/kubenova-u1")
 TARGET = Path("/var/lib/b/instances/kubenova-u1")
 
 
-def source_xml() -> str:
+SOURCE_IQN = "iqn.2026-01.io.kubenova:host.node-1"
+TARGET_IQN = "iqn.2026-01.io.kubenova:host.node-2"
+VOLUME = IscsiVolume(
+    volume_id="data", host="192.0.2.5", port=3260, iqn="iqn.2026-01.io.kubenova:vol.v1",
+    lun=1, auth=IscsiAuth("chap-user", "kubenova-volume-v1"), initiator=SOURCE_IQN,
+)  # fmt: skip
+
+
+def source_xml(volumes: tuple[DiskAttachment, ...] = ()) -> str:
     spec = DomainSpec(
         uid="u1", namespace="t", name="vm", vcpus=1, memory_mib=128,
         root_disk=RootDisk(Path("/var/cache/images/base.qcow2")),
         seed=CloudInitSeed(instance_id="i-1", hostname="vm"),
+        volumes=volumes,
     )  # fmt: skip
     files = DomainFiles(SOURCE / "console.log", SOURCE / "disk.qcow2", SOURCE / "seed.iso")
     root = ET.fromstring(build_domain_xml(spec, DomainSettings(DomainType.QEMU), files))
@@ -87,3 +103,19 @@ def test_a_host_publishes_its_libvirtd_for_peers_only_when_one_can_reach_it() ->
     Host.model_validate(
         {"spec": {}, "status": {"migration": published_endpoint("qemu:///system", "h", instances)}}
     )
+
+
+def test_iscsi_disks_log_in_from_the_target_with_its_own_initiator_name() -> None:
+    xml = source_xml((DiskAttachment(VOLUME, "vdb"),))
+    moved = ET.fromstring(destination_xml(xml, SOURCE, TARGET, {SOURCE_IQN: TARGET_IQN}))
+    (disk,) = [d for d in moved.findall("./devices/disk") if d.get("type") == "network"]
+    source = disk.find("source")
+    assert source is not None
+    assert source.get("name") == f"{VOLUME.iqn}/1"  # the same LUN, the same CHAP secret
+    assert [i.get("name") for i in source.findall("initiator/iqn")] == [TARGET_IQN]
+    auth = disk.find("auth/secret")
+    assert auth is not None
+    assert auth.get("usage") == "kubenova-volume-v1"
+    # Without a mapping (no volume, or its target entry not published) nothing is renamed.
+    kept = ET.fromstring(destination_xml(xml, SOURCE, TARGET))
+    assert [i.get("name") for i in kept.iter("iqn")] == [SOURCE_IQN]
