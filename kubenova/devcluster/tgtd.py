@@ -107,17 +107,16 @@ class PrivateTgtd:
         return ProcessSpec("tgtd", argv, self.root / "tgtd.log", self.root / "tgtd.pid")
 
     def _ports(self) -> tuple[int, int]:
-        if self.netns is not None:  # the namespace's own port space: 3260 is ours
-            return _free_control_port(), ISCSI_PORT
         # The saved pair while this tgtd runs or both are still free; new ones otherwise.
+        # In a namespace of its own, the portal is always the standard port.
         saved = self.root / "ports"
         with contextlib.suppress(OSError, ValueError):
             control, portal = (int(part) for part in saved.read_text().split())
             if self._pid_from_file() is not None or (
-                _control_port_free(control) and _port_free(portal)
+                _control_port_free(control) and (self.netns is not None or _port_free(portal))
             ):
-                return control, portal
-        return _free_control_port(), _free_port()
+                return control, ISCSI_PORT if self.netns is not None else portal
+        return _free_control_port(), ISCSI_PORT if self.netns is not None else _free_port()
 
     def _pid_from_file(self) -> int | None:
         try:
