@@ -1,11 +1,17 @@
-"""kubenova as users run it: images built from the Dockerfile, `helm install` on a real kubelet.
+"""kubenova as users run it: images built from the Dockerfile, `helm install` on a real kubelet,
+and a real TCG guest booted through the agent pod.
 
 One module-scoped node (kubenova/devcluster/node.py: kubelet, containerd, kube-proxy,
 CoreDNS and the control plane in a network namespace of the run's own), the two images
-from hack/build-images.sh imported into its containerd, and the chart installed with its
-defaults (only the registry, the pull policy, the host paths of a private libvirtd and the
-node label differ). Cold, the images and the Go binaries take many minutes; both are cached
-by content/version under ~/.cache/kubenova, after which the module takes a few minutes.
+from hack/build-images.sh imported into its containerd, and beside the kubelet what a
+compute host runs itself: a private libvirtd and tgtd in the node's namespace, MinIO on the
+host end of its veth. The chart is installed with its defaults but the registry, the pull
+policy, the node label, domainType qemu (no KVM here), one pool running every service, the
+object store and the paths of those daemons. Then an Image, a Network, a Volume and an
+Instance by kubectl boot a guest (DHCP lease, iSCSI volume), `helm upgrade` keeps it running,
+`kubectl delete` and `helm uninstall` leave nothing behind. Cold, the images and the Go
+binaries take many minutes; both are cached by content/version under ~/.cache/kubenova,
+after which the module takes a few minutes (docs/kubelet-cluster.md).
 """
 
 from __future__ import annotations
