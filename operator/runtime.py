@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, load_config
+from kubenova.kube.config import service_account_owner
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
 from kubenova.kube.meta import key_of
@@ -117,6 +118,7 @@ class Runtime:
             LEADER_LEASE,
             identity(),
             holder_dead=holder_dead,
+            owner=service_account_owner(connection, config.system_namespace),
         )
         client = KubeClient(connection, user_agent="kubenova-operator", write_guard=elector.check)
         guard_engine(engine, elector.check)

@@ -38,8 +38,11 @@ class LeaseKeeper:
         namespace: str = SYSTEM_NAMESPACE,
         duration_seconds: int = LEASE_DURATION_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owner: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
+        # The agent pod's ServiceAccount in a chart install: the Lease goes with the chart.
+        self.owner = owner
         self.host = host
         self.namespace = namespace
         self.name = lease_name(host)
@@ -74,7 +77,11 @@ class LeaseKeeper:
         body = {
             "apiVersion": LEASES.api_version,
             "kind": LEASES.kind,
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                **({"ownerReferences": [self.owner]} if self.owner else {}),
+            },
             "spec": {
                 "holderIdentity": self.host,
                 "leaseDurationSeconds": self.duration_seconds,

@@ -22,9 +22,10 @@ from kubenova.agents.host.lease import LeaseKeeper
 from kubenova.api.v1alpha1 import Host
 from kubenova.errors import KubenovaError
 from kubenova.kube import Conflict, KubeClient, NotFound, kubenova_kind
+from kubenova.kube.config import service_account_owner
 from kubenova.kube.meta import generation_of
 from kubenova.kube.objects import apply_status
-from kubenova.wellknown import AGENT_MANAGER
+from kubenova.wellknown import AGENT_MANAGER, SYSTEM_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,11 @@ class HostRegistration:
         # instancesDir); the agent's to write, so a live migration never trusts a tenant.
         self.migration = migration
         self.heartbeat_interval = heartbeat_interval
+        owner = service_account_owner(client.config, SYSTEM_NAMESPACE)
         self.lease = (
-            LeaseKeeper(client, name, clock=lease_clock)
+            LeaseKeeper(client, name, clock=lease_clock, owner=owner)
             if lease_clock
-            else LeaseKeeper(client, name)
+            else LeaseKeeper(client, name, owner=owner)
         )
 
     async def register(self) -> dict[str, Any]:

@@ -115,9 +115,9 @@ def ensure_minio(progress: Progress = lambda _: None) -> Path:
     return found
 
 
-def minio_live(port: int) -> bool:
+def minio_live(port: int, address: str = "127.0.0.1") -> bool:
     """True when MinIO's GET /minio/health/live answers 200."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
+    connection = http.client.HTTPConnection(address, port, timeout=2.0)
     try:
         connection.request("GET", "/minio/health/live")
         response = connection.getresponse()
@@ -132,8 +132,18 @@ def minio_live(port: int) -> bool:
 class ObjectStore:
     """One MinIO server whose whole state lives under `root`."""
 
-    def __init__(self, root: Path, *, detached: bool = False, binary: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        detached: bool = False,
+        binary: Path | None = None,
+        address: str = "127.0.0.1",
+    ) -> None:
         self.root = root.resolve()
+        # Where it listens: loopback, or e.g. the host end of a node namespace's veth, so
+        # agents inside that namespace reach it by route.
+        self.address = address
         self.detached = detached
         self._binary = binary
         self._child: subprocess.Popen[bytes] | None = None
@@ -157,7 +167,7 @@ class ObjectStore:
             "server",
             str(self.data_dir),
             "--address",
-            f"127.0.0.1:{state.port}",
+            f"{self.address}:{state.port}",
             "--quiet",
         )
         return ProcessSpec(MINIO, argv, self.root / "logs" / "minio.log", self._pid_file)
@@ -224,7 +234,9 @@ class ObjectStore:
             pid = self.running_pid()
             state = self._state(running=pid is not None)
             spec = self._spec(binary, state)
-            if pid is not None and not (command_line(pid) == spec.argv and minio_live(state.port)):
+            if pid is not None and not (
+                command_line(pid) == spec.argv and minio_live(state.port, self.address)
+            ):
                 progress(f"restarting minio (pid {pid})")
                 stop_pid(pid)
                 pid = None
@@ -235,7 +247,12 @@ class ObjectStore:
                 if not self.detached:
                     self._child = process
                 try:
-                    wait_ready(spec, process.pid, lambda: minio_live(state.port), READY_TIMEOUT)
+                    wait_ready(
+                        spec,
+                        process.pid,
+                        lambda: minio_live(state.port, self.address),
+                        READY_TIMEOUT,
+                    )
                 except ControlPlaneError as error:
                     stop_pid(process.pid)
                     raise ObjectStoreError(str(error)) from error
@@ -301,7 +318,7 @@ class ObjectStore:
 
     def _access(self, state: _State) -> ObjectStoreAccess:
         return ObjectStoreAccess(
-            endpoint=f"127.0.0.1:{state.port}",
+            endpoint=f"{self.address}:{state.port}",
             access_key=state.access_key,
             secret_key=state.secret_key,
             data_dir=self.data_dir,

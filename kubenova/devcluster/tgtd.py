@@ -28,6 +28,7 @@ from kubenova.devcluster.processes import ProcessSpec, command_line, launch, log
 
 SOCKET_DIR = Path("/var/run/tgtd")
 PORTAL_HOST = "127.0.0.1"
+ISCSI_PORT = 3260
 
 
 def _which(tool: str) -> str:
@@ -70,20 +71,32 @@ def _free_control_port() -> int:
 
 
 class PrivateTgtd:
-    """One tgtd whose pid, log and ports live under `root`."""
+    """One tgtd whose pid, log and ports live under `root`.
 
-    def __init__(self, root: Path) -> None:
+    With `netns` (a node's network namespace, `portal_host` its address), tgtd serves the
+    standard iSCSI port inside that namespace, where an agent's default portal
+    (<underlay-ip>:3260) finds it; its control socket is a path, reachable from anywhere.
+    """
+
+    def __init__(
+        self, root: Path, *, netns: str | None = None, portal_host: str = PORTAL_HOST
+    ) -> None:
         self.root = root.resolve()
+        self.netns = netns
+        self.portal_host = portal_host
         self.control_port, self.portal_port = self._ports()
 
     @property
     def portal(self) -> str:
         """What initiators connect to, `address:port` (the agent's --iscsi-portal)."""
-        return f"{PORTAL_HOST}:{self.portal_port}"
+        return f"{self.portal_host}:{self.portal_port}"
 
     @property
     def spec(self) -> ProcessSpec:
+        # nsenter execs tgtd: the launched pid is tgtd's own.
+        inside = ("nsenter", f"--net=/run/netns/{self.netns}") if self.netns else ()
         argv = (
+            *inside,
             _which("tgtd"),
             "-f",
             "-C",
@@ -95,14 +108,15 @@ class PrivateTgtd:
 
     def _ports(self) -> tuple[int, int]:
         # The saved pair while this tgtd runs or both are still free; new ones otherwise.
+        # In a namespace of its own, the portal is always the standard port.
         saved = self.root / "ports"
         with contextlib.suppress(OSError, ValueError):
             control, portal = (int(part) for part in saved.read_text().split())
             if self._pid_from_file() is not None or (
-                _control_port_free(control) and _port_free(portal)
+                _control_port_free(control) and (self.netns is not None or _port_free(portal))
             ):
-                return control, portal
-        return _free_control_port(), _free_port()
+                return control, ISCSI_PORT if self.netns is not None else portal
+        return _free_control_port(), ISCSI_PORT if self.netns is not None else _free_port()
 
     def _pid_from_file(self) -> int | None:
         try:
@@ -149,7 +163,7 @@ class PrivateTgtd:
             if self.tgtadm("--op", "show", "--mode", "sys").returncode == 0:
                 with (
                     contextlib.suppress(OSError),
-                    socket.create_connection((PORTAL_HOST, self.portal_port), timeout=0.5),
+                    socket.create_connection((self.portal_host, self.portal_port), timeout=0.5),
                 ):
                     return self.portal
             time.sleep(0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import ssl
 import tempfile
@@ -107,3 +108,31 @@ def load_config(kubeconfig: Path | str | None = None) -> ConnectionConfig:
     if (SERVICE_ACCOUNT / "token").exists() and "KUBERNETES_SERVICE_HOST" in os.environ:
         return in_cluster()
     return from_kubeconfig(Path.home() / ".kube" / "config")
+
+
+def service_account_owner(config: ConnectionConfig, namespace: str) -> dict[str, Any] | None:
+    """An ownerReference to the pod's own ServiceAccount, read from its bound token's claims,
+    for objects the pod makes in `namespace` that must go when the installation goes
+    (`helm uninstall` deletes the account, the garbage collector the objects it owns).
+
+    None outside a pod, with a token without those claims, or for another namespace: a
+    namespaced owner must share its dependents' namespace, and the garbage collector deletes
+    dependents whose owner it cannot find there.
+    """
+    if config.token_file != str(SERVICE_ACCOUNT / "token"):
+        return None
+    try:
+        payload = (config.current_token() or "").split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        scope = claims["kubernetes.io"]
+        account = scope["serviceaccount"]
+        if scope["namespace"] != namespace:
+            return None
+        return {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "name": str(account["name"]),
+            "uid": str(account["uid"]),
+        }
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None

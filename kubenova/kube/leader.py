@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from kubenova.errors import Conflict, NotFound, TemporaryError
 
@@ -90,9 +91,11 @@ class LeaderElector:
         timing: ElectionTiming | None = None,
         holder_dead: Callable[[str], bool] = lambda holder: False,
         clock: Callable[[], float] = time.monotonic,
+        owner: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.kind = kind
+        self.owner = owner  # ownerReference of the Lease when this elector makes it
         self.namespace = namespace
         self.name = name
         self.identity = identity
@@ -182,7 +185,11 @@ class LeaderElector:
             body = {
                 "apiVersion": self.kind.api_version,
                 "kind": self.kind.kind,
-                "metadata": {"name": self.name, "namespace": self.namespace},
+                "metadata": {
+                    "name": self.name,
+                    "namespace": self.namespace,
+                    **({"ownerReferences": [self.owner]} if self.owner else {}),
+                },
                 "spec": spec,
             }
             sent = self.clock()

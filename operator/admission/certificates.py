@@ -74,12 +74,16 @@ class ServingCertificates:
         *,
         client: KubeClient | None = None,
         secret: tuple[str, str] | None = None,  # (namespace, name)
+        owner: dict[str, Any] | None = None,
     ) -> None:
         self.directory = directory
         self.hosts = hosts
         self.policy = policy
         self.client = client
         self.secret = secret
+        # The Secret's ownerReference (the operator's ClusterRole, like the webhook
+        # configurations'): the garbage collector deletes it after `helm uninstall`.
+        self.owner = owner
         self.material: tls.Material | None = None
 
     async def ensure(self) -> tls.ServingFiles:
@@ -138,6 +142,7 @@ class ServingCertificates:
             return material
         namespace, name = self.secret
         data = _data(material)
+        owned = {"ownerReferences": [self.owner]} if self.owner else {}
         try:
             if self._resource_version is None:
                 manifest: dict[str, Any] = {
@@ -147,13 +152,17 @@ class ServingCertificates:
                         "name": name,
                         "namespace": namespace,
                         "labels": {"app.kubernetes.io/managed-by": "kubenova-operator"},
+                        **owned,
                     },
                     "type": SECRET_TYPE,
                     "data": data,
                 }
                 await self.client.create(SECRETS, manifest, namespace)
             else:
-                patch = {"metadata": {"resourceVersion": self._resource_version}, "data": data}
+                patch = {
+                    "metadata": {"resourceVersion": self._resource_version, **owned},
+                    "data": data,
+                }
                 await self.client.patch(SECRETS, name, patch, namespace)
         except Conflict:
             # Another replica stored its material first: serve that one.

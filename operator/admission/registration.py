@@ -144,6 +144,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         runtime = runtime_of(memo)
         cert_dir = Path(config.webhook_cert_dir or tempfile.mkdtemp(prefix="kubenova-webhook-"))
         service = service_reference(config)
+        secret_owner = None
+        if config.webhook_owner and config.webhook_tls_secret:
+            role = await runtime.replica_client.get(CLUSTER_ROLES, config.webhook_owner)
+            secret_owner = owner_reference(role)
         certificates = ServingCertificates(
             cert_dir,
             service_names(service) if service else [config.webhook_host, "localhost"],
@@ -154,6 +158,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 if config.webhook_tls_secret
                 else None
             ),
+            owner=secret_owner,
         )
         files = await certificates.ensure()
         CERTIFICATES_TASK.put(

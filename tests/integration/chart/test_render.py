@@ -324,3 +324,39 @@ def test_dev_kvm_is_mounted_only_as_the_device_never_created(
         assert len(mounts) == 1
     else:
         assert kvm == mounts == []
+
+
+def test_volume_pools_reach_the_hosts_tgtd_through_its_socket_directory(helm: Helm) -> None:
+    pools = (
+        '[{"name":"compute","services":["compute"]},'
+        '{"name":"storage","services":["volume"],"nodeSelector":{"kubenova.io/storage":"true"}}]'
+    )
+    rendered = documents(
+        helm.template(
+            None,
+            f"--set-json=agent.pools={pools}",
+            "--set=agent.tgtSocketDir=/run/tgt-sockets",
+            "--set=agent.tgtControlPort=7",
+            kube_version="1.33.0",
+        )
+    )
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]
+        for d in rendered
+        if d["kind"] == "DaemonSet"
+    }
+
+    def tgtd(pod: dict[str, Any]) -> tuple[list[Any], list[Any], list[str]]:
+        volumes = [v["hostPath"] for v in pod["volumes"] if v["name"] == "tgtd"]
+        container = pod["containers"][0]
+        mounts = [m["mountPath"] for m in container["volumeMounts"] if m["name"] == "tgtd"]
+        flags = [a for a in container["args"] if a.startswith("--tgt-control-port")]
+        return volumes, mounts, flags
+
+    # tgtadm looks in /var/run/tgtd whatever the host calls the directory.
+    assert tgtd(pods["kubenova-agent-storage"]) == (
+        [{"path": "/run/tgt-sockets", "type": "DirectoryOrCreate"}],
+        ["/var/run/tgtd"],
+        ["--tgt-control-port=7"],
+    )
+    assert tgtd(pods["kubenova-agent-compute"]) == ([], [], [])

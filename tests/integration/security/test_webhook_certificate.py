@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kubenova.devcluster import ClusterAccess
 from kubenova.kube import KubeClient, load_config
 from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
+from kubenova.operator.admission.configuration import CLUSTER_ROLES, owner_reference
 from tests.fixtures.operator import OperatorProcess, clean_slate
 from tests.fixtures.webhook import serving_webhook, webhook_answers
 from tests.integration.security.webhook import (
@@ -150,3 +151,39 @@ def test_an_unreadable_certificate_secret_is_replaced(
         assert base64.b64decode(stored.stdout) == served.public_bytes(Encoding.PEM)
     finally:
         apiserver.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_the_secret_is_owned_by_the_operators_cluster_role(
+    apiserver: ClusterAccess, tmp_path: Path
+) -> None:
+    """With --webhook-owner the Secret carries the role's ownerReference, as the webhook
+    configurations do: the garbage collector deletes it after `helm uninstall` (shown on a
+    real cluster by tests/e2e/test_helm_cluster.py)."""
+    namespace = f"whtls-{uuid.uuid4().hex[:6]}"
+    role = f"whtls-owner-{uuid.uuid4().hex[:6]}"
+    apiserver.kubectl("create", "namespace", namespace)
+    apiserver.kubectl("create", "clusterrole", role, "--verb=get", "--resource=pods")
+
+    async def scenario() -> None:
+        async with KubeClient(load_config(str(apiserver.kubeconfig))) as client:
+            owner = owner_reference(await client.get(CLUSTER_ROLES, role))
+            keeper = ServingCertificates(
+                tmp_path,
+                ["localhost"],
+                CertificatePolicy(),
+                client=client,
+                secret=(namespace, "tls"),
+                owner=owner,
+            )
+            await keeper.ensure()
+
+    try:
+        asyncio.run(scenario())
+        owners = apiserver.kubectl(
+            "get", "secret", "tls", "-n", namespace, "-o",
+            "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
+        )  # fmt: skip
+        assert owners.stdout == f"ClusterRole/{role}"
+    finally:
+        apiserver.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        apiserver.kubectl("delete", "clusterrole", role, check=False)
