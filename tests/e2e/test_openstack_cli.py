@@ -9,6 +9,7 @@ reboot, volumes, floating IPs, delete --wait) without a guest to boot.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ import yaml
 from kubenova.cli.api import DEV_CLOUD, start_dev_api, stop_dev_api
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.binaries import cache_bin_dir
+from kubenova.devcluster.objectstore import ObjectStoreAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
 from kubenova.operator.auth import db as auth_db
@@ -37,7 +39,7 @@ from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.apiserver
+pytestmark = [pytest.mark.apiserver, pytest.mark.s3]
 
 OPENSTACKCLIENT = "10.5.0"
 OPENSTACKSDK = "4.22.0"
@@ -46,6 +48,7 @@ FLOATING_POOL = "198.51.100.32/28"
 PASSWORD = "correct horse battery staple"
 CHART = Path(__file__).resolve().parents[2] / "charts" / "kubenova"
 API_USER = "kubenova-openstack-api"  # the API's identity here, bound to the chart's ClusterRole
+IMAGE_LIMIT = 1024 * 1024  # bytes an upload may have here (the 413 test's file is larger)
 
 
 def chart_cluster_role() -> dict[str, Any]:
@@ -89,6 +92,7 @@ def openstack_tools() -> Path:
 class ApiProcess(ManagedProcess):
     kubeconfig: Path
     database_url: str
+    image_bucket: str
     port: int = field(default_factory=free_port)
 
     def argv(self) -> list[str]:
@@ -103,6 +107,9 @@ class ApiProcess(ManagedProcess):
             self.database_url,
             "--port",
             str(self.port),
+            "--image-bucket",
+            self.image_bucket,
+            f"--image-size-limit={IMAGE_LIMIT}",
         ]
 
     @property
@@ -119,6 +126,7 @@ class Cloud:
     projects: dict[str, str]  # user -> project
     namespaces: dict[str, str]  # project -> namespace
     database_url: str
+    s3: ObjectStoreAccess
 
     def env(self, user: str) -> dict[str, str]:
         """The clients' environment: `user`'s cloud, nothing of the project's Python."""
@@ -171,7 +179,10 @@ def project_ready(cluster: ClusterAccess, name: str) -> dict[str, Any] | None:
 
 @pytest.fixture(scope="module")
 def cloud(
-    apiserver: ClusterAccess, crds_installed: list[str], tmp_path_factory: pytest.TempPathFactory
+    apiserver: ClusterAccess,
+    crds_installed: list[str],
+    s3: ObjectStoreAccess,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cloud]:
     tools = openstack_tools()
     root = tmp_path_factory.mktemp("osapi")
@@ -211,6 +222,15 @@ def cloud(
         "create", "clusterrolebinding", f"hosts-{suffix}", f"--clusterrole=hosts-{suffix}",
         f"--user=carol-{suffix}",
     )  # fmt: skip
+    # ... and may create Images (upload); alice and bob, project members, may not.
+    apiserver.kubectl(
+        "create", "clusterrole", f"images-{suffix}", "--verb=create,delete",
+        "--resource=images.kubenova.io",
+    )  # fmt: skip
+    apiserver.kubectl(
+        "create", "clusterrolebinding", f"images-{suffix}", f"--clusterrole=images-{suffix}",
+        f"--user=carol-{suffix}",
+    )  # fmt: skip
     role = chart_cluster_role()
     # Its own name: the session's apiserver is shared, and a Helm release of the chart in
     # a later test must not find an object of that name it does not own.
@@ -222,9 +242,15 @@ def cloud(
     )  # fmt: skip
     api = ApiProcess(
         log_path=root / "api.log",
-        env=dict(os.environ),
+        env=os.environ
+        | {
+            "KUBENOVA_S3_ENDPOINT": s3.url,
+            "KUBENOVA_S3_ACCESS_KEY": s3.access_key,
+            "KUBENOVA_S3_SECRET_KEY": s3.secret_key,
+        },
         kubeconfig=apiserver.user_kubeconfig(API_USER),
         database_url=url,
+        image_bucket=f"osapi-{suffix}",
     )
     try:
         apiserver.kubectl(
@@ -271,7 +297,7 @@ def cloud(
         }
         clouds_yaml = root / "clouds.yaml"
         clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
-        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces, url)
+        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces, url, s3)
         first_user = next(iter(users))
         eventually(
             lambda: made.openstack(first_user, "flavor", "list", check=False).returncode == 0,
@@ -285,6 +311,8 @@ def cloud(
         clean_slate(apiserver)
         for kind, name in (("clusterrolebinding", f"hosts-{suffix}"),
                            ("clusterrole", f"hosts-{suffix}"),
+                           ("clusterrolebinding", f"images-{suffix}"),
+                           ("clusterrole", f"images-{suffix}"),
                            ("clusterrolebinding", f"{API_USER}-{suffix}"),
                            ("clusterrole", role["metadata"]["name"])):  # fmt: skip
             apiserver.kubectl("delete", kind, name, check=False)
@@ -351,6 +379,65 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
 
     cloud.openstack(alice, "server", "delete", "vm1", "--wait")
     assert cloud.instance(alice, "vm1") is None
+
+
+def test_an_image_uploaded_with_the_cli_is_streamed_hashed_and_ruled_by_rbac(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    alice, _, carol = list(cloud.projects)
+    disk = tmp_path / "tiny.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    data = disk.read_bytes()
+    name = f"up-{uuid.uuid4().hex[:6]}"
+    create = ("image", "create", "--disk-format", "qcow2", "--file", str(disk))
+
+    # a project member may not create Images: refused before a byte is stored
+    refused = cloud.openstack(alice, *create, name, check=False)
+    assert refused.returncode != 0
+    assert "You are not authorized to create images" in refused.stderr
+    assert not cloud.json(alice, "image", "list", "--name", name)
+
+    cloud.openstack(carol, *create, name)
+    shown = cloud.json(carol, "image", "show", name)
+    assert shown["status"] == "active"
+    assert shown["os_hash_algo"] == "sha256"
+    assert shown["os_hash_value"] == hashlib.sha256(data).hexdigest()
+    assert shown["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert shown["size"] == len(data)
+    body = json.loads(cloud.cluster.kubectl("get", "image", name, "-o", "json").stdout)
+    assert body["metadata"]["uid"] == shown["id"]  # one truth
+    assert body["spec"]["sha256"] == shown["os_hash_value"]
+    assert body["status"] == {"phase": "Available", "sizeBytes": len(data), "observedGeneration": 1}
+    source = body["spec"]["source"]
+    stored = cloud.s3.client.get_object(source["bucket"], source["key"])
+    try:
+        assert stored.read() == data
+    finally:
+        stored.close()
+        stored.release_conn()
+
+    # the declared format must be the data's
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(b"\0" * 65536)
+    wrong = cloud.openstack(carol, *create[:-1], str(raw), f"{name}-x", check=False)
+    assert wrong.returncode != 0
+    assert "the data is a raw image, not qcow2" in wrong.stderr
+
+    # over the size limit: Glance's 413
+    big = tmp_path / "big.raw"
+    big.write_bytes(b"\1" * (IMAGE_LIMIT + 4096))
+    over = cloud.openstack(
+        carol, "image", "create", "--disk-format", "raw", "--file", str(big), f"{name}-y",
+        check=False,
+    )  # fmt: skip
+    assert over.returncode != 0
+    assert "413" in over.stderr
+    assert "Image exceeds the size limit" in over.stderr
+    for leftover in (f"{name}-x", f"{name}-y"):
+        assert not cloud.json(carol, "image", "list", "--name", leftover)
+
+    cloud.openstack(carol, "image", "delete", name)
+    assert cloud.cluster.kubectl("get", "image", name, check=False).returncode != 0
 
 
 SDK_SCRIPT = """
