@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 import uuid
@@ -26,13 +27,16 @@ import yaml
 from kubenova.cli.api import DEV_CLOUD, start_dev_api, stop_dev_api
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.binaries import cache_bin_dir
+from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from kubenova.devcluster.objectstore import ObjectStoreAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
 from kubenova.operator.auth import db as auth_db
-from tests.builders import a_flavor, a_network, a_project, an_image, as_yaml
+from tests.builders import a_flavor, a_network, a_project, as_yaml
+from tests.e2e.test_real_vm import upload
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.test_image import GuestImage
 from tests.fixtures.webhook import forget_webhook
 from tests.integration.operator.test_scheduling import wait_ready
 from tests.support.ports import free_port
@@ -45,6 +49,8 @@ OPENSTACKCLIENT = "10.5.0"
 OPENSTACKSDK = "4.22.0"
 TOOLS = Path.home() / ".cache" / "kubenova" / f"openstackclient-{OPENSTACKCLIENT}"
 FLOATING_POOL = "198.51.100.32/28"
+# Its own subnet: the real guest's bridge and dnsmasq live on this machine beside other tests'.
+PRIVATE_CIDR = f"10.{random.randrange(100, 200)}.{random.randrange(256)}.0/24"
 PASSWORD = "correct horse battery staple"
 CHART = Path(__file__).resolve().parents[2] / "charts" / "kubenova"
 API_USER = "kubenova-openstack-api"  # the API's identity here, bound to the chart's ClusterRole
@@ -127,6 +133,8 @@ class Cloud:
     namespaces: dict[str, str]  # project -> namespace
     database_url: str
     s3: ObjectStoreAccess
+    agents: AgentFactory
+    suffix: str  # of every name this module makes on the shared apiserver and host
 
     def env(self, user: str) -> dict[str, str]:
         """The clients' environment: `user`'s cloud, nothing of the project's Python."""
@@ -182,6 +190,7 @@ def cloud(
     apiserver: ClusterAccess,
     crds_installed: list[str],
     s3: ObjectStoreAccess,
+    test_image: GuestImage,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cloud]:
     tools = openstack_tools()
@@ -259,11 +268,13 @@ def cloud(
             "-",
             input=as_yaml(
                 a_flavor("m1.tiny", vcpus=1, memory=128, disk=1),
-                an_image("busybox-test"),
-                a_project(first, quota={"instances": 2}),
+                a_project(first, quota={"instances": 2, "volumeGiB": 4}),
                 a_project(second),
             ),
         )
+        # The real test guest (its bytes in the store): the fake host never reads them, the
+        # real guest's host boots it.
+        upload(apiserver, s3, f"osapi-{suffix}", test_image, "busybox-test")
         namespaces = {}
         for project in (first, second):
             body = eventually(lambda p=project: project_ready(apiserver, p), timeout=60,
@@ -271,7 +282,7 @@ def cloud(
             namespaces[project] = body["status"]["namespace"]
         apiserver.kubectl(
             "apply", "-f", "-",
-            input=as_yaml(a_network("private", namespaces[first], cidr="10.77.0.0/24")),
+            input=as_yaml(a_network("private", namespaces[first], cidr=PRIVATE_CIDR)),
         )  # fmt: skip
         agents.start(
             f"os-{suffix}",
@@ -297,7 +308,7 @@ def cloud(
         }
         clouds_yaml = root / "clouds.yaml"
         clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
-        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces, url, s3)
+        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces, url, s3, agents, suffix)
         first_user = next(iter(users))
         eventually(
             lambda: made.openstack(first_user, "flavor", "list", check=False).returncode == 0,
@@ -340,6 +351,21 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
     cloud.status_becomes(alice, "vm1", "ACTIVE")
     cloud.openstack(alice, "server", "reboot", "vm1", "--wait")
     assert cloud.json(alice, "server", "show", "vm1")["status"] == "ACTIVE"
+
+    # rename: the server's name changes, the Instance's (its identity) and the id do not
+    cloud.openstack(alice, "server", "set", "--name", "Web server 1", "vm1")
+    renamed = cloud.json(alice, "server", "show", "Web server 1")
+    assert (renamed["id"], renamed["name"]) == (server["id"], "Web server 1")
+    annotations = (cloud.instance(alice, "vm1") or {})["metadata"]["annotations"]
+    assert annotations["openstack.kubenova.io/display-name"] == "Web server 1"
+    assert [s["Name"] for s in cloud.json(alice, "server", "list")] == ["Web server 1"]
+    padded = cloud.openstack(alice, "server", "set", "--name", " x", server["id"], check=False)
+    assert padded.returncode != 0
+    assert "no leading or trailing whitespace" in padded.stderr
+    cloud.openstack(alice, "server", "set", "--name", "vm1", server["id"])  # back: no annotation
+    annotations = (cloud.instance(alice, "vm1") or {})["metadata"].get("annotations") or {}
+    assert "openstack.kubenova.io/display-name" not in annotations
+
     console = cloud.openstack(alice, "console", "log", "show", "vm1").stdout
     tail = ((cloud.instance(alice, "vm1") or {}).get("status") or {}).get("console") or {}
     assert console.strip() == (tail.get("tail") or "").strip()
@@ -349,6 +375,14 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
         lambda: cloud.json(alice, "volume", "show", volume["id"])["status"] == "available",
         timeout=60, interval=0.5, what="data1 available",
     )  # fmt: skip
+    # over the project's 4 GiB of volumes: Cinder's 413 and words
+    over = cloud.openstack(alice, "volume", "create", "--size", "4", "data2", check=False)
+    assert over.returncode != 0
+    assert "(HTTP 413)" in over.stderr
+    assert (
+        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 4G, quota is "
+        "4G and 1G has been consumed." in over.stderr
+    )
     cloud.openstack(alice, "server", "add", "volume", "vm1", "data1")
     spec = (cloud.instance(alice, "vm1") or {})["spec"]
     assert spec["volumes"] == [{"volume": "data1"}]
@@ -439,6 +473,62 @@ def test_an_image_uploaded_with_the_cli_is_streamed_hashed_and_ruled_by_rbac(
 
     cloud.openstack(carol, "image", "delete", name)
     assert cloud.cluster.kubectl("get", "image", name, check=False).returncode != 0
+
+
+def console_log(cloud: Cloud, user: str, server: str) -> str:
+    return cloud.openstack(user, "console", "log", "show", server).stdout
+
+
+@pytest.mark.libvirt
+def test_a_real_guest_boots_and_reboots_through_the_openstack_cli(
+    cloud: Cloud, libvirtd: PrivateLibvirtd, test_image: GuestImage
+) -> None:
+    """The one real TCG guest of this module: on a host of its own zone (its own private
+    libvirtd), so every other server here stays on the fast fake host."""
+    alice = next(iter(cloud.projects))
+    host, zone = f"osreal-{cloud.suffix}", f"real-{cloud.suffix}"
+    agent = cloud.agents.start(
+        host,
+        libvirt_uri=libvirtd.uri,
+        domain_type="qemu",
+        zone=zone,
+        capacity="vcpus=2,memoryMiB=2048,diskGiB=20",
+        env=cloud.s3.env(),
+        extra=("--services=compute,network", "--underlay-ip=127.0.0.1",
+               "--network-teardown-on-exit"),
+    )  # fmt: skip
+    try:
+        wait_ready(cloud.cluster, host)
+        server = cloud.json(
+            alice, "server", "create", "--flavor", "m1.tiny", "--image", "busybox-test",
+            "--network", "private", "--availability-zone", zone, "vm1", "--wait",
+        )  # fmt: skip
+        assert server["status"] == "ACTIVE"
+        status = (cloud.instance(alice, "vm1") or {})["status"]
+        assert (status["host"], status["domain"]["type"]) == (host, "qemu")
+        marker = test_image.ready_marker
+
+        def booted_again(before: str) -> str:
+            """The console once it shows the marker of a boot after `before`; else ''."""
+            text = console_log(cloud, alice, "vm1")
+            return text if marker in text and text != before else ""
+
+        booted = eventually(lambda: booted_again(""), timeout=120, interval=2,
+                            what="the guest's marker in `console log show`")  # fmt: skip
+        cloud.openstack(alice, "server", "stop", "vm1")
+        cloud.status_becomes(alice, "vm1", "SHUTOFF")
+        cloud.openstack(alice, "server", "start", "vm1")
+        cloud.status_becomes(alice, "vm1", "ACTIVE")
+        booted = eventually(lambda: booted_again(booted), timeout=120, interval=2,
+                            what="the marker of a new boot after start")  # fmt: skip
+        cloud.openstack(alice, "server", "reboot", "vm1", "--wait")
+        eventually(lambda: booted_again(booted), timeout=120, interval=2,
+                   what="the marker of a new boot after reboot")  # fmt: skip
+        cloud.openstack(alice, "server", "delete", "vm1", "--wait")
+        assert cloud.instance(alice, "vm1") is None
+    finally:
+        agent.stop()
+    assert "Traceback" not in agent.log(), agent.log()[-3000:]
 
 
 SDK_SCRIPT = """
