@@ -101,7 +101,7 @@ def image_view(body: Body) -> dict[str, Any]:
 @dataclass
 class Queued:
     """An image made by `POST /v2/images` whose bytes have not arrived: no Image exists yet
-    (its spec needs their sha256). `image` names the Image once the upload made it."""
+    (its spec needs their sha256). `image` is the UID of the Image the upload made."""
 
     id: str
     name: str
@@ -164,7 +164,7 @@ def find(request: web.Request) -> Body | Queued:
     if record is not None and record.user == request[TOKEN_KEY].user:
         if record.image is None:
             return record
-        body = cloud.cache[Image].named(record.image)
+        body = cloud.cache[Image].get(record.image)
         if body is not None:
             return body
     raise Fault(404, f"No image found with ID {ident}")

@@ -43,7 +43,7 @@ from kubenova.api.v1alpha1 import Image
 from kubenova.errors import ApiError
 from kubenova.kube import kubenova_kind
 from kubenova.kube.client import MERGE_PATCH
-from kubenova.kube.meta import name_of
+from kubenova.kube.meta import name_of, uid_of
 from kubenova.openstack.cloud import CLOUD_KEY, TOKEN_KEY, Cloud
 from kubenova.openstack.faults import Fault
 from kubenova.openstack.image import (
@@ -229,15 +229,15 @@ async def upload_file(request: web.Request) -> web.Response:
     declared = request.content_length
     if declared is not None and declared > store.max_bytes:
         raise Fault(413, f"Image exceeds the size limit: {declared} > {store.max_bytes} bytes")
-    await check_may_create(cloud, token)
-    record.state = "saving"
+    record.state = "saving"  # before any await: a second PUT meanwhile gets 409
     try:
+        await check_may_create(cloud, token)
         reader, key = await stream(request, store, record)
         body = await make_image(cloud, token, store, record, reader=reader, key=key)
     except BaseException:
         record.state = "queued"  # as Glance: a failed upload may be tried again
         raise
-    record.state, record.image = "active", name_of(body)
+    record.state, record.image = "active", uid_of(body)
     return web.Response(status=204)
 
 

@@ -133,7 +133,7 @@ class Cloud:
     namespaces: dict[str, str]  # project -> namespace
     database_url: str
     s3: ObjectStoreAccess
-    agents: AgentFactory
+    factory: AgentFactory  # starts the real guest's host
     suffix: str  # of every name this module makes on the shared apiserver and host
 
     def env(self, user: str) -> dict[str, str]:
@@ -487,7 +487,7 @@ def test_a_real_guest_boots_and_reboots_through_the_openstack_cli(
     libvirtd), so every other server here stays on the fast fake host."""
     alice = next(iter(cloud.projects))
     host, zone = f"osreal-{cloud.suffix}", f"real-{cloud.suffix}"
-    agent = cloud.agents.start(
+    agent = cloud.factory.start(
         host,
         libvirt_uri=libvirtd.uri,
         domain_type="qemu",
