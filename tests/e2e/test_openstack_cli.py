@@ -378,7 +378,7 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
     # over the project's 4 GiB of volumes: Cinder's 413 and words
     over = cloud.openstack(alice, "volume", "create", "--size", "4", "data2", check=False)
     assert over.returncode != 0
-    assert "(HTTP 413)" in over.stderr
+    assert "413: Client Error" in over.stderr
     assert (
         "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 4G, quota is "
         "4G and 1G has been consumed." in over.stderr
