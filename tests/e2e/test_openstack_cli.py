@@ -29,6 +29,7 @@ from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.binaries import cache_bin_dir
 from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from kubenova.devcluster.objectstore import ObjectStoreAccess
+from kubenova.openstack.views import server_status
 from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
 from kubenova.operator.auth import db as auth_db
@@ -163,9 +164,15 @@ class Cloud:
         return json.loads(self.openstack(user, *args, "-f", "json").stdout)
 
     def status_becomes(self, user: str, server: str, status: str) -> None:
+        """Waited for on the Instance `server` names, with the API's own mapping (a CLI call
+        costs seconds on a loaded machine), then shown by the CLI."""
+        eventually(
+            lambda: server_status(self.instance(user, server) or {})[0] == status,
+            timeout=90, interval=0.5, what=f"{server} {status}",
+        )  # fmt: skip
         eventually(
             lambda: self.json(user, "server", "show", server)["status"] == status,
-            timeout=60, interval=0.5, what=f"{server} {status}",
+            timeout=30, interval=0.5, what=f"{server} {status} in `server show`",
         )  # fmt: skip
 
     def instance(self, user: str, name: str) -> dict[str, Any] | None:
