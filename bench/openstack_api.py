@@ -179,8 +179,7 @@ def run(servers: int, rounds: int, upload_mib: int = 0) -> dict[str, Any]:
                  f"--user={USER}"),
             ):  # fmt: skip
                 cloud.access.kubectl(*argv)
-        else:
-            asyncio.run(fill(cloud, servers))
+        asyncio.run(fill(cloud, 0 if upload_mib else servers))  # the Project, at least
         port_file = cloud.root / "api.port"
         cloud.start(
             "api",

@@ -14,7 +14,7 @@ webhook decides too. Its status (Available, sizeBytes) is written with the API's
 identity, as `kubenova image upload` writes it: the uploader is the one who knows the bytes
 are in the store, and tenants write spec only.
 
-The body goes to the store part by part (one PART_SIZE part in memory at a time, multipart
+The body goes to the store part by part (one part in memory at a time, `part_size`; multipart
 beyond one part) through the minio SDK in a thread, and sha256 (the spec's) and md5
 (Glance's `checksum`) are computed as it passes. A body over the size limit gets 413: before
 a byte is read when its length is declared, else as soon as it grows past the limit (the
@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MIB = 1024 * 1024
-PART_SIZE = 16 * MIB
+MIN_PART = 8 * MIB
+MAX_PARTS = 10_000  # S3's
 QCOW2_MAGIC = b"QFI\xfb"
 FORMATS = ("qcow2", "raw")
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -79,6 +80,12 @@ class UploadStore:
     secure: bool
     bucket: str
     max_bytes: int
+
+    @property
+    def part_size(self) -> int:
+        """The smallest part (memory per upload) with which the largest image fits S3's
+        10,000 parts, in whole MiB."""
+        return max(MIN_PART, -(-self.max_bytes // (MAX_PARTS - 1) // MIB) * MIB + MIB)
 
     def client(self) -> Minio:
         return Minio(
@@ -105,16 +112,21 @@ class BodyReader:
     counts and checks the bytes on the way."""
 
     def __init__(
-        self, content: StreamReader, loop: asyncio.AbstractEventLoop, limit: int, declared: str
+        self,
+        content: StreamReader,
+        loop: asyncio.AbstractEventLoop,
+        store: UploadStore,
+        declared: str,
     ) -> None:
-        self.content, self.loop, self.limit, self.declared = content, loop, limit, declared
+        self.content, self.loop, self.declared = content, loop, declared
+        self.limit, self.part_size = store.max_bytes, store.part_size
         self.sha256, self.md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
         self.size = 0
         self.head = b""
 
     def read(self, size: int = -1) -> bytes:
-        wanted = PART_SIZE if size < 0 else min(size, PART_SIZE)
-        chunk = asyncio.run_coroutine_threadsafe(self.content.read(wanted), self.loop).result()
+        wanted = self.part_size if size < 0 else min(size, self.part_size)
+        chunk = asyncio.run_coroutine_threadsafe(self._gather(wanted), self.loop).result()
         self.size += len(chunk)
         if self.size > self.limit:
             raise TooLarge
@@ -125,6 +137,20 @@ class BodyReader:
         self.sha256.update(chunk)
         self.md5.update(chunk)
         return chunk
+
+    async def _gather(self, wanted: int) -> bytes:
+        """`wanted` bytes, fewer only at the end: the SDK asks for a whole part and would
+        otherwise concatenate it from the socket's small chunks, copying it over and over."""
+        chunks, got = [], 0
+        while got < wanted:
+            chunk = await self.content.read(min(wanted - got, self.limit + 1 - self.size - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+            if self.size + got > self.limit:
+                break  # read() refuses it; read no more of an oversized body
+        return b"".join(chunks)
 
     def check_format(self) -> None:
         found = "qcow2" if self.head == QCOW2_MAGIC else "raw"
@@ -246,9 +272,7 @@ async def stream(
 ) -> tuple[BodyReader, str]:
     """Put the request body into the store; the reader (hashes, size) and the object key."""
     assert record.disk_format is not None
-    reader = BodyReader(
-        request.content, asyncio.get_running_loop(), store.max_bytes, record.disk_format
-    )
+    reader = BodyReader(request.content, asyncio.get_running_loop(), store, record.disk_format)
     key = f"{KEY_PREFIX}/{record.id}"
     client = store.client()
 
@@ -261,7 +285,7 @@ async def stream(
             key,
             cast(BinaryIO, reader),  # the SDK only calls read()
             length=-1,
-            part_size=PART_SIZE,
+            part_size=store.part_size,
             num_parallel_uploads=1,
         )
 

@@ -132,3 +132,11 @@ def test_without_an_object_store_uploads_are_refused_saying_what_is_missing() ->
         assert "KUBENOVA_S3_ENDPOINT" in (await answer.json())["message"]
 
     run(check, store=None, creators=ALICE)
+
+
+def test_the_largest_image_fits_s3s_ten_thousand_parts_in_the_smallest_part() -> None:
+    for limit in (1, 20 * 1024**3, 100 * 1024**3, 5 * 1024**4):
+        part = UploadStore("h:1", "a", "s", False, "b", max_bytes=limit).part_size
+        assert part >= 8 * 1024 * 1024
+        assert -(-limit // part) < 10_000
+    assert UploadStore("h:1", "a", "s", False, "b", max_bytes=20 * 1024**3).part_size == 8 * 1024**2
