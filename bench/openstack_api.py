@@ -1,28 +1,38 @@
 """`openstack server list` with many servers: how long `kubenova api` takes to answer.
 
     python -m bench.openstack_api --servers 1000 --json
+    python -m bench.openstack_api --upload-mib 256 --json
+
 
 A real apiserver holds `servers` Instances in one project's namespace; `kubenova api` runs
 as a process. The figure is what a client on loopback waits for `GET /servers/detail` at
 microversion 2.79 (the request `openstack server list` makes), so the server's time plus
 one loopback hop; the target is 300 ms at 1,000 servers. Reads come from the API's watch
 cache, so the apiserver is not asked per request; tokens are checked locally.
+
+`--upload-mib N` measures an image upload instead (`POST /v2/images` + `PUT .../file` of N
+MiB, streamed from the client, into a MinIO started for it): MiB/s, and the API process's
+peak RSS before and after, which must not grow with N (the body is never held whole).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench._cloud import Cloud, local_cloud
 from kubenova.api.v1alpha1 import Instance
+from kubenova.devcluster.objectstore import ObjectStore, ensure_minio
 from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.paths import NAMESPACES
 from kubenova.operator import inventory as inv
@@ -64,18 +74,7 @@ async def fill(cloud: Cloud, servers: int) -> None:
 
 async def measure(url: str, servers: int, rounds: int) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
-        auth = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {"user": {"name": USER, "password": PASSWORD}},
-                },
-                "scope": {"project": {"name": PROJECT}},
-            }
-        }
-        async with session.post(f"{url}/identity/v3/auth/tokens", json=auth) as response:
-            response.raise_for_status()
-            token = response.headers["X-Subject-Token"]
+        token = await login(session, url)
         headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.79"}
         detail = f"{url}/compute/v2.1/servers/detail"
         for _ in range(60):  # until the watch cache holds them all
@@ -104,14 +103,83 @@ async def measure(url: str, servers: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def run(servers: int, rounds: int) -> dict[str, Any]:
-    with local_cloud() as cloud:
+async def login(session: aiohttp.ClientSession, url: str) -> str:
+    auth = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": USER, "password": PASSWORD}},
+            },
+            "scope": {"project": {"name": PROJECT}},
+        }
+    }
+    async with session.post(f"{url}/identity/v3/auth/tokens", json=auth) as response:
+        response.raise_for_status()
+        return response.headers["X-Subject-Token"]
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise SystemExit(f"no VmHWM for process {pid}")
+
+
+async def measure_upload(url: str, mib: int, pid: int) -> dict[str, Any]:
+    block = b"\x01" * (1024 * 1024)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(mib):
+            yield block
+
+    before = peak_rss_mib(pid)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as session:
+        headers = {"X-Auth-Token": await login(session, url)}
+        image = {"name": "bench-upload", "disk_format": "raw", "container_format": "bare"}
+        async with session.post(f"{url}/image/v2/images", json=image, headers=headers) as made:
+            made.raise_for_status()
+            ident = (await made.json())["id"]
+        started = time.perf_counter()
+        put = f"{url}/image/v2/images/{ident}/file"
+        octets = headers | {"Content-Type": "application/octet-stream"}
+        async with session.put(put, data=body(), headers=octets) as response:
+            if response.status != 204:
+                raise SystemExit(f"upload refused: {response.status} {await response.text()}")
+        elapsed = time.perf_counter() - started
+        async with session.get(f"{url}/image/v2/images/{ident}", headers=headers) as shown:
+            view = await shown.json()
+    if view["status"] != "active" or view["size"] != mib * 1024 * 1024:
+        raise SystemExit(f"the uploaded image is not whole: {view}")
+    return {
+        "upload_mib": mib,
+        "seconds": round(elapsed, 2),
+        "mib_per_s": round(mib / elapsed, 1),
+        "api_peak_rss_mib_before": before,
+        "api_peak_rss_mib_after": peak_rss_mib(pid),
+    }
+
+
+def run(servers: int, rounds: int, upload_mib: int = 0) -> dict[str, Any]:
+    with local_cloud() as cloud, contextlib.ExitStack() as stack:
         engine = inv.make_engine(cloud.database_url)
         auth_db.create_user(engine, USER, password=PASSWORD)
         auth_db.create_project(engine, PROJECT)
         auth_db.grant(engine, USER, PROJECT, Role.MEMBER)
         engine.dispose()
-        asyncio.run(fill(cloud, servers))
+        env = {}
+        if upload_mib:
+            store = ObjectStore(cloud.root / "s3", binary=ensure_minio(progress=print))
+            stack.callback(store.down)
+            env = store.up().env()
+            # The uploader may create Images (a cloud administrator's right).
+            for argv in (
+                ("create", "clusterrole", "bench-images", "--verb=create",
+                 "--resource=images.kubenova.io"),
+                ("create", "clusterrolebinding", "bench-images", "--clusterrole=bench-images",
+                 f"--user={USER}"),
+            ):  # fmt: skip
+                cloud.access.kubectl(*argv)
+        asyncio.run(fill(cloud, 0 if upload_mib else servers))  # the Project, at least
         port_file = cloud.root / "api.port"
         cloud.start(
             "api",
@@ -120,6 +188,7 @@ def run(servers: int, rounds: int) -> dict[str, Any]:
                 f"--kubeconfig={cloud.access.kubeconfig}", f"--url={cloud.database_url}",
                 "--port=0", f"--port-file={port_file}",
             ],
+            env=env,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while not port_file.exists() or not port_file.read_text().strip():
@@ -127,6 +196,8 @@ def run(servers: int, rounds: int) -> dict[str, Any]:
                 raise SystemExit(f"kubenova api did not start: {cloud.log('api').read_text()}")
             time.sleep(0.2)
         url = f"http://127.0.0.1:{int(port_file.read_text())}"
+        if upload_mib:
+            return asyncio.run(measure_upload(url, upload_mib, cloud.processes["api"].pid))
         return asyncio.run(measure(url, servers, rounds))
 
 
@@ -134,11 +205,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--upload-mib", type=int, default=0, help="Measure an image upload of this size instead."
+    )
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
     args = parser.parse_args()
-    result = run(args.servers, args.rounds)
+    result = run(args.servers, args.rounds, args.upload_mib)
     if args.json:
         print(json.dumps(result))
+    elif args.upload_mib:
+        print(
+            f"image upload of {result['upload_mib']} MiB: {result['seconds']} s "
+            f"({result['mib_per_s']} MiB/s); API peak RSS {result['api_peak_rss_mib_before']} "
+            f"-> {result['api_peak_rss_mib_after']} MiB"
+        )
     else:
         print(
             f"server list ({result['servers']} servers, detail, 2.79): p50 {result['p50_ms']} ms, "

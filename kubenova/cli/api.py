@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING
 import click
 import yaml
 
+from kubenova.agents.images.credentials import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV
+from kubenova.agents.images.ref import StoreCredentials
 from kubenova.cli.db import url_option
+from kubenova.cli.image import DEFAULT_BUCKET
 from kubenova.devcluster import ClusterAccess, ControlPlaneError
 from kubenova.devcluster.processes import (
     ProcessSpec,
@@ -27,9 +30,13 @@ from kubenova.devcluster.processes import (
     log_tail,
     stop_recorded,
 )
+from kubenova.errors import UserError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+
+DEFAULT_IMAGE_LIMIT = 20 * 1024**3  # bytes; an image larger than this is refused with 413
 
 
 @click.command("api")
@@ -60,6 +67,26 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the bound port here once serving (for --port 0).",
 )
+@click.option(
+    "--s3-endpoint",
+    envvar=ENDPOINT_ENV,
+    show_envvar=True,
+    default=None,
+    help="Object store for image uploads, http(s)://host:port (the hosts' default store); "
+    "without it uploads are refused.",
+)
+@click.option("--s3-access-key", envvar=ACCESS_KEY_ENV, show_envvar=True, default=None)
+@click.option("--s3-secret-key", envvar=SECRET_KEY_ENV, show_envvar=True, default=None)
+@click.option(
+    "--image-bucket", default=DEFAULT_BUCKET, show_default=True, help="Bucket uploads go to."
+)
+@click.option(
+    "--image-size-limit",
+    default=DEFAULT_IMAGE_LIMIT,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest image upload in bytes (413 above).",
+)
 @url_option
 def api(  # noqa: PLR0917 - click passes options positionally
     kubeconfig: str | None,
@@ -70,6 +97,11 @@ def api(  # noqa: PLR0917 - click passes options positionally
     token_key_file: Path | None,
     token_lifetime: float,
     port_file: Path | None,
+    s3_endpoint: str | None,
+    s3_access_key: str | None,
+    s3_secret_key: str | None,
+    image_bucket: str,
+    image_size_limit: int,
     url: str | None,
 ) -> None:
     """Serve the OpenStack APIs: every request reaches the apiserver as its user."""
@@ -77,9 +109,22 @@ def api(  # noqa: PLR0917 - click passes options positionally
     from kubenova.kube import KubeClient, load_config  # noqa: PLC0415
     from kubenova.openstack.app import serve  # noqa: PLC0415
     from kubenova.openstack.tokens import TokenIssuer  # noqa: PLC0415
+    from kubenova.openstack.upload import UploadStore  # noqa: PLC0415
     from kubenova.operator import inventory as inv  # noqa: PLC0415
     from kubenova.operator.auth import build_backend, load_auth_config  # noqa: PLC0415
 
+    store = None
+    if s3_endpoint:
+        if not (s3_access_key and s3_secret_key):
+            raise click.UsageError(f"--s3-endpoint needs {ACCESS_KEY_ENV} and {SECRET_KEY_ENV}")
+        try:
+            found = StoreCredentials.from_endpoint(
+                s3_endpoint, s3_access_key, s3_secret_key, origin="--s3-endpoint"
+            )
+        except UserError as error:
+            raise click.BadParameter(error.message, param_hint="--s3-endpoint") from error
+        store = UploadStore(found.endpoint, found.access_key, found.secret_key, found.secure,
+                            image_bucket, image_size_limit)  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     key = None
     if token_key_file is not None:
@@ -99,8 +144,9 @@ def api(  # noqa: PLR0917 - click passes options positionally
     async def run() -> None:
         async with KubeClient(load_config(kubeconfig), user_agent="kubenova-api") as client:
             await serve(
-                client, backend, issuer, host=host, port=port, public_url=public_url, ready=ready
-            )
+                client, backend, issuer, host=host, port=port, public_url=public_url,
+                ready=ready, store=store,
+            )  # fmt: skip
 
     try:
         asyncio.run(run())

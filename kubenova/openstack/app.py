@@ -25,6 +25,7 @@ from kubenova.openstack import (
     image,
     network,
     servers,
+    upload,
 )
 from kubenova.openstack.cache import WatchCache
 from kubenova.openstack.cloud import CLOUD_KEY, TOKEN_KEY, Cloud
@@ -87,12 +88,15 @@ async def openstack(request: web.Request, handler: Handler) -> web.StreamRespons
     return response
 
 
-def build_app(cloud: Cloud) -> web.Application:
+def build_app(cloud: Cloud, store: upload.UploadStore | None = None) -> web.Application:
+    # client_max_size bounds JSON bodies; image data is streamed (upload.py), never read whole.
     app = web.Application(middlewares=[openstack], client_max_size=1024**2)
     app[CLOUD_KEY] = cloud
+    app[upload.STORE_KEY] = store
+    app[image.UPLOADS_KEY] = {}
     app[network.RESERVATIONS_KEY] = {}
     app[servers.VIEWS_KEY] = {}
-    for module in (identity, compute, servers, attachments, image, blockstorage, network):
+    for module in (identity, compute, servers, attachments, image, upload, blockstorage, network):
         app.router.add_routes(module.routes)
     return app
 
@@ -106,6 +110,7 @@ async def serve(
     port: int,
     public_url: str | None = None,
     ready: Callable[[int], None] | None = None,
+    store: upload.UploadStore | None = None,
 ) -> None:
     """Fill the watch cache, then serve until cancelled."""
     cache = WatchCache(client)
@@ -113,7 +118,7 @@ async def serve(
     caching = asyncio.create_task(cache.run(), name="osapi-cache")
     try:
         await cache.synced()
-        runner = web.AppRunner(build_app(cloud), access_log=log)
+        runner = web.AppRunner(build_app(cloud, store), access_log=log)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()

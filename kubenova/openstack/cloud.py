@@ -96,15 +96,16 @@ class Cloud:
                 found.append((body, roles))
         return found
 
-    async def is_cloud_admin(self, user: str) -> bool:
-        """May `user` read Hosts? The cloud's administrators may; tenants never can."""
+    async def may(self, user: str, verb: str, resource: str) -> bool:
+        """Does RBAC let `user` `verb` kubenova.io `resource` (cluster-wide)? A refusal of the
+        review itself counts as no."""
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
             "spec": {
                 "user": user,
                 "groups": ["system:authenticated"],
-                "resourceAttributes": {"group": "kubenova.io", "resource": "hosts", "verb": "list"},
+                "resourceAttributes": {"group": "kubenova.io", "resource": resource, "verb": verb},
             },
         }
         try:
@@ -112,6 +113,10 @@ class Cloud:
         except ApiError:
             return False
         return bool((answer.get("status") or {}).get("allowed"))
+
+    async def is_cloud_admin(self, user: str) -> bool:
+        """May `user` read Hosts? The cloud's administrators may; tenants never can."""
+        return await self.may(user, "list", "hosts")
 
     # -- the apiserver as the user -----------------------------------------------------------
 

@@ -3,13 +3,15 @@
 Nova and Cinder: `{"itemNotFound": {"code": 404, "message": ...}}`; Keystone:
 `{"error": {"code", "message", "title"}}`; Neutron: `{"NeutronError": {"type", "message",
 "detail"}}`; Glance: `{"code", "title", "message"}`. A refusal of the apiserver (RBAC,
-the admission webhook, quota) keeps its words and gets the status code Nova would use.
+the admission webhook) keeps its words and gets the status code Nova would use; a quota
+refusal gets each service's own code and words (Nova 403, Cinder 413).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 
 from aiohttp import web
@@ -66,33 +68,63 @@ _QUOTA = re.compile(
 )
 
 
-class Fault(Exception):
-    """An answer that is an error: status code and message, shaped per service on the way out."""
+@dataclass(frozen=True)
+class OverQuota:
+    """What a quota refusal was about (the Project's spec.quota key) and its numbers."""
 
-    def __init__(self, status: int, message: str) -> None:
+    what: str
+    used: int
+    requested: int
+    limit: int
+
+    @classmethod
+    def parse(cls, text: str) -> OverQuota | None:
+        found = _QUOTA.search(text)
+        if found is None:
+            return None
+        return cls(found["what"], int(found["used"]), int(found["req"]), int(found["limit"]))
+
+    def nova(self) -> str:
+        """Nova's words (nova.exception.OverQuota, as servers.py sends them with 403)."""
+        return (
+            f"Quota exceeded for {self.what}: Requested {self.requested}, but already used "
+            f"{self.used} of {self.limit} {self.what}"
+        )
+
+    def cinder(self) -> str:
+        """Cinder's words (cinder.exception.VolumeLimitExceeded and
+        VolumeSizeExceedsAvailableQuota, QuotaErrors: code 413)."""
+        if self.what == "volumeGiB":
+            return (
+                "Requested volume or snapshot exceeds allowed gigabytes quota. Requested "
+                f"{self.requested}G, quota is {self.limit}G and {self.used}G has been consumed."
+            )
+        if self.what == "volumes":
+            return f"Maximum number of volumes allowed ({self.limit}) exceeded for quota 'volumes'."
+        return self.nova()
+
+
+class Fault(Exception):
+    """An answer that is an error: status code and message, shaped per service on the way out.
+
+    A quota refusal keeps what it was about: each service sends its own code and words
+    for it (`render`)."""
+
+    def __init__(self, status: int, message: str, quota: OverQuota | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def nova_quota_message(text: str) -> str | None:
-    """Nova's words for a quota refusal in kubenova's, or None when `text` is none."""
-    found = _QUOTA.search(text)
-    if found is None:
-        return None
-    what = found["what"]
-    return (
-        f"Quota exceeded for {what}: Requested {found['req']}, but already used "
-        f"{found['used']} of {found['limit']} {what}"
-    )
+        self.quota = quota
 
 
 def from_api_error(exc: ApiError) -> Fault:
     """The fault a client of OpenStack sees for a refusal of the apiserver."""
     message = exc.message or str(exc)
-    quota = nova_quota_message(message)
+    quota = OverQuota.parse(message)
     if quota is not None:
-        return Fault(403, quota)
+        # Nova's v2.1 API answers an over-quota create with 403 at every microversion
+        # (nova/api/openstack/compute/servers.py: OverQuota -> HTTPForbidden).
+        return Fault(403, quota.nova(), quota)
     if exc.status in (400, 422):
         return Fault(400, message)
     if exc.status in (401, 403, 404, 409):
@@ -104,6 +136,11 @@ def from_api_error(exc: ApiError) -> Fault:
 
 def render(service: Service, fault: Fault) -> web.Response:
     status, message = fault.status, fault.message
+    headers = {}
+    if service is Service.VOLUME and fault.quota is not None:
+        # Cinder's QuotaError is 413 with Retry-After: 0 (it is not a rate limit).
+        status, message = 413, fault.quota.cinder()
+        headers["Retry-After"] = "0"
     title = TITLES.get(status, "Error")
     body: object
     if service is Service.IDENTITY:
@@ -119,8 +156,10 @@ def render(service: Service, fault: Fault) -> web.Response:
     elif service is Service.IMAGE:
         body = {"code": status, "title": title, "message": message}
     else:
-        body = {NOVA_KEYS.get(status, "computeFault"): {"code": status, "message": message}}
-    headers = {}
+        fields: dict[str, object] = {"code": status, "message": message}
+        if "Retry-After" in headers:
+            fields["retryAfter"] = headers["Retry-After"]
+        body = {NOVA_KEYS.get(status, "computeFault"): fields}
     if status == 401:
         headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
     return web.Response(

@@ -2,6 +2,12 @@
 
 A server is an Instance in the token's namespace; its id is the Instance's UID. Reads come
 from the watch cache, writes go to the apiserver as the user (RBAC, webhook, quota decide).
+
+Names: a server is created under its Instance's name (a Kubernetes name). `server set
+--name` cannot rename the Instance (metadata.name is its identity: a new name would be a new
+object), so the server's name lives in the annotation `openstack.kubenova.io/display-name`,
+shown as `name` everywhere in this API and matched by `?name=`; kubectl still lists the
+Instance under its own name, and the id (the UID) never changes.
 """
 
 from __future__ import annotations
@@ -21,12 +27,18 @@ from kubenova.openstack.cloud import CLOUD_KEY, TOKEN_KEY, Cloud
 from kubenova.openstack.faults import Fault
 from kubenova.openstack.microversion import MICROVERSION_KEY
 from kubenova.openstack.tokens import Token
-from kubenova.openstack.views import server_status, server_view
+from kubenova.openstack.views import (
+    DISPLAY_NAME_ANNOTATION,
+    display_name,
+    server_status,
+    server_view,
+)
 
 routes = web.RouteTableDef()
 PREFIX = "/compute/v2.1"
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 USER_ANNOTATION = "openstack.kubenova.io/user"
+DISPLAY_NAME_MAX = 255  # Nova's
 
 
 def ctx(request: web.Request) -> tuple[Cloud, Token]:
@@ -223,7 +235,7 @@ def listing(request: web.Request) -> list[Body]:
     if "name" in query:
         # Nova matches a regular expression; a tenant's regex run on the server is a
         # denial of service waiting to happen, so a substring it is.
-        bodies = [b for b in bodies if query["name"] in name_of(b)]
+        bodies = [b for b in bodies if query["name"] in display_name(b)]
     if "status" in query:
         bodies = [b for b in bodies if server_status(b)[0] == query["status"].upper()]
     bodies.sort(
@@ -250,7 +262,7 @@ async def index(request: web.Request) -> web.Response:
     servers = [
         {
             "id": uid_of(b),
-            "name": name_of(b),
+            "name": display_name(b),
             "links": [{"rel": "self", "href": f"{base}{PREFIX}/servers/{uid_of(b)}"}],
         }
         for b in listing(request)
@@ -268,17 +280,45 @@ async def show(request: web.Request) -> web.Response:
     return web.json_response({"server": render(request, server(request))})
 
 
+def new_name(value: Any) -> str:
+    """A name Nova would take: 1 to 255 printable characters, no space at either end."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= DISPLAY_NAME_MAX
+        or value != value.strip()
+        or not value.isprintable()
+    ):
+        raise Fault(
+            400,
+            f"Invalid input for field/attribute name. Value: {value!r}: 1 to "
+            f"{DISPLAY_NAME_MAX} printable characters, no leading or trailing whitespace",
+        )
+    return value
+
+
 @routes.put(f"{PREFIX}/servers/{{id}}")
 async def update(request: web.Request) -> web.Response:
+    """Rename: the Instance keeps its name (its identity), the server's is an annotation
+    (views.DISPLAY_NAME_ANNOTATION); renaming back to the Instance's name removes it."""
+    cloud, token = ctx(request)
     body = server(request)
     try:
         doc = (await request.json())["server"]
+        if not isinstance(doc, dict):
+            raise TypeError
     except (ValueError, KeyError, TypeError) as exc:
         raise Fault(400, "the body must be JSON with a `server` object") from exc
-    name = doc.get("name")
-    if name is not None and name != name_of(body):
-        # A Kubernetes name is the object's identity: renaming would make a new server.
-        raise Fault(400, "servers cannot be renamed: the name is the Instance's name")
+    unknown = sorted(set(doc) - {"name"})
+    if unknown:
+        raise Fault(400, f"only the name of a server can change here, not {', '.join(unknown)}")
+    if "name" in doc:
+        name = new_name(doc["name"])
+        if name != display_name(body):
+            shown = None if name == name_of(body) else name  # null: the annotation goes
+            patch = {"metadata": {"annotations": {DISPLAY_NAME_ANNOTATION: shown}}}
+            body = await cloud.as_user(
+                token, "PATCH", Instance, name_of(body), patch, content_type=MERGE_PATCH
+            )
     return web.json_response({"server": render(request, body)})
 
 

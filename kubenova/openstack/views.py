@@ -21,11 +21,21 @@ PHASES: dict[str, tuple[str, str, int, str | None]] = {
 SHOW_HOST = Version(2, 3)
 EMBEDDED_FLAVOR = Version(2, 47)
 CREATED = "1970-01-01T00:00:00Z"
+# A server's name in OpenStack may change (`server set --name`), an Instance's never: it is
+# the object's identity. The OpenStack name is this annotation when set (written as the user,
+# like any metadata), else metadata.name; kubectl keeps listing the Instance by its own name.
+DISPLAY_NAME_ANNOTATION = "openstack.kubenova.io/display-name"
 
 
 def meta(body: Body) -> dict[str, Any]:
     metadata: dict[str, Any] = body.get("metadata") or {}
     return metadata
+
+
+def display_name(body: Body) -> str:
+    """A server's name: the one `server set --name` gave it, else the Instance's name."""
+    annotations = meta(body).get("annotations") or {}
+    return str(annotations.get(DISPLAY_NAME_ANNOTATION) or name_of(body))
 
 
 def created(body: Body) -> str:
@@ -157,7 +167,7 @@ def server_view(
     annotations = meta(body).get("annotations") or {}
     view: dict[str, Any] = {
         "id": uid,
-        "name": name_of(body),
+        "name": display_name(body),
         "status": state,
         "tenant_id": project_id,
         "user_id": annotations.get("openstack.kubenova.io/user", ""),

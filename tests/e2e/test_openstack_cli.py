@@ -9,9 +9,11 @@ reboot, volumes, floating IPs, delete --wait) without a guest to boot.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
+import random
 import subprocess
 import sys
 import uuid
@@ -26,27 +28,35 @@ import yaml
 from kubenova.cli.api import DEV_CLOUD, start_dev_api, stop_dev_api
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.binaries import cache_bin_dir
+from kubenova.devcluster.libvirtd import PrivateLibvirtd
+from kubenova.devcluster.objectstore import ObjectStoreAccess
+from kubenova.openstack.views import server_status
 from kubenova.operator import inventory as inv
 from kubenova.operator.auth import Role
 from kubenova.operator.auth import db as auth_db
-from tests.builders import a_flavor, a_network, a_project, an_image, as_yaml
+from tests.builders import a_flavor, a_network, a_project, as_yaml
+from tests.e2e.test_real_vm import upload
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.test_image import GuestImage
 from tests.fixtures.webhook import forget_webhook
 from tests.integration.operator.test_scheduling import wait_ready
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.apiserver
+pytestmark = [pytest.mark.apiserver, pytest.mark.s3]
 
 OPENSTACKCLIENT = "10.5.0"
 OPENSTACKSDK = "4.22.0"
 TOOLS = Path.home() / ".cache" / "kubenova" / f"openstackclient-{OPENSTACKCLIENT}"
 FLOATING_POOL = "198.51.100.32/28"
+# Its own subnet: the real guest's bridge and dnsmasq live on this machine beside other tests'.
+PRIVATE_CIDR = f"10.{random.randrange(100, 200)}.{random.randrange(256)}.0/24"
 PASSWORD = "correct horse battery staple"
 CHART = Path(__file__).resolve().parents[2] / "charts" / "kubenova"
 API_USER = "kubenova-openstack-api"  # the API's identity here, bound to the chart's ClusterRole
+IMAGE_LIMIT = 1024 * 1024  # bytes an upload may have here (the 413 test's file is larger)
 
 
 def chart_cluster_role() -> dict[str, Any]:
@@ -90,6 +100,7 @@ def openstack_tools() -> Path:
 class ApiProcess(ManagedProcess):
     kubeconfig: Path
     database_url: str
+    image_bucket: str
     port: int = field(default_factory=free_port)
 
     def argv(self) -> list[str]:
@@ -104,6 +115,9 @@ class ApiProcess(ManagedProcess):
             self.database_url,
             "--port",
             str(self.port),
+            "--image-bucket",
+            self.image_bucket,
+            f"--image-size-limit={IMAGE_LIMIT}",
         ]
 
     @property
@@ -120,6 +134,9 @@ class Cloud:
     projects: dict[str, str]  # user -> project
     namespaces: dict[str, str]  # project -> namespace
     database_url: str
+    s3: ObjectStoreAccess
+    factory: AgentFactory  # starts the real guest's host
+    suffix: str  # of every name this module makes on the shared apiserver and host
 
     def env(self, user: str) -> dict[str, str]:
         """The clients' environment: `user`'s cloud, nothing of the project's Python."""
@@ -148,9 +165,15 @@ class Cloud:
         return json.loads(self.openstack(user, *args, "-f", "json").stdout)
 
     def status_becomes(self, user: str, server: str, status: str) -> None:
+        """Waited for on the Instance `server` names, with the API's own mapping (a CLI call
+        costs seconds on a loaded machine), then shown by the CLI."""
+        eventually(
+            lambda: server_status(self.instance(user, server) or {})[0] == status,
+            timeout=90, interval=0.5, what=f"{server} {status}",
+        )  # fmt: skip
         eventually(
             lambda: self.json(user, "server", "show", server)["status"] == status,
-            timeout=60, interval=0.5, what=f"{server} {status}",
+            timeout=30, interval=0.5, what=f"{server} {status} in `server show`",
         )  # fmt: skip
 
     def instance(self, user: str, name: str) -> dict[str, Any] | None:
@@ -172,7 +195,11 @@ def project_ready(cluster: ClusterAccess, name: str) -> dict[str, Any] | None:
 
 @pytest.fixture(scope="module")
 def cloud(
-    apiserver: ClusterAccess, crds_installed: list[str], tmp_path_factory: pytest.TempPathFactory
+    apiserver: ClusterAccess,
+    crds_installed: list[str],
+    s3: ObjectStoreAccess,
+    test_image: GuestImage,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cloud]:
     tools = openstack_tools()
     root = tmp_path_factory.mktemp("osapi")
@@ -212,6 +239,15 @@ def cloud(
         "create", "clusterrolebinding", f"hosts-{suffix}", f"--clusterrole=hosts-{suffix}",
         f"--user=carol-{suffix}",
     )  # fmt: skip
+    # ... and may create Images (upload); alice and bob, project members, may not.
+    apiserver.kubectl(
+        "create", "clusterrole", f"images-{suffix}", "--verb=create,delete",
+        "--resource=images.kubenova.io",
+    )  # fmt: skip
+    apiserver.kubectl(
+        "create", "clusterrolebinding", f"images-{suffix}", f"--clusterrole=images-{suffix}",
+        f"--user=carol-{suffix}",
+    )  # fmt: skip
     role = chart_cluster_role()
     # Its own name: the session's apiserver is shared, and a Helm release of the chart in
     # a later test must not find an object of that name it does not own.
@@ -223,9 +259,15 @@ def cloud(
     )  # fmt: skip
     api = ApiProcess(
         log_path=root / "api.log",
-        env=dict(os.environ),
+        env=os.environ
+        | {
+            "KUBENOVA_S3_ENDPOINT": s3.url,
+            "KUBENOVA_S3_ACCESS_KEY": s3.access_key,
+            "KUBENOVA_S3_SECRET_KEY": s3.secret_key,
+        },
         kubeconfig=apiserver.user_kubeconfig(API_USER),
         database_url=url,
+        image_bucket=f"osapi-{suffix}",
     )
     try:
         apiserver.kubectl(
@@ -234,11 +276,13 @@ def cloud(
             "-",
             input=as_yaml(
                 a_flavor("m1.tiny", vcpus=1, memory=128, disk=1),
-                an_image("busybox-test"),
-                a_project(first, quota={"instances": 2}),
+                a_project(first, quota={"instances": 2, "volumeGiB": 4}),
                 a_project(second),
             ),
         )
+        # The real test guest (its bytes in the store): the fake host never reads them, the
+        # real guest's host boots it.
+        upload(apiserver, s3, f"osapi-{suffix}", test_image, "busybox-test")
         namespaces = {}
         for project in (first, second):
             body = eventually(lambda p=project: project_ready(apiserver, p), timeout=60,
@@ -246,7 +290,7 @@ def cloud(
             namespaces[project] = body["status"]["namespace"]
         apiserver.kubectl(
             "apply", "-f", "-",
-            input=as_yaml(a_network("private", namespaces[first], cidr="10.77.0.0/24")),
+            input=as_yaml(a_network("private", namespaces[first], cidr=PRIVATE_CIDR)),
         )  # fmt: skip
         agents.start(
             f"os-{suffix}",
@@ -272,7 +316,7 @@ def cloud(
         }
         clouds_yaml = root / "clouds.yaml"
         clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
-        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces, url)
+        made = Cloud(apiserver, api, tools, clouds_yaml, users, namespaces, url, s3, agents, suffix)
         first_user = next(iter(users))
         eventually(
             lambda: made.openstack(first_user, "flavor", "list", check=False).returncode == 0,
@@ -286,6 +330,8 @@ def cloud(
         clean_slate(apiserver)
         for kind, name in (("clusterrolebinding", f"hosts-{suffix}"),
                            ("clusterrole", f"hosts-{suffix}"),
+                           ("clusterrolebinding", f"images-{suffix}"),
+                           ("clusterrole", f"images-{suffix}"),
                            ("clusterrolebinding", f"{API_USER}-{suffix}"),
                            ("clusterrole", role["metadata"]["name"])):  # fmt: skip
             apiserver.kubectl("delete", kind, name, check=False)
@@ -313,6 +359,21 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
     cloud.status_becomes(alice, "vm1", "ACTIVE")
     cloud.openstack(alice, "server", "reboot", "vm1", "--wait")
     assert cloud.json(alice, "server", "show", "vm1")["status"] == "ACTIVE"
+
+    # rename: the server's name changes, the Instance's (its identity) and the id do not
+    cloud.openstack(alice, "server", "set", "--name", "Web server 1", "vm1")
+    renamed = cloud.json(alice, "server", "show", "Web server 1")
+    assert (renamed["id"], renamed["name"]) == (server["id"], "Web server 1")
+    annotations = (cloud.instance(alice, "vm1") or {})["metadata"]["annotations"]
+    assert annotations["openstack.kubenova.io/display-name"] == "Web server 1"
+    assert [s["Name"] for s in cloud.json(alice, "server", "list")] == ["Web server 1"]
+    padded = cloud.openstack(alice, "server", "set", "--name", " x", server["id"], check=False)
+    assert padded.returncode != 0
+    assert "no leading or trailing whitespace" in padded.stderr
+    cloud.openstack(alice, "server", "set", "--name", "vm1", server["id"])  # back: no annotation
+    annotations = (cloud.instance(alice, "vm1") or {})["metadata"].get("annotations") or {}
+    assert "openstack.kubenova.io/display-name" not in annotations
+
     console = cloud.openstack(alice, "console", "log", "show", "vm1").stdout
     tail = ((cloud.instance(alice, "vm1") or {}).get("status") or {}).get("console") or {}
     assert console.strip() == (tail.get("tail") or "").strip()
@@ -322,6 +383,14 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
         lambda: cloud.json(alice, "volume", "show", volume["id"])["status"] == "available",
         timeout=60, interval=0.5, what="data1 available",
     )  # fmt: skip
+    # over the project's 4 GiB of volumes: Cinder's 413 and words
+    over = cloud.openstack(alice, "volume", "create", "--size", "4", "data2", check=False)
+    assert over.returncode != 0
+    assert "413: Client Error" in over.stderr
+    assert (
+        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 4G, quota is "
+        "4G and 1G has been consumed." in over.stderr
+    )
     cloud.openstack(alice, "server", "add", "volume", "vm1", "data1")
     spec = (cloud.instance(alice, "vm1") or {})["spec"]
     assert spec["volumes"] == [{"volume": "data1"}]
@@ -342,6 +411,130 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
 
     cloud.openstack(alice, "server", "delete", "vm1", "--wait")
     assert cloud.instance(alice, "vm1") is None
+
+
+def test_an_image_uploaded_with_the_cli_is_streamed_hashed_and_ruled_by_rbac(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    alice, _, carol = list(cloud.projects)
+    disk = tmp_path / "tiny.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    data = disk.read_bytes()
+    name = f"up-{uuid.uuid4().hex[:6]}"
+    create = ("image", "create", "--disk-format", "qcow2", "--file", str(disk))
+
+    # a project member may not create Images: refused before a byte is stored
+    refused = cloud.openstack(alice, *create, name, check=False)
+    assert refused.returncode != 0
+    assert "You are not authorized to create images" in refused.stderr
+    assert not cloud.json(alice, "image", "list", "--name", name)
+
+    cloud.openstack(carol, *create, name)
+    shown = cloud.json(carol, "image", "show", name)
+    assert shown["status"] == "active"
+    # the CLI shows the hash among the properties
+    assert shown["properties"]["os_hash_algo"] == "sha256"
+    assert shown["properties"]["os_hash_value"] == hashlib.sha256(data).hexdigest()
+    assert shown["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert shown["size"] == len(data)
+    body = json.loads(cloud.cluster.kubectl("get", "image", name, "-o", "json").stdout)
+    assert body["metadata"]["uid"] == shown["id"]  # one truth
+    assert body["spec"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert body["status"] == {"phase": "Available", "sizeBytes": len(data), "observedGeneration": 1}
+    source = body["spec"]["source"]
+    stored = cloud.s3.client.get_object(source["bucket"], source["key"])
+    try:
+        assert stored.read() == data
+    finally:
+        stored.close()
+        stored.release_conn()
+
+    # the declared format must be the data's
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(b"\0" * 65536)
+    wrong = cloud.openstack(carol, *create[:-1], str(raw), f"{name}-x", check=False)
+    assert wrong.returncode != 0
+    assert "the data is a raw image, not qcow2" in wrong.stderr
+
+    # over the size limit: Glance's 413
+    big = tmp_path / "big.raw"
+    big.write_bytes(b"\1" * (IMAGE_LIMIT + 4096))
+    over = cloud.openstack(
+        carol, "image", "create", "--disk-format", "raw", "--file", str(big), f"{name}-y",
+        check=False,
+    )  # fmt: skip
+    assert over.returncode != 0
+    assert "413" in over.stderr
+    assert "Image exceeds the size limit" in over.stderr
+    for leftover in (f"{name}-x", f"{name}-y"):
+        assert not cloud.json(carol, "image", "list", "--name", leftover)
+
+    cloud.openstack(carol, "image", "delete", name)
+    assert cloud.cluster.kubectl("get", "image", name, check=False).returncode != 0
+
+
+def console_log(cloud: Cloud, user: str, server: str) -> str:
+    return cloud.openstack(user, "console", "log", "show", server).stdout
+
+
+@pytest.mark.libvirt
+def test_a_real_guest_boots_and_reboots_through_the_openstack_cli(
+    cloud: Cloud, libvirtd: PrivateLibvirtd, test_image: GuestImage
+) -> None:
+    """The one real TCG guest of this module: on a host of its own zone (its own private
+    libvirtd), so every other server here stays on the fast fake host."""
+    alice = next(iter(cloud.projects))
+    host, zone = f"osreal-{cloud.suffix}", f"real-{cloud.suffix}"
+    agent = cloud.factory.start(
+        host,
+        libvirt_uri=libvirtd.uri,
+        domain_type="qemu",
+        zone=zone,
+        capacity="vcpus=2,memoryMiB=2048,diskGiB=20",
+        env=cloud.s3.env(),
+        extra=("--services=compute,network", "--underlay-ip=127.0.0.1",
+               "--network-teardown-on-exit"),
+    )  # fmt: skip
+    try:
+        wait_ready(cloud.cluster, host)
+        server = cloud.json(
+            alice, "server", "create", "--flavor", "m1.tiny", "--image", "busybox-test",
+            "--network", "private", "--availability-zone", zone, "vm1", "--wait",
+        )  # fmt: skip
+        assert server["status"] == "ACTIVE"
+        status = (cloud.instance(alice, "vm1") or {})["status"]
+        assert (status["host"], status["domain"]["type"]) == (host, "qemu")
+        marker = test_image.ready_marker
+
+        def booted_again(before: str, what: str) -> str:
+            """The console `console log show` prints once it shows the marker of a boot after
+            `before`. Waited for on the Instance (a CLI call costs seconds), then shown by the
+            CLI."""
+
+            def new_boot(text: str) -> str:
+                return text if marker in text and text != before else ""
+
+            def tail() -> str:
+                console = ((cloud.instance(alice, "vm1") or {}).get("status") or {}).get("console")
+                return new_boot(str((console or {}).get("tail") or ""))
+
+            eventually(tail, timeout=120, interval=0.5, what=what)
+            return eventually(lambda: new_boot(console_log(cloud, alice, "vm1")), timeout=30,
+                              interval=0.5, what=f"{what}, shown by the CLI")  # fmt: skip
+
+        booted = booted_again("", "the guest's marker")
+        cloud.openstack(alice, "server", "stop", "vm1")
+        cloud.status_becomes(alice, "vm1", "SHUTOFF")
+        cloud.openstack(alice, "server", "start", "vm1")
+        cloud.status_becomes(alice, "vm1", "ACTIVE")
+        booted = booted_again(booted, "the marker of a new boot after start")
+        cloud.openstack(alice, "server", "reboot", "vm1", "--wait")
+        booted_again(booted, "the marker of a new boot after reboot")
+        cloud.openstack(alice, "server", "delete", "vm1", "--wait")
+        assert cloud.instance(alice, "vm1") is None
+    finally:
+        agent.stop()
+    assert "Traceback" not in agent.log(), agent.log()[-3000:]
 
 
 SDK_SCRIPT = """

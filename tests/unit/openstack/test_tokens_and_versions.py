@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from kubenova.errors import ApiError
-from kubenova.openstack.faults import Fault, from_api_error, nova_quota_message
+from kubenova.openstack.faults import Fault, OverQuota, Service, from_api_error, render
 from kubenova.openstack.microversion import MAX, MIN, Version, negotiate
 from kubenova.openstack.tokens import CLOUD_ADMIN, TokenInvalid, TokenIssuer
 
@@ -72,11 +73,37 @@ def test_the_compute_microversion_is_negotiated() -> None:
 
 def test_a_quota_refusal_reads_as_nova_writes_it() -> None:
     text = "admission webhook denied: quota exceeded in project alpha: instances 2 + 1 > 2"
-    assert nova_quota_message(text) == (
-        "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances"
-    )
     fault = from_api_error(ApiError(403, "Forbidden", text))
-    assert (fault.status, fault.message) == (403, nova_quota_message(text))
+    assert (fault.status, fault.message) == (
+        403,
+        "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances",
+    )
+    assert fault.quota == OverQuota("instances", 2, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "quota exceeded in project alpha: volumes 3 + 1 > 3",
+            "Maximum number of volumes allowed (3) exceeded for quota 'volumes'.",
+        ),
+        (
+            "quota exceeded in project alpha: volumeGiB 8 + 5 > 10",
+            "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 5G, "
+            "quota is 10G and 8G has been consumed.",
+        ),
+    ],
+)
+def test_block_storage_answers_a_quota_refusal_with_cinders_413(text: str, message: str) -> None:
+    fault = from_api_error(ApiError(403, "Forbidden", text))
+    answer = render(Service.VOLUME, fault)
+    assert answer.status == 413
+    assert answer.headers["Retry-After"] == "0"
+    assert json.loads(answer.text or "") == {
+        "overLimit": {"code": 413, "message": message, "retryAfter": "0"}
+    }
+    assert render(Service.COMPUTE, fault).status == 403  # Nova's answer stays 403
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from kubenova.openstack.faults import Fault
 from kubenova.openstack.microversion import MAX, MIN
-from kubenova.openstack.views import server_status, server_view
+from kubenova.openstack.servers import new_name
+from kubenova.openstack.views import DISPLAY_NAME_ANNOTATION, server_status, server_view
 
 
 def an_instance(phase: str | None, **spec: Any) -> dict[str, Any]:
@@ -73,3 +75,27 @@ def test_the_host_is_shown_to_cloud_admins_only() -> None:
                                                      **common)  # fmt: skip
     assert tenant["addresses"] == {"private": [{"addr": "10.0.0.5", "version": 4,
         "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "52:54:00:00:00:01"}]}  # fmt: skip
+
+
+def test_a_renamed_server_shows_its_display_name_and_keeps_its_id() -> None:
+    body = an_instance("Running")
+    assert (
+        server_view(body, "", project_id="p", version=MIN, flavor=None, image=None, admin=False)[
+            "name"
+        ]
+        == "vm1"
+    )
+    body["metadata"]["annotations"] = {DISPLAY_NAME_ANNOTATION: "Web server 1"}
+    view = server_view(body, "", project_id="p", version=MIN, flavor=None, image=None, admin=False)
+    assert (view["id"], view["name"]) == ("u-1", "Web server 1")
+
+
+@pytest.mark.parametrize("name", ["", " lead", "trail ", "tab\there", "x" * 256, 7])
+def test_a_name_nova_would_refuse_is_refused(name: Any) -> None:
+    with pytest.raises(Fault) as refused:
+        new_name(name)
+    assert refused.value.status == 400
+
+
+def test_a_name_nova_takes_is_taken() -> None:
+    assert new_name("Web server 1 (ü)") == "Web server 1 (ü)"
