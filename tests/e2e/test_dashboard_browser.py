@@ -70,6 +70,9 @@ CHROMIUM_ARGS = [
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
 PASSWORD = "correct horse battery"
+# The cloud's external pool (TEST-NET-3, documentation addresses): the Floating IPs page
+# shows one the operator allocated.
+FLOATING_POOL = "203.0.113.10-203.0.113.20"
 
 
 @dataclass(kw_only=True)
@@ -129,7 +132,10 @@ def cloud(
     clean_slate(apiserver)
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     operator = OperatorProcess(
-        log_path=root / "operator.log", env=env, kubeconfig=apiserver.kubeconfig, database_url=url
+        log_path=root / "operator.log",
+        env=env | {"KUBENOVA_FLOATING_IP_POOL": FLOATING_POOL},
+        kubeconfig=apiserver.kubeconfig,
+        database_url=url,
     )
     operator.start()
     tgtd = TgtDaemon(root / "tgtd")  # its own control port and portal: no other test's targets
@@ -448,8 +454,32 @@ def test_a_member_runs_a_real_guest_from_the_browser(
     page.locator('#networks tr[data-key="blue"]', has_text="10.77.0.0/29").wait_for(timeout=10_000)
     assert seen_after(page, "#networks", sent, "Networks") < LIVE_LIMIT
     shot(page, "networks")
+    # a NIC on blue asking for a floating IP (on the test driver's host): the live Floating
+    # IPs table shows the address the operator took from the pool, beside the fixed one
     page.goto(f"{base}/floating-ips")
+    page.locator('#floating-ips[data-live="live"]').wait_for(state="attached")
+    public = an_instance("web-3", cloud.alpha, flavor=cloud.flavor)
+    public["spec"] |= {
+        "availabilityZone": "nova",
+        "networks": [{"network": "blue", "floatingIP": True}],
+    }
+    cloud.access.kubectl("apply", "-f", "-", input=as_yaml(public))
+    row = page.locator('#floating-ips tr[data-key="blue"]', has_text="web-3")
+    row.wait_for(timeout=30_000)
+    assert row.locator("td").first.inner_text().startswith("203.0.113.")
+    assert row.locator("td").nth(1).inner_text().startswith("10.77.0.")
+
+    def floating_used() -> bool:
+        project = cloud.access.kubectl("get", "project", cloud.alpha, "-o", "json").stdout
+        usage = (json.loads(project).get("status") or {}).get("usage") or {}
+        return bool(usage.get("floatingIPs") == 1)
+
+    # the usage bar is drawn with the page: reload once the project counts the address
+    eventually(floating_used, timeout=30, what="the project's floating IP usage")
+    page.reload()
+    assert page.locator(".bar", has_text="Floating IPs").locator("b").inner_text() == "1"
     shot(page, "floating-ips")
+    cloud.access.kubectl("delete", "instance", "web-3", "-n", cloud.alpha, "--wait=false")
     page.goto(f"{base}/instances/web-1")
     # a refused attachment is said beside the volume picker (a forged name: the CRD refuses)
     page.evaluate("document.querySelector('#f-volume option').value = 'Bad_Name'")
