@@ -474,7 +474,12 @@ def test_a_member_runs_a_real_guest_from_the_browser(
         usage = (json.loads(project).get("status") or {}).get("usage") or {}
         return bool(usage.get("floatingIPs") == 1)
 
-    # the usage bar is drawn with the page: reload once the project counts the address
+    # The usage bar is drawn with the page from the Project's status.usage, which the
+    # operator refreshes when the Project changes or every sync interval (60 s): an
+    # annotation makes it count the address now, then a reload draws the bar.
+    cloud.access.kubectl(
+        "annotate", "project", cloud.alpha, f"test.kubenova.io/poke={time.time()}", "--overwrite"
+    )
     eventually(floating_used, timeout=30, what="the project's floating IP usage")
     page.reload()
     assert page.locator(".bar", has_text="Floating IPs").locator("b").inner_text() == "1"
