@@ -178,6 +178,12 @@ async def launch_form(
             errors=errors,
             blank="(none)",
         )
+        + text_input(
+            "availabilityZone",
+            "Availability zone (optional)",
+            value=values.get("availabilityZone", ""),
+            errors=errors,
+        )
         + select("volumes", "Volumes", choices["volumes"], errors=errors, multiple=True)
         + Html(
             '<label for="f-userData">User data (cloud-init)</label>'
@@ -192,15 +198,16 @@ async def launch_form(
 async def launch(request: web.Request) -> web.StreamResponse:
     ctx = await context(request)
     form = await request.post()
-    values = {
-        k: str(form.get(k, "")).strip() for k in ("name", "flavor", "image", "network", "group")
-    }
+    fields = ("name", "flavor", "image", "network", "group", "availabilityZone")
+    values = {k: str(form.get(k, "")).strip() for k in fields}
     values["userData"] = str(form.get("userData", ""))
     spec: dict[str, Any] = {"image": values["image"], "flavor": values["flavor"]}
     if values["network"]:
         spec["networks"] = [{"network": values["network"]}]
     if values["group"]:
         spec["placement"] = {"group": values["group"]}
+    if values["availabilityZone"]:  # the CRD checks its form; the scheduler, that it exists
+        spec["availabilityZone"] = values["availabilityZone"]
     volumes = [str(v) for v in form.getall("volumes", []) if v]
     if volumes:
         spec["volumes"] = [{"volume": v} for v in volumes]

@@ -16,6 +16,7 @@ FIELDS: dict[str, str] = {
     "spec.networks": "network",
     "spec.placement.group": "group",
     "spec.placement": "group",
+    "spec.availabilityZone": "availabilityZone",
     "spec.volumes": "volumes",
     "spec.userData": "userData",
     "spec.sizeGiB": "sizeGiB",

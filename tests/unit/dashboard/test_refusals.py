@@ -20,6 +20,17 @@ def test_schema_causes_are_split_per_field() -> None:
     ]
 
 
+def test_a_bad_zone_is_the_zone_fields_problem() -> None:
+    error = ApiError(
+        422,
+        "Invalid",
+        'Instance.kubenova.io "x" is invalid: spec.availabilityZone: Invalid value: "Z": '
+        "spec.availabilityZone in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'",
+    )
+    [refusal] = refusals(error)
+    assert refusal.field == "availabilityZone"
+
+
 def test_a_bad_name_is_the_name_fields_problem() -> None:
     error = ApiError(
         422,
