@@ -241,7 +241,9 @@ class InstanceReconciler:
         for hook in self.hooks:
             await hook.on_scheduled(body)
         self.events.record(body, "Normal", "Scheduled", message)
-        log.info("instance %s %s", key_of(body), message)
+        # Debug, as kube-scheduler's binding line (V(2)): a formatted line per placement
+        # was a twentieth of a drain's event loop; the status and Event say it already.
+        log.debug("instance %s %s", key_of(body), message)
 
     async def _set_unscheduled(
         self, body: Body, reason: str, message: str, generation: int | None
