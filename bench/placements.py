@@ -295,9 +295,10 @@ def main() -> None:
         result["ratio_to_peer"] = round(result["placements_per_s"] / peer["placements_per_s"], 2)
         # From each one's first placement: the Python operator's start-up (imports, kopf,
         # its first lists) left out on both sides; `ratio_to_peer` keeps it in.
-        result["ratio_to_peer_after_first"] = round(
-            result["placements_per_s_after_first"] / peer["placements_per_s_after_first"], 2
-        )
+        if peer["placements_per_s_after_first"]:  # None for a single Pod
+            result["ratio_to_peer_after_first"] = round(
+                result["placements_per_s_after_first"] / peer["placements_per_s_after_first"], 2
+            )
         # Per placement, the operator's CPU over kube-scheduler's: less at the mercy of load.
         result["cpu_per_placement_vs_peer"] = round(
             result["cpu_ms_per_placement"]["operator"]
