@@ -152,6 +152,8 @@ class Runtime:
         placer.on_release = runtime.retry_pending
         hosts.on_capacity(runtime.retry_pending)
         hosts.on_fencing_changed(runtime.retry_awaiting_fence)
+        # Host status that is no flip waits while Instances wait for a placement.
+        hosts.status.busy = lambda: len(runtime.instance_queue) > 0
         return runtime
 
     @property

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp.http_exceptions import LineTooLong
 
 from kubenova.errors import ApiError, Conflict, Gone, NotFound
@@ -116,7 +117,9 @@ class KubeClient:
             resource = _counted(path)
             self.writes[f"{method} {resource}"] += 1
             API_WRITES.labels(self._user_agent, method, resource).inc()
-        data = None if body is None else json.dumps(body)
+        # orjson: several times faster than json, and every answer and watch event of a
+        # drain is decoded on the event loop (a twentieth of it with json).
+        data = None if body is None else orjson.dumps(body)
         for attempt in range(THROTTLE_RETRIES + 1):
             try:
                 async with self._open(
@@ -143,7 +146,7 @@ class KubeClient:
                 continue
             if response.status >= 300:
                 raise _error(response.status, payload)
-            return json.loads(payload) if payload else {}
+            return orjson.loads(payload) if payload else {}
         raise AssertionError("unreachable")
 
     @contextlib.asynccontextmanager
@@ -302,7 +305,7 @@ class KubeClient:
 def _parse_event(line: bytes) -> tuple[str, Body]:
     """A watch line's type and object; raises Gone or another ApiError for ERROR events."""
     try:
-        event = json.loads(line)
+        event = orjson.loads(line)
         event_type, obj = event["type"], event["object"]
         if not isinstance(obj, dict):
             raise TypeError("the object is not a mapping")

@@ -11,7 +11,12 @@ In the manner of client-go's EventRecorder and EventCorrelator:
 - more than AGGREGATE_AFTER distinct messages of one reason on one object within
   AGGREGATE_WINDOW seconds go into one Event "(combined from similar events): <newest>";
 - a token bucket per object (`burst`, one token per `refill_seconds`) is the spam filter:
-  an occurrence without a token is counted but not written (the next write carries it).
+  an occurrence without a token is counted but not written (the next write carries it);
+- Normal Events also share one bucket over all objects (`shared_burst`, `shared_rate`
+  a second), like the apiserver's EventRateLimit admission of type Server: a drain of
+  thousands of placements writes its first Scheduled Events, then a trickle, instead of
+  doubling the apiserver's writes. The object's status says the same (`kubectl describe`
+  shows its conditions); Warnings are never held back by it.
 Events are best effort: a failed write is logged at debug level and not retried, except a
 count patch whose Event expired, which creates it again.
 """
@@ -40,6 +45,8 @@ AGGREGATE_AFTER = 10  # distinct messages per (object, type, reason), as client-
 AGGREGATE_WINDOW = 600.0
 COMBINED = "(combined from similar events): "
 WRITERS = 4
+SHARED_BURST = 100  # Normal Events written at once over all objects
+SHARED_RATE = 5.0  # and per second after that
 
 # (object uid, type, reason, message — or COMBINED for the aggregate of many messages)
 Key = tuple[str, str, str, str]
@@ -86,6 +93,8 @@ class EventRecorder:
         burst: int = 25,
         refill_seconds: float = 300.0,
         repeat_interval: float = 30.0,
+        shared_burst: int = SHARED_BURST,
+        shared_rate: float = SHARED_RATE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -99,6 +108,8 @@ class EventRecorder:
         self._keys: dict[str, set[Key]] = {}  # uid -> its series
         self._messages: dict[tuple[str, str, str], dict[str, float]] = {}  # -> first seen
         self._buckets: dict[str, _Bucket] = {}
+        self.shared_burst, self.shared_rate = shared_burst, shared_rate
+        self._shared = _Bucket(float(shared_burst), clock())  # Normal Events, all objects
         self._due: dict[Key, float] = {}  # what the writer still writes, from when
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -128,6 +139,11 @@ class EventRecorder:
         bucket = self._buckets.setdefault(uid, _Bucket(float(self.burst), now))
         if not bucket.take(now, self.burst, self.refill_seconds):
             return  # the spam filter: counted, written with a later occurrence
+        if type_ == "Normal" and not self._shared.take(
+            now, self.shared_burst, 1 / self.shared_rate
+        ):
+            bucket.tokens += 1  # not written: the object's own budget is not spent
+            return  # counted, written with a later occurrence if there is one
         due = now if series.written_at is None else series.written_at + self.repeat_interval
         self._due[key] = due
         self._wake.set()

@@ -8,7 +8,10 @@ is written at once, because fencing and users act on it. Everything else (fills,
 host's first verdict) also shares one bucket of `max_rate` writes per second across all
 hosts: a drain of many placements, or an operator judging 1,000 new hosts, then costs the
 apiserver a bounded trickle instead of a write per host competing with the placements.
-(The placer reads the verdicts from memory, never from these writes.)
+While placements are waiting (`busy`), even that trickle steps aside: such writes are
+parked and go when the backlog is placed, `busy_rate` of them per second meanwhile, so a
+drain's apiserver and event loop (each write comes back as a Host event) serve
+placements. (The placer reads verdicts and fills from memory, never from these writes.)
 
 The monitor judges (on host events, lease events and its periodic check) and reads the
 inventory's claims per host (each lease check); this writer only marks the host dirty. One
@@ -19,6 +22,8 @@ our write, cost no second write of the same status.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +44,9 @@ READY = "Ready"
 MIN_WRITE_INTERVAL = 10.0
 # Writes per second, over all hosts, of what is not a flip (as many may go at once).
 MAX_WRITE_RATE = 25.0
+# Writes per second of parked hosts (no flip) while placements are waiting: bounded, so a
+# host's fill or first verdict is never held back for ever by a busy operator.
+BUSY_WRITE_RATE = 1.0
 WORKERS = 4
 
 
@@ -63,12 +71,19 @@ class HostStatusWriter:
         *,
         min_interval: float = MIN_WRITE_INTERVAL,
         max_rate: float = MAX_WRITE_RATE,
+        busy_rate: float = BUSY_WRITE_RATE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.min_interval = min_interval
         self.max_rate = max_rate
+        self.busy_rate = busy_rate
         self.clock = clock
+        # Are placements waiting? (The runtime points it at the Instance work queue.)
+        self.busy: Callable[[], bool] = lambda: False
+        self._parked: dict[str, None] = {}  # hosts whose write waits for `busy` to end, in order
+        self._released: set[str] = set()  # let out of the park: written at their turn
+        self._unparking: asyncio.Task[None] | None = None
         self._next_turn = float("-inf")  # the earliest time of the next turn given out
         self._turns: dict[str, float] = {}  # host -> the time of its turn, while waiting
         self._verdicts: dict[str, Verdict] = {}
@@ -82,9 +97,31 @@ class HostStatusWriter:
 
     def start(self) -> None:
         self._queue.start()
+        self._unparking = asyncio.create_task(self._unpark_forever(), name="host-status-park")
 
     async def stop(self) -> None:
+        if self._unparking is not None:
+            self._unparking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._unparking
+            self._unparking = None
         await self._queue.stop()
+
+    def unpark(self) -> None:
+        """Let parked hosts go to their turn: all once placements stop waiting, else
+        `busy_rate` a second (called every second)."""
+        if not self._parked:
+            return
+        count = len(self._parked) if not self.busy() else max(1, round(self.busy_rate))
+        for name in list(self._parked)[:count]:
+            del self._parked[name]
+            self._released.add(name)
+            self._queue.mark(name)
+
+    async def _unpark_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.unpark()
 
     async def drained(self, timeout: float = 30.0) -> None:
         await self._queue.drained(timeout)
@@ -148,6 +185,8 @@ class HostStatusWriter:
         if body is None or name not in self._verdicts:
             self._written_at.pop(name, None)
             self._turns.pop(name, None)
+            self._parked.pop(name, None)
+            self._released.discard(name)
             uid = self._uids.pop(name, None)
             if uid:
                 self._written.forget(uid)
@@ -157,11 +196,16 @@ class HostStatusWriter:
         # Every apply carries both fields: one the apply left out would be removed.
         allocated = self._allocated.get(name, held)
         if cond.same(current, entry) and allocated == held:
+            self._released.discard(name)
             return None
         flips = current is not None and current.get("status") != entry["status"]
         wait = self._written_at.get(name, float("-inf")) + self.min_interval - self.clock()
         if not flips and wait > 0:
             return wait  # the queue calls us again then, with the newest verdict and fill
+        if not flips and name not in self._released and self.busy():
+            self._turns.pop(name, None)  # a turn given before: taken again once let out
+            self._parked[name] = None
+            return None  # `unpark` marks it again, with the newest verdict and fill
         if not flips and (wait := self._slot(name)) > 0:
             return wait
         status: Body = {"conditions": [entry]}
@@ -173,6 +217,8 @@ class HostStatusWriter:
             return None
         self._written_at[name] = self.clock()
         self._turns.pop(name, None)  # a flip may have gone before its turn
+        self._parked.pop(name, None)  # a flip carries the parked fill with it
+        self._released.discard(name)
         self._uids[name] = uid_of(written)
         self._written.remember(uid_of(written), written, status)
         return None

@@ -83,6 +83,21 @@ async def scenario(apiserver: ClusterAccess) -> dict[str, Any]:
             spam.record(noisy, "Normal", "Reason0", "something happened")
             await spam.flush()
             found["spam_later"] = await events_of(client, namespace, "noisy")
+
+            # Normal Events share one budget over all objects; Warnings do not.
+            shared = EventRecorder(client, "test", shared_burst=2, shared_rate=1.0, clock=clock)
+            crowd = [an_object(namespace, f"crowd-{i}") for i in range(4)]
+            for body in crowd:
+                shared.record(body, "Normal", "Scheduled", "placed")
+                shared.record(body, "Warning", "Slow", "took long")
+            await shared.flush()
+            found["crowd"] = [
+                await events_of(client, namespace, b["metadata"]["name"]) for b in crowd
+            ]
+            clock.now += 1  # one token back
+            shared.record(crowd[3], "Normal", "Scheduled", "placed")
+            await shared.flush()
+            found["crowd_later"] = await events_of(client, namespace, "crowd-3")
             return found
         finally:
             await client.delete(NAMESPACES, namespace)
@@ -114,3 +129,16 @@ def test_events_are_written_aside_counted_aggregated_and_rate_limited(
     assert [e["reason"] for e in found["spam"]] == ["Reason0", "Reason1", "Reason2"]
     later = {e["reason"]: e["count"] for e in found["spam_later"]}
     assert later == {"Reason0": 2, "Reason1": 1, "Reason2": 1}
+
+    crowd = [[(e["reason"], e["count"]) for e in events] for events in found["crowd"]]
+    assert crowd == [
+        [("Scheduled", 1), ("Slow", 1)],
+        [("Scheduled", 1), ("Slow", 1)],
+        [("Slow", 1)],
+        [("Slow", 1)],
+    ]
+    # The occurrence held back is counted: the next write carries it.
+    assert [(e["reason"], e["count"]) for e in found["crowd_later"]] == [
+        ("Scheduled", 2),
+        ("Slow", 1),
+    ]

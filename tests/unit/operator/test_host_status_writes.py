@@ -118,3 +118,39 @@ def test_writes_that_are_no_flip_share_a_bounded_rate_over_all_hosts() -> None:
     clock.now += 0.5
     assert judge("h3", ALIVE) is None
     assert [w["status"] for w in server.writes] == ["True", "True", "False", "True"]
+
+
+def test_while_placements_wait_writes_that_are_no_flip_are_parked_and_trickle_out() -> None:
+    """A drain's apiserver serves placements: first verdicts and fills wait for the backlog
+    (`busy_rate` a second meanwhile), a flip does not, and all go once it is placed."""
+    server, clock = _Apiserver(), _Clock()
+    writer = HostStatusWriter(server, min_interval=10.0, busy_rate=1.0, clock=clock)  # type: ignore[arg-type]
+    busy = True
+    writer.busy = lambda: busy
+    marked: list[str] = []
+    writer._queue.mark = marked.append  # type: ignore[method-assign]
+
+    def judge(name: str, verdict: Verdict) -> float | None:
+        writer.publish(name, a_host(name), verdict)
+        return asyncio.run(writer._write(name, a_host(name)))
+
+    for name in ("h1", "h2", "h3"):
+        assert judge(name, Verdict(False, "no heartbeat yet")) is None
+    assert server.writes == []
+    assert judge("h2", ALIVE) is None  # its first verdict: no flip, parked again
+    assert server.writes == []
+    marked.clear()
+    writer.unpark()  # a second passes, placements still waiting: one goes
+    assert marked == ["h1"]
+    assert asyncio.run(writer._write("h1", a_host("h1"))) is None
+    assert [w["message"] for w in server.writes] == ["no heartbeat yet"]
+    busy = False
+    writer.unpark()
+    assert marked == ["h1", "h2", "h3"]
+    for name in ("h2", "h3"):
+        assert asyncio.run(writer._write(name, a_host(name))) is None
+    assert [w["status"] for w in server.writes] == ["False", "True", "False"]
+    busy = True
+    clock.now += 0.1
+    assert judge("h1", ALIVE) is None  # a flip goes at once, busy or not
+    assert [w["status"] for w in server.writes][-1] == "True"
