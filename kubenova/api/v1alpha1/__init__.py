@@ -12,6 +12,7 @@ from .instance import (
     InstanceSpec,
     InstanceStatus,
     PowerState,
+    ResizePolicy,
 )
 from .meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus, CRDInfo, Resource
 from .migration import (
@@ -92,6 +93,7 @@ __all__ = [
     "ProjectSpec",
     "ProjectStatus",
     "Quota",
+    "ResizePolicy",
     "Resource",
     "ServerGroup",
     "ServerGroupPolicy",
