@@ -16,9 +16,10 @@ async def check_instance(
 ) -> QuotaAmounts | None:
     """Refuse (AdmissionRefused) or return what a new Instance charges its project's quota.
 
-    On an update only what the update adds is checked (a new network or volume); sizing
-    and image are immutable, so an update charges nothing more (None). `floating_ips`:
-    whether the operator has a floating IP pool at all.
+    On an update only what the update adds is checked (a new network or volume, a new
+    sizing: a resize); an update that keeps the sizing charges nothing more (None), a resize
+    is checked like a creation and returns the new charge (the quota check counts the
+    Instance's old charge out). `floating_ips`: whether the operator has a floating IP pool.
     """
     namespace = namespace_of(body)
     spec = body.get("spec") or {}
@@ -26,7 +27,7 @@ async def check_instance(
     await _check_networks(namespace, spec, old_spec, refs, floating_ips)
     await _check_volumes(namespace, spec, old_spec, refs)
     if old is not None:
-        return None
+        return await _check_resize(spec, old_spec, refs)
     resources = await _sizing(spec, refs)
     await _check_image(spec, resources, refs)
     await _check_placement(namespace, spec, refs)
@@ -42,6 +43,29 @@ async def instance_amounts(spec: Body, refs: References) -> QuotaAmounts:
         resources = await _sizing(spec, refs)
     except AdmissionRefused:
         return QuotaAmounts(instances=1, floating_ips=_floating_ips(spec))
+    return QuotaAmounts.for_instance(resources, _floating_ips(spec))
+
+
+async def _check_resize(spec: Body, old_spec: Body, refs: References) -> QuotaAmounts | None:
+    """A new flavor must exist and fit the image, and the root disk never shrinks (the
+    guest's filesystem fills it: a smaller overlay would cut it off)."""
+    field = "spec.flavor" if spec.get("flavor") else "spec.resources"
+    if spec.get("flavor") == old_spec.get("flavor") and spec.get("resources") == old_spec.get(
+        "resources"
+    ):
+        return None
+    resources = await _sizing(spec, refs)
+    await _check_image(spec, resources, refs)
+    try:
+        before = await _sizing(old_spec, refs)
+    except AdmissionRefused:
+        before = None  # the old Flavor is gone: its disk size is the claim's, checked there
+    if before is not None and resources.disk_gb < before.disk_gb:
+        raise AdmissionRefused(
+            field,
+            f"a resize cannot shrink the root disk: {field} gives {resources.disk_gb} GiB, "
+            f"the Instance has {before.disk_gb} GiB",
+        )
     return QuotaAmounts.for_instance(resources, _floating_ips(spec))
 
 
