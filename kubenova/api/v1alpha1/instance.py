@@ -253,6 +253,10 @@ class DomainStatus(KubeModel):
     uuid: str | None = Field(default=None, description="libvirt domain UUID.")
     name: str | None = Field(default=None, description="libvirt domain name.")
     type: str | None = Field(default=None, description="Hypervisor type: kvm or qemu (TCG).")
+    vcpus: int | None = Field(default=None, description="vCPUs the domain is defined with.")
+    memory_mib: int | None = Field(
+        default=None, alias="memoryMiB", description="Memory the domain is defined with, in MiB."
+    )
 
 
 class AttachedVolume(KubeModel):
