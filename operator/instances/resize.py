@@ -90,8 +90,22 @@ class Resizer:
                 return  # re-claimed by the reconciler first
             current = claim.resources
         if current == request.resources:
-            if claimed_resources(body) is None:
-                await self._show(body, host, request.resources, None)  # record it once
+            previous = (body.get("status") or {}).get("conditions")
+            refused = cond.find(previous, RESIZED) or {}
+            if refused.get("status") == "False":  # the spec went back to the size it has
+                message = f"keeps {describe(current)} as spec asks again"
+                entry = cond.condition(
+                    RESIZED,
+                    True,
+                    "Unchanged",
+                    message,
+                    generation=generation_of(body),
+                    previous=previous,
+                )
+                await self._show(body, host, current, entry)
+            elif claimed_resources(body) is None:
+                await self._show(body, host, current, None)  # record it once
+            self.waiting(key, False)
             return
         self.waiting(key, True)  # before deciding: room appearing meanwhile re-marks it
         try:
