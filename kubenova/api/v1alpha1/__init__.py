@@ -1,7 +1,16 @@
 """API group kubenova.io, version v1alpha1: the resource models (data only)."""
 
 from .flavor import Flavor, FlavorSpec
-from .host import Host, HostResources, HostService, HostSpec, HostStatus, Overcommit
+from .host import (
+    DrainPhase,
+    DrainStatus,
+    Host,
+    HostResources,
+    HostService,
+    HostSpec,
+    HostStatus,
+    Overcommit,
+)
 from .image import Image, ImageFormat, ImageSpec, ImageStatus
 from .instance import (
     EVACUATE_ANNOTATION,
@@ -59,6 +68,8 @@ __all__ = [
     "CRDInfo",
     "Condition",
     "ConditionStatus",
+    "DrainPhase",
+    "DrainStatus",
     "Evacuation",
     "Flavor",
     "FlavorSpec",
