@@ -369,6 +369,7 @@ class InstanceReconciler:
         if uid:
             self.handed_over.forget(uid)
             self.evacuate.forget(uid)
+            self.resize.forget(uid)
             await self._release(uid)
             self.events.forget(uid)
 

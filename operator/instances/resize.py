@@ -77,8 +77,23 @@ class Resizer:
     # Called with (key, waits for capacity?) so the reconciler retries it when room appears.
     waiting: Callable[[str, bool], None]
 
+    def __post_init__(self) -> None:
+        # uid -> the generation whose sizing the claim was found to have: every later event
+        # of that generation (status writes, mostly) costs nothing here.
+        self._sized: dict[str, int | None] = {}
+
+    def forget(self, uid: str) -> None:
+        self._sized.pop(uid, None)
+
     async def __call__(self, key: str, body: Body, host: str) -> None:
         """Resize the Instance's claim on `host` to what its spec asks, if it differs."""
+        uid, generation = uid_of(body), generation_of(body)
+        if uid in self._sized and self._sized[uid] == generation:
+            return
+        if self.handed_over.predates(body):
+            # Our status apply would keep what this stale body shows (none of the hand-over,
+            # say): the event of our own last write brings the body to decide on.
+            return
         try:
             request = build_request(body, Instance.model_validate(body), self.catalog)
         except UserError:
@@ -106,6 +121,7 @@ class Resizer:
             elif claimed_resources(body) is None:
                 await self._show(body, host, current, None)  # record it once
             self.waiting(key, False)
+            self._sized[uid] = generation
             return
         self.waiting(key, True)  # before deciding: room appearing meanwhile re-marks it
         try:
