@@ -1,7 +1,8 @@
 """Resize through the operator and a compute agent (processes, on the real apiserver; libvirt's
 test driver as hypervisor): the new flavor is claimed on the Instance's host in one
 transaction, the agent redefines the shut-off domain, a resize that does not fit is refused
-with the old size kept, and resizePolicy: Restart resizes a running guest."""
+with the old size kept, resizePolicy: Restart resizes a running guest, and an operator
+killed between the claim and the status write finishes the resize on restart."""
 
 from __future__ import annotations
 
@@ -98,3 +99,16 @@ def test_resize_on_its_host_stopped_refused_and_restarted(
     claim = inv.find_claim(engine, uid)
     assert claim is not None
     assert claim.resources == inv.Resources(1, 256, 1)
+
+    # kill -9 of the operator between the claim's commit and the status write: the
+    # restarted operator finds the claim of the new size and writes the status once.
+    patch_spec(apiserver, namespace, "vm", {"powerState": "Stopped"})
+    sized(apiserver, namespace, "vm", 1, 256, "Stopped")
+    operator.kill()
+    patch_spec(apiserver, namespace, "vm", {"flavor": "t.resize-big"})
+    with inv.write_transaction(engine) as connection:
+        inv.resize_in(connection, inv.Consumer(uid, "vm", namespace), inv.Resources(2, 512, 2))
+    operator.start()
+    sized(apiserver, namespace, "vm", 2, 512, "Stopped")
+    assert inv.host_usage(engine)["rsz-a"] == inv.Resources(2, 512, 2)  # claimed once
+    engine.dispose()
