@@ -176,7 +176,6 @@ class Host(Resource):
             _wide("AllocMemory", ".status.allocated.memoryMiB", "MiB claimed by placements"),
             _wide("Disk", ".status.capacity.diskGiB", "Disk in GiB"),
             _wide("AllocDisk", ".status.allocated.diskGiB", "GiB claimed by placements"),
-            PrinterColumn(name="Drain", type="string", json_path=".status.drain.phase", priority=1),
             ready_column(),
             age_column(),
         ),
