@@ -22,6 +22,7 @@ from kubenova.operator.admission.registration import register as register_admiss
 from kubenova.operator.catalog.registration import register as register_catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts.registration import register as register_hosts
+from kubenova.operator.migrations.drain import register as register_drains
 from kubenova.operator.migrations.registration import register as register_migrations
 from kubenova.operator.networks.registration import register as register_networks
 from kubenova.operator.projects.registration import register as register_projects
@@ -38,6 +39,7 @@ DOMAINS: tuple[Registration, ...] = (
     register_projects,
     register_volumes,
     register_migrations,
+    register_drains,
 )
 
 

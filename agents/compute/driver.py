@@ -99,6 +99,11 @@ class ComputeDriver(abc.ABC):
         """Reboot through the guest (ACPI), or reset the virtual machine when `hard`."""
 
     @abc.abstractmethod
+    def resize(self, uid: str, vcpus: int, memory_mib: int, disk_gib: int) -> None:
+        """Redefine a shut-off domain with `vcpus` and `memory_mib`, and grow its root disk
+        to `disk_gib` if smaller (never shrunk); ComputeFailure if the domain runs."""
+
+    @abc.abstractmethod
     def destroy(self, uid: str) -> None:
         """Stop and undefine the domain and remove its overlay and seed; absent is fine."""
 

@@ -87,6 +87,13 @@ class FakeComputeDriver(LibvirtBackedDriver):
     def _remove_files(self, uid: str) -> None:
         shutil.rmtree(self.directory(uid), ignore_errors=True)
 
+    def _grow_root_disk(self, uid: str, size_gib: int) -> None:
+        """The overlay is a placeholder: nothing to grow."""
+
+    def resize(self, uid: str, vcpus: int, memory_mib: int, disk_gib: int) -> None:
+        super().resize(uid, vcpus, memory_mib, disk_gib)
+        self._save(uid)
+
     def _domain_xml_for_disks(self, domain: Any) -> str:
         # Volumes live in the persistent definition (the test driver cannot hot-plug).
         xml: str = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)

@@ -25,6 +25,7 @@ from kubenova.agents.compute.domain_xml import (
 )
 from kubenova.agents.compute.driver import (
     ComputeDriver,
+    ComputeFailure,
     DomainState,
     HypervisorUnavailable,
     InstanceInfo,
@@ -37,6 +38,7 @@ from kubenova.agents.compute.libvirt_events import (
     is_not_running,
     translated_errors,
 )
+from kubenova.agents.compute.resize import resized_xml
 from kubenova.agents.compute.spec import (
     DOMAIN_PREFIX,
     DomainSpec,
@@ -95,6 +97,10 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
         """Remove everything `_prepare_files` made for `uid`."""
 
     @abc.abstractmethod
+    def _grow_root_disk(self, uid: str, size_gib: int) -> None:
+        """Grow the instance's overlay to `size_gib` if it is smaller."""
+
+    @abc.abstractmethod
     def _domain_xml_for_disks(self, domain: Any) -> str:
         """The domain XML whose <disk>s say what is attached now."""
 
@@ -113,6 +119,17 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
                 domain = self._connection.defineXML(xml)
         self._start(domain)
         return self._info(domain)
+
+    def resize(self, uid: str, vcpus: int, memory_mib: int, disk_gib: int) -> None:
+        domain = self._require(uid)
+        if self._is_active(domain):
+            raise ComputeFailure(f"domain {domain.name()} runs: it is resized only while shut off")
+        with translated_errors(f"resize {domain.name()}"):
+            _state, max_kib, _memory, defined_vcpus, _time = domain.info()
+            if (defined_vcpus, max_kib // 1024) != (vcpus, memory_mib):  # a define is an event
+                xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+                self._connection.defineXML(resized_xml(xml, vcpus, memory_mib))
+        self._grow_root_disk(uid, disk_gib)
 
     def power_on(self, uid: str) -> None:
         """Start the domain unless it runs."""

@@ -23,6 +23,7 @@ from kubenova.agents.compute.driver import ComputeFailure
 from kubenova.agents.compute.instance_files import InstanceFiles
 from kubenova.agents.compute.libvirt_domains import LibvirtBackedDriver
 from kubenova.agents.compute.libvirt_events import translated_errors
+from kubenova.agents.compute.resize import grow_overlay
 from kubenova.agents.compute.spec import DiskAttachment, DomainSpec
 
 DETACH_RETRY_SECONDS = 2.0
@@ -73,6 +74,10 @@ class LibvirtDriver(LibvirtBackedDriver):
 
     def _remove_files(self, uid: str) -> None:
         self.files.remove(uid)
+
+    def _grow_root_disk(self, uid: str, size_gib: int) -> None:
+        if self.files.overlay(uid).is_file():  # a kernel-booted guest may have none
+            grow_overlay(self.files.overlay(uid), size_gib)
 
     def _domain_xml_for_disks(self, domain: Any) -> str:
         # The live definition when running (what the guest has), else the persistent one.

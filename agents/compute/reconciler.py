@@ -32,6 +32,7 @@ from kubenova.agents.compute.driver import (
 )
 from kubenova.agents.compute.power import PowerControl
 from kubenova.agents.compute.references import InstanceReferences, Sizing
+from kubenova.agents.compute.resize import GuestResizer, claimed_sizing
 from kubenova.agents.compute.spec import DomainSpec
 from kubenova.agents.compute.spec_builder import domain_spec
 from kubenova.agents.compute.status_writer import StatusWriter
@@ -96,6 +97,7 @@ class DomainReconciler:
         self._references = InstanceReferences(client)
         self._status = StatusWriter(client, settings.domain_type)
         self._power = PowerControl(driver, events, self._status)
+        self._resize = GuestResizer(driver)
         self._memory = _Memory()
         self._finalized: set[str] = set()  # UIDs whose agent finalizer we removed
         # Keys that left the watch while a fresh read still places them here (a watch that
@@ -229,6 +231,7 @@ class DomainReconciler:
     def _forget(self, uid: str) -> None:
         self._status.forget(uid)
         self._power.forget(uid)
+        self._resize.forget(uid)
         for table in (
             self._memory.restarts,
             self._memory.failures,
@@ -253,6 +256,7 @@ class DomainReconciler:
             # A fresh boot satisfies any restart asked for before it.
             restarted_at = requested
         else:
+            info = await self._resize(key, body, info)  # a claimed new size, while shut off
             info = await self._power.converge(key, body, info, wanted)
             restarted_at = self._memory.restarts.get(uid) or (body.get("status") or {}).get(
                 "restartedAt"
@@ -285,7 +289,7 @@ class DomainReconciler:
 
     async def _build(self, key: str, body: Body, instance: Instance, wanted: str) -> InstanceInfo:
         """Fetch the image and spawn; say Building only if that turns out to be slow."""
-        sizing = await self._references.sizing(instance)
+        sizing = claimed_sizing(body) or await self._references.sizing(instance)
         image = await self._references.image(instance.spec.image)
         work = asyncio.create_task(
             self._spawn(key, body, instance, sizing=sizing, image=image, wanted=wanted)
@@ -299,7 +303,7 @@ class DomainReconciler:
     async def incoming_spec(self, body: Body) -> DomainSpec:
         """The DomainSpec of an Instance arriving here by live migration (image fetched)."""
         instance = Instance.model_validate(body)
-        sizing = await self._references.sizing(instance)
+        sizing = claimed_sizing(body) or await self._references.sizing(instance)
         image = await self._references.image(instance.spec.image)
         local = await self.images.fetch(instance.spec.image, image)
         nics = await self._references.nics(body) if self.settings.wire_nics else ()

@@ -109,7 +109,12 @@ def desired_status(
         ],
     }
     if info is not None:
-        domain = {"uuid": info.domain_uuid, "name": info.domain_name}
+        domain: dict[str, Any] = {
+            "uuid": info.domain_uuid,
+            "name": info.domain_name,
+            "vcpus": info.vcpus,
+            "memoryMiB": info.memory_mib,
+        }
         if domain_type:
             domain["type"] = domain_type
         status["domain"] = domain

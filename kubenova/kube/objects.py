@@ -75,6 +75,14 @@ class LastWrites:
             return status
         return current
 
+    def predates(self, body: Body) -> bool:
+        """Whether the body is older than our last write (its event is still on its way)."""
+        entry = self._written.get(uid_of(body))
+        seen = resource_version(body)
+        if entry is None or entry[0] is None or seen is None:
+            return False
+        return seen < entry[0]
+
     def last(self, uid: str) -> Body | None:
         """The status we last wrote for `uid` (None: none since this process started)."""
         entry = self._written.get(uid)

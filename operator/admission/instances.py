@@ -16,9 +16,11 @@ async def check_instance(
 ) -> QuotaAmounts | None:
     """Refuse (AdmissionRefused) or return what a new Instance charges its project's quota.
 
-    On an update only what the update adds is checked (a new volume, a floating IP turned
-    on); sizing and image are immutable, so an update charges only more floating IPs
-    (else None). `floating_ips`: whether the operator has a floating IP pool at all.
+    On an update only what the update adds is checked (a new network or volume, a floating
+    IP turned on, a new sizing: a resize). A resize is checked like a creation and returns
+    the new charge; a floating IP turned on returns the new floating IP total; otherwise an
+    update charges nothing more (None). The quota check counts the Instance's old charge
+    out. `floating_ips`: whether the operator has a floating IP pool at all.
     """
     namespace = namespace_of(body)
     spec = body.get("spec") or {}
@@ -26,6 +28,8 @@ async def check_instance(
     await _check_networks(namespace, spec, old_spec, refs, floating_ips)
     await _check_volumes(namespace, spec, old_spec, refs)
     if old is not None:
+        if (resized := await _check_resize(spec, old_spec, refs)) is not None:
+            return resized  # its total counts the floating IPs too
         # A floating IP associated with an existing Instance: its new total must fit.
         more = _floating_ips(spec) > _floating_ips(old_spec)
         return QuotaAmounts(floating_ips=_floating_ips(spec)) if more else None
@@ -44,6 +48,29 @@ async def instance_amounts(spec: Body, refs: References) -> QuotaAmounts:
         resources = await _sizing(spec, refs)
     except AdmissionRefused:
         return QuotaAmounts(instances=1, floating_ips=_floating_ips(spec))
+    return QuotaAmounts.for_instance(resources, _floating_ips(spec))
+
+
+async def _check_resize(spec: Body, old_spec: Body, refs: References) -> QuotaAmounts | None:
+    """A new flavor must exist and fit the image, and the root disk never shrinks (the
+    guest's filesystem fills it: a smaller overlay would cut it off)."""
+    field = "spec.flavor" if spec.get("flavor") else "spec.resources"
+    if spec.get("flavor") == old_spec.get("flavor") and spec.get("resources") == old_spec.get(
+        "resources"
+    ):
+        return None
+    resources = await _sizing(spec, refs)
+    await _check_image(spec, resources, refs)
+    try:
+        before = await _sizing(old_spec, refs)
+    except AdmissionRefused:
+        before = None  # the old Flavor is gone: its disk size is the claim's, checked there
+    if before is not None and resources.disk_gb < before.disk_gb:
+        raise AdmissionRefused(
+            field,
+            f"a resize cannot shrink the root disk: {field} gives {resources.disk_gb} GiB, "
+            f"the Instance has {before.disk_gb} GiB",
+        )
     return QuotaAmounts.for_instance(resources, _floating_ips(spec))
 
 

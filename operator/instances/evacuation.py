@@ -34,6 +34,7 @@ from kubenova.kube.objects import LastWrites, apply_status
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.instances.handover import INSTANCES, SCHEDULED, still_handed_over
 from kubenova.operator.instances.hooks import InstanceHook
+from kubenova.operator.instances.resize import resources_status
 from kubenova.operator.placement import Placer, build_request
 from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.wellknown import OPERATOR_MANAGER
@@ -131,9 +132,8 @@ class Evacuator:
             return None
         _, claim = outcome
         self.waiting(key, False)
-        status = evacuated_status(
-            body, away_from, claim.host, dict(claim.status), generation_of(body)
-        )
+        extra = dict(claim.status) | {"resources": resources_status(claim.resources)}
+        status = evacuated_status(body, away_from, claim.host, extra, generation_of(body))
         moved = {**body, "status": {**(body.get("status") or {}), "host": claim.host}}
         for hook in self.hooks:
             hook.on_placed(moved, claim.host)  # republish addresses' and volumes' host

@@ -37,7 +37,7 @@ def status_host(body: Body) -> str | None:
 
 
 def still_handed_over(body: Body, host: str, status: Body) -> Body:
-    """`status` plus what our hand-over wrote (host, addresses, Scheduled).
+    """`status` plus what our hand-over wrote (host, addresses, resources, Scheduled).
 
     Our status writes are server-side applies by one field manager: a field the apply
     leaves out is removed. Dropping status.host would take the Instance out of its agent's
@@ -45,7 +45,7 @@ def still_handed_over(body: Body, host: str, status: Body) -> Body:
     """
     current = body.get("status") or {}
     kept: Body = {"host": host}
-    for field in ("addresses", "observedGeneration"):
+    for field in ("addresses", "resources", "observedGeneration"):
         if current.get(field) is not None:
             kept[field] = current[field]
     scheduled = cond.find(current.get("conditions"), SCHEDULED)

@@ -45,6 +45,7 @@ from kubenova.operator.instances.handover import (
     still_handed_over,
 )
 from kubenova.operator.instances.hooks import InstanceHook
+from kubenova.operator.instances.resize import Resizer, resources_status
 from kubenova.operator.placement import Placer, build_request
 from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER, OPERATOR_MANAGER
@@ -91,6 +92,9 @@ class InstanceReconciler:
             self.hooks,
             self.handed_over,
             self._waiting,
+        )
+        self.resize = Resizer(
+            self.client, self.placer, self.catalog, self.events, self.handed_over, self._waiting
         )
 
     def on_host(self, host: str) -> list[str]:
@@ -142,6 +146,7 @@ class InstanceReconciler:
                 return None
             if claimed in (None, decided):
                 await self._keep_scheduled(key, body, decided, claimed is not None)
+                await self.resize(key, body, decided)  # a changed flavor: claimed here
                 return None
         await self._schedule(key, body)  # idempotent: an existing claim is handed over again
         return None
@@ -194,7 +199,8 @@ class InstanceReconciler:
         self.claimed[uid_of(body)] = outcome.host
         for hook in self.hooks:
             hook.on_placed(body, outcome.host)
-        await self._hand_over(body, outcome.host, generation, dict(outcome.status))
+        extra = dict(outcome.status) | {"resources": resources_status(outcome.resources)}
+        await self._hand_over(body, outcome.host, generation, extra)
 
     async def _hand_over(
         self, body: Body, host: str, generation: int | None, extra: dict[str, Any]
@@ -382,6 +388,7 @@ class InstanceReconciler:
             self._echoes.pop(uid, None)
             self.handed_over.forget(uid)
             self.evacuate.forget(uid)
+            self.resize.forget(uid)
             await self._release(uid)
             self.events.forget(uid)
 

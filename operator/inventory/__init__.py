@@ -40,6 +40,7 @@ from kubenova.operator.inventory.hosts import (
 )
 from kubenova.operator.inventory.quotas import QuotaAmounts, QuotaExceeded, QuotaLimits
 from kubenova.operator.inventory.records import Claim, HostRecord, HostSnapshot
+from kubenova.operator.inventory.resize import NothingToResize, resize_in
 from kubenova.operator.inventory.schema import (
     check_schema,
     current_revision,
@@ -69,6 +70,7 @@ __all__ = [
     "HostSnapshot",
     "InsufficientCapacity",
     "InventoryError",
+    "NothingToResize",
     "OvercommitRatios",
     "QuotaAmounts",
     "QuotaExceeded",
@@ -92,6 +94,7 @@ __all__ = [
     "member_hosts",
     "move_in",
     "release",
+    "resize_in",
     "set_host_ready",
     "set_host_schedulable",
     "upgrade",

@@ -152,6 +152,29 @@ class Placer:
                     self.view.claimed(after)
             return outcome
 
+    def resize(self, request: PlacementRequest) -> tuple[inv.Claim, inv.Claim] | NoValidHost:
+        """Swap the consumer's claim for `request.resources` on its own host, in one
+        transaction (see `inv.resize_in`): (the claim before, the claim now), or NoValidHost
+        saying why the host has no room for it (the old claim stays as it was). Raises
+        QuotaExceeded (nothing written) and NothingToResize."""
+        with self._lock:
+            self._catch_up()
+            try:
+                with inv.write_transaction(self.engine) as connection:
+                    before, after = inv.resize_in(
+                        connection,
+                        request.consumer,
+                        request.resources,
+                        floating_ips=request.floating_ips,
+                    )
+            except inv.InsufficientCapacity as refused:
+                self.view.update(refused.snapshot)
+                return NoValidHost(f"no room on its host for the growth: {refused}")
+            if after.created:
+                self.view.released(before)
+                self.view.claimed(after)
+            return before, after
+
     def release(self, uid: str) -> bool:
         """Free the consumer's claim; True if there was one."""
         freed = inv.release(self.engine, uid)

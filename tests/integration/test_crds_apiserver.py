@@ -184,10 +184,20 @@ IMMUTABLE: list[tuple[str, dict[str, Any], dict[str, Any], tuple[str, ...]]] = [
         ("spec.image", "immutable"),
     ),
     (
-        "instance-flavor",
+        "instance-flavor-while-running",
         an_instance("imm-flv", NS),
         an_instance("imm-flv", NS, flavor="m1.other"),
-        ("spec.flavor", "immutable"),
+        ("spec.flavor", "spec.powerState is Stopped", "spec.resizePolicy: Restart"),
+    ),
+    (
+        "instance-resources-while-running",
+        an_instance(
+            "imm-res", NS, flavor=None, resources={"vcpus": 1, "memoryMiB": 128, "diskGiB": 1}
+        ),
+        an_instance(
+            "imm-res", NS, flavor=None, resources={"vcpus": 2, "memoryMiB": 128, "diskGiB": 1}
+        ),
+        ("spec.resources", "spec.powerState is Stopped"),
     ),
     (
         "instance-flavor-to-resources",
@@ -271,6 +281,34 @@ def test_immutable_field_cannot_change(
     assert code != 0, f"change accepted: {out}"
     for word in words:
         assert word in out, f"refusal does not name {word!r}: {out}"
+
+
+@pytest.mark.parametrize(
+    "allowed",
+    [{"powerState": "Stopped"}, {"resizePolicy": "Restart"}],
+    ids=["stopped", "restart-policy"],
+)
+def test_instance_sizing_changes_when_stopped_or_restartable(
+    cluster: ClusterAccess, allowed: dict[str, str]
+) -> None:
+    name = "resize-" + next(iter(allowed)).lower()
+    assert apply(cluster, as_yaml(an_instance(name, NS, **allowed)))[0] == 0
+    code, out = apply(cluster, as_yaml(an_instance(name, NS, flavor="m1.bigger", **allowed)))
+    assert code == 0, out
+
+
+def test_instance_stopped_and_resized_in_one_apply(cluster: ClusterAccess) -> None:
+    # A resize of a guest about to stop: the agent stops it first, then resizes it.
+    assert apply(cluster, as_yaml(an_instance("resize-and-stop", NS)))[0] == 0
+    code, out = apply(
+        cluster,
+        as_yaml(an_instance("resize-and-stop", NS, flavor="m1.bigger", powerState="Stopped")),
+    )
+    assert code == 0, out
+    # Started again with yet another size in the same apply: refused.
+    code, out = apply(cluster, as_yaml(an_instance("resize-and-stop", NS)))
+    assert code != 0, f"resize of a guest being started accepted: {out}"
+    assert "spec.resizePolicy: Restart" in out, out
 
 
 def test_volume_size_is_immutable_with_a_clear_error(cluster: ClusterAccess) -> None:

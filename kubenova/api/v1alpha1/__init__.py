@@ -1,7 +1,16 @@
 """API group kubenova.io, version v1alpha1: the resource models (data only)."""
 
 from .flavor import Flavor, FlavorSpec
-from .host import Host, HostResources, HostService, HostSpec, HostStatus, Overcommit
+from .host import (
+    DrainPhase,
+    DrainStatus,
+    Host,
+    HostResources,
+    HostService,
+    HostSpec,
+    HostStatus,
+    Overcommit,
+)
 from .image import Image, ImageFormat, ImageSpec, ImageStatus
 from .instance import (
     EVACUATE_ANNOTATION,
@@ -12,6 +21,7 @@ from .instance import (
     InstanceSpec,
     InstanceStatus,
     PowerState,
+    ResizePolicy,
 )
 from .meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus, CRDInfo, Resource
 from .migration import (
@@ -58,6 +68,8 @@ __all__ = [
     "CRDInfo",
     "Condition",
     "ConditionStatus",
+    "DrainPhase",
+    "DrainStatus",
     "Evacuation",
     "Flavor",
     "FlavorSpec",
@@ -92,6 +104,7 @@ __all__ = [
     "ProjectSpec",
     "ProjectStatus",
     "Quota",
+    "ResizePolicy",
     "Resource",
     "ServerGroup",
     "ServerGroupPolicy",

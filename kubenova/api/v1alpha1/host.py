@@ -37,6 +37,18 @@ class Overcommit(KubeModel):
 class HostSpec(KubeModel):
     """How a Host is offered to the scheduler."""
 
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!self.drain || !self.schedulable",
+                    "message": "spec.drain needs spec.schedulable: false (cordon the host in "
+                    "the same apply): a drained host must take no new guests",
+                }
+            ]
+        }
+    }
+
     availability_zone: LabelName = Field(
         default="nova", description="Availability zone of the host."
     )
@@ -63,6 +75,36 @@ class HostSpec(KubeModel):
         "host are released only once it is set (or its agent comes back). It also cordons "
         "the host.",
     )
+
+    drain: bool = Field(
+        default=False,
+        description="An administrator's request to move every guest off the host (with "
+        "schedulable: false): the operator creates one InstanceMigration (live) per running "
+        "Instance on it, and status.drain shows the progress.",
+    )
+
+
+class DrainPhase(StrEnum):
+    DRAINING = "Draining"
+    DRAINED = "Drained"
+
+
+class DrainStatus(KubeModel):
+    """Progress of a drain (spec.drain), written by the operator."""
+
+    phase: DrainPhase = Field(description="Draining, or Drained once no running guest is left.")
+    instances: int = Field(ge=0, description="Instances still placed on the host.")
+    migrating: int = Field(ge=0, description="Of those, with a live migration under way.")
+    failed: int = Field(
+        ge=0,
+        description="Of those, whose drain migration failed (delete it to try again).",
+    )
+    stopped: int = Field(
+        ge=0,
+        description="Of those, stopped: not moved (cold migration of a drained host's stopped "
+        "guests is not done yet).",
+    )
+    message: str = Field(default="", max_length=1024, description="A summary for humans.")
 
 
 class HostResources(KubeModel):
@@ -95,6 +137,9 @@ class HostStatus(KubeModel):
     migration: MigrationEndpoint | None = Field(
         default=None,
         description="How a peer reaches this host for a live migration (set by its agent).",
+    )
+    drain: DrainStatus | None = Field(
+        default=None, description="Progress of the drain spec.drain asks for (the operator's)."
     )
     observed_generation: int | None = Field(default=None)
     conditions: list[Condition] = conditions_field()

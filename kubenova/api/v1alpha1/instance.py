@@ -43,12 +43,32 @@ class Evacuation(StrEnum):
 EVACUATE_ANNOTATION = "kubenova.io/evacuate-from"
 
 
+class ResizePolicy(StrEnum):
+    """When a change of spec.flavor / spec.resources is accepted."""
+
+    # Only while spec.powerState is Stopped: a running guest is never restarted unasked.
+    WHEN_STOPPED = "WhenStopped"
+    # Also while it runs: the agent shuts the guest down, resizes it and starts it again.
+    RESTART = "Restart"
+
+
+# A change of sizing is accepted while the guest is (to be) stopped or may be restarted.
+# powerState and resizePolicy have defaults, so the apiserver always fills them in.
+_RESIZE_RULE = (
+    "(has(self.flavor) && has(oldSelf.flavor) ? self.flavor == oldSelf.flavor : true) && "
+    "(has(self.resources) && has(oldSelf.resources) ? self.resources == oldSelf.resources "
+    ": true) || self.powerState == 'Stopped' || self.resizePolicy == 'Restart'"
+)
+
+
 class InstancePhase(StrEnum):
     PENDING = "Pending"
     SCHEDULED = "Scheduled"
     BUILDING = "Building"
     RUNNING = "Running"
     STOPPED = "Stopped"
+    # A new flavor's resources are claimed; the agent has not resized the guest yet.
+    RESIZING = "Resizing"
     ERROR = "Error"
     TERMINATING = "Terminating"
     # Deleted while its host is NotReady and not fenced: everything it holds stays held.
@@ -65,6 +85,14 @@ class InstanceResources(KubeModel):
     disk_gib: int = Field(
         alias="diskGiB", ge=1, le=65536, description="Size of the root disk in GiB."
     )
+
+
+class ClaimedResources(KubeModel):
+    """What the Instance's claim holds on its host (status: the operator's to write)."""
+
+    vcpus: int = Field(ge=0, description="Virtual CPUs claimed.")
+    memory_mib: int = Field(alias="memoryMiB", ge=0, description="Memory claimed, in MiB.")
+    disk_gib: int = Field(alias="diskGiB", ge=0, description="Root disk claimed, in GiB.")
 
 
 class NetworkAttachment(KubeModel):
@@ -142,6 +170,12 @@ class InstanceSpec(KubeModel):
                     "message": "spec.flavor / spec.resources cannot be switched after creation",
                 },
                 {
+                    "rule": _RESIZE_RULE,
+                    "message": "spec.flavor / spec.resources can change only while "
+                    "spec.powerState is Stopped, or with spec.resizePolicy: Restart (the "
+                    "guest is shut down, resized and started again)",
+                },
+                {
                     "rule": "!has(self.networks) || self.networks.all(a, "
                     "self.networks.exists_one(b, b.network == a.network))",
                     "message": "spec.networks lists the same network twice",
@@ -157,14 +191,20 @@ class InstanceSpec(KubeModel):
 
     flavor: ResourceName | None = Field(
         default=None,
-        description="Name of a cluster Flavor giving vcpus, memory and disk. Immutable; "
-        "exactly one of flavor or resources.",
-        json_schema_extra=immutable("spec.flavor"),
+        description="Name of a cluster Flavor giving vcpus, memory and disk; exactly one of "
+        "flavor or resources. Changing it resizes the Instance (see resizePolicy); the root "
+        "disk never shrinks.",
     )
     resources: InstanceResources | None = Field(
         default=None,
-        description="Explicit vcpus/memoryMiB/diskGiB instead of a flavor. Immutable.",
-        json_schema_extra=immutable("spec.resources"),
+        description="Explicit vcpus/memoryMiB/diskGiB instead of a flavor. Changing them "
+        "resizes the Instance (see resizePolicy).",
+    )
+    resize_policy: ResizePolicy = Field(
+        default=ResizePolicy.WHEN_STOPPED,
+        description="WhenStopped: spec.flavor / spec.resources may change only while "
+        "spec.powerState is Stopped. Restart: also while it runs; the guest is shut down, "
+        "resized and started again.",
     )
     image: ResourceName = Field(
         description="Name of the cluster Image the root disk is built from. Immutable.",
@@ -234,6 +274,10 @@ class DomainStatus(KubeModel):
     uuid: str | None = Field(default=None, description="libvirt domain UUID.")
     name: str | None = Field(default=None, description="libvirt domain name.")
     type: str | None = Field(default=None, description="Hypervisor type: kvm or qemu (TCG).")
+    vcpus: int | None = Field(default=None, description="vCPUs the domain is defined with.")
+    memory_mib: int | None = Field(
+        default=None, alias="memoryMiB", description="Memory the domain is defined with, in MiB."
+    )
 
 
 class AttachedVolume(KubeModel):
@@ -264,6 +308,11 @@ class InstanceStatus(KubeModel):
     )
     host: str | None = Field(default=None, description="The Host the Instance is placed on.")
     addresses: list[InstanceAddress] = Field(default_factory=list, description="NIC addresses.")
+    resources: ClaimedResources | None = Field(
+        default=None,
+        description="The sizing the operator claimed on the host (written by the operator "
+        "only); the agent sizes the guest by it, so a resize takes effect once claimed.",
+    )
     domain: DomainStatus | None = Field(default=None, description="The libvirt domain.")
     volumes: list[AttachedVolume] = Field(default_factory=list, description="Attached volumes.")
     console: ConsoleStatus | None = Field(default=None, description="Serial console.")

@@ -75,7 +75,13 @@ def test_a_scheduled_instance_runs_with_one_agent_write(
     status = body["status"]
     uid = body["metadata"]["uid"]
     assert ready_of(body)["status"] == "True"
-    assert status["domain"] == {"uuid": uid, "name": f"kubenova-{uid}", "type": "qemu"}
+    assert status["domain"] == {
+        "uuid": uid,
+        "name": f"kubenova-{uid}",
+        "type": "qemu",
+        "vcpus": 1,
+        "memoryMiB": 96,
+    }
     assert status["observedGeneration"] == body["metadata"]["generation"]
     # The operator's fields and condition are untouched by the agent's apply.
     assert status["host"] == agent.host

@@ -1,5 +1,5 @@
-"""Only a cluster admin fences a host: an agent identity cannot create its Host already
-out of service (charts/kubenova/policies/fencing-is-the-admins.yaml)."""
+"""Only a cluster admin fences or drains a host: an agent identity cannot create its Host
+already out of service or drained (charts/kubenova/policies/fencing-is-the-admins.yaml)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,12 @@ def test_an_agent_may_not_fence_its_own_host_an_admin_may(
         refused = eventually(create_fenced, timeout=30, what="the fencing policy refusing")
         assert f"spec.outOfService of Host {host} fences the host" in refused.stderr
         assert "only a cluster administrator may set or clear it" in refused.stderr
+        drained = a_host(host, schedulable=False, drain=True)
+        refused_drain = apiserver.kubectl(
+            "create", "-f", "-", input=as_yaml(drained), kubeconfig=config, check=False
+        )
+        assert refused_drain.returncode != 0
+        assert f"spec.drain of Host {host} moves every guest off" in refused_drain.stderr
         # The agent registers its Host as it always did; the admin fences it.
         apiserver.kubectl("create", "-f", "-", input=as_yaml(a_host(host)), kubeconfig=config)
         apiserver.kubectl(

@@ -265,6 +265,12 @@ def test_host_a_agent_cannot_change_host_b(
             VOLUMES, "vol-b", namespace, {"phase": "Error"}
         ),
         "its own Instance handed to B": status_write(INSTANCES, "on-a", namespace, {"host": b}),
+        "its own Instance resized": status_write(
+            INSTANCES,
+            "on-a",
+            namespace,
+            {"resources": {"vcpus": 64, "memoryMiB": 65536, "diskGiB": 1}},
+        ),
     }
     refusals = {what: attempt(a_config, write) for what, write in attempts.items()}
     # The same identity may do these very things to its own host's objects: the refusals
@@ -286,6 +292,7 @@ def test_host_a_agent_cannot_change_host_b(
     assert "may change only its own host" in refusals["Host B's status"]
     assert "may hold only its own Lease" in refusals["B's Lease"]
     assert "written by the kubenova operator only" in refusals["its own Instance handed to B"]
+    assert "status.resources of Instance on-a" in refusals["its own Instance resized"]
     assert own == dict.fromkeys(own, ""), own
     after = {kind: get(cluster, *args) for kind, args in objects.items()}
     for kind in objects:

@@ -93,6 +93,31 @@ def test_an_update_checks_only_what_it_adds_and_charges_nothing() -> None:
     assert run(check_instance(new, old, refs(a_volume("b", "ns")))) is None
 
 
+def test_a_resize_is_checked_like_a_creation_and_charged_its_new_flavor() -> None:
+    old = an_instance("vm", "ns", flavor="m1", image="img", powerState="Stopped")
+    bigger = a_flavor("m2", vcpus=4, memory=512, disk=5)
+    new = an_instance("vm", "ns", flavor="m2", image="img", powerState="Stopped")
+    amounts = run(check_instance(new, old, refs(bigger)))
+    assert amounts == QuotaAmounts(instances=1, vcpus=4, memory_mib=512)
+    cases = {
+        "Flavor m3 does not exist": ("m3", ()),
+        "needs a root disk of at least 2 GiB, spec.flavor gives 1 GiB": (
+            "tiny",
+            (a_flavor("tiny", disk=1),),
+        ),
+        "cannot shrink the root disk: spec.flavor gives 3 GiB, the Instance has 5 GiB": (
+            "small",
+            (a_flavor("small", disk=3),),
+        ),
+    }
+    for words, (flavor, extra) in cases.items():
+        changed = an_instance("vm", "ns", flavor=flavor, image="img", powerState="Stopped")
+        with pytest.raises(AdmissionRefused) as refused:
+            run(check_instance(changed, old, refs(*extra)))
+        assert refused.value.field == "spec.flavor"
+        assert words in refused.value.message, refused.value.message
+
+
 def test_a_volume_of_another_namespace_is_out_of_reach() -> None:
     body = an_instance("vm", "ns", flavor="m1", image="img", volumes=[{"volume": "v"}])
     with pytest.raises(AdmissionRefused, match="Volume v does not exist in namespace ns"):

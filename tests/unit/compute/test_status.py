@@ -75,7 +75,13 @@ def test_desired_status_carries_every_field_the_agent_owns(tmp_path: Path) -> No
 
     assert status["phase"] == "Running"
     assert status["observedGeneration"] == 3
-    assert status["domain"] == {"uuid": UID, "name": f"kubenova-{UID}", "type": "qemu"}
+    assert status["domain"] == {
+        "uuid": UID,
+        "name": f"kubenova-{UID}",
+        "type": "qemu",
+        "vcpus": 1,
+        "memoryMiB": 96,
+    }
     assert status["console"] == {"logPath": str(log), "tail": "login:"}
     assert status["restartedAt"] == "2025-01-01T00:00:00Z"
     (ready,) = status["conditions"]
