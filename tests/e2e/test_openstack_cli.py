@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import uuid
@@ -39,6 +40,7 @@ from tests.e2e.test_real_vm import upload
 from tests.fixtures.agent import AgentFactory
 from tests.fixtures.operator import OperatorProcess, clean_slate
 from tests.fixtures.test_image import GuestImage
+from tests.fixtures.tgtd import TgtDaemon
 from tests.fixtures.webhook import forget_webhook
 from tests.integration.operator.test_scheduling import wait_ready
 from tests.support.ports import free_port
@@ -478,11 +480,14 @@ def console_log(cloud: Cloud, user: str, server: str) -> str:
 
 
 @pytest.mark.libvirt
+@pytest.mark.tgt
 def test_a_real_guest_boots_and_reboots_through_the_openstack_cli(
-    cloud: Cloud, libvirtd: PrivateLibvirtd, test_image: GuestImage
+    cloud: Cloud, libvirtd: PrivateLibvirtd, test_image: GuestImage, tgtd: TgtDaemon
 ) -> None:
     """The one real TCG guest of this module: on a host of its own zone (its own private
-    libvirtd), so every other server here stays on the fast fake host."""
+    libvirtd), so every other server here stays on the fast fake host. The host's volume
+    service exports the zone's volumes from this test's own tgtd (its own control port and
+    portal), and the guest's QEMU logs in to it over loopback."""
     alice = next(iter(cloud.projects))
     host, zone = f"osreal-{cloud.suffix}", f"real-{cloud.suffix}"
     agent = cloud.factory.start(
@@ -492,8 +497,10 @@ def test_a_real_guest_boots_and_reboots_through_the_openstack_cli(
         zone=zone,
         capacity="vcpus=2,memoryMiB=2048,diskGiB=20",
         env=cloud.s3.env(),
-        extra=("--services=compute,network", "--underlay-ip=127.0.0.1",
-               "--network-teardown-on-exit"),
+        # resyncs (which re-read the console tail) every 3 s, not 60: the waits below read it
+        extra=("--services=compute,network,volume", "--underlay-ip=127.0.0.1",
+               "--resync-interval=3", "--network-teardown-on-exit",
+               f"--tgt-control-port={tgtd.control_port}", f"--iscsi-portal={tgtd.portal}"),
     )  # fmt: skip
     try:
         wait_ready(cloud.cluster, host)
@@ -515,8 +522,11 @@ def test_a_real_guest_boots_and_reboots_through_the_openstack_cli(
                 return text if marker in text and text != before else ""
 
             def tail() -> str:
+                # as the API shows it (lines joined by "\n"): compared with `before`, which the
+                # CLI printed, a raw tail would always differ and end this wait at once
                 console = ((cloud.instance(alice, "vm1") or {}).get("status") or {}).get("console")
-                return new_boot(str((console or {}).get("tail") or ""))
+                lines = str((console or {}).get("tail") or "").splitlines()
+                return new_boot("\n".join(lines) + ("\n" if lines else ""))
 
             eventually(tail, timeout=120, interval=0.5, what=what)
             return eventually(lambda: new_boot(console_log(cloud, alice, "vm1")), timeout=30,
@@ -530,11 +540,53 @@ def test_a_real_guest_boots_and_reboots_through_the_openstack_cli(
         booted = booted_again(booted, "the marker of a new boot after start")
         cloud.openstack(alice, "server", "reboot", "vm1", "--wait")
         booted_again(booted, "the marker of a new boot after reboot")
+        hot_plug_a_real_volume(cloud, alice, zone, tgtd)
         cloud.openstack(alice, "server", "delete", "vm1", "--wait")
         assert cloud.instance(alice, "vm1") is None
     finally:
         agent.stop()
     assert "Traceback" not in agent.log(), agent.log()[-3000:]
+
+
+def hot_plug_a_real_volume(cloud: Cloud, user: str, zone: str, tgtd: TgtDaemon) -> None:
+    """rv1, created in the real host's zone, is exported by tgtd; `server add volume` makes
+    the guest print the disk it sees appear, `server remove volume` the disk leaving (the
+    guest had no volume before: any such line is this one's)."""
+    volume = cloud.json(user, "volume", "create", "--size", "1", "--availability-zone", zone,
+                        "rv1")  # fmt: skip
+    eventually(
+        lambda: cloud.json(user, "volume", "show", "rv1")["status"] == "available",
+        timeout=60, interval=1, what="rv1 available",
+    )  # fmt: skip
+    assert len(tgtd.target_names()) == 1, tgtd.target_names()
+
+    def console_tail() -> str:
+        console = ((cloud.instance(user, "vm1") or {}).get("status") or {}).get("console")
+        return str((console or {}).get("tail") or "")
+
+    cloud.openstack(user, "server", "add", "volume", "vm1", "rv1")
+    eventually(lambda: "KUBENOVA-BLOCK-ADDED vd" in console_tail(), timeout=120,
+               interval=0.5, what="the guest's hot-added disk")  # fmt: skip
+    added = re.findall(r"KUBENOVA-BLOCK-ADDED (vd[a-z]+)", console_log(cloud, user, "vm1"))
+    assert added, "the CLI's console log lacks the hot-added disk"
+    shown = eventually(
+        lambda: (v := cloud.json(user, "volume", "show", "rv1"))["status"] == "in-use" and v,
+        timeout=60, interval=1, what="rv1 in-use",
+    )  # fmt: skip
+    server = cloud.json(user, "server", "show", "vm1")
+    assert [a["server_id"] for a in shown["attachments"]] == [server["id"]], shown
+    assert shown["attachments"][0]["device"] == f"/dev/{added[-1]}", (shown, added)
+    assert [v["id"] for v in server["volumes_attached"]] == [volume["id"]], server
+    cloud.openstack(user, "server", "remove", "volume", "vm1", "rv1")
+    eventually(lambda: f"KUBENOVA-BLOCK-REMOVED {added[-1]}" in console_tail(),
+               timeout=120, interval=0.5, what="the disk gone from the guest")  # fmt: skip
+    eventually(
+        lambda: cloud.json(user, "volume", "show", "rv1")["status"] == "available",
+        timeout=60, interval=1, what="rv1 available again",
+    )  # fmt: skip
+    assert not cloud.json(user, "server", "show", "vm1")["volumes_attached"]
+    cloud.openstack(user, "volume", "delete", "rv1")
+    eventually(lambda: tgtd.target_names() == [], timeout=60, what="rv1's target gone")
 
 
 SDK_SCRIPT = """
