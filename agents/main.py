@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from kubenova.agents.compute.migration import MigrationTuning
+from kubenova.agents.compute.migration import MAX_DOWNTIME_MS, MigrationTuning
 from kubenova.agents.host import Capacity
 from kubenova.agents.network.assembly import NetworkFlags
 from kubenova.agents.network.provider import ProviderInterfaces
@@ -177,9 +177,10 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option(
     "--migration-max-downtime",
     type=click.IntRange(min=1, max=60000),
-    default=None,
-    help="Milliseconds a migrating guest may stay paused at the switch-over; "
-    "default: QEMU's (300).",
+    default=MAX_DOWNTIME_MS,
+    show_default=True,
+    help="Milliseconds a migrating guest may stay paused at the switch-over (QEMU's "
+    "downtime limit): raise it for guests too busy to converge.",
 )
 @click.option(
     "--heartbeat-interval",
@@ -228,7 +229,7 @@ def agent(  # click passes every option by keyword
     capacity: Capacity | None,
     resync_interval: float,
     migration_bandwidth: int | None,
-    migration_max_downtime: int | None,
+    migration_max_downtime: int,
     heartbeat_interval: float,
     metrics_port: int,
     metrics_host: str,
