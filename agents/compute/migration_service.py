@@ -305,6 +305,7 @@ class MigrationService:
         # can never land after (and so take away) the Migrated report.
         try:
             await asyncio.to_thread(job.start)
+            log.info("migration %s: job started towards %s", key, peer.libvirt_uri)
             waiting = asyncio.create_task(asyncio.to_thread(job.wait))
             while not (await asyncio.wait({waiting}, timeout=PROGRESS_WRITES))[0]:
                 if job.last.data_total is not None:
