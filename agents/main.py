@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from kubenova.agents.compute.migration import MAX_DOWNTIME_MS, MigrationTuning
 from kubenova.agents.host import Capacity
 from kubenova.agents.network.assembly import NetworkFlags
 from kubenova.agents.network.provider import ProviderInterfaces
@@ -167,6 +168,21 @@ def _capacity(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 )
 @click.option("--resync-interval", type=click.FloatRange(min=1.0), default=60.0, help="Seconds.")
 @click.option(
+    "--migration-bandwidth",
+    type=click.IntRange(min=1),
+    default=None,
+    help="MiB/s cap on each live migration this host sends (memory and disk); "
+    "default: none (libvirt's, uncapped).",
+)
+@click.option(
+    "--migration-max-downtime",
+    type=click.IntRange(min=1, max=60000),
+    default=MAX_DOWNTIME_MS,
+    show_default=True,
+    help="Milliseconds a migrating guest may stay paused at the switch-over (QEMU's "
+    "downtime limit): raise it for guests too busy to converge.",
+)
+@click.option(
     "--heartbeat-interval",
     type=click.FloatRange(min=0.1),
     default=10.0,
@@ -212,6 +228,8 @@ def agent(  # click passes every option by keyword
     workers: int,
     capacity: Capacity | None,
     resync_interval: float,
+    migration_bandwidth: int | None,
+    migration_max_downtime: int,
     heartbeat_interval: float,
     metrics_port: int,
     metrics_host: str,
@@ -261,6 +279,7 @@ def agent(  # click passes every option by keyword
         capacity=capacity,
         resync_interval=resync_interval,
         heartbeat_interval=heartbeat_interval,
+        migration=MigrationTuning(migration_bandwidth, migration_max_downtime),
         metrics_host=metrics_host,
         metrics_port=metrics_port or None,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kubenova.agents.compute.attach_service import AttacherService, AttacherServiceSettings
 from kubenova.agents.compute.driver import ComputeDriver
-from kubenova.agents.compute.migration import published_endpoint
+from kubenova.agents.compute.migration import MigrationTuning, published_endpoint
 from kubenova.agents.compute.service import ComputeService, ComputeSettings
 from kubenova.agents.host import Capacity, HostRegistration, capacity_from_libvirt
 from kubenova.agents.images import (
@@ -55,6 +55,7 @@ class AgentSettings:
     capacity: Capacity | None = None  # None: from libvirt's node info
     resync_interval: float = 60.0
     heartbeat_interval: float = 10.0
+    migration: MigrationTuning = field(default_factory=MigrationTuning)
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = None  # /metrics, /healthz, /readyz when set
     network: NetworkFlags = field(default_factory=NetworkFlags)
@@ -186,6 +187,7 @@ class Agent:
                                 domain_type=domain_type_of(driver),
                                 workers=settings.workers,
                                 resync_interval=settings.resync_interval,
+                                migration=settings.migration,
                                 wire_nics="network" in settings.services
                                 and settings.network.netns is None,
                             ),

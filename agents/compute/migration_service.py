@@ -27,6 +27,7 @@ from kubenova.agents.compute.driver import ComputeFailure, InstanceNotFound
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
 from kubenova.agents.compute.migration import (
     LiveMigration,
+    MigrationTuning,
     PeerEndpoint,
     Progress,
     abandon_target,
@@ -67,8 +68,11 @@ class MigrationService:
         reconciler: DomainReconciler,
         host: str,
         mark: Callable[[str], None],
+        *,
+        tuning: MigrationTuning | None = None,
     ) -> None:
         self.client = client
+        self.tuning = tuning or MigrationTuning()
         self.mark = mark  # an Instance key into the domain reconciler's queue
         self.driver = driver
         self.reconciler = reconciler
@@ -288,12 +292,20 @@ class MigrationService:
         except (ApiError, OSError) as exc:
             await self._report(body, _condition(MIGRATED, False, "NoVolumes", str(exc)))
             return
-        job = LiveMigration(domain, peer, self.driver.files.directory(uid), initiators=initiators)
+        job = LiveMigration(
+            domain,
+            peer,
+            self.driver.files.directory(uid),
+            bandwidth_mib=self.tuning.bandwidth_mib,
+            max_downtime_ms=self.tuning.max_downtime_ms,
+            initiators=initiators,
+        )
         self.jobs[key] = job
         # Progress is written from here only, one write at a time: a late progress write
         # can never land after (and so take away) the Migrated report.
         try:
             await asyncio.to_thread(job.start)
+            log.info("migration %s: job started towards %s", key, peer.libvirt_uri)
             waiting = asyncio.create_task(asyncio.to_thread(job.wait))
             while not (await asyncio.wait({waiting}, timeout=PROGRESS_WRITES))[0]:
                 if job.last.data_total is not None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from kubenova.agents.compute.driver import ComputeDriver, LifecycleEvent
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
+from kubenova.agents.compute.migration import MigrationTuning
 from kubenova.agents.compute.migration_service import MigrationService
 from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler, DomainReconcilerSettings
 from kubenova.agents.images.fetcher import ImageFetcher
@@ -43,6 +44,7 @@ class ComputeSettings:
     building_after: float = 1.0
     recheck_missing: float = 30.0
     events: bool = True
+    migration: MigrationTuning = field(default_factory=MigrationTuning)
     # Plug NICs into the bridges this host's network service made (it runs in this agent,
     # in the root namespace where QEMU's taps are created).
     wire_nics: bool = False
@@ -91,6 +93,7 @@ class ComputeService:
                 self.reconciler,
                 settings.host,
                 self.watch.queue.mark,
+                tuning=settings.migration,
             )
             if hasattr(driver, "files")
             else None

@@ -324,9 +324,11 @@ def test_a_cancelled_move_leaves_the_guest_on_its_source(
     hosts: tuple[Host, Host], guest: Guest
 ) -> None:
     source, target = where(hosts, guest.spec.uid)
-    move = migration(source, target, guest.spec, bandwidth_mib=1)
+    move = migration(source, target, guest.spec, bandwidth_mib=1, max_downtime_ms=150)
     move.start()
     eventually(lambda: move.poll().data_total, timeout=30, interval=0.05, what="job running")
+    # The downtime limit reached QEMU on the source (the job's switch-over would keep to it).
+    assert move.domain.migrateGetMaxDowntime(0) == 150
     move.abort()
     with pytest.raises(MigrationFailed):
         move.wait(timeout=60)
