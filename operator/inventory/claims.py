@@ -162,24 +162,7 @@ def claim_in(
             _INSERT_MEMBER,
             {"group_uid": group.uid, "consumer_uid": consumer.uid, "host_id": host_id},
         )
-    now = utcnow()
-    connection.execute(
-        _INSERT_ALLOCATIONS,
-        [
-            {
-                "consumer_uid": consumer.uid,
-                "consumer_kind": consumer.kind,
-                "consumer_namespace": consumer.namespace,
-                "consumer_name": consumer.name,
-                "host_id": host_id,
-                "resource_class": rc.value,
-                "amount": amount,
-                "created_at": now,
-            }
-            for rc, amount in resources.items()
-            if amount > 0
-        ],
-    )
+    insert_allocations(connection, consumer, host_id, resources)
     if consumer.kind == INSTANCE_KIND:
         _record_instance(connection, consumer, host_id, group)
     connection.execute(_BUMP_GENERATION, {"host_id": host_id})
@@ -364,3 +347,27 @@ def release(engine: Engine, consumer_uid: str) -> Claim | None:
                 .values(generation=HostRow.generation + 1)
             )
         return existing
+
+
+def insert_allocations(
+    connection: Connection, consumer: Consumer, host_id: int, resources: Resources
+) -> None:
+    """Record what `consumer` holds on the host, one row per resource class it uses."""
+    now = utcnow()
+    connection.execute(
+        _INSERT_ALLOCATIONS,
+        [
+            {
+                "consumer_uid": consumer.uid,
+                "consumer_kind": consumer.kind,
+                "consumer_namespace": consumer.namespace,
+                "consumer_name": consumer.name,
+                "host_id": host_id,
+                "resource_class": rc.value,
+                "amount": amount,
+                "created_at": now,
+            }
+            for rc, amount in resources.items()
+            if amount > 0
+        ],
+    )

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection, delete, update
 
 from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory.claims import (
     INSTANCE_KIND,
     _lock_host_with_room,
     _read_claim,
+    insert_allocations,
 )
-from kubenova.operator.inventory.models import Allocation, HostRow, utcnow
+from kubenova.operator.inventory.models import Allocation, HostRow
 from kubenova.operator.inventory.records import Claim
 from kubenova.operator.resources import Consumer, Resources
 
@@ -53,24 +54,7 @@ def resize_in(
     quotas.charge(connection, consumer, quotas.QuotaAmounts.for_instance(resources, floating_ips))
     host_id = _lock_host_with_room(connection, before.host, resources - before.resources)
     connection.execute(delete(Allocation).where(Allocation.consumer_uid == consumer.uid))
-    now = utcnow()
-    connection.execute(
-        insert(Allocation),
-        [
-            {
-                "consumer_uid": consumer.uid,
-                "consumer_kind": consumer.kind,
-                "consumer_namespace": consumer.namespace,
-                "consumer_name": consumer.name,
-                "host_id": host_id,
-                "resource_class": rc.value,
-                "amount": amount,
-                "created_at": now,
-            }
-            for rc, amount in resources.items()
-            if amount > 0
-        ],
-    )
+    insert_allocations(connection, consumer, host_id, resources)
     connection.execute(
         update(HostRow).where(HostRow.id == host_id).values(generation=HostRow.generation + 1)
     )
