@@ -28,7 +28,6 @@ from kubenova.kube.meta import (
     finalizers_of,
     generation_of,
     key_of,
-    resource_version,
     uid_of,
 )
 from kubenova.kube.objects import LastWrites, apply_status, remove_finalizer
@@ -83,7 +82,6 @@ class InstanceReconciler:
         # of the finalizer write) is not taken for an unplaced Instance and placed again.
         self.handed_over = LastWrites()
         self.placed_on: dict[str, str] = {}  # key -> status.host, for evacuation
-        self._echoes: dict[str, int | None] = {}  # uid -> resourceVersion of our hand-over
         self.evacuate = Evacuator(
             self.client,
             self.placer,
@@ -105,14 +103,6 @@ class InstanceReconciler:
             for key, where in list(on.items())
             if where == host
         ]
-
-    def is_echo(self, body: Body) -> bool:
-        """Is this event our hand-over's write coming back? (`_hand_over` did its work.)"""
-        version = self._echoes.get(uid_of(body))
-        if version is None or version != resource_version(body):
-            return False
-        del self._echoes[uid_of(body)]
-        return True
 
     def _waiting(self, key: str, for_capacity: bool) -> None:
         if for_capacity:
@@ -240,12 +230,6 @@ class InstanceReconciler:
         except NotFound:
             return  # deleted meanwhile: the DELETED event releases the claim
         self.handed_over.remember(uid_of(body), body, {"host": host})
-        # What the watch echo of this write would do, done with the apply's answer.
-        if (version := resource_version(body)) is not None:
-            self._echoes[uid_of(body)] = version
-        self.placed_on[key_of(body)] = host
-        for hook in self.hooks:
-            await hook.on_scheduled(body)
         self.events.record(body, "Normal", "Scheduled", message)
         # Debug, as kube-scheduler's binding line (V(2)): a formatted line per placement
         # was a twentieth of a drain's event loop; the status and Event say it already.
@@ -385,7 +369,6 @@ class InstanceReconciler:
         self.placed_on.pop(key, None)
         uid = self.uids.pop(key, None)
         if uid:
-            self._echoes.pop(uid, None)
             self.handed_over.forget(uid)
             self.evacuate.forget(uid)
             self.resize.forget(uid)
