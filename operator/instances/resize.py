@@ -95,7 +95,7 @@ class Resizer:
             # say): the event of our own last write brings the body to decide on.
             return
         try:
-            request = build_request(body, Instance.model_validate(body), self.catalog)
+            request = build_request(body, Instance.model_validate(body), self.catalog, waiter=key)
         except UserError:
             return  # a Flavor gone since: nothing to resize to (admission checked the change)
         current = claimed_resources(body)

@@ -154,29 +154,3 @@ def test_mark_of_an_unknown_key_does_nothing(workers: int) -> None:
         return calls
 
     assert run(scenario()) == 0
-
-
-def test_a_remembered_body_is_the_newest_without_a_reconcile() -> None:
-    """The echo of the handler's own write: kept for the next reconcile, not one itself."""
-    seen: list[Any] = []
-
-    async def scenario() -> None:
-        async def handler(key: str, body: Any) -> None:
-            seen.append((key, body["v"]))
-
-        queue: WorkQueue[str] = WorkQueue(handler, workers=1)
-        queue.start()
-        queue.put("a", {"v": 1})
-        await queue.drained()
-        queue.remember("a", {"v": 2})
-        queue.remember("b", {"v": 1})  # unknown (or deleted): nothing to keep it for
-        await asyncio.sleep(0.01)
-        await queue.drained()
-        assert queue.body("a") == {"v": 2}
-        assert queue.body("b") is None
-        queue.mark("a")
-        await queue.drained()
-        await queue.stop()
-
-    run(scenario())
-    assert seen == [("a", 1), ("a", 2)]
