@@ -123,7 +123,7 @@ def prepare_target(driver: LibvirtDriver, spec: DomainSpec) -> DomainFiles:
     earlier attempt leaves one partly written (RUNBOOK). Refused where the guest's domain
     is defined: that host is its source (or it arrived already), and wiping its directory
     would destroy the running guest's disk."""
-    if _defined(driver, spec.uid):
+    if defined(driver, spec.uid):
         raise ComputeFailure(
             f"{spec.domain_name} is defined on {driver.uri}: this host is not a migration "
             "target for it"
@@ -158,7 +158,7 @@ def bridges_missing(spec: DomainSpec, sysfs: Path = Path("/sys/class/net")) -> l
 def finish_source(driver: LibvirtDriver, uid: str) -> None:
     """After the guest runs on the target (its domain already undefined here): the source's
     overlay and seed go. Refused while the domain is still defined here."""
-    if _defined(driver, uid):
+    if defined(driver, uid):
         raise ComputeFailure(f"{domain_name_for(uid)} is still defined on {driver.uri}")
     driver.files.remove(uid)
 
@@ -166,12 +166,13 @@ def finish_source(driver: LibvirtDriver, uid: str) -> None:
 def abandon_target(driver: LibvirtDriver, uid: str) -> None:
     """Roll the target back after a failed or cancelled migration: its files go (never
     those of a guest defined here)."""
-    if _defined(driver, uid):
+    if defined(driver, uid):
         raise ComputeFailure(f"{domain_name_for(uid)} is defined on {driver.uri}: kept")
     driver.files.remove(uid)
 
 
-def _defined(driver: LibvirtDriver, uid: str) -> bool:
+def defined(driver: LibvirtDriver, uid: str) -> bool:
+    """Whether the guest's domain is defined on this host (running or not)."""
     try:
         driver.get_info(uid)
     except InstanceNotFound:

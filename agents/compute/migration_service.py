@@ -33,10 +33,12 @@ from kubenova.agents.compute.migration import (
     abandon_target,
     arrived,
     bridges_missing,
+    defined,
     finish_source,
     prepare_target,
 )
 from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler
+from kubenova.agents.compute.spec import DomainSpec
 from kubenova.api.v1alpha1 import Host, InstanceMigration
 from kubenova.errors import ApiError, KubenovaError, TemporaryError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
@@ -53,8 +55,11 @@ HOSTS = kubenova_kind(Host)
 PREPARED = "TargetPrepared"
 MIGRATED = "Migrated"
 PROGRESS_WRITES = 0.5  # seconds between two progress writes: the apiserver is shared
-BRIDGE_WAIT = 0.2  # seconds between two looks for the guest's bridges on the target (sysfs)
-VOLUME_WAIT = 0.5  # ... for its volumes' admission (two API reads each time)
+# Both waits are on the move's critical path (the target reports TargetPrepared only after
+# them) and each look is cheap once the guest's spec and files are made: a sysfs stat, and
+# one or two API reads per volume for the few seconds a migration's target prepares.
+BRIDGE_WAIT = 0.05  # seconds between two looks for the guest's bridges on the target
+VOLUME_WAIT = 0.1  # ... for its volumes' admission
 LOST_ASK_MAX = 30.0  # seconds between two questions to a target that does not answer
 
 
@@ -80,6 +85,9 @@ class MigrationService:
         self.jobs: dict[str, LiveMigration] = {}  # migration key -> its job (source side)
         self.running: dict[str, asyncio.Task[None]] = {}  # migration key -> its _migrate
         self.guests: dict[str, tuple[str, str]] = {}  # migration key -> (instance key, uid)
+        # Migration key -> the incoming guest's spec, its files already made here: made
+        # once, while the bridges and volume admissions it waits for are still coming.
+        self.incoming: dict[str, DomainSpec] = {}
         # The target opens the guest's iSCSI volumes as the attacher would: CHAP secrets in
         # its libvirtd, and only once the volume hosts admit it.
         self.volumes = VolumeAttacher(
@@ -144,6 +152,7 @@ class MigrationService:
 
     def _over(self, key: str) -> None:
         """The move is over (either way): the domain reconciler looks at the guest again."""
+        self.incoming.pop(key, None)
         guest = self.guests.pop(key, None)
         if guest is not None:
             self.reconciler.moving.discard(guest[1])
@@ -175,18 +184,24 @@ class MigrationService:
             return None
         _, instance = found
         try:
-            spec = await self.reconciler.incoming_spec(instance)
+            # The image and the files first: they need nothing of the network or volume
+            # hosts, which wire and admit this host meanwhile (from the same claim on).
+            spec = self.incoming.get(key)
+            if spec is None:
+                spec = await self.reconciler.incoming_spec(instance)
+                await asyncio.to_thread(prepare_target, self.driver, spec)
+                self.incoming[key] = spec
             if missing := bridges_missing(spec):
                 # Not a failure: the operator's bounded wait for TargetPrepared is.
                 log.info("migration %s: waiting for %s on %s", key, ", ".join(missing), self.host)
                 return BRIDGE_WAIT
             for volume in _volumes(instance):
                 await self.volumes.volume_source(instance, volume)
-            await asyncio.to_thread(prepare_target, self.driver, spec)
         except (TemporaryError, NotYet) as exc:
             log.info("migration %s: preparing %s later: %s", key, self.host, exc)
             return exc.delay if isinstance(exc, TemporaryError) else VOLUME_WAIT
         except KubenovaError as exc:
+            self.incoming.pop(key, None)
             log.warning("migration %s: preparing %s failed: %s", key, self.host, exc)
             await self._report(body, _condition(PREPARED, False, "PrepareFailed", str(exc)))
             return None
@@ -195,6 +210,7 @@ class MigrationService:
         return None
 
     async def _abandon(self, key: str) -> None:
+        self.incoming.pop(key, None)
         guest = self.guests.get(key)
         if guest is None:
             return
@@ -313,7 +329,7 @@ class MigrationService:
             final = await waiting
         except KubenovaError as exc:
             log.warning("migration %s failed: %s", key, exc)
-            if not await asyncio.to_thread(_defined_here, self.driver, uid):
+            if not await asyncio.to_thread(defined, self.driver, uid):
                 # Gone from here all the same: an earlier agent's job switched it over
                 # between our lookup and our start. Only the target may say where it is.
                 await self._lost(body, peer, uid)
@@ -353,14 +369,6 @@ class MigrationService:
 def _volumes(instance: Body) -> list[str]:
     """The volumes plugged into the guest, as its host reports them."""
     return [str(e["volume"]) for e in (instance.get("status") or {}).get("volumes") or []]
-
-
-def _defined_here(driver: LibvirtDriver, uid: str) -> bool:
-    try:
-        driver.get_info(uid)
-    except InstanceNotFound:
-        return False
-    return True
 
 
 def _job_active(domain: Any) -> bool:
