@@ -288,12 +288,10 @@ class MigrationService:
             peer = PeerEndpoint(
                 endpoint["libvirtURI"], endpoint["address"], Path(endpoint["instancesDir"])
             )
-            domain = await asyncio.to_thread(self.driver.libvirt_domain, uid)
             # A job of an earlier agent process (killed mid-move) is the source libvirtd's
             # and runs on: wait for its end, never start a second one beside it.
-            while await asyncio.to_thread(_job_active, domain):
+            while (domain := await asyncio.to_thread(_idle_domain, self.driver, uid)) is None:
                 await asyncio.sleep(PROGRESS_WRITES)
-            domain = await asyncio.to_thread(self.driver.libvirt_domain, uid)
         except InstanceNotFound:
             # Undefined here: the job's switch-over does that (UNDEFINE_SOURCE), e.g. while
             # an earlier agent process was down. Said only if the target runs it: a guest on
@@ -371,11 +369,15 @@ def _volumes(instance: Body) -> list[str]:
     return [str(e["volume"]) for e in (instance.get("status") or {}).get("volumes") or []]
 
 
-def _job_active(domain: Any) -> bool:
+def _idle_domain(driver: LibvirtDriver, uid: str) -> Any | None:
+    """The guest's libvirt domain here, None while a job runs on it (one thread hop: each
+    is a wait on a loaded host, and this is on the move's critical path)."""
+    domain = driver.libvirt_domain(uid)
     try:
-        return bool(domain.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE)
+        active = domain.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE
     except libvirt.libvirtError:
-        return False  # gone meanwhile: the next lookup says so
+        return driver.libvirt_domain(uid)  # gone meanwhile: InstanceNotFound says so
+    return None if active else domain
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
