@@ -109,10 +109,12 @@ class Ticks:
             for log in self.logs:
                 try:
                     with log.open("rb") as stream:
-                        # Each move makes a fresh file on the target: read it from the start.
-                        inode = log.stat().st_ino
+                        # Each move makes a fresh file on the target: read it from the start
+                        # (ext4 may give it the removed one's inode: shorter is new too).
+                        info = os.fstat(stream.fileno())
+                        inode = info.st_ino
                         known, offset = self._offsets.get(log, (inode, 0))
-                        offset = offset if known == inode else 0
+                        offset = offset if known == inode and info.st_size >= offset else 0
                         stream.seek(offset)
                         chunk = stream.read()
                 except FileNotFoundError:
