@@ -256,6 +256,8 @@ class LiveMigration:
         self._thread: threading.Thread | None = None
         self._error: libvirt.libvirtError | None = None
         self._done = threading.Event()
+        self._cancelled = threading.Event()
+        self._called = False  # migrateToURI3 was called (not cancelled before)
         self.last = Progress()
 
     def params(self) -> dict[str, Any]:
@@ -290,7 +292,9 @@ class LiveMigration:
 
     def _run(self, params: dict[str, Any]) -> None:
         try:
-            self.domain.migrateToURI3(self.peer.libvirt_uri, params, MIGRATION_FLAGS)
+            if not self._cancelled.is_set():  # else aborted before there was a job to abort
+                self._called = True
+                self.domain.migrateToURI3(self.peer.libvirt_uri, params, MIGRATION_FLAGS)
         except libvirt.libvirtError as error:
             self._error = error
         finally:
@@ -308,7 +312,10 @@ class LiveMigration:
         return self.last
 
     def abort(self) -> None:
-        """Cancel the job: QEMU stops streaming, the guest runs on on the source."""
+        """Cancel the job: QEMU stops streaming, the guest runs on on the source. Asked
+        before libvirt has the job (start() still building its parameters), it is never
+        started, or aborted by `wait` once it is there."""
+        self._cancelled.set()
         with contextlib.suppress(libvirt.libvirtError):
             self.domain.abortJob()
 
@@ -322,6 +329,9 @@ class LiveMigration:
         deadline = time.monotonic() + timeout
         while not self._done.wait(PROGRESS_INTERVAL):
             self.poll()
+            if self._cancelled.is_set():
+                with contextlib.suppress(libvirt.libvirtError):
+                    self.domain.abortJob()  # the abort came as the job was starting
             if time.monotonic() > deadline:
                 self.abort()
                 self._done.wait(30.0)
@@ -331,4 +341,6 @@ class LiveMigration:
         if self._error is not None:
             message = self._error.get_error_message()
             raise MigrationFailed(f"migration of {self.domain.name()} failed: {message}")
+        if not self._called:
+            raise MigrationFailed(f"migration of {self.domain.name()} cancelled before it began")
         return self.last

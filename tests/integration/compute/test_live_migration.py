@@ -338,6 +338,20 @@ def test_a_cancelled_move_leaves_the_guest_on_its_source(
     assert_still_on(source, target, guest)
 
 
+def test_a_move_cancelled_before_its_job_began_never_starts(
+    hosts: tuple[Host, Host], guest: Guest
+) -> None:
+    """The agent's abort can come while start() still builds the job's parameters (seen in
+    the e2e: a deleted migration's abort, then the job started): it must not run on."""
+    source, target = where(hosts, guest.spec.uid)
+    move = migration(source, target, guest.spec)
+    move.abort()
+    move.start()
+    with pytest.raises(MigrationFailed, match="cancelled before it began"):
+        move.wait(timeout=60)
+    assert_still_on(source, target, guest)
+
+
 def test_a_move_to_a_host_whose_libvirtd_is_down_fails_and_rolls_back(
     hosts: tuple[Host, Host], guest: Guest
 ) -> None:
