@@ -180,6 +180,18 @@ def defined(driver: LibvirtDriver, uid: str) -> bool:
     return True
 
 
+def idle_domain(driver: LibvirtDriver, uid: str) -> Any | None:
+    """The guest's libvirt domain here, None while a job runs on it (one thread hop: each
+    is a wait on a loaded host, and this is on the move's critical path); InstanceNotFound
+    once it is gone."""
+    domain = driver.libvirt_domain(uid)
+    try:
+        active = domain.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE
+    except libvirt.libvirtError:
+        return driver.libvirt_domain(uid)  # gone meanwhile: InstanceNotFound says so
+    return None if active else domain
+
+
 def destination_xml(
     source_xml: str,
     source_dir: Path,

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import libvirt
-
 from kubenova import conditions as cond
+from kubenova.agents.assignment import Whereabouts, recheck
 from kubenova.agents.compute.attacher import VOLUMES, AttacherSettings, NotYet, VolumeAttacher
 from kubenova.agents.compute.driver import ComputeFailure, InstanceNotFound
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
@@ -29,13 +28,18 @@ from kubenova.agents.compute.migration import (
     LiveMigration,
     MigrationTuning,
     PeerEndpoint,
-    Progress,
     abandon_target,
     arrived,
     bridges_missing,
     defined,
     finish_source,
+    idle_domain,
     prepare_target,
+)
+from kubenova.agents.compute.migration_reports import (
+    condition_status,
+    plugged_volumes,
+    progress_status,
 )
 from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler
 from kubenova.agents.compute.spec import DomainSpec
@@ -61,6 +65,8 @@ PROGRESS_WRITES = 0.5  # seconds between two progress writes: the apiserver is s
 BRIDGE_WAIT = 0.05  # seconds between two looks for the guest's bridges on the target
 VOLUME_WAIT = 0.1  # ... for its volumes' admission
 LOST_ASK_MAX = 30.0  # seconds between two questions to a target that does not answer
+LEFT_LOOK = 0.05  # seconds between two looks for the departed guest's instance watch event
+LEFT_RECHECK = 100  # looks between two API reads of where it is (a watch may lag)
 
 
 class MigrationService:
@@ -84,6 +90,7 @@ class MigrationService:
         self.host = host
         self.jobs: dict[str, LiveMigration] = {}  # migration key -> its job (source side)
         self.running: dict[str, asyncio.Task[None]] = {}  # migration key -> its _migrate
+        self.releasing: set[asyncio.Task[None]] = set()  # departed guests still held
         self.guests: dict[str, tuple[str, str]] = {}  # migration key -> (instance key, uid)
         # Migration key -> the incoming guest's spec, its files already made here: made
         # once, while the bridges and volume admissions it waits for are still coming.
@@ -150,13 +157,39 @@ class MigrationService:
         self.reconciler.moving.add(uid_of(instance))
         return f"{namespace}/{name}", instance
 
-    def _over(self, key: str) -> None:
-        """The move is over (either way): the domain reconciler looks at the guest again."""
+    def _over(self, key: str, *, left: bool = False) -> None:
+        """The move is over: the domain reconciler looks at the guest again. `left` (it runs
+        on the target): held until this host's watch says so, else the reconciler acts on
+        the old body (placed here, no domain) and spawns a second copy (seen: 1.2 s)."""
         self.incoming.pop(key, None)
         guest = self.guests.pop(key, None)
-        if guest is not None:
-            self.reconciler.moving.discard(guest[1])
-            self.mark(guest[0])
+        if guest is None:
+            return
+        if left:
+            task = asyncio.create_task(self._release_when_left(*guest))
+            self.releasing.add(task)
+            task.add_done_callback(self.releasing.discard)
+            return
+        self._release(*guest)
+
+    def _release(self, key: str, uid: str) -> None:
+        if uid not in {u for _, u in self.guests.values()}:  # no other move holds it
+            self.reconciler.moving.discard(uid)
+            self.mark(key)
+
+    async def _release_when_left(self, key: str, uid: str) -> None:
+        """Once the domain reconciler forgot the guest (its watch delivered the Instance's
+        departure), or a fresh read says it is still placed here after all."""
+        looks = 0
+        while self.reconciler.key_of_uid(uid) is not None:
+            await asyncio.sleep(LEFT_LOOK)
+            looks += 1
+            if looks % LEFT_RECHECK == 0:
+                with contextlib.suppress(ApiError, OSError):
+                    where = await recheck(self.client, INSTANCES, key, uid, self.host)
+                    if where.whereabouts is Whereabouts.STILL_HERE:
+                        break
+        self._release(key, uid)
 
     async def _report(self, body: Body, status: dict[str, Any]) -> None:
         with contextlib.suppress(NotFound):
@@ -195,7 +228,7 @@ class MigrationService:
                 # Not a failure: the operator's bounded wait for TargetPrepared is.
                 log.info("migration %s: waiting for %s on %s", key, ", ".join(missing), self.host)
                 return BRIDGE_WAIT
-            for volume in _volumes(instance):
+            for volume in plugged_volumes(instance):
                 await self.volumes.volume_source(instance, volume)
         except (TemporaryError, NotYet) as exc:
             log.info("migration %s: preparing %s later: %s", key, self.host, exc)
@@ -203,10 +236,11 @@ class MigrationService:
         except KubenovaError as exc:
             self.incoming.pop(key, None)
             log.warning("migration %s: preparing %s failed: %s", key, self.host, exc)
-            await self._report(body, _condition(PREPARED, False, "PrepareFailed", str(exc)))
+            await self._report(body, condition_status(PREPARED, False, "PrepareFailed", str(exc)))
             return None
         log.info("migration %s: %s prepared for %s", key, self.host, spec.domain_name)
-        await self._report(body, _condition(PREPARED, True, "Prepared", f"{self.host} is ready"))
+        ready = condition_status(PREPARED, True, "Prepared", f"{self.host} is ready")
+        await self._report(body, ready)
         return None
 
     async def _abandon(self, key: str) -> None:
@@ -236,7 +270,7 @@ class MigrationService:
         phase = status.get("phase")
         assert body is not None
         if phase in ("Completed", "Failed"):
-            self._over(key)
+            self._over(key, left=phase == "Completed")
             return None
         if phase != "Running" or status.get("sourceHost") != self.host:
             if phase == "PreparingTarget":
@@ -246,10 +280,10 @@ class MigrationService:
             return None
         found = await self._guest(key, body)
         if found is None:
-            await self._report(body, _condition(MIGRATED, False, "InstanceGone", "deleted"))
+            await self._report(body, condition_status(MIGRATED, False, "InstanceGone", "deleted"))
             return None
         if deleting(body):
-            await self._report(body, _condition(MIGRATED, False, "Cancelled", "deleted"))
+            await self._report(body, condition_status(MIGRATED, False, "Cancelled", "deleted"))
             return None
         task = asyncio.create_task(self._migrate(key, body, found[1]), name=key)
         self.running[key] = task
@@ -270,11 +304,11 @@ class MigrationService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LOST_ASK_MAX)
         if there:
-            await self._report(body, _condition(MIGRATED, True, "LeftSource", "not here"))
+            await self._report(body, condition_status(MIGRATED, True, "LeftSource", "not here"))
             return
         target = (body.get("status") or {}).get("targetHost")
         message = f"the guest runs on neither {self.host} nor {target}"
-        await self._report(body, _condition(MIGRATED, False, "GuestNotFound", message))
+        await self._report(body, condition_status(MIGRATED, False, "GuestNotFound", message))
 
     async def _migrate(self, key: str, body: Body, instance: Body) -> None:
         """Run the job to its end and report where the guest runs."""
@@ -290,7 +324,7 @@ class MigrationService:
             )
             # A job of an earlier agent process (killed mid-move) is the source libvirtd's
             # and runs on: wait for its end, never start a second one beside it.
-            while (domain := await asyncio.to_thread(_idle_domain, self.driver, uid)) is None:
+            while (domain := await asyncio.to_thread(idle_domain, self.driver, uid)) is None:
                 await asyncio.sleep(PROGRESS_WRITES)
         except InstanceNotFound:
             # Undefined here: the job's switch-over does that (UNDEFINE_SOURCE), e.g. while
@@ -299,12 +333,12 @@ class MigrationService:
             await self._lost(body, peer, uid)
             return
         except (KubenovaError, NotFound) as exc:
-            await self._report(body, _condition(MIGRATED, False, "NoPeer", str(exc)))
+            await self._report(body, condition_status(MIGRATED, False, "NoPeer", str(exc)))
             return
         try:
             initiators = await self._initiators(instance, str(status.get("targetHost")))
         except (ApiError, OSError) as exc:
-            await self._report(body, _condition(MIGRATED, False, "NoVolumes", str(exc)))
+            await self._report(body, condition_status(MIGRATED, False, "NoVolumes", str(exc)))
             return
         job = LiveMigration(
             domain,
@@ -323,7 +357,7 @@ class MigrationService:
             waiting = asyncio.create_task(asyncio.to_thread(job.wait))
             while not (await asyncio.wait({waiting}, timeout=PROGRESS_WRITES))[0]:
                 if job.last.data_total is not None:
-                    await self._report(body, _progress(job.last))
+                    await self._report(body, progress_status(job.last))
             final = await waiting
         except KubenovaError as exc:
             log.warning("migration %s failed: %s", key, exc)
@@ -332,7 +366,8 @@ class MigrationService:
                 # between our lookup and our start. Only the target may say where it is.
                 await self._lost(body, peer, uid)
                 return
-            report = _progress(job.last) | _condition(MIGRATED, False, "MigrationFailed", str(exc))
+            failed = condition_status(MIGRATED, False, "MigrationFailed", str(exc))
+            report = progress_status(job.last) | failed
             await self._report(body, report)
             return
         finally:
@@ -340,14 +375,15 @@ class MigrationService:
         with contextlib.suppress(ComputeFailure):
             await asyncio.to_thread(finish_source, self.driver, uid)
         log.info("migration %s: the guest left %s", key, self.host)
-        report = _progress(final) | _condition(MIGRATED, True, "Migrated", "runs on the target")
+        moved = condition_status(MIGRATED, True, "Migrated", "runs on the target")
+        report = progress_status(final) | moved
         await self._report(body, report)
 
     async def _initiators(self, instance: Body, target: str) -> dict[str, str]:
         """The guest's iSCSI initiator names here -> on the target, from its Volumes'
         attachments (the operator lists both hosts during the move)."""
         names: dict[str, str] = {}
-        for volume in _volumes(instance):
+        for volume in plugged_volumes(instance):
             try:
                 body = await self.client.get(VOLUMES, volume, namespace_of(instance))
             except NotFound:
@@ -362,32 +398,3 @@ class MigrationService:
             if old and new:
                 names[str(old)] = str(new)
         return names
-
-
-def _volumes(instance: Body) -> list[str]:
-    """The volumes plugged into the guest, as its host reports them."""
-    return [str(e["volume"]) for e in (instance.get("status") or {}).get("volumes") or []]
-
-
-def _idle_domain(driver: LibvirtDriver, uid: str) -> Any | None:
-    """The guest's libvirt domain here, None while a job runs on it (one thread hop: each
-    is a wait on a loaded host, and this is on the move's critical path)."""
-    domain = driver.libvirt_domain(uid)
-    try:
-        active = domain.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE
-    except libvirt.libvirtError:
-        return driver.libvirt_domain(uid)  # gone meanwhile: InstanceNotFound says so
-    return None if active else domain
-
-
-def _condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
-    return {"conditions": [cond.condition(type_, ok, reason, message)]}
-
-
-def _progress(progress: Progress) -> dict[str, Any]:
-    values = {
-        "dataTotal": progress.data_total,
-        "dataRemaining": progress.data_remaining,
-        "memoryIteration": progress.memory_iteration,
-    }
-    return {"progress": {k: v for k, v in values.items() if v is not None}}

@@ -403,6 +403,10 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         assert b.runs(uid)
         assert not a.defined(uid)
         assert not a.driver.files.directory(uid).exists()  # the source's files went
+        # Not even for a moment a second copy: the source's domain reconciler, released
+        # before its watch saw the Instance leave, once spawned one here for 1.2 s.
+        spawned = f"spawning kubenova-{uid} on mig-a"
+        assert agent_a.log().count(spawned) == 1, "a second copy was spawned on the source"
         assert watcher.ticks.host_of_last() == "mig-b"
         assert watcher.ticks.holes(first) == []  # the same guest, live: no tick lost
         pause, _ = watcher.ticks.pause_after(first)

@@ -1,0 +1,30 @@
+"""What a host's agent writes to an InstanceMigration's status (conditions, progress) and
+reads of the moving Instance: the shapes migration_service.py uses on both sides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubenova import conditions as cond
+from kubenova.agents.compute.migration import Progress
+from kubenova.kube.meta import Body
+
+
+def condition_status(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+    """A status apply of one condition (TargetPrepared, Migrated)."""
+    return {"conditions": [cond.condition(type_, ok, reason, message)]}
+
+
+def progress_status(progress: Progress) -> dict[str, Any]:
+    """A status apply of the job's progress (only what libvirt reported)."""
+    values = {
+        "dataTotal": progress.data_total,
+        "dataRemaining": progress.data_remaining,
+        "memoryIteration": progress.memory_iteration,
+    }
+    return {"progress": {k: v for k, v in values.items() if v is not None}}
+
+
+def plugged_volumes(instance: Body) -> list[str]:
+    """The volumes plugged into the guest, as its host reports them."""
+    return [str(e["volume"]) for e in (instance.get("status") or {}).get("volumes") or []]
