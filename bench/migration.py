@@ -100,7 +100,6 @@ class Ticks:
         self.logs = logs
         self.seen: dict[int, float] = {}
         self._offsets: dict[Path, tuple[int, int]] = {}  # log -> (inode, bytes read)
-        self._tails: dict[Path, bytes] = {}  # log -> its unterminated last line
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -122,15 +121,8 @@ class Ticks:
                     continue
                 end = chunk.rfind(b"\n") + 1
                 self._offsets[log] = (inode, offset + end)
-                head = b""
-                if offset == 0 and end:
-                    # A move can split the line being printed: its start ends the source's
-                    # log unterminated, the rest opens the target's.
-                    for other in [x for x in self._tails if x != log]:
-                        head += self._tails.pop(other)
-                self._tails[log] = chunk[end:]
                 now = time.perf_counter()
-                for match in TICK.finditer(head + chunk[:end]):
+                for match in TICK.finditer(chunk[:end]):
                     self.seen.setdefault(int(match.group(1)), now)
 
     def last(self) -> int:

@@ -167,7 +167,6 @@ class TickWatcher:
         self.logs = logs
         self.ticks = Ticks()
         self._offsets: dict[str, tuple[int, int]] = {}  # host -> (inode, bytes read)
-        self._tails: dict[str, bytes] = {}  # host -> its log's unterminated last line
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -193,16 +192,8 @@ class TickWatcher:
                     continue
                 end = chunk.rfind(b"\n") + 1
                 self._offsets[host] = (inode, offset + end)
-                head = b""
-                if offset == 0 and end:
-                    # A move can split the line the guest was printing: its start stays
-                    # unterminated at the end of the source's log, the rest opens the
-                    # target's fresh one.
-                    for other in [h for h in self._tails if h != host]:
-                        head += self._tails.pop(other)
-                self._tails[host] = chunk[end:]
                 now = time.monotonic()
-                for match in TICK.finditer((head + chunk[:end]).decode(errors="replace")):
+                for match in TICK.finditer(chunk[:end].decode(errors="replace")):
                     with self.ticks.lock:
                         self.ticks.seen.setdefault(int(match.group(1)), (host, now))
 
