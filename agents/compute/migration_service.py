@@ -7,7 +7,8 @@ abandons them after a failure; `status.sourceHost=<host>` runs libvirt's migrati
 operator says Running, writes progress while it runs and condition Migrated when it ends
 (True: the guest runs on the target; False: it still runs here). A deleted migration aborts
 the job. While a guest moves, the domain reconciler leaves it alone (`moving`): no second
-copy is spawned on either side and no orphan sweep takes the incoming domain.
+copy is spawned on either side and no orphan sweep takes the incoming domain. A cold move
+(spec.mode Cold) is held the same way; its steps are cold_moves.py's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import libvirt
 
 from kubenova import conditions as cond
 from kubenova.agents.compute.attacher import VOLUMES, AttacherSettings, NotYet, VolumeAttacher
+from kubenova.agents.compute.cold_moves import ColdMoves, is_cold
 from kubenova.agents.compute.driver import ComputeFailure, InstanceNotFound
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
 from kubenova.agents.compute.migration import (
@@ -80,6 +82,7 @@ class MigrationService:
         self.jobs: dict[str, LiveMigration] = {}  # migration key -> its job (source side)
         self.running: dict[str, asyncio.Task[None]] = {}  # migration key -> its _migrate
         self.guests: dict[str, tuple[str, str]] = {}  # migration key -> (instance key, uid)
+        self.cold = ColdMoves(client, driver, reconciler, host, self._report)
         # The target opens the guest's iSCSI volumes as the attacher would: CHAP secrets in
         # its libvirtd, and only once the volume hosts admit it.
         self.volumes = VolumeAttacher(
@@ -166,6 +169,9 @@ class MigrationService:
         if phase == "Completed":
             self._over(key)
             return None
+        if is_cold(body):
+            found = await self._guest(key, body)
+            return None if found is None else await self.cold.target(key, body, found[1])
         if phase != "PreparingTarget" and key in self.guests:
             return None  # prepared; the source moves it
         found = await self._guest(key, body)
@@ -221,6 +227,10 @@ class MigrationService:
         assert body is not None
         if phase in ("Completed", "Failed"):
             self._over(key)
+            return None
+        if is_cold(body):  # held and stopped here; the target moves its files
+            if phase in ("PreparingTarget", "Running") and (found := await self._guest(key, body)):
+                await self.cold.stop_source(key, uid_of(found[1]))
             return None
         if phase != "Running" or status.get("sourceHost") != self.host:
             if phase == "PreparingTarget":

@@ -187,6 +187,12 @@ class DomainReconciler:
         if uid is None:
             await self._destroy(key)  # never seen here: only this process's memory to drop
             return
+        if uid in self.moving:
+            # A move's hand-over: what is left of the guest here is the migration's to
+            # remove (a cold move's target has the source forget it); an orphan sweep
+            # takes anything still defined after the move.
+            log.info("instance %s left this host during its move: its files are the move's", key)
+            return
         where = await recheck(self.client, INSTANCES, key, uid, self.settings.host)
         if where.whereabouts is Whereabouts.STILL_HERE:
             if key not in self.retained:
@@ -300,10 +306,13 @@ class DomainReconciler:
             await self._status.report(key, body, st.building(message), refresh=self._refresh(key))
         return await work
 
-    async def incoming_spec(self, body: Body) -> DomainSpec:
-        """The DomainSpec of an Instance arriving here by live migration (image fetched)."""
+    async def incoming_spec(self, body: Body, *, resized: bool = False) -> DomainSpec:
+        """The DomainSpec of an Instance arriving here by migration (image fetched); sized
+        as its spec asks when `resized` (a cold move claims that size here), else as its
+        claim holds."""
         instance = Instance.model_validate(body)
-        sizing = claimed_sizing(body) or await self._references.sizing(instance)
+        claimed = None if resized else claimed_sizing(body)
+        sizing = claimed or await self._references.sizing(instance)
         image = await self._references.image(instance.spec.image)
         local = await self.images.fetch(instance.spec.image, image)
         nics = await self._references.nics(body) if self.settings.wire_nics else ()

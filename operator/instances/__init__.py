@@ -14,6 +14,7 @@ from kubenova.operator.instances.handover import INSTANCES, ensure_finalizers, s
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.instances.reconciler import InstanceReconciler
 from kubenova.operator.instances.registration import instance_watch
+from kubenova.operator.instances.resize import resize_pending
 
 __all__ = [
     "INSTANCES",
@@ -21,5 +22,6 @@ __all__ = [
     "InstanceReconciler",
     "ensure_finalizers",
     "instance_watch",
+    "resize_pending",
     "still_handed_over",
 ]

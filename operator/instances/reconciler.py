@@ -44,8 +44,9 @@ from kubenova.operator.instances.handover import (
     still_handed_over,
 )
 from kubenova.operator.instances.hooks import InstanceHook
-from kubenova.operator.instances.resize import Resizer, resources_status
+from kubenova.operator.instances.resize import RESIZED, Resizer, describe, resources_status
 from kubenova.operator.placement import Placer, build_request
+from kubenova.operator.resources import Resources
 from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
@@ -136,8 +137,8 @@ class InstanceReconciler:
                 return None
             if claimed in (None, decided):
                 await self._keep_scheduled(key, body, decided, claimed is not None)
-                await self.resize(key, body, decided)  # a changed flavor: claimed here
-                return None
+                return await self.resize(key, body, decided)  # a changed flavor: claimed
+
         await self._schedule(key, body)  # idempotent: an existing claim is handed over again
         return None
 
@@ -273,9 +274,12 @@ class InstanceReconciler:
             claim = await asyncio.to_thread(self.placer.claim_on, request, host)
             self.claimed[uid] = claim.host
 
-    async def moved(self, body: Body, host: str, message: str) -> None:
-        """A live migration moved the guest to `host` (the inventory handed its claim over
-        already): one status apply names the new host, keeping the rest of our hand-over."""
+    async def moved(
+        self, body: Body, host: str, message: str, *, resized: Resources | None = None
+    ) -> None:
+        """A migration moved the guest to `host` (the inventory handed its claim over
+        already): one status apply names the new host, keeping the rest of our hand-over;
+        a cold move's also the size its claim holds there (`resized`: a resize's)."""
         uid = uid_of(body)
         self.claimed[uid] = host
         entry = cond.condition(
@@ -287,6 +291,18 @@ class InstanceReconciler:
             previous=(body.get("status") or {}).get("conditions"),
         )
         status = still_handed_over(body, host, {}) | {"conditions": [entry]}
+        if resized is not None:
+            status["resources"] = resources_status(resized)
+            status["conditions"].append(
+                cond.condition(
+                    RESIZED,
+                    True,
+                    "Resized",
+                    f"resized to {describe(resized)} on host {host}, {message}",
+                    generation=generation_of(body),
+                    previous=(body.get("status") or {}).get("conditions"),
+                )
+            )
         body = await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
         self.handed_over.remember(uid, body, {"host": host})
         log.info("instance %s %s", key_of(body), message)

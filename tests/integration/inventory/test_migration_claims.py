@@ -98,14 +98,14 @@ def test_after_a_crash_mid_move_the_inventory_follows_where_the_guest_runs(
     add_hosts(engine, "node-1", "node-2")
     inv.claim(engine, VM, "node-1", SIZE, GROUP)
     place_target(engine, scheduler, request(host="node-2"), MOVE, source="node-1")
-    claim = settle(engine, MOVE.uid, VM.uid, running_on=runs_on)
+    claim = settle(engine, MOVE.uid, VM, running_on=runs_on)
     assert claim is not None
     assert claim.host == runs_on
     other = "node-2" if runs_on == "node-1" else "node-1"
     assert inv.host_usage(engine) == {runs_on: SIZE, other: inv.Resources()}
     assert inv.find_claim(engine, MOVE.uid) is None
     with pytest.raises(ValueError, match="neither"):
-        settle(engine, MOVE.uid, VM.uid, running_on="node-9")
+        settle(engine, MOVE.uid, VM, running_on="node-9")
 
 
 def test_the_hand_over_moves_the_guests_volume_attachments_to_the_target(
