@@ -47,7 +47,12 @@ from kubenova.kube.meta import (
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
-from kubenova.operator.instances import INSTANCES, InstanceReconciler, resize_pending
+from kubenova.operator.instances import (
+    INSTANCES,
+    InstanceReconciler,
+    claimed_resources,
+    resize_pending,
+)
 from kubenova.operator.migrations.claims import roll_back, settle
 from kubenova.operator.migrations.target import place_target
 from kubenova.operator.placement import Placer, build_request
@@ -263,7 +268,10 @@ class MigrationReconciler:
             )
             return
         how = "cold" if cold else "live"
+        # A resize's cold move claimed another size than the Instance shows (a drain's did not).
         resized = claim.resources if cold and claim is not None else None
+        if resized == claimed_resources(instance):
+            resized = None
         if (instance.get("status") or {}).get("host") != target or resized is not None:
             await self.instances.moved(
                 instance, str(target), f"migrated {how} from {source}", resized=resized
