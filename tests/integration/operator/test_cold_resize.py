@@ -6,14 +6,18 @@ tests/integration/compute/test_cold_resize_move.py).
 Refused with NoValidHost when no host fits; moved when another does, with the new size
 claimed on the target and the project charged the difference once; an operator killed
 (-9) between the steps finishes the move without a second claim or migration; a failed
-pull rolls back (old claim, old charge, Resized=False says why); a live migration waits
+pull rolls back (old claim, old charge, Resized=False says why); the moved Instance keeps
+its fixed IP, MAC and floating IP; a live migration waits
 while a resize is pending, and a resize waits while a live migration runs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,15 +27,35 @@ from kubenova.devcluster import ClusterAccess
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory.consumers import list_consumers
-from tests.builders import a_flavor, an_instance, manifest
+from tests.builders import a_flavor, a_network, an_instance, manifest
 from tests.e2e.test_lifecycle_fake import patch_spec
-from tests.fixtures.operator import OperatorProcess
+from tests.fixtures.operator import OperatorProcess, clean_slate
 from tests.integration.operator.test_migration_endings import imig, in_phase, report
 from tests.integration.operator.test_scheduling import apply, catalog, condition, get, scheduled
 from tests.support.hosts import SimulatedHosts
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.apiserver
+
+FLOATING_POOL = "198.51.100.32/28"
+
+
+@pytest.fixture
+def operator(
+    apiserver: ClusterAccess, crds_installed: list[str], inventory_url: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """The operator with a floating IP pool (the moved guest has a floating IP)."""
+    clean_slate(apiserver)
+    process = OperatorProcess(
+        log_path=tmp_path / "operator.log",
+        env=os.environ | {"KUBENOVA_FLOATING_IP_POOL": FLOATING_POOL},
+        kubeconfig=apiserver.kubeconfig,
+        database_url=inventory_url,
+    )
+    process.start()
+    yield process
+    process.stop()
+
 
 BIG = inv.Resources(2, 2048, 2)  # no room on cold-a (1024 MiB x 1.5 overcommit)
 SMALL = inv.Resources(1, 256, 1)
@@ -80,12 +104,23 @@ def test_a_resize_without_room_moves_cold_with_one_claim_and_one_charge(
         a_flavor("t.cold-big", vcpus=BIG.vcpus, memory=BIG.memory_mb, disk=BIG.disk_gb),
         a_flavor("t.cold-huge", vcpus=1, memory=16384, disk=2),
     )
-    hosts.add("cold-a", memory_mib=1024)
-    apply(apiserver, an_instance("vm", namespace, flavor=small, powerState="Stopped"))
+    hosts.add("cold-gw", services=("network",), underlay_ip="192.168.57.9")
+    hosts.add("cold-a", memory_mib=1024, underlay_ip="192.168.57.1")
+    nic = {"network": "cold-net", "floatingIP": True}
+    apply(
+        apiserver,
+        a_network("cold-net", namespace, cidr="10.57.0.0/29"),
+        an_instance("vm", namespace, flavor=small, powerState="Stopped", networks=[nic]),
+    )
     body = scheduled(apiserver, namespace, "vm")
     assert body["status"]["host"] == "cold-a"
     uid = body["metadata"]["uid"]
-    hosts.add("cold-b", memory_mib=4096)
+    addresses = eventually(
+        lambda: (get(apiserver, namespace, "vm") or {})["status"].get("addresses"),
+        what="vm's addresses",
+    )
+    assert addresses[0]["floatingIP"], addresses
+    hosts.add("cold-b", memory_mib=4096, underlay_ip="192.168.57.2")
     set_phase(apiserver, namespace, "vm", "Stopped")
     engine = inv.make_engine(inventory_url)
 
@@ -137,6 +172,7 @@ def test_a_resize_without_room_moves_cold_with_one_claim_and_one_charge(
         status = get(apiserver, namespace, "vm")["status"]  # type: ignore[index]
         assert status["host"] == "cold-b"
         assert status["resources"] == {"vcpus": 2, "memoryMiB": 2048, "diskGiB": 2}
+        assert status["addresses"] == addresses  # fixed IP, MAC and floating IP kept
         assert claims() == [("Instance", "cold-b", BIG)]
         assert charged() == (BIG.vcpus, BIG.memory_mb)
         assert list(migrations(apiserver, namespace)) == [move]
