@@ -267,6 +267,7 @@ class MigrationReconciler:
                 rolled_back=True,
             )
             return
+        self.cold.pop(key_of(body), None)  # handed over: nothing to give back any more
         how = "cold" if cold else "live"
         # A resize's cold move claimed another size than the Instance shows (a drain's did not).
         resized = claim.resources if cold and claim is not None else None
