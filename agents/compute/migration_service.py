@@ -164,6 +164,13 @@ class MigrationService:
         if body is None or phase == "Failed" or status.get("targetHost") != self.host:
             if body is not None and key not in self.guests:
                 await self._guest(key, body)  # after a restart: which guest to abandon
+            if (
+                body is not None
+                and is_cold(body)
+                and cond.is_true(status.get("conditions"), MIGRATED)
+            ):
+                self._over(key)  # its source forgot it: these files are its only copy
+                return None
             await self._abandon(key)
             return None
         if phase == "Completed":

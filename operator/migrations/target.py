@@ -38,6 +38,10 @@ def place_target(
             reason="TargetIsSource",
         )
     migration = replace(migration, kind=MIGRATION_KIND)
+    # Claimed already (a second pass on a body older than our status write): that claim,
+    # not a new decision, which would count the claim against its own host.
+    if (held := inv.find_claim(engine, migration.uid)) is not None:
+        return held
     decision: NoValidHost | None = None
     for _ in range(ROUNDS):
         hosts = [host_state(s) for s in inv.load_hosts(engine) if s.record.name != source]

@@ -219,6 +219,15 @@ def test_a_resize_without_room_moves_cold_with_one_claim_and_one_charge(
         in_phase(apiserver, namespace, "live", "Failed")
         generation = get(apiserver, namespace, "vm2")["metadata"]["generation"]  # type: ignore[index]
         moved_to(apiserver, namespace, f"resize-{uid2}-{generation}", "PreparingTarget")
+
+        # -- a running guest moves too when its spec allows a restart (its agent stops it) --
+        apply(apiserver, an_instance("vm3", namespace, flavor=small, resizePolicy="Restart"))
+        assert scheduled(apiserver, namespace, "vm3")["status"]["host"] == "cold-a"
+        uid3 = get(apiserver, namespace, "vm3")["metadata"]["uid"]  # type: ignore[index]
+        set_phase(apiserver, namespace, "vm3", "Running")
+        patch_spec(apiserver, namespace, "vm3", {"flavor": "t.cold-big"})
+        body = moved_to(apiserver, namespace, f"resize-{uid3}-2", "PreparingTarget")
+        assert body["spec"]["mode"] == "Cold"
         assert "Traceback" not in operator.log()
     finally:
         engine.dispose()
