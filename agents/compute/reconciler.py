@@ -190,8 +190,9 @@ class DomainReconciler:
         if uid in self.moving:
             # A move's hand-over: what is left of the guest here is the migration's to
             # remove (a cold move's target has the source forget it); an orphan sweep
-            # takes anything still defined after the move.
+            # takes anything still defined after the move. This process forgets it.
             log.info("instance %s left this host during its move: its files are the move's", key)
+            await self._destroy(key, keep_domain=True)
             return
         where = await recheck(self.client, INSTANCES, key, uid, self.settings.host)
         if where.whereabouts is Whereabouts.STILL_HERE:
@@ -209,8 +210,9 @@ class DomainReconciler:
             await self._delete(key, where.body)
         await self._destroy(key)
 
-    async def _destroy(self, key: str) -> None:
-        """The Instance is gone, deleted or placed elsewhere: nothing of it may stay here."""
+    async def _destroy(self, key: str, *, keep_domain: bool = False) -> None:
+        """The Instance is gone, deleted or placed elsewhere: nothing of it may stay here
+        (but its domain and files with `keep_domain`: a move removes those)."""
         self.retained.discard(key)
         uid = self.uids.pop(key, None)
         self.refresh_console.discard(key)
@@ -218,6 +220,9 @@ class DomainReconciler:
             return
         self._keys.pop(uid, None)
         self._finalized.discard(uid)
+        if keep_domain:
+            self._forget(uid)
+            return
         await asyncio.to_thread(self.driver.destroy, uid)
         log.info("instance %s: gone, deleted or placed elsewhere: domain of %s destroyed", key, uid)
         self._forget(uid)
