@@ -5,9 +5,14 @@ The migration service (migration_service.py) holds the guest on both hosts from
 PreparingTarget on, as for a live move (`moving`: no spawn, no restart, no teardown by the
 domain reconciler), and hands the cold ones here:
 - the source stops the guest (ACPI, then off after the agent's shutdown timeout) and keeps
-  its domain and files: the target's `forget_on_source` removes them, never this host;
-- the target, in PreparingTarget, waits for the source's domain to be shut off, pulls the
-  overlay and seed through the source's libvirtd (the source Host's
+  its domain and files: the target's `forget_on_source` removes them, never this host. Once
+  no pass of its domain reconciler is at work on the guest and it is shut off, the source
+  reports condition SourceHeld (under its own field manager, so the target's reports keep
+  it): from then on this process starts it for nothing but the move's end. A start asked
+  for meanwhile (spec.powerState Running) waits for that end, said in the Instance's Ready;
+- the target, in PreparingTarget, waits for SourceHeld (so nothing the guest writes on the
+  source can come after the copy), pulls the overlay and seed through the source's libvirtd
+  (the source Host's
   status.migration.libvirtURI), grows the overlay to the size claimed here and reports
   TargetPrepared; everything so far is undone by a roll-back (its files go);
 - in Running the target has the source forget the guest (undefine, delete its directory)
@@ -20,6 +25,7 @@ domain reconciler), and hands the cold ones here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,11 +45,16 @@ from kubenova.api.v1alpha1 import Host, InstanceMigration, MigrationMode
 from kubenova.errors import KubenovaError, TemporaryError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.meta import Body, deleting, uid_of
+from kubenova.kube.objects import apply_status
+from kubenova.wellknown import AGENT_MANAGER
 
 log = logging.getLogger(__name__)
 
 HOSTS = kubenova_kind(Host)
-PREPARED, MIGRATED = "TargetPrepared", "Migrated"
+MIGRATIONS = kubenova_kind(InstanceMigration)
+PREPARED, MIGRATED, HELD = "TargetPrepared", "Migrated", "SourceHeld"
+HOLD_MANAGER = f"{AGENT_MANAGER}-source"  # the source's SourceHeld; the target's reports
+HOLD_WAIT = 0.1  # seconds between two looks for a domain reconciler pass to end
 SOURCE_STOP_WAIT = 1.0  # seconds between two looks for the source's guest being shut off
 BRIDGE_WAIT = 0.2
 FORGET_RETRY = 5.0  # the source's libvirtd did not answer: asked again
@@ -69,8 +80,11 @@ class ColdMoves:
         reconciler: DomainReconciler,
         host: str,
         report: Report,
+        *,
+        mark: Callable[[str], None],
     ) -> None:
         self.client = client
+        self.mark = mark  # an Instance key into the domain reconciler's queue
         self.driver = driver
         self.reconciler = reconciler
         self.host = host
@@ -78,15 +92,39 @@ class ColdMoves:
 
     # -- source ----------------------------------------------------------------------------
 
-    async def stop_source(self, key: str, uid: str) -> None:
-        """The guest (held already) stops here before its files are pulled."""
+    async def hold_source(self, key: str, body: Body, guest: str, instance: Body) -> float | None:
+        """The guest (in `moving` already) stops here and is held so before its files are
+        pulled: SourceHeld says so to the target once no earlier pass can start it."""
+        uid, status = uid_of(instance), body.get("status") or {}
+        if cond.find(status.get("conditions"), MIGRATED) is not None:
+            return None  # the move is decided; the migration's end releases the guest
+        if uid in self.reconciler.converging:
+            return HOLD_WAIT  # a pass begun before the hold (a start, say) ends first
         try:
             info = await asyncio.to_thread(self.driver.get_info, uid)
+            if info.state != DomainState.SHUTOFF:
+                log.info("migration %s: stopping %s on %s for a cold move", key, uid, self.host)
+                await asyncio.to_thread(self.driver.power_off, uid)
+                info = await asyncio.to_thread(self.driver.get_info, uid)
         except InstanceNotFound:
-            return  # forgotten here already: the target has it
+            return None  # forgotten here already: the target has it
         if info.state != DomainState.SHUTOFF:
-            log.info("migration %s: stopping %s on %s for a cold move", key, uid, self.host)
-            await asyncio.to_thread(self.driver.power_off, uid)
+            return SOURCE_STOP_WAIT
+        target = status.get("targetHost")
+        if self.reconciler.held.get(uid) is None:
+            self.reconciler.held[uid] = f"on {self.host} for its cold move to {target}"
+            self.mark(guest)  # its Ready says so
+        if not cond.is_true(status.get("conditions"), HELD):
+            why = f"shut off on {self.host} and held so until the move ends"
+            with contextlib.suppress(NotFound):
+                await apply_status(
+                    self.client,
+                    MIGRATIONS,
+                    body,
+                    condition(HELD, True, "Held", why),
+                    manager=HOLD_MANAGER,
+                )
+        return None
 
     # -- target ----------------------------------------------------------------------------
 
@@ -94,6 +132,9 @@ class ColdMoves:
         status = body.get("status") or {}
         conditions = status.get("conditions")
         phase = status.get("phase")
+        if phase == "PreparingTarget" and not cond.is_true(conditions, HELD):
+            log.info("migration %s: waiting for %s to hold it", key, status.get("sourceHost"))
+            return None  # its report wakes this; the prepare timeout bounds the wait
         try:
             peer_uri, source_dir = await self._source(str(status.get("sourceHost")))
         except (KubenovaError, NotFound) as exc:

@@ -82,7 +82,7 @@ class MigrationService:
         self.jobs: dict[str, LiveMigration] = {}  # migration key -> its job (source side)
         self.running: dict[str, asyncio.Task[None]] = {}  # migration key -> its _migrate
         self.guests: dict[str, tuple[str, str]] = {}  # migration key -> (instance key, uid)
-        self.cold = ColdMoves(client, driver, reconciler, host, self._report)
+        self.cold = ColdMoves(client, driver, reconciler, host, self._report, mark=mark)
         # The target opens the guest's iSCSI volumes as the attacher would: CHAP secrets in
         # its libvirtd, and only once the volume hosts admit it.
         self.volumes = VolumeAttacher(
@@ -237,7 +237,7 @@ class MigrationService:
             return None
         if is_cold(body):  # held and stopped here; the target moves its files
             if phase in ("PreparingTarget", "Running") and (found := await self._guest(key, body)):
-                await self.cold.stop_source(key, uid_of(found[1]))
+                return await self.cold.hold_source(key, body, *found)
             return None
         if phase != "Running" or status.get("sourceHost") != self.host:
             if phase == "PreparingTarget":
