@@ -14,9 +14,10 @@ hand-over and roll-back, so the inventory never disagrees with where the guest r
 
 A cold move (spec.mode Cold; the Resizer makes one when the Instance's own host has no
 room for its new size) goes the same way with other reports: the source agent stops the
-guest and holds it, the target pulls its files in PreparingTarget (TargetPrepared; the
-pull is undone by a roll-back, and the prepare timeout bounds it), then in Running has the
-source forget it and reports Migrated. The target's claim is of the Instance's spec size
+guest and holds it (SourceHeld: a start asked meanwhile waits for the move's end), then
+the target pulls its files in PreparingTarget (TargetPrepared; the pull is undone by a
+roll-back, and the prepare timeout bounds it), then in Running has the source forget it
+and reports Migrated. The target's claim is of the Instance's spec size
 (its new flavor) and the project is charged for it in the claim's transaction; the
 hand-over writes that size in the Instance's `status.resources`, a failure its Resized
 condition. A live migration waits while a resize of its Instance is pending.

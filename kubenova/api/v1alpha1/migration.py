@@ -72,8 +72,9 @@ class InstanceMigrationSpec(KubeModel):
     mode: MigrationMode = Field(
         default=MigrationMode.LIVE,
         description="Live: the running guest moves while it runs (memory and disk copied "
-        "by libvirt). Cold: the guest is stopped on its source (if it runs), the target "
-        "pulls its disk (the qcow2 overlay) and seed, then it is started there if its "
+        "by libvirt). Cold: the guest is stopped and held on its source (condition "
+        "SourceHeld; a start asked meanwhile waits for the move's end), then the target "
+        "pulls its disk (the qcow2 overlay) and seed, and it is started there if its "
         "spec.powerState says Running. A cold move of a resize claims the Instance's new "
         "size on the target (the operator creates those, named resize-<uid>-<generation>).",
         json_schema_extra=immutable("spec.mode"),
