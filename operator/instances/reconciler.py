@@ -125,10 +125,11 @@ class InstanceReconciler:
         if decided is not None:
             self.placed_on[key] = decided
             claimed = await self._claimed_host(uid_of(body))
+            if self.handed_over.predates(body):  # a migration's hand-over landed meanwhile
+                return None  # (a stale re-hand-over would drop its Resized): its echo follows
             # An evacuation killed between the claim's move and the hand-over's write left
-            # the claim elsewhere: finished here too, before the host is even judged (a
-            # restarted operator sees every host Ready for one lease period), on the
-            # administrator's word that the host is fenced.
+            # the claim elsewhere: finished here too, before the host is judged (a restarted
+            # operator sees every host Ready for a lease period), as the host is fenced.
             moved = claimed not in (None, decided) and self.host_out_of_service(decided)
             if self.host_evacuable(decided) or moved:
                 if (host := await self.evacuate(key, body, decided)) is not None:
@@ -232,8 +233,7 @@ class InstanceReconciler:
             return  # deleted meanwhile: the DELETED event releases the claim
         self.handed_over.remember(uid_of(body), body, {"host": host})
         self.events.record(body, "Normal", "Scheduled", message)
-        # Debug, as kube-scheduler's binding line (V(2)): a formatted line per placement
-        # was a twentieth of a drain's event loop; the status and Event say it already.
+        # Debug, as kube-scheduler's binding line: an info line cost a drain's event loop.
         log.debug("instance %s %s", key_of(body), message)
 
     async def _set_unscheduled(

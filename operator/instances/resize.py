@@ -164,6 +164,8 @@ class Resizer:
             # Its claim moves meanwhile: a live move is waited for, a cold one (ours, most
             # likely) writes the Instance when it ends.
             return LIVE_WAIT if under_way == MigrationMode.LIVE else None
+        if self.handed_over.predates(body):
+            return None  # a move ended meanwhile and handed it over: its echo brings the body
         self.waiting(key, True)  # before deciding: room appearing meanwhile re-marks it
         try:
             outcome = await asyncio.to_thread(self.placer.resize, request)
