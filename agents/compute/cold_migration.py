@@ -10,7 +10,9 @@ hidden partial name and is renamed when complete (an interrupted pull leaves not
 domain would boot from). The overlay's backing file is then pointed at the target's own
 copy of the base image (`qemu-img rebase -u`: the same image, fetched by this host).
 Only once the target holds both files is the source's domain undefined and its directory
-deleted (`forget_on_source`), so at every moment one complete copy exists.
+deleted (`forget_on_source`), so at every moment one complete copy exists. A resize's move
+then grows the overlay to the new flavor's disk (`pull_from_source(..., grow_to=)`).
+`cold_moves.py` runs these for an InstanceMigration of mode Cold.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import libvirt
 
 from kubenova.agents.compute.driver import ComputeFailure
 from kubenova.agents.compute.instance_files import InstanceFiles
+from kubenova.agents.compute.resize import grow_overlay
 from kubenova.agents.compute.spec import RootDisk, domain_name_for
 from kubenova.agents.private_files import private_directory
 
@@ -87,8 +90,11 @@ def pull_from_source(
     uid: str,
     files: InstanceFiles,
     root_disk: RootDisk,
+    *,
+    grow_to: int | None = None,
 ) -> None:
-    """Copy the stopped guest's overlay and seed from the source's libvirtd into `files`.
+    """Copy the stopped guest's overlay and seed from the source's libvirtd into `files`
+    (the overlay then grown to `grow_to` GiB if smaller).
 
     Idempotent: a file already here complete is kept. Raises ComputeFailure when the
     source has no overlay for the guest or libvirt refuses.
@@ -113,6 +119,22 @@ def pull_from_source(
     finally:
         peer.close()
     _rebase(files.overlay(uid), root_disk)
+    if grow_to is not None:
+        grow_overlay(files.overlay(uid), grow_to)
+
+
+def runs_on_source(peer_uri: str, uid: str) -> bool:
+    """Whether the guest's domain runs on the source (a pull waits until it is shut off)."""
+    try:
+        peer = libvirt.open(peer_uri)
+    except libvirt.libvirtError as error:
+        raise ComputeFailure(f"cannot reach the source's libvirtd {peer_uri}: {error}") from error
+    try:
+        return bool(peer.lookupByName(domain_name_for(uid)).isActive())
+    except libvirt.libvirtError:
+        return False  # not defined there (forgotten already): nothing runs
+    finally:
+        peer.close()
 
 
 def _rebase(overlay: Path, root_disk: RootDisk) -> None:

@@ -1,13 +1,15 @@
 """What a host's agent writes to an InstanceMigration's status (conditions, progress) and
-reads of the moving Instance: the shapes migration_service.py uses on both sides."""
+reads of the moving Instance and its Volumes: the shapes migration_service.py uses on both sides."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kubenova import conditions as cond
+from kubenova.agents.compute.attacher import VOLUMES
 from kubenova.agents.compute.migration import Progress
-from kubenova.kube.meta import Body
+from kubenova.kube import KubeClient, NotFound
+from kubenova.kube.meta import Body, name_of, namespace_of
 
 
 def condition_status(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
@@ -28,3 +30,26 @@ def progress_status(progress: Progress) -> dict[str, Any]:
 def plugged_volumes(instance: Body) -> list[str]:
     """The volumes plugged into the guest, as its host reports them."""
     return [str(e["volume"]) for e in (instance.get("status") or {}).get("volumes") or []]
+
+
+async def initiator_names(
+    client: KubeClient, instance: Body, source: str, target: str
+) -> dict[str, str]:
+    """The guest's iSCSI initiator names on `source` -> on `target`, from its Volumes'
+    attachments (the operator lists both hosts during the move)."""
+    names: dict[str, str] = {}
+    for volume in plugged_volumes(instance):
+        try:
+            body = await client.get(VOLUMES, volume, namespace_of(instance))
+        except NotFound:
+            continue
+        mine = [
+            a
+            for a in (body.get("status") or {}).get("attachments") or []
+            if a.get("instance") == name_of(instance)
+        ]
+        by_host = {a.get("host"): a.get("initiator") for a in mine}
+        old, new = by_host.get(source), by_host.get(target)
+        if old and new:
+            names[str(old)] = str(new)
+    return names

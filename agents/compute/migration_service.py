@@ -7,7 +7,8 @@ abandons them after a failure; `status.sourceHost=<host>` runs libvirt's migrati
 operator says Running, writes progress while it runs and condition Migrated when it ends
 (True: the guest runs on the target; False: it still runs here). A deleted migration aborts
 the job. While a guest moves, the domain reconciler leaves it alone (`moving`): no second
-copy is spawned on either side and no orphan sweep takes the incoming domain.
+copy is spawned on either side and no orphan sweep takes the incoming domain. A cold move
+(spec.mode Cold) is held the same way; its steps are cold_moves.py's.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 from kubenova import conditions as cond
 from kubenova.agents.assignment import Whereabouts, recheck
-from kubenova.agents.compute.attacher import VOLUMES, AttacherSettings, NotYet, VolumeAttacher
+from kubenova.agents.compute.attacher import AttacherSettings, NotYet, VolumeAttacher
+from kubenova.agents.compute.cold_moves import ColdMoves, is_cold
 from kubenova.agents.compute.driver import ComputeFailure, InstanceNotFound
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
 from kubenova.agents.compute.migration import (
@@ -38,6 +40,7 @@ from kubenova.agents.compute.migration import (
 )
 from kubenova.agents.compute.migration_reports import (
     condition_status,
+    initiator_names,
     plugged_volumes,
     progress_status,
 )
@@ -47,7 +50,7 @@ from kubenova.api.v1alpha1 import Host, InstanceMigration
 from kubenova.errors import ApiError, KubenovaError, TemporaryError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import Body, deleting, key_of, name_of, namespace_of, uid_of
+from kubenova.kube.meta import Body, deleting, key_of, namespace_of, uid_of
 from kubenova.kube.objects import apply_status
 from kubenova.kube.watch import ListWatch
 from kubenova.wellknown import AGENT_MANAGER
@@ -95,6 +98,7 @@ class MigrationService:
         # Migration key -> the incoming guest's spec, its files already made here: made
         # once, while the bridges and volume admissions it waits for are still coming.
         self.incoming: dict[str, DomainSpec] = {}
+        self.cold = ColdMoves(client, driver, reconciler, host, self._report, mark=mark)
         # The target opens the guest's iSCSI volumes as the attacher would: CHAP secrets in
         # its libvirtd, and only once the volume hosts admit it.
         self.volumes = VolumeAttacher(
@@ -203,11 +207,21 @@ class MigrationService:
         if body is None or phase == "Failed" or status.get("targetHost") != self.host:
             if body is not None and key not in self.guests:
                 await self._guest(key, body)  # after a restart: which guest to abandon
+            if (
+                body is not None
+                and is_cold(body)
+                and cond.is_true(status.get("conditions"), MIGRATED)
+            ):
+                self._over(key)  # its source forgot it: these files are its only copy
+                return None
             await self._abandon(key)
             return None
         if phase == "Completed":
             self._over(key)
             return None
+        if is_cold(body):
+            found = await self._guest(key, body)
+            return None if found is None else await self.cold.target(key, body, found[1])
         if phase != "PreparingTarget" and key in self.guests:
             return None  # prepared; the source moves it
         found = await self._guest(key, body)
@@ -271,6 +285,10 @@ class MigrationService:
         assert body is not None
         if phase in ("Completed", "Failed"):
             self._over(key, left=phase == "Completed")
+            return None
+        if is_cold(body):  # held and stopped here; the target moves its files
+            if phase in ("PreparingTarget", "Running") and (found := await self._guest(key, body)):
+                return await self.cold.hold_source(key, body, *found)
             return None
         if phase != "Running" or status.get("sourceHost") != self.host:
             if phase == "PreparingTarget":
@@ -336,7 +354,9 @@ class MigrationService:
             await self._report(body, condition_status(MIGRATED, False, "NoPeer", str(exc)))
             return
         try:
-            initiators = await self._initiators(instance, str(status.get("targetHost")))
+            initiators = await initiator_names(
+                self.client, instance, self.host, str(status.get("targetHost"))
+            )
         except (ApiError, OSError) as exc:
             await self._report(body, condition_status(MIGRATED, False, "NoVolumes", str(exc)))
             return
@@ -378,23 +398,3 @@ class MigrationService:
         moved = condition_status(MIGRATED, True, "Migrated", "runs on the target")
         report = progress_status(final) | moved
         await self._report(body, report)
-
-    async def _initiators(self, instance: Body, target: str) -> dict[str, str]:
-        """The guest's iSCSI initiator names here -> on the target, from its Volumes'
-        attachments (the operator lists both hosts during the move)."""
-        names: dict[str, str] = {}
-        for volume in plugged_volumes(instance):
-            try:
-                body = await self.client.get(VOLUMES, volume, namespace_of(instance))
-            except NotFound:
-                continue
-            mine = [
-                a
-                for a in (body.get("status") or {}).get("attachments") or []
-                if a.get("instance") == name_of(instance)
-            ]
-            by_host = {a.get("host"): a.get("initiator") for a in mine}
-            old, new = by_host.get(self.host), by_host.get(target)
-            if old and new:
-                names[str(old)] = str(new)
-        return names

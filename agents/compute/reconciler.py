@@ -100,13 +100,14 @@ class DomainReconciler:
         self._resize = GuestResizer(driver)
         self._memory = _Memory()
         self._finalized: set[str] = set()  # UIDs whose agent finalizer we removed
-        # Keys that left the watch while a fresh read still places them here (a watch that
-        # lagged behind a move and back): their domains are kept, checked at every resync.
+        # Keys that left the watch while a fresh read places them here: kept, rechecked.
         self.retained: set[str] = set()
-        # UIDs of guests in a live migration to or from this host: the migration service
-        # (migration_service.py) owns their domain until the move is over, so no pass here
-        # may spawn one (a second copy) or tear one down.
+        # UIDs of guests moving to or from this host: the migration service owns their
+        # domain until the move is over, so no pass here may spawn one (a second copy), start
+        # or tear one down; `held`: a cold move's source holds it stopped (uid -> why).
         self.moving: set[str] = set()
+        self.held: dict[str, str] = {}
+        self.converging: set[str] = set()  # UIDs a pass works on (a move's hold waits for it)
 
     def key_of_uid(self, uid: str) -> str | None:
         return self._keys.get(uid)
@@ -115,15 +116,20 @@ class DomainReconciler:
         if body is None:
             await self._left(key)
             return None
-        self._remember(key, uid_of(body))
+        uid = uid_of(body)
+        self._remember(key, uid)
         self.retained.discard(key)
-        if uid_of(body) in self.moving:
-            return None  # the migration's end marks it again
+        if uid in self.moving:  # the migration's end marks it again
+            if (why := self.held.get(uid)) is not None and placed_here(body, self.settings.host):
+                await self._status.held(key, body, await self._info_quietly(uid), why)
+            return None
+        self.held.pop(uid, None)
         if deleting(body):
             await self._delete(key, body)
             return None
         if not placed_here(body, self.settings.host):
             return None  # not selected by status.host (a relisted body): its DELETED follows
+        self.converging.add(uid)
         try:
             return await self._converge(key, body)
         except InstanceNotFound:
@@ -132,6 +138,8 @@ class DomainReconciler:
             raise  # the API, not the Instance, failed: the work queue backs off and retries
         except KubenovaError as exc:
             return await self._failed(key, body, exc)
+        finally:
+            self.converging.discard(uid)
 
     async def still_placed_here(self, info: InstanceInfo) -> bool:
         """Is a domain no watched Instance explains still this host's, as the operator says?
@@ -187,6 +195,13 @@ class DomainReconciler:
         if uid is None:
             await self._destroy(key)  # never seen here: only this process's memory to drop
             return
+        if uid in self.moving:
+            # A move's hand-over: what is left of the guest here is the migration's to
+            # remove (a cold move's target has the source forget it); an orphan sweep
+            # takes anything still defined after the move. This process forgets it.
+            log.info("instance %s left this host during its move: its files are the move's", key)
+            await self._destroy(key, keep_domain=True)
+            return
         where = await recheck(self.client, INSTANCES, key, uid, self.settings.host)
         if where.whereabouts is Whereabouts.STILL_HERE:
             if key not in self.retained:
@@ -203,8 +218,9 @@ class DomainReconciler:
             await self._delete(key, where.body)
         await self._destroy(key)
 
-    async def _destroy(self, key: str) -> None:
-        """The Instance is gone, deleted or placed elsewhere: nothing of it may stay here."""
+    async def _destroy(self, key: str, *, keep_domain: bool = False) -> None:
+        """The Instance is gone, deleted or placed elsewhere: nothing of it may stay here
+        (but its domain and files with `keep_domain`: a move removes those)."""
         self.retained.discard(key)
         uid = self.uids.pop(key, None)
         self.refresh_console.discard(key)
@@ -212,6 +228,9 @@ class DomainReconciler:
             return
         self._keys.pop(uid, None)
         self._finalized.discard(uid)
+        if keep_domain:
+            self._forget(uid)
+            return
         await asyncio.to_thread(self.driver.destroy, uid)
         log.info("instance %s: gone, deleted or placed elsewhere: domain of %s destroyed", key, uid)
         self._forget(uid)
@@ -232,10 +251,7 @@ class DomainReconciler:
         self._status.forget(uid)
         self._power.forget(uid)
         self._resize.forget(uid)
-        for table in (
-            self._memory.restarts,
-            self._memory.failures,
-        ):
+        for table in (self._memory.restarts, self._memory.failures, self.held):
             table.pop(uid, None)
         self.events.forget(uid)
 
@@ -300,10 +316,13 @@ class DomainReconciler:
             await self._status.report(key, body, st.building(message), refresh=self._refresh(key))
         return await work
 
-    async def incoming_spec(self, body: Body) -> DomainSpec:
-        """The DomainSpec of an Instance arriving here by live migration (image fetched)."""
+    async def incoming_spec(self, body: Body, *, resized: bool = False) -> DomainSpec:
+        """The DomainSpec of an Instance arriving here by migration (image fetched); sized
+        as its spec asks when `resized` (a cold move claims that size here), else as its
+        claim holds."""
         instance = Instance.model_validate(body)
-        sizing = claimed_sizing(body) or await self._references.sizing(instance)
+        claimed = None if resized else claimed_sizing(body)
+        sizing = claimed or await self._references.sizing(instance)
         image = await self._references.image(instance.spec.image)
         local = await self.images.fetch(instance.spec.image, image)
         nics = await self._references.nics(body) if self.settings.wire_nics else ()

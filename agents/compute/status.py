@@ -77,6 +77,16 @@ def building(message: str) -> InstanceObservation:
     return InstanceObservation("Building", False, "Building", message)
 
 
+def held(info: InstanceInfo, why: str, wanted: str) -> InstanceObservation:
+    """A cold move's source holds the guest shut off (`why`: where it goes). A start asked
+    for meanwhile is deferred, not refused nor a reason to roll the move back: the guest
+    starts where the move ends (or here again after a roll-back), as spec then says."""
+    deferred = "; spec.powerState Running waits for the move's end" if wanted == "Running" else ""
+    return InstanceObservation(
+        "Stopped", False, "Moving", f"domain {info.domain_name} is held shut off {why}{deferred}"
+    )
+
+
 def failed(reason: str, message: str) -> InstanceObservation:
     """The Instance cannot run as specified, or the hypervisor refused it."""
     return InstanceObservation("Error", False, reason, message)

@@ -71,6 +71,15 @@ class StatusWriter:
         self._written.remember(uid, updated, desired)
         log.info("instance %s: %s (%s)", key, observation.phase, observation.reason or "no reason")
 
+    async def held(self, key: str, body: Body, info: InstanceInfo | None, why: str) -> None:
+        """Ready says the guest is held stopped for a cold move (`why`), and what waits."""
+        if info is not None:
+            wanted = str(Instance.model_validate(body).spec.power_state)
+            restarted = (body.get("status") or {}).get("restartedAt")
+            await self.report(
+                key, body, st.held(info, why, wanted), info=info, restarted_at=restarted
+            )
+
     def last_written_phase(self, uid: str) -> str | None:
         """The phase of our last write for `uid`; None when this process wrote none."""
         written = self._written.last(uid)

@@ -14,12 +14,15 @@ from kubenova.operator.instances.handover import INSTANCES, ensure_finalizers, s
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.instances.reconciler import InstanceReconciler
 from kubenova.operator.instances.registration import instance_watch
+from kubenova.operator.instances.resize import claimed_resources, resize_pending
 
 __all__ = [
     "INSTANCES",
     "InstanceHook",
     "InstanceReconciler",
+    "claimed_resources",
     "ensure_finalizers",
     "instance_watch",
+    "resize_pending",
     "still_handed_over",
 ]

@@ -44,8 +44,9 @@ from kubenova.operator.instances.handover import (
     still_handed_over,
 )
 from kubenova.operator.instances.hooks import InstanceHook
-from kubenova.operator.instances.resize import Resizer, resources_status
+from kubenova.operator.instances.resize import RESIZED, Resizer, describe, resources_status
 from kubenova.operator.placement import Placer, build_request
+from kubenova.operator.resources import Resources
 from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
@@ -124,10 +125,11 @@ class InstanceReconciler:
         if decided is not None:
             self.placed_on[key] = decided
             claimed = await self._claimed_host(uid_of(body))
+            if self.handed_over.predates(body):  # a migration's hand-over landed meanwhile
+                return None  # (a stale re-hand-over would drop its Resized): its echo follows
             # An evacuation killed between the claim's move and the hand-over's write left
-            # the claim elsewhere: finished here too, before the host is even judged (a
-            # restarted operator sees every host Ready for one lease period), on the
-            # administrator's word that the host is fenced.
+            # the claim elsewhere: finished here too, before the host is judged (a restarted
+            # operator sees every host Ready for a lease period), as the host is fenced.
             moved = claimed not in (None, decided) and self.host_out_of_service(decided)
             if self.host_evacuable(decided) or moved:
                 if (host := await self.evacuate(key, body, decided)) is not None:
@@ -136,8 +138,8 @@ class InstanceReconciler:
                 return None
             if claimed in (None, decided):
                 await self._keep_scheduled(key, body, decided, claimed is not None)
-                await self.resize(key, body, decided)  # a changed flavor: claimed here
-                return None
+                return await self.resize(key, body, decided)  # a changed flavor: claimed
+
         await self._schedule(key, body)  # idempotent: an existing claim is handed over again
         return None
 
@@ -231,8 +233,7 @@ class InstanceReconciler:
             return  # deleted meanwhile: the DELETED event releases the claim
         self.handed_over.remember(uid_of(body), body, {"host": host})
         self.events.record(body, "Normal", "Scheduled", message)
-        # Debug, as kube-scheduler's binding line (V(2)): a formatted line per placement
-        # was a twentieth of a drain's event loop; the status and Event say it already.
+        # Debug, as kube-scheduler's binding line: an info line cost a drain's event loop.
         log.debug("instance %s %s", key_of(body), message)
 
     async def _set_unscheduled(
@@ -273,9 +274,12 @@ class InstanceReconciler:
             claim = await asyncio.to_thread(self.placer.claim_on, request, host)
             self.claimed[uid] = claim.host
 
-    async def moved(self, body: Body, host: str, message: str) -> None:
-        """A live migration moved the guest to `host` (the inventory handed its claim over
-        already): one status apply names the new host, keeping the rest of our hand-over."""
+    async def moved(
+        self, body: Body, host: str, message: str, *, resized: Resources | None = None
+    ) -> None:
+        """A migration moved the guest to `host` (the inventory handed its claim over
+        already): one status apply names the new host, keeping the rest of our hand-over;
+        a cold move's also the size its claim holds there (`resized`: a resize's)."""
         uid = uid_of(body)
         self.claimed[uid] = host
         entry = cond.condition(
@@ -287,6 +291,18 @@ class InstanceReconciler:
             previous=(body.get("status") or {}).get("conditions"),
         )
         status = still_handed_over(body, host, {}) | {"conditions": [entry]}
+        if resized is not None:
+            status["resources"] = resources_status(resized)
+            status["conditions"].append(
+                cond.condition(
+                    RESIZED,
+                    True,
+                    "Resized",
+                    f"resized to {describe(resized)} on host {host}, {message}",
+                    generation=generation_of(body),
+                    previous=(body.get("status") or {}).get("conditions"),
+                )
+            )
         body = await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
         self.handed_over.remember(uid, body, {"host": host})
         log.info("instance %s %s", key_of(body), message)

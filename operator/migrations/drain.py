@@ -1,6 +1,7 @@
 """Drain (issue 18, item 1): an administrator cordons a Host and asks for it to be emptied
 (`spec.schedulable: false`, `spec.drain: true`); the operator creates one InstanceMigration
-per running Instance on it and shows the progress in the Host's `status.drain`.
+per Instance on it (live for a running guest, cold for a stopped one) and shows the progress
+in the Host's `status.drain`.
 
 Level-triggered on the Host: every pass lists the Instances placed there (the
 `status.host` field selector) and the drain's migrations (labelled with the host), creates
@@ -8,8 +9,9 @@ the missing ones under a name derived from the Instance's uid (a restarted opera
 second pass, finds them instead of making another), and writes the tally. The migrations
 themselves are ordinary ones (the migration reconciler picks the target: filters and
 anti-affinity apply; the cordoned host is never a target). A failed one stays, counted,
-until an administrator deletes it: the next pass then tries again. Stopped guests are
-counted and left (moving them is a cold migration, not done for a drain yet).
+until an administrator deletes it: the next pass then tries again. A stopped guest's
+migration is of mode Cold (its disk is pulled by the target; it stays stopped there); the
+mode is decided when the migration is made.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from typing import Any
 
 import kopf
 
-from kubenova.api.v1alpha1 import GROUP, VERSION, Host, InstanceMigration, MigrationPhase
+from kubenova.api.v1alpha1 import (
+    GROUP,
+    VERSION,
+    Host,
+    InstanceMigration,
+    MigrationMode,
+    MigrationPhase,
+)
 from kubenova.errors import Conflict
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
@@ -76,20 +85,20 @@ class Drainer:
         instances = [i for i in listing.get("items") or () if not deleting(i)]
         migrating = failed = stopped = 0
         for instance in instances:
-            if (instance.get("spec") or {}).get("powerState", "Running") != "Running":
-                stopped += 1
-                continue
+            running = (instance.get("spec") or {}).get("powerState", "Running") == "Running"
             where = (namespace_of(instance), migration_name(instance))
             if phases.get(where) == MigrationPhase.COMPLETED:
                 # An earlier drain's, and the Instance came back since: move it again.
                 await self._delete(where)
                 phases.pop(where)
             if where not in phases:
-                phases[where] = await self._create(host, instance)
+                phases[where] = await self._create(host, instance, running=running)
             if phases[where] == MigrationPhase.FAILED:
                 failed += 1
-            else:
+            elif running:
                 migrating += 1
+            else:
+                stopped += 1
         drained = migrating == 0 and failed == 0 and stopped == 0
         drain = {
             "phase": "Drained" if drained else "Draining",
@@ -102,9 +111,11 @@ class Drainer:
         await self._write(body, drain)
         return None if drained else RECHECK_SECONDS
 
-    async def _create(self, host: str, instance: Body) -> str | None:
-        """Create the Instance's drain migration; its phase (None: just created)."""
+    async def _create(self, host: str, instance: Body, *, running: bool) -> str | None:
+        """Create the Instance's drain migration (live if it runs, else cold); its phase
+        (None: just created)."""
         namespace = namespace_of(instance)
+        mode = MigrationMode.LIVE if running else MigrationMode.COLD
         migration = {
             "apiVersion": MIGRATIONS.api_version,
             "kind": MIGRATIONS.kind,
@@ -113,13 +124,14 @@ class Drainer:
                 "namespace": namespace,
                 "labels": {DRAIN_LABEL: host},
             },
-            "spec": {"instanceName": name_of(instance)},
+            "spec": {"instanceName": name_of(instance), "mode": str(mode)},
         }
         try:
             await self.client.create(MIGRATIONS, migration, namespace)
         except Conflict:
             return None  # made by an earlier pass whose list this one did not see yet
-        message = f"draining host {host}: live-migrating {namespace}/{name_of(instance)}"
+        how = "live-migrating" if running else "moving (cold)"
+        message = f"draining host {host}: {how} {namespace}/{name_of(instance)}"
         self.events.record(instance, "Normal", "Draining", message)
         log.info("%s", message)
         return None
@@ -181,5 +193,5 @@ def _summary(host: str, instances: int, migrating: int, failed: int, stopped: in
     if failed:
         parts.append(f"{failed} whose migration failed (delete the InstanceMigration to retry)")
     if stopped:
-        parts.append(f"{stopped} stopped, not moved (no cold migration for a drain yet)")
+        parts.append(f"{stopped} stopped, being moved cold")
     return ", ".join(parts)

@@ -11,6 +11,16 @@ guest is: `settle` makes the inventory agree with the Migrated report.
 The operator's finalizer holds a deleted migration until the move is over: the source
 agent aborts the job when it sees the deletion, and what it then reports decides between
 hand-over and roll-back, so the inventory never disagrees with where the guest runs.
+
+A cold move (spec.mode Cold; the Resizer makes one when the Instance's own host has no
+room for its new size) goes the same way with other reports: the source agent stops the
+guest and holds it (SourceHeld: a start asked meanwhile waits for the move's end), then
+the target pulls its files in PreparingTarget (TargetPrepared; the pull is undone by a
+roll-back, and the prepare timeout bounds it), then in Running has the source forget it
+and reports Migrated. The target's claim is of the Instance's spec size
+(its new flavor) and the project is charged for it in the claim's transaction; the
+hand-over writes that size in the Instance's `status.resources`, a failure its Resized
+condition. A live migration waits while a resize of its Instance is pending.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from kubenova import conditions as cond
-from kubenova.api.v1alpha1 import Instance, InstanceMigration, MigrationPhase
+from kubenova.api.v1alpha1 import Instance, InstanceMigration, MigrationMode, MigrationPhase
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
@@ -38,7 +48,12 @@ from kubenova.kube.meta import (
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
-from kubenova.operator.instances import INSTANCES, InstanceReconciler
+from kubenova.operator.instances import (
+    INSTANCES,
+    InstanceReconciler,
+    claimed_resources,
+    resize_pending,
+)
 from kubenova.operator.migrations.claims import roll_back, settle
 from kubenova.operator.migrations.target import place_target
 from kubenova.operator.placement import Placer, build_request
@@ -56,6 +71,7 @@ TERMINAL = (MigrationPhase.COMPLETED, MigrationPhase.FAILED)
 # is safe. Running has no such bound: libvirtd drives the job, and only the source's
 # report (or a restarted source agent's) says where the guest is.
 PREPARE_TIMEOUT = 300.0
+RESIZE_WAIT = 5.0  # seconds between two looks at an Instance whose resize is pending
 
 
 @dataclass
@@ -70,12 +86,14 @@ class MigrationReconciler:
     uids: dict[str, str] = field(default_factory=dict)  # key -> uid, to roll back after DELETED
     prepare_timeout: float = PREPARE_TIMEOUT
     preparing: dict[str, float] = field(default_factory=dict)  # key -> first seen waiting
+    # key -> the Instance a cold move charges (its quota goes back after a forced delete)
+    cold: dict[str, inv.Consumer] = field(default_factory=dict)
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None:
             uid = self.uids.pop(key, None)
             if uid is not None:  # gone without our finalizer (forced): free the target
-                await self._roll_back(uid)
+                await self._roll_back(uid, self.cold.pop(key, None))
             return None
         self.uids[key] = uid_of(body)
         status = body.get("status") or {}
@@ -95,8 +113,7 @@ class MigrationReconciler:
             await self._fail(body, "Cancelled", "the migration was deleted before the move")
             return None
         if phase in (None, MigrationPhase.PENDING, MigrationPhase.SCHEDULING):
-            await self._schedule(body)
-            return None
+            return await self._schedule(key, body)
         prepared = cond.find(status.get("conditions"), PREPARED)
         if phase == MigrationPhase.PREPARING_TARGET and prepared is not None:
             if prepared.get("status") == "True":
@@ -125,28 +142,35 @@ class MigrationReconciler:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    async def _schedule(self, body: Body) -> None:
+    async def _schedule(self, key: str, body: Body) -> float | None:
         migration = InstanceMigration.model_validate(body)
         namespace = namespace_of(body)
+        cold = migration.spec.mode == MigrationMode.COLD
         try:
             instance = await self.client.get(INSTANCES, migration.spec.instance_name, namespace)
         except NotFound:
             await self._fail(
                 body, "InstanceNotFound", f"no instance {migration.spec.instance_name} here"
             )
-            return
+            return None
         istatus = instance.get("status") or {}
         source = istatus.get("host")
-        if not source or istatus.get("phase") != "Running" or deleting(instance):
+        if not source or deleting(instance) or (not cold and istatus.get("phase") != "Running"):
             await self._fail(
                 body,
                 "InstanceNotRunning",
-                f"instance {migration.spec.instance_name} is not running on a host "
-                f"(phase {istatus.get('phase')}): only a running guest moves live",
+                f"instance {migration.spec.instance_name} is not "
+                + ("on a host" if cold else "running on a host")
+                + f" (phase {istatus.get('phase')})"
+                + ("" if cold else ": only a running guest moves live"),
             )
-            return
+            return None
+        if not cold and resize_pending(instance, self.catalog):
+            # Its claim and its guest are about to change size: moved once they did.
+            log.info("migration %s: waits for the resize of its instance", key_of(body))
+            return RESIZE_WAIT
         if (ensured := await self._ensure_finalizer(body)) is None:
-            return
+            return None
         body = ensured
         if (body.get("status") or {}).get("phase") is None:
             body = await self._phase(body, MigrationPhase.SCHEDULING, "Scheduling", "")
@@ -154,15 +178,26 @@ class MigrationReconciler:
             request = build_request(instance, Instance.model_validate(instance), self.catalog)
             request = replace(request, host=migration.spec.target_host)
             consumer = inv.Consumer(uid_of(body), name_of(body), namespace)
+            if cold:
+                self.cold[key] = request.consumer
             outcome = await asyncio.to_thread(
-                place_target, self.placer.engine, self.placer.scheduler, request, consumer, source
+                place_target,
+                self.placer.engine,
+                self.placer.scheduler,
+                request,
+                consumer,
+                source,
+                cold=cold,
             )
         except UserError as exc:
             await self._fail(body, exc.reason, exc.message)
-            return
+            return None
+        except inv.QuotaExceeded as exc:
+            await self._fail(body, "QuotaExceeded", exc.message)
+            return None
         if isinstance(outcome, NoValidHost):
             await self._fail(body, "NoValidHost", outcome.message)
-            return
+            return None
         self.placer.host_changed(outcome.host)
         message = f"target {outcome.host} claimed; moving from {source}"
         status = {
@@ -175,11 +210,12 @@ class MigrationReconciler:
                 self.client, MIGRATIONS, body, status, manager=OPERATOR_MANAGER
             )
         except NotFound:
-            await self._roll_back(uid_of(body))
-            return
+            await self._roll_back(uid_of(body), self.cold.pop(key, None))
+            return None
         self.events.record(body, "Normal", "TargetClaimed", message)
         log.info("migration %s: %s", key_of(body), message)
         self._placed(instance, outcome.host)  # its networks get wired on the target now
+        return None
 
     def _placed(self, instance: Body, host: str) -> None:
         """The domains that wire an Instance's attachments look again: during a move, its
@@ -203,16 +239,18 @@ class MigrationReconciler:
         """The source agent said where the guest runs: the inventory follows, then the phase."""
         status = body.get("status") or {}
         source, target = status.get("sourceHost"), status.get("targetHost")
-        name = InstanceMigration.model_validate(body).spec.instance_name
+        migration = InstanceMigration.model_validate(body)
+        name, cold = migration.spec.instance_name, migration.spec.mode == MigrationMode.COLD
         try:
             instance = await self.client.get(INSTANCES, name, namespace_of(body))
         except NotFound:
             await self._fail(body, "InstanceDeleted", f"instance {name} was deleted meanwhile")
             return
         running_on = target if on_target else source
+        consumer = inv.Consumer(uid_of(instance), name, namespace_of(body))
         try:
-            await asyncio.to_thread(
-                settle, self.placer.engine, uid_of(body), uid_of(instance), str(running_on)
+            claim = await asyncio.to_thread(
+                settle, self.placer.engine, uid_of(body), consumer, str(running_on), cold=cold
             )
         except ValueError as exc:
             # Nothing to hand over or back (the instance's claim went meanwhile): final.
@@ -230,9 +268,17 @@ class MigrationReconciler:
                 rolled_back=True,
             )
             return
-        if (instance.get("status") or {}).get("host") != target:
-            await self.instances.moved(instance, str(target), f"migrated live from {source}")
-        message = f"instance {name} runs on {target} (moved live from {source})"
+        self.cold.pop(key_of(body), None)  # handed over: nothing to give back any more
+        how = "cold" if cold else "live"
+        # A resize's cold move claimed another size than the Instance shows (a drain's did not).
+        resized = claim.resources if cold and claim is not None else None
+        if resized == claimed_resources(instance):
+            resized = None
+        if (instance.get("status") or {}).get("host") != target or resized is not None:
+            await self.instances.moved(
+                instance, str(target), f"migrated {how} from {source}", resized=resized
+            )
+        message = f"instance {name} is on {target} (moved {how} from {source})"
         await self._phase(body, MigrationPhase.COMPLETED, "Completed", message)
         self._placed(instance, str(target))  # the source's plumbing goes
         self.events.record(instance, "Normal", "Migrated", message)
@@ -242,30 +288,47 @@ class MigrationReconciler:
     async def _fail(
         self, body: Body, reason: str, message: str, *, rolled_back: bool = False
     ) -> None:
+        cold = InstanceMigration.model_validate(body).spec.mode == MigrationMode.COLD
         if not rolled_back:
-            await self._roll_back(uid_of(body))
+            await self._roll_back(uid_of(body), await self._charged(body) if cold else None)
+        self.cold.pop(key_of(body), None)
         text = f"{message}; the guest stays on its source" if message else "rolled back"
         try:
             body = await self._phase(body, MigrationPhase.FAILED, reason, text, ok=False)
         except NotFound:
             return
         self.events.record(body, "Warning", reason, text)
-        await self._unwire_target(body)
+        await self._unwire_target(body, reason if cold else None, text)
         if deleting(body) and OPERATOR_FINALIZER in finalizers_of(body):
             await remove_finalizer(self.client, MIGRATIONS, body, OPERATOR_FINALIZER)
 
-    async def _unwire_target(self, body: Body) -> None:
-        """A failed move's target plumbing goes: the guest's networks are looked at again."""
+    async def _unwire_target(self, body: Body, cold_reason: str | None, why: str) -> None:
+        """A failed move's target plumbing goes: the guest's networks are looked at again.
+        A failed cold move's Instance says why its resize (if one is pending) did not happen."""
         status = body.get("status") or {}
-        if not status.get("targetHost"):
+        if not status.get("targetHost") and cold_reason is None:
             return  # never claimed, never wired
         name = InstanceMigration.model_validate(body).spec.instance_name
         with contextlib.suppress(NotFound):
             instance = await self.client.get(INSTANCES, name, namespace_of(body))
-            self._placed(instance, str(status.get("sourceHost")))
+            if cold_reason is not None:
+                await self.instances.resize.move_failed(instance, cold_reason, why)
+            if status.get("targetHost"):
+                self._placed(instance, str(status.get("sourceHost")))
 
-    async def _roll_back(self, uid: str) -> None:
-        freed = await asyncio.to_thread(roll_back, self.placer.engine, uid)
+    async def _charged(self, body: Body) -> inv.Consumer | None:
+        """The Instance a cold move charged (its quota goes back with the roll-back)."""
+        if (known := self.cold.get(key_of(body))) is not None:
+            return known
+        name = InstanceMigration.model_validate(body).spec.instance_name
+        try:
+            instance = await self.client.get(INSTANCES, name, namespace_of(body))
+        except NotFound:
+            return None  # gone: its charge went with its claim
+        return inv.Consumer(uid_of(instance), name, namespace_of(body))
+
+    async def _roll_back(self, uid: str, instance: inv.Consumer | None = None) -> None:
+        freed = await asyncio.to_thread(roll_back, self.placer.engine, uid, instance)
         if freed is not None:
             self.placer.host_changed(freed.host)
             self.placer.on_release()

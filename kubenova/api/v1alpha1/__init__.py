@@ -29,6 +29,7 @@ from .migration import (
     InstanceMigrationSpec,
     InstanceMigrationStatus,
     MigrationEndpoint,
+    MigrationMode,
     MigrationPhase,
     MigrationProgress,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "InstanceSpec",
     "InstanceStatus",
     "MigrationEndpoint",
+    "MigrationMode",
     "MigrationPhase",
     "MigrationProgress",
     "Network",

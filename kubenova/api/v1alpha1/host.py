@@ -79,8 +79,9 @@ class HostSpec(KubeModel):
     drain: bool = Field(
         default=False,
         description="An administrator's request to move every guest off the host (with "
-        "schedulable: false): the operator creates one InstanceMigration (live) per running "
-        "Instance on it, and status.drain shows the progress.",
+        "schedulable: false): the operator creates one InstanceMigration per Instance on it "
+        "(live for a running one, cold for a stopped one), and status.drain shows the "
+        "progress.",
     )
 
 
@@ -92,17 +93,17 @@ class DrainPhase(StrEnum):
 class DrainStatus(KubeModel):
     """Progress of a drain (spec.drain), written by the operator."""
 
-    phase: DrainPhase = Field(description="Draining, or Drained once no running guest is left.")
+    phase: DrainPhase = Field(description="Draining, or Drained once no guest is left.")
     instances: int = Field(ge=0, description="Instances still placed on the host.")
-    migrating: int = Field(ge=0, description="Of those, with a live migration under way.")
+    migrating: int = Field(ge=0, description="Of those, running, with a live migration under way.")
     failed: int = Field(
         ge=0,
         description="Of those, whose drain migration failed (delete it to try again).",
     )
     stopped: int = Field(
         ge=0,
-        description="Of those, stopped: not moved (cold migration of a drained host's stopped "
-        "guests is not done yet).",
+        description="Of those, stopped, with a cold migration under way (their disks move "
+        "to another host; they stay stopped there).",
     )
     message: str = Field(default="", max_length=1024, description="A summary for humans.")
 

@@ -1,6 +1,7 @@
-"""InstanceMigration: move a running Instance to another Host, live (KubeVirt's
-VirtualMachineInstanceMigration). Created by cloud administrators only: project roles never
-grant `instancemigrations`."""
+"""InstanceMigration: move an Instance to another Host, live (KubeVirt's
+VirtualMachineInstanceMigration) or cold (Nova's `migrate`: the guest is stopped and its
+disk copied). Created by cloud administrators, and by the operator itself for a drain or a
+resize its host has no room for: project roles never grant `instancemigrations`."""
 
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ class MigrationPhase(StrEnum):
     FAILED = "Failed"
 
 
+class MigrationMode(StrEnum):
+    LIVE = "Live"
+    COLD = "Cold"
+
+
 class MigrationEndpoint(KubeModel):
     """How another host's libvirtd reaches this host's for a live migration. Written by
     this host's agent in its Host status (a Host's status is no tenant's to write)."""
@@ -54,7 +60,7 @@ class InstanceMigrationSpec(KubeModel):
     migration is one attempt; delete it to cancel (the guest stays on its source)."""
 
     instance_name: ResourceName = Field(
-        description="Name of a running Instance in the same namespace.",
+        description="Name of an Instance in the same namespace (running, for a live move).",
         json_schema_extra=immutable("spec.instanceName"),
     )
     target_host: LabelName | None = Field(
@@ -62,6 +68,16 @@ class InstanceMigrationSpec(KubeModel):
         description="Move to exactly this Host (capacity and anti-affinity still checked); "
         "the scheduler picks one, never the source, when omitted.",
         json_schema_extra=immutable("spec.targetHost"),
+    )
+    mode: MigrationMode = Field(
+        default=MigrationMode.LIVE,
+        description="Live: the running guest moves while it runs (memory and disk copied "
+        "by libvirt). Cold: the guest is stopped and held on its source (condition "
+        "SourceHeld; a start asked meanwhile waits for the move's end), then the target "
+        "pulls its disk (the qcow2 overlay) and seed, and it is started there if its "
+        "spec.powerState says Running. A cold move of a resize claims the Instance's new "
+        "size on the target (the operator creates those, named resize-<uid>-<generation>).",
+        json_schema_extra=immutable("spec.mode"),
     )
 
 
@@ -81,7 +97,7 @@ class InstanceMigrationStatus(KubeModel):
     phase: MigrationPhase | None = Field(
         default=None,
         description="Pending, Scheduling, PreparingTarget, Running (progress shows data "
-        "remaining / total), Completed or Failed (the guest runs on on the source).",
+        "remaining / total), Completed or Failed (the guest stays on the source).",
     )
     source_host: str | None = Field(default=None, description="The Host the guest leaves.")
     target_host: str | None = Field(
@@ -94,7 +110,7 @@ class InstanceMigrationStatus(KubeModel):
 
 
 class InstanceMigration(Resource):
-    """A request to live-migrate one Instance."""
+    """A request to move one Instance, live or cold."""
 
     crd = CRDInfo(
         kind="InstanceMigration",
@@ -102,11 +118,13 @@ class InstanceMigration(Resource):
         singular="instancemigration",
         short_names=("imig",),
         namespaced=True,
-        description="An InstanceMigration live-migrates a running Instance to another Host "
-        "(picked by the scheduler or named in spec.targetHost). Cloud administrators only.",
+        description="An InstanceMigration moves an Instance to another Host (picked by the "
+        "scheduler or named in spec.targetHost): live while it runs, or cold (spec.mode). "
+        "Cloud administrators only; the operator makes some for drains and resizes.",
         printer_columns=(
             phase_column(),
             PrinterColumn(name="Instance", type="string", json_path=".spec.instanceName"),
+            PrinterColumn(name="Mode", type="string", json_path=".spec.mode"),
             PrinterColumn(name="Source", type="string", json_path=".status.sourceHost"),
             PrinterColumn(name="Target", type="string", json_path=".status.targetHost"),
             age_column(),

@@ -449,6 +449,43 @@ def test_an_instance_moved_to_another_host_leaves_this_one(
     assert run(scenario()) == []
 
 
+def test_a_guest_leaving_during_its_move_is_left_to_the_move_then_swept(
+    apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
+) -> None:
+    """A migration holds the guest (`moving`): the hand-over's DELETED event leaves its
+    domain and files to the move (a cold move's target has the source forget them) but
+    forgets it in this process; a domain a move left behind goes with the orphan sweep."""
+
+    async def scenario() -> tuple[list[str], str | None, list[str]]:
+        async with (
+            cluster(apiserver) as kube,
+            compute_agent(apiserver, driver, host=unique("h")) as agent,
+        ):
+            body = await kube.scheduled_instance(agent.host)
+            name, uid = body["metadata"]["name"], body["metadata"]["uid"]
+            body = await eventually(lambda: phase_is(kube, name, "Running"))
+            agent.service.reconciler.moving.add(uid)
+            await apply_status(
+                kube.client, INSTANCES, body, {"host": "elsewhere"}, manager=OPERATOR_MANAGER
+            )
+            await eventually(lambda: _forgotten(agent, uid))
+            kept = [i.uid for i in await asyncio.to_thread(driver.list_instances)]
+            known = agent.service.reconciler.key_of_uid(uid)
+            agent.service.reconciler.moving.discard(uid)  # the move is over
+            await agent.service.sweep_orphans()
+            swept = [i.uid for i in await asyncio.to_thread(driver.list_instances)]
+            return kept, known, swept
+
+    kept, known, swept = run(scenario())
+    assert len(kept) == 1
+    assert known is None
+    assert swept == []
+
+
+async def _forgotten(agent: Any, uid: str) -> bool:
+    return agent.service.reconciler.key_of_uid(uid) is None
+
+
 def test_a_deleted_event_the_fresh_read_contradicts_keeps_the_domain(
     apiserver: ClusterAccess, crds_installed: list[str], driver: CountingFakeDriver
 ) -> None:

@@ -4,11 +4,14 @@ during it; hand-over and roll-back each change everything in one transaction."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import Engine
 
 from kubenova.errors import UserError
 from kubenova.operator import inventory as inv
+from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.migrations import (
     MIGRATION_KIND,
@@ -98,14 +101,14 @@ def test_after_a_crash_mid_move_the_inventory_follows_where_the_guest_runs(
     add_hosts(engine, "node-1", "node-2")
     inv.claim(engine, VM, "node-1", SIZE, GROUP)
     place_target(engine, scheduler, request(host="node-2"), MOVE, source="node-1")
-    claim = settle(engine, MOVE.uid, VM.uid, running_on=runs_on)
+    claim = settle(engine, MOVE.uid, VM, running_on=runs_on)
     assert claim is not None
     assert claim.host == runs_on
     other = "node-2" if runs_on == "node-1" else "node-1"
     assert inv.host_usage(engine) == {runs_on: SIZE, other: inv.Resources()}
     assert inv.find_claim(engine, MOVE.uid) is None
     with pytest.raises(ValueError, match="neither"):
-        settle(engine, MOVE.uid, VM.uid, running_on="node-9")
+        settle(engine, MOVE.uid, VM, running_on="node-9")
 
 
 def test_the_hand_over_moves_the_guests_volume_attachments_to_the_target(
@@ -124,3 +127,49 @@ def test_the_hand_over_moves_the_guests_volume_attachments_to_the_target(
     assert [r.host for r in vol.attachments_of(engine, "vol-uid")] == [claim.host]
     roll_back(engine, MOVE.uid)  # nothing left to roll back: the attachment stays
     assert [r.host for r in vol.attachments_of(engine, "vol-uid")] == [claim.host]
+
+
+BIGGER = inv.Resources(vcpus=4, memory_mb=4096, disk_gb=20)
+
+
+def charge_of(engine: Engine, uid: str) -> tuple[int, int, int]:
+    (charge,) = [c.amounts for c in quotas.list_charges(engine) if c.consumer_uid == uid]
+    return charge.vcpus, charge.memory_mib, charge.floating_ips
+
+
+def test_a_cold_move_claims_the_new_size_and_charges_it_in_one_transaction(
+    engine: Engine, scheduler: Scheduler
+) -> None:
+    add_hosts(engine, "node-1", "node-2")
+    quotas.set_limits(engine, "demo", "demo", inv.QuotaLimits(vcpus=6, memory_mib=8192))
+    inv.claim(engine, VM, "node-1", SIZE, floating_ips=1)
+    resize = PlacementRequest(consumer=VM, resources=BIGGER)
+    claim = place_target(engine, scheduler, resize, MOVE, source="node-1", cold=True)
+    assert isinstance(claim, inv.Claim)
+    assert (claim.host, claim.resources) == ("node-2", BIGGER)
+    # Both hosts hold the guest; the project is charged the new size once (its floating IP kept).
+    assert inv.host_usage(engine) == {"node-1": SIZE, "node-2": BIGGER}
+    assert charge_of(engine, VM.uid) == (4, 4096, 1)
+    again = place_target(engine, scheduler, resize, MOVE, source="node-1", cold=True)
+    assert again == replace(claim, created=False)  # found, not made twice
+    assert charge_of(engine, VM.uid) == (4, 4096, 1)
+
+    # Rolled back: the target goes and the charge returns to what the claim holds.
+    roll_back(engine, MOVE.uid, VM)
+    assert inv.host_usage(engine)["node-2"] == inv.Resources()
+    assert charge_of(engine, VM.uid) == (2, 2048, 1)
+
+    # Over quota: refused, nothing claimed, nothing charged.
+    huge = PlacementRequest(consumer=VM, resources=inv.Resources(8, 4096, 20))
+    with pytest.raises(inv.QuotaExceeded):
+        place_target(engine, scheduler, huge, MOVE, source="node-1", cold=True)
+    assert inv.find_claim(engine, MOVE.uid) is None
+    assert charge_of(engine, VM.uid) == (2, 2048, 1)
+
+    # Moved: the Instance holds the new size on the target, its source is free.
+    place_target(engine, scheduler, resize, MOVE, source="node-1", cold=True)
+    assert settle(engine, MOVE.uid, VM, running_on="node-2", cold=True) == inv.Claim(
+        VM.uid, "node-2", BIGGER, created=False
+    )
+    assert inv.host_usage(engine) == {"node-1": inv.Resources(), "node-2": BIGGER}
+    assert charge_of(engine, VM.uid) == (4, 4096, 1)

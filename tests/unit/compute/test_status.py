@@ -185,3 +185,12 @@ def test_a_huge_console_is_cut_to_the_api_limit(tmp_path: Path) -> None:
 
     assert tail is not None
     assert len(tail) == st.TAIL_CHARS <= 4096
+
+
+def test_a_guest_held_for_a_cold_move_says_a_start_waits_for_its_end() -> None:
+    why = "on host-a for its cold move to host-b"
+    held = st.held(an_info(DomainState.SHUTOFF), why, "Running")
+    assert (held.phase, held.ready, held.reason) == ("Stopped", False, "Moving")
+    assert why in held.message
+    assert "spec.powerState Running waits for the move's end" in held.message
+    assert "waits" not in st.held(an_info(DomainState.SHUTOFF), why, "Stopped").message
