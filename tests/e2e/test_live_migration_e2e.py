@@ -14,7 +14,10 @@ holds one claim, on the target. A migration deleted at once, and one deleted mid
 with the guest on its source and no claim, domain or file on the target; with the operator
 killed (-9) mid-move, the restarted operator completes the move from the source agent's
 report; with the source agent killed (-9) mid-move, libvirtd finishes the job and the
-restarted agent reports it: one running copy, and the inventory agrees. At the end both
+restarted agent reports it: one running copy, and the inventory agrees. Then its host is
+drained (cordoned, `spec.drain`): the drain's own InstanceMigration moves the guest live to
+the other host, the Host's status.drain ends Drained and the inventory holds the claim on
+the target only. At the end both
 agents stop and plain libvirt moves the same guest once, so apply -> Completed is compared
 with libvirt's own time in the same run.
 """
@@ -58,6 +61,7 @@ from tests.integration.compute.test_live_migration import (
     TickWatcher,
     free_port_range,
 )
+from tests.integration.operator.test_drain import DRAIN, host_drain
 from tests.integration.operator.test_scheduling import get, wait_ready
 from tests.integration.volume.cluster import strip_and_delete, volume_in_phase
 from tests.support.hosts import SimulatedHosts
@@ -393,6 +397,12 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         eventually(lambda: reachable(gateway, address["ip"]), timeout=30,
                    what=f"the guest answering on {ended}")  # fmt: skip
 
+        # -- drain: the cordoned host's guest moves live through the drain's migration --
+        ended, other = drain_and_check(apiserver, namespace, engine, watcher, uid, first,
+                                       guests, ended, other)  # fmt: skip
+        eventually(lambda: reachable(gateway, address["ip"]), timeout=30,
+                   what=f"the guest answering on {ended}")  # fmt: skip
+
         # -- plain libvirt, same guest, same run (agents stopped: nobody else acts; the
         # bridges stay, the agents do not tear down on exit) --
         agent_a.stop()
@@ -433,6 +443,52 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         engine.dispose()
     for agent in (agent_a, agent_b):
         assert "Traceback" not in agent.log(), agent.log()[-3000:]
+
+
+def drain_and_check(
+    cluster: ClusterAccess,
+    namespace: str,
+    engine: Any,
+    watcher: TickWatcher,
+    uid: str,
+    first: int,
+    guests: dict[str, Host],
+    source: str,
+    target: str,
+) -> tuple[str, str]:
+    """Drain `source` (cordon + spec.drain): the drain's InstanceMigration moves the running
+    guest live to `target`, the Host's status.drain ends Drained, the inventory holds the
+    claim on the target only. Returns (where the guest runs now, the drained host)."""
+    cluster.kubectl("patch", "host", source, "--type=merge", "-p", DRAIN)
+    name = f"drain-{uid}"
+    done = eventually(
+        lambda: (m := migration(cluster, namespace, name)) and phase_of(m) in
+        ("Completed", "Failed") and m,
+        timeout=90, what=f"the drain's {name} over",
+    )  # fmt: skip
+    assert phase_of(done) == "Completed", done["status"]
+    assert (done["status"]["sourceHost"], done["status"]["targetHost"]) == (source, target)
+    assert done["metadata"]["labels"] == {"kubenova.io/drained-host": source}
+    drained = eventually(
+        lambda: (d := host_drain(cluster, source)) and d["phase"] == "Drained" and d,
+        timeout=30, what=f"{source} Drained",
+    )  # fmt: skip
+    assert drained == {
+        "phase": "Drained",
+        "instances": 0,
+        "migrating": 0,
+        "failed": 0,
+        "stopped": 0,
+        "message": f"host {source} runs no Instance any more",
+    }
+    assert get(cluster, namespace, "mover")["status"]["host"] == target
+    eventually(lambda: guests[target].runs(uid) and not guests[source].defined(uid),
+               timeout=30, what=f"the guest on {target} alone")  # fmt: skip
+    assert claims(engine) == [("Instance", target)]
+    watcher.wait_past(watcher.ticks.last() + 3, timeout=30)
+    assert watcher.ticks.host_of_last() == target
+    assert watcher.ticks.holes(first) == []  # live: the drain lost no tick
+    return target, source
 
 
 def iscsi_sessions(tgtd: TgtDaemon) -> list[str]:
