@@ -17,7 +17,9 @@ report; with the source agent killed (-9) mid-move, libvirtd finishes the job an
 restarted agent reports it: one running copy, and the inventory agrees. Then its host is
 drained (cordoned, `spec.drain`): the drain's own InstanceMigration moves the guest live to
 the other host, the Host's status.drain ends Drained and the inventory holds the claim on
-the target only. At the end both
+the target only. Throughout, the volume's CHAP secret is defined in the libvirtd of the host
+the guest runs on and in no other (the source's goes after a move, a rolled-back target's
+after the roll-back). At the end both
 agents stop and plain libvirt moves the same guest once, so apply -> Completed is compared
 with libvirt's own time in the same run.
 """
@@ -42,6 +44,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from kubenova.agents.compute.chap_secrets import secret_usage
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
 from kubenova.agents.compute.migration import LiveMigration, PeerEndpoint, finish_source
 from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
@@ -64,6 +67,7 @@ from tests.integration.compute.test_live_migration import (
 from tests.integration.operator.test_drain import DRAIN, host_drain
 from tests.integration.operator.test_scheduling import get, wait_ready
 from tests.integration.volume.cluster import strip_and_delete, volume_in_phase
+from tests.integration.volume.test_hot_attach import chap_secrets
 from tests.support.hosts import SimulatedHosts
 from tests.support.netns_host import NetnsHost, sh
 from tests.support.volume_agent import VolumeAgent
@@ -321,6 +325,10 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
                    what="one iSCSI session, mig-b's")  # fmt: skip
         eventually(lambda: admitted(apiserver, namespace) == ["mig-b"], timeout=30,
                    what="the volume host admits mig-b alone")  # fmt: skip
+        # The volume's CHAP secret followed the guest: defined on the target, undefined on
+        # the source it left.
+        secret = {secret_usage(volume_uid(apiserver, namespace))}
+        secrets_follow(guests, {"mig-b": secret, "mig-a": set()})
         assert body["status"]["volumes"] == [{"volume": "data", "device": "vdb"}]
 
         # -- cancelled before the move, then during it -------------------------------
@@ -345,6 +353,8 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
             before = watcher.ticks.last()
             watcher.wait_past(before + 3, timeout=30)
             assert watcher.ticks.host_of_last() == "mig-b"
+            # The rolled-back target undefined the secret it had defined for the move.
+            secrets_follow(guests, {"mig-b": secret, "mig-a": set()})
         # m3 was deleted while its job ran: the source agent aborted it (not merely late).
         assert f"{namespace}/m3 cancelled: aborting the job" in agent_b.log()
         assert get(apiserver, namespace, "mover")["status"]["host"] == "mig-b"
@@ -400,6 +410,7 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         # -- drain: the cordoned host's guest moves live through the drain's migration --
         ended, other = drain_and_check(apiserver, namespace, engine, watcher, uid, first,
                                        guests, ended, other)  # fmt: skip
+        secrets_follow(guests, {ended: secret, other: set()})
         eventually(lambda: reachable(gateway, address["ip"]), timeout=30,
                    what=f"the guest answering on {ended}")  # fmt: skip
 
@@ -489,6 +500,19 @@ def drain_and_check(
     assert watcher.ticks.host_of_last() == target
     assert watcher.ticks.holes(first) == []  # live: the drain lost no tick
     return target, source
+
+
+def secrets_follow(guests: dict[str, Host], wanted: dict[str, set[str]]) -> None:
+    """Each host's libvirtd holds exactly the CHAP secrets of ours in `wanted` (virsh)."""
+    eventually(
+        lambda: {h: chap_secrets(guests[h].libvirtd.uri) for h in wanted} == wanted,
+        timeout=30, what=f"the CHAP secrets of ours: {wanted}",
+    )  # fmt: skip
+
+
+def volume_uid(cluster: ClusterAccess, namespace: str) -> str:
+    result = cluster.kubectl("get", "volume", "data", "-n", namespace, "-o", "json")
+    return str(json.loads(result.stdout)["metadata"]["uid"])
 
 
 def iscsi_sessions(tgtd: TgtDaemon) -> list[str]:
