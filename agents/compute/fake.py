@@ -134,8 +134,10 @@ class FakeComputeDriver(LibvirtBackedDriver):
                     return
 
     def define_secret(self, usage: str, value: bytes, description: str) -> None:
-        """Remember the secret (the test driver has no secret store)."""
-        self.secrets[usage] = (value, description)
+        """Remember the secret (the test driver has no secret store); as libvirt's, an
+        existing one keeps its description."""
+        _, kept = self.secrets.get(usage, (b"", description))
+        self.secrets[usage] = (value, kept)
         self._note_secret(usage)
 
     def undefine_secret(self, usage: str) -> None:

@@ -164,7 +164,7 @@ class LibvirtDriver(LibvirtBackedDriver):
         """usage -> description of this libvirtd's iSCSI secrets whose usage has `prefix`."""
         found = {}
         with translated_errors("list secrets"):
-            secrets = self._connection.listAllSecrets(libvirt.VIR_CONNECT_LIST_SECRETS_PRIVATE)
+            secrets = self._connection.listAllSecrets(0)
         for secret in secrets:
             try:
                 if secret.usageType() != libvirt.VIR_SECRET_USAGE_TYPE_ISCSI:

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from kubenova.agents.compute.chap_secrets import secret_usage
+from kubenova.agents.compute.chap_secrets import secret_description, secret_usage
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
 from kubenova.agents.compute.migration import LiveMigration, PeerEndpoint, finish_source
 from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
@@ -66,7 +66,7 @@ from tests.integration.compute.test_live_migration import (
 )
 from tests.integration.operator.test_drain import DRAIN, host_drain
 from tests.integration.operator.test_scheduling import get, wait_ready
-from tests.integration.volume.cluster import strip_and_delete, volume_in_phase
+from tests.integration.volume.cluster import secret_data, strip_and_delete, volume_in_phase
 from tests.integration.volume.test_hot_attach import chap_secrets
 from tests.support.hosts import SimulatedHosts
 from tests.support.netns_host import NetnsHost, sh
@@ -420,6 +420,7 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         agent_b.stop()
         source, target = guests[ended], guests[other]
         prepare_plain(source, target, uid)
+        define_chap_secret(apiserver, namespace, target)
         plain_started = time.monotonic()
         peer = PeerEndpoint(target.libvirtd.uri, sims[other].underlay, target.instances_dir)
         job = LiveMigration(  # plain: QEMU's own downtime limit, as bench.migration's
@@ -540,6 +541,19 @@ def reachable(sim: SimHost, address: str) -> bool:
     """One echo request from `sim`'s namespace answered within a second."""
     argv = ["ip", "netns", "exec", sim.netns.netns, "ping", "-n", "-c", "1", "-W", "1", address]
     return subprocess.run(argv, capture_output=True, check=False, timeout=10).returncode == 0
+
+
+def define_chap_secret(cluster: ClusterAccess, namespace: str, target: Host) -> None:
+    """The volume's CHAP secret in the target's libvirtd, as the agent's prepare defines it
+    (the sweep took it when the guest left that host)."""
+    volume = json.loads(cluster.kubectl("get", "volume", "data", "-n", namespace,
+                                        "-o", "json").stdout)  # fmt: skip
+    chap = secret_data(cluster, namespace, volume["status"]["target"]["chapSecret"])
+    target.driver.define_secret(
+        secret_usage(volume["metadata"]["uid"]),
+        chap["password"].encode(),
+        secret_description(namespace, "data"),
+    )
 
 
 def prepare_plain(source: Host, target: Host, uid: str) -> None:
