@@ -78,7 +78,7 @@ class SecretSweeper:
             self._poked.clear()
             try:
                 await self.sweep()
-            except KubenovaError as exc:  # libvirtd away: the next sweep tries again
+            except (KubenovaError, OSError) as exc:  # libvirtd or the apiserver away: later
                 log.warning("CHAP secret sweep on %s: %s", self.host, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poked.wait(), self.interval)
@@ -117,7 +117,7 @@ class SecretSweeper:
             volume = await self.client.get(VOLUMES, name, namespace)
         except NotFound:
             return False
-        except ApiError as exc:
+        except (ApiError, OSError) as exc:
             log.info("CHAP secret %s kept for now: reading volume %s: %s", usage, name, exc)
             return True  # unknown is never taken for "not attached"
         if secret_usage(uid_of(volume)) != usage:
