@@ -9,8 +9,8 @@ sweep lists this libvirtd's secrets of ours (usage `kubenova-volume-<volume uid>
 description naming the Volume) and undefines each one that no domain here names in its
 disks and whose Volume no longer lists this host in `status.attachments` (the operator's
 allowance, which also lists a migration's target while the guest moves). It runs at start
-(an agent restart cleans what its predecessor left), every few seconds, and at once when
-the attacher unplugs or forgets a guest. A secret the driver (re)defined after a sweep
+(an agent restart cleans what its predecessor left), every 5 s (every second while a secret
+no domain names is kept), and at once when the attacher unplugs or forgets a guest. A secret the driver (re)defined after a sweep
 started is left to the next one, which reads the Volume again: a sweep never takes a secret
 from an attach or a migration's target racing with it.
 """
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 VOLUMES = kubenova_kind(Volume)
 USAGE_PREFIX = "kubenova-volume-"
 SWEEP_INTERVAL = 5.0
+# While a secret waits with no domain naming it (a migration's target preparing, an attach
+# under way, a detach the operator has not withdrawn yet), the next sweep comes sooner: it
+# reads only those secrets' Volumes, and a rolled-back target's secret goes within a second.
+WAITING_INTERVAL = 1.0
 _DESCRIBED = re.compile(r"^kubenova iSCSI CHAP secret of Volume ([a-z0-9.-]+)/([a-z0-9.-]+)$")
 
 
@@ -68,6 +72,7 @@ class SecretSweeper:
         self.host = host
         self.interval = interval
         self._poked = asyncio.Event()
+        self.waiting = False  # the last sweep kept a secret that no domain here names
 
     def poke(self) -> None:
         """Sweep now (an attachment here just ended)."""
@@ -80,27 +85,30 @@ class SecretSweeper:
                 await self.sweep()
             except (KubenovaError, OSError) as exc:  # libvirtd or the apiserver away: later
                 log.warning("CHAP secret sweep on %s: %s", self.host, exc)
+            interval = min(self.interval, WAITING_INTERVAL) if self.waiting else self.interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poked.wait(), self.interval)
+                await asyncio.wait_for(self._poked.wait(), interval)
 
     async def sweep(self) -> list[str]:
         """Undefine the secrets of ours no attachment here needs; their usages."""
         started = time.monotonic()
         ours = await asyncio.to_thread(self.driver.list_secrets, USAGE_PREFIX)
-        if not ours:
-            return []
-        used = await asyncio.to_thread(self.driver.secrets_in_use)
-        removed = []
+        used = await asyncio.to_thread(self.driver.secrets_in_use) if ours else set()
+        removed, waiting = [], []
         for usage, description in sorted(ours.items()):
-            if usage in used or self._defined_since(usage, started):
+            if usage in used:
                 continue
-            if await self._attached_here(usage, description):
+            # Defined after this sweep began (the next one reads its Volume afresh), or
+            # still attached here: kept, and looked at again soon.
+            if self._defined_since(usage, started) or (
+                await self._attached_here(usage, description) or self._defined_since(usage, started)
+            ):
+                waiting.append(usage)
                 continue
-            if self._defined_since(usage, started):
-                continue  # defined while we read the Volume: the next sweep reads it again
             await asyncio.to_thread(self.driver.undefine_secret, usage)
             removed.append(usage)
             log.info("host %s: CHAP secret %s undefined (%s)", self.host, usage, description)
+        self.waiting = bool(waiting)
         return removed
 
     def _defined_since(self, usage: str, started: float) -> bool:
