@@ -10,9 +10,10 @@ description naming the Volume) and undefines each one that no domain here names 
 disks and whose Volume no longer lists this host in `status.attachments` (the operator's
 allowance, which also lists a migration's target while the guest moves). It runs at start
 (an agent restart cleans what its predecessor left), every 5 s (every second while a secret
-no domain names is kept), and at once when the attacher unplugs or forgets a guest. A secret the driver (re)defined after a sweep
-started is left to the next one, which reads the Volume again: a sweep never takes a secret
-from an attach or a migration's target racing with it.
+no domain names is kept), and at once when the attacher unplugs or forgets a guest. A
+secret the driver (re)defined after a sweep started is left to the next one, which reads
+the Volume again: a sweep never takes a secret from an attach or a migration's target
+racing with it.
 """
 
 from __future__ import annotations
