@@ -110,9 +110,15 @@ class NetworkReconciler:
             message = f"released {len(leaked)} address(es) of deleted Instances: {leaked}"
             log.warning("network %s/%s: %s", record.namespace, record.name, message)
             self.events.record(body, "Normal", "AddressesReleased", message)
+        # The moves before the ports: a migration leaves Running only after its hand-over
+        # moved the guest's row to the target, so read in this order a guest is always
+        # counted on its target, by one or the other. Read the other way round, a hand-over
+        # and Completed landing between the two reads dropped the target for one status
+        # write: the gateway lost its VXLAN peer and the target its bridge (the guest's tap
+        # with it), right after the switch.
+        incoming = await self.moves.incoming_hosts(record.namespace)
         port_views = await asyncio.to_thread(ports.ports_of, self.engine, record.uid)
         needs = st.needs_gateway(spec, port_views)
-        incoming = await self.moves.incoming_hosts(record.namespace) if port_views else {}
         gateway_host = (
             await asyncio.to_thread(gateways.assign, self.engine, record) if needs else None
         )
