@@ -20,12 +20,17 @@ the other host, the Host's status.drain ends Drained and the inventory holds the
 the target only. Throughout, the volume's CHAP secret is defined in the libvirtd of the host
 the guest runs on and in no other (the source's goes after a move, a rolled-back target's
 after the roll-back). At the end both
-agents stop and plain libvirt moves the same guest once, so apply -> Completed is compared
-with libvirt's own time in the same run.
+agents stop and plain libvirt moves the same guest once (the target's files and the job),
+so apply -> Completed is compared with libvirt's own time in the same run. The first move's
+timeline is printed: its phases and conditions as a watch saw them, the gaps in the ping's
+answers, and where the gateway's and the target's bridges learned the guest's MAC, the
+VXLAN peers they were given and the gateway's ARP entry for the guest (`bridge monitor
+fdb`, `ip monitor neigh`), so a run that loses pings shows why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -34,6 +39,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -48,8 +54,11 @@ from kubenova.agents.compute.chap_secrets import secret_description, secret_usag
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
 from kubenova.agents.compute.migration import LiveMigration, PeerEndpoint, finish_source
 from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
+from kubenova.api.v1alpha1 import InstanceMigration
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.libvirtd import LibvirtdError, PrivateLibvirtd, check_prerequisites
+from kubenova.kube import KubeClient, kubenova_kind
+from kubenova.kube.config import from_kubeconfig
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.consumers import list_consumers
 from tests.builders import a_flavor, a_network, a_volume, an_instance, as_yaml, manifest
@@ -85,6 +94,9 @@ PING_INTERVAL = 0.05  # seconds: 20 echo requests a second
 # at load 8-27, 2 s once at load 19); the last second of pings, all answered, shows the path.
 PING_LOSS_LIMIT = 60  # 3 s of them
 PING_ANSWERED_AFTER = 20  # the last 1 s of pings, on the target, all answered
+# ping exits on SIGINT without waiting for the replies in flight: its last requests are not
+# judged (a TCG guest on a loaded machine answers in up to a few hundred ms).
+PING_IN_FLIGHT = 10
 UNDERLAY = ("192.168.240.1", "192.168.240.2")  # only inside the two hosts' namespaces
 LEASE = re.compile(r"KUBENOVA-LEASE interface=eth0 ip=(\S+) .*mac=(\S+)")
 
@@ -157,19 +169,100 @@ class Pinger:
 
     def __init__(self, netns: str, address: str) -> None:
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", netns, "ping", "-n", "-i", str(PING_INTERVAL), address],
+            ["ip", "netns", "exec", netns, "ping", "-n", "-D", "-i", str(PING_INTERVAL),
+             address],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
+        self.replies: dict[int, float] = {}  # sequence number -> when answered (monotonic)
 
     def stop(self) -> tuple[int, list[int]]:
-        """(sent, the sequence numbers that got no reply)"""
+        """(sent, the sequence numbers that got no reply), those in flight at the stop aside"""
         self.process.send_signal(signal.SIGINT)
         out, _ = self.process.communicate(timeout=10)
         summary = re.search(r"(\d+) packets transmitted, (\d+) received", out)
         assert summary is not None, out[-2000:]
-        answered = {int(n) for n in re.findall(r"icmp_seq=(\d+) ", out)}
-        sent = int(summary.group(1))
-        return sent, sorted(set(range(1, sent + 1)) - answered)
+        skew = time.time() - time.monotonic()  # ping -D prints wall-clock times
+        for at, n in re.findall(r"^\[([\d.]+)\] .*icmp_seq=(\d+) ", out, re.M):
+            self.replies[int(n)] = float(at) - skew
+        sent = int(summary.group(1)) - PING_IN_FLIGHT
+        return sent, sorted(set(range(1, sent + 1)) - set(self.replies))
+
+    def gaps(self, lost: list[int]) -> list[tuple[float, float]]:
+        """Each run of unanswered pings as (last reply before, first reply after)."""
+        runs: list[tuple[float, float]] = []
+        for n in lost:
+            if n - 1 in lost:
+                continue
+            end = min((m for m in self.replies if m > n), default=None)
+            if n - 1 in self.replies and end is not None:
+                runs.append((self.replies[n - 1], self.replies[end]))
+        return runs
+
+
+class Timeline:
+    """Lines of long-running commands (`kubectl get -w`, `bridge monitor fdb`), each with
+    when it was read (time.monotonic): the move's steps as they happened, not as a poll
+    found them later."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def stop(self) -> list[tuple[float, str]]:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self._thread.join(timeout=10)
+        return self.lines
+
+
+class PhaseWatch:
+    """When each phase and condition of the namespace's InstanceMigrations was first seen
+    by a watch (time.monotonic): the move's steps as the API shows them, not as a poll
+    found them later."""
+
+    def __init__(self, cluster: ClusterAccess, namespace: str) -> None:
+        self.seen: dict[str, dict[str, float]] = {}  # name -> step -> when
+        self._loop = asyncio.new_event_loop()
+        self._task = self._loop.create_task(self._watch(cluster, namespace))
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._task,), daemon=True
+        )
+        self._thread.start()
+
+    async def _watch(self, cluster: ClusterAccess, namespace: str) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            async with KubeClient(from_kubeconfig(cluster.kubeconfig)) as client:
+                async for event in client.watch(kubenova_kind(InstanceMigration), namespace):
+                    now = time.monotonic()
+                    status = event.object.get("status") or {}
+                    steps = self.seen.setdefault(event.object["metadata"]["name"], {})
+                    steps.setdefault("seen", now)
+                    steps.setdefault(str(status.get("phase")), now)
+                    for condition in status.get("conditions") or []:
+                        steps.setdefault(f"{condition['type']}={condition['status']}", now)
+
+    def steps(self, name: str, since: float) -> dict[str, float]:
+        return {k: round(at - since, 3) for k, at in self.seen.get(name, {}).items()}
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+def monitor(sim: SimHost, *argv: str) -> Timeline:
+    """A monitor in the host's namespace: `bridge monitor fdb` (where its bridges learn
+    MACs), `ip monitor neigh` (its ARP entries)."""
+    return Timeline(["ip", "netns", "exec", sim.netns.netns, *argv])
 
 
 def bridges(sim: SimHost) -> set[str]:
@@ -277,13 +370,18 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         pinger = Pinger(gateway.netns.netns, address["ip"])
 
         # -- the move ----------------------------------------------------------------
+        phases = PhaseWatch(apiserver, namespace)
+        fdbs = {
+            "gateway fdb": monitor(gateway, "bridge", "monitor", "fdb"),
+            "gateway neigh": monitor(gateway, "ip", "monitor", "neigh"),
+            "target fdb": monitor(sim_b, "bridge", "monitor", "fdb"),
+        }
+        time.sleep(0.5)  # the watches are established
         started = time.monotonic()
         apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_migration("m1", namespace, "mover")))
-        seen: dict[str, float] = {}  # phase -> when this test first saw it
 
         def finished() -> dict[str, Any] | None:
             body = migration(apiserver, namespace, "m1")
-            seen.setdefault(str(phase_of(body)), round(time.monotonic() - started, 2))
             return body if phase_of(body) in ("Completed", "Failed") else None
 
         done = eventually(finished, timeout=120, interval=0.05, what="m1 Completed")
@@ -294,7 +392,22 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         assert "mig-b" in wide.splitlines()[1], wide
         watcher.wait_past(watcher.ticks.last() + 10, timeout=30)
         sent, lost = pinger.stop()
+        gaps = [(round(a - started, 3), round(b - started, 3)) for a, b in pinger.gaps(lost)]
         pinger = None
+        phases.stop()
+        timeline = phases.steps("m1", started)
+        # From the object's creation (the watch's first sight of it), as bench.migration
+        # counts: kubectl's own start-up (0.4-0.7 s at load 15-35) is not the move's.
+        created = timeline["Completed"] - timeline["seen"]
+        switched = min(at for _, (host, at) in watcher.ticks.seen.items() if host == "mig-b")
+        print(f"\nm1 steps (s from apply): {timeline}; first tick on mig-b "
+              f"{switched - started:.3f}; no ping answered between {gaps}")  # fmt: skip
+        for where, watch in fdbs.items():
+            for at, line in watch.stop():
+                # The MAC without its first octet: libvirt gives the tap fe:<the rest>, so
+                # the tap's own entry says when it joined the bridge.
+                if any(a in line for a in (address["mac"][3:], address["ip"], *UNDERLAY)):
+                    print(f"  {where:13} {at - started:7.3f} {line}")
         assert b.runs(uid)
         assert not a.defined(uid)
         assert not a.driver.files.directory(uid).exists()  # the source's files went
@@ -419,9 +532,9 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         agent_a.stop()
         agent_b.stop()
         source, target = guests[ended], guests[other]
+        plain_started = time.monotonic()  # the target's files are part of the move
         prepare_plain(source, target, uid)
         define_chap_secret(apiserver, namespace, target)
-        plain_started = time.monotonic()
         peer = PeerEndpoint(target.libvirtd.uri, sims[other].underlay, target.instances_dir)
         job = LiveMigration(  # plain: QEMU's own downtime limit, as bench.migration's
             source.driver.libvirt_domain(uid),
@@ -434,9 +547,10 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         plain = time.monotonic() - plain_started
         finish_source(source.driver, uid)
         print(
-            f"\nInstanceMigration apply -> Completed {seconds:.2f} s (guest paused "
-            f"{pause:.3f} s, {len(lost)} of {sent} pings lost); plain libvirt {plain:.2f} s; "
-            f"ratio {seconds / plain:.2f}; phases first seen at {seen}"
+            f"\nInstanceMigration apply -> Completed {seconds:.2f} s, created -> Completed "
+            f"{created:.2f} s (guest paused {pause:.3f} s, {len(lost)} of {sent} pings lost); "
+            f"plain libvirt {plain:.2f} s; ratio {seconds / plain:.2f} from apply, "
+            f"{created / plain:.2f} from creation; load {os.getloadavg()[0]:.1f}"
         )
         # The pause is bounded by the ping loss above. The longest gap between two ticks is
         # only printed: it also counts a TCG vCPU the loaded machine starved (2.55 s seen at
