@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import libvirt
 import pytest
 
 from kubenova.agents.compute.chap_secrets import secret_description, secret_usage
@@ -90,13 +91,19 @@ RATIO_LIMIT = 3.0  # issue 18 asks 1.5x; asserted with headroom for a loaded 2-c
 # job took 14 s where the next took 2.4 s: a bound that catches a stuck hand-off, not noise.
 RATIO_SLACK = 20.0
 PING_INTERVAL = 0.05  # seconds: 20 echo requests a second
-# The pings lost across the move: the guest's pause (< 0.5 s asked; 0.3-0.9 s of pings lost
-# at load 8-27, 2 s once at load 19); the last second of pings, all answered, shows the path.
-PING_LOSS_LIMIT = 60  # 3 s of them
+# The last second of pings, all answered, shows the path on the target.
 PING_ANSWERED_AFTER = 20  # the last 1 s of pings, on the target, all answered
 # ping exits on SIGINT without waiting for the replies in flight: its last requests are not
 # judged (a TCG guest on a loaded machine answers in up to a few hundred ms).
 PING_IN_FLIGHT = 10
+# The network's share of the loss. The pings that reach the source while the guest is
+# stopped on both hosts (libvirt's downtime) go with the source's queue; beyond those, only
+# the few until the guest's announce moves its MAC in both bridges: the target's tap is on
+# its bridge and the VXLAN peers are programmed from the job's start. A guest starved of
+# CPU answers late, not never (its tap queues the requests), so under load the loss follows
+# libvirt's downtime, which a starved switch-over stretches far past the 100 ms asked
+# (11 moves at load 18-28: 0.10-0.85 s, 2-14 pings lost, at most 0.1 beyond the downtime).
+PING_NETWORK_SHARE = 10  # 0.5 s of pings
 UNDERLAY = ("192.168.240.1", "192.168.240.2")  # only inside the two hosts' namespaces
 LEASE = re.compile(r"KUBENOVA-LEASE interface=eth0 ip=(\S+) .*mac=(\S+)")
 
@@ -265,6 +272,13 @@ def monitor(sim: SimHost, *argv: str) -> Timeline:
     return Timeline(["ip", "netns", "exec", sim.netns.netns, *argv])
 
 
+def arrived_downtime(host: Host, uid: str) -> float:
+    """libvirt's downtime of the move that brought the guest to `host`, in s: from the
+    source's pause to the target's resume (the completed job's statistics)."""
+    stats = host.driver.libvirt_domain(uid).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    return float(stats.get("downtime", 0)) / 1000
+
+
 def bridges(sim: SimHost) -> set[str]:
     links = sh("ip", "-n", sim.netns.netns, "-o", "link", "show", "type", "bridge")
     return {line.split(":")[1].strip() for line in links.splitlines()}
@@ -414,7 +428,14 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         assert watcher.ticks.host_of_last() == "mig-b"
         assert watcher.ticks.holes(first) == []  # the same guest, live: no tick lost
         pause, _ = watcher.ticks.pause_after(first)
-        assert len(lost) <= PING_LOSS_LIMIT, f"{len(lost)} of {sent} pings lost: {lost}"
+        downtime = arrived_downtime(b, uid)
+        print(f"m1: {len(lost)} of {sent} pings lost ({len(lost) * PING_INTERVAL:.2f} s of them), "
+              f"libvirt's downtime {downtime:.3f} s, the guest's console paused {pause:.3f} s, "
+              f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        assert len(lost) <= downtime / PING_INTERVAL + PING_NETWORK_SHARE, (
+            f"{len(lost)} pings lost, {downtime:.3f} s of downtime: the network lost more "
+            f"than {PING_NETWORK_SHARE} beyond it (see the gaps and the bridges' FDB above)"
+        )
         assert not [n for n in lost if n > sent - PING_ANSWERED_AFTER], (sent, lost)
         # The same MAC on the target's tap, the same fixed IP answering there.
         xml = b.driver.libvirt_domain(uid).XMLDesc(0)
