@@ -553,6 +553,7 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         agent_a.stop()
         agent_b.stop()
         source, target = guests[ended], guests[other]
+        plain_bridge(sims[other], net["bridge"])
         plain_started = time.monotonic()  # the target's files are part of the move
         prepare_plain(source, target, uid)
         define_chap_secret(apiserver, namespace, target)
@@ -689,6 +690,15 @@ def define_chap_secret(cluster: ClusterAccess, namespace: str, target: Host) -> 
         chap["password"].encode(),
         secret_description(namespace, "data"),
     )
+
+
+def plain_bridge(sim: SimHost, bridge: str) -> None:
+    """The guest's bridge on the plain move's target, as the agent's target has it before
+    its job: the agents unwire a host the guest left (unless it is the gateway host), and
+    libvirt cannot start the guest's tap there without it."""
+    if bridge not in bridges(sim):
+        sh("ip", "-n", sim.netns.netns, "link", "add", bridge, "type", "bridge")
+        sh("ip", "-n", sim.netns.netns, "link", "set", bridge, "up")
 
 
 def prepare_plain(source: Host, target: Host, uid: str) -> None:
