@@ -114,8 +114,8 @@ class NetworkReconciler:
         # moved the guest's row to the target, so read in this order a guest is always
         # counted on its target, by one or the other. Read the other way round, a hand-over
         # and Completed landing between the two reads dropped the target for one status
-        # write: the gateway lost its VXLAN peer and the target its bridge (the guest's tap
-        # with it), right after the switch.
+        # write, right after the switch: the gateway removed its VXLAN peer, and the target
+        # its bridge with the guest's tap in it if the next write came after its recheck.
         incoming = await self.moves.incoming_hosts(record.namespace)
         port_views = await asyncio.to_thread(ports.ports_of, self.engine, record.uid)
         needs = st.needs_gateway(spec, port_views)
