@@ -181,9 +181,12 @@ class TickWatcher:
                 try:
                     with path.open("rb") as log:
                         # A move back makes a fresh file on this host: read it from the start.
-                        inode = path.stat().st_ino
-                        known, offset = self._offsets.get(host, (inode, 0))
-                        offset = offset if known == inode else 0
+                        # ext4 often gives it the inode the source's removed log had, so a
+                        # file shorter than what was read of the old one is new too.
+                        info = os.fstat(log.fileno())
+                        known, offset = self._offsets.get(host, (info.st_ino, 0))
+                        inode = info.st_ino
+                        offset = offset if known == inode and info.st_size >= offset else 0
                         log.seek(offset)
                         chunk = log.read()
                 except FileNotFoundError:
