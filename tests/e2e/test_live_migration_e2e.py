@@ -102,7 +102,7 @@ PING_IN_FLIGHT = 10
 # its bridge and the VXLAN peers are programmed from the job's start. A guest starved of
 # CPU answers late, not never (its tap queues the requests), so under load the loss follows
 # libvirt's downtime, which a starved switch-over stretches far past the 100 ms asked
-# (11 moves at load 18-28: 0.10-0.85 s, 2-14 pings lost, at most 0.1 beyond the downtime).
+# (34 moves at load 7-28: 0.07-0.85 s, 1-14 pings lost, at most 0.1 beyond the downtime).
 PING_NETWORK_SHARE = 10  # 0.5 s of pings
 UNDERLAY = ("192.168.240.1", "192.168.240.2")  # only inside the two hosts' namespaces
 LEASE = re.compile(r"KUBENOVA-LEASE interface=eth0 ip=(\S+) .*mac=(\S+)")
