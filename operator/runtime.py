@@ -41,6 +41,7 @@ from kubenova.operator.leadership import (
     holder_dead,
     identity,
 )
+from kubenova.operator.moves import Moves
 from kubenova.operator.placement import Placer
 from kubenova.operator.scheduler import SchedulerConfig
 from kubenova.wellknown import host_of_lease
@@ -101,6 +102,8 @@ class Runtime:
     instances: InstanceReconciler
     # Every Instance, listed and watched once, into the instance work queue (leader only).
     instance_watch: ListWatch
+    # Every InstanceMigration's target while under way, for the network and volume domains.
+    moves: Moves
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     health: HealthServer | None = None
     ready: bool = False
@@ -146,6 +149,7 @@ class Runtime:
             hosts,
             reconciler,
             instance_watch(client, reconciler, config.workers),
+            Moves(client),
         )
         # Both sides exist now: connect who wakes whom.
         catalog.on_arrival = runtime.retry_arrived
@@ -209,6 +213,7 @@ class Runtime:
 
     async def _start_leading(self) -> None:
         self.hosts.start()
+        self.tasks.append(asyncio.create_task(self.moves.run(), name="migration-watch"))
         # A task, not awaited: the election renews the lease only once every start is done.
         self.tasks.append(asyncio.create_task(self._place(), name="instance-watch"))
         self.tasks.append(asyncio.create_task(self._lease_checks(), name="lease-checks"))

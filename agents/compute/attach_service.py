@@ -1,7 +1,9 @@
-"""Runs the volume attacher for this compute host: its Instances in, plugged volumes out."""
+"""Runs the volume attacher for this compute host: its Instances in, plugged volumes out;
+and the sweep of the CHAP secrets no attachment here needs any more."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ from kubenova.agents.compute.attacher import (
     AttacherSettings,
     VolumeAttacher,
 )
+from kubenova.agents.compute.chap_secrets import SWEEP_INTERVAL, SecretSweeper
 from kubenova.agents.compute.driver import ComputeDriver
 from kubenova.api.v1alpha1 import Host
 from kubenova.kube import KubeClient, kubenova_kind
@@ -33,6 +36,7 @@ class AttacherServiceSettings:
     # The interface AoE traffic leaves by; its MAC goes to Host.status.storageMAC, which
     # volume hosts' vblade access lists admit.
     storage_interface: str | None = None
+    secret_sweep_interval: float = SWEEP_INTERVAL
 
 
 class AttacherService:
@@ -44,8 +48,11 @@ class AttacherService:
         self.settings = settings
         self.client = client
         self.events = EventRecorder(client, ATTACHER_MANAGER, enabled=settings.events)
+        self.secrets = SecretSweeper(
+            client, driver, settings.host, interval=settings.secret_sweep_interval
+        )
         self.attacher = VolumeAttacher(
-            client, driver, AttacherSettings(host=settings.host), self.events
+            client, driver, AttacherSettings(host=settings.host), self.events, self.secrets.poke
         )
         self.watch = ListWatch.placed_on(
             client,
@@ -60,7 +67,14 @@ class AttacherService:
         if self.settings.storage_interface:
             await self.publish_storage_mac(self.settings.storage_interface)
         try:
-            await self.watch.run(resync=self.resync, resync_interval=self.settings.resync_interval)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.secrets.run(), name="chap-secret-sweep")
+                tasks.create_task(
+                    self.watch.run(
+                        resync=self.resync, resync_interval=self.settings.resync_interval
+                    ),
+                    name="attacher-watch",
+                )
         finally:
             await self.events.flush()
 

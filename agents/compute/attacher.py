@@ -5,7 +5,8 @@ For every Instance on this host, level-triggered against the domain's real disks
 - a volume in `spec.volumes` is plugged once the operator allowed it (an attachment entry
   for this Instance on this host) and the volume host's access list admits this host
   (`admittedHosts`): iSCSI through QEMU's own initiator, logging in with this host's
-  initiator name and the volume's CHAP secret (kept in a libvirt secret); AoE as the
+  initiator name and the volume's CHAP secret (kept in a libvirt secret, undefined by
+  chap_secrets.py's sweep once no attachment here needs it); AoE as the
   kernel initiator's block device `/dev/etherd/e<shelf>.<slot>` (needs the `aoe` module);
 - a volume dropped from the spec is unplugged (the operator then withdraws it);
 - `status.volumes` (volume -> guest device) and the `VolumesAttached` condition are applied
@@ -21,11 +22,13 @@ import asyncio
 import base64
 import logging
 import string
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kubenova import conditions as cond
 from kubenova.agents.assignment import Whereabouts, placed_here, recheck
+from kubenova.agents.compute.chap_secrets import secret_description, secret_usage
 from kubenova.agents.compute.driver import ComputeDriver, InstanceNotFound
 from kubenova.agents.compute.spec import (
     RESERVED_TARGETS,
@@ -68,11 +71,6 @@ class NotYet(KubenovaError):
     reason = "Waiting"
 
 
-def secret_usage(volume_uid: str) -> str:
-    """The libvirt secret usage holding a volume's CHAP password on this host."""
-    return f"kubenova-volume-{volume_uid}"
-
-
 def free_target(taken: set[str]) -> str:
     """The first virtio target name (vdb, vdc, ..., vdaa, ...) not in `taken` nor reserved."""
     letters = string.ascii_lowercase
@@ -89,12 +87,6 @@ class AttacherSettings:
     aoe_device_dir: Path = AOE_DEVICE_DIR
 
 
-@dataclass
-class _Memory:
-    written: LastWrites = field(default_factory=LastWrites)  # our status writes
-    secrets: dict[str, set[str]] = field(default_factory=dict)  # usage -> instance uids
-
-
 class VolumeAttacher:
     """Reconciles one Instance key at a time (the work queue serialises per key)."""
 
@@ -104,13 +96,15 @@ class VolumeAttacher:
         driver: ComputeDriver,
         settings: AttacherSettings,
         events: EventRecorder,
+        ended: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
         self.driver = driver
         self.settings = settings
         self.events = events
+        self.ended = ended  # an attachment here ended: its CHAP secret may go (a sweep)
         self.uids: dict[str, str] = {}
-        self._memory = _Memory()
+        self._written = LastWrites()  # our status writes
 
     async def __call__(self, key: str, body: Body | None) -> float | None:
         if body is None and not await self._really_left(key):
@@ -118,7 +112,10 @@ class VolumeAttacher:
         if body is None or deleting(body):
             uid = self.uids.pop(key, None)
             if uid is not None:
-                await self._forget(uid)  # the compute service destroys the domain and its disks
+                # The compute service destroys the domain and its disks; the sweep then
+                # finds the CHAP secrets no domain here names.
+                self._written.forget(uid)
+                self.ended()
             return None
         uid = uid_of(body)
         self.uids[key] = uid
@@ -161,6 +158,7 @@ class VolumeAttacher:
                 continue
             await asyncio.to_thread(self.driver.detach_volume, uid, device)
             del plugged[volume]
+            self.ended()
             self.events.record(
                 body, "Normal", "VolumeDetached", f"{volume} unplugged from {device}"
             )
@@ -226,8 +224,8 @@ class VolumeAttacher:
         uid = uid_of(volume)
         username, password = await self._chap(namespace, str(target.get("chapSecret") or ""))
         usage = secret_usage(uid)
-        await asyncio.to_thread(self.driver.define_secret, usage, password.encode())
-        self._memory.secrets.setdefault(usage, set()).add(uid_of(body))
+        description = secret_description(str(namespace), name)
+        await asyncio.to_thread(self.driver.define_secret, usage, password.encode(), description)
         address, port = portal.rsplit(":", 1)
         return IscsiVolume(
             volume_id=name,
@@ -266,23 +264,11 @@ class VolumeAttacher:
         except ApiError as exc:
             raise TemporaryError(f"reading Secret {namespace}/{secret}: {exc}") from exc
 
-    async def _forget(self, instance_uid: str) -> None:
-        """Drop libvirt secrets no other Instance on this host still uses."""
-        self._memory.written.forget(instance_uid)
-        for usage, users in list(self._memory.secrets.items()):
-            users.discard(instance_uid)
-            if not users:
-                del self._memory.secrets[usage]
-                try:
-                    await asyncio.to_thread(self.driver.undefine_secret, usage)
-                except KubenovaError as exc:
-                    log.warning("libvirt secret %s not removed: %s", usage, exc)
-
     # -- status ------------------------------------------------------------------------------
 
     def _reported(self, body: Body) -> dict[str, str]:
         """volume -> device as last written (our own write if the body predates it)."""
-        status = self._memory.written.newest_status(body)
+        status = self._written.newest_status(body)
         return {e["volume"]: e["device"] for e in status.get("volumes") or [] if e.get("device")}
 
     async def _report(
@@ -312,7 +298,7 @@ class VolumeAttacher:
                 generation=generation,
                 previous=previous,
             )
-        current = self._memory.written.newest_status(body)
+        current = self._written.newest_status(body)
         same_volumes = (current.get("volumes") or []) == volumes
         if same_volumes and cond.same(cond.find(current.get("conditions"), ATTACHED), entry):
             return
@@ -323,6 +309,6 @@ class VolumeAttacher:
             )
         except NotFound:
             return
-        self._memory.written.remember(uid_of(body), updated, desired)
+        self._written.remember(uid_of(body), updated, desired)
         if problems and not all(isinstance(p, NotYet) for p in problems.values()):
             self.events.record(body, "Warning", entry["reason"], entry["message"])

@@ -121,13 +121,29 @@ def volume_disk_element(attachment: DiskAttachment, disk_cache: str | None) -> E
     return disk
 
 
-def build_secret_xml(usage: str) -> str:
+def build_secret_xml(usage: str, description: str) -> str:
     """A persistent, private libvirt secret for an iSCSI CHAP password of `usage`."""
     secret = ET.Element("secret", ephemeral="no", private="yes")
-    _text(secret, "description", f"kubenova iSCSI CHAP secret {usage}")
+    _text(secret, "description", description)
     usage_element = ET.SubElement(secret, "usage", type="iscsi")
     _text(usage_element, "target", usage)
     return _serialise(secret)
+
+
+def description_of_secret(secret_xml: str) -> str:
+    """The description of a libvirt secret's XML ("" if it has none)."""
+    return ET.fromstring(secret_xml).findtext("description") or ""
+
+
+def secret_usages(domain_xml: str) -> set[str]:
+    """The iSCSI secret usages the disks of a domain's XML log in with."""
+    root = ET.fromstring(domain_xml)
+    found = set()
+    for disk in root.iterfind("devices/disk"):
+        for secret in disk.iterfind(".//auth/secret"):
+            if secret.get("type") == "iscsi" and secret.get("usage"):
+                found.add(str(secret.get("usage")))
+    return found
 
 
 def disk_targets(domain_xml: str) -> tuple[str, ...]:

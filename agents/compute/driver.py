@@ -124,12 +124,24 @@ class ComputeDriver(abc.ABC):
         """Unplug the volume on `target_dev` and wait until the guest released it."""
 
     @abc.abstractmethod
-    def define_secret(self, usage: str, value: bytes) -> None:
+    def define_secret(self, usage: str, value: bytes, description: str) -> None:
         """Store a CHAP password the hypervisor gives QEMU for disks naming `usage`."""
 
     @abc.abstractmethod
     def undefine_secret(self, usage: str) -> None:
         """Forget the secret of `usage`; absent is fine."""
+
+    @abc.abstractmethod
+    def list_secrets(self, prefix: str) -> dict[str, str]:
+        """usage -> description of the iSCSI secrets whose usage starts with `prefix`."""
+
+    @abc.abstractmethod
+    def secret_defined_at(self, usage: str) -> float | None:
+        """When (time.monotonic) this driver last defined or set the secret of `usage`."""
+
+    @abc.abstractmethod
+    def secrets_in_use(self) -> set[str]:
+        """The secret usages the disks of any domain on this host (running or defined) name."""
 
     @abc.abstractmethod
     def console_log(self, uid: str) -> Path | None:

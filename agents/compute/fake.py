@@ -44,7 +44,7 @@ class FakeComputeDriver(LibvirtBackedDriver):
         # their QEMUs) across an agent restart: what the agent finds at start is real.
         saved = sorted(self.state_dir.glob(f"*/{SAVED_DOMAIN}"))
         node.write_text("<node>\n" + "".join(f.read_text() for f in saved) + "</node>\n")
-        self.secrets: dict[str, bytes] = {}
+        self.secrets: dict[str, tuple[bytes, str]] = {}  # usage -> (value, description)
         super().__init__(
             f"test://{node}",
             DomainSettings(domain_type=DomainType.QEMU),
@@ -133,10 +133,17 @@ class FakeComputeDriver(LibvirtBackedDriver):
                     self._save(uid)
                     return
 
-    def define_secret(self, usage: str, value: bytes) -> None:
-        """Remember the secret (the test driver has no secret store)."""
-        self.secrets[usage] = value
+    def define_secret(self, usage: str, value: bytes, description: str) -> None:
+        """Remember the secret (the test driver has no secret store); as libvirt's, an
+        existing one keeps its description."""
+        _, kept = self.secrets.get(usage, (b"", description))
+        self.secrets[usage] = (value, kept)
+        self._note_secret(usage)
 
     def undefine_secret(self, usage: str) -> None:
         """Forget the secret; absent is fine."""
         self.secrets.pop(usage, None)
+        self._secrets_defined.pop(usage, None)
+
+    def list_secrets(self, prefix: str) -> dict[str, str]:
+        return {u: d for u, (_, d) in self.secrets.items() if u.startswith(prefix)}

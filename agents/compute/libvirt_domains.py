@@ -22,6 +22,7 @@ from kubenova.agents.compute.domain_xml import (
     build_domain_xml,
     disk_targets,
     instance_key,
+    secret_usages,
 )
 from kubenova.agents.compute.driver import (
     ComputeDriver,
@@ -84,6 +85,8 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
         self._connect_lock = threading.Lock()
         self._callbacks: list[LifecycleCallback] = []
         self._event_registration: int | None = None
+        # usage -> when define_secret last ran: a sweep started before leaves it alone.
+        self._secrets_defined: dict[str, float] = {}
         with translated_errors(f"connect to {uri}"):
             self._open: Any = libvirt.open(uri)
 
@@ -200,6 +203,27 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
             except InstanceNotFound:
                 continue  # undefined while we listed
         return infos
+
+    def secret_defined_at(self, usage: str) -> float | None:
+        return self._secrets_defined.get(usage)
+
+    def _note_secret(self, usage: str) -> None:
+        self._secrets_defined[usage] = time.monotonic()
+
+    def secrets_in_use(self) -> set[str]:
+        """The secret usages any domain here names, live or in its persistent definition
+        (an incoming migration's paused domain included)."""
+        with translated_errors("list domains"):
+            domains = self._connection.listAllDomains(0)
+        used: set[str] = set()
+        for domain in domains:
+            try:
+                used |= secret_usages(domain.XMLDesc(0))
+                if domain.isActive() and domain.isPersistent():
+                    used |= secret_usages(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            except libvirt.libvirtError:
+                continue  # undefined while we listed
+        return used
 
     def subscribe(self, callback: LifecycleCallback) -> None:
         """Deliver lifecycle events of our domains to `callback` from libvirt's event thread."""

@@ -16,6 +16,7 @@ from kubenova.agents.compute.domain_xml import (
     DomainType,
     build_secret_xml,
     build_volume_disk_xml,
+    description_of_secret,
     disk_element_for_target,
     disk_targets,
 )
@@ -141,13 +142,15 @@ class LibvirtDriver(LibvirtBackedDriver):
                 with translated_errors(f"detach from {domain.name()}"):
                     raise
 
-    def define_secret(self, usage: str, value: bytes) -> None:
+    def define_secret(self, usage: str, value: bytes, description: str) -> None:
         """Create the iSCSI secret of `usage` if needed and set its value."""
         with translated_errors(f"secret {usage}"):
             secret = self._secret(usage)
             if secret is None:
-                secret = self._connection.secretDefineXML(build_secret_xml(usage), 0)
+                xml = build_secret_xml(usage, description)
+                secret = self._connection.secretDefineXML(xml, 0)
             secret.setValue(value, 0)
+        self._note_secret(usage)
 
     def undefine_secret(self, usage: str) -> None:
         """Remove the secret of `usage`; absent is fine."""
@@ -155,6 +158,23 @@ class LibvirtDriver(LibvirtBackedDriver):
             secret = self._secret(usage)
             if secret is not None:
                 secret.undefine()
+        self._secrets_defined.pop(usage, None)
+
+    def list_secrets(self, prefix: str) -> dict[str, str]:
+        """usage -> description of this libvirtd's iSCSI secrets whose usage has `prefix`."""
+        found = {}
+        with translated_errors("list secrets"):
+            secrets = self._connection.listAllSecrets(0)
+        for secret in secrets:
+            try:
+                if secret.usageType() != libvirt.VIR_SECRET_USAGE_TYPE_ISCSI:
+                    continue
+                usage = str(secret.usageID())
+                if usage.startswith(prefix):
+                    found[usage] = description_of_secret(secret.XMLDesc(0))
+            except libvirt.libvirtError:
+                continue  # undefined while we listed
+        return found
 
     def _secret(self, usage: str) -> Any | None:
         try:

@@ -1,9 +1,10 @@
 """The Network reconciler: inventory allocation, gateway host, host labels and status.
 
 Level-triggered through a keyed work queue: Network events, Host changes (underlay
-address, network service, readiness) and the Instance hook (a NIC allocated or freed)
-only mark a Network; the reconciler then registers it in the inventory (refusing a CIDR
-that overlaps its project), allocates its segment id, picks its gateway host, labels it
+address, network service, readiness), the Instance hook (a NIC allocated or freed) and a
+guest's live migration starting or ending (operator/moves.py) only mark a Network; the
+reconciler then registers it in the inventory (refusing a CIDR that overlaps its
+project), allocates its segment id, picks its gateway host, labels it
 `wired.kubenova.io/<host>` for every host that must carry it, and applies its status as
 `kubenova-operator` when something a reader sees changed. A Network with NICs left is
 not let go (finalizer) until the last Instance on it is deleted.
@@ -35,7 +36,7 @@ from kubenova.kube.meta import (
     uid_of,
 )
 from kubenova.kube.objects import apply_status, ensure_metadata, remove_finalizer
-from kubenova.operator.moves import incoming_hosts
+from kubenova.operator.moves import Moves
 from kubenova.operator.networks import gateways, ports, registry, segments
 from kubenova.operator.networks import status as st
 from kubenova.operator.networks.records import NetworkRecord, network_record
@@ -55,6 +56,7 @@ class NetworkReconciler:
     settings: NetworkSettings
     events: EventRecorder
     hosts: Mapping[str, Body]  # the Host bodies the host monitor has seen, by name
+    moves: Moves  # the migrations under way: their targets carry the guests' networks too
     keys: dict[str, str] = field(default_factory=dict)  # uid -> namespace/name
     host_facts: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
@@ -108,9 +110,15 @@ class NetworkReconciler:
             message = f"released {len(leaked)} address(es) of deleted Instances: {leaked}"
             log.warning("network %s/%s: %s", record.namespace, record.name, message)
             self.events.record(body, "Normal", "AddressesReleased", message)
+        # The moves before the ports: a migration leaves Running only after its hand-over
+        # moved the guest's row to the target, so read in this order a guest is always
+        # counted on its target, by one or the other. Read the other way round, a hand-over
+        # and Completed landing between the two reads dropped the target for one status
+        # write, right after the switch: the gateway removed its VXLAN peer, and the target
+        # its bridge with the guest's tap in it if the next write came after its recheck.
+        incoming = await self.moves.incoming_hosts(record.namespace)
         port_views = await asyncio.to_thread(ports.ports_of, self.engine, record.uid)
         needs = st.needs_gateway(spec, port_views)
-        incoming = await incoming_hosts(self.client, record.namespace) if port_views else {}
         gateway_host = (
             await asyncio.to_thread(gateways.assign, self.engine, record) if needs else None
         )

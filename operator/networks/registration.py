@@ -1,4 +1,5 @@
-"""kopf registration of Networks: their watch, the Host watch that re-marks them, the hook.
+"""kopf registration of Networks: their watch, the Host watch that re-marks them, the hook,
+and the migrations under way (operator/moves.py), which re-mark a moving guest's Networks.
 
 Start-up builds the Network reconciler and its work queue from the runtime and plugs the
 Instance hook (fixed IPs, MACs, floating IPs) into the Instance reconciler; a resync with
@@ -53,9 +54,22 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         except ValueError as exc:
             raise kopf.PermanentError(f"network settings: {exc}") from exc
         reconciler = NetworkReconciler(
-            runtime.client, runtime.engine, settings, runtime.events, runtime.hosts.hosts
+            runtime.client,
+            runtime.engine,
+            settings,
+            runtime.events,
+            runtime.hosts.hosts,
+            runtime.moves,
         )
         queue: WorkQueue[str] = WorkQueue(reconciler, workers=4, name="networks")
+
+        def guest_moving(namespace: str, instance: str) -> None:
+            # A migration began or ended: its target carries the guest's networks, or not.
+            body = runtime.instance_queue.body(f"{namespace}/{instance}")
+            for nic in ((body or {}).get("spec") or {}).get("networks") or []:
+                queue.mark(f"{namespace}/{nic['network']}")
+
+        runtime.moves.on_change(guest_moving)
         hook = NetworkInstanceHook(
             runtime.engine,
             runtime.catalog,

@@ -38,7 +38,7 @@ from kubenova.kube.objects import apply_status
 from kubenova.operator import inventory as inv
 from kubenova.operator.inventory import volumes as vol
 from kubenova.operator.inventory.errors import VolumeInUse, VolumeNotPlaced
-from kubenova.operator.moves import incoming_hosts
+from kubenova.operator.moves import Moves
 from kubenova.operator.volumes.naming import initiator_iqn
 from kubenova.workqueue import WorkQueue
 
@@ -117,6 +117,7 @@ class AttachmentController:
         volumes: Callable[[str], Body | None],
         hosts: Callable[[str], Body | None],
         *,
+        moves: Moves,
         workers: int = 4,
     ) -> None:
         self.client = client
@@ -124,6 +125,7 @@ class AttachmentController:
         self.events = events
         self.volumes = volumes  # "namespace/name" -> Volume body (the controller's cache)
         self.hosts = hosts  # host name -> Host body
+        self.moves = moves  # the migrations under way: their targets are admitted too
         self.queue: WorkQueue[str] = WorkQueue(self._reconcile, workers=workers, name="attachments")
         self.volume_keys: dict[str, str] = {}  # Volume uid -> key
         self.interested: dict[str, set[str]] = defaultdict(set)  # Volume key -> Instance keys
@@ -181,6 +183,11 @@ class AttachmentController:
             self.volume_keys[uid_of(body)] = key
         for instance_key in list(self.interested.get(key, ())):
             self.queue.mark(instance_key)
+
+    def guest_moving(self, namespace: str, instance: str) -> None:
+        """A migration of this Instance began or ended: republish its volumes' attachments
+        (the target's entry comes or goes)."""
+        self.queue.mark(f"{namespace}/{instance}")
 
     def host_changed(self, host: str) -> None:
         """A Host changed (its storage address or MAC may be new): republish its attachments."""
@@ -287,7 +294,7 @@ class AttachmentController:
                 current = (volume.get("status") or {}).get("attachments") or []
             known = {entry.get("instance"): entry for entry in current}
             entries = []
-            moving = await incoming_hosts(self.client, namespace_of(volume)) if records else {}
+            moving = await self.moves.incoming_hosts(namespace_of(volume)) if records else {}
             for record in records:
                 instance = self.queue.body(f"{record.instance_namespace}/{record.instance_name}")
                 if instance is None and record.instance_name in known:

@@ -129,8 +129,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             runtime.events,
             lambda key: runtime.catalog.get(VOLUME_KIND, key),
             runtime.hosts.hosts.get,
+            moves=runtime.moves,
             workers=config.workers,
         )
+        runtime.moves.on_change(attachments.guest_moving)
         runtime.instances.hooks.append(attachments)
         chap_access: WorkQueue[str] = WorkQueue(
             ChapAccess(runtime.client), workers=config.workers, name="chap-access"

@@ -14,7 +14,12 @@ holds one claim, on the target. A migration deleted at once, and one deleted mid
 with the guest on its source and no claim, domain or file on the target; with the operator
 killed (-9) mid-move, the restarted operator completes the move from the source agent's
 report; with the source agent killed (-9) mid-move, libvirtd finishes the job and the
-restarted agent reports it: one running copy, and the inventory agrees. At the end both
+restarted agent reports it: one running copy, and the inventory agrees. Then its host is
+drained (cordoned, `spec.drain`): the drain's own InstanceMigration moves the guest live to
+the other host, the Host's status.drain ends Drained and the inventory holds the claim on
+the target only. Throughout, the volume's CHAP secret is defined in the libvirtd of the host
+the guest runs on and in no other (the source's goes after a move, a rolled-back target's
+after the roll-back). At the end both
 agents stop and plain libvirt moves the same guest once (the target's files and the job),
 so apply -> Completed is compared with libvirt's own time in the same run. The first move's
 timeline is printed: its phases and conditions as a watch saw them, the gaps in the ping's
@@ -43,8 +48,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import libvirt
 import pytest
 
+from kubenova.agents.compute.chap_secrets import secret_description, secret_usage
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
 from kubenova.agents.compute.migration import LiveMigration, PeerEndpoint, finish_source
 from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
@@ -67,8 +74,10 @@ from tests.integration.compute.test_live_migration import (
     TickWatcher,
     free_port_range,
 )
+from tests.integration.operator.test_drain import DRAIN, host_drain
 from tests.integration.operator.test_scheduling import get, wait_ready
-from tests.integration.volume.cluster import strip_and_delete, volume_in_phase
+from tests.integration.volume.cluster import secret_data, strip_and_delete, volume_in_phase
+from tests.integration.volume.test_hot_attach import chap_secrets
 from tests.support.hosts import SimulatedHosts
 from tests.support.netns_host import NetnsHost, sh
 from tests.support.volume_agent import VolumeAgent
@@ -82,13 +91,19 @@ RATIO_LIMIT = 3.0  # issue 18 asks 1.5x; asserted with headroom for a loaded 2-c
 # job took 14 s where the next took 2.4 s: a bound that catches a stuck hand-off, not noise.
 RATIO_SLACK = 20.0
 PING_INTERVAL = 0.05  # seconds: 20 echo requests a second
-# The pings lost across the move: the guest's pause (< 0.5 s asked; 0.3-0.9 s of pings lost
-# at load 8-27, 2 s once at load 19); the last second of pings, all answered, shows the path.
-PING_LOSS_LIMIT = 60  # 3 s of them
+# The last second of pings, all answered, shows the path on the target.
 PING_ANSWERED_AFTER = 20  # the last 1 s of pings, on the target, all answered
 # ping exits on SIGINT without waiting for the replies in flight: its last requests are not
 # judged (a TCG guest on a loaded machine answers in up to a few hundred ms).
 PING_IN_FLIGHT = 10
+# The network's share of the loss. The pings that reach the source while the guest is
+# stopped on both hosts (libvirt's downtime) go with the source's queue; beyond those, only
+# the few until the guest's announce moves its MAC in both bridges: the target's tap is on
+# its bridge and the VXLAN peers are programmed from the job's start. A guest starved of
+# CPU answers late, not never (its tap queues the requests), so under load the loss follows
+# libvirt's downtime, which a starved switch-over stretches far past the 100 ms asked
+# (34 moves at load 7-28: 0.07-0.85 s, 1-14 pings lost, at most 0.1 beyond the downtime).
+PING_NETWORK_SHARE = 10  # 0.5 s of pings
 UNDERLAY = ("192.168.240.1", "192.168.240.2")  # only inside the two hosts' namespaces
 LEASE = re.compile(r"KUBENOVA-LEASE interface=eth0 ip=(\S+) .*mac=(\S+)")
 
@@ -165,6 +180,7 @@ class Pinger:
              address],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
+        self.started = time.monotonic()
         self.replies: dict[int, float] = {}  # sequence number -> when answered (monotonic)
 
     def stop(self) -> tuple[int, list[int]]:
@@ -255,6 +271,13 @@ def monitor(sim: SimHost, *argv: str) -> Timeline:
     """A monitor in the host's namespace: `bridge monitor fdb` (where its bridges learn
     MACs), `ip monitor neigh` (its ARP entries)."""
     return Timeline(["ip", "netns", "exec", sim.netns.netns, *argv])
+
+
+def arrived_downtime(host: Host, uid: str) -> float:
+    """libvirt's downtime of the move that brought the guest to `host`, in s: from the
+    source's pause to the target's resume (the completed job's statistics)."""
+    stats = host.driver.libvirt_domain(uid).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    return float(stats.get("downtime", 0)) / 1000
 
 
 def bridges(sim: SimHost) -> set[str]:
@@ -383,8 +406,16 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         wide = apiserver.kubectl("get", "inst", "mover", "-n", namespace, "-o", "wide").stdout
         assert "mig-b" in wide.splitlines()[1], wide
         watcher.wait_past(watcher.ticks.last() + 10, timeout=30)
+        stopped = time.monotonic()
         sent, lost = pinger.stop()
         gaps = [(round(a - started, 3), round(b - started, 3)) for a, b in pinger.gaps(lost)]
+        # When the first and last lost requests went out, from their sequence numbers at
+        # ping's measured pace (a loaded machine stretches its 50 ms): the reply times above
+        # come late whenever the resumed guest or ping itself is starved.
+        pace = (stopped - pinger.started) / (sent + PING_IN_FLIGHT)
+        lost_sent = [
+            round(pinger.started + (n - 1) * pace - started, 2) for n in lost[:1] + lost[-1:]
+        ]
         pinger = None
         phases.stop()
         timeline = phases.steps("m1", started)
@@ -410,7 +441,15 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         assert watcher.ticks.host_of_last() == "mig-b"
         assert watcher.ticks.holes(first) == []  # the same guest, live: no tick lost
         pause, _ = watcher.ticks.pause_after(first)
-        assert len(lost) <= PING_LOSS_LIMIT, f"{len(lost)} of {sent} pings lost: {lost}"
+        downtime = arrived_downtime(b, uid)
+        print(f"m1: {len(lost)} of {sent} pings lost ({len(lost) * PING_INTERVAL:.2f} s of them), "
+              f"sent from/to {lost_sent} s after apply, the guest's first tick on mig-b at "
+              f"{switched - started:.2f} s; libvirt's downtime {downtime:.3f} s, the guest's "
+              f"console paused {pause:.3f} s, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        assert len(lost) <= downtime / PING_INTERVAL + PING_NETWORK_SHARE, (
+            f"{len(lost)} pings lost, {downtime:.3f} s of downtime: the network lost more "
+            f"than {PING_NETWORK_SHARE} beyond it (see the gaps and the bridges' FDB above)"
+        )
         assert not [n for n in lost if n > sent - PING_ANSWERED_AFTER], (sent, lost)
         # The same MAC on the target's tap, the same fixed IP answering there.
         xml = b.driver.libvirt_domain(uid).XMLDesc(0)
@@ -434,6 +473,10 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
                    what="one iSCSI session, mig-b's")  # fmt: skip
         eventually(lambda: admitted(apiserver, namespace) == ["mig-b"], timeout=30,
                    what="the volume host admits mig-b alone")  # fmt: skip
+        # The volume's CHAP secret followed the guest: defined on the target, undefined on
+        # the source it left.
+        secret = {secret_usage(volume_uid(apiserver, namespace))}
+        secrets_follow(guests, {"mig-b": secret, "mig-a": set()})
         assert body["status"]["volumes"] == [{"volume": "data", "device": "vdb"}]
 
         # -- cancelled before the move, then during it -------------------------------
@@ -458,6 +501,8 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
             before = watcher.ticks.last()
             watcher.wait_past(before + 3, timeout=30)
             assert watcher.ticks.host_of_last() == "mig-b"
+            # The rolled-back target undefined the secret it had defined for the move.
+            secrets_follow(guests, {"mig-b": secret, "mig-a": set()})
         # m3 was deleted while its job ran: the source agent aborted it (not merely late).
         assert f"{namespace}/m3 cancelled: aborting the job" in agent_b.log()
         assert get(apiserver, namespace, "mover")["status"]["host"] == "mig-b"
@@ -510,13 +555,22 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         eventually(lambda: reachable(gateway, address["ip"]), timeout=30,
                    what=f"the guest answering on {ended}")  # fmt: skip
 
+        # -- drain: the cordoned host's guest moves live through the drain's migration --
+        ended, other = drain_and_check(apiserver, namespace, engine, watcher, uid, first,
+                                       guests, ended, other)  # fmt: skip
+        secrets_follow(guests, {ended: secret, other: set()})
+        eventually(lambda: reachable(gateway, address["ip"]), timeout=30,
+                   what=f"the guest answering on {ended}")  # fmt: skip
+
         # -- plain libvirt, same guest, same run (agents stopped: nobody else acts; the
         # bridges stay, the agents do not tear down on exit) --
         agent_a.stop()
         agent_b.stop()
         source, target = guests[ended], guests[other]
+        plain_bridge(sims[other], net["bridge"])
         plain_started = time.monotonic()  # the target's files are part of the move
         prepare_plain(source, target, uid)
+        define_chap_secret(apiserver, namespace, target)
         peer = PeerEndpoint(target.libvirtd.uri, sims[other].underlay, target.instances_dir)
         job = LiveMigration(  # plain: QEMU's own downtime limit, as bench.migration's
             source.driver.libvirt_domain(uid),
@@ -553,6 +607,68 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         assert "Traceback" not in agent.log(), agent.log()[-3000:]
 
 
+def drain_and_check(
+    cluster: ClusterAccess,
+    namespace: str,
+    engine: Any,
+    watcher: TickWatcher,
+    uid: str,
+    first: int,
+    guests: dict[str, Host],
+    source: str,
+    target: str,
+) -> tuple[str, str]:
+    """Drain `source` (cordon + spec.drain): the drain's InstanceMigration moves the running
+    guest live to `target`, the Host's status.drain ends Drained, the inventory holds the
+    claim on the target only. Returns (where the guest runs now, the drained host)."""
+    started = time.monotonic()
+    cluster.kubectl("patch", "host", source, "--type=merge", "-p", DRAIN)
+    name = f"drain-{uid}"
+    done = eventually(
+        lambda: (m := migration(cluster, namespace, name)) and phase_of(m) in
+        ("Completed", "Failed") and m,
+        timeout=90, what=f"the drain's {name} over",
+    )  # fmt: skip
+    assert phase_of(done) == "Completed", done["status"]
+    assert (done["status"]["sourceHost"], done["status"]["targetHost"]) == (source, target)
+    assert done["metadata"]["labels"] == {"kubenova.io/drained-host": source}
+    drained = eventually(
+        lambda: (d := host_drain(cluster, source)) and d["phase"] == "Drained" and d,
+        timeout=30, what=f"{source} Drained",
+    )  # fmt: skip
+    assert drained == {
+        "phase": "Drained",
+        "instances": 0,
+        "migrating": 0,
+        "failed": 0,
+        "stopped": 0,
+        "message": f"host {source} runs no Instance any more",
+    }
+    assert get(cluster, namespace, "mover")["status"]["host"] == target
+    eventually(lambda: guests[target].runs(uid) and not guests[source].defined(uid),
+               timeout=30, what=f"the guest on {target} alone")  # fmt: skip
+    assert claims(engine) == [("Instance", target)]
+    watcher.wait_past(watcher.ticks.last() + 3, timeout=30)
+    assert watcher.ticks.host_of_last() == target
+    assert watcher.ticks.holes(first) == []  # live: the drain lost no tick
+    print(f"\ndrain of {source}: spec.drain -> Drained, guest on {target}: "
+          f"{time.monotonic() - started:.2f} s")  # fmt: skip
+    return target, source
+
+
+def secrets_follow(guests: dict[str, Host], wanted: dict[str, set[str]]) -> None:
+    """Each host's libvirtd holds exactly the CHAP secrets of ours in `wanted` (virsh)."""
+    eventually(
+        lambda: {h: chap_secrets(guests[h].libvirtd.uri) for h in wanted} == wanted,
+        timeout=30, what=f"the CHAP secrets of ours: {wanted}",
+    )  # fmt: skip
+
+
+def volume_uid(cluster: ClusterAccess, namespace: str) -> str:
+    result = cluster.kubectl("get", "volume", "data", "-n", namespace, "-o", "json")
+    return str(json.loads(result.stdout)["metadata"]["uid"])
+
+
 def iscsi_sessions(tgtd: TgtDaemon) -> list[str]:
     """The hosts whose initiators hold a session on tgtd (kubenova's initiator names)."""
     out = tgtd.tgtadm("--op", "show", "--mode", "target").stdout
@@ -575,6 +691,28 @@ def reachable(sim: SimHost, address: str) -> bool:
     """One echo request from `sim`'s namespace answered within a second."""
     argv = ["ip", "netns", "exec", sim.netns.netns, "ping", "-n", "-c", "1", "-W", "1", address]
     return subprocess.run(argv, capture_output=True, check=False, timeout=10).returncode == 0
+
+
+def define_chap_secret(cluster: ClusterAccess, namespace: str, target: Host) -> None:
+    """The volume's CHAP secret in the target's libvirtd, as the agent's prepare defines it
+    (the sweep took it when the guest left that host)."""
+    volume = json.loads(cluster.kubectl("get", "volume", "data", "-n", namespace,
+                                        "-o", "json").stdout)  # fmt: skip
+    chap = secret_data(cluster, namespace, volume["status"]["target"]["chapSecret"])
+    target.driver.define_secret(
+        secret_usage(volume["metadata"]["uid"]),
+        chap["password"].encode(),
+        secret_description(namespace, "data"),
+    )
+
+
+def plain_bridge(sim: SimHost, bridge: str) -> None:
+    """The guest's bridge on the plain move's target, as the agent's target has it before
+    its job: the agents unwire a host the guest left (unless it is the gateway host), and
+    libvirt cannot start the guest's tap there without it."""
+    if bridge not in bridges(sim):
+        sh("ip", "-n", sim.netns.netns, "link", "add", bridge, "type", "bridge")
+        sh("ip", "-n", sim.netns.netns, "link", "set", bridge, "up")
 
 
 def prepare_plain(source: Host, target: Host, uid: str) -> None:

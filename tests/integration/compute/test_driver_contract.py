@@ -239,8 +239,17 @@ def test_lifecycle_events_reach_subscribers(harness: Harness) -> None:
     assert ("started", DomainState.RUNNING) in seen()
 
 
-def test_secrets_are_idempotent(harness: Harness) -> None:
-    harness.driver.define_secret("kubenova-vol-1", b"s3cret")
-    harness.driver.define_secret("kubenova-vol-1", b"other")
-    harness.driver.undefine_secret("kubenova-vol-1")
-    harness.driver.undefine_secret("kubenova-vol-1")
+def test_secrets_are_idempotent_and_listed_by_prefix(harness: Harness) -> None:
+    prefix = f"kubenova-contract-{uuid.uuid4().hex[:8]}-"  # the libvirtd may be shared
+    usage = f"{prefix}1"
+    harness.driver.define_secret(usage, b"s3cret", "kubenova iSCSI CHAP secret of Volume n/a")
+    harness.driver.define_secret(usage, b"other", "ignored: the secret exists")
+    assert harness.driver.list_secrets(prefix) == {
+        usage: "kubenova iSCSI CHAP secret of Volume n/a"
+    }
+    assert harness.driver.secret_defined_at(usage) is not None
+    assert usage not in harness.driver.secrets_in_use()  # no domain names it
+    harness.driver.undefine_secret(usage)
+    harness.driver.undefine_secret(usage)
+    assert harness.driver.list_secrets(prefix) == {}
+    assert harness.driver.secret_defined_at(usage) is None

@@ -167,6 +167,7 @@ class TickWatcher:
         self.logs = logs
         self.ticks = Ticks()
         self._offsets: dict[str, tuple[int, int]] = {}  # host -> (inode, bytes read)
+        self._tails: dict[str, bytes] = {}  # host -> its log's unfinished last line
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -192,8 +193,13 @@ class TickWatcher:
                     continue
                 end = chunk.rfind(b"\n") + 1
                 self._offsets[host] = (inode, offset + end)
+                # A line the guest was printing as it switched hosts begins in the source's
+                # log and ends in the target's fresh one: the start goes in front.
+                others = b"".join(t for h, t in self._tails.items() if h != host)
+                head = others if offset == 0 else b""
+                self._tails[host] = chunk[end:]
                 now = time.monotonic()
-                for match in TICK.finditer(chunk[:end].decode(errors="replace")):
+                for match in TICK.finditer((head + chunk[:end]).decode(errors="replace")):
                     with self.ticks.lock:
                         self.ticks.seen.setdefault(int(match.group(1)), (host, now))
 

@@ -5,13 +5,18 @@ compute-1; store-1's volume service exports it from a real tgtd; compute-1's att
 plugs it into a real QEMU guest (TCG) through QEMU's own iSCSI initiator with the CHAP
 secret in a libvirt secret. The guest reports its block devices on the serial console;
 qemu-io (with compute-1's initiator name) writes a pattern that is read back after a
-detach and a re-attach. The test plays only the compute service's domain creation.
+detach and a re-attach. The volume's CHAP secret lives in the libvirtd exactly while the
+volume is attached there (virsh secret-list), and a secret of ours a dead agent left behind
+is swept at start. The test plays only the compute service's domain creation.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ import pytest
 
 from kubenova.agents.compute import DomainSpec, RootDisk
 from kubenova.agents.compute.attach_service import AttacherService, AttacherServiceSettings
+from kubenova.agents.compute.chap_secrets import secret_description, secret_usage
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver, LibvirtSettings
 from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
 from kubenova.devcluster import ClusterAccess
@@ -75,6 +81,14 @@ def driver(libvirtd: PrivateLibvirtd, tmp_path: Path) -> Iterator[LibvirtDriver]
         real.close()
 
 
+def chap_secrets(uri: str) -> set[str]:
+    """The usages of kubenova's CHAP secrets in the libvirtd at `uri`, as virsh lists them."""
+    listing = subprocess.run(
+        ["virsh", "-c", uri, "secret-list"], check=True, capture_output=True, text=True
+    ).stdout
+    return set(re.findall(r"\biscsi\s+(kubenova-volume-\S+)", listing))
+
+
 def console(driver: LibvirtDriver, uid: str) -> str:
     path = driver.console_log(uid)
     return path.read_text(errors="replace") if path is not None and path.exists() else ""
@@ -107,6 +121,7 @@ def test_a_volume_is_hot_plugged_written_detached_reattached_and_deleted(
     hosts: SimulatedHosts,
     tgtd: TgtDaemon,
     driver: LibvirtDriver,
+    libvirtd: PrivateLibvirtd,
     test_image: GuestImage,
     volume_namespace: str,
     inventory_url: str,
@@ -123,6 +138,12 @@ def test_a_volume_is_hot_plugged_written_detached_reattached_and_deleted(
         TgtSettings(portal=tgtd.portal, storage_dir=storage, control_port=tgtd.control_port)
     )
     store = VolumeAgent(apiserver.kubeconfig, "store-1", {"iscsi": tgt}, storage)
+    # What a dead agent left: the secret of a Volume gone since (swept at start), and a
+    # secret that is not ours (kept).
+    left = secret_usage(str(uuid.uuid4()))
+    driver.define_secret(left, b"old", secret_description(ns, "gone"))
+    foreign = f"someone-else-{uuid.uuid4().hex[:8]}"
+    driver.define_secret(foreign, b"theirs", "not kubenova's")
     attacher = BackgroundService(
         apiserver.kubeconfig,
         lambda client: AttacherService(
@@ -132,6 +153,9 @@ def test_a_volume_is_hot_plugged_written_detached_reattached_and_deleted(
         user_agent="attacher-compute-1",
     )
     try:
+        eventually(lambda: left not in chap_secrets(libvirtd.uri), timeout=20,
+                   what="the dead agent's secret swept")  # fmt: skip
+        assert foreign in driver.list_secrets("someone-else-")
         apply(apiserver, a_flavor("hot.tiny", vcpus=1, memory=96, disk=1), an_image("test-image"))
         apply(apiserver, a_volume("data", ns, sizeGiB=1))
         volume = volume_in_phase(apiserver, ns, "data", "Available")
@@ -174,6 +198,7 @@ def test_a_volume_is_hot_plugged_written_detached_reattached_and_deleted(
         secret = chap["password"].encode()
         assert not [argv for argv in command_lines() if secret in argv]
         assert chap["password"] not in caplog.text + operator.log()
+        assert chap_secrets(libvirtd.uri) == {secret_usage(uid)}
         assert status(get(apiserver, "instance", ns, "vm"))["volumes"] == [
             {"volume": "data", "device": "vdb"}
         ]
@@ -195,11 +220,14 @@ def test_a_volume_is_hot_plugged_written_detached_reattached_and_deleted(
         assert status(body).get("admittedHosts", []) == []
         assert status(get(apiserver, "instance", ns, "vm")).get("volumes", []) == []
         assert qemu_io(login, "read 0 4k").returncode != 0  # no longer admitted
+        eventually(lambda: chap_secrets(libvirtd.uri) == set(), timeout=20,
+                   what="the detached volume's CHAP secret undefined")  # fmt: skip
 
         # Re-attach: the pattern is still there.
         apply(apiserver, instance(ns, "data"))
         wait_console(driver, spec.uid, "KUBENOVA-BLOCK-ADDED vdb", count=2)
         volume_in_phase(apiserver, ns, "data", "InUse")
+        assert chap_secrets(libvirtd.uri) == {secret_usage(uid)}
         read = qemu_io(login, "read -P 0xab 0 64k", "read -P 0xcd 512M 4k")
         assert io_ok(read), read.stdout + read.stderr
 
@@ -217,3 +245,5 @@ def test_a_volume_is_hot_plugged_written_detached_reattached_and_deleted(
     finally:
         attacher.stop()
         store.stop()
+        for usage in (left, foreign):
+            driver.undefine_secret(usage)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from kubenova.agents.compute.attacher import free_target, secret_usage
+from kubenova.agents.compute.attacher import free_target
+from kubenova.agents.compute.chap_secrets import secret_usage
 from kubenova.agents.compute.domain_xml import build_volume_disk_xml
 from kubenova.agents.compute.spec import DiskAttachment, IscsiAuth, IscsiVolume
 

@@ -16,6 +16,7 @@ from kubenova.agents.compute import (
     Nic,
     RootDisk,
 )
+from kubenova.agents.compute.chap_secrets import described_volume, secret_description
 from kubenova.agents.compute.domain_xml import (
     METADATA_NS,
     DomainFiles,
@@ -24,9 +25,11 @@ from kubenova.agents.compute.domain_xml import (
     build_domain_xml,
     build_secret_xml,
     build_volume_disk_xml,
+    description_of_secret,
     disk_element_for_target,
     disk_targets,
     instance_key,
+    secret_usages,
 )
 from kubenova.agents.images.fetcher import KernelBoot
 
@@ -179,11 +182,26 @@ def test_hostile_text_is_escaped_not_interpreted() -> None:
 
 
 def test_secret_xml() -> None:
-    secret = ET.fromstring(build_secret_xml("kubenova-vol-1"))
+    described = secret_description("ns-1", "data")
+    xml = build_secret_xml("kubenova-vol-1", described)
+    secret = ET.fromstring(xml)
     assert (secret.get("ephemeral"), secret.get("private")) == ("no", "yes")
     usage = secret.find("usage")
     assert usage is not None
     assert (usage.get("type"), usage.findtext("target")) == ("iscsi", "kubenova-vol-1")
+    # The sweep reads the Volume back from the description.
+    assert described_volume(description_of_secret(xml)) == ("ns-1", "data")
+    assert described_volume("kubenova iSCSI CHAP secret kubenova-vol-1") is None
+    assert described_volume(secret_description("ns", "a/../b")) is None
+
+
+def test_secret_usages_of_a_domain_are_its_iscsi_disks_logins() -> None:
+    root = domain_of(an_instance())
+    devices = root.find("devices")
+    assert devices is not None
+    assert secret_usages(ET.tostring(root, encoding="unicode")) == set()
+    devices.append(ET.fromstring(build_volume_disk_xml(ISCSI)))
+    assert secret_usages(ET.tostring(root, encoding="unicode")) == {"kubenova-vol-1"}
 
 
 def test_optional_settings_appear_only_when_set() -> None:
