@@ -84,6 +84,13 @@ class WorkQueue(Generic[K]):
             self._bodies[key] = body
         self.mark(key)
 
+    def remember(self, key: K, body: Body) -> None:
+        """Keep `body` as the newest state of a known `key` without a reconcile (the echo
+        of the handler's own write: what it would do with it is done)."""
+        held = self._bodies.get(key)
+        if held is not None and not older(body, held):
+            self._bodies[key] = body
+
     def mark(self, key: K) -> None:
         """Schedule a reconcile of `key` with the newest body already known."""
         if key not in self._bodies:

@@ -221,3 +221,30 @@ def test_a_deletion_always_wins_and_anything_replaces_it() -> None:
         assert queue.body("a") == at("31", 2)
 
     run(scenario())
+
+
+def test_a_remembered_body_is_the_newest_without_a_reconcile() -> None:
+    """The echo of the handler's own write: kept for the next reconcile, not one itself."""
+    seen: list[Any] = []
+
+    async def scenario() -> None:
+        async def handler(key: str, body: Any) -> None:
+            seen.append((key, body["v"]))
+
+        queue: WorkQueue[str] = WorkQueue(handler, workers=1)
+        queue.start()
+        queue.put("a", at("10", 1))
+        await queue.drained()
+        queue.remember("a", at("11", 2))
+        queue.remember("a", at("9", 3))  # older than what is held: not kept
+        queue.remember("b", at("1", 1))  # unknown (or deleted): nothing to keep it for
+        await asyncio.sleep(0.01)
+        await queue.drained()
+        assert queue.body("a") == at("11", 2)
+        assert queue.body("b") is None
+        queue.mark("a")
+        await queue.drained()
+        await queue.stop()
+
+    run(scenario())
+    assert seen == [("a", 1), ("a", 2)]
