@@ -1,11 +1,14 @@
 """A keyed work queue for level-triggered reconcilers (client-go's workqueue, in asyncio).
 
 Watch events only *mark* a key dirty and remember the newest body; workers reconcile a key
-with the newest body there is. One key is never reconciled by two workers at once, a key
-marked while it is being worked on is reconciled once more afterwards, and a handler asks
-for a retry by returning a delay in seconds. Bursts of events for one object collapse into
-one reconcile. A handler that raises is retried with backoff; a temporary error (see
-kubenova.errors) is logged without its traceback, as it says all there is to say.
+with the newest body there is. Newest by resourceVersion, as client-go's informers keep
+it: a body older than the one held (an event of an earlier write handed on late, a list
+served from a stale cache) never replaces it. One key is never reconciled by two workers
+at once, a key marked while it is being worked on is reconciled once more afterwards, and
+a handler asks for a retry by returning a delay in seconds. Bursts of events for one
+object collapse into one reconcile. A handler that raises is retried with backoff; a
+temporary error (see kubenova.errors) is logged without its traceback, as it says all
+there is to say.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from kubenova.errors import KubenovaError
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, resource_version
 from kubenova.metrics import RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,20 @@ K = TypeVar("K")
 Handler = Callable[[K, Body | None], Awaitable[float | None]]
 
 MAX_BACKOFF = 300.0
+
+
+def older(body: Body | None, held: Body | None) -> bool:
+    """Is `body` an older state of the object than the `held` one?
+
+    resourceVersions are opaque to clients by the API conventions, but the apiserver's are
+    etcd revisions: integers that grow with every write, compared as such for one object
+    by client-go too. When either does not parse, the body that arrives later wins. None
+    (the object is gone) is never older, and anything replaces a held None (created again).
+    """
+    if body is None or held is None:
+        return False
+    version, seen = resource_version(body), resource_version(held)
+    return version is not None and seen is not None and version < seen
 
 
 class WorkQueue(Generic[K]):
@@ -61,9 +78,18 @@ class WorkQueue(Generic[K]):
     # -- producers ---------------------------------------------------------------------------
 
     def put(self, key: K, body: Body | None) -> None:
-        """Remember `body` as the newest state of `key` and schedule a reconcile."""
-        self._bodies[key] = body
+        """Remember `body` as the newest state of `key` (unless an even newer one is held:
+        see `older`) and schedule a reconcile."""
+        if not older(body, self._bodies.get(key)):
+            self._bodies[key] = body
         self.mark(key)
+
+    def remember(self, key: K, body: Body) -> None:
+        """Keep `body` as the newest state of a known `key` without a reconcile (the echo
+        of the handler's own write: what it would do with it is done)."""
+        held = self._bodies.get(key)
+        if held is not None and not older(body, held):
+            self._bodies[key] = body
 
     def mark(self, key: K) -> None:
         """Schedule a reconcile of `key` with the newest body already known."""

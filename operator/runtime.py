@@ -28,7 +28,7 @@ from kubenova.kube.watch import ListWatch
 from kubenova.memory import give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
-from kubenova.operator.audit import audit
+from kubenova.operator.audit import after_backlog, audit
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts import HOSTS, HostMonitor
@@ -297,6 +297,9 @@ class Runtime:
         while True:
             await asyncio.sleep(delay)
             delay = self.config.audit_interval
+            watch = self.instance_watch
+            if not await after_backlog(watch.synced, watch.queue, self.config.audit_interval):
+                log.warning("auditing while the Instance work queue still has a backlog")
             if not self.leadership.elector.holds():
                 continue  # paused past our lease: the election decides what happens next
             try:

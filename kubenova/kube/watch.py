@@ -35,6 +35,8 @@ Resync = Callable[[], Awaitable[Any]]
 Transform = Callable[[Body], Body]
 # Told of each DELETED event with the object's last state (say, to remember its uid).
 OnDeleted = Callable[[str, Body], None]
+# Is this MODIFIED event the echo of the handler's own write? Then it is kept, not reconciled.
+Echo = Callable[[Body], bool]
 
 
 def _keep(body: Body) -> Body:
@@ -57,6 +59,7 @@ class ListWatch:
         component: str = "kubenova",
         transform: Transform = _keep,
         on_deleted: OnDeleted | None = None,
+        echo: Echo | None = None,
     ) -> None:
         self.client = client
         self.kind = kind
@@ -65,6 +68,7 @@ class ListWatch:
         self.name = name
         self.transform = transform
         self.on_deleted = on_deleted
+        self.echo = echo
         self.queue: WorkQueue[str] = WorkQueue(
             handler, workers=workers, name=name, component=component
         )
@@ -186,6 +190,8 @@ class ListWatch:
                 if self.on_deleted is not None:
                     self.on_deleted(key, event.object)
                 self.queue.put(key, None)
+            elif event.type == "MODIFIED" and self.echo is not None and self.echo(event.object):
+                self.queue.remember(key, self.transform(event.object))
             else:
                 self.queue.put(key, self.transform(event.object))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance
 from kubenova.kube import KubeClient, NotFound, ResourceKind, kubenova_kind
-from kubenova.kube.meta import Body
+from kubenova.kube.meta import Body, resource_version, uid_of
 from kubenova.kube.objects import ensure_metadata
 from kubenova.wellknown import HANDOVER_FINALIZERS
 
@@ -28,6 +28,34 @@ async def ensure_finalizers(client: KubeClient, kind: ResourceKind, body: Body) 
     except NotFound:
         return None
     return updated or body
+
+
+class Echoes:
+    """The resourceVersions our hand-overs got, per uid, until their watch events come back.
+
+    The hand-over does with the apply's answer what a reconcile of its echo would do, so the
+    echo is kept as the newest body but not reconciled (one reconcile per placement saved).
+    """
+
+    def __init__(self) -> None:
+        self._expected: dict[str, int] = {}
+
+    def expect(self, written: Body) -> None:
+        if (version := resource_version(written)) is not None:
+            self._expected[uid_of(written)] = version
+
+    def came_back(self, body: Body) -> bool:
+        """Is this MODIFIED event the echo of our hand-over? Any event at or past it ends
+        the wait (an echo that beat the apply's answer was reconciled as usual)."""
+        uid = uid_of(body)
+        expected, seen = self._expected.get(uid), resource_version(body)
+        if expected is None or seen is None or seen < expected:
+            return False
+        del self._expected[uid]
+        return seen == expected
+
+    def forget(self, uid: str) -> None:
+        self._expected.pop(uid, None)
 
 
 def status_host(body: Body) -> str | None:

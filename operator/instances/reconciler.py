@@ -39,6 +39,7 @@ from kubenova.operator.instances.evacuation import Evacuator
 from kubenova.operator.instances.handover import (
     INSTANCES,
     SCHEDULED,
+    Echoes,
     ensure_finalizers,
     status_host,
     still_handed_over,
@@ -83,6 +84,7 @@ class InstanceReconciler:
         # of the finalizer write) is not taken for an unplaced Instance and placed again.
         self.handed_over = LastWrites()
         self.placed_on: dict[str, str] = {}  # key -> status.host, for evacuation
+        self.echoes = Echoes()  # our hand-overs' writes, whose watch events are not reconciled
         self.evacuate = Evacuator(
             self.client,
             self.placer,
@@ -232,6 +234,11 @@ class InstanceReconciler:
         except NotFound:
             return  # deleted meanwhile: the DELETED event releases the claim
         self.handed_over.remember(uid_of(body), body, {"host": host})
+        # What a reconcile of this write's watch echo would do, done with the apply's answer.
+        self.echoes.expect(body)
+        self.placed_on[key_of(body)] = host
+        for hook in self.hooks:
+            await hook.on_scheduled(body)
         self.events.record(body, "Normal", "Scheduled", message)
         # Debug, as kube-scheduler's binding line: an info line cost a drain's event loop.
         log.debug("instance %s %s", key_of(body), message)
@@ -385,6 +392,7 @@ class InstanceReconciler:
         self.placed_on.pop(key, None)
         uid = self.uids.pop(key, None)
         if uid:
+            self.echoes.forget(uid)
             self.handed_over.forget(uid)
             self.evacuate.forget(uid)
             self.resize.forget(uid)

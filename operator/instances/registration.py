@@ -4,6 +4,8 @@ An informer, not kopf's per-object machinery: one stream, each event a dict upda
 queue mark, the newest (slimmed) body kept per key for the reconciler. It runs only
 while this replica leads (the runtime starts it with the work queue); a relist every
 audit interval catches what a restarted watch missed (a deletion during a 410 relist).
+The echo of a hand-over's own status write is kept as the newest body but not reconciled:
+the reconciler did with the apply's answer what it would have done with the echo.
 """
 
 from __future__ import annotations
@@ -33,4 +35,5 @@ def instance_watch(client: KubeClient, reconciler: InstanceReconciler, workers: 
         component="operator",
         transform=slim,
         on_deleted=deleted,
+        echo=reconciler.echoes.came_back,
     )

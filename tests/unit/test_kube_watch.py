@@ -360,3 +360,40 @@ def test_a_kubeconfig_token_file_is_named_and_read_at_each_login(tmp_path: Path)
     rotated.write_text("second\n")
     os.replace(rotated, token_file)
     assert config.current_token() == "second"  # what kopf's login handler sends after a 401
+
+
+class StaleLister(FakeLister):
+    """A list served from a cache behind the watch we had, then a watch of `events`."""
+
+    def __init__(self, listing: Body, events: list[WatchEvent]) -> None:
+        super().__init__(listing)
+        self.events = events
+
+    async def watch(self, *_: Any, **__: Any) -> AsyncIterator[WatchEvent]:
+        for event in self.events:
+            yield event
+
+
+def test_a_restarted_watch_never_takes_an_older_listed_body_over_a_newer_held_one() -> None:
+    """The first list of a restarted watch (from a lagging cache) is older for one object:
+    the newer body the last watch delivered stays; what is newer in the list is taken."""
+
+    async def scenario() -> dict[str, str | None]:
+        async def handler(key: str, body: Body | None) -> None:
+            pass
+
+        listing = {
+            "metadata": {"resourceVersion": "8"},
+            "items": [thing("ahead", "7"), thing("behind", "8")],
+        }
+        events = [WatchEvent("MODIFIED", thing("behind", "9"))]
+        watch = ListWatch(cast(KubeClient, StaleLister(listing, events)), THINGS, handler)
+        watch.queue.put("ns/ahead", thing("ahead", "10"))  # from the watch before the restart
+        watch.queue.put("ns/behind", thing("behind", "6"))
+        await watch._follow(None)
+        return {
+            key: (watch.queue.body(key) or {})["metadata"]["resourceVersion"]
+            for key in watch.known()
+        }
+
+    assert asyncio.run(scenario()) == {"ns/ahead": "10", "ns/behind": "9"}

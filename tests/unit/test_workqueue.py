@@ -154,3 +154,97 @@ def test_mark_of_an_unknown_key_does_nothing(workers: int) -> None:
         return calls
 
     assert run(scenario()) == 0
+
+
+def at(version: str | None, v: int) -> dict[str, Any]:
+    """A body with a resourceVersion (None: none at all) and a marker."""
+    metadata = {} if version is None else {"resourceVersion": version}
+    return {"metadata": metadata, "v": v}
+
+
+def test_a_body_older_than_the_held_one_never_replaces_it_but_still_marks() -> None:
+    """Informer semantics: a late event of an earlier write is not the newest state."""
+    seen: list[Any] = []
+
+    async def scenario() -> None:
+        async def handler(key: str, body: Any) -> None:
+            seen.append(body["v"])
+
+        queue: WorkQueue[str] = WorkQueue(handler, workers=1)
+        queue.start()
+        queue.put("a", at("10", 1))
+        await queue.drained()
+        queue.put("a", at("9", 2))  # older: the held body stays, and is reconciled again
+        await queue.drained()
+        assert queue.body("a") == at("10", 1)
+        queue.put("a", at("10", 3))  # the same version: the later arrival wins
+        queue.put("a", at("11", 4))  # compared as numbers, not strings ("11" > "9")
+        await queue.drained()
+        assert queue.body("a") == at("11", 4)
+        queue.put("b", at("100", 5))
+        queue.put("b", at("99", 6))
+        await queue.drained()
+        await queue.stop()
+
+    run(scenario())
+    assert seen == [1, 1, 4, 5]
+
+
+def test_versions_that_do_not_parse_let_the_later_arrival_win() -> None:
+    async def scenario() -> None:
+        async def handler(key: str, body: Any) -> None:
+            pass
+
+        queue: WorkQueue[str] = WorkQueue(handler, workers=1)
+        queue.put("a", at("20", 1))
+        queue.put("a", at("opaque", 2))  # not an etcd revision: cannot be ordered
+        assert queue.body("a") == at("opaque", 2)
+        queue.put("a", at("5", 3))
+        assert queue.body("a") == at("5", 3)
+        queue.put("a", at(None, 4))  # no version at all (a body made in memory)
+        assert queue.body("a") == at(None, 4)
+
+    run(scenario())
+
+
+def test_a_deletion_always_wins_and_anything_replaces_it() -> None:
+    async def scenario() -> None:
+        async def handler(key: str, body: Any) -> None:
+            pass
+
+        queue: WorkQueue[str] = WorkQueue(handler, workers=1)
+        queue.put("a", at("30", 1))
+        queue.put("a", None)  # gone, whatever version was held
+        assert queue.keys() == ["a"]
+        assert queue.body("a") is None
+        queue.put("a", at("31", 2))  # created again under the same name
+        assert queue.body("a") == at("31", 2)
+
+    run(scenario())
+
+
+def test_a_remembered_body_is_the_newest_without_a_reconcile() -> None:
+    """The echo of the handler's own write: kept for the next reconcile, not one itself."""
+    seen: list[Any] = []
+
+    async def scenario() -> None:
+        async def handler(key: str, body: Any) -> None:
+            seen.append((key, body["v"]))
+
+        queue: WorkQueue[str] = WorkQueue(handler, workers=1)
+        queue.start()
+        queue.put("a", at("10", 1))
+        await queue.drained()
+        queue.remember("a", at("11", 2))
+        queue.remember("a", at("9", 3))  # older than what is held: not kept
+        queue.remember("b", at("1", 1))  # unknown (or deleted): nothing to keep it for
+        await asyncio.sleep(0.01)
+        await queue.drained()
+        assert queue.body("a") == at("11", 2)
+        assert queue.body("b") is None
+        queue.mark("a")
+        await queue.drained()
+        await queue.stop()
+
+    run(scenario())
+    assert seen == [("a", 1), ("a", 2)]

@@ -205,3 +205,29 @@ def test_identifiers_cannot_be_allocated_twice(
         connection.execute(insert(model).values(**first))
     with pytest.raises(IntegrityError), engine.begin() as connection:
         connection.execute(insert(model).values(**clash))
+
+
+def test_a_batch_of_hosts_is_created_and_updated_in_one_upsert(engine: Engine) -> None:
+    """New hosts start at generation 0; a host already there takes every reported field
+    and a generation bump (the Placer's view re-reads what changed by it)."""
+    add_hosts(engine, "node-1")
+    inv.claim(engine, consumer(1), "node-1", SMALL)  # the claim bumped node-1 once more
+    before = {h.record.name: h for h in inv.load_hosts(engine)}
+    changed = inv.HostRecord(
+        "node-1",
+        inv.Resources(4, 2048, 50),
+        overcommit=inv.OvercommitRatios(vcpu=2.0),
+        availability_zone="az-2",
+        ready=False,
+        schedulable=False,
+        services=("compute", "network"),
+    )
+    new = inv.HostRecord("node-2", inv.Resources(16, 65536, 500))
+    inv.upsert_hosts(engine, [changed, new])
+    inv.upsert_hosts(engine, [])  # nothing to write: no transaction needed either
+    after = {h.record.name: h for h in inv.load_hosts(engine)}
+    assert after["node-1"].record == changed
+    assert after["node-1"].generation == before["node-1"].generation + 1
+    assert after["node-1"].used == SMALL  # its claim is untouched
+    assert after["node-2"].record == new
+    assert after["node-2"].generation == 0

@@ -26,6 +26,7 @@ from tests.builders import an_instance, as_yaml
 from tests.integration.operator.test_resilience import run_audit
 from tests.integration.operator.test_scheduling import catalog, condition, wait_ready
 from tests.integration.reliability.test_leader import Replicas, leads, started
+from tests.support.admission import hand_overs_refused
 from tests.support.hosts import SimulatedHosts
 from tests.support.waiting import eventually
 
@@ -34,6 +35,8 @@ pytestmark = [pytest.mark.apiserver, pytest.mark.postgres]
 # Every host has room for this many 1 vCPU / 1024 MiB / 1 GiB guests: 20480 MiB x 1.5
 # memory overcommit, or 30 GiB of disk x 1.0 (vCPUs: 8 x 16 never bind).
 PER_HOST = 30
+# How many of the room a leader killed mid-drain is kept from marking Scheduled.
+HELD_BACK = 50
 # How NoValidHost counts the hosts `schedulable(..., False)` took out.
 DISABLED = "disabled by an admin"
 
@@ -200,24 +203,30 @@ def test_leader_killed_mid_drain_places_nothing_twice_and_loses_no_claim(
     names = add_hosts(hosts, apiserver, room)
     # The whole backlog waits on disabled hosts, then is drained in batches once they are
     # enabled; the leader is killed when `kill_at` are claimed, the inventory polled since
-    # listing the Instances takes longer than a batch. At `kill_at == room` the last batch
-    # is claimed and its status writes are under way.
+    # listing the Instances takes longer than a batch. At `kill_at == room` the room is all
+    # claimed and hand-overs are still to be written.
     schedulable(apiserver, names, False)
     began = time.monotonic()
     create_backlog(apiserver, backlog_namespace, flavor, backlog)
     engine = inv.make_engine(pg_inventory)
     claimed = lambda: len(list_consumers(engine, "Instance"))  # noqa: E731
-    schedulable(apiserver, names, True)
-    eventually(
-        lambda: claimed() >= kill_at,
-        timeout=60,
-        interval=0.01,
-        what=f"{kill_at} claimed before the kill",
-    )
-    first.kill()
-    at_kill = claimed()
-    # The next leader takes the Lease seconds later: this is what the killed one left.
-    scheduled_at_kill = sum(map(is_scheduled, instances(apiserver, backlog_namespace)))
+    # The kill lands mid-drain by construction, however fast the drain: the killed leader
+    # claims as always but may hand over (write status.host) only the first
+    # `room - HELD_BACK` names, so it cannot finish before the signal whenever that lands,
+    # and at `kill_at == room` at least HELD_BACK of its claims are left unmarked.
+    held = [f"b{i:03d}" for i in range(room - HELD_BACK, backlog)]
+    with hand_overs_refused(apiserver, backlog_namespace, held):
+        schedulable(apiserver, names, True)
+        eventually(
+            lambda: claimed() >= kill_at,
+            timeout=60,
+            interval=0.01,
+            what=f"{kill_at} claimed before the kill",
+        )
+        first.kill()
+        at_kill = claimed()
+        # The next leader takes the Lease seconds later: this is what the killed one left.
+        scheduled_at_kill = sum(map(is_scheduled, instances(apiserver, backlog_namespace)))
     eventually(lambda: leads(second), timeout=30, interval=0.2, what="the standby to lead")
     placed, waiting = settled(apiserver, backlog_namespace, backlog, timeout=150)
     print(

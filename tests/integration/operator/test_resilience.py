@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -18,28 +17,34 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.inventory.consumers import list_consumers
 from tests.builders import an_instance
 from tests.fixtures.operator import OperatorProcess
-from tests.integration.operator.test_scheduling import apply, catalog, get, wait_ready
+from tests.integration.operator.test_scheduling import apply, catalog, wait_ready
+from tests.support.admission import hand_overs_refused
 from tests.support.hosts import SimulatedHosts
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.apiserver
 
 
+def scheduled(cluster: ClusterAccess, namespace: str) -> list[dict[str, Any]]:
+    """The Instances of `namespace` handed over to a host."""
+    items = json.loads(cluster.kubectl("get", "instances", "-n", namespace, "-o", "json").stdout)[
+        "items"
+    ]
+    # One status write commits the hand-over: host and Scheduled come together.
+    return [
+        i
+        for i in items
+        if any(
+            c["type"] == "Scheduled" and c["status"] == "True"
+            for c in (i.get("status") or {}).get("conditions", [])
+        )
+        and (i.get("status") or {}).get("host")
+    ]
+
+
 def all_scheduled(cluster: ClusterAccess, namespace: str, count: int) -> list[dict[str, Any]]:
     def probe() -> list[dict[str, Any]] | None:
-        items = json.loads(
-            cluster.kubectl("get", "instances", "-n", namespace, "-o", "json").stdout
-        )["items"]
-        # One status write commits the hand-over: host and Scheduled come together.
-        done = [
-            i
-            for i in items
-            if any(
-                c["type"] == "Scheduled" and c["status"] == "True"
-                for c in (i.get("status") or {}).get("conditions", [])
-            )
-            and (i.get("status") or {}).get("host")
-        ]
+        done = scheduled(cluster, namespace)
         return done if len(done) == count else None
 
     return eventually(probe, timeout=60, what=f"{count} instances scheduled")
@@ -88,16 +93,26 @@ def test_kill_minus_nine_mid_way_resumes_without_duplicate_claims(
     inventory_url: str,
 ) -> None:
     flavor = catalog(apiserver)
-    hosts.add("h-1", memory_mib=16384)
-    hosts.add("h-2", memory_mib=16384)
     count = 30
     apply(apiserver, *[an_instance(f"vm{i}", namespace, flavor=flavor) for i in range(count)])
-    eventually(lambda: get(apiserver, namespace, "vm0"), what="first instance")
-    time.sleep(0.3)  # let it get part of the way
-    operator.kill()
+    engine = inv.make_engine(inventory_url)
+    # Part of the way by construction, however fast the operator: it may claim every
+    # Instance but hand over (write status.host for) only vm0..vm19, and is killed once
+    # some are claimed; the hosts come after the hold, so nothing is placed before it.
+    held = [f"vm{i}" for i in range(20, count)]
+    with hand_overs_refused(apiserver, namespace, held):
+        hosts.add("h-1", memory_mib=16384)
+        hosts.add("h-2", memory_mib=16384)
+        eventually(
+            lambda: len(list_consumers(engine, "Instance")) >= 10,
+            interval=0.01,
+            what="some claimed before the kill",
+        )
+        operator.kill()
+        at_kill = len(scheduled(apiserver, namespace))
+    assert at_kill < count, "the kill came after the hand-overs: nothing was tested"
     operator.start()
     bodies = all_scheduled(apiserver, namespace, count)
-    engine = inv.make_engine(inventory_url)
     claims = {c.uid: c for c in list_consumers(engine, "Instance")}
     assert len(claims) == count
     for body in bodies:

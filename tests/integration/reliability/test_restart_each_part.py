@@ -216,11 +216,15 @@ class Supervisor:
 
 
 def dnsmasq_pids(lab: NetnsLab, host: str = "rs-net") -> list[int]:
-    return [
-        pid
-        for pid in lab.processes(lab.hosts[host])
-        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"dnsmasq")
-    ]
+    pids = []
+    for pid in lab.processes(lab.hosts[host]):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # gone since it was listed (the dnsmasq just killed, a short-lived child)
+        if cmdline.startswith(b"dnsmasq"):
+            pids.append(pid)
+    return pids
 
 
 def restart(process: AgentProcess | OperatorProcess) -> None:
