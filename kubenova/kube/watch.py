@@ -1,4 +1,5 @@
-"""Objects of one kind, chosen by a label or field selector, into a keyed work queue.
+"""Objects of one kind (in one namespace, or all), chosen by a label or field selector, into a
+keyed work queue.
 
 List, then watch from the list's resourceVersion (the client relists after a 410 Gone),
 and resync now and then. Nothing outside the selector is ever listed: an agent selects
@@ -50,6 +51,7 @@ class ListWatch:
         kind: ResourceKind,
         handler: Handler[str],
         *,
+        namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
         workers: int = 4,
@@ -60,6 +62,7 @@ class ListWatch:
     ) -> None:
         self.client = client
         self.kind = kind
+        self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.name = name
@@ -177,6 +180,7 @@ class ListWatch:
         self.synced.set()
         async for event in self.client.watch(
             self.kind,
+            self.namespace,
             label_selector=self.label_selector,
             field_selector=self.field_selector,
             resource_version=listing["metadata"]["resourceVersion"],
@@ -216,6 +220,7 @@ class ListWatch:
         while True:
             page = await self.client.list(
                 self.kind,
+                self.namespace,
                 label_selector=self.label_selector,
                 field_selector=self.field_selector,
                 limit=LIST_PAGE,
