@@ -109,15 +109,21 @@ class ListWatch:
         *,
         resync: Resync | None = None,
         resync_interval: float = 60.0,
+        work_after: Awaitable[Any] | None = None,
     ) -> None:
         """Queue the first list, run `on_synced`, then follow the watch until cancelled.
 
         With `resync`, it runs every `resync_interval` seconds once synced; a pass that
         fails with a KubenovaError or OSError is logged and the next one tried on time.
+        With `work_after`, the queue's workers start once it is done: the list (and the
+        watch) run meanwhile, so what they queued is there to work on at once.
         """
-        self.queue.start()
+        if work_after is None:
+            self.queue.start()
         try:
             async with asyncio.TaskGroup() as tasks:
+                if work_after is not None:
+                    tasks.create_task(self._work_after(work_after), name=f"gate-{self.name}")
                 tasks.create_task(self._follow(on_synced), name=f"watch-{self.name}")
                 if resync is not None:
                     tasks.create_task(
@@ -125,6 +131,10 @@ class ListWatch:
                     )
         finally:
             await self.queue.stop()
+
+    async def _work_after(self, gate: Awaitable[Any]) -> None:
+        await gate
+        self.queue.start()
 
     def known(self) -> list[str]:
         """A snapshot of the queue's keys (reconciles may add or drop some meanwhile)."""
