@@ -217,19 +217,22 @@ class Runtime:
         self.tasks.append(asyncio.create_task(self._audits(), name="audits"))
 
     async def _place(self) -> None:
-        """Follow every Instance into the instance work queue, once the hosts are known.
+        """Follow every Instance into the instance work queue; work on it once the hosts
+        are known (the Instance list is read meanwhile, not after).
 
         The relist catches what a restarted watch missed (a deletion during a 410's relist
         has no DELETED event), as often as the audit looks at the inventory.
         """
-        try:
-            await self._wait_for_hosts()
-        except Exception:  # only an optimisation: never a reason not to place
-            log.exception("waiting for the hosts before placing failed; placing now")
+        hosts_in = asyncio.create_task(self._wait_for_hosts(), name="wait-for-hosts")
+        self.tasks.append(hosts_in)
         watch = self.instance_watch
         while True:
             try:
-                await watch.run(resync=watch.relist, resync_interval=self.config.audit_interval)
+                await watch.run(
+                    resync=watch.relist,
+                    resync_interval=self.config.audit_interval,
+                    work_after=hosts_in,
+                )
             except Exception:
                 # kopf retried its watches for ever; so do we (the work queue restarts too).
                 log.exception("the Instance watch failed; starting it again in 1 s")
@@ -239,13 +242,16 @@ class Runtime:
         """Like kube-scheduler's wait for its caches: place nothing before the Hosts and their
         Leases are listed and judged (in one pass), so the first decisions see the whole
         cluster instead of refusing (a wasted status write and Event each). Bounded: a list
-        that is slow to come only delays the start."""
+        that is slow to come only delays the start; a failure never stops placing."""
         try:
             async with asyncio.timeout(HOST_SYNC_TIMEOUT):
                 await self.host_watches.synced()
         except TimeoutError:
             log.warning("placing before the Host and Lease lists are in")
-        await self.hosts.check_leases()  # those listed while standing by are judged now
+        try:
+            await self.hosts.check_leases()  # those listed while standing by are judged now
+        except Exception:
+            log.exception("judging the hosts before placing failed; placing now")
         log.info(
             "%d hosts judged: placing from %.2f s after process start",
             len(self.hosts.judged),
