@@ -37,30 +37,36 @@ def upsert_host(engine: Engine, record: HostRecord) -> None:
 
 
 def upsert_hosts(engine: Engine, records: Sequence[HostRecord]) -> None:
-    """Create or update many hosts in one transaction (one commit for a cluster's hosts)."""
+    """Create or update many hosts in one transaction (one commit for a cluster's hosts),
+    with one statement executed for all rows: 1,000 statements built one by one cost seconds
+    of start-up, holding the GIL away from the event loop."""
+    if not records:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "name": record.name,
+            "availability_zone": record.availability_zone,
+            "state": READY if record.ready else NOT_READY,
+            "schedulable": record.schedulable,
+            "services": list(record.services),
+            "vcpus": record.capacity.vcpus,
+            "memory_mb": record.capacity.memory_mb,
+            "disk_gb": record.capacity.disk_gb,
+            "vcpu_ratio": record.overcommit.vcpu,
+            "memory_ratio": record.overcommit.memory,
+            "disk_ratio": record.overcommit.disk,
+            "updated_at": now,
+            "generation": 0,
+        }
+        for record in records
+    ]
     with write_transaction(engine) as connection:
-        for record in records:
-            _upsert(connection, record)
-
-
-def _upsert(connection: Connection, record: HostRecord) -> None:
-    values = {
-        "name": record.name,
-        "availability_zone": record.availability_zone,
-        "state": READY if record.ready else NOT_READY,
-        "schedulable": record.schedulable,
-        "services": list(record.services),
-        "vcpus": record.capacity.vcpus,
-        "memory_mb": record.capacity.memory_mb,
-        "disk_gb": record.capacity.disk_gb,
-        "vcpu_ratio": record.overcommit.vcpu,
-        "memory_ratio": record.overcommit.memory,
-        "disk_ratio": record.overcommit.disk,
-        "updated_at": utcnow(),
-    }
-    insert = upsert_insert(connection, HostRow).values(generation=0, **values)
-    updated = dict(values, generation=HostRow.generation + 1)
-    connection.execute(insert.on_conflict_do_update(index_elements=["name"], set_=updated))
+        insert = upsert_insert(connection, HostRow)
+        updated = {column: insert.excluded[column] for column in rows[0] if column != "name"}
+        updated["generation"] = HostRow.generation + 1
+        upsert = insert.on_conflict_do_update(index_elements=["name"], set_=updated)
+        connection.execute(upsert, rows)
 
 
 def set_host_ready(engine: Engine, name: str, ready: bool) -> bool:
