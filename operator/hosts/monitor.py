@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import Gauge
+
 from kubenova.kube import KubeClient
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, name_of
@@ -35,6 +37,9 @@ from kubenova.operator.placement import Placer
 from kubenova.wellknown import host_of_lease
 
 log = logging.getLogger(__name__)
+
+# A host's metric children: ready, capacity and allocated per resource class.
+_HostGauges = tuple[Gauge, dict[inv.ResourceClass, Gauge], dict[inv.ResourceClass, Gauge]]
 
 
 def host_record(body: Body, ready: bool) -> inv.HostRecord:
@@ -84,6 +89,7 @@ class HostMonitor:
         self.ready: dict[str, bool] = {}
         self.judged: set[str] = set()  # hosts seen since start-up (deleted ones stay)
         self.records: dict[str, inv.HostRecord] = {}
+        self._metrics: dict[str, _HostGauges] = {}
         self.started = self.clock()
         self._batch: dict[str, inv.HostRecord] = {}
         self._flushing: asyncio.Task[None] | None = None
@@ -150,6 +156,7 @@ class HostMonitor:
         if body is None:
             self.hosts.pop(name, None)
             self.records.pop(name, None)
+            self._metrics.pop(name, None)
             self.ready.pop(name, None)
             self.status.forget(name)
             await asyncio.to_thread(inv.set_host_schedulable, self.placer.engine, name, False)
@@ -209,14 +216,26 @@ class HostMonitor:
         allocations as each Host's `status.allocated` (only changes, at a bounded rate)."""
         usage = await asyncio.to_thread(inv.host_usage, self.placer.engine)
         for name, record in self.records.items():
-            HOST_READY.labels(name).set(1 if self.ready.get(name) else 0)
+            ready, capacity, allocated = self._gauges(name)
+            ready.set(1 if self.ready.get(name) else 0)
             used = usage.get(name, inv.Resources())
             for resource, amount in record.capacity.items():
-                HOST_CAPACITY.labels(name, resource.value).set(amount)
+                capacity[resource].set(amount)
             for resource, amount in used.items():
-                HOST_ALLOCATED.labels(name, resource.value).set(amount)
+                allocated[resource].set(amount)
             if (body := self.hosts.get(name)) is not None:
                 self.status.publish_allocated(name, body, used)
+
+    def _gauges(self, name: str) -> _HostGauges:
+        """A host's metric children, looked up once: `labels()` for 7,000 children every
+        lease check was a tenth of the event loop's time during a drain onto 1,000 hosts."""
+        if (found := self._metrics.get(name)) is None:
+            found = self._metrics[name] = (
+                HOST_READY.labels(name),
+                {r: HOST_CAPACITY.labels(name, r.value) for r in inv.ResourceClass},
+                {r: HOST_ALLOCATED.labels(name, r.value) for r in inv.ResourceClass},
+            )
+        return found
 
     async def _upsert(self, records: list[inv.HostRecord]) -> None:
         """Write hosts' records; records arriving together share one transaction.
