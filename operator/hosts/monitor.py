@@ -90,6 +90,9 @@ class HostMonitor:
         self.judged: set[str] = set()  # hosts seen since start-up (deleted ones stay)
         self.records: dict[str, inv.HostRecord] = {}
         self._metrics: dict[str, _HostGauges] = {}
+        # host -> the body its newest record was built from, and that record: an unchanged
+        # body is not read again (`host_record` depends on the body and readiness only).
+        self._built: dict[str, tuple[Body, inv.HostRecord]] = {}
         self.started = self.clock()
         self._batch: dict[str, inv.HostRecord] = {}
         self._flushing: asyncio.Task[None] | None = None
@@ -157,6 +160,7 @@ class HostMonitor:
             self.hosts.pop(name, None)
             self.records.pop(name, None)
             self._metrics.pop(name, None)
+            self._built.pop(name, None)
             self.ready.pop(name, None)
             self.status.forget(name)
             await asyncio.to_thread(inv.set_host_schedulable, self.placer.engine, name, False)
@@ -294,7 +298,11 @@ class HostMonitor:
             if (body := self.hosts.get(name)) is None:
                 continue  # deleted while a judgement was on its way
             alive, message = self._alive(name)
-            verdicts[name] = (body, Verdict(alive, message), host_record(body, alive))
+            built, record = self._built.get(name, (None, None))
+            if built is not body or record is None or record.ready != alive:
+                record = host_record(body, alive)
+                self._built[name] = (body, record)
+            verdicts[name] = (body, Verdict(alive, message), record)
         changed = [r for n, (_, _, r) in verdicts.items() if self.records.get(n) != r]
         if changed:
             await self._upsert(changed)
