@@ -18,10 +18,13 @@ from typing import Generic, TypeVar
 import kopf
 from sqlalchemy import Engine
 
-from kubenova.kube import KubeClient, load_config
+from kubenova.api.v1alpha1 import Flavor, Image, Network, ServerGroup, Volume
+from kubenova.errors import KubenovaError
+from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.config import service_account_owner
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
+from kubenova.kube.meta import key_of
 from kubenova.kube.paths import LEASES
 from kubenova.kube.watch import ListWatch
 from kubenova.memory import give_back_forever
@@ -52,6 +55,8 @@ STARTUP_AUDIT_DELAY = 10.0
 # Seconds a new leader waits at most for the Host and Lease lists to reach the host monitor
 # before it places anything.
 HOST_SYNC_TIMEOUT = 10.0
+# What kopf files into the catalog, which a placement reads: waited for like the Hosts.
+CATALOGUED = (Flavor, Image, ServerGroup, Network, Volume)
 # Threads beyond one per Instance worker: the host monitor, audits, other domains' queues.
 EXTRA_THREADS = 8
 
@@ -245,9 +250,9 @@ class Runtime:
         that is slow to come only delays the start; a failure never stops placing."""
         try:
             async with asyncio.timeout(HOST_SYNC_TIMEOUT):
-                await self.host_watches.synced()
+                await asyncio.gather(self.host_watches.synced(), self._catalog_filed())
         except TimeoutError:
-            log.warning("placing before the Host and Lease lists are in")
+            log.warning("placing before the Host, Lease and catalog lists are in")
         try:
             await self.hosts.check_leases()  # those listed while standing by are judged now
         except Exception:
@@ -257,6 +262,26 @@ class Runtime:
             len(self.hosts.judged),
             process_age(),
         )
+
+    async def _catalog_filed(self) -> None:
+        """Wait until kopf filed the Flavors, Images, ServerGroups, Networks and Volumes
+        that exist now into the catalog: an Instance reconciled before its Flavor or
+        Network arrived would be told it does not exist (a wasted write, a false Event).
+        Listed by us (nothing filed: kopf's newer events stay the truth), waited for."""
+        try:
+            listings = await asyncio.gather(
+                *(self.client.list(kubenova_kind(model)) for model in CATALOGUED)
+            )
+        except (KubenovaError, OSError) as exc:
+            log.warning("listing the catalog before placing failed: %s", exc)
+            return
+        wanted = [
+            (model.crd.kind, key_of(item))
+            for model, listing in zip(CATALOGUED, listings, strict=True)
+            for item in listing.get("items", [])
+        ]
+        while any(self.catalog.get(kind, key) is None for kind, key in wanted):
+            await asyncio.sleep(0.05)
 
     def _lost_leadership(self) -> None:
         # Exit at once, as kube-controller-manager does: no clean-up handler may write (it
