@@ -248,11 +248,13 @@ class Runtime:
         Leases are listed and judged (in one pass), so the first decisions see the whole
         cluster instead of refusing (a wasted status write and Event each). Bounded: a list
         that is slow to come only delays the start; a failure never stops placing."""
-        try:
+        try:  # the Instance workers start when this ends: it must end, and never raise
             async with asyncio.timeout(HOST_SYNC_TIMEOUT):
                 await asyncio.gather(self.host_watches.synced(), self._catalog_filed())
         except TimeoutError:
             log.warning("placing before the Host, Lease and catalog lists are in")
+        except Exception:
+            log.exception("waiting for the hosts and the catalog failed; placing now")
         try:
             await self.hosts.check_leases()  # those listed while standing by are judged now
         except Exception:
