@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 import kopf
 from sqlalchemy import Engine
 
-from kubenova.api.v1alpha1 import Flavor, Image, Network, ServerGroup, Volume
+from kubenova.api.v1alpha1 import Flavor, Image, Network, Resource, ServerGroup, Volume
 from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.config import service_account_owner
@@ -56,7 +56,7 @@ STARTUP_AUDIT_DELAY = 10.0
 # before it places anything.
 HOST_SYNC_TIMEOUT = 10.0
 # What kopf files into the catalog, which a placement reads: waited for like the Hosts.
-CATALOGUED = (Flavor, Image, ServerGroup, Network, Volume)
+CATALOGUED: tuple[type[Resource], ...] = (Flavor, Image, ServerGroup, Network, Volume)
 # Threads beyond one per Instance worker: the host monitor, audits, other domains' queues.
 EXTRA_THREADS = 8
 
