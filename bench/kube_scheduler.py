@@ -195,9 +195,10 @@ def _scheduler_config(root: Path, kubeconfig: Path) -> Path:
 
 async def _drain(
     access: ClusterAccess, client: KubeClient, scheduler: Path, root: Path, count: int
-) -> tuple[float, float, dict[str, float]]:
-    """Seconds from kube-scheduler's start to the last binding, and from the first to it;
-    and the CPU seconds kube-scheduler and the control plane spent meanwhile."""
+) -> tuple[float, float, float, dict[str, float]]:
+    """Seconds from kube-scheduler's start to the last binding, from the first to it, and
+    from its start to the first; and the CPU seconds kube-scheduler and the control plane
+    spent meanwhile."""
     bound: set[str] = set()
     done = asyncio.Event()
     first: list[float] = []
@@ -246,7 +247,7 @@ async def _drain(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    return finished - started, finished - first[0], cpu
+    return finished - started, finished - first[0], first[0] - started, cpu
 
 
 async def _measure(
@@ -262,7 +263,7 @@ async def _measure(
         await register_nodes(client, nodes)
         await create_pods(client, pods, anti)
         before = write_counts(access)
-        elapsed, steady, cpu = await _drain(access, client, scheduler, root, pods)
+        elapsed, steady, to_first, cpu = await _drain(access, client, scheduler, root, pods)
         writes = write_counts(access) - before
         rates = await ceiling(client, min(pods, 1000))
         return {
@@ -272,6 +273,7 @@ async def _measure(
             "seconds_to_drain_incl_scheduler_start": round(elapsed, 2),
             "placements_per_s": round(pods / elapsed, 1),
             "placements_per_s_after_first": round((pods - 1) / steady, 1) if pods > 1 else None,
+            "start_to_first_placement_s": round(to_first, 2),
             "writes": dict(sorted(writes.items())),
             "writes_per_placement": round(sum(writes.values()) / pods, 2),
             "apiserver_ceiling": rates,

@@ -6,8 +6,9 @@ counted, made by the reconcilers behind the work queues.
 
 The domains are listed here, not discovered, so a reader (and every static tool) sees
 each handler. Order matters: kopf runs start-up handlers and the handlers of one event in
-the order they were registered, so the runtime comes first and Host events reach the
-host monitor before the networks and volumes.
+the order they were registered, so the runtime comes first. Hosts and their Leases are
+not kopf's: the runtime lists and watches them (`hosts.watches`) and hands Host events to
+the domains that listen (`runtime.host_watches.on_host`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from kubenova.kube import load_config
 from kubenova.operator.admission.registration import register as register_admission
 from kubenova.operator.catalog.registration import register as register_catalog
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.hosts.registration import register as register_hosts
 from kubenova.operator.migrations.drain import register as register_drains
 from kubenova.operator.migrations.registration import register as register_migrations
 from kubenova.operator.networks.registration import register as register_networks
@@ -33,7 +33,6 @@ Registration = Callable[[kopf.OperatorRegistry, OperatorConfig], None]
 
 DOMAINS: tuple[Registration, ...] = (
     register_catalog,
-    register_hosts,
     register_admission,
     register_networks,
     register_projects,

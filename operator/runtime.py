@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -17,8 +18,9 @@ from typing import Generic, TypeVar
 import kopf
 from sqlalchemy import Engine
 
+from kubenova.api.v1alpha1 import Flavor, Image, Network, Resource, ServerGroup, Volume
 from kubenova.errors import KubenovaError
-from kubenova.kube import KubeClient, load_config
+from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.config import service_account_owner
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
@@ -31,7 +33,7 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.audit import after_backlog, audit
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.config import OperatorConfig
-from kubenova.operator.hosts import HOSTS, HostMonitor
+from kubenova.operator.hosts import HostMonitor, HostWatches
 from kubenova.operator.instances import InstanceReconciler, instance_watch
 from kubenova.operator.leadership import (
     LEADER_LEASE,
@@ -44,7 +46,6 @@ from kubenova.operator.leadership import (
 from kubenova.operator.moves import Moves
 from kubenova.operator.placement import Placer
 from kubenova.operator.scheduler import SchedulerConfig
-from kubenova.wellknown import host_of_lease
 from kubenova.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,11 @@ log = logging.getLogger(__name__)
 # Seconds after start-up before the first audit: long enough for the catalog and host
 # watches to have listed what exists, so re-claims find their flavors.
 STARTUP_AUDIT_DELAY = 10.0
-# Seconds a new leader waits at most for the Hosts (and their heartbeats) it lists to reach
-# the host monitor before it places anything.
+# Seconds a new leader waits at most for the Host and Lease lists to reach the host monitor
+# before it places anything.
 HOST_SYNC_TIMEOUT = 10.0
+# What kopf files into the catalog, which a placement reads: waited for like the Hosts.
+CATALOGUED: tuple[type[Resource], ...] = (Flavor, Image, ServerGroup, Network, Volume)
 # Threads beyond one per Instance worker: the host monitor, audits, other domains' queues.
 EXTRA_THREADS = 8
 
@@ -99,6 +102,8 @@ class Runtime:
     placer: Placer
     catalog: Catalog
     hosts: HostMonitor
+    # Hosts and their Leases, listed and watched once from start-up (leading or not).
+    host_watches: HostWatches
     instances: InstanceReconciler
     # Every Instance, listed and watched once, into the instance work queue (leader only).
     instance_watch: ListWatch
@@ -147,6 +152,7 @@ class Runtime:
             placer,
             catalog,
             hosts,
+            HostWatches(client, hosts, config.system_namespace),
             reconciler,
             instance_watch(client, reconciler, config.workers),
             Moves(client),
@@ -195,6 +201,7 @@ class Runtime:
             )
             self.tasks.append(asyncio.create_task(self.health.start(), name="health"))
         self.tasks.append(asyncio.create_task(give_back_forever(), name="give-back-memory"))
+        self.tasks.append(asyncio.create_task(self.host_watches.run(), name="host-watches"))
         self.leadership.when_leading(self._start_leading)
         self.tasks.append(
             asyncio.create_task(self.leadership.lead(self._lost_leadership), name="leadership")
@@ -220,49 +227,68 @@ class Runtime:
         self.tasks.append(asyncio.create_task(self._audits(), name="audits"))
 
     async def _place(self) -> None:
-        """Follow every Instance into the instance work queue, once the hosts are known.
+        """Follow every Instance into the instance work queue; work on it once the hosts
+        are known (the Instance list is read meanwhile, not after).
 
         The relist catches what a restarted watch missed (a deletion during a 410's relist
         has no DELETED event), as often as the audit looks at the inventory.
         """
-        try:
-            await self._wait_for_hosts()
-        except Exception:  # only an optimisation: never a reason not to place
-            log.exception("waiting for the hosts before placing failed; placing now")
+        hosts_in = asyncio.create_task(self._wait_for_hosts(), name="wait-for-hosts")
+        self.tasks.append(hosts_in)
         watch = self.instance_watch
         while True:
             try:
-                await watch.run(resync=watch.relist, resync_interval=self.config.audit_interval)
+                await watch.run(
+                    resync=watch.relist,
+                    resync_interval=self.config.audit_interval,
+                    work_after=hosts_in,
+                )
             except Exception:
                 # kopf retried its watches for ever; so do we (the work queue restarts too).
                 log.exception("the Instance watch failed; starting it again in 1 s")
                 await asyncio.sleep(1)
 
     async def _wait_for_hosts(self) -> None:
-        """Like kube-scheduler's wait for its caches: place nothing before the Hosts there
-        are now reached the host monitor, each heart-beating one judged Ready, so the first
-        decisions see the whole cluster instead of refusing (a wasted status write and
-        Event each). Bounded: a watch that is slow to deliver only delays the start."""
+        """Like kube-scheduler's wait for its caches: place nothing before the Hosts and their
+        Leases are listed and judged (in one pass), so the first decisions see the whole
+        cluster instead of refusing (a wasted status write and Event each). Bounded: a list
+        that is slow to come only delays the start; a failure never stops placing."""
+        try:  # the Instance workers start when this ends: it must end, and never raise
+            async with asyncio.timeout(HOST_SYNC_TIMEOUT):
+                await asyncio.gather(self.host_watches.synced(), self._catalog_filed())
+        except TimeoutError:
+            log.warning("placing before the Host, Lease and catalog lists are in")
+        except Exception:
+            log.exception("waiting for the hosts and the catalog failed; placing now")
         try:
-            hosts = [key_of(h) for h in (await self.client.list(HOSTS)).get("items", [])]
-            listed = await self.client.list(LEASES, self.config.system_namespace)
+            await self.hosts.check_leases()  # those listed while standing by are judged now
+        except Exception:
+            log.exception("judging the hosts before placing failed; placing now")
+        log.info(
+            "%d hosts judged: placing from %.2f s after process start",
+            len(self.hosts.judged),
+            process_age(),
+        )
+
+    async def _catalog_filed(self) -> None:
+        """Wait until kopf filed the Flavors, Images, ServerGroups, Networks and Volumes
+        that exist now into the catalog: an Instance reconciled before its Flavor or
+        Network arrived would be told it does not exist (a wasted write, a false Event).
+        Listed by us (nothing filed: kopf's newer events stay the truth), waited for."""
+        try:
+            listings = await asyncio.gather(
+                *(self.client.list(kubenova_kind(model)) for model in CATALOGUED)
+            )
         except (KubenovaError, OSError) as exc:
-            log.warning("listing the hosts before placing failed: %s", exc)
+            log.warning("listing the catalog before placing failed: %s", exc)
             return
-        beating = {host_of_lease(key_of(lease).rpartition("/")[2]) for lease in listed["items"]}
-        await self.hosts.check_leases()  # those seen while standing by are judged now
-        loop = asyncio.get_running_loop()
-        deadline, waiting = loop.time() + HOST_SYNC_TIMEOUT, hosts
-        while loop.time() < deadline:
-            waiting = [
-                h
-                for h in hosts
-                if not (self.hosts.is_ready(h) if h in beating else self.hosts.is_judged(h))
-            ]
-            if not waiting:
-                return
+        wanted = [
+            (model.crd.kind, key_of(item))
+            for model, listing in zip(CATALOGUED, listings, strict=True)
+            for item in listing.get("items", [])
+        ]
+        while any(self.catalog.get(kind, key) is None for kind, key in wanted):
             await asyncio.sleep(0.05)
-        log.warning("placing before %d hosts reached the host monitor", len(waiting))
 
     def _lost_leadership(self) -> None:
         # Exit at once, as kube-controller-manager does: no clean-up handler may write (it
@@ -324,6 +350,17 @@ class Runtime:
                 self.ready = True
             except Exception:
                 log.exception("lease check failed")
+
+
+def process_age() -> float:
+    """Seconds since this process started (from /proc: imports and kopf included)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # starttime, field 22
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 RUNTIME: MemoSlot[Runtime] = MemoSlot("runtime")

@@ -1,4 +1,5 @@
-"""Objects of one kind, chosen by a label or field selector, into a keyed work queue.
+"""Objects of one kind (in one namespace, or all), chosen by a label or field selector, into a
+keyed work queue.
 
 List, then watch from the list's resourceVersion (the client relists after a 410 Gone),
 and resync now and then. Nothing outside the selector is ever listed: an agent selects
@@ -52,6 +53,7 @@ class ListWatch:
         kind: ResourceKind,
         handler: Handler[str],
         *,
+        namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
         workers: int = 4,
@@ -63,6 +65,7 @@ class ListWatch:
     ) -> None:
         self.client = client
         self.kind = kind
+        self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.name = name
@@ -110,15 +113,21 @@ class ListWatch:
         *,
         resync: Resync | None = None,
         resync_interval: float = 60.0,
+        work_after: Awaitable[Any] | None = None,
     ) -> None:
         """Queue the first list, run `on_synced`, then follow the watch until cancelled.
 
         With `resync`, it runs every `resync_interval` seconds once synced; a pass that
         fails with a KubenovaError or OSError is logged and the next one tried on time.
+        With `work_after`, the queue's workers start once it is done: the list (and the
+        watch) run meanwhile, so what they queued is there to work on at once.
         """
-        self.queue.start()
+        if work_after is None:
+            self.queue.start()
         try:
             async with asyncio.TaskGroup() as tasks:
+                if work_after is not None:
+                    tasks.create_task(self._work_after(work_after), name=f"gate-{self.name}")
                 tasks.create_task(self._follow(on_synced), name=f"watch-{self.name}")
                 if resync is not None:
                     tasks.create_task(
@@ -126,6 +135,10 @@ class ListWatch:
                     )
         finally:
             await self.queue.stop()
+
+    async def _work_after(self, gate: Awaitable[Any]) -> None:
+        await gate
+        self.queue.start()
 
     def known(self) -> list[str]:
         """A snapshot of the queue's keys (reconciles may add or drop some meanwhile)."""
@@ -181,6 +194,7 @@ class ListWatch:
         self.synced.set()
         async for event in self.client.watch(
             self.kind,
+            self.namespace,
             label_selector=self.label_selector,
             field_selector=self.field_selector,
             resource_version=listing["metadata"]["resourceVersion"],
@@ -222,6 +236,7 @@ class ListWatch:
         while True:
             page = await self.client.list(
                 self.kind,
+                self.namespace,
                 label_selector=self.label_selector,
                 field_selector=self.field_selector,
                 limit=LIST_PAGE,

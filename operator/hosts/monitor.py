@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import Gauge
+
 from kubenova.kube import KubeClient
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, name_of
@@ -32,8 +34,12 @@ from kubenova.metrics import HOST_ALLOCATED, HOST_CAPACITY, HOST_READY
 from kubenova.operator import inventory as inv
 from kubenova.operator.hosts.status import HostStatusWriter, Verdict
 from kubenova.operator.placement import Placer
+from kubenova.wellknown import host_of_lease
 
 log = logging.getLogger(__name__)
+
+# A host's metric children: ready, capacity and allocated per resource class.
+_HostGauges = tuple[Gauge, dict[inv.ResourceClass, Gauge], dict[inv.ResourceClass, Gauge]]
 
 
 def host_record(body: Body, ready: bool) -> inv.HostRecord:
@@ -83,6 +89,10 @@ class HostMonitor:
         self.ready: dict[str, bool] = {}
         self.judged: set[str] = set()  # hosts seen since start-up (deleted ones stay)
         self.records: dict[str, inv.HostRecord] = {}
+        self._metrics: dict[str, _HostGauges] = {}
+        # host -> the body its newest record was built from, and that record: an unchanged
+        # body is not read again (`host_record` depends on the body and readiness only).
+        self._built: dict[str, tuple[Body, inv.HostRecord]] = {}
         self.started = self.clock()
         self._batch: dict[str, inv.HostRecord] = {}
         self._flushing: asyncio.Task[None] | None = None
@@ -149,6 +159,8 @@ class HostMonitor:
         if body is None:
             self.hosts.pop(name, None)
             self.records.pop(name, None)
+            self._metrics.pop(name, None)
+            self._built.pop(name, None)
             self.ready.pop(name, None)
             self.status.forget(name)
             await asyncio.to_thread(inv.set_host_schedulable, self.placer.engine, name, False)
@@ -165,43 +177,78 @@ class HostMonitor:
         if body is None:
             self.heartbeats.pop(host, None)
         else:
-            spec = body.get("spec") or {}
-            beat = tuple(
-                str(spec.get(key) or "") for key in ("holderIdentity", "acquireTime", "renewTime")
-            )
-            seen = self.heartbeats.get(host)
-            if beat[1:] != ("", "") and (seen is None or seen[0] != beat):
-                # A re-list or an unrelated edit shows the same values: not a heartbeat.
-                self.heartbeats[host] = (beat, self.clock())
+            self._beat(host, body)
         if host in self.hosts and self.active:
             await self._sync(host)
 
+    def _beat(self, host: str, body: Body) -> None:
+        spec = body.get("spec") or {}
+        beat = tuple(
+            str(spec.get(key) or "") for key in ("holderIdentity", "acquireTime", "renewTime")
+        )
+        seen = self.heartbeats.get(host)
+        if beat[1:] != ("", "") and (seen is None or seen[0] != beat):
+            # A re-list or an unrelated edit shows the same values: not a heartbeat.
+            self.heartbeats[host] = (beat, self.clock())
+
+    def leases_listed(self, bodies: list[Body]) -> None:
+        """Take the heartbeats of a Lease list (the watch's first, or a relist) at once:
+        judged with the Hosts when those are listed, or at the next check."""
+        for body in bodies:
+            if (host := host_of_lease(name_of(body))) is not None:
+                self._beat(host, body)
+
+    async def hosts_listed(self, bodies: list[Body]) -> None:
+        """Take a Host list (the watch's first, or a relist) at once: one judgement of
+        them all, their records written in one transaction, before any host's own event."""
+        was_out = {name_of(body): self.is_out_of_service(name_of(body)) for body in bodies}
+        for body in bodies:
+            self.hosts[name_of(body)] = body
+        if not self.active:
+            return
+        await self._sync_many(list(was_out))
+        for name, out in was_out.items():
+            if self.is_out_of_service(name) != out:
+                self._fencing_changed(name)
+
     async def check_leases(self) -> None:
         """Re-judge every host's health now (called periodically)."""
-        for name in list(self.hosts):
-            await self._sync(name)
+        await self._sync_many(list(self.hosts))
 
     async def publish_usage(self) -> None:
         """Export capacity, readiness and allocations of every host as metrics, and the
         allocations as each Host's `status.allocated` (only changes, at a bounded rate)."""
         usage = await asyncio.to_thread(inv.host_usage, self.placer.engine)
         for name, record in self.records.items():
-            HOST_READY.labels(name).set(1 if self.ready.get(name) else 0)
+            ready, capacity, allocated = self._gauges(name)
+            ready.set(1 if self.ready.get(name) else 0)
             used = usage.get(name, inv.Resources())
             for resource, amount in record.capacity.items():
-                HOST_CAPACITY.labels(name, resource.value).set(amount)
+                capacity[resource].set(amount)
             for resource, amount in used.items():
-                HOST_ALLOCATED.labels(name, resource.value).set(amount)
+                allocated[resource].set(amount)
             if (body := self.hosts.get(name)) is not None:
                 self.status.publish_allocated(name, body, used)
 
-    async def _upsert(self, record: inv.HostRecord) -> None:
-        """Write a host's record; records arriving together share one transaction.
+    def _gauges(self, name: str) -> _HostGauges:
+        """A host's metric children, looked up once: `labels()` for 7,000 children every
+        lease check was a tenth of the event loop's time during a drain onto 1,000 hosts."""
+        if (found := self._metrics.get(name)) is None:
+            found = self._metrics[name] = (
+                HOST_READY.labels(name),
+                {r: HOST_CAPACITY.labels(name, r.value) for r in inv.ResourceClass},
+                {r: HOST_ALLOCATED.labels(name, r.value) for r in inv.ResourceClass},
+            )
+        return found
+
+    async def _upsert(self, records: list[inv.HostRecord]) -> None:
+        """Write hosts' records; records arriving together share one transaction.
 
         At start-up every Host arrives at once: one commit for all of them instead of one
         per host, which would hold the database's write lock away from placements.
         """
-        self._batch[record.name] = record
+        for record in records:
+            self._batch[record.name] = record
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
         await asyncio.shield(self._flushing)
@@ -241,22 +288,43 @@ class HostMonitor:
         return True, "the host's agent is heart-beating"
 
     async def _sync(self, name: str) -> None:
-        body = self.hosts[name]
-        alive, message = self._alive(name)
-        record = host_record(body, alive)
-        was_ready = self.ready.get(name)
-        if self.records.get(name) != record:
-            await self._upsert(record)
-            grew = _more_room(self.records.get(name), record)
+        await self._sync_many([name])
+
+    async def _sync_many(self, names: list[str]) -> None:
+        """Judge these hosts, write the records that changed (one transaction), then act on
+        what changed: wake who waits for room, for fencing, publish the verdicts."""
+        verdicts: dict[str, tuple[Body, Verdict, inv.HostRecord]] = {}
+        for name in names:
+            if (body := self.hosts.get(name)) is None:
+                continue  # deleted while a judgement was on its way
+            alive, message = self._alive(name)
+            built, record = self._built.get(name, (None, None))
+            if built is not body or record is None or record.ready != alive:
+                record = host_record(body, alive)
+                self._built[name] = (body, record)
+            verdicts[name] = (body, Verdict(alive, message), record)
+        changed = [r for n, (_, _, r) in verdicts.items() if self.records.get(n) != r]
+        if changed:
+            await self._upsert(changed)
+        grew = False
+        for name, (body, verdict, record) in verdicts.items():
+            if name not in self.hosts:
+                continue  # deleted meanwhile: nothing of it to publish
+            grew |= self.records.get(name) != record and _more_room(self.records.get(name), record)
             self.records[name] = record
-            if grew:
-                for listener in self._capacity_listeners:
-                    listener()
+            self._judged(name, body, verdict)
+        if grew:
+            for listener in self._capacity_listeners:
+                listener()
+
+    def _judged(self, name: str, body: Body, verdict: Verdict) -> None:
+        alive, message = verdict.alive, verdict.message
+        was_ready = self.ready.get(name)
         self.ready[name] = alive
         self.judged.add(name)
         if was_ready is None or was_ready != alive:
             self._fencing_changed(name)  # the first judgement too: deletions may wait for it
-        self.status.publish(name, body, Verdict(alive, message))
+        self.status.publish(name, body, verdict)
         if was_ready is not None and was_ready != alive:
             kind = "Normal" if alive else "Warning"
             reason = "HostReady" if alive else "HostNotReady"

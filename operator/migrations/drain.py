@@ -23,8 +23,6 @@ from typing import Any
 import kopf
 
 from kubenova.api.v1alpha1 import (
-    GROUP,
-    VERSION,
     Host,
     InstanceMigration,
     MigrationMode,
@@ -34,7 +32,7 @@ from kubenova.errors import Conflict
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, deleting, name_of, namespace_of, uid_of
-from kubenova.kube.objects import apply_status, slim
+from kubenova.kube.objects import apply_status
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.instances import INSTANCES
 from kubenova.operator.runtime import MemoSlot, runtime_of
@@ -168,6 +166,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         drainer = Drainer(runtime.client, runtime.events)
         queue: WorkQueue[str] = WorkQueue(drainer, workers=1, name="drains")
         QUEUE.put(memo, queue)
+        runtime.host_watches.on_host(queue.put)
 
         async def lead() -> None:
             queue.start()
@@ -179,11 +178,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         queue = QUEUE.find(memo)
         if queue is not None:
             await queue.stop()
-
-    @kopf.on.event(GROUP, VERSION, "hosts", registry=registry)
-    async def host_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        name = body.metadata.name or ""
-        QUEUE.get(memo).put(name, None if type == "DELETED" else slim(dict(body)))
 
 
 def _summary(host: str, instances: int, migrating: int, failed: int, stopped: int) -> str:

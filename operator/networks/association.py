@@ -82,9 +82,13 @@ class FloatingAssociations:
         addresses: list[dict[str, Any]] = status.get("addresses") or []
         uids: dict[str, str] = {}
         for address in addresses:
-            network = self.catalog.get(NETWORK_KIND, f"{namespace}/{address['network']}")
+            network_key = f"{namespace}/{address['network']}"
+            network = self.catalog.get(NETWORK_KIND, network_key)
             if network is None:
-                return  # not seen yet (start-up): the Instance's resync looks again
+                # Not seen yet (start-up: Instances may be listed before kopf's Networks):
+                # the Instance is reconciled again when it arrives.
+                self.catalog.wait_for(NETWORK_KIND, network_key, key_of(body))
+                return
             uids[address["network"]] = uid_of(network)
         consumer = Consumer(uid_of(body), name_of(body), namespace)
         wishes = [(uids[a["network"]], wanted.get(a["network"], False)) for a in addresses]

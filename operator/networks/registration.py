@@ -88,6 +88,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         runtime.instances.hooks.append(hook)
         controller = NetworkController(reconciler, queue)
         CONTROLLER.put(memo, controller)
+        runtime.host_watches.on_host(lambda name, body: reconciler.host_changed(name, body, queue))
 
         async def lead() -> None:
             queue.start()
@@ -113,13 +114,3 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         current = None if type == "DELETED" else slim(dict(body))
         runtime.catalog.put(NETWORK_KIND, key, current)
         controller.queue.put(key, current)
-
-    @kopf.on.event(GROUP, VERSION, "hosts", registry=registry)
-    async def network_host_event(
-        type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
-    ) -> None:
-        controller = CONTROLLER.find(memo)
-        if controller is None:
-            return
-        current = None if type == "DELETED" else slim(dict(body))
-        controller.reconciler.host_changed(body.metadata.name or "", current, controller.queue)

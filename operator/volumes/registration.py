@@ -22,7 +22,7 @@ import kopf
 
 from kubenova.api.v1alpha1 import GROUP, VERSION, Instance, Volume
 from kubenova.kube import kubenova_kind
-from kubenova.kube.meta import uid_of
+from kubenova.kube.meta import Body, uid_of
 from kubenova.kube.objects import slim
 from kubenova.operator import inventory as inv
 from kubenova.operator.config import OperatorConfig
@@ -140,6 +140,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         controller = VolumeController(reconciler, queue, attachments, chap_access)
         CONTROLLER.put(memo, controller)
 
+        def host_changed(name: str, _: Body | None) -> None:
+            for key in list(reconciler.pending):
+                queue.mark(key)
+            attachments.host_changed(name)
+
+        runtime.host_watches.on_host(host_changed)
+
         async def lead() -> None:
             # Read when we lead, not at start-up: a standby's copy would be the old leader's
             # state of long ago.
@@ -169,15 +176,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         controller.queue.put(key, current)
         controller.attachments.volume_changed(key, current)
         controller.chap_access.put(body.metadata.namespace or "", {})
-
-    @kopf.on.event(GROUP, VERSION, "hosts", registry=registry)
-    async def volume_host_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        controller = CONTROLLER.find(memo)
-        if controller is None:
-            return
-        for key in list(controller.reconciler.pending):
-            controller.queue.mark(key)
-        controller.attachments.host_changed(body.metadata.name or "")
 
 
 async def _audits(runtime: Runtime, controller: VolumeController, interval: float) -> None:

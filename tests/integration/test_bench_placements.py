@@ -38,6 +38,10 @@ def test_placements_against_kube_scheduler(anti_affinity: bool) -> None:
     assert result["operator_requests"].get("PATCH instances/status", 0) >= 4
     assert result["operator_writes_per_placement"] >= 1
     assert result["apiserver_ceiling"]["status_patch_per_s"] > 0
+    # Start-up, from the operator's log and the bench's clock: nothing is placed before the
+    # Hosts are listed and judged (the operator's clock starts after the bench's Popen).
+    listed = result["operator_start_to_hosts_listed_s"]
+    assert 0 < listed <= result["operator_start_to_first_placement_s"]
 
     peer = result["peer"]
     assert peer["kube_scheduler"].startswith("v1.")
@@ -45,6 +49,7 @@ def test_placements_against_kube_scheduler(anti_affinity: bool) -> None:
     # One binding per Pod, read from the apiserver's own request counter.
     assert peer["writes"]["POST pods/binding"] == 4
     assert peer["apiserver_ceiling"]["status_patch_per_s"] > 0
+    assert peer["start_to_first_placement_s"] > 0
     assert result["ratio_to_peer"] == pytest.approx(
         result["placements_per_s"] / peer["placements_per_s"], abs=0.01
     )

@@ -4,10 +4,17 @@ Lease change (on its own clock, whatever the agent's clock says)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import pytest
+from sqlalchemy import Engine
 
 from kubenova.operator import inventory as inv
 from kubenova.operator.hosts.monitor import HostMonitor, _more_room, host_record
+from kubenova.operator.placement import Placer
+from kubenova.operator.scheduler import SchedulerConfig
 
 
 def a_host_body(name: str = "h1", **status: Any) -> dict[str, Any]:
@@ -120,3 +127,51 @@ def test_a_host_is_fenced_when_ready_or_out_of_service_never_when_unknown() -> N
     monitor.hosts["h1"]["spec"]["outOfService"] = False
     monitor.ready["h1"] = True
     assert monitor.is_fenced("h1")  # its agent is back: it tears its domains down itself
+
+
+def test_a_host_list_is_judged_in_one_pass_and_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start-up 1,000 Hosts arrive as one list: one inventory commit for them all (a
+    commit per host would hold the write lock away from placements), each judged by the
+    Lease list that came before it."""
+    url = f"sqlite:///{tmp_path / 'inventory.db'}"
+    inv.upgrade(url)
+    engine = inv.make_engine(url)
+    commits: list[int] = []
+    upsert_hosts = inv.upsert_hosts
+
+    def counted(bind: Engine, records: Sequence[inv.HostRecord]) -> None:
+        commits.append(len(records))
+        upsert_hosts(bind, records)
+
+    monkeypatch.setattr(inv, "upsert_hosts", counted)
+    clock = _Clock()
+    monitor = HostMonitor(
+        client=None,  # type: ignore[arg-type] # the status writer is not started: no write
+        placer=Placer(engine, SchedulerConfig()),
+        events=None,  # type: ignore[arg-type] # a first judgement is no flip: no Event
+        lease_timeout=40,
+        clock=clock,
+    )
+    woken: list[str] = []
+    monitor.on_capacity(lambda: woken.append("capacity"))
+    monitor.active = True
+    leases = [
+        {"metadata": {"name": f"host-h{i}"}, "spec": a_lease(f"2026-01-01T00:00:0{i}Z")["spec"]}
+        for i in (1, 2)
+    ]
+    monitor.leases_listed([*leases, {"metadata": {"name": "kubenova-operator-leader"}}])
+
+    asyncio.run(monitor.hosts_listed([a_host_body(f"h{i}") for i in (1, 2, 3)]))
+
+    assert commits == [3]
+    assert woken == ["capacity"]  # once for the list, not once per host
+    assert [monitor.is_ready(f"h{i}") for i in (1, 2, 3)] == [True, True, False]
+    assert monitor.judged == {"h1", "h2", "h3"}
+    rows = {h.record.name: h.record.ready for h in inv.load_hosts(engine)}
+    assert rows == {"h1": True, "h2": True, "h3": False}
+
+    asyncio.run(monitor.check_leases())  # nothing changed: nothing written
+    assert commits == [3]
+    engine.dispose()
