@@ -22,14 +22,7 @@ from kubenova.api.v1alpha1 import Instance
 from kubenova.errors import UserError
 from kubenova.kube import KubeClient, NotFound
 from kubenova.kube.events import EventRecorder
-from kubenova.kube.meta import (
-    Body,
-    deleting,
-    finalizers_of,
-    generation_of,
-    key_of,
-    uid_of,
-)
+from kubenova.kube.meta import Body, deleting, finalizers_of, generation_of, key_of, uid_of
 from kubenova.kube.objects import LastWrites, apply_status, remove_finalizer
 from kubenova.metrics import PLACEMENTS, SCHEDULER_DECISIONS
 from kubenova.operator import inventory as inv
@@ -80,8 +73,7 @@ class InstanceReconciler:
         self.uids: dict[str, str] = {}  # key -> uid, to release claims after DELETED
         self.claimed: dict[str, str] = {}  # uid -> host of its claim, known to exist
         self.hooks: list[InstanceHook] = []  # networks, volumes: see instances.hooks
-        # Our own hand-overs ({host}), so an event still on its way from before one (say
-        # of the finalizer write) is not taken for an unplaced Instance and placed again.
+        # Our hand-overs ({host}): an older event (the finalizer write's) is not placed again.
         self.handed_over = LastWrites()
         self.placed_on: dict[str, str] = {}  # key -> status.host, for evacuation
         self.echoes = Echoes()  # our hand-overs' writes, whose watch events are not reconciled
