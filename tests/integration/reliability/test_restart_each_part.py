@@ -55,6 +55,8 @@ KEEP_EVERY = 3
 # Instances 1, 4, 7, ... (all deleted again) and 0, 12, 24, ... (kept) have a Volume.
 VOLUME_EVERY = 3
 BATCH = 6
+# Batches let through before each restart (one created first, the rest during it).
+BATCHES_PER_PHASE = 3
 Body = dict[str, Any]
 # What a dead daemon (dnsmasq, tgtd) sends no event about is healed by the agents' resync.
 RESYNC = 2.0
@@ -91,6 +93,8 @@ class Load:
     errors: list[BaseException] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     limit: int = 200 - FIRST_HOST
+    # Batches the test has let through: it paces the load by progress, not by time.
+    grants: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
     @staticmethod
     def kept(index: int) -> bool:
@@ -120,6 +124,8 @@ class Load:
     def run(self) -> None:
         try:
             while not self.stop.is_set() and len(self.created) < self.limit:
+                if not self.grants.acquire(timeout=0.2):
+                    continue
                 start = len(self.created)
                 batch = range(start, min(start + BATCH, self.limit))
                 docs = [doc for i in batch for doc in self.manifests(i)]
@@ -321,21 +327,35 @@ def run_the_restarts(
     cloud = Cloud(plane, postgres, url, supervisor, compute, store, network, tgtd, lab)
 
     load = Load(apiserver, namespace, "rs.tiny")
+    restarts = cloud.restarts()
+    # Each part is restarted mid-load by construction, however fast or slow the machine:
+    # only once the load has made progress since the last restart, and with batches of it
+    # still to come (the fixed IPs of /24 last for every phase).
+    assert (len(restarts) + 1) * BATCHES_PER_PHASE * BATCH <= load.limit
     worker = threading.Thread(target=load.run, daemon=True)
     worker.start()
-    time.sleep(2.0)
     try:
-        for part, restart_it in cloud.restarts().items():
+        for part, restart_it in restarts.items():
+            loaded_phase(load)
             print(f"restarting {part} after {len(load.created)} creates")
             restart_it()
-            time.sleep(2.0)
             assert cloud.dead_agents() == [], f"agents exited after the {part} restart"
+        loaded_phase(load)
     finally:
-        time.sleep(2.0)
         load.stop.set()
         worker.join(timeout=180)
     assert not load.errors, load.errors
     converged(cloud, apiserver, load, namespace)
+
+
+def loaded_phase(load: Load) -> None:
+    """Let BATCHES_PER_PHASE more batches through; return once the first is created."""
+    before = len(load.created)
+    for _ in range(BATCHES_PER_PHASE):
+        load.grants.release()
+    eventually(lambda: len(load.created) > before or load.errors, timeout=120,
+               what="a batch of the load created")  # fmt: skip
+    assert not load.errors, load.errors
 
 
 def converged(cloud: Cloud, apiserver: ClusterAccess, load: Load, namespace: str) -> None:
