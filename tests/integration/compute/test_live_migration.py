@@ -204,8 +204,27 @@ class TickWatcher:
                         self.ticks.seen.setdefault(int(match.group(1)), (host, now))
 
     def wait_past(self, tick: int, timeout: float = 60.0) -> None:
-        eventually(lambda: self.ticks.last() > tick, timeout=timeout, interval=0.05,
-                   what=f"the guest's counter past {tick}")  # fmt: skip
+        try:
+            eventually(lambda: self.ticks.last() > tick, timeout=timeout, interval=0.05,
+                       what=f"the guest's counter past {tick}")  # fmt: skip
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the logs: {self.describe()}") from None
+
+    def describe(self) -> str:
+        """Each host's log as it is now and as read: what a stalled counter is told by."""
+        told = []
+        for host, where in self.logs.items():
+            path = where()
+            try:
+                assert path is not None
+                info = path.stat()
+                text = path.read_text(errors="replace")
+                ticks = TICK.findall(text)
+                now = f"inode {info.st_ino}, {info.st_size} B, last tick {ticks[-1:]}"
+            except (AssertionError, OSError) as exc:
+                now = f"unreadable ({exc!r})"
+            told.append(f"{host}: {path}: {now}; read (inode, bytes) {self._offsets.get(host)}")
+        return " | ".join(told)
 
     def stop(self) -> None:
         self._stop.set()
