@@ -220,7 +220,8 @@ class TickWatcher:
                 info = path.stat()
                 text = path.read_text(errors="replace")
                 ticks = TICK.findall(text)
-                now = f"inode {info.st_ino}, {info.st_size} B, last tick {ticks[-1:]}"
+                now = (f"inode {info.st_ino}, {info.st_size} B, last tick {ticks[-1:]}, "
+                       f"ending {text[-300:]!r}")  # fmt: skip
             except (AssertionError, OSError) as exc:
                 now = f"unreadable ({exc!r})"
             told.append(f"{host}: {path}: {now}; read (inode, bytes) {self._offsets.get(host)}")
