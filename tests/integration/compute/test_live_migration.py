@@ -379,6 +379,9 @@ def test_the_console_log_grows_again_on_a_host_the_guest_returns_to(
                what=f"{home.name}'s console log past tick {back} (its earlier stint ended at "
                     f"{stint})")  # fmt: skip
     assert writers(log) == [str(log)]  # the file at the path, not an unlinked one
+    with pytest.raises(ComputeFailure, match="still defined"):
+        finish_source(home.driver, uid)  # a late cleanup of its first stint there: refused
+    assert writers(log) == [str(log)]
     assert guest.watcher.ticks.host_of_last() == home.name
     assert guest.watcher.ticks.holes(stint) == []
 
