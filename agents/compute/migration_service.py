@@ -99,8 +99,7 @@ class MigrationService:
         # once, while the bridges and volume admissions it waits for are still coming.
         self.incoming: dict[str, DomainSpec] = {}
         self.cold = ColdMoves(client, driver, reconciler, host, self._report, mark=mark)
-        # The target opens the guest's iSCSI volumes as the attacher would: CHAP secrets in
-        # its libvirtd, and only once the volume hosts admit it.
+        # The target opens iSCSI volumes as the attacher would: CHAP secrets, once admitted.
         self.volumes = VolumeAttacher(
             client,
             driver,
@@ -309,9 +308,9 @@ class MigrationService:
         return None
 
     async def _lost(self, body: Body, peer: PeerEndpoint, uid: str) -> None:
-        """The guest is not here: say where it is, once the target's libvirtd answers. No
-        answer is never taken for "not there" (a roll-back then would let this host spawn a
-        second copy beside the one that arrived): the migration stays Running meanwhile."""
+        """The guest is not here: say where it is (its files here go if it arrived), once the
+        target's libvirtd answers. No answer is never taken for "not there" (a roll-back would
+        let this host spawn a second copy beside the one that arrived): it stays Running."""
         delay = 1.0
         while True:
             try:
@@ -321,11 +320,12 @@ class MigrationService:
                 log.warning("migration of %s: asking again in %.0f s: %s", uid, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LOST_ASK_MAX)
-        if there:
+        if there:  # the move is still Running: the guest cannot be back here meanwhile
+            with contextlib.suppress(ComputeFailure):
+                await asyncio.to_thread(finish_source, self.driver, uid)
             await self._report(body, condition_status(MIGRATED, True, "LeftSource", "not here"))
             return
-        target = (body.get("status") or {}).get("targetHost")
-        message = f"the guest runs on neither {self.host} nor {target}"
+        message = f"the guest runs on neither {self.host} nor {body['status'].get('targetHost')}"
         await self._report(body, condition_status(MIGRATED, False, "GuestNotFound", message))
 
     async def _migrate(self, key: str, body: Body, instance: Body) -> None:

@@ -547,6 +547,10 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         other = "mig-a" if ended == "mig-b" else "mig-b"
         eventually(lambda: guests[ended].runs(uid) and not guests[other].defined(uid),
                    timeout=30, what=f"the guest on {ended} alone")  # fmt: skip
+        # Whoever saw the job end (the restarted source agent, or the rolled-back target)
+        # removed the guest's files there: a move back finds no earlier stint's files.
+        eventually(lambda: not guests[other].driver.files.directory(uid).exists(), timeout=30,
+                   what=f"nothing of the guest left on {other}")  # fmt: skip
         assert get(apiserver, namespace, "mover")["status"]["host"] == ended
         assert claims(engine) == [("Instance", ended)]
         watcher.wait_past(watcher.ticks.last() + 3, timeout=30)

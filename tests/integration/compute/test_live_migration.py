@@ -204,8 +204,28 @@ class TickWatcher:
                         self.ticks.seen.setdefault(int(match.group(1)), (host, now))
 
     def wait_past(self, tick: int, timeout: float = 60.0) -> None:
-        eventually(lambda: self.ticks.last() > tick, timeout=timeout, interval=0.05,
-                   what=f"the guest's counter past {tick}")  # fmt: skip
+        try:
+            eventually(lambda: self.ticks.last() > tick, timeout=timeout, interval=0.05,
+                       what=f"the guest's counter past {tick}")  # fmt: skip
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the logs: {self.describe()}") from None
+
+    def describe(self) -> str:
+        """Each host's log as it is now and as read: what a stalled counter is told by."""
+        told = []
+        for host, where in self.logs.items():
+            path = where()
+            try:
+                assert path is not None
+                info = path.stat()
+                text = path.read_text(errors="replace")
+                ticks = TICK.findall(text)
+                now = (f"inode {info.st_ino}, {info.st_size} B, last tick {ticks[-1:]}, "
+                       f"ending {text[-300:]!r}")  # fmt: skip
+            except (AssertionError, OSError) as exc:
+                now = f"unreadable ({exc!r})"
+            told.append(f"{host}: {path}: {now}; read (inode, bytes) {self._offsets.get(host)}")
+        return " | ".join(told)
 
     def stop(self) -> None:
         self._stop.set()
@@ -317,6 +337,53 @@ def test_the_guest_keeps_counting_across_the_move(
     )
     assert str(target.instances_dir) in persistent
     assert str(source.instances_dir) not in persistent
+
+
+def last_tick(log: Path) -> int:
+    return max((int(n) for n in TICK.findall(log.read_text(errors="replace"))), default=-1)
+
+
+def writers(log: Path) -> list[str]:
+    """Where the processes writing `log` have it open: '<path> (deleted)' for an unlinked one."""
+    found = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        if fd.parts[2] != str(os.getpid()):  # not the watcher's reads
+            with contextlib.suppress(OSError):
+                if (target := os.readlink(fd)).startswith(str(log)):
+                    found.add(target)
+    return sorted(found)
+
+
+def test_the_console_log_grows_again_on_a_host_the_guest_returns_to(
+    hosts: tuple[Host, Host], guest: Guest
+) -> None:
+    """There and back: the log the user reads on the host it returns to is the one its new
+    QEMU writes, never what is left of its earlier stint there."""
+    uid = guest.spec.uid
+    home, away = where(hosts, uid)
+    stint = last_tick(home.driver.files.console_log(uid))
+    for source, target in ((home, away), (away, home)):
+        move = migration(source, target, guest.spec)
+        move.start()
+        move.wait(timeout=120)
+        if source is home:
+            # Left as a source agent killed mid-move leaves it (no finish_source): the move
+            # back must not reuse the earlier stint's log.
+            assert home.driver.files.console_log(uid).exists()
+        else:
+            finish_source(source.driver, uid)
+    back = guest.watcher.ticks.last()
+    log = home.driver.console_log(uid)
+    assert log is not None
+    eventually(lambda: last_tick(log) > back + 3, timeout=30,
+               what=f"{home.name}'s console log past tick {back} (its earlier stint ended at "
+                    f"{stint})")  # fmt: skip
+    assert writers(log) == [str(log)]  # the file at the path, not an unlinked one
+    with pytest.raises(ComputeFailure, match="still defined"):
+        finish_source(home.driver, uid)  # a late cleanup of its first stint there: refused
+    assert writers(log) == [str(log)]
+    assert guest.watcher.ticks.host_of_last() == home.name
+    assert guest.watcher.ticks.holes(stint) == []
 
 
 def test_the_source_is_never_prepared_as_a_target(hosts: tuple[Host, Host], guest: Guest) -> None:
