@@ -172,7 +172,10 @@ def start_agent(agents: AgentFactory, sim: SimHost, s3: Any) -> tuple[AgentProce
 
 
 class Pinger:
-    """`ping` from inside a host's namespace; `stop()` says how many replies were missed."""
+    """`ping` from inside a host's namespace; `stop()` says how many replies were missed.
+
+    Its output is read as it comes (a thread), so a test can wait for enough answers after
+    the switch-over before judging the last ones: under load the switch can come late."""
 
     def __init__(self, netns: str, address: str) -> None:
         self.process = subprocess.Popen(
@@ -181,17 +184,31 @@ class Pinger:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.started = time.monotonic()
+        self.skew = time.time() - time.monotonic()  # ping -D prints wall-clock times
         self.replies: dict[int, float] = {}  # sequence number -> when answered (monotonic)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if reply := re.match(r"^\[([\d.]+)\] .*icmp_seq=(\d+) ", line):
+                self.replies[int(reply.group(2))] = float(reply.group(1)) - self.skew
+
+    def answered_since(self, since: float) -> int:
+        """How many replies came after `since` (monotonic)."""
+        return sum(1 for at in list(self.replies.values()) if at > since)
 
     def stop(self) -> tuple[int, list[int]]:
         """(sent, the sequence numbers that got no reply), those in flight at the stop aside"""
         self.process.send_signal(signal.SIGINT)
-        out, _ = self.process.communicate(timeout=10)
+        self.process.wait(timeout=10)
+        self.reader.join(timeout=10)
+        out = "".join(self.lines)
         summary = re.search(r"(\d+) packets transmitted, (\d+) received", out)
         assert summary is not None, out[-2000:]
-        skew = time.time() - time.monotonic()  # ping -D prints wall-clock times
-        for at, n in re.findall(r"^\[([\d.]+)\] .*icmp_seq=(\d+) ", out, re.M):
-            self.replies[int(n)] = float(at) - skew
         sent = int(summary.group(1)) - PING_IN_FLIGHT
         return sent, sorted(set(range(1, sent + 1)) - set(self.replies))
 
@@ -406,6 +423,13 @@ def test_an_instance_migration_moves_a_running_guest_live_and_a_cancelled_one_ro
         wide = apiserver.kubectl("get", "inst", "mover", "-n", namespace, "-o", "wide").stdout
         assert "mig-b" in wide.splitlines()[1], wide
         watcher.wait_past(watcher.ticks.last() + 10, timeout=30)
+        # The last PING_ANSWERED_AFTER pings are judged (and PING_IN_FLIGHT not): they must
+        # all be sent after the switch, however late a loaded machine made it.
+        judged, completed_at = pinger, started + seconds
+        eventually(
+            lambda: judged.answered_since(completed_at) >= PING_ANSWERED_AFTER + PING_IN_FLIGHT,
+            timeout=30, interval=0.05, what="a second and a half of pings answered after m1",
+        )  # fmt: skip
         stopped = time.monotonic()
         sent, lost = pinger.stop()
         gaps = [(round(a - started, 3), round(b - started, 3)) for a, b in pinger.gaps(lost)]
