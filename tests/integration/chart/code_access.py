@@ -292,19 +292,37 @@ class _ModuleScan:
         if model is not None:
             return [model]
         for loop in ast.walk(self.tree):
+            # `for model in (A, B)`, or a comprehension's, over a literal or a module constant
             if (
-                isinstance(loop, ast.For)
+                isinstance(loop, ast.For | ast.comprehension)
                 and isinstance(loop.target, ast.Name)
                 and loop.target.id == node.id
-                and isinstance(loop.iter, ast.Tuple | ast.List)
+                and (models := self._literal_models(loop.iter)) is not None
             ):
-                found = [
-                    _imported_model(self.tree, item.id)
-                    for item in loop.iter.elts
-                    if isinstance(item, ast.Name)
-                ]
-                return [model for model in found if model is not None]
+                return models
         return []
+
+    def _literal_models(self, node: ast.expr) -> list[type[Resource]] | None:
+        """The models a tuple or list of imported model names holds (also through a module
+        constant bound to one); None when it is something else."""
+        if isinstance(node, ast.Name):
+            for statement in self.tree.body:
+                if isinstance(statement, ast.Assign):
+                    targets = statement.targets
+                elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+                    targets = [statement.target]
+                else:
+                    continue
+                if any(isinstance(t, ast.Name) and t.id == node.id for t in targets):
+                    assert statement.value is not None
+                    return self._literal_models(statement.value)
+            return None
+        if not isinstance(node, ast.Tuple | ast.List):
+            return None
+        found = [
+            _imported_model(self.tree, item.id) for item in node.elts if isinstance(item, ast.Name)
+        ]
+        return [model for model in found if model is not None]
 
     def _strings(self, node: ast.expr) -> list[str]:
         """A string constant, or a loop variable over a literal table of string tuples."""
