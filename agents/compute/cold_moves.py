@@ -40,19 +40,24 @@ from kubenova.agents.compute.cold_migration import (
 from kubenova.agents.compute.driver import ComputeFailure, DomainState, InstanceNotFound
 from kubenova.agents.compute.libvirt_qemu import LibvirtDriver
 from kubenova.agents.compute.migration import bridges_missing
+from kubenova.agents.compute.migration_reports import (
+    MIGRATED,
+    MIGRATIONS,
+    PREPARED,
+    condition_status,
+    peer_endpoint,
+)
 from kubenova.agents.compute.reconciler import DomainReconciler
-from kubenova.api.v1alpha1 import Host, InstanceMigration, MigrationMode
+from kubenova.api.v1alpha1 import InstanceMigration, MigrationMode
 from kubenova.errors import KubenovaError, TemporaryError
-from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube import KubeClient, NotFound
 from kubenova.kube.meta import Body, deleting, uid_of
 from kubenova.kube.objects import apply_status
 from kubenova.wellknown import AGENT_MANAGER
 
 log = logging.getLogger(__name__)
 
-HOSTS = kubenova_kind(Host)
-MIGRATIONS = kubenova_kind(InstanceMigration)
-PREPARED, MIGRATED, HELD = "TargetPrepared", "Migrated", "SourceHeld"
+HELD = "SourceHeld"
 HOLD_MANAGER = f"{AGENT_MANAGER}-source"  # the source's SourceHeld; the target's reports
 HOLD_WAIT = 0.1  # seconds between two looks for a domain reconciler pass to end
 SOURCE_STOP_WAIT = 1.0  # seconds between two looks for the source's guest being shut off
@@ -64,10 +69,6 @@ Report = Callable[[Body, dict[str, Any]], Awaitable[None]]
 
 def is_cold(body: Body) -> bool:
     return InstanceMigration.model_validate(body).spec.mode == MigrationMode.COLD
-
-
-def condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
-    return {"conditions": [cond.condition(type_, ok, reason, message)]}
 
 
 class ColdMoves:
@@ -121,7 +122,7 @@ class ColdMoves:
                     self.client,
                     MIGRATIONS,
                     body,
-                    condition(HELD, True, "Held", why),
+                    condition_status(HELD, True, "Held", why),
                     manager=HOLD_MANAGER,
                 )
         return None
@@ -136,14 +137,14 @@ class ColdMoves:
             log.info("migration %s: waiting for %s to hold it", key, status.get("sourceHost"))
             return None  # its report wakes this; the prepare timeout bounds the wait
         try:
-            peer_uri, source_dir = await self._source(str(status.get("sourceHost")))
+            source = await peer_endpoint(self.client, str(status.get("sourceHost")))
         except (KubenovaError, NotFound) as exc:
             if phase == "PreparingTarget" and cond.find(conditions, PREPARED) is None:
-                await self.report(body, condition(PREPARED, False, "NoPeer", str(exc)))
+                await self.report(body, condition_status(PREPARED, False, "NoPeer", str(exc)))
                 return None
             log.warning("migration %s: the source is not reachable yet: %s", key, exc)
             return FORGET_RETRY
-        uid = uid_of(instance)
+        uid, peer_uri, source_dir = uid_of(instance), source.libvirt_uri, source.instances_dir
         if phase == "PreparingTarget":
             if deleting(body) or cond.find(conditions, PREPARED) is not None:
                 return None
@@ -153,10 +154,10 @@ class ColdMoves:
         try:
             if await asyncio.to_thread(runs_on_source, peer_uri, uid):
                 why = f"the guest runs on {status.get('sourceHost')} again: it stays there"
-                await self.report(body, condition(MIGRATED, False, "SourceRuns", why))
+                await self.report(body, condition_status(MIGRATED, False, "SourceRuns", why))
                 return None
             if deleting(body):
-                await self.report(body, condition(MIGRATED, False, "Cancelled", "deleted"))
+                await self.report(body, condition_status(MIGRATED, False, "Cancelled", "deleted"))
                 return None
             await asyncio.to_thread(forget_on_source, peer_uri, source_dir, uid)
         except ComputeFailure as exc:
@@ -164,7 +165,7 @@ class ColdMoves:
             return FORGET_RETRY
         log.info("migration %s: %s holds the guest, its source forgot it", key, self.host)
         message = f"its disk and seed are on {self.host}; {status.get('sourceHost')} forgot it"
-        await self.report(body, condition(MIGRATED, True, "Moved", message))
+        await self.report(body, condition_status(MIGRATED, True, "Moved", message))
         return None
 
     async def _pull(
@@ -193,16 +194,9 @@ class ColdMoves:
             return exc.delay
         except KubenovaError as exc:
             log.warning("migration %s: pulling to %s failed: %s", key, self.host, exc)
-            await self.report(body, condition(PREPARED, False, "PullFailed", str(exc)))
+            await self.report(body, condition_status(PREPARED, False, "PullFailed", str(exc)))
             return None
         log.info("migration %s: %s pulled the files of %s", key, self.host, uid)
         message = f"{self.host} holds a copy of the guest's disk and seed"
-        await self.report(body, condition(PREPARED, True, "Pulled", message))
+        await self.report(body, condition_status(PREPARED, True, "Pulled", message))
         return None
-
-    async def _source(self, name: str) -> tuple[str, Path]:
-        """The source's libvirt URI and instances directory, as its agent publishes them."""
-        endpoint = ((await self.client.get(HOSTS, name)).get("status") or {}).get("migration")
-        if not endpoint:
-            raise ComputeFailure(f"host {name} publishes no libvirt endpoint")
-        return str(endpoint["libvirtURI"]), Path(endpoint["instancesDir"])

@@ -1,15 +1,24 @@
 """What a host's agent writes to an InstanceMigration's status (conditions, progress) and
-reads of the moving Instance and its Volumes: the shapes migration_service.py uses on both sides."""
+reads of the moving Instance, its Volumes and the peer host: the shapes the live
+(migration_service.py) and cold (cold_moves.py) moves use on both sides."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kubenova import conditions as cond
 from kubenova.agents.compute.attacher import VOLUMES
-from kubenova.agents.compute.migration import Progress
-from kubenova.kube import KubeClient, NotFound
+from kubenova.agents.compute.driver import ComputeFailure
+from kubenova.agents.compute.migration import PeerEndpoint, Progress
+from kubenova.api.v1alpha1 import Host, InstanceMigration
+from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.meta import Body, name_of, namespace_of
+
+MIGRATIONS = kubenova_kind(InstanceMigration)
+HOSTS = kubenova_kind(Host)
+PREPARED = "TargetPrepared"  # the target is ready (live) or holds the guest's files (cold)
+MIGRATED = "Migrated"  # where the guest runs now, or why the move failed
 
 
 def condition_status(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
@@ -53,3 +62,12 @@ async def initiator_names(
         if old and new:
             names[str(old)] = str(new)
     return names
+
+
+async def peer_endpoint(client: KubeClient, host: str) -> PeerEndpoint:
+    """How to reach `host`'s libvirtd, as its agent publishes it in the Host's
+    status.migration (a field only agents write)."""
+    endpoint = ((await client.get(HOSTS, host)).get("status") or {}).get("migration")
+    if not endpoint:
+        raise ComputeFailure(f"host {host} publishes no libvirt endpoint")
+    return PeerEndpoint(endpoint["libvirtURI"], endpoint["address"], Path(endpoint["instancesDir"]))

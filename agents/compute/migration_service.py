@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kubenova import conditions as cond
@@ -39,16 +38,20 @@ from kubenova.agents.compute.migration import (
     prepare_target,
 )
 from kubenova.agents.compute.migration_reports import (
+    MIGRATED,
+    MIGRATIONS,
+    PREPARED,
     condition_status,
     initiator_names,
+    peer_endpoint,
     plugged_volumes,
     progress_status,
 )
 from kubenova.agents.compute.reconciler import INSTANCES, DomainReconciler
 from kubenova.agents.compute.spec import DomainSpec
-from kubenova.api.v1alpha1 import Host, InstanceMigration
+from kubenova.api.v1alpha1 import InstanceMigration
 from kubenova.errors import ApiError, KubenovaError, TemporaryError
-from kubenova.kube import KubeClient, NotFound, kubenova_kind
+from kubenova.kube import KubeClient, NotFound
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, deleting, key_of, namespace_of, uid_of
 from kubenova.kube.objects import apply_status
@@ -57,10 +60,6 @@ from kubenova.wellknown import AGENT_MANAGER
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = kubenova_kind(InstanceMigration)
-HOSTS = kubenova_kind(Host)
-PREPARED = "TargetPrepared"
-MIGRATED = "Migrated"
 PROGRESS_WRITES = 0.5  # seconds between two progress writes: the apiserver is shared
 # Both waits are on the move's critical path (the target reports TargetPrepared only after
 # them) and each look is cheap once the guest's spec and files are made: a sysfs stat, and
@@ -333,13 +332,7 @@ class MigrationService:
         status = body.get("status") or {}
         uid = uid_of(instance)
         try:
-            target = await self.client.get(HOSTS, str(status.get("targetHost")))
-            endpoint = (target.get("status") or {}).get("migration")
-            if not endpoint:
-                raise ComputeFailure(f"host {status.get('targetHost')} publishes no endpoint")
-            peer = PeerEndpoint(
-                endpoint["libvirtURI"], endpoint["address"], Path(endpoint["instancesDir"])
-            )
+            peer = await peer_endpoint(self.client, str(status.get("targetHost")))
             # A job of an earlier agent process (killed mid-move) is the source libvirtd's
             # and runs on: wait for its end, never start a second one beside it.
             while (domain := await asyncio.to_thread(idle_domain, self.driver, uid)) is None:
