@@ -14,7 +14,6 @@ while a resize is pending, and a resize waits while a live migration runs.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from kubenova.operator.inventory import quotas
 from kubenova.operator.inventory.consumers import list_consumers
 from tests.builders import a_flavor, a_network, an_instance, manifest
 from tests.e2e.test_lifecycle_fake import patch_spec
-from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.operator import OperatorProcess, running_operator
 from tests.integration.operator.test_migration_endings import imig, in_phase, report
 from tests.integration.operator.test_scheduling import apply, catalog, condition, get, scheduled
 from tests.support.hosts import SimulatedHosts
@@ -45,16 +44,9 @@ def operator(
     apiserver: ClusterAccess, crds_installed: list[str], inventory_url: str, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
     """The operator with a floating IP pool (the moved guest has a floating IP)."""
-    clean_slate(apiserver)
-    process = OperatorProcess(
-        log_path=tmp_path / "operator.log",
-        env=os.environ | {"KUBENOVA_FLOATING_IP_POOL": FLOATING_POOL},
-        kubeconfig=apiserver.kubeconfig,
-        database_url=inventory_url,
+    yield from running_operator(
+        apiserver, inventory_url, tmp_path, KUBENOVA_FLOATING_IP_POOL=FLOATING_POOL
     )
-    process.start()
-    yield process
-    process.stop()
 
 
 BIG = inv.Resources(2, 2048, 2)  # no room on cold-a (1024 MiB x 1.5 overcommit)

@@ -10,7 +10,6 @@ are real processes on libvirt's test driver; the volume host runs the fake expor
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from kubenova.operator.inventory import volumes as vol
 from tests.builders import a_network, a_server_group, a_volume, an_instance
 from tests.e2e.test_lifecycle_fake import instance_files, wait_phase
 from tests.fixtures.agent import AgentFactory
-from tests.fixtures.operator import OperatorProcess, clean_slate
+from tests.fixtures.operator import OperatorProcess, running_operator
 from tests.integration.operator.test_scheduling import (
     apply,
     catalog,
@@ -51,16 +50,9 @@ def operator(
     apiserver: ClusterAccess, crds_installed: list[str], inventory_url: str, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
     """The operator with a floating IP pool (the volume host's fixture uses this one too)."""
-    clean_slate(apiserver)
-    process = OperatorProcess(
-        log_path=tmp_path / "operator.log",
-        env={**os.environ, "KUBENOVA_FLOATING_IP_POOL": FLOATING_POOL},
-        kubeconfig=apiserver.kubeconfig,
-        database_url=inventory_url,
+    yield from running_operator(
+        apiserver, inventory_url, tmp_path, KUBENOVA_FLOATING_IP_POOL=FLOATING_POOL
     )
-    process.start()
-    yield process
-    process.stop()
 
 
 def events(cluster: ClusterAccess, namespace: str, name: str) -> list[tuple[str, str]]:
