@@ -67,5 +67,16 @@ def test_only_a_cloud_admin_may_create_an_instance_migration(
         )  # fmt: skip
         assert refused.returncode != 0, refused.stdout
         assert "forbidden" in refused.stderr.lower(), refused.stderr
+        # A migration in the project's namespace (an administrator's, a drain's, or the one a
+        # cold resize makes) is out of the project's reach: no cancelling it, no retargeting.
+        retarget = json.dumps({"spec": {"targetHost": "elsewhere", "mode": "Live"}})
+        for user in (MEMBER, ADMIN):
+            for argv in (
+                ("delete", "instancemigration", "by-erin"),
+                ("patch", "instancemigration", "by-erin", "--type=merge", "-p", retarget),
+            ):
+                result = cluster.kubectl(*argv, "-n", namespace, "--as", user, check=False)
+                assert result.returncode != 0, f"{user} could {argv[0]}: {result.stdout}"
+                assert "forbidden" in result.stderr.lower(), result.stderr
     finally:
         cluster.kubectl("delete", "clusterrolebinding", f"{namespace}-erin", check=False)
