@@ -223,6 +223,9 @@ OUT_OF_REACH = {
         ("patch", "coordination.k8s.io/leases", NAMESPACE),
         ("patch", "coordination.k8s.io/leases:host-h1", NAMESPACE),
         ("delete", "coordination.k8s.io/leases:kubenova-operator-leader", NAMESPACE),
+        # The agents' heartbeats are read in its namespace, no other namespace's Leases.
+        ("list", "coordination.k8s.io/leases", "kube-node-lease"),
+        ("watch", "coordination.k8s.io/leases", None),
         ("patch", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
         # It reads its own ClusterRole only (the webhook configurations' owner).
         ("get", "rbac.authorization.k8s.io/clusterroles:cluster-admin", None),
