@@ -54,6 +54,7 @@ from kubenova.agents.compute.spec import domain_name_for
 from kubenova.api.v1alpha1 import Host, Instance, InstanceMigration
 from kubenova.devcluster.libvirtd import PrivateLibvirtd
 from kubenova.devcluster.objectstore import ObjectStore
+from kubenova.devcluster.plain_migration import backing_of, prepare_target_files
 from kubenova.kube import KubeClient, NotFound, kubenova_kind
 from kubenova.kube.config import from_kubeconfig
 
@@ -226,10 +227,13 @@ def plain_migrate(
     """RUNBOOK's recipe by hand: empty overlay on the same base, seed copied, paths
     rewritten in the migratable XML, then migrateToURI3."""
     shutil.rmtree(target_dir, ignore_errors=True)
-    target_dir.mkdir(parents=True)
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base[0]), "-F", "qcow2",
-                    str(target_dir / "disk.qcow2"), str(base[1])], check=True)  # fmt: skip
-    shutil.copy(source_dir / "seed.iso", target_dir / "seed.iso")
+    prepare_target_files(
+        source_dir / "disk.qcow2",
+        source_dir / "seed.iso",
+        target_dir / "disk.qcow2",
+        target_dir / "seed.iso",
+        base,
+    )
     xml = source.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE).replace(
         f"{source_dir}/", f"{target_dir}/"
     )
@@ -242,18 +246,6 @@ def plain_migrate(
         libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: "127.0.0.1",
     }
     source.migrateToURI3(target_uri, params, MIGRATION_FLAGS)
-
-
-def base_image(overlay: Path) -> tuple[Path, int]:
-    """The overlay's base image and its virtual size (the flavor's disk), as the plain
-    target's overlay needs them."""
-    info = json.loads(
-        subprocess.run(
-            ["qemu-img", "info", "-U", "--output=json", str(overlay)],
-            check=True, capture_output=True, text=True,
-        ).stdout
-    )  # fmt: skip
-    return Path(info["full-backing-filename"]), int(info["virtual-size"])
 
 
 def upload_image(cloud: Cloud, image: Path, s3_env: dict[str, str]) -> None:
@@ -336,7 +328,7 @@ async def measure(
             plain: list[dict[str, float]] = []
             where = a if rounds % 2 == 0 else b
             conns = jobs.connections
-            base = base_image(states[where] / "instances" / domain_name_for(uid) / "disk.qcow2")
+            base = backing_of(states[where] / "instances" / domain_name_for(uid) / "disk.qcow2")
             for _ in range(rounds):
                 other = b if where == a else a
                 first = ticks.last()

@@ -58,6 +58,7 @@ from kubenova.agents.volume.tgt import TgtDriver, TgtSettings
 from kubenova.api.v1alpha1 import InstanceMigration
 from kubenova.devcluster import ClusterAccess
 from kubenova.devcluster.libvirtd import LibvirtdError, PrivateLibvirtd, check_prerequisites
+from kubenova.devcluster.plain_migration import prepare_target_files
 from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.config import from_kubeconfig
 from kubenova.operator import inventory as inv
@@ -744,20 +745,8 @@ def plain_bridge(sim: SimHost, bridge: str) -> None:
 
 
 def prepare_plain(source: Host, target: Host, uid: str) -> None:
-    """The target's files for the plain move, as prepare_target makes them: a fresh
-    overlay on the source overlay's base image, and the same seed."""
-    overlay = source.driver.files.overlay(uid)
-    info = json.loads(
-        subprocess.run(
-            ["qemu-img", "info", "-U", "--output=json", str(overlay)],
-            check=True, capture_output=True, text=True,
-        ).stdout
-    )  # fmt: skip
-    directory = target.driver.files.directory(uid)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", info["full-backing-filename"],
-         "-F", "qcow2", str(target.driver.files.overlay(uid)), str(info["virtual-size"])],
-        check=True,
-    )  # fmt: skip
-    shutil.copy(source.driver.files.seed(uid), target.driver.files.seed(uid))
+    """The target's files for the plain move, as prepare_target makes them."""
+    files = (source.driver.files, target.driver.files)
+    prepare_target_files(
+        files[0].overlay(uid), files[0].seed(uid), files[1].overlay(uid), files[1].seed(uid)
+    )
