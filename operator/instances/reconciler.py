@@ -6,7 +6,8 @@ nothing. Placing an Instance is one write: a status apply of host + phase + Sche
 `status.host` is the hand-over (the agent selects its Instances by that field) and the
 commit point; the finalizers are there from creation (the mutating webhook), else added
 first. The host's agent takes over `status.phase` from there. An Instance whose host
-failed and was fenced is handed to another host the same way (`evacuation`).
+failed and was fenced is handed to another host the same way (`evacuation`); one whose host
+is NotReady shows Ready Unknown until its agent is back (`host_loss`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from kubenova.operator.instances.handover import (
     still_handed_over,
 )
 from kubenova.operator.instances.hooks import InstanceHook
+from kubenova.operator.instances.host_loss import HostLoss
 from kubenova.operator.instances.resize import RESIZED, Resizer, describe, resources_status
 from kubenova.operator.placement import Placer, build_request
 from kubenova.operator.resources import Resources
@@ -86,6 +88,7 @@ class InstanceReconciler:
             self.handed_over,
             self._waiting,
         )
+        self.host_loss = HostLoss(self.client, self.events, self.host_judged, self.host_ready)
         self.resize = Resizer(
             self.client, self.placer, self.catalog, self.events, self.handed_over, self._waiting
         )
@@ -131,6 +134,7 @@ class InstanceReconciler:
                     self.claimed[uid_of(body)] = host
                 return None
             if claimed in (None, decided):
+                await self.host_loss.show(body, decided)  # Ready Unknown on a NotReady host
                 await self._keep_scheduled(key, body, decided, claimed is not None)
                 return await self.resize(key, body, decided)  # a changed flavor: claimed
 
@@ -244,11 +248,7 @@ class InstanceReconciler:
         )
         if cond.same(cond.find(previous, SCHEDULED), entry):
             return  # already says so: no write
-        status = {
-            "phase": "Pending",
-            "observedGeneration": generation,
-            "conditions": [entry],
-        }
+        status = {"phase": "Pending", "observedGeneration": generation, "conditions": [entry]}
         await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
 
     async def _keep_scheduled(self, key: str, body: Body, host: str, has_claim: bool) -> None:

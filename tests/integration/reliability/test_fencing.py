@@ -188,3 +188,66 @@ def test_an_agent_that_comes_back_destroys_the_domain_and_the_ip_is_released(
     assert fixed_ips_of(inventory_url, uid) == []
     assert claim_of(inventory_url, uid) is None
     eventually(lambda: host_ready(apiserver, "fence-a") == "True", what="fence-a Ready again")
+
+
+def ready_owners(apiserver: ClusterAccess, namespace: str, name: str) -> list[str]:
+    """The field managers that own the Instance's Ready status (its type, the list key, is
+    shared by whoever applied the entry)."""
+    body = json.loads(
+        apiserver.kubectl(
+            "get", "instance", name, "-n", namespace, "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
+    return [
+        entry["manager"]
+        for entry in body["metadata"]["managedFields"]
+        if "f:status"
+        in (((entry.get("fieldsV1") or {}).get("f:status") or {}).get("f:conditions") or {}).get(
+            'k:{"type":"Ready"}', {}
+        )
+    ]
+
+
+def test_an_instance_on_a_frozen_host_shows_ready_unknown_until_its_agent_is_back(
+    apiserver: ClusterAccess,
+    operator: OperatorProcess,
+    agents: AgentFactory,
+    namespace: str,
+    inventory_url: str,
+) -> None:
+    _, host_a, old = a_running_instance_on_host_a(apiserver, agents, namespace)
+    assert condition(old, "Ready")["status"] == "True"
+    with frozen(host_a):
+        eventually(lambda: host_ready(apiserver, "fence-a") == "False", what="fence-a NotReady")
+
+        def unknown() -> dict[str, Any] | None:
+            body = get(apiserver, namespace, "old")
+            return body if condition(body, "Ready").get("status") == "Unknown" else None
+
+        body = eventually(unknown, timeout=30, what="old Ready Unknown")
+        entry = condition(body, "Ready")
+        assert entry["reason"] == "HostNotReady"
+        assert entry["message"] == (
+            "host fence-a is not ready (its agent stopped heart-beating): whether the guest "
+            "still runs is unknown"
+        )
+        assert body["status"]["phase"] == "Running"  # what the agent said last: it may run
+        assert body["status"]["host"] == "fence-a"  # nothing moved, nothing released
+        assert fixed_ips_of(inventory_url, old["metadata"]["uid"]) == [FIXED_IP]
+        assert ready_owners(apiserver, namespace, "old") == ["kubenova-host-monitor"]
+        events = json.loads(
+            apiserver.kubectl(
+                "get", "events", "-n", namespace, "--field-selector",
+                "reason=HostNotReady,involvedObject.name=old", "-o", "json",
+            ).stdout
+        )["items"]  # fmt: skip
+        assert len(events) == 1
+    # SIGCONT: the agent heart-beats again and says Ready itself, under its own name.
+
+    def ready() -> dict[str, Any] | None:
+        body = get(apiserver, namespace, "old")
+        return body if condition(body, "Ready").get("status") == "True" else None
+
+    body = eventually(ready, timeout=60, what="old Ready again")
+    assert ready_owners(apiserver, namespace, "old") == ["kubenova-agent"]
+    assert body["status"]["host"] == "fence-a"
