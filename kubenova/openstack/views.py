@@ -19,6 +19,7 @@ PHASES: dict[str, tuple[str, str, int, str | None]] = {
     "Deleting": ("DELETED", "deleted", 0, "deleting"),
 }
 SHOW_HOST = Version(2, 3)
+HOST_STATUS = Version(2, 16)
 EMBEDDED_FLAVOR = Version(2, 47)
 CREATED = "1970-01-01T00:00:00Z"
 # A server's name in OpenStack may change (`server set --name`), an Instance's never: it is
@@ -65,6 +66,17 @@ def server_status(body: Body) -> tuple[str, str, int, str | None]:
     if phase == "Stopped" and spec.get("powerState", "Running") == "Running":
         return ("SHUTOFF", "stopped", 4, "powering-on")
     return result
+
+
+def host_status(body: Body) -> str:
+    """Nova's host_status: UNKNOWN while the host's agent stopped heart-beating (the operator
+    then says Ready Unknown, HostNotReady), "" before placement, else UP."""
+    if not (body.get("status") or {}).get("host"):
+        return ""
+    ready = condition(body, "Ready") or {}
+    if ready.get("status") == "Unknown" and ready.get("reason") == "HostNotReady":
+        return "UNKNOWN"
+    return "UP"
 
 
 def fault(body: Body) -> dict[str, Any] | None:
@@ -211,6 +223,8 @@ def server_view(
         view["OS-EXT-SRV-ATTR:host"] = host
         view["OS-EXT-SRV-ATTR:hypervisor_hostname"] = host
         view["OS-EXT-SRV-ATTR:instance_name"] = (status.get("domain") or {}).get("name") or ""
+    if admin and version >= HOST_STATUS:
+        view["host_status"] = host_status(body)
     found = fault(body)
     if found is not None:
         view["fault"] = found

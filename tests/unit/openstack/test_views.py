@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kubenova.openstack.faults import Fault
-from kubenova.openstack.microversion import MAX, MIN
+from kubenova.openstack.microversion import MAX, MIN, Version
 from kubenova.openstack.servers import new_name
 from kubenova.openstack.views import DISPLAY_NAME_ANNOTATION, server_status, server_view
 
@@ -75,6 +75,20 @@ def test_the_host_is_shown_to_cloud_admins_only() -> None:
                                                      **common)  # fmt: skip
     assert tenant["addresses"] == {"private": [{"addr": "10.0.0.5", "version": 4,
         "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "52:54:00:00:00:01"}]}  # fmt: skip
+
+
+def test_a_server_on_a_host_that_stopped_heart_beating_shows_host_status_unknown() -> None:
+    body = an_instance("Running")
+    common: dict[str, Any] = {"project_id": "p", "flavor": None, "image": None}
+    assert server_view(body, "", version=MAX, admin=True, **common)["host_status"] == "UP"
+    body["status"]["conditions"] = [{"type": "Ready", "status": "Unknown",
+        "reason": "HostNotReady", "message": "host h1 is not ready"}]  # fmt: skip
+    admin = server_view(body, "", version=MAX, admin=True, **common)
+    assert (admin["status"], admin["host_status"]) == ("ACTIVE", "UNKNOWN")  # as Nova's
+    assert "host_status" not in server_view(body, "", version=MAX, admin=False, **common)
+    assert "host_status" not in server_view(body, "", version=Version(2, 15), admin=True, **common)
+    del body["status"]["host"]
+    assert server_view(body, "", version=MAX, admin=True, **common)["host_status"] == ""
 
 
 def test_a_renamed_server_shows_its_display_name_and_keeps_its_id() -> None:
