@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kubenova.operator.inventory import quotas
+from kubenova.operator.inventory import driver_sql, quotas
 from kubenova.operator.inventory.engine import connected, upsert_insert, write_transaction
 from kubenova.operator.inventory.errors import (
     InsufficientCapacity,
@@ -46,6 +46,7 @@ from kubenova.operator.inventory.steps import ClaimStep
 from kubenova.operator.resources import (
     Consumer,
     GroupPolicy,
+    OvercommitRatios,
     ResourceClass,
     Resources,
     ServerGroupRef,
@@ -53,29 +54,12 @@ from kubenova.operator.resources import (
 
 INSTANCE_KIND = "Instance"
 VOLUME_KIND = "Volume"
-_INSTANCE_UPSERTS: dict[str, Any] = {}  # by dialect name
 RACE_RETRIES = 5
 
-# Built once: constructing statements costs more than running them on SQLite, and a
-# claim is on the scheduler's hot path.
-_READ_CLAIM = (
-    select(HostRow.name, Allocation.resource_class, Allocation.amount)
-    .join(HostRow, HostRow.id == Allocation.host_id)
-    .where(Allocation.consumer_uid == bindparam("consumer_uid"))
-)
+# Built once: constructing statements costs more than running them on SQLite. The
+# statements every placement runs are the driver's own (`driver_sql`).
 _LOCK_HOST = select(*HOST_COLUMNS).where(HostRow.name == bindparam("host")).with_for_update()
-_HOST_USAGE = (
-    select(Allocation.resource_class, func.sum(Allocation.amount))
-    .where(Allocation.host_id == bindparam("host_id"))
-    .group_by(Allocation.resource_class)
-)
-_INSERT_ALLOCATIONS = insert(Allocation)
 _INSERT_MEMBER = insert(ServerGroupMember)
-_BUMP_GENERATION = (
-    update(HostRow)
-    .where(HostRow.id == bindparam("host_id"))
-    .values(generation=HostRow.generation + 1)
-)
 _LOCK_GROUP = (
     select(ServerGroupRow.uid).where(ServerGroupRow.uid == bindparam("group_uid")).with_for_update()
 )
@@ -165,7 +149,7 @@ def claim_in(
     insert_allocations(connection, consumer, host_id, resources)
     if consumer.kind == INSTANCE_KIND:
         _record_instance(connection, consumer, host_id, group)
-    connection.execute(_BUMP_GENERATION, {"host_id": host_id})
+    driver_sql.run(connection, "bump_generation", {"host_id": host_id})
     return _take_steps(connection, Claim(consumer.uid, host, resources), consumer, steps)
 
 
@@ -227,15 +211,18 @@ def move_in(
 
 def _lock_host_with_room(connection: Connection, host: str, wanted: Resources) -> int:
     """Lock `host`'s row (its claims serialise on it) and check `wanted` fits; its id."""
-    row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
-    if row is None:
+    rows = driver_sql.run(connection, "lock_host", {"host": host})
+    if not rows:
         raise UnknownHost(host)
-    used = _usage(connection, row.id)
-    snapshot = snapshot_from_row(row, used)
-    capacity = snapshot.record.overcommit.capacity(snapshot.record.capacity)
+    host_id, vcpus, memory_mb, disk_gb, vcpu_ratio, memory_ratio, disk_ratio = rows[0]
+    used = _usage(connection, host_id)
+    ratios = OvercommitRatios(vcpu_ratio, memory_ratio, disk_ratio)
+    capacity = ratios.capacity(Resources(vcpus, memory_mb, disk_gb))
     if any(amount > 0 and used[rc] + amount > capacity[rc] for rc, amount in wanted.items()):
-        raise InsufficientCapacity(snapshot, wanted)
-    return int(row.id)
+        # Rare (the view was stale): the whole row, for the refusal to correct the view.
+        row = connection.execute(_LOCK_HOST, {"host": host}).one()
+        raise InsufficientCapacity(snapshot_from_row(row, used), wanted)
+    return int(host_id)
 
 
 def _take_steps(
@@ -284,44 +271,31 @@ def _check_policy(group: ServerGroupRef, host: str, member_hosts: frozenset[str]
 def _record_instance(
     connection: Connection, consumer: Consumer, host_id: int, group: ServerGroupRef | None
 ) -> None:
-    connection.execute(
-        _instance_upsert(connection),
+    driver_sql.run(
+        connection,
+        "record_instance",
         {
             "uid": consumer.uid,
             "namespace": consumer.namespace,
             "name": consumer.name,
             "host_id": host_id,
             "server_group_uid": group.uid if group else None,
-            "created_at": utcnow(),
+            "created_at": driver_sql.timestamp(connection, utcnow()),
         },
     )
 
 
-def _instance_upsert(connection: Connection) -> Any:
-    dialect = connection.dialect.name
-    if dialect not in _INSTANCE_UPSERTS:
-        statement = upsert_insert(connection, InstanceRow)
-        _INSTANCE_UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=["uid"],
-            set_={
-                column: statement.excluded[column]
-                for column in ("namespace", "name", "host_id", "server_group_uid")
-            },
-        )
-    return _INSTANCE_UPSERTS[dialect]
-
-
 def _usage(connection: Connection, host_id: int) -> Resources:
-    rows = connection.execute(_HOST_USAGE, {"host_id": host_id})
+    rows = driver_sql.run(connection, "host_usage", {"host_id": host_id})
     return Resources.from_amounts({ResourceClass(rc): int(total) for rc, total in rows})
 
 
 def _read_claim(connection: Connection, consumer_uid: str) -> Claim | None:
-    rows = connection.execute(_READ_CLAIM, {"consumer_uid": consumer_uid}).all()
+    rows = driver_sql.run(connection, "read_claim", {"consumer_uid": consumer_uid})
     if not rows:
         return None
     amounts = {ResourceClass(rc): amount for _host, rc, amount in rows}
-    return Claim(consumer_uid, rows[0].name, Resources.from_amounts(amounts), created=False)
+    return Claim(consumer_uid, rows[0][0], Resources.from_amounts(amounts), created=False)
 
 
 def find_claim(bind: Engine | Connection, consumer_uid: str) -> Claim | None:
@@ -353,9 +327,10 @@ def insert_allocations(
     connection: Connection, consumer: Consumer, host_id: int, resources: Resources
 ) -> None:
     """Record what `consumer` holds on the host, one row per resource class it uses."""
-    now = utcnow()
-    connection.execute(
-        _INSERT_ALLOCATIONS,
+    now = driver_sql.timestamp(connection, utcnow())
+    driver_sql.run_many(
+        connection,
+        "insert_allocation",
         [
             {
                 "consumer_uid": consumer.uid,

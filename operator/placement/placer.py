@@ -312,7 +312,7 @@ class Placer:
         """The one way a placement's claim is written: in its SAVEPOINT, then in the view."""
         for attempt in range(RACE_RETRIES):
             try:
-                with connection.begin_nested():
+                with inv.savepoint(connection):
                     claim = inv.claim_in(
                         connection,
                         request.consumer,
