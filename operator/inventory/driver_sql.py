@@ -137,7 +137,6 @@ def run_many(connection: Connection, name: str, rows: Iterable[Params]) -> None:
 
 
 def _translated(connection: Connection, sql: str, params: Any, error: Exception) -> Exception:
-    translated = DBAPIError.instance(
-        sql, params, error, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
-    )
-    return translated
+    """The SQLAlchemy exception SQLAlchemy itself would have raised for `error`."""
+    dialect = connection.dialect
+    return DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error, dialect=dialect)
