@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kubenova.operator.inventory import driver_sql, quotas
-from kubenova.operator.inventory.engine import connected, upsert_insert, write_transaction
+from kubenova.operator.inventory.engine import connected, write_transaction
 from kubenova.operator.inventory.errors import (
     InsufficientCapacity,
     ServerGroupConflict,
@@ -37,7 +37,6 @@ from kubenova.operator.inventory.models import (
     HostRow,
     InstanceRow,
     ServerGroupMember,
-    ServerGroupRow,
     VolumeAttachmentRow,
     utcnow,
 )
@@ -59,17 +58,6 @@ RACE_RETRIES = 5
 # Built once: constructing statements costs more than running them on SQLite. The
 # statements every placement runs are the driver's own (`driver_sql`).
 _LOCK_HOST = select(*HOST_COLUMNS).where(HostRow.name == bindparam("host")).with_for_update()
-_INSERT_MEMBER = insert(ServerGroupMember)
-_LOCK_GROUP = (
-    select(ServerGroupRow.uid).where(ServerGroupRow.uid == bindparam("group_uid")).with_for_update()
-)
-_MEMBER_HOSTS = (
-    select(HostRow.name)
-    .distinct()
-    .join(ServerGroupMember, ServerGroupMember.host_id == HostRow.id)
-    .where(ServerGroupMember.group_uid == bindparam("group_uid"))
-    .where(ServerGroupMember.consumer_uid != bindparam("consumer_uid"))
-)
 
 
 def claim(
@@ -142,8 +130,9 @@ def claim_in(
     host_id = _lock_host_with_room(connection, host, resources)
     if group is not None:
         _check_policy(group, host, member_hosts)
-        connection.execute(
-            _INSERT_MEMBER,
+        driver_sql.run(
+            connection,
+            "insert_member",
             {"group_uid": group.uid, "consumer_uid": consumer.uid, "host_id": host_id},
         )
     insert_allocations(connection, consumer, host_id, resources)
@@ -247,16 +236,21 @@ def _quota_amounts(
 
 def _lock_group(connection: Connection, group: ServerGroupRef, consumer_uid: str) -> frozenset[str]:
     """Create the group row if needed, lock it, and return the hosts its other members are on."""
-    connection.execute(
-        upsert_insert(connection, ServerGroupRow)
-        .values(uid=group.uid, namespace=group.namespace, name=group.name, policy=group.policy)
-        .on_conflict_do_nothing(index_elements=["uid"])
+    driver_sql.run(
+        connection,
+        "ensure_group",
+        {
+            "group_uid": group.uid,
+            "namespace": group.namespace,
+            "name": group.name,
+            "policy": group.policy.value,
+        },
     )
-    connection.execute(_LOCK_GROUP, {"group_uid": group.uid})
-    hosts = connection.execute(
-        _MEMBER_HOSTS, {"group_uid": group.uid, "consumer_uid": consumer_uid}
-    ).scalars()
-    return frozenset(hosts)
+    driver_sql.run(connection, "lock_group", {"group_uid": group.uid})
+    rows = driver_sql.run(
+        connection, "member_hosts", {"group_uid": group.uid, "consumer_uid": consumer_uid}
+    )
+    return frozenset(row[0] for row in rows)
 
 
 def _check_policy(group: ServerGroupRef, host: str, member_hosts: frozenset[str]) -> None:

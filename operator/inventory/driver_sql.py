@@ -51,6 +51,13 @@ STATEMENTS: dict[str, str] = {
     " :server_group_uid, :created_at) ON CONFLICT (uid) DO UPDATE SET"
     " namespace = excluded.namespace, name = excluded.name, host_id = excluded.host_id,"
     " server_group_uid = excluded.server_group_uid",
+    "ensure_group": "INSERT INTO server_groups (uid, namespace, name, policy)"
+    " VALUES (:group_uid, :namespace, :name, :policy) ON CONFLICT (uid) DO NOTHING",
+    "lock_group": f"SELECT uid FROM server_groups WHERE uid = :group_uid{_LOCK}",
+    "member_hosts": "SELECT DISTINCT h.name FROM hosts h JOIN server_group_members m"
+    " ON m.host_id = h.id WHERE m.group_uid = :group_uid AND m.consumer_uid != :consumer_uid",
+    "insert_member": "INSERT INTO server_group_members (group_uid, consumer_uid, host_id)"
+    " VALUES (:group_uid, :consumer_uid, :host_id)",
     "bump_generation": "UPDATE hosts SET generation = generation + 1 WHERE id = :host_id",
     "savepoint": "SAVEPOINT kubenova_claim",
     "release_savepoint": "RELEASE SAVEPOINT kubenova_claim",
