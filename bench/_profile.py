@@ -40,7 +40,8 @@ ON_STACK: tuple[tuple[str, str], ...] = (
         "kubenova handlers (operator domains below kopf or the work queue)",
         r"kubenova/operator/(?!main)",
     ),
-    ("placement: Placer.place (decision + claim)", r"^Placer\.place "),
+    # `place` on a caller's thread, `_drain` for the event loop's `place_soon`.
+    ("placement: Placer.place (decision + claim)", r"^Placer\.(place|_drain) "),
     ("inventory transaction (claim)", r"kubenova/operator/inventory/"),
     ("API requests (KubeClient.request, aiohttp)", r"^KubeClient\.request |aiohttp/"),
     ("Events (kubenova.kube.events)", r"kubenova/kube/events\.py"),

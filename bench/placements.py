@@ -160,6 +160,22 @@ def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
         profiler.wait()
 
 
+def operator_threads_cpu(cloud: Cloud) -> dict[str, float]:
+    """The operator's CPU seconds so far: its main thread (the event loop) and the others."""
+    pid = cloud.processes["operator"].pid
+    seconds = {"event_loop": 0.0, "threads": 0.0}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        # /proc/TID/stat would be the whole process's; the task's own is under task/.
+        stat = Path(f"/proc/{pid}/task/{tid}/stat")
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
+        used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        seconds["event_loop" if int(tid) == pid else "threads"] += used
+    return seconds
+
+
 async def drain(
     cloud: Cloud, client: KubeClient, count: int, profile: Path | None = None
 ) -> tuple[float, float, float, dict[str, float]]:
@@ -169,6 +185,7 @@ async def drain(
     scheduled: set[str] = set()
     done = asyncio.Event()
     first: list[float] = []
+    at_first: dict[str, float] = {}
 
     async def watch() -> None:
         async for event in client.watch(INSTANCES, "bench"):
@@ -177,6 +194,7 @@ async def drain(
                 scheduled.add(event.object["metadata"]["name"])
                 if not first:
                     first.append(time.perf_counter())
+                    at_first.update(operator_threads_cpu(cloud))
                 if len(scheduled) >= count:
                     done.set()
 
@@ -192,9 +210,12 @@ async def drain(
         if profiler is not None:
             stop_profiler(profiler)
     finished = time.perf_counter()
+    threads = operator_threads_cpu(cloud)
     cpu = {
         "operator": cpu_seconds(cloud.processes["operator"].pid),
         "apiserver_and_etcd": control_plane_cpu(cloud.root / "plane") - plane_cpu,
+        # From the first placement on: start-up left out, split by thread.
+        **{f"operator_after_first_{k}": v - at_first.get(k, 0.0) for k, v in threads.items()},
     }
     watcher.cancel()
     return finished - started, finished - first[0], first[0] - started, cpu

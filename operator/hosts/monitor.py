@@ -22,15 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-
-from prometheus_client import Gauge
 
 from kubenova.kube import KubeClient
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, name_of
-from kubenova.metrics import HOST_ALLOCATED, HOST_CAPACITY, HOST_READY
+from kubenova.metrics import HOST_GAUGES, HostSample
 from kubenova.operator import inventory as inv
 from kubenova.operator.hosts.status import HostStatusWriter, Verdict
 from kubenova.operator.placement import Placer
@@ -39,7 +37,6 @@ from kubenova.wellknown import host_of_lease
 log = logging.getLogger(__name__)
 
 # A host's metric children: ready, capacity and allocated per resource class.
-_HostGauges = tuple[Gauge, dict[inv.ResourceClass, Gauge], dict[inv.ResourceClass, Gauge]]
 
 
 def host_record(body: Body, ready: bool) -> inv.HostRecord:
@@ -89,7 +86,8 @@ class HostMonitor:
         self.ready: dict[str, bool] = {}
         self.judged: set[str] = set()  # hosts seen since start-up (deleted ones stay)
         self.records: dict[str, inv.HostRecord] = {}
-        self._metrics: dict[str, _HostGauges] = {}
+        self._usage: dict[str, inv.Resources] = {}  # as last published
+        HOST_GAUGES.source = self._samples
         # host -> the body its newest record was built from, and that record: an unchanged
         # body is not read again (`host_record` depends on the body and readiness only).
         self._built: dict[str, tuple[Body, inv.HostRecord]] = {}
@@ -159,7 +157,6 @@ class HostMonitor:
         if body is None:
             self.hosts.pop(name, None)
             self.records.pop(name, None)
-            self._metrics.pop(name, None)
             self._built.pop(name, None)
             self.ready.pop(name, None)
             self.status.forget(name)
@@ -216,30 +213,23 @@ class HostMonitor:
         await self._sync_many(list(self.hosts))
 
     async def publish_usage(self) -> None:
-        """Export capacity, readiness and allocations of every host as metrics, and the
-        allocations as each Host's `status.allocated` (only changes, at a bounded rate)."""
-        usage = await asyncio.to_thread(inv.host_usage, self.placer.engine)
-        for name, record in self.records.items():
-            ready, capacity, allocated = self._gauges(name)
-            ready.set(1 if self.ready.get(name) else 0)
-            used = usage.get(name, inv.Resources())
-            for resource, amount in record.capacity.items():
-                capacity[resource].set(amount)
-            for resource, amount in used.items():
-                allocated[resource].set(amount)
+        """Take in the allocations of every host (exported as metrics when scraped), and
+        publish them as each Host's `status.allocated` (only changes, at a bounded rate)."""
+        self._usage = usage = await asyncio.to_thread(inv.host_usage, self.placer.engine)
+        for name in self.records:
             if (body := self.hosts.get(name)) is not None:
-                self.status.publish_allocated(name, body, used)
+                self.status.publish_allocated(name, body, usage.get(name, inv.Resources()))
 
-    def _gauges(self, name: str) -> _HostGauges:
-        """A host's metric children, looked up once: `labels()` for 7,000 children every
-        lease check was a tenth of the event loop's time during a drain onto 1,000 hosts."""
-        if (found := self._metrics.get(name)) is None:
-            found = self._metrics[name] = (
-                HOST_READY.labels(name),
-                {r: HOST_CAPACITY.labels(name, r.value) for r in inv.ResourceClass},
-                {r: HOST_ALLOCATED.labels(name, r.value) for r in inv.ResourceClass},
+    def _samples(self) -> Iterator[HostSample]:
+        """Each known host's metrics: readiness now, capacity, allocations as last published."""
+        for name, record in self.records.items():
+            used = self._usage.get(name, inv.Resources())
+            yield (
+                name,
+                bool(self.ready.get(name)),
+                [(resource.value, amount) for resource, amount in record.capacity.items()],
+                [(resource.value, amount) for resource, amount in used.items()],
             )
-        return found
 
     async def _upsert(self, records: list[inv.HostRecord]) -> None:
         """Write hosts' records; records arriving together share one transaction.

@@ -169,7 +169,7 @@ class InstanceReconciler:
         # decision returns) instead of waking a set it has not joined yet.
         self.pending.add(key)
         try:
-            outcome = await asyncio.to_thread(self.placer.place, request, steps)
+            outcome = await self.placer.place_soon(request, steps)
         except UserError as exc:
             # A step refused (an address in use, a pool exhausted): nothing was claimed.
             if not exc.retry_on_release:

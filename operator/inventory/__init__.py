@@ -21,6 +21,7 @@ migrations shipped in `migrations/` (`kubenova db upgrade`).
 """
 
 from kubenova.operator.inventory.claims import claim, claim_in, find_claim, move_in, release
+from kubenova.operator.inventory.driver_sql import savepoint
 from kubenova.operator.inventory.engine import default_url, make_engine, write_transaction
 from kubenova.operator.inventory.errors import (
     ClaimRefused,
@@ -95,6 +96,7 @@ __all__ = [
     "move_in",
     "release",
     "resize_in",
+    "savepoint",
     "set_host_ready",
     "set_host_schedulable",
     "upgrade",

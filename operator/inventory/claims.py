@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kubenova.operator.inventory import quotas
-from kubenova.operator.inventory.engine import connected, upsert_insert, write_transaction
+from kubenova.operator.inventory import driver_sql, quotas
+from kubenova.operator.inventory.engine import connected, write_transaction
 from kubenova.operator.inventory.errors import (
     InsufficientCapacity,
     ServerGroupConflict,
@@ -37,7 +37,6 @@ from kubenova.operator.inventory.models import (
     HostRow,
     InstanceRow,
     ServerGroupMember,
-    ServerGroupRow,
     VolumeAttachmentRow,
     utcnow,
 )
@@ -46,6 +45,7 @@ from kubenova.operator.inventory.steps import ClaimStep
 from kubenova.operator.resources import (
     Consumer,
     GroupPolicy,
+    OvercommitRatios,
     ResourceClass,
     Resources,
     ServerGroupRef,
@@ -53,39 +53,11 @@ from kubenova.operator.resources import (
 
 INSTANCE_KIND = "Instance"
 VOLUME_KIND = "Volume"
-_INSTANCE_UPSERTS: dict[str, Any] = {}  # by dialect name
 RACE_RETRIES = 5
 
-# Built once: constructing statements costs more than running them on SQLite, and a
-# claim is on the scheduler's hot path.
-_READ_CLAIM = (
-    select(HostRow.name, Allocation.resource_class, Allocation.amount)
-    .join(HostRow, HostRow.id == Allocation.host_id)
-    .where(Allocation.consumer_uid == bindparam("consumer_uid"))
-)
+# Built once: constructing statements costs more than running them on SQLite. The
+# statements every placement runs are the driver's own (`driver_sql`).
 _LOCK_HOST = select(*HOST_COLUMNS).where(HostRow.name == bindparam("host")).with_for_update()
-_HOST_USAGE = (
-    select(Allocation.resource_class, func.sum(Allocation.amount))
-    .where(Allocation.host_id == bindparam("host_id"))
-    .group_by(Allocation.resource_class)
-)
-_INSERT_ALLOCATIONS = insert(Allocation)
-_INSERT_MEMBER = insert(ServerGroupMember)
-_BUMP_GENERATION = (
-    update(HostRow)
-    .where(HostRow.id == bindparam("host_id"))
-    .values(generation=HostRow.generation + 1)
-)
-_LOCK_GROUP = (
-    select(ServerGroupRow.uid).where(ServerGroupRow.uid == bindparam("group_uid")).with_for_update()
-)
-_MEMBER_HOSTS = (
-    select(HostRow.name)
-    .distinct()
-    .join(ServerGroupMember, ServerGroupMember.host_id == HostRow.id)
-    .where(ServerGroupMember.group_uid == bindparam("group_uid"))
-    .where(ServerGroupMember.consumer_uid != bindparam("consumer_uid"))
-)
 
 
 def claim(
@@ -158,14 +130,15 @@ def claim_in(
     host_id = _lock_host_with_room(connection, host, resources)
     if group is not None:
         _check_policy(group, host, member_hosts)
-        connection.execute(
-            _INSERT_MEMBER,
+        driver_sql.run(
+            connection,
+            "insert_member",
             {"group_uid": group.uid, "consumer_uid": consumer.uid, "host_id": host_id},
         )
     insert_allocations(connection, consumer, host_id, resources)
     if consumer.kind == INSTANCE_KIND:
         _record_instance(connection, consumer, host_id, group)
-    connection.execute(_BUMP_GENERATION, {"host_id": host_id})
+    driver_sql.run(connection, "bump_generation", {"host_id": host_id})
     return _take_steps(connection, Claim(consumer.uid, host, resources), consumer, steps)
 
 
@@ -227,15 +200,18 @@ def move_in(
 
 def _lock_host_with_room(connection: Connection, host: str, wanted: Resources) -> int:
     """Lock `host`'s row (its claims serialise on it) and check `wanted` fits; its id."""
-    row = connection.execute(_LOCK_HOST, {"host": host}).one_or_none()
-    if row is None:
+    rows = driver_sql.run(connection, "lock_host", {"host": host})
+    if not rows:
         raise UnknownHost(host)
-    used = _usage(connection, row.id)
-    snapshot = snapshot_from_row(row, used)
-    capacity = snapshot.record.overcommit.capacity(snapshot.record.capacity)
+    host_id, vcpus, memory_mb, disk_gb, vcpu_ratio, memory_ratio, disk_ratio = rows[0]
+    used = _usage(connection, host_id)
+    ratios = OvercommitRatios(vcpu_ratio, memory_ratio, disk_ratio)
+    capacity = ratios.capacity(Resources(vcpus, memory_mb, disk_gb))
     if any(amount > 0 and used[rc] + amount > capacity[rc] for rc, amount in wanted.items()):
-        raise InsufficientCapacity(snapshot, wanted)
-    return int(row.id)
+        # Rare (the view was stale): the whole row, for the refusal to correct the view.
+        row = connection.execute(_LOCK_HOST, {"host": host}).one()
+        raise InsufficientCapacity(snapshot_from_row(row, used), wanted)
+    return int(host_id)
 
 
 def _take_steps(
@@ -260,16 +236,21 @@ def _quota_amounts(
 
 def _lock_group(connection: Connection, group: ServerGroupRef, consumer_uid: str) -> frozenset[str]:
     """Create the group row if needed, lock it, and return the hosts its other members are on."""
-    connection.execute(
-        upsert_insert(connection, ServerGroupRow)
-        .values(uid=group.uid, namespace=group.namespace, name=group.name, policy=group.policy)
-        .on_conflict_do_nothing(index_elements=["uid"])
+    driver_sql.run(
+        connection,
+        "ensure_group",
+        {
+            "group_uid": group.uid,
+            "namespace": group.namespace,
+            "name": group.name,
+            "policy": group.policy.value,
+        },
     )
-    connection.execute(_LOCK_GROUP, {"group_uid": group.uid})
-    hosts = connection.execute(
-        _MEMBER_HOSTS, {"group_uid": group.uid, "consumer_uid": consumer_uid}
-    ).scalars()
-    return frozenset(hosts)
+    driver_sql.run(connection, "lock_group", {"group_uid": group.uid})
+    rows = driver_sql.run(
+        connection, "member_hosts", {"group_uid": group.uid, "consumer_uid": consumer_uid}
+    )
+    return frozenset(row[0] for row in rows)
 
 
 def _check_policy(group: ServerGroupRef, host: str, member_hosts: frozenset[str]) -> None:
@@ -284,44 +265,31 @@ def _check_policy(group: ServerGroupRef, host: str, member_hosts: frozenset[str]
 def _record_instance(
     connection: Connection, consumer: Consumer, host_id: int, group: ServerGroupRef | None
 ) -> None:
-    connection.execute(
-        _instance_upsert(connection),
+    driver_sql.run(
+        connection,
+        "record_instance",
         {
             "uid": consumer.uid,
             "namespace": consumer.namespace,
             "name": consumer.name,
             "host_id": host_id,
             "server_group_uid": group.uid if group else None,
-            "created_at": utcnow(),
+            "created_at": driver_sql.timestamp(connection, utcnow()),
         },
     )
 
 
-def _instance_upsert(connection: Connection) -> Any:
-    dialect = connection.dialect.name
-    if dialect not in _INSTANCE_UPSERTS:
-        statement = upsert_insert(connection, InstanceRow)
-        _INSTANCE_UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=["uid"],
-            set_={
-                column: statement.excluded[column]
-                for column in ("namespace", "name", "host_id", "server_group_uid")
-            },
-        )
-    return _INSTANCE_UPSERTS[dialect]
-
-
 def _usage(connection: Connection, host_id: int) -> Resources:
-    rows = connection.execute(_HOST_USAGE, {"host_id": host_id})
+    rows = driver_sql.run(connection, "host_usage", {"host_id": host_id})
     return Resources.from_amounts({ResourceClass(rc): int(total) for rc, total in rows})
 
 
 def _read_claim(connection: Connection, consumer_uid: str) -> Claim | None:
-    rows = connection.execute(_READ_CLAIM, {"consumer_uid": consumer_uid}).all()
+    rows = driver_sql.run(connection, "read_claim", {"consumer_uid": consumer_uid})
     if not rows:
         return None
     amounts = {ResourceClass(rc): amount for _host, rc, amount in rows}
-    return Claim(consumer_uid, rows[0].name, Resources.from_amounts(amounts), created=False)
+    return Claim(consumer_uid, rows[0][0], Resources.from_amounts(amounts), created=False)
 
 
 def find_claim(bind: Engine | Connection, consumer_uid: str) -> Claim | None:
@@ -353,9 +321,10 @@ def insert_allocations(
     connection: Connection, consumer: Consumer, host_id: int, resources: Resources
 ) -> None:
     """Record what `consumer` holds on the host, one row per resource class it uses."""
-    now = utcnow()
-    connection.execute(
-        _INSERT_ALLOCATIONS,
+    now = driver_sql.timestamp(connection, utcnow())
+    driver_sql.run_many(
+        connection,
+        "insert_allocation",
         [
             {
                 "consumer_uid": consumer.uid,

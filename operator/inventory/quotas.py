@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
+from kubenova.operator.inventory import driver_sql
 from kubenova.operator.inventory.engine import upsert_insert, write_transaction
 from kubenova.operator.inventory.errors import ClaimRefused
 from kubenova.operator.inventory.models import QuotaCharge, QuotaLimit, utcnow
@@ -114,7 +115,6 @@ _OTHERS_USAGE = select(
 _CHARGES = select(QuotaCharge.consumer_uid, *(getattr(QuotaCharge, n) for n in COLUMNS)).where(
     QuotaCharge.namespace == bindparam("namespace")
 )
-_UPSERTS: dict[str, Any] = {}  # by dialect name
 
 
 def set_limits(engine: Engine, namespace: str, project: str, limits: QuotaLimits) -> bool:
@@ -152,14 +152,15 @@ def charge(connection: Connection, consumer: Consumer, amounts: QuotaAmounts) ->
     commits, so racing charges are checked one after the other. Raises QuotaExceeded.
     """
     check(connection, consumer, amounts)
-    connection.execute(
-        _charge_upsert(connection),
+    driver_sql.run(
+        connection,
+        "charge",
         {
             "consumer_uid": consumer.uid,
             "consumer_kind": consumer.kind,
             "namespace": consumer.namespace,
             "name": consumer.name,
-            "created_at": utcnow(),
+            "created_at": driver_sql.timestamp(connection, utcnow()),
             **{n: getattr(amounts, n) for n in COLUMNS},
         },
     )
@@ -185,13 +186,13 @@ def recharge_floating_ips(connection: Connection, consumer: Consumer, count: int
 
 def check(connection: Connection, consumer: Consumer, amounts: QuotaAmounts) -> None:
     """Raise QuotaExceeded if the consumer's charge does not fit (locks the limits row)."""
-    limits = connection.execute(_LOCK_LIMITS, {"namespace": consumer.namespace}).one_or_none()
-    if limits is None:
+    rows = driver_sql.run(connection, "lock_limits", {"namespace": consumer.namespace})
+    if not rows:
         return  # no Project quota for this namespace
     others = connection.execute(
         _OTHERS_USAGE, {"namespace": consumer.namespace, "consumer_uid": consumer.uid}
     ).one()
-    _refuse_if_over(limits, others, amounts)
+    _refuse_if_over(QuotaLimits(*rows[0][1:]), str(rows[0][0]), others, amounts)
 
 
 def check_room(
@@ -220,14 +221,14 @@ def check_room(
     for uid, pending in (waiting or {}).items():
         if uid not in charged and uid != consumer.uid:
             used = [u + getattr(pending, n) for u, n in zip(used, COLUMNS, strict=True)]
-    _refuse_if_over(limits, used, amounts)
+    _refuse_if_over(limits, limits.project, used, amounts)
 
 
-def _refuse_if_over(limits: Any, used: Sequence[int], amounts: QuotaAmounts) -> None:
+def _refuse_if_over(limits: Any, project: str, used: Sequence[int], amounts: QuotaAmounts) -> None:
     for name, in_use in zip(COLUMNS, used, strict=True):
         limit, requested = getattr(limits, name), getattr(amounts, name)
         if limit is not None and requested > 0 and in_use + requested > limit:
-            raise QuotaExceeded(limits.project, name, int(in_use), requested, limit)
+            raise QuotaExceeded(project, name, int(in_use), requested, limit)
 
 
 def release_charge(connection: Connection, consumer_uid: str) -> None:
@@ -278,17 +279,6 @@ def list_charges(engine: Engine, namespace: str | None = None) -> list[ChargeRec
         )
         for row in rows
     ]
-
-
-def _charge_upsert(connection: Connection) -> Any:
-    dialect = connection.dialect.name
-    if dialect not in _UPSERTS:
-        statement = upsert_insert(connection, QuotaCharge)
-        _UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=["consumer_uid"],
-            set_={c: statement.excluded[c] for c in COLUMNS},
-        )
-    return _UPSERTS[dialect]
 
 
 __all__ = [

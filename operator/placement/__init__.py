@@ -5,12 +5,13 @@
 2. One of `--workers` workers runs `InstanceReconciler` (`kubenova.operator.instances`).
 3. `build_request` (instance_request.py) resolves flavor, image, server group and quota
    from in-memory catalogs; the hooks (networks, volumes) give their `ClaimStep`s.
-4. `Placer.place` (placer.py) queues it; the thread that commits next takes every queued
-   placement into one write transaction (group commit; a group's members read once).
+4. `Placer.place_soon` (placer.py) queues it; one executor job commits the queue, a batch
+   per write transaction (group commit), and answers each batch in one loop wake-up.
 5. `Scheduler.schedule` filters and weighs the view's HostTable: Chosen(host, alternates)
    or NoValidHost with per-filter reasons (the Instance waits; a release wakes it).
 6. `Placer._claim` writes the claim and its steps (quota, group, capacity re-checked; IPs,
-   MACs, attachments) in a SAVEPOINT: a refusal rolls back that placement only.
+   MACs, attachments) in a SAVEPOINT: a refusal rolls back that placement only. The
+   per-placement statements run on the driver's cursor (`inventory.driver_sql`).
 7. One status apply (host, phase, Scheduled, addresses) hands it over: agents select by
    `status.host`; a correlated Event follows; Host status fills trickle at 25 writes/s.
 Volumes: `place_volume` (volumes.py) ranks volume hosts by free disk and claims the same way.

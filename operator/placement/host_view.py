@@ -84,6 +84,11 @@ class HostView:
                 else:
                     self._table.drop(name)
 
+    def outdate(self) -> None:
+        """Reload everything before the next decision (what it counts may not be so)."""
+        with self._lock:
+            self._loaded_at = -float("inf")
+
     def update(self, snapshot: HostSnapshot) -> None:
         """Take a host's state as just read from the database."""
         with self._lock:

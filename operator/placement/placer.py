@@ -1,25 +1,24 @@
 """The operator's handle on placement: one warm HostView and Scheduler, safe across threads.
 
-`place` decides on the in-memory view, then claims in the database, taking the request's
-steps (addresses, attachments) in the same transaction. If the claim loses a race
-(another claimer took the room, or a group member landed first) the view is corrected
-from what the database said and the next candidate is tried, then the request is
-scheduled again. `claim_on` claims on a host already decided (repairing a lost claim).
-The database has the last word, so racing placements in many processes never overcommit
-a host or break a hard group policy.
+`place` decides on the in-memory view, then claims in the database with the request's steps
+(addresses, attachments) in one transaction. A claim that loses a race (another claimer
+took the room, or a group member landed first) corrects the view from what the database
+said and tries the next candidate. The database has the last word, so racing placements in
+many processes never overcommit a host or break a hard group policy. `claim_on` claims on
+a host already decided (repairing a lost claim).
 
-Group commit: placements that arrive while another batch is being committed wait for it
-and are then decided and claimed together in one write transaction (one fsync), each in
-its own SAVEPOINT so a refused one leaves the others in. Decisions are taken one at a
-time per process (the in-memory view is not thread-safe); the claim still re-checks in
-the database, so several operator processes stay safe.
+Group commit: placements that arrive while a batch is being committed wait for it, then
+are decided one at a time (the view is not thread-safe) and claimed together in one write
+transaction (one fsync), each in its own SAVEPOINT so a refused one leaves the others in.
+`place_soon` queues from the event loop: one executor job commits the queue and answers
+each batch in one wake-up of the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -27,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from kubenova.errors import UserError
 from kubenova.operator import inventory as inv
 from kubenova.operator.placement.host_view import HostView
+from kubenova.operator.placement.tickets import Outcome, Ticket, settle
 from kubenova.operator.scheduler import NoValidHost, PlacementRequest, Scheduler, SchedulerConfig
 
 # More changed hosts than this (e.g. a cluster's hosts arriving at start-up) are taken
@@ -44,19 +44,6 @@ TRUST_REFUSAL_FOR = 1.0
 MAX_BATCH = 64
 RACE_RETRIES = 5
 BATCH_ATTEMPTS = 3
-
-Outcome = inv.Claim | NoValidHost | UserError
-
-
-@dataclass
-class _Ticket:
-    """One placement waiting for its batch; `outcome` or `error` once the batch is done."""
-
-    request: PlacementRequest
-    steps: Sequence[inv.ClaimStep]
-    outcome: Outcome | None = None
-    error: BaseException | None = None
-    done: bool = False
 
 
 class Placer:
@@ -80,8 +67,9 @@ class Placer:
         self.view = view or HostView(engine)
         self._lock = threading.Lock()  # held by the thread committing a batch
         self._queue_lock = threading.Lock()
-        self._queue: list[_Ticket] = []
+        self._queue: list[Ticket] = []
         self._changed: set[str] = set()  # hosts to re-read before the next decision
+        self._draining = False  # an executor job commits what `place_soon` queued
         # Per server group uid, where its members are, as the batch's transaction sees it:
         # read once per batch and kept up to date by the batch's own claims, so a backlog
         # of one group's members is not a query of all its members per decision.
@@ -95,18 +83,31 @@ class Placer:
 
         Raises the UserError a step refused with (then nothing is claimed).
         """
-        ticket = _Ticket(request, steps)
+        ticket = Ticket(request, steps)
         self._run([ticket])
         if isinstance(ticket.outcome, UserError):
             raise ticket.outcome
         assert ticket.outcome is not None
         return ticket.outcome
 
+    async def place_soon(
+        self, request: PlacementRequest, steps: Sequence[inv.ClaimStep] = ()
+    ) -> inv.Claim | NoValidHost:
+        """`place` from the event loop, holding no thread while it waits (see `tickets`)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[inv.Claim | NoValidHost] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append(Ticket(request, steps, waiter=waiter))
+            start, self._draining = not self._draining, True
+        if start:
+            loop.run_in_executor(None, self._drain)
+        return await waiter
+
     def place_all(
         self, requests: Sequence[tuple[PlacementRequest, Sequence[inv.ClaimStep]]]
     ) -> list[Outcome]:
         """Place a backlog, MAX_BATCH per transaction; each request's outcome, in order."""
-        tickets = [_Ticket(request, steps) for request, steps in requests]
+        tickets = [Ticket(request, steps) for request, steps in requests]
         self._run(tickets)
         return [t.outcome for t in tickets if t.outcome is not None]
 
@@ -195,7 +196,7 @@ class Placer:
 
     # -- group commit ------------------------------------------------------------------------
 
-    def _run(self, tickets: list[_Ticket]) -> None:
+    def _run(self, tickets: list[Ticket]) -> None:
         """Queue the tickets; whoever holds the lock commits everything queued meanwhile."""
         with self._queue_lock:
             self._queue.extend(tickets)
@@ -208,26 +209,37 @@ class Placer:
             if ticket.error is not None:
                 raise ticket.error
 
-    def _commit(self, batch: list[_Ticket]) -> None:
-        self._catch_up()
-        for attempt in range(BATCH_ATTEMPTS):
-            try:
-                self._commit_once(batch)
-                break
-            except OperationalError as exc:
-                # A batch holds the locks of many claims, taken in the order they were
-                # decided, so it can deadlock with another writer on PostgreSQL (which
-                # aborts one of the two): nothing of it was kept; decide it again.
-                self._forget(batch, exc)
-                if attempt == BATCH_ATTEMPTS - 1:
-                    break
-            except Exception as exc:  # handed to every waiter of the batch
-                self._forget(batch, exc)
-                break
-        for ticket in batch:
-            ticket.done = True
+    def _drain(self) -> None:
+        """Commit batches until the queue is empty (`place_soon`'s executor job)."""
+        while True:
+            with self._lock:
+                with self._queue_lock:
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                    if not batch:
+                        self._draining = False
+                        return
+                self._commit(batch)
 
-    def _commit_once(self, batch: list[_Ticket]) -> None:
+    def _commit(self, batch: list[Ticket]) -> None:
+        try:
+            self._catch_up()
+            for _attempt in range(BATCH_ATTEMPTS):
+                try:
+                    self._commit_once(batch)
+                    break
+                except OperationalError as exc:
+                    # A batch holds the locks of many claims, taken in the order they were
+                    # decided, so it can deadlock with another writer on PostgreSQL (which
+                    # aborts one of the two): nothing of it was kept; decide it again.
+                    self._forget(batch, exc)
+        except Exception as exc:  # handed to every waiter of the batch
+            self._forget(batch, exc)
+        finally:
+            for ticket in batch:  # answered whatever happened: none waits for ever
+                ticket.done = True
+            settle(batch)
+
+    def _commit_once(self, batch: list[Ticket]) -> None:
         self._members = {}  # a new transaction sees what others committed meanwhile
         with inv.write_transaction(self.engine) as connection:
             for ticket in batch:
@@ -239,13 +251,13 @@ class Placer:
                 except Exception as exc:  # re-raised in its own caller
                     ticket.error = exc  # its SAVEPOINT is rolled back; the rest goes on
 
-    def _forget(self, batch: list[_Ticket], error: Exception) -> None:
-        """Nothing of the batch was written, but the view counted its claims."""
-        self.view.refresh()
+    def _forget(self, batch: list[Ticket], error: Exception) -> None:
+        """Nothing of the batch was written, but the view counted its claims: reload it."""
+        self.view.outdate()
         for ticket in batch:
             ticket.outcome, ticket.error = None, error
 
-    def _decide_and_claim(self, connection: Connection, ticket: _Ticket) -> Outcome:
+    def _decide_and_claim(self, connection: Connection, ticket: Ticket) -> Outcome:
         try:
             return self._place(connection, ticket.request, ticket.steps)
         except inv.QuotaExceeded as exceeded:
@@ -300,7 +312,7 @@ class Placer:
         """The one way a placement's claim is written: in its SAVEPOINT, then in the view."""
         for attempt in range(RACE_RETRIES):
             try:
-                with connection.begin_nested():
+                with inv.savepoint(connection):
                     claim = inv.claim_in(
                         connection,
                         request.consumer,

@@ -54,6 +54,10 @@ class SlowPlacer:
             return NoValidHost("0/1 hosts are ready")
         return inv.Claim(request.consumer.uid, "h-1", request.resources)
 
+    async def place_soon(self, request: Any, steps: Any = ()) -> inv.Claim | NoValidHost:
+        # As the real one: the decision runs in a thread while the event loop goes on.
+        return await asyncio.to_thread(self.place, request, steps)
+
 
 def stored(manifest: dict[str, Any], uid: str) -> dict[str, Any]:
     manifest["metadata"] |= {"uid": uid, "resourceVersion": "1", "generation": 1}
