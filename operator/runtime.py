@@ -26,7 +26,7 @@ from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
 from kubenova.kube.meta import key_of
 from kubenova.kube.paths import LEASES
-from kubenova.kube.watch import ListWatch
+from kubenova.kube.watch import ListWatch, list_pages
 from kubenova.memory import give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
@@ -275,20 +275,21 @@ class Runtime:
         that exist now into the catalog: an Instance reconciled before its Flavor or
         Network arrived would be told it does not exist (a wasted write, a false Event).
         Listed by us (nothing filed: kopf's newer events stay the truth), waited for."""
+
+        async def keys(model: type[Resource]) -> list[tuple[str, str]]:
+            kind = kubenova_kind(model)
+            return [
+                (model.crd.kind, key_of(item))
+                async for page in list_pages(self.client, kind)
+                for item in page["items"]
+            ]
+
         try:
-            listings = await asyncio.gather(
-                *(self.client.list(kubenova_kind(model)) for model in CATALOGUED)
-            )
+            listed = await asyncio.gather(*(keys(model) for model in CATALOGUED))
         except (KubenovaError, OSError) as exc:
             log.warning("listing the catalog before placing failed: %s", exc)
             return
-        wanted = [
-            (model.crd.kind, key_of(item))
-            for model, listing in zip(CATALOGUED, listings, strict=True)
-            for item in listing.get("items", [])
-        ]
-        while any(self.catalog.get(kind, key) is None for kind, key in wanted):
-            await asyncio.sleep(0.05)
+        await self.catalog.filed(key for keys_of_kind in listed for key in keys_of_kind)
 
     def _lost_leadership(self) -> None:
         # Exit at once, as kube-controller-manager does: no clean-up handler may write (it

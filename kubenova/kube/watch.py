@@ -227,31 +227,15 @@ class ListWatch:
             metadata = page["metadata"]
         return {"metadata": metadata, "items": items}
 
-    async def _pages(self) -> AsyncIterator[Body]:
-        """The selected objects, LIST_PAGE at a time (every page from the snapshot of the
-        first, at its resourceVersion), each stamped with its apiVersion and kind like a
-        watch event (a list's items carry neither) and transformed as its page arrives:
-        10,000 Instances read whole would be held at once, managedFields included."""
-        continue_: str | None = None
-        while True:
-            page = await self.client.list(
-                self.kind,
-                self.namespace,
-                label_selector=self.label_selector,
-                field_selector=self.field_selector,
-                limit=LIST_PAGE,
-                continue_=continue_,
-            )
-            items = page.get("items") or []
-            for i, item in enumerate(items):
-                item.setdefault("apiVersion", self.kind.api_version)
-                item.setdefault("kind", self.kind.kind)
-                items[i] = self.transform(item)
-            metadata = page.get("metadata") or {}
-            yield {"metadata": metadata, "items": items}
-            if not metadata.get("continue"):
-                return
-            continue_ = metadata["continue"]
+    def _pages(self) -> AsyncIterator[Body]:
+        return list_pages(
+            self.client,
+            self.kind,
+            self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            transform=self.transform,
+        )
 
     async def _first_list(self) -> Body:
         delay = 1.0
@@ -264,3 +248,42 @@ class ListWatch:
                 )
                 await asyncio.sleep(delay)
                 delay = min(FIRST_LIST_MAX_DELAY, delay * 2)
+
+
+async def list_pages(
+    client: KubeClient,
+    kind: ResourceKind,
+    namespace: str | None = None,
+    *,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    transform: Transform = _keep,
+) -> AsyncIterator[Body]:
+    """The selected objects, LIST_PAGE at a time (every page from the snapshot of the
+    first, at its resourceVersion), each stamped with its apiVersion and kind like a
+    watch event (a list's items carry neither) and transformed as its page arrives:
+    10,000 Instances read whole would be held at once, managedFields included.
+
+    Paged also because the apiserver serves a list with a limit from etcd while the kind's
+    watch cache is still initialising (just after it started, or a CRD's first request),
+    where a list without one is refused (429, retry after 1 s: KEP-4568)."""
+    continue_: str | None = None
+    while True:
+        page = await client.list(
+            kind,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=LIST_PAGE,
+            continue_=continue_,
+        )
+        items = page.get("items") or []
+        for i, item in enumerate(items):
+            item.setdefault("apiVersion", kind.api_version)
+            item.setdefault("kind", kind.kind)
+            items[i] = transform(item)
+        metadata = page.get("metadata") or {}
+        yield {"metadata": metadata, "items": items}
+        if not metadata.get("continue"):
+            return
+        continue_ = metadata["continue"]
