@@ -25,6 +25,7 @@ from kubenova.operator.config import OperatorConfig
 from kubenova.operator.migrations.drain import register as register_drains
 from kubenova.operator.migrations.registration import register as register_migrations
 from kubenova.operator.networks.registration import register as register_networks
+from kubenova.operator.prefetch import Prefetch
 from kubenova.operator.projects.registration import register as register_projects
 from kubenova.operator.runtime import RUNTIME, Runtime
 from kubenova.operator.volumes.registration import register as register_volumes
@@ -42,8 +43,11 @@ DOMAINS: tuple[Registration, ...] = (
 )
 
 
-def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
-    """A registry with every handler of the operator, bound to `config`."""
+def build_registry(
+    config: OperatorConfig, prefetch: Prefetch | None = None
+) -> kopf.OperatorRegistry:
+    """A registry with every handler of the operator, bound to `config` (its watches
+    starting from what `prefetch` read)."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -60,7 +64,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 10
         settings.networking.request_timeout = 60
-        runtime = Runtime.build(config)
+        runtime = Runtime.build(config, prefetch or Prefetch())
         runtime.start()
         RUNTIME.put(memo, runtime)
 

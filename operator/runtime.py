@@ -45,6 +45,7 @@ from kubenova.operator.leadership import (
 )
 from kubenova.operator.moves import Moves
 from kubenova.operator.placement import Placer
+from kubenova.operator.prefetch import FRESH_FOR, Prefetch
 from kubenova.operator.scheduler import SchedulerConfig
 from kubenova.workqueue import WorkQueue
 
@@ -114,7 +115,7 @@ class Runtime:
     ready: bool = False
 
     @classmethod
-    def build(cls, config: OperatorConfig) -> Runtime:
+    def build(cls, config: OperatorConfig, prefetch: Prefetch) -> Runtime:
         engine = inv.make_engine(config.database_url)
         inv.check_schema(engine)  # refuse to run on a stale schema
         connection = load_config(config.kubeconfig)
@@ -157,6 +158,13 @@ class Runtime:
             instance_watch(client, reconciler, config.workers),
             Moves(client),
         )
+        for watch in (
+            runtime.host_watches.hosts,
+            runtime.host_watches.leases,
+            runtime.instance_watch,
+        ):
+            prefetch.hand_to(watch)
+        prefetch.drop()
         # Both sides exist now: connect who wakes whom.
         catalog.on_arrival = runtime.retry_arrived
         placer.on_release = runtime.retry_pending
@@ -201,11 +209,16 @@ class Runtime:
             )
             self.tasks.append(asyncio.create_task(self.health.start(), name="health"))
         self.tasks.append(asyncio.create_task(give_back_forever(), name="give-back-memory"))
+        # A standby leads much later: from a list of its own, not from one that old.
+        asyncio.get_running_loop().call_later(FRESH_FOR, self._drop_prefetched)
         self.tasks.append(asyncio.create_task(self.host_watches.run(), name="host-watches"))
         self.leadership.when_leading(self._start_leading)
         self.tasks.append(
             asyncio.create_task(self.leadership.lead(self._lost_leadership), name="leadership")
         )
+
+    def _drop_prefetched(self) -> None:
+        self.instance_watch.prefetched = None
 
     def when_leading(self, start: OnLeading) -> None:
         """Run `start` (a domain's queues and loops) once this replica leads."""

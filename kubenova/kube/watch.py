@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any
 
 from kubenova.errors import ApiError, KubenovaError
@@ -76,6 +77,9 @@ class ListWatch:
             handler, workers=workers, name=name, component=component
         )
         self.synced = asyncio.Event()
+        # The pages of a first list read before this watch ran (the operator's prefetch
+        # threads): taken by the first list instead of reading it again, once.
+        self.prefetched: Future[list[Body]] | None = None
 
     @classmethod
     def placed_on(
@@ -185,11 +189,14 @@ class ListWatch:
                 self.queue.put(key, None)
 
     async def _follow(self, on_synced: OnSynced | None) -> None:
-        listing = await self._first_list()
+        # Without `on_synced`, queued page by page as the list arrives: the workers start
+        # on the first page while the next ones are read (2,000 Instances are four pages).
+        # With it, queued whole just before it runs, which may take the bodies first.
+        listing = await self._first_list(queue_pages=on_synced is None)
         items: list[Body] = listing.get("items", [])
-        for item in items:
-            self.queue.put(key_of(item), item)
         if on_synced is not None:
+            for item in items:
+                self.queue.put(key_of(item), item)
             await on_synced(items)
         self.synced.set()
         async for event in self.client.watch(
@@ -218,13 +225,22 @@ class ListWatch:
             except (KubenovaError, OSError) as exc:
                 log.warning("%s: resync failed: %s", self.name, exc)
 
-    async def _list(self) -> Body:
-        """The selected objects, as one listing."""
+    async def _list(
+        self, queued: set[str] | None = None, pages: AsyncIterator[Body] | None = None
+    ) -> Body:
+        """The selected objects (or `pages` of them read already), as one listing; with
+        `queued`, each page is also put in the queue as it arrives and its keys added to
+        `queued`."""
         items: list[Body] = []
         metadata: Body = {}
-        async for page in self._pages():
+        async for page in pages or self._pages():
             items += page["items"]
             metadata = page["metadata"]
+            if queued is not None:
+                for item in page["items"]:
+                    key = key_of(item)
+                    queued.add(key)
+                    self.queue.put(key, item)
         return {"metadata": metadata, "items": items}
 
     def _pages(self) -> AsyncIterator[Body]:
@@ -237,17 +253,43 @@ class ListWatch:
             transform=self.transform,
         )
 
-    async def _first_list(self) -> Body:
+    async def _first_list(self, *, queue_pages: bool) -> Body:
         delay = 1.0
+        queued: set[str] | None = set() if queue_pages else None
         while True:
             try:
-                return await self._list()
+                listing = await self._list(queued, await self._take_prefetched())
             except (ApiError, OSError) as exc:
                 log.warning(
                     "listing %s (%s) failed (%s); retrying", self.kind.plural, self.selector, exc
                 )
                 await asyncio.sleep(delay)
                 delay = min(FIRST_LIST_MAX_DELAY, delay * 2)
+                continue
+            if queued:
+                # Queued by an attempt that failed midway, and gone by this complete list
+                # (whose resourceVersion the watch starts from: no DELETED event will come).
+                for key in queued.difference(key_of(item) for item in listing["items"]):
+                    self.queue.put(key, None)
+            return listing
+
+    async def _take_prefetched(self) -> AsyncIterator[Body] | None:
+        """The prefetched pages, stamped and transformed as `list_pages` does; None when
+        there are none (or reading them failed: then this watch lists for itself)."""
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is None:
+            return None
+        try:
+            pages = await asyncio.wrap_future(prefetched)
+        except Exception as exc:
+            log.info("%s: the prefetched list failed (%s); listing again", self.name, exc)
+            return None
+
+        async def stamped() -> AsyncIterator[Body]:
+            for page in pages:
+                yield _stamped(page, self.kind, self.transform)
+
+        return stamped()
 
 
 async def list_pages(
@@ -277,13 +319,18 @@ async def list_pages(
             limit=LIST_PAGE,
             continue_=continue_,
         )
-        items = page.get("items") or []
-        for i, item in enumerate(items):
-            item.setdefault("apiVersion", kind.api_version)
-            item.setdefault("kind", kind.kind)
-            items[i] = transform(item)
-        metadata = page.get("metadata") or {}
-        yield {"metadata": metadata, "items": items}
-        if not metadata.get("continue"):
+        stamped = _stamped(page, kind, transform)
+        yield stamped
+        if not stamped["metadata"].get("continue"):
             return
-        continue_ = metadata["continue"]
+        continue_ = stamped["metadata"]["continue"]
+
+
+def _stamped(page: Body, kind: ResourceKind, transform: Transform) -> Body:
+    """A list page whose items carry their apiVersion and kind, each transformed."""
+    items = page.get("items") or []
+    for i, item in enumerate(items):
+        item.setdefault("apiVersion", kind.api_version)
+        item.setdefault("kind", kind.kind)
+        items[i] = transform(item)
+    return {"metadata": page.get("metadata") or {}, "items": items}
