@@ -8,7 +8,8 @@ The domains are listed here, not discovered, so a reader (and every static tool)
 each handler. Order matters: kopf runs start-up handlers and the handlers of one event in
 the order they were registered, so the runtime comes first. Hosts and their Leases are
 not kopf's: the runtime lists and watches them (`hosts.watches`) and hands Host events to
-the domains that listen (`runtime.host_watches.on_host`).
+the domains that listen (`runtime.host_watches.on_host`); nor are the catalog's Flavors,
+Images and ServerGroups (`catalog.watches`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import kopf
 
 from kubenova.kube import load_config
 from kubenova.operator.admission.registration import register as register_admission
-from kubenova.operator.catalog.registration import register as register_catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.migrations.drain import register as register_drains
 from kubenova.operator.migrations.registration import register as register_migrations
@@ -33,7 +33,6 @@ from kubenova.operator.volumes.registration import register as register_volumes
 Registration = Callable[[kopf.OperatorRegistry, OperatorConfig], None]
 
 DOMAINS: tuple[Registration, ...] = (
-    register_catalog,
     register_admission,
     register_networks,
     register_projects,

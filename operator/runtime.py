@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 import kopf
 from sqlalchemy import Engine
 
-from kubenova.api.v1alpha1 import Flavor, Image, Network, Resource, ServerGroup, Volume
+from kubenova.api.v1alpha1 import Network, Resource, Volume
 from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.config import service_account_owner
@@ -31,7 +31,7 @@ from kubenova.memory import give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
 from kubenova.operator.audit import after_backlog, audit
-from kubenova.operator.catalog import Catalog
+from kubenova.operator.catalog import Catalog, CatalogWatches
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts import HostMonitor, HostWatches
 from kubenova.operator.instances import InstanceReconciler, instance_watch
@@ -57,8 +57,9 @@ STARTUP_AUDIT_DELAY = 10.0
 # Seconds a new leader waits at most for the Host and Lease lists to reach the host monitor
 # before it places anything.
 HOST_SYNC_TIMEOUT = 10.0
-# What kopf files into the catalog, which a placement reads: waited for like the Hosts.
-CATALOGUED: tuple[type[Resource], ...] = (Flavor, Image, ServerGroup, Network, Volume)
+# What kopf's handlers of other domains file into the catalog, which a placement reads:
+# waited for like the Hosts (Flavors, Images and ServerGroups are the runtime's own watches).
+FILED_BY_DOMAINS: tuple[type[Resource], ...] = (Network, Volume)
 # Threads beyond one per Instance worker: the host monitor, audits, other domains' queues.
 EXTRA_THREADS = 8
 
@@ -102,6 +103,8 @@ class Runtime:
     events: EventRecorder
     placer: Placer
     catalog: Catalog
+    # Flavors, Images and ServerGroups, listed and watched once from start-up.
+    catalog_watches: CatalogWatches
     hosts: HostMonitor
     # Hosts and their Leases, listed and watched once from start-up (leading or not).
     host_watches: HostWatches
@@ -152,6 +155,7 @@ class Runtime:
             events,
             placer,
             catalog,
+            CatalogWatches(client, catalog),
             hosts,
             HostWatches(client, hosts, config.system_namespace),
             reconciler,
@@ -212,6 +216,7 @@ class Runtime:
         # A standby leads much later: from a list of its own, not from one that old.
         asyncio.get_running_loop().call_later(FRESH_FOR, self._drop_prefetched)
         self.tasks.append(asyncio.create_task(self.host_watches.run(), name="host-watches"))
+        self.tasks.append(asyncio.create_task(self.catalog_watches.run(), name="catalog-watches"))
         self.leadership.when_leading(self._start_leading)
         self.tasks.append(
             asyncio.create_task(self.leadership.lead(self._lost_leadership), name="leadership")
@@ -284,10 +289,11 @@ class Runtime:
         )
 
     async def _catalog_filed(self) -> None:
-        """Wait until kopf filed the Flavors, Images, ServerGroups, Networks and Volumes
-        that exist now into the catalog: an Instance reconciled before its Flavor or
-        Network arrived would be told it does not exist (a wasted write, a false Event).
-        Listed by us (nothing filed: kopf's newer events stay the truth), waited for."""
+        """Wait until the catalog holds the Flavors, Images, ServerGroups, Networks and
+        Volumes that exist now: an Instance reconciled before its Flavor or Network arrived
+        would be told it does not exist (a wasted write, a false Event). The first three
+        are our own watches; Networks and Volumes, which their kopf domains file, are
+        listed by us (nothing filed: kopf's newer events stay the truth) and waited for."""
 
         async def keys(model: type[Resource]) -> list[tuple[str, str]]:
             kind = kubenova_kind(model)
@@ -298,10 +304,11 @@ class Runtime:
             ]
 
         try:
-            listed = await asyncio.gather(*(keys(model) for model in CATALOGUED))
+            listed = await asyncio.gather(*(keys(model) for model in FILED_BY_DOMAINS))
         except (KubenovaError, OSError) as exc:
             log.warning("listing the catalog before placing failed: %s", exc)
-            return
+            listed = []
+        await self.catalog_watches.synced()
         await self.catalog.filed(key for keys_of_kind in listed for key in keys_of_kind)
 
     def _lost_leadership(self) -> None:

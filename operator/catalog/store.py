@@ -1,6 +1,6 @@
 """In-memory copies of the objects the operator looks up but does not reconcile.
 
-Flavors, Images and ServerGroups are watched (kopf) and kept here so that scheduling an
+Flavors, Images and ServerGroups are watched (`watches`) and kept here so that scheduling an
 Instance costs no API reads. Whoever waits for one of them to appear registers interest;
 the catalog tells the Instance queue when something it waited for arrives.
 """
