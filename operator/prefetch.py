@@ -1,4 +1,4 @@
-"""The first Host, Lease and Instance lists, read while the operator still imports.
+"""The first lists a placement waits for, read while the operator still imports.
 
 Python takes ~0.5 s to import the operator (kopf, SQLAlchemy, the API models); the lists it
 places nothing without (1,000 Hosts and their Leases, 2,000 Instances) take the apiserver
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # exactly these (a unit test holds them to the watches' own paths).
 HOSTS = ResourceKind(GROUP, VERSION, "hosts", False, "Host")
 INSTANCES = ResourceKind(GROUP, VERSION, "instances", True, "Instance")
+# And the catalog kinds other domains file, whose list the placement waits to see filed.
+NETWORKS = ResourceKind(GROUP, VERSION, "networks", True, "Network")
+VOLUMES = ResourceKind(GROUP, VERSION, "volumes", True, "Volume")
 # Seconds a prefetched list is kept for its watch: a standby leads much later, and a list
 # that old would be stale (and its resourceVersion perhaps compacted away).
 FRESH_FOR = 10.0
@@ -78,13 +81,16 @@ class Prefetch:
 
         threading.Thread(target=run, name=f"prefetch {path}", daemon=True).start()
 
+    def take(self, path: str) -> Future[Pages] | None:
+        """The list of `path`, if one is being read; None after it was taken once."""
+        with self._lock:
+            return self._lists.pop(path, None)
+
     def hand_to(self, watch: ListWatch) -> None:
         """Give `watch` the list of exactly its path, if one was read (a selector never
         matches: only whole lists are prefetched)."""
-        if watch.label_selector or watch.field_selector:
-            return
-        with self._lock:
-            watch.prefetched = self._lists.pop(watch.kind.path(watch.namespace), None)
+        if not (watch.label_selector or watch.field_selector):
+            watch.prefetched = self.take(watch.kind.path(watch.namespace))
 
     def drop(self) -> None:
         """Forget whatever no watch took."""
@@ -93,8 +99,9 @@ class Prefetch:
 
 
 def paths(namespace: str) -> list[str]:
-    """What is prefetched: all Hosts, the host Leases in `namespace`, all Instances."""
-    return [HOSTS.path(), LEASES.path(namespace), INSTANCES.path()]
+    """What is prefetched: all Hosts, the host Leases in `namespace`, all Instances, all
+    Networks and Volumes."""
+    return [HOSTS.path(), LEASES.path(namespace), INSTANCES.path(), NETWORKS.path(), VOLUMES.path()]
 
 
 def _pages(connection: ConnectionConfig, path: str) -> Pages:

@@ -18,20 +18,17 @@ from typing import Generic, TypeVar
 import kopf
 from sqlalchemy import Engine
 
-from kubenova.api.v1alpha1 import Network, Resource, Volume
-from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.config import service_account_owner
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
-from kubenova.kube.meta import key_of
 from kubenova.kube.paths import LEASES
-from kubenova.kube.watch import ListWatch, list_pages
+from kubenova.kube.watch import ListWatch
 from kubenova.memory import give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
 from kubenova.operator.audit import after_backlog, audit
-from kubenova.operator.catalog import Catalog, CatalogWatches
+from kubenova.operator.catalog import FILED_BY_DOMAINS, Catalog, CatalogWatches
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts import HostMonitor, HostWatches
 from kubenova.operator.instances import InstanceReconciler, instance_watch
@@ -57,9 +54,6 @@ STARTUP_AUDIT_DELAY = 10.0
 # Seconds a new leader waits at most for the Host and Lease lists to reach the host monitor
 # before it places anything.
 HOST_SYNC_TIMEOUT = 10.0
-# What kopf's handlers of other domains file into the catalog, which a placement reads:
-# waited for like the Hosts (Flavors, Images and ServerGroups are the runtime's own watches).
-FILED_BY_DOMAINS: tuple[type[Resource], ...] = (Network, Volume)
 # Threads beyond one per Instance worker: the host monitor, audits, other domains' queues.
 EXTRA_THREADS = 8
 
@@ -168,6 +162,10 @@ class Runtime:
             runtime.instance_watch,
         ):
             prefetch.hand_to(watch)
+        for model in FILED_BY_DOMAINS:
+            path = kubenova_kind(model).path()
+            if (listing := prefetch.take(path)) is not None:
+                runtime.catalog_watches.prefetched[path] = listing
         prefetch.drop()
         # Both sides exist now: connect who wakes whom.
         catalog.on_arrival = runtime.retry_arrived
@@ -224,6 +222,7 @@ class Runtime:
 
     def _drop_prefetched(self) -> None:
         self.instance_watch.prefetched = None
+        self.catalog_watches.prefetched.clear()
 
     def when_leading(self, start: OnLeading) -> None:
         """Run `start` (a domain's queues and loops) once this replica leads."""
@@ -273,7 +272,7 @@ class Runtime:
         that is slow to come only delays the start; a failure never stops placing."""
         try:  # the Instance workers start when this ends: it must end, and never raise
             async with asyncio.timeout(HOST_SYNC_TIMEOUT):
-                await asyncio.gather(self.host_watches.synced(), self._catalog_filed())
+                await asyncio.gather(self.host_watches.synced(), self.catalog_watches.complete())
         except TimeoutError:
             log.warning("placing before the Host, Lease and catalog lists are in")
         except Exception:
@@ -287,29 +286,6 @@ class Runtime:
             len(self.hosts.judged),
             process_age(),
         )
-
-    async def _catalog_filed(self) -> None:
-        """Wait until the catalog holds the Flavors, Images, ServerGroups, Networks and
-        Volumes that exist now: an Instance reconciled before its Flavor or Network arrived
-        would be told it does not exist (a wasted write, a false Event). The first three
-        are our own watches; Networks and Volumes, which their kopf domains file, are
-        listed by us (nothing filed: kopf's newer events stay the truth) and waited for."""
-
-        async def keys(model: type[Resource]) -> list[tuple[str, str]]:
-            kind = kubenova_kind(model)
-            return [
-                (model.crd.kind, key_of(item))
-                async for page in list_pages(self.client, kind)
-                for item in page["items"]
-            ]
-
-        try:
-            listed = await asyncio.gather(*(keys(model) for model in FILED_BY_DOMAINS))
-        except (KubenovaError, OSError) as exc:
-            log.warning("listing the catalog before placing failed: %s", exc)
-            listed = []
-        await self.catalog_watches.synced()
-        await self.catalog.filed(key for keys_of_kind in listed for key in keys_of_kind)
 
     def _lost_leadership(self) -> None:
         # Exit at once, as kube-controller-manager does: no clean-up handler may write (it

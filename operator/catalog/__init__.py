@@ -8,6 +8,6 @@ Other domains use only the names exported here.
 """
 
 from kubenova.operator.catalog.store import Catalog
-from kubenova.operator.catalog.watches import CatalogWatches
+from kubenova.operator.catalog.watches import FILED_BY_DOMAINS, CatalogWatches
 
-__all__ = ["Catalog", "CatalogWatches"]
+__all__ = ["FILED_BY_DOMAINS", "Catalog", "CatalogWatches"]

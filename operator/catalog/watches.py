@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Future
 
-from kubenova.api.v1alpha1 import Flavor, Image, Resource, ServerGroup
+from kubenova.api.v1alpha1 import Flavor, Image, Network, Resource, ServerGroup, Volume
+from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.meta import Body, key_of
 from kubenova.kube.objects import slim
-from kubenova.kube.watch import ListWatch
+from kubenova.kube.watch import ListWatch, list_pages
 from kubenova.operator.catalog.store import Catalog
 from kubenova.workqueue import Handler
 
 log = logging.getLogger(__name__)
 
 KINDS: tuple[type[Resource], ...] = (Flavor, Image, ServerGroup)
+# What other domains' kopf handlers file into the catalog, which a placement reads too.
+FILED_BY_DOMAINS: tuple[type[Resource], ...] = (Network, Volume)
 # Seconds between relists (deletions a watch restart missed).
 RESYNC_INTERVAL = 300.0
 
@@ -32,6 +36,9 @@ class CatalogWatches:
 
     def __init__(self, client: KubeClient, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.client = client
+        # Lists of FILED_BY_DOMAINS read at start-up (by path), for the first `complete()`.
+        self.prefetched: dict[str, Future[list[Body]]] = {}
         self.watches = [
             ListWatch(
                 client,
@@ -49,6 +56,34 @@ class CatalogWatches:
         """Wait until every kind's first list is filed."""
         for watch in self.watches:
             await watch.synced.wait()
+
+    async def complete(self) -> None:
+        """Wait until the catalog holds every Flavor, Image, ServerGroup, Network and
+        Volume that exists now: an Instance reconciled before its Flavor or Network arrived
+        would be told it does not exist (a wasted write, a false Event). Networks and
+        Volumes, which their kopf domains file, are listed (nothing filed: kopf's newer
+        events stay the truth) and waited for."""
+        try:
+            listed = await asyncio.gather(*(self._keys(model) for model in FILED_BY_DOMAINS))
+        except (KubenovaError, OSError) as exc:
+            log.warning("listing the catalog before placing failed: %s", exc)
+            listed = []
+        await self.synced()
+        await self.catalog.filed(key for keys in listed for key in keys)
+
+    async def _keys(self, model: type[Resource]) -> list[tuple[str, str]]:
+        kind = kubenova_kind(model)
+        pages: list[Body] | None = None
+        if (prefetched := self.prefetched.pop(kind.path(), None)) is not None:
+            try:
+                pages = await asyncio.wrap_future(prefetched)
+            except Exception as exc:
+                log.info("the prefetched list of %s failed (%s)", kind.plural, exc)
+        if pages is None:
+            pages = [page async for page in list_pages(self.client, kind)]
+        return [
+            (model.crd.kind, key_of(item)) for page in pages for item in page.get("items") or []
+        ]
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:

@@ -9,10 +9,11 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from kubenova.kube import KubeClient
+from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.config import ConnectionConfig
 from kubenova.kube.meta import Body
 from kubenova.kube.watch import ListWatch
+from kubenova.operator.catalog import FILED_BY_DOMAINS
 from kubenova.operator.hosts import HostMonitor, HostWatches
 from kubenova.operator.instances import InstanceReconciler, instance_watch
 from kubenova.operator.prefetch import HOSTS as HOSTS_KIND
@@ -26,6 +27,7 @@ def test_what_is_prefetched_is_what_the_placement_watches_list() -> None:
     reconciler = SimpleNamespace(echoes=SimpleNamespace(came_back=lambda body: False), uids={})
     instances = instance_watch(client, cast(InstanceReconciler, reconciler), workers=1)
     wanted = [w.kind.path(w.namespace) for w in (watches.hosts, watches.leases, instances)]
+    wanted += [kubenova_kind(model).path() for model in FILED_BY_DOMAINS]
     assert paths(SYSTEM_NAMESPACE) == wanted
 
 
