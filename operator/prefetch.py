@@ -25,8 +25,9 @@ import orjson
 from kubenova.api.group import GROUP, VERSION
 from kubenova.kube.config import ConnectionConfig, load_config
 from kubenova.kube.meta import Body
+from kubenova.kube.objects import slim
 from kubenova.kube.paths import LEASES, ResourceKind
-from kubenova.kube.watch import LIST_PAGE, ListWatch
+from kubenova.kube.watch import LIST_PAGE, ListWatch, Transform
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +64,19 @@ class Prefetch:
         except Exception as exc:
             log.debug("nothing prefetched: %s", exc)
             return prefetch
-        for path in paths(namespace):
-            prefetch.read(connection, path)
+        for path, transform in _lists(namespace):
+            prefetch.read(connection, path, transform)
         return prefetch
 
-    def read(self, connection: ConnectionConfig, path: str) -> None:
-        """Read every page of `path` in a thread of its own."""
+    def read(self, connection: ConnectionConfig, path: str, transform: Transform) -> None:
+        """Read every page of `path` in a thread of its own, each item `transform`ed."""
         listing: Future[Pages] = Future()
         with self._lock:
             self._lists[path] = listing
 
         def run() -> None:
             try:
-                listing.set_result(_pages(connection, path))
+                listing.set_result(_pages(connection, path, transform))
             except Exception as exc:
                 listing.set_exception(exc)
 
@@ -101,10 +102,27 @@ class Prefetch:
 def paths(namespace: str) -> list[str]:
     """What is prefetched: all Hosts, the host Leases in `namespace`, all Instances, all
     Networks and Volumes."""
-    return [HOSTS.path(), LEASES.path(namespace), INSTANCES.path(), NETWORKS.path(), VOLUMES.path()]
+    return [path for path, _ in _lists(namespace)]
 
 
-def _pages(connection: ConnectionConfig, path: str) -> Pages:
+def _lists(namespace: str) -> list[tuple[str, Transform]]:
+    # Slimmed as each page comes (managedFields are most of a body), as the watches that
+    # take them do: 10,000 Instances are never all held whole. Leases are small and kept
+    # as their watch keeps them.
+    return [
+        (HOSTS.path(), slim),
+        (LEASES.path(namespace), _keep),
+        (INSTANCES.path(), slim),
+        (NETWORKS.path(), slim),
+        (VOLUMES.path(), slim),
+    ]
+
+
+def _keep(body: Body) -> Body:
+    return body
+
+
+def _pages(connection: ConnectionConfig, path: str, transform: Transform) -> Pages:
     """Every page of one list, as the kit's `list_pages` asks for them (a limit: served
     from etcd while the apiserver's watch cache of the kind still initialises)."""
     url = urlsplit(connection.server)
@@ -133,6 +151,7 @@ def _pages(connection: ConnectionConfig, path: str) -> Pages:
             if response.status != 200:
                 raise OSError(f"GET {path}: {response.status} {payload[:200]!r}")
             page = orjson.loads(payload)
+            page["items"] = [transform(item) for item in page.get("items") or []]
             pages.append(page)
             continue_ = (page.get("metadata") or {}).get("continue")
             if not continue_:

@@ -12,6 +12,7 @@ from aiohttp import web
 from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.config import ConnectionConfig
 from kubenova.kube.meta import Body
+from kubenova.kube.objects import slim
 from kubenova.kube.watch import ListWatch
 from kubenova.operator.catalog import FILED_BY_DOMAINS
 from kubenova.operator.hosts import HostMonitor, HostWatches
@@ -79,7 +80,7 @@ def test_a_watch_starts_from_the_prefetched_pages_once_and_lists_anew_if_it_fail
         runner, server = await serve(pages, requests, failing)
         try:
             prefetch = Prefetch()
-            prefetch.read(ConnectionConfig(server=server, token="t0k"), paths("ns")[0])
+            prefetch.read(ConnectionConfig(server=server, token="t0k"), paths("ns")[0], slim)
 
             async def handler(key: str, body: Body | None) -> None:
                 pass
