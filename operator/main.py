@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -203,6 +204,10 @@ def main(  # noqa: PLR0917 - click passes options positionally
     )
     # kopf reports every handled watch event at INFO; our reconcilers log what matters.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # The imports make hundreds of thousands of objects, all kept for good: the cyclic
+    # collections they trigger find nothing and cost ~0.1 s of CPU. Frozen once imported,
+    # those objects are not scanned by any later collection either.
+    gc.disable()
     prefetch = Prefetch.start(kubeconfig, SYSTEM_NAMESPACE)
     import kopf  # noqa: PLC0415 - see the top
 
@@ -253,6 +258,8 @@ def main(  # noqa: PLR0917 - click passes options positionally
             "release): replicas elect a leader through the Lease kubenova-operator-leader"
         )
     registry = build_registry(config, prefetch)
+    gc.freeze()
+    gc.enable()
     asyncio.run(kopf.operator(registry=registry, clusterwide=True, standalone=True))
 
 
