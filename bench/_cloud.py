@@ -6,6 +6,7 @@ kubenova-agent), so figures include every hop a user's request takes.
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import kubenova
 from kubenova.devcluster import ClusterAccess, ControlPlane, ensure_binaries, install_crds
 from kubenova.operator import inventory as inv
 
@@ -134,6 +136,13 @@ def control_plane_cpu(plane_root: Path) -> float:
 @contextmanager
 def local_cloud() -> Iterator[Cloud]:
     """Control plane with the CRDs installed and a fresh SQLite inventory; torn down after."""
+    # Byte-compiled as `pip install .` does for the image: from an editable checkout with
+    # PYTHONDONTWRITEBYTECODE set, each operator and agent start compiled every module of
+    # ours first (~0.15 s of the start-up the benchmarks time) — which no deployment pays.
+    package = Path(kubenova.__file__).parent
+    # compileall does not follow symbolic links: `operator` and `agents` are two.
+    for folder in (package, *(p for p in package.iterdir() if p.is_symlink() and p.is_dir())):
+        compileall.compile_dir(folder, quiet=1)
     root = Path(tempfile.mkdtemp(prefix="kubenova-bench-"))
     plane = ControlPlane(root / "plane", binaries=ensure_binaries())
     access = plane.up()

@@ -8,7 +8,8 @@ The domains are listed here, not discovered, so a reader (and every static tool)
 each handler. Order matters: kopf runs start-up handlers and the handlers of one event in
 the order they were registered, so the runtime comes first. Hosts and their Leases are
 not kopf's: the runtime lists and watches them (`hosts.watches`) and hands Host events to
-the domains that listen (`runtime.host_watches.on_host`).
+the domains that listen (`runtime.host_watches.on_host`); nor are the catalog's Flavors,
+Images and ServerGroups (`catalog.watches`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import kopf
 
 from kubenova.kube import load_config
 from kubenova.operator.admission.registration import register as register_admission
-from kubenova.operator.catalog.registration import register as register_catalog
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.migrations.drain import register as register_drains
 from kubenova.operator.migrations.registration import register as register_migrations
 from kubenova.operator.networks.registration import register as register_networks
+from kubenova.operator.prefetch import Prefetch
 from kubenova.operator.projects.registration import register as register_projects
 from kubenova.operator.runtime import RUNTIME, Runtime
 from kubenova.operator.volumes.registration import register as register_volumes
@@ -32,7 +33,6 @@ from kubenova.operator.volumes.registration import register as register_volumes
 Registration = Callable[[kopf.OperatorRegistry, OperatorConfig], None]
 
 DOMAINS: tuple[Registration, ...] = (
-    register_catalog,
     register_admission,
     register_networks,
     register_projects,
@@ -42,8 +42,11 @@ DOMAINS: tuple[Registration, ...] = (
 )
 
 
-def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
-    """A registry with every handler of the operator, bound to `config`."""
+def build_registry(
+    config: OperatorConfig, prefetch: Prefetch | None = None
+) -> kopf.OperatorRegistry:
+    """A registry with every handler of the operator, bound to `config` (its watches
+    starting from what `prefetch` read)."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -60,7 +63,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 10
         settings.networking.request_timeout = 60
-        runtime = Runtime.build(config)
+        runtime = Runtime.build(config, prefetch or Prefetch())
         runtime.start()
         RUNTIME.put(memo, runtime)
 

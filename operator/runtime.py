@@ -18,20 +18,17 @@ from typing import Generic, TypeVar
 import kopf
 from sqlalchemy import Engine
 
-from kubenova.api.v1alpha1 import Flavor, Image, Network, Resource, ServerGroup, Volume
-from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.config import service_account_owner
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
-from kubenova.kube.meta import key_of
 from kubenova.kube.paths import LEASES
 from kubenova.kube.watch import ListWatch
 from kubenova.memory import give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
 from kubenova.operator.audit import after_backlog, audit
-from kubenova.operator.catalog import Catalog
+from kubenova.operator.catalog import FILED_BY_DOMAINS, Catalog, CatalogWatches
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.hosts import HostMonitor, HostWatches
 from kubenova.operator.instances import InstanceReconciler, instance_watch
@@ -45,6 +42,7 @@ from kubenova.operator.leadership import (
 )
 from kubenova.operator.moves import Moves
 from kubenova.operator.placement import Placer
+from kubenova.operator.prefetch import FRESH_FOR, Prefetch
 from kubenova.operator.scheduler import SchedulerConfig
 from kubenova.workqueue import WorkQueue
 
@@ -56,8 +54,6 @@ STARTUP_AUDIT_DELAY = 10.0
 # Seconds a new leader waits at most for the Host and Lease lists to reach the host monitor
 # before it places anything.
 HOST_SYNC_TIMEOUT = 10.0
-# What kopf files into the catalog, which a placement reads: waited for like the Hosts.
-CATALOGUED: tuple[type[Resource], ...] = (Flavor, Image, ServerGroup, Network, Volume)
 # Threads beyond one per Instance worker: the host monitor, audits, other domains' queues.
 EXTRA_THREADS = 8
 
@@ -101,6 +97,8 @@ class Runtime:
     events: EventRecorder
     placer: Placer
     catalog: Catalog
+    # Flavors, Images and ServerGroups, listed and watched once from start-up.
+    catalog_watches: CatalogWatches
     hosts: HostMonitor
     # Hosts and their Leases, listed and watched once from start-up (leading or not).
     host_watches: HostWatches
@@ -114,7 +112,7 @@ class Runtime:
     ready: bool = False
 
     @classmethod
-    def build(cls, config: OperatorConfig) -> Runtime:
+    def build(cls, config: OperatorConfig, prefetch: Prefetch) -> Runtime:
         engine = inv.make_engine(config.database_url)
         inv.check_schema(engine)  # refuse to run on a stale schema
         connection = load_config(config.kubeconfig)
@@ -151,12 +149,24 @@ class Runtime:
             events,
             placer,
             catalog,
+            CatalogWatches(client, catalog),
             hosts,
             HostWatches(client, hosts, config.system_namespace),
             reconciler,
             instance_watch(client, reconciler, config.workers),
             Moves(client),
         )
+        for watch in (
+            runtime.host_watches.hosts,
+            runtime.host_watches.leases,
+            runtime.instance_watch,
+        ):
+            prefetch.hand_to(watch)
+        for model in FILED_BY_DOMAINS:
+            path = kubenova_kind(model).path()
+            if (listing := prefetch.take(path)) is not None:
+                runtime.catalog_watches.prefetched[path] = listing
+        prefetch.drop()
         # Both sides exist now: connect who wakes whom.
         catalog.on_arrival = runtime.retry_arrived
         placer.on_release = runtime.retry_pending
@@ -201,11 +211,18 @@ class Runtime:
             )
             self.tasks.append(asyncio.create_task(self.health.start(), name="health"))
         self.tasks.append(asyncio.create_task(give_back_forever(), name="give-back-memory"))
+        # A standby leads much later: from a list of its own, not from one that old.
+        asyncio.get_running_loop().call_later(FRESH_FOR, self._drop_prefetched)
         self.tasks.append(asyncio.create_task(self.host_watches.run(), name="host-watches"))
+        self.tasks.append(asyncio.create_task(self.catalog_watches.run(), name="catalog-watches"))
         self.leadership.when_leading(self._start_leading)
         self.tasks.append(
             asyncio.create_task(self.leadership.lead(self._lost_leadership), name="leadership")
         )
+
+    def _drop_prefetched(self) -> None:
+        self.instance_watch.prefetched = None
+        self.catalog_watches.prefetched.clear()
 
     def when_leading(self, start: OnLeading) -> None:
         """Run `start` (a domain's queues and loops) once this replica leads."""
@@ -255,7 +272,7 @@ class Runtime:
         that is slow to come only delays the start; a failure never stops placing."""
         try:  # the Instance workers start when this ends: it must end, and never raise
             async with asyncio.timeout(HOST_SYNC_TIMEOUT):
-                await asyncio.gather(self.host_watches.synced(), self._catalog_filed())
+                await asyncio.gather(self.host_watches.synced(), self.catalog_watches.complete())
         except TimeoutError:
             log.warning("placing before the Host, Lease and catalog lists are in")
         except Exception:
@@ -269,26 +286,6 @@ class Runtime:
             len(self.hosts.judged),
             process_age(),
         )
-
-    async def _catalog_filed(self) -> None:
-        """Wait until kopf filed the Flavors, Images, ServerGroups, Networks and Volumes
-        that exist now into the catalog: an Instance reconciled before its Flavor or
-        Network arrived would be told it does not exist (a wasted write, a false Event).
-        Listed by us (nothing filed: kopf's newer events stay the truth), waited for."""
-        try:
-            listings = await asyncio.gather(
-                *(self.client.list(kubenova_kind(model)) for model in CATALOGUED)
-            )
-        except (KubenovaError, OSError) as exc:
-            log.warning("listing the catalog before placing failed: %s", exc)
-            return
-        wanted = [
-            (model.crd.kind, key_of(item))
-            for model, listing in zip(CATALOGUED, listings, strict=True)
-            for item in listing.get("items", [])
-        ]
-        while any(self.catalog.get(kind, key) is None for kind, key in wanted):
-            await asyncio.sleep(0.05)
 
     def _lost_leadership(self) -> None:
         # Exit at once, as kube-controller-manager does: no clean-up handler may write (it

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kubenova.api.v1alpha1 import GROUP, VERSION, Resource
+from kubenova.api.group import GROUP, VERSION
+
+if TYPE_CHECKING:  # the models take a tenth of a second to import: not for the kit's sake
+    from kubenova.api.v1alpha1 import Resource
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any
 
 from kubenova.errors import ApiError, KubenovaError
@@ -76,6 +77,9 @@ class ListWatch:
             handler, workers=workers, name=name, component=component
         )
         self.synced = asyncio.Event()
+        # The pages of a first list read before this watch ran (the operator's prefetch
+        # threads): taken by the first list instead of reading it again, once.
+        self.prefetched: Future[list[Body]] | None = None
 
     @classmethod
     def placed_on(
@@ -185,11 +189,14 @@ class ListWatch:
                 self.queue.put(key, None)
 
     async def _follow(self, on_synced: OnSynced | None) -> None:
-        listing = await self._first_list()
+        # Without `on_synced`, queued page by page as the list arrives: the workers start
+        # on the first page while the next ones are read (2,000 Instances are four pages).
+        # With it, queued whole just before it runs, which may take the bodies first.
+        listing = await self._first_list(queue_pages=on_synced is None)
         items: list[Body] = listing.get("items", [])
-        for item in items:
-            self.queue.put(key_of(item), item)
         if on_synced is not None:
+            for item in items:
+                self.queue.put(key_of(item), item)
             await on_synced(items)
         self.synced.set()
         async for event in self.client.watch(
@@ -218,49 +225,112 @@ class ListWatch:
             except (KubenovaError, OSError) as exc:
                 log.warning("%s: resync failed: %s", self.name, exc)
 
-    async def _list(self) -> Body:
-        """The selected objects, as one listing."""
+    async def _list(
+        self, queued: set[str] | None = None, pages: AsyncIterator[Body] | None = None
+    ) -> Body:
+        """The selected objects (or `pages` of them read already), as one listing; with
+        `queued`, each page is also put in the queue as it arrives and its keys added to
+        `queued`."""
         items: list[Body] = []
         metadata: Body = {}
-        async for page in self._pages():
+        async for page in pages or self._pages():
             items += page["items"]
             metadata = page["metadata"]
+            if queued is not None:
+                for item in page["items"]:
+                    key = key_of(item)
+                    queued.add(key)
+                    self.queue.put(key, item)
         return {"metadata": metadata, "items": items}
 
-    async def _pages(self) -> AsyncIterator[Body]:
-        """The selected objects, LIST_PAGE at a time (every page from the snapshot of the
-        first, at its resourceVersion), each stamped with its apiVersion and kind like a
-        watch event (a list's items carry neither) and transformed as its page arrives:
-        10,000 Instances read whole would be held at once, managedFields included."""
-        continue_: str | None = None
-        while True:
-            page = await self.client.list(
-                self.kind,
-                self.namespace,
-                label_selector=self.label_selector,
-                field_selector=self.field_selector,
-                limit=LIST_PAGE,
-                continue_=continue_,
-            )
-            items = page.get("items") or []
-            for i, item in enumerate(items):
-                item.setdefault("apiVersion", self.kind.api_version)
-                item.setdefault("kind", self.kind.kind)
-                items[i] = self.transform(item)
-            metadata = page.get("metadata") or {}
-            yield {"metadata": metadata, "items": items}
-            if not metadata.get("continue"):
-                return
-            continue_ = metadata["continue"]
+    def _pages(self) -> AsyncIterator[Body]:
+        return list_pages(
+            self.client,
+            self.kind,
+            self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            transform=self.transform,
+        )
 
-    async def _first_list(self) -> Body:
+    async def _first_list(self, *, queue_pages: bool) -> Body:
         delay = 1.0
+        queued: set[str] | None = set() if queue_pages else None
         while True:
             try:
-                return await self._list()
+                listing = await self._list(queued, await self._take_prefetched())
             except (ApiError, OSError) as exc:
                 log.warning(
                     "listing %s (%s) failed (%s); retrying", self.kind.plural, self.selector, exc
                 )
                 await asyncio.sleep(delay)
                 delay = min(FIRST_LIST_MAX_DELAY, delay * 2)
+                continue
+            if queued:
+                # Queued by an attempt that failed midway, and gone by this complete list
+                # (whose resourceVersion the watch starts from: no DELETED event will come).
+                for key in queued.difference(key_of(item) for item in listing["items"]):
+                    self.queue.put(key, None)
+            return listing
+
+    async def _take_prefetched(self) -> AsyncIterator[Body] | None:
+        """The prefetched pages, stamped and transformed as `list_pages` does; None when
+        there are none (or reading them failed: then this watch lists for itself)."""
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is None:
+            return None
+        try:
+            pages = await asyncio.wrap_future(prefetched)
+        except Exception as exc:
+            log.info("%s: the prefetched list failed (%s); listing again", self.name, exc)
+            return None
+
+        async def stamped() -> AsyncIterator[Body]:
+            for page in pages:
+                yield _stamped(page, self.kind, self.transform)
+
+        return stamped()
+
+
+async def list_pages(
+    client: KubeClient,
+    kind: ResourceKind,
+    namespace: str | None = None,
+    *,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    transform: Transform = _keep,
+) -> AsyncIterator[Body]:
+    """The selected objects, LIST_PAGE at a time (every page from the snapshot of the
+    first, at its resourceVersion), each stamped with its apiVersion and kind like a
+    watch event (a list's items carry neither) and transformed as its page arrives:
+    10,000 Instances read whole would be held at once, managedFields included.
+
+    Paged also because the apiserver serves a list with a limit from etcd while the kind's
+    watch cache is still initialising (just after it started, or a CRD's first request),
+    where a list without one is refused (429, retry after 1 s: KEP-4568)."""
+    continue_: str | None = None
+    while True:
+        page = await client.list(
+            kind,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=LIST_PAGE,
+            continue_=continue_,
+        )
+        stamped = _stamped(page, kind, transform)
+        yield stamped
+        if not stamped["metadata"].get("continue"):
+            return
+        continue_ = stamped["metadata"]["continue"]
+
+
+def _stamped(page: Body, kind: ResourceKind, transform: Transform) -> Body:
+    """A list page whose items carry their apiVersion and kind, each transformed."""
+    items = page.get("items") or []
+    for i, item in enumerate(items):
+        item.setdefault("apiVersion", kind.api_version)
+        item.setdefault("kind", kind.kind)
+        items[i] = transform(item)
+    return {"metadata": page.get("metadata") or {}, "items": items}

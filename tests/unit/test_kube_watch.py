@@ -397,3 +397,68 @@ def test_a_restarted_watch_never_takes_an_older_listed_body_over_a_newer_held_on
         }
 
     assert asyncio.run(scenario()) == {"ns/ahead": "10", "ns/behind": "9"}
+
+
+class GatedLister:
+    """Serves a list in two pages; the second only once `release` is set. Fails the second
+    page once first when `fail_once`, and then leaves out `gone` from the next attempt."""
+
+    def __init__(self, release: asyncio.Event, *, fail_once: bool = False) -> None:
+        self.release, self.fail_once = release, fail_once
+        self.gone: str | None = "b" if fail_once else None
+
+    async def list(self, *_: Any, continue_: str | None = None, **__: Any) -> Body:
+        if continue_ is None:
+            first = [thing("a", "5")] + ([thing(self.gone, "5")] if self.gone else [])
+            return {"metadata": {"resourceVersion": "10", "continue": "p2"}, "items": first}
+        if self.fail_once:
+            self.fail_once = False
+            self.gone = None  # deleted before the retry's list
+            raise ConnectionResetError("dropped mid-list")
+        await self.release.wait()
+        return {"metadata": {"resourceVersion": "10"}, "items": [thing("c", "6")]}
+
+    async def watch(self, *_: Any, **__: Any) -> AsyncIterator[WatchEvent]:
+        await asyncio.sleep(3600)
+        yield WatchEvent("ADDED", {})
+
+
+def test_the_first_list_is_worked_on_page_by_page_and_a_failed_attempt_leaves_no_ghost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("kubenova.kube.watch.asyncio.sleep", _no_sleep)
+
+    async def scenario(fail_once: bool) -> tuple[dict[str, Body | None], dict[str, Body | None]]:
+        first_page_worked = asyncio.Event()
+        seen: dict[str, Body | None] = {}
+
+        async def handler(key: str, body: Body | None) -> None:
+            seen[key] = body
+            if key == "ns/a":
+                first_page_worked.set()  # only then is the second page served
+
+        lister = GatedLister(first_page_worked, fail_once=fail_once)
+        watch = ListWatch(cast(KubeClient, lister), THINGS, handler)
+        running = asyncio.create_task(watch.run())
+        await asyncio.wait_for(watch.synced.wait(), timeout=5)
+        await asyncio.sleep(0.05)
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        return {key: watch.queue.body(key) for key in watch.known()}, seen
+
+    bodies, _ = asyncio.run(scenario(False))
+    assert set(bodies) == {"ns/a", "ns/c"}
+    bodies, seen = asyncio.run(scenario(True))
+    # Queued by the failed attempt, absent from the complete list: reconciled as deleted.
+    assert "ns/b" in seen
+    assert seen["ns/b"] is None
+    assert bodies.get("ns/b") is None
+    assert bodies["ns/a"] is not None
+    assert bodies["ns/c"] is not None
+
+
+_real_sleep = asyncio.sleep
+
+
+async def _no_sleep(delay: float) -> None:
+    await _real_sleep(min(delay, 0.01))

@@ -1,5 +1,7 @@
 """API group kubenova.io, version v1alpha1: the resource models (data only)."""
 
+from kubenova.api.group import GROUP, VERSION
+
 from .flavor import Flavor, FlavorSpec
 from .host import (
     DrainPhase,
@@ -23,7 +25,7 @@ from .instance import (
     PowerState,
     ResizePolicy,
 )
-from .meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus, CRDInfo, Resource
+from .meta import API_VERSION, Condition, ConditionStatus, CRDInfo, Resource
 from .migration import (
     InstanceMigration,
     InstanceMigrationSpec,

@@ -10,8 +10,8 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-GROUP = "kubenova.io"
-VERSION = "v1alpha1"
+from kubenova.api.group import GROUP, VERSION
+
 API_VERSION = f"{GROUP}/{VERSION}"
 
 # Kubernetes object names (DNS-1123 subdomain); references to other objects use it.
