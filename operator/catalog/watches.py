@@ -18,6 +18,7 @@ from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.meta import Body, key_of
 from kubenova.kube.objects import slim
+from kubenova.kube.paths import ResourceKind
 from kubenova.kube.watch import ListWatch, list_pages
 from kubenova.operator.catalog.store import Catalog
 from kubenova.workqueue import Handler
@@ -64,15 +65,16 @@ class CatalogWatches:
         Volumes, which their kopf domains file, are listed (nothing filed: kopf's newer
         events stay the truth) and waited for."""
         try:
-            listed = await asyncio.gather(*(self._keys(model) for model in FILED_BY_DOMAINS))
+            listed = await asyncio.gather(
+                *(self._keys(kubenova_kind(filed)) for filed in FILED_BY_DOMAINS)
+            )
         except (KubenovaError, OSError) as exc:
             log.warning("listing the catalog before placing failed: %s", exc)
             listed = []
         await self.synced()
         await self.catalog.filed(key for keys in listed for key in keys)
 
-    async def _keys(self, model: type[Resource]) -> list[tuple[str, str]]:
-        kind = kubenova_kind(model)
+    async def _keys(self, kind: ResourceKind) -> list[tuple[str, str]]:
         pages: list[Body] | None = None
         if (prefetched := self.prefetched.pop(kind.path(), None)) is not None:
             try:
@@ -81,9 +83,7 @@ class CatalogWatches:
                 log.info("the prefetched list of %s failed (%s)", kind.plural, exc)
         if pages is None:
             pages = [page async for page in list_pages(self.client, kind)]
-        return [
-            (model.crd.kind, key_of(item)) for page in pages for item in page.get("items") or []
-        ]
+        return [(kind.kind, key_of(item)) for page in pages for item in page.get("items") or []]
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:

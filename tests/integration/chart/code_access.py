@@ -369,13 +369,18 @@ class Helper:
     group: str | None = None  # set for kopf registrations: the parameter is a plural
 
 
-def _helpers(tree: ast.Module) -> tuple[dict[str, Helper], set[int]]:
+def _helpers(
+    tree: ast.Module, known: dict[str, Helper] | None = None
+) -> tuple[dict[str, Helper], set[int]]:
     """Functions and classes of a module that forward a parameter as a kind or kopf plural.
 
     A class counts when its __init__ stores a parameter (`self.kind = kind`) that its
-    methods then hand to the client. Returns name -> Helper, and the ids of the calls
-    inside them that use the parameter (resolved at the helpers' call sites instead).
+    methods then hand to the client, a function when it hands one to the client or to a
+    `known` helper (the shared kit's `list_pages`, ...). Returns name -> Helper, and the
+    ids of the calls inside them that use the parameter (resolved at the helpers' call
+    sites instead).
     """
+    known = known or {}
     helpers: dict[str, Helper] = {}
     forwarded: set[int] = set()
 
@@ -411,6 +416,10 @@ def _helpers(tree: ast.Module) -> tuple[dict[str, Helper], set[int]]:
                     and argument.attr in attrs
                 ):
                     note(owner, params, attrs[argument.attr], effect, None, node)
+            elif (helper := known.get(_callee(node))) is not None and helper.group is None:
+                argument = _argument(node, helper.index, helper.parameter)
+                if isinstance(argument, ast.Name) and argument.id in params:
+                    note(owner, params, argument.id, helper.effect, None, node)
 
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
@@ -473,21 +482,22 @@ def accesses(folder: Path) -> CodeAccess:
     constants: dict[str, paths.ResourceKind] = dict(PATH_CONSTANTS)
     for path in modules:
         constants |= _kind_constants(ast.parse(path.read_text()))
-    helpers: dict[str, Helper] = {}
-    forwarded: set[int] = set()
-    trees = {path: ast.parse(path.read_text(), filename=str(path)) for path in modules}
-    for tree in trees.values():
-        found, calls = _helpers(tree)
-        helpers |= found
-        forwarded |= calls
     # The shared kit's helpers (ListWatch, ...) act for the component that calls them; its
     # write helpers already have their effect (WRITE_HELPERS: a status patch, not a patch).
+    kit_helpers: dict[str, Helper] = {}
     kit: dict[str, list[Access]] = {}
     for path in sorted((root / "kubenova" / "kube").glob("*.py")):
         tree = ast.parse(path.read_text())
         found, _ = _helpers(tree)
-        helpers |= {name: h for name, h in found.items() if name not in WRITE_HELPERS}
+        kit_helpers |= {name: h for name, h in found.items() if name not in WRITE_HELPERS}
         kit |= _kit_functions(tree)
+    helpers: dict[str, Helper] = dict(kit_helpers)
+    forwarded: set[int] = set()
+    trees = {path: ast.parse(path.read_text(), filename=str(path)) for path in modules}
+    for tree in trees.values():
+        found, calls = _helpers(tree, kit_helpers)
+        helpers |= found
+        forwarded |= calls
     result = CodeAccess()
     for path in modules:
         scan = _ModuleScan(path, root, constants, (helpers, forwarded), kit)
