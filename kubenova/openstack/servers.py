@@ -347,8 +347,14 @@ async def action(request: web.Request) -> web.Response:
         raise Fault(400, "the body must be a JSON object naming one action") from exc
     if rest:
         raise Fault(400, "one action per request")
-    status, vm_state, _, _ = server_status(body)
+    status, vm_state, _, task_state = server_status(body)
     name = name_of(body)
+    if task_state == "deleting" and verb in ("os-stop", "os-start", "reboot"):
+        raise Fault(
+            409,
+            f"Cannot '{verb.removeprefix('os-')}' instance {uid_of(body)} while it is in "
+            "task_state deleting",
+        )
     if verb == "os-stop":
         if status != "ACTIVE":
             raise Fault(

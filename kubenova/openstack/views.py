@@ -15,9 +15,12 @@ PHASES: dict[str, tuple[str, str, int, str | None]] = {
     "Running": ("ACTIVE", "active", 1, None),
     "Stopped": ("SHUTOFF", "stopped", 4, None),
     "Error": ("ERROR", "error", 0, None),
-    "Terminating": ("DELETED", "deleted", 0, "deleting"),
-    "Deleting": ("DELETED", "deleted", 0, "deleting"),
 }
+# Being deleted (the agent tears the guest down, or the host is not fenced yet), a server
+# keeps the status of its state with task_state "deleting", as Nova's does until the
+# compute host is done; then it is gone (404). "DELETED" earlier would end the SDK's
+# `wait_for_delete` (and `server delete --wait`) while the guest and its quota still hold.
+DELETING_PHASES = ("Terminating", "Deleting")
 SHOW_HOST = Version(2, 3)
 HOST_STATUS = Version(2, 16)
 EMBEDDED_FLAVOR = Version(2, 47)
@@ -50,12 +53,19 @@ def condition(body: Body, kind: str) -> dict[str, Any] | None:
     return None
 
 
+def _being_deleted(phase: str, spec: dict[str, Any]) -> tuple[str, str, int, str | None]:
+    if phase in DELETING_PHASES:  # the state before is gone: the asked power state says it
+        phase = "Stopped" if spec.get("powerState") == "Stopped" else "Running"
+    status, vm_state, power_state, _ = PHASES.get(phase, PHASES["Pending"])
+    return status, vm_state, power_state, "deleting"
+
+
 def server_status(body: Body) -> tuple[str, str, int, str | None]:
     """Nova's status, vm_state, power_state and task_state of an Instance."""
     spec, status = body.get("spec") or {}, body.get("status") or {}
-    if meta(body).get("deletionTimestamp"):
-        return PHASES["Terminating"]
     phase = status.get("phase") or "Pending"
+    if meta(body).get("deletionTimestamp") or phase in DELETING_PHASES:
+        return _being_deleted(phase, spec)
     result = PHASES.get(phase, PHASES["Pending"])
     if phase == "Running":
         if spec.get("powerState") == "Stopped":

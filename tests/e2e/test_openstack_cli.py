@@ -411,7 +411,41 @@ def test_a_server_lives_and_dies_through_the_openstack_cli(cloud: Cloud) -> None
     assert wrong.returncode != 0
     assert "401" in wrong.stderr
 
-    cloud.openstack(alice, "server", "delete", "vm1", "--wait")
+    # Held by a finalizer of the test's own, a server being deleted is what Nova shows while
+    # its compute host tears it down: its status, task_state deleting, and no actions; never
+    # DELETED, which ends openstacksdk's wait_for_delete, so `server delete --wait` returned
+    # while the Instance still existed.
+    namespace = cloud.namespaces[cloud.projects[alice]]
+    cloud.cluster.kubectl(
+        "patch", "instance", "vm1", "-n", namespace, "--type=json",
+        "-p", '[{"op": "add", "path": "/metadata/finalizers/-", "value": "test.kubenova.io/hold"}]',
+    )  # fmt: skip
+    waiting = subprocess.Popen(
+        [str(cloud.tools / "bin" / "openstack"), "server", "delete", "vm1", "--wait"],
+        env=cloud.env(alice), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        eventually(
+            lambda: (
+                (cloud.instance(alice, "vm1") or {})["metadata"].get("finalizers")
+                == ["test.kubenova.io/hold"]
+            ),
+            timeout=60,
+            what="vm1 torn down, held by the test's finalizer",
+        )
+        held = cloud.json(alice, "server", "show", "vm1")
+        assert (held["status"], held["OS-EXT-STS:task_state"]) == ("ACTIVE", "deleting")
+        refused = cloud.openstack(alice, "server", "stop", "vm1", check=False)
+        assert refused.returncode != 0
+        assert "while it is in task_state deleting" in refused.stderr
+        assert waiting.poll() is None, waiting.communicate()  # still waiting: vm1 exists
+    finally:
+        cloud.cluster.kubectl(
+            "patch", "instance", "vm1", "-n", namespace, "--type=merge",
+            "-p", '{"metadata": {"finalizers": null}}',
+        )  # fmt: skip
+    _, stderr = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, stderr
     assert cloud.instance(alice, "vm1") is None
 
 

@@ -37,12 +37,32 @@ def an_instance(phase: str | None, **spec: Any) -> dict[str, Any]:
         ("Running", "ACTIVE"),
         ("Stopped", "SHUTOFF"),
         ("Error", "ERROR"),
-        ("Terminating", "DELETED"),
-        ("Deleting", "DELETED"),
+        ("Terminating", "ACTIVE"),
+        ("Deleting", "ACTIVE"),
     ],
 )
 def test_phases_map_to_nova_statuses(phase: str | None, status: str) -> None:
     assert server_status(an_instance(phase))[0] == status
+
+
+@pytest.mark.parametrize(
+    ("phase", "power", "expected"),
+    [
+        ("Running", "Running", ("ACTIVE", "active", 1, "deleting")),
+        ("Stopped", "Stopped", ("SHUTOFF", "stopped", 4, "deleting")),
+        ("Error", "Running", ("ERROR", "error", 0, "deleting")),
+        ("Terminating", "Running", ("ACTIVE", "active", 1, "deleting")),
+        ("Terminating", "Stopped", ("SHUTOFF", "stopped", 4, "deleting")),
+    ],
+)
+def test_a_server_being_deleted_keeps_its_status_with_task_state_deleting(
+    phase: str, power: str, expected: tuple[str, str, int, str]
+) -> None:
+    """Never DELETED while the Instance exists: openstacksdk's wait_for_delete (and so
+    `server delete --wait`) stops at DELETED, before the guest and its quota are released."""
+    body = an_instance(phase, powerState=power)
+    body["metadata"]["deletionTimestamp"] = "2026-12-05T01:00:00Z"
+    assert server_status(body) == expected
 
 
 def test_a_reboot_asked_and_not_done_yet_is_reboot() -> None:
