@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import json
 import os
 import ssl
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,17 +49,45 @@ class ConnectionConfig:
 
 
 def _materialise(data: str | None, path: str | None, suffix: str) -> str | None:
-    """kubeconfigs carry certs inline (base64) or by path; ssl wants a path."""
+    """kubeconfigs carry certs inline (base64) or by path; ssl wants a path.
+
+    Inline data is written once per content, into a directory only this user may enter, and
+    the same file is handed out again after: a file per call piled up client keys in /tmp
+    (over a thousand after one test run) and nothing removed them.
+    """
     if path:
         return os.path.expanduser(path)
     if not data:
         return None
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - must outlive this function
-        prefix="kubenova-", suffix=suffix, delete=False
-    )
-    with handle:
-        handle.write(base64.b64decode(data))
-    return handle.name
+    raw = base64.b64decode(data)
+    target = _private_dir() / f"{hashlib.sha256(raw).hexdigest()[:40]}{suffix}"
+    try:
+        if target.read_bytes() == raw:
+            return str(target)
+    except FileNotFoundError:
+        pass
+    # Written aside and renamed: a process reading it meanwhile never sees half a key.
+    fd, partial = tempfile.mkstemp(dir=target.parent, suffix=".partial")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(raw)
+    os.replace(partial, target)
+    return str(target)
+
+
+def _private_dir() -> Path:
+    """`<tmp>/kubenova-<uid>`, mode 0700 and ours; refused when someone else made it first
+    (their files would be ours to trust)."""
+    directory = Path(tempfile.gettempdir()) / f"kubenova-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    found = directory.lstat()
+    if (
+        not stat.S_ISDIR(found.st_mode)
+        or found.st_uid != os.getuid()
+        or stat.S_IMODE(found.st_mode) & 0o077
+    ):
+        raise PermissionError(f"{directory} is not a private directory of this user")
+    return directory
 
 
 def from_kubeconfig(path: Path, context: str | None = None) -> ConnectionConfig:
