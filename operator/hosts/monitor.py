@@ -36,8 +36,6 @@ from kubenova.wellknown import host_of_lease
 
 log = logging.getLogger(__name__)
 
-# A host's metric children: ready, capacity and allocated per resource class.
-
 
 def host_record(body: Body, ready: bool) -> inv.HostRecord:
     """The inventory's view of a Host resource."""

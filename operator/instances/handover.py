@@ -12,6 +12,7 @@ from kubenova.wellknown import HANDOVER_FINALIZERS
 
 INSTANCES = kubenova_kind(Instance)
 SCHEDULED = "Scheduled"
+READY = "Ready"  # the compute agent's condition, which the operator overrides at times
 
 
 async def ensure_finalizers(client: KubeClient, kind: ResourceKind, body: Body) -> Body | None:

@@ -23,11 +23,10 @@ from kubenova.kube import KubeClient, NotFound
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, generation_of, key_of
 from kubenova.kube.objects import apply_status
-from kubenova.operator.instances.handover import INSTANCES
+from kubenova.operator.instances.handover import INSTANCES, READY
 
 log = logging.getLogger(__name__)
 
-READY = "Ready"  # the compute agent's condition
 HOST_NOT_READY = "HostNotReady"
 HOST_MONITOR_MANAGER = "kubenova-host-monitor"
 

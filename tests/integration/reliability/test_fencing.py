@@ -208,6 +208,14 @@ def ready_owners(apiserver: ClusterAccess, namespace: str, name: str) -> list[st
     ]
 
 
+def with_ready(
+    apiserver: ClusterAccess, namespace: str, name: str, status: str
+) -> dict[str, Any] | None:
+    """The Instance, once its Ready condition's status is `status`."""
+    body = get(apiserver, namespace, name)
+    return body if condition(body, "Ready").get("status") == status else None
+
+
 def test_an_instance_on_a_frozen_host_shows_ready_unknown_until_its_agent_is_back(
     apiserver: ClusterAccess,
     operator: OperatorProcess,
@@ -219,12 +227,11 @@ def test_an_instance_on_a_frozen_host_shows_ready_unknown_until_its_agent_is_bac
     assert condition(old, "Ready")["status"] == "True"
     with frozen(host_a):
         eventually(lambda: host_ready(apiserver, "fence-a") == "False", what="fence-a NotReady")
-
-        def unknown() -> dict[str, Any] | None:
-            body = get(apiserver, namespace, "old")
-            return body if condition(body, "Ready").get("status") == "Unknown" else None
-
-        body = eventually(unknown, timeout=30, what="old Ready Unknown")
+        body = eventually(
+            lambda: with_ready(apiserver, namespace, "old", "Unknown"),
+            timeout=30,
+            what="old Ready Unknown",
+        )
         entry = condition(body, "Ready")
         assert entry["reason"] == "HostNotReady"
         assert entry["message"] == (
@@ -243,11 +250,8 @@ def test_an_instance_on_a_frozen_host_shows_ready_unknown_until_its_agent_is_bac
         )["items"]  # fmt: skip
         assert len(events) == 1
     # SIGCONT: the agent heart-beats again and says Ready itself, under its own name.
-
-    def ready() -> dict[str, Any] | None:
-        body = get(apiserver, namespace, "old")
-        return body if condition(body, "Ready").get("status") == "True" else None
-
-    body = eventually(ready, timeout=60, what="old Ready again")
+    body = eventually(
+        lambda: with_ready(apiserver, namespace, "old", "True"), timeout=60, what="old Ready again"
+    )
     assert ready_owners(apiserver, namespace, "old") == ["kubenova-agent"]
     assert body["status"]["host"] == "fence-a"
