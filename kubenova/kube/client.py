@@ -81,12 +81,22 @@ class KubeClient:
         self.writes: Counter[str] = Counter()  # "PATCH instances/status" -> count
         # The metric's children, looked up once: `labels()` per write shows in a drain.
         self._write_metrics: dict[tuple[str, str], Any] = {}
+        self._warnings_logged: set[str] = set()
 
     @property
     def connections_opened(self) -> int:
         """New connections so far: a benchmark tells a pool that churns from one that keeps
         its connections (each new one is a TCP + TLS handshake)."""
         return self._connector.opened
+
+    def _log_warnings(self, method: str, path: str, warnings: list[str]) -> None:
+        """Log what the apiserver warns about (a deprecated API, a field it dropped), each
+        text once per client as client-go's deduplicating handler does: a bug in a body we
+        build shows in the log without flooding it."""
+        for warning in warnings:
+            if warning not in self._warnings_logged and len(self._warnings_logged) < 1000:
+                self._warnings_logged.add(warning)
+                log.warning("%s %s: the apiserver warns: %s", method, path, warning)
 
     async def close(self) -> None:
         log.info("%s: api connections opened: %d", self._user_agent, self.connections_opened)
@@ -136,6 +146,8 @@ class KubeClient:
                     timeout=_timeout(timeout),
                 ) as response:
                     payload = await response.read()
+                    if "Warning" in response.headers:
+                        self._log_warnings(method, path, response.headers.getall("Warning"))
             except aiohttp.ClientError as exc:
                 if isinstance(exc, OSError):
                     raise  # a refused connection already is one
@@ -212,10 +224,13 @@ class KubeClient:
         patch_type: str = MERGE_PATCH,
         field_manager: str | None = None,
         force: bool = False,
+        field_validation: str | None = None,
     ) -> Body:
         params = {"fieldManager": field_manager} if field_manager else {}
         if force:
             params["force"] = "true"
+        if field_validation:
+            params["fieldValidation"] = field_validation
         return await self.request(
             "PATCH",
             kind.path(namespace, name, subresource),

@@ -1,0 +1,86 @@
+"""Status writes against the real apiserver: what it warns about is logged once, and our
+status applies skip its strict field check (a second parse of every apply) without letting
+an unknown field through."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import pytest
+
+from kubenova.api.v1alpha1 import Instance
+from kubenova.devcluster import ClusterAccess
+from kubenova.errors import ApiError
+from kubenova.kube import KubeClient, kubenova_kind, load_config
+from kubenova.kube.objects import apply_status
+from kubenova.kube.paths import NAMESPACES
+
+pytestmark = pytest.mark.apiserver
+
+INSTANCES = kubenova_kind(Instance)
+MANAGER = "status-apply-test"
+
+
+def status_with_a_typo(host: str) -> dict[str, Any]:
+    return {"phase": "Scheduled", "host": host, "hots": host}
+
+
+async def scenario(access: ClusterAccess) -> dict[str, Any]:
+    namespace = f"status-apply-{uuid.uuid4().hex[:6]}"
+    async with KubeClient(load_config(access.kubeconfig), user_agent="status-test") as client:
+        await client.create(NAMESPACES, {"metadata": {"name": namespace}})
+        made = {}
+        for name in ("plain", "ours"):
+            made[name] = await client.create(
+                INSTANCES,
+                {
+                    "apiVersion": "kubenova.io/v1alpha1",
+                    "kind": "Instance",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "spec": {"flavor": "m1.tiny", "image": "cirros"},
+                },
+                namespace,
+            )
+        # A merge patch with an unknown field, twice (the apiserver's default field
+        # validation): it warns each time and drops the field; the client logs it once.
+        for _ in range(2):
+            await client.patch(
+                INSTANCES,
+                "plain",
+                {"status": status_with_a_typo("h-1")},
+                namespace,
+                subresource="status",
+            )
+        plain = await client.get(INSTANCES, "plain", namespace)
+        # apply_status skips the strict check, which for an apply only looks for duplicate
+        # keys: an unknown field is still refused, by name, when the typed patch is built.
+        try:
+            await apply_status(
+                client, INSTANCES, made["ours"], status_with_a_typo("h-2"), manager=MANAGER
+            )
+            refused = ""
+        except ApiError as exc:
+            refused = str(exc)
+        ours = await apply_status(
+            client, INSTANCES, made["ours"], {"phase": "Scheduled", "host": "h-2"}, manager=MANAGER
+        )
+        await client.delete(NAMESPACES, namespace)
+        return {"plain": plain["status"], "refused": refused, "ours": ours["status"]}
+
+
+def test_apiserver_warnings_are_logged_once_and_status_applies_still_refuse_unknown_fields(
+    apiserver: ClusterAccess, crds_installed: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="kubenova.kube.client"):
+        found = asyncio.run(scenario(apiserver))
+    warned = [r.getMessage() for r in caplog.records if "the apiserver warns" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "/instances/plain/status" in warned[0]
+    assert "status.hots" in warned[0]
+    assert found["plain"] == {"phase": "Scheduled", "host": "h-1"}
+    assert "status.hots" in found["refused"]
+    assert "not declared in schema" in found["refused"]
+    assert found["ours"] == {"phase": "Scheduled", "host": "h-2"}
