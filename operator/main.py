@@ -267,8 +267,7 @@ def _check_webhook_options(
     service: str | None, tls_secret: str | None, validity: float, renew_before: float | None
 ) -> None:
     """Refuse webhook flags that contradict each other, naming the flag."""
-    # cryptography, for a check of two numbers: imported only here (see the top).
-    from kubenova.operator.admission.certificates import CertificatePolicy  # noqa: PLC0415
+    from kubenova.operator.admission.policy import CertificatePolicy  # noqa: PLC0415
 
     if service is not None and (service.count("/") != 1 or "" in service.split("/")):
         raise click.BadParameter(
