@@ -208,6 +208,10 @@ def main(  # noqa: PLR0917 - click passes options positionally
     # collections they trigger find nothing and cost ~0.1 s of CPU. Frozen once imported,
     # those objects are not scanned by any later collection either.
     gc.disable()
+    # numpy's OpenBLAS starts a thread per core as it loads, each spinning a while: ~45 ms
+    # of CPU taken from the imports and the apiserver's first lists on a 2-core machine, for
+    # matrix routines the scheduler never calls (its filters and weighers are element-wise).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     prefetch = Prefetch.start(kubeconfig, SYSTEM_NAMESPACE)
     import kopf  # noqa: PLC0415 - see the top
 
