@@ -208,6 +208,10 @@ def main(  # noqa: PLR0917 - click passes options positionally
     # collections they trigger find nothing and cost ~0.1 s of CPU. Frozen once imported,
     # those objects are not scanned by any later collection either.
     gc.disable()
+    # numpy's OpenBLAS starts a thread per core as it loads, each spinning a while: ~45 ms
+    # of CPU taken from the imports and the apiserver's first lists on a 2-core machine, for
+    # matrix routines the scheduler never calls (its filters and weighers are element-wise).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     prefetch = Prefetch.start(kubeconfig, SYSTEM_NAMESPACE)
     import kopf  # noqa: PLC0415 - see the top
 
@@ -267,8 +271,7 @@ def _check_webhook_options(
     service: str | None, tls_secret: str | None, validity: float, renew_before: float | None
 ) -> None:
     """Refuse webhook flags that contradict each other, naming the flag."""
-    # cryptography, for a check of two numbers: imported only here (see the top).
-    from kubenova.operator.admission.certificates import CertificatePolicy  # noqa: PLC0415
+    from kubenova.operator.admission.policy import CertificatePolicy  # noqa: PLC0415
 
     if service is not None and (service.count("/") != 1 or "" in service.split("/")):
         raise click.BadParameter(

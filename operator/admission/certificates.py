@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,39 +26,12 @@ from kubenova.errors import Conflict
 from kubenova.kube import KubeClient, NotFound
 from kubenova.kube.paths import SECRETS
 from kubenova.operator.admission import tls
+from kubenova.operator.admission.policy import CertificatePolicy
 
 log = logging.getLogger(__name__)
 
 SECRET_TYPE = "kubenova.io/webhook-tls"
 _KEYS = {"ca.crt", "ca.key", "tls.crt", "tls.key"}
-
-
-@dataclass(frozen=True)
-class CertificatePolicy:
-    """How long a serving certificate lives and how long before its end it is replaced."""
-
-    validity: datetime.timedelta = tls.VALIDITY
-    renew_before: datetime.timedelta | None = None  # None: a third of `validity`
-
-    def __post_init__(self) -> None:
-        if self.validity <= datetime.timedelta(0):
-            raise ValueError(f"webhook certificate validity must be positive, not {self.validity}")
-        if self.renew_before is not None and not (
-            datetime.timedelta(0) < self.renew_before < self.validity
-        ):
-            raise ValueError(
-                f"webhook certificate renew-before ({self.renew_before}) must be positive and "
-                f"shorter than its validity ({self.validity})"
-            )
-
-    @property
-    def margin(self) -> datetime.timedelta:
-        return self.renew_before if self.renew_before is not None else self.validity / 3
-
-    @property
-    def check_interval(self) -> float:
-        """Seconds between checks: often enough to renew well inside the margin."""
-        return max(0.5, min(60.0, self.margin.total_seconds() / 4))
 
 
 class ServingCertificates:

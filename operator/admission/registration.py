@@ -29,7 +29,6 @@ from sqlalchemy import Engine
 from kubenova.api.v1alpha1 import GROUP, VERSION
 from kubenova.kube.client import APPLY_PATCH
 from kubenova.kube.meta import Body, namespace_of
-from kubenova.operator.admission.certificates import CertificatePolicy, ServingCertificates
 from kubenova.operator.admission.configuration import (
     CLUSTER_ROLES,
     CONFIGURATION_NAME,
@@ -44,6 +43,7 @@ from kubenova.operator.admission.errors import AdmissionRefused
 from kubenova.operator.admission.finalizers import finalizers_at_creation
 from kubenova.operator.admission.instances import check_instance
 from kubenova.operator.admission.networks import check_network
+from kubenova.operator.admission.policy import CertificatePolicy
 from kubenova.operator.admission.privileges import (
     AdminOnlyField,
     Authorizer,
@@ -148,6 +148,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         if config.webhook_owner and config.webhook_tls_secret:
             role = await runtime.replica_client.get(CLUSTER_ROLES, config.webhook_owner)
             secret_owner = owner_reference(role)
+        # cryptography: imported by an operator that serves the webhook only.
+        from kubenova.operator.admission.certificates import ServingCertificates  # noqa: PLC0415
+
         certificates = ServingCertificates(
             cert_dir,
             service_names(service) if service else [config.webhook_host, "localhost"],

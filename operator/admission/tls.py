@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kubenova import tls
+from kubenova.operator.admission.policy import VALIDITY
 
-VALIDITY = datetime.timedelta(days=90)  # of a serving certificate, by default
 CA_VALIDITY = datetime.timedelta(days=3650)
 CA_NAME = tls.name("kubenova webhook CA")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 
 URL_ENV = "KUBENOVA_DATABASE_URL"
@@ -103,5 +103,9 @@ def connected(bind: Engine | Connection) -> Iterator[Connection]:
 def upsert_insert(connection: Connection, entity: type[Any]) -> Any:
     """An INSERT into a model's table with the backend's ON CONFLICT clauses available."""
     if connection.dialect.name == "postgresql":
+        # Imported here: PostgreSQL's dialect (and the asyncpg one it brings) costs ~15 ms
+        # of start-up that a SQLite inventory never needs; a PostgreSQL engine loaded it.
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415
+
         return postgresql.insert(entity)
     return sqlite.insert(entity)
