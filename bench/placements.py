@@ -19,6 +19,9 @@ apiserver, a fresh apiserver of that build) on the same shape, Pods onto Nodes, 
 its rate, writes, CPU and ceiling under "peer", and kubenova's rate over its as
 "ratio_to_peer" (both clocks from the process's start), and as "ratio_to_peer_after_first"
 (both from their first placement: start-up left out).
+`--repeat N` (with `--peer`) runs N such pairs one after the other and prints each with
+the median (and range) of the rates, ratios, start-ups and CPU figures: this machine's
+speed drifts within minutes, and one pair's ratio moves with it.
 `--profile FILE` samples the operator with py-spy (collapsed stacks; py-spy beside the
 Python running the bench or on PATH) from its start until the backlog is drained.
 """
@@ -32,6 +35,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -295,6 +299,73 @@ def prepare_catalog(cloud: Cloud, *, anti_affinity: bool = False) -> None:
     )
 
 
+def one_pair(args: argparse.Namespace) -> dict[str, Any]:
+    """One kubenova drain and, with --peer, kube-scheduler's on the same shape right after."""
+    with local_cloud() as cloud:
+        prepare_catalog(cloud, anti_affinity=args.anti_affinity)
+        install_trivial(cloud.access)
+        result = asyncio.run(
+            run(cloud, args.hosts, args.instances, args.anti_affinity, args.profile)
+        )
+    if not args.peer:
+        return result
+    # After kubenova's cloud is torn down: the two never share the machine's cores.
+    peer = kube_scheduler.run(args.hosts, args.instances, args.anti_affinity)
+    result["peer"] = peer
+    result["ratio_to_peer"] = round(result["placements_per_s"] / peer["placements_per_s"], 2)
+    # From each one's first placement: the Python operator's start-up (imports, kopf,
+    # its first lists) left out on both sides; `ratio_to_peer` keeps it in.
+    if peer["placements_per_s_after_first"]:  # None for a single Pod
+        result["ratio_to_peer_after_first"] = round(
+            result["placements_per_s_after_first"] / peer["placements_per_s_after_first"], 2
+        )
+    # Per placement, the operator's CPU over kube-scheduler's: less at the mercy of load.
+    result["cpu_per_placement_vs_peer"] = round(
+        result["cpu_ms_per_placement"]["operator"] / peer["cpu_ms_per_placement"]["kube_scheduler"],
+        1,
+    )
+    return result
+
+
+# The figures --repeat gives the median of, each pair's own ratio first: this machine's
+# speed drifts by a fifth within minutes (the apiserver's own ceiling with it), so a ratio
+# is only as good as the two runs it divides, and the pairs alternate.
+MEDIANS = (
+    ("ratio_to_peer",),
+    ("ratio_to_peer_after_first",),
+    ("placements_per_s",),
+    ("placements_per_s_after_first",),
+    ("operator_start_to_first_placement_s",),
+    ("peer", "placements_per_s"),
+    ("peer", "placements_per_s_after_first"),
+    ("peer", "start_to_first_placement_s"),
+    ("cpu_ms_per_placement", "operator"),
+    ("cpu_ms_per_placement", "apiserver_and_etcd"),
+    ("peer", "cpu_ms_per_placement", "kube_scheduler"),
+    ("peer", "cpu_ms_per_placement", "apiserver_and_etcd"),
+)
+
+
+def with_medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every pair's figures, and the median of each in MEDIANS (with its range)."""
+    medians: dict[str, Any] = {}
+    for path in MEDIANS:
+        values = []
+        for one in runs:
+            value: Any = one
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                values.append(value)
+        if values:
+            medians[".".join(path)] = {
+                "median": round(statistics.median(values), 2),
+                "min": min(values),
+                "max": max(values),
+            }
+    return {"repeat": len(runs), "medians": medians, "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
@@ -306,33 +377,23 @@ def main() -> None:
         "--peer", action="store_true", help="also drain the same backlog with kube-scheduler"
     )
     parser.add_argument("--profile", type=Path, help="py-spy the operator into this file")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="with --peer: this many kubenova/kube-scheduler pairs, alternating; prints each "
+        "and the medians",
+    )
     args = parser.parse_args()
     global OPERATOR_ARGS  # noqa: PLW0603 - set once from the command line
     if args.workers:
         OPERATOR_ARGS = (f"--workers={args.workers}",)
-    with local_cloud() as cloud:
-        prepare_catalog(cloud, anti_affinity=args.anti_affinity)
-        install_trivial(cloud.access)
-        result = asyncio.run(
-            run(cloud, args.hosts, args.instances, args.anti_affinity, args.profile)
-        )
-    if args.peer:
-        # After kubenova's cloud is torn down: the two never share the machine's cores.
-        peer = kube_scheduler.run(args.hosts, args.instances, args.anti_affinity)
-        result["peer"] = peer
-        result["ratio_to_peer"] = round(result["placements_per_s"] / peer["placements_per_s"], 2)
-        # From each one's first placement: the Python operator's start-up (imports, kopf,
-        # its first lists) left out on both sides; `ratio_to_peer` keeps it in.
-        if peer["placements_per_s_after_first"]:  # None for a single Pod
-            result["ratio_to_peer_after_first"] = round(
-                result["placements_per_s_after_first"] / peer["placements_per_s_after_first"], 2
-            )
-        # Per placement, the operator's CPU over kube-scheduler's: less at the mercy of load.
-        result["cpu_per_placement_vs_peer"] = round(
-            result["cpu_ms_per_placement"]["operator"]
-            / peer["cpu_ms_per_placement"]["kube_scheduler"],
-            1,
-        )
+    if args.repeat > 1 and not args.peer:
+        parser.error("--repeat alternates with kube-scheduler: it needs --peer")
+    if args.repeat > 1 and args.profile:
+        parser.error("--profile samples one run: leave out --repeat")
+    runs = [one_pair(args) for _ in range(args.repeat)]
+    result = runs[0] if args.repeat == 1 else with_medians(runs)
     if args.profile:
         result["profile"] = summarize(args.profile)
     print(json.dumps(result, indent=None if args.json else 2))

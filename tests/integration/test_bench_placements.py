@@ -24,13 +24,25 @@ pytestmark = pytest.mark.apiserver
 @pytest.mark.parametrize("anti_affinity", [False, True], ids=["plain", "anti-affinity"])
 def test_placements_against_kube_scheduler(anti_affinity: bool) -> None:
     argv = [sys.executable, "-m", "bench.placements", "--hosts", "5", "--instances", "4"]
-    argv += ["--peer", "--json", *(["--anti-affinity"] if anti_affinity else [])]
+    # Plain, two alternating pairs: the medians --repeat prints are checked too.
+    argv += ["--peer", "--json", *(["--anti-affinity"] if anti_affinity else ["--repeat", "2"])]
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     done = subprocess.run(
         argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=400, check=False
     )
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads(done.stdout)
+    if not anti_affinity:
+        assert result["repeat"] == 2
+        runs = result["runs"]
+        ratios = sorted(r["ratio_to_peer"] for r in runs)
+        assert result["medians"]["ratio_to_peer"] == {
+            "median": pytest.approx(sum(ratios) / 2, abs=0.01),
+            "min": ratios[0],
+            "max": ratios[1],
+        }
+        assert result["medians"]["peer.placements_per_s"]["median"] > 0
+        result = runs[0]
 
     assert result["anti_affinity"] is anti_affinity
     assert result["placements_per_s"] > 0
