@@ -1,6 +1,6 @@
 """Status writes against the real apiserver: what it warns about is logged once, and our
-status applies skip its strict field check (a second parse of every apply) without letting
-an unknown field through."""
+applies skip its strict field check (a second parse of every apply) without letting an
+unknown field through."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ async def scenario(access: ClusterAccess) -> dict[str, Any]:
                 subresource="status",
             )
         plain = await client.get(INSTANCES, "plain", namespace)
-        # apply_status skips the strict check, which for an apply only looks for duplicate
+        # Our applies skip the strict check, which for an apply only looks for duplicate
         # keys: an unknown field is still refused, by name, when the typed patch is built.
         try:
             await apply_status(
