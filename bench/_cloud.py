@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import kubenova
-from kubenova.devcluster import ClusterAccess, ControlPlane, ensure_binaries, install_crds
+from kubenova.devcluster import (
+    POLICY_DIR,
+    ClusterAccess,
+    ControlPlane,
+    ensure_binaries,
+    install_crds,
+    install_policies,
+)
 from kubenova.operator import inventory as inv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +142,9 @@ def control_plane_cpu(plane_root: Path) -> float:
 
 @contextmanager
 def local_cloud() -> Iterator[Cloud]:
-    """Control plane with the CRDs installed and a fresh SQLite inventory; torn down after."""
+    """Control plane with the CRDs and the chart's admission policies installed (the cloud
+    as shipped: the Instance's spec rules are a policy) and a fresh SQLite inventory; torn
+    down after."""
     # Byte-compiled as `pip install .` does for the image: from an editable checkout with
     # PYTHONDONTWRITEBYTECODE set, each operator and agent start compiled every module of
     # ours first (~0.15 s of the start-up the benchmarks time) — which no deployment pays.
@@ -147,6 +156,7 @@ def local_cloud() -> Iterator[Cloud]:
     plane = ControlPlane(root / "plane", binaries=ensure_binaries())
     access = plane.up()
     install_crds(access, REPO / "crds")
+    install_policies(access, REPO / POLICY_DIR)
     url = f"sqlite:///{root / 'inventory.db'}"
     inv.upgrade(url)
     cloud = Cloud(root, access, url)

@@ -24,8 +24,9 @@ FIELDS: dict[str, str] = {
 }
 _PATH = re.compile(r"\b(metadata\.name|spec\.[A-Za-z0-9_.\[\]]+)")
 _WEBHOOK = re.compile(r'^admission webhook "[^"]+" denied the request:\s*')
+# Reason Forbidden reads "is forbidden: ", reason Invalid "is invalid: : " (no field path).
 _POLICY = re.compile(
-    r"^\S+ \S+ is forbidden: ValidatingAdmissionPolicy '[^']+' "
+    r"^\S+ \S+ is (?:forbidden|invalid: ): ValidatingAdmissionPolicy '[^']+' "
     r"with binding '[^']+' denied request:\s*"
 )
 

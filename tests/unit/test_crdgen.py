@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kubenova import crdgen
-from kubenova.api.v1alpha1 import ALL_RESOURCES, Instance
+from kubenova.api.v1alpha1 import ALL_RESOURCES, Instance, Volume
 
 REPO = Path(__file__).resolve().parents[2]
+INSTANCE_SPEC_RULES = REPO / "charts" / "kubenova" / "policies" / "instance-spec-rules.yaml"
 
 
 def walk(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -60,13 +63,21 @@ def test_instance_crd_has_the_kubectl_surface() -> None:
 
 
 def test_immutable_fields_carry_a_transition_rule() -> None:
-    spec = crdgen.openapi_schema(Instance)["properties"]["spec"]["properties"]
-    for field in ("image", "availabilityZone", "placement"):
+    spec = crdgen.openapi_schema(Volume)["properties"]["spec"]["properties"]
+    for field in ("protocol", "image", "availabilityZone"):
         rules = [r["rule"] for r in spec[field]["x-kubernetes-validations"]]
         assert "self == oldSelf" in rules, field
-    # The sizing changes by a resize (a rule on the whole spec says when).
-    for field in ("flavor", "resources"):
-        assert "x-kubernetes-validations" not in spec[field], field
+
+
+def test_instance_schema_has_no_cel_rules() -> None:
+    """The apiserver runs every CEL rule of a CRD on every status write; the Instance's
+    status is written at each placement, so its spec's rules are an admission policy."""
+    assert "x-kubernetes-validations" not in json.dumps(crdgen.openapi_schema(Instance))
+    policy = next(yaml.safe_load_all(INSTANCE_SPEC_RULES.read_text()))
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == ["instances"]
+    messages = [v["message"] for v in policy["spec"]["validations"]]
+    immutable = {m.split()[0] for m in messages if "immutable" in m}
+    assert immutable == {"spec.image", "spec.availabilityZone", "spec.placement"}
 
 
 def test_crds_folder_is_fresh() -> None:

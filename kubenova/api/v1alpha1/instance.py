@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
@@ -19,7 +19,6 @@ from .meta import (
     ResourceName,
     age_column,
     conditions_field,
-    immutable,
     phase_column,
     ready_column,
 )
@@ -50,15 +49,6 @@ class ResizePolicy(StrEnum):
     WHEN_STOPPED = "WhenStopped"
     # Also while it runs: the agent shuts the guest down, resizes it and starts it again.
     RESTART = "Restart"
-
-
-# A change of sizing is accepted while the guest is (to be) stopped or may be restarted.
-# powerState and resizePolicy have defaults, so the apiserver always fills them in.
-_RESIZE_RULE = (
-    "(has(self.flavor) && has(oldSelf.flavor) ? self.flavor == oldSelf.flavor : true) && "
-    "(has(self.resources) && has(oldSelf.resources) ? self.resources == oldSelf.resources "
-    ": true) || self.powerState == 'Stopped' || self.resizePolicy == 'Restart'"
-)
 
 
 class InstancePhase(StrEnum):
@@ -116,24 +106,6 @@ class NetworkAttachment(KubeModel):
     )
 
 
-# Transition rules of spec.networks: every NIC stays as created except its floatingIP,
-# which tenants toggle to associate or release a floating IP on a running server.
-NICS_FIXED: dict[str, Any] = {
-    "x-kubernetes-validations": [
-        {
-            "rule": "self.map(a, a.network) == oldSelf.map(a, a.network)",
-            "message": "NICs cannot be added, removed or reordered once the Instance is "
-            "created (no NIC hot-plug yet); only spec.networks[].floatingIP may change",
-        },
-        {
-            "rule": "self.map(a, has(a.ip) ? a.ip : '') == oldSelf.map(a, has(a.ip) ? a.ip : '')",
-            "message": "spec.networks[].ip cannot be changed once the Instance is created; "
-            "only spec.networks[].floatingIP may change",
-        },
-    ]
-}
-
-
 class VolumeAttachment(KubeModel):
     """A Volume (same namespace) attached to the Instance as an extra disk."""
 
@@ -155,39 +127,13 @@ class Placement(KubeModel):
 
 
 class InstanceSpec(KubeModel):
-    """The desired state of an Instance."""
+    """The desired state of an Instance.
 
-    model_config = {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.flavor) != has(self.resources)",
-                    "message": "set exactly one of spec.flavor or spec.resources",
-                },
-                {
-                    "rule": "has(self.flavor) == has(oldSelf.flavor) && "
-                    "has(self.resources) == has(oldSelf.resources)",
-                    "message": "spec.flavor / spec.resources cannot be switched after creation",
-                },
-                {
-                    "rule": _RESIZE_RULE,
-                    "message": "spec.flavor / spec.resources can change only while "
-                    "spec.powerState is Stopped, or with spec.resizePolicy: Restart (the "
-                    "guest is shut down, resized and started again)",
-                },
-                {
-                    "rule": "!has(self.networks) || self.networks.all(a, "
-                    "self.networks.exists_one(b, b.network == a.network))",
-                    "message": "spec.networks lists the same network twice",
-                },
-                {
-                    "rule": "!has(self.volumes) || self.volumes.all(a, "
-                    "self.volumes.exists_one(b, b.volume == a.volume))",
-                    "message": "spec.volumes lists the same volume twice",
-                },
-            ]
-        }
-    }
+    The rules between its fields, and what is immutable once created, are not CEL rules of
+    this schema but the admission policy charts/kubenova/policies/instance-spec-rules.yaml:
+    the apiserver runs a CRD's every rule on every status write too, and the Instance's
+    status is written at each placement.
+    """
 
     flavor: ResourceName | None = Field(
         default=None,
@@ -208,7 +154,6 @@ class InstanceSpec(KubeModel):
     )
     image: ResourceName = Field(
         description="Name of the cluster Image the root disk is built from. Immutable.",
-        json_schema_extra=immutable("spec.image"),
     )
     networks: list[NetworkAttachment] = Field(
         default_factory=list,
@@ -216,7 +161,6 @@ class InstanceSpec(KubeModel):
         description="NICs, in order (the first is eth0). Each network gets a fixed IP and MAC "
         "that the Instance keeps until it is deleted. NICs cannot be added, removed, "
         "reordered or readdressed (no NIC hot-plug yet); only floatingIP may change.",
-        json_schema_extra=NICS_FIXED,
     )
     volumes: list[VolumeAttachment] = Field(
         default_factory=list,
@@ -245,12 +189,10 @@ class InstanceSpec(KubeModel):
     availability_zone: LabelName | None = Field(
         default=None,
         description="Only schedule onto Hosts of this availability zone. Immutable.",
-        json_schema_extra=immutable("spec.availabilityZone"),
     )
     placement: Placement | None = Field(
         default=None,
         description="Server group and explicit host. Immutable.",
-        json_schema_extra=immutable("spec.placement"),
     )
     evacuation: Evacuation = Field(
         default=Evacuation.AUTOMATIC,

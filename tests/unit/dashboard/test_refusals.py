@@ -53,6 +53,17 @@ def test_a_webhook_denial_loses_its_prefix_and_keeps_the_field() -> None:
     assert refusals(error) == [Refusal("flavor", "spec.flavor: no Flavor named m9.huge")]
 
 
+def test_a_policy_refusal_loses_its_prefix_and_keeps_the_field() -> None:
+    error = ApiError(
+        422,
+        "Invalid",
+        "instances \"x\" is invalid: : ValidatingAdmissionPolicy 'kubenova-instance-spec-rules' "
+        "with binding 'kubenova-instance-spec-rules' denied request: spec.image is immutable "
+        "once created",
+    )
+    assert refusals(error) == [Refusal("image", "spec.image is immutable once created")]
+
+
 def test_rbac_refusal_says_it_is_the_role() -> None:
     error = ApiError(
         403, "Forbidden", 'instances.kubenova.io is forbidden: User "r" cannot create resource'
