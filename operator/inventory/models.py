@@ -1,17 +1,26 @@
-"""SQLAlchemy models of the inventory: the authoritative record of capacity and identifiers.
+"""SQLAlchemy tables of the inventory: the authoritative record of capacity and identifiers.
 
 The constraints here are what make double allocation impossible, also with several
 operator replicas: one allocation per (consumer, resource class), one fixed IP per
 (network, address), one segment id per kind, one iSCSI target per IQN, one AoE slot per
 (shelf, slot). Schema changes go through a new Alembic revision in `migrations/versions/`.
+
+Each class holds one Core `Table` and its columns as class attributes, for Core statements
+(`select(HostRow.name)`, `insert(HostRow)`, `.join(HostRow, ...)`): nothing here is an ORM
+mapping, so the operator does not import `sqlalchemy.orm` (38 modules) at start-up. A column
+is NOT NULL only when it says `nullable=False` (or is part of the primary key).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
+    Column,
+    ColumnClause,
     DateTime,
     Float,
     ForeignKey,
@@ -19,9 +28,13 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.base import SchemaEventTarget
+from sqlalchemy.types import TypeEngine
+
+_T = TypeVar("_T")
 
 # Named constraints so Alembic can alter them later on every backend.
 NAMING_CONVENTION = {
@@ -41,8 +54,45 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+def col(
+    type_: TypeEngine[_T] | type[TypeEngine[_T]], *args: SchemaEventTarget, **kwargs: Any
+) -> ColumnClause[_T]:
+    """A `Column` of a table below, named after its attribute; typed as the column it is.
+
+    Typed as `Column`, a class attribute would read as `Never` with SQLAlchemy 2.1, whose
+    typing-only `Named.__get__` keeps `TypedColumns` classes from passing for ORM classes.
+    """
+    return Column(type_, *args, **kwargs)
+
+
+class Base:
+    """A table: its columns (`col`) as class attributes, in order, named after them.
+
+    `__table_args__` adds constraints and indexes. The class itself stands for its table in
+    Core statements (`__clause_element__`); it is never instantiated.
+    """
+
+    metadata: ClassVar[MetaData] = MetaData(naming_convention=NAMING_CONVENTION)
+    __tablename__: ClassVar[str]
+    __table_args__: ClassVar[tuple[Any, ...]] = ()
+    __table__: ClassVar[Table]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        columns: list[Column[Any]] = []
+        for attribute, value in vars(cls).items():
+            if isinstance(value, Column):
+                if value.name is not None:
+                    raise TypeError(
+                        f"{cls.__name__}.{attribute}: a column takes its attribute's name"
+                    )
+                value.name = value.key = attribute
+                columns.append(value)
+        cls.__table__ = Table(cls.__tablename__, cls.metadata, *columns, *cls.__table_args__)
+
+    @classmethod
+    def __clause_element__(cls) -> Table:
+        return cls.__table__
 
 
 class HostRow(Base):
@@ -50,21 +100,21 @@ class HostRow(Base):
 
     __tablename__ = "hosts"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME), unique=True)
-    availability_zone: Mapped[str] = mapped_column(String(NAME), default="nova")
-    state: Mapped[str] = mapped_column(String(16), default="NotReady")  # Ready | NotReady
-    schedulable: Mapped[bool] = mapped_column(default=True)
-    services: Mapped[list[str]] = mapped_column(JSON, default=list)
-    vcpus: Mapped[int] = mapped_column(Integer, default=0)
-    memory_mb: Mapped[int] = mapped_column(Integer, default=0)
-    disk_gb: Mapped[int] = mapped_column(Integer, default=0)
-    vcpu_ratio: Mapped[float] = mapped_column(Float, default=1.0)
-    memory_ratio: Mapped[float] = mapped_column(Float, default=1.0)
-    disk_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    id = col(Integer, primary_key=True)
+    name = col(String(NAME), nullable=False, unique=True)
+    availability_zone = col(String(NAME), nullable=False, default="nova")
+    state = col(String(16), nullable=False, default="NotReady")  # Ready | NotReady
+    schedulable = col(Boolean, nullable=False, default=True)
+    services: ColumnClause[list[str]] = col(JSON, nullable=False, default=list)
+    vcpus = col(Integer, nullable=False, default=0)
+    memory_mb = col(Integer, nullable=False, default=0)
+    disk_gb = col(Integer, nullable=False, default=0)
+    vcpu_ratio = col(Float, nullable=False, default=1.0)
+    memory_ratio = col(Float, nullable=False, default=1.0)
+    disk_ratio = col(Float, nullable=False, default=1.0)
     # Bumped by every claim and release on the host, so a cached view can tell it is stale.
-    generation: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    generation = col(Integer, nullable=False, default=0)
+    updated_at = col(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class Allocation(Base):
@@ -78,15 +128,15 @@ class Allocation(Base):
         Index("ix_allocations_host_usage", "host_id", "resource_class", "amount"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    consumer_uid: Mapped[str] = mapped_column(String(UID))
-    consumer_kind: Mapped[str] = mapped_column(String(63))
-    consumer_namespace: Mapped[str] = mapped_column(String(NAME), default="")
-    consumer_name: Mapped[str] = mapped_column(String(NAME))
-    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
-    resource_class: Mapped[str] = mapped_column(String(32))
-    amount: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id = col(Integer, primary_key=True)
+    consumer_uid = col(String(UID), nullable=False)
+    consumer_kind = col(String(63), nullable=False)
+    consumer_namespace = col(String(NAME), nullable=False, default="")
+    consumer_name = col(String(NAME), nullable=False)
+    host_id = col(Integer, ForeignKey("hosts.id", ondelete="RESTRICT"), nullable=False)
+    resource_class = col(String(32), nullable=False)
+    amount = col(Integer, nullable=False)
+    created_at = col(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class InstanceRow(Base):
@@ -94,16 +144,12 @@ class InstanceRow(Base):
 
     __tablename__ = "instances"
 
-    uid: Mapped[str] = mapped_column(String(UID), primary_key=True)
-    namespace: Mapped[str] = mapped_column(String(NAME))
-    name: Mapped[str] = mapped_column(String(NAME))
-    host_id: Mapped[int | None] = mapped_column(
-        ForeignKey("hosts.id", ondelete="RESTRICT"), index=True
-    )
-    server_group_uid: Mapped[str | None] = mapped_column(
-        ForeignKey("server_groups.uid", ondelete="SET NULL")
-    )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    uid = col(String(UID), primary_key=True)
+    namespace = col(String(NAME), nullable=False)
+    name = col(String(NAME), nullable=False)
+    host_id = col(Integer, ForeignKey("hosts.id", ondelete="RESTRICT"), index=True)
+    server_group_uid = col(String(UID), ForeignKey("server_groups.uid", ondelete="SET NULL"))
+    created_at = col(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class ServerGroupRow(Base):
@@ -111,10 +157,10 @@ class ServerGroupRow(Base):
 
     __tablename__ = "server_groups"
 
-    uid: Mapped[str] = mapped_column(String(UID), primary_key=True)
-    namespace: Mapped[str] = mapped_column(String(NAME))
-    name: Mapped[str] = mapped_column(String(NAME))
-    policy: Mapped[str] = mapped_column(String(32))
+    uid = col(String(UID), primary_key=True)
+    namespace = col(String(NAME), nullable=False)
+    name = col(String(NAME), nullable=False)
+    policy = col(String(32), nullable=False)
 
 
 class ServerGroupMember(Base):
@@ -123,12 +169,12 @@ class ServerGroupMember(Base):
     __tablename__ = "server_group_members"
     __table_args__ = (Index("ix_server_group_members_group_host", "group_uid", "host_id"),)
 
-    group_uid: Mapped[str] = mapped_column(
-        ForeignKey("server_groups.uid", ondelete="CASCADE"), primary_key=True
+    group_uid = col(
+        String(UID), ForeignKey("server_groups.uid", ondelete="CASCADE"), primary_key=True
     )
     # Indexed on its own too: release() finds memberships by consumer alone.
-    consumer_uid: Mapped[str] = mapped_column(String(UID), primary_key=True, index=True)
-    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
+    consumer_uid = col(String(UID), primary_key=True, index=True)
+    host_id = col(Integer, ForeignKey("hosts.id", ondelete="RESTRICT"), nullable=False)
 
 
 class NetworkRow(Base):
@@ -136,15 +182,15 @@ class NetworkRow(Base):
 
     __tablename__ = "networks"
 
-    uid: Mapped[str] = mapped_column(String(UID), primary_key=True)
-    namespace: Mapped[str] = mapped_column(String(NAME))
-    name: Mapped[str] = mapped_column(String(NAME))
-    mode: Mapped[str] = mapped_column(String(16))  # flat | vlan | vxlan
-    cidr: Mapped[str] = mapped_column(String(64))
+    uid = col(String(UID), primary_key=True)
+    namespace = col(String(NAME), nullable=False)
+    name = col(String(NAME), nullable=False)
+    mode = col(String(16), nullable=False)  # flat | vlan | vxlan
+    cidr = col(String(64), nullable=False)
     # Held by the gateway host's bridge, never given to a NIC (revision 0002).
-    gateway: Mapped[str | None] = mapped_column(String(64))
+    gateway = col(String(64))
     # The network host running DHCP, router and floating IPs (revision 0002).
-    gateway_host: Mapped[str | None] = mapped_column(String(NAME))
+    gateway_host = col(String(NAME))
 
 
 class FixedIp(Base):
@@ -157,11 +203,11 @@ class FixedIp(Base):
         UniqueConstraint("network_uid", "consumer_uid"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    network_uid: Mapped[str] = mapped_column(ForeignKey("networks.uid", ondelete="CASCADE"))
-    address: Mapped[str] = mapped_column(String(64))
-    mac: Mapped[str | None] = mapped_column(String(17), unique=True)
-    consumer_uid: Mapped[str | None] = mapped_column(String(UID), index=True)
+    id = col(Integer, primary_key=True)
+    network_uid = col(String(UID), ForeignKey("networks.uid", ondelete="CASCADE"), nullable=False)
+    address = col(String(64), nullable=False)
+    mac = col(String(17), unique=True)
+    consumer_uid = col(String(UID), index=True)
 
 
 class SegmentId(Base):
@@ -169,10 +215,10 @@ class SegmentId(Base):
 
     __tablename__ = "segment_ids"
 
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # vlan | vxlan
-    value: Mapped[int] = mapped_column(Integer, primary_key=True)
-    network_uid: Mapped[str] = mapped_column(
-        ForeignKey("networks.uid", ondelete="CASCADE"), unique=True
+    kind = col(String(16), primary_key=True)  # vlan | vxlan
+    value = col(Integer, primary_key=True)
+    network_uid = col(
+        String(UID), ForeignKey("networks.uid", ondelete="CASCADE"), nullable=False, unique=True
     )
 
 
@@ -182,10 +228,10 @@ class FloatingIp(Base):
     __tablename__ = "floating_ips"
     __table_args__ = (UniqueConstraint("network_uid", "consumer_uid"),)
 
-    address: Mapped[str] = mapped_column(String(64), primary_key=True)
-    network_uid: Mapped[str] = mapped_column(ForeignKey("networks.uid", ondelete="CASCADE"))
-    consumer_uid: Mapped[str] = mapped_column(String(UID), index=True)
-    fixed_address: Mapped[str] = mapped_column(String(64))
+    address = col(String(64), primary_key=True)
+    network_uid = col(String(UID), ForeignKey("networks.uid", ondelete="CASCADE"), nullable=False)
+    consumer_uid = col(String(UID), nullable=False, index=True)
+    fixed_address = col(String(64), nullable=False)
 
 
 class VolumeTargetRow(Base):
@@ -198,13 +244,13 @@ class VolumeTargetRow(Base):
     __tablename__ = "volume_targets"
     __table_args__ = (UniqueConstraint("shelf", "slot"),)
 
-    volume_uid: Mapped[str] = mapped_column(String(UID), primary_key=True)
-    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
-    protocol: Mapped[str] = mapped_column(String(8))  # iscsi | aoe
-    iqn: Mapped[str | None] = mapped_column(String(223), unique=True)
-    lun: Mapped[int | None] = mapped_column(Integer)
-    shelf: Mapped[int | None] = mapped_column(Integer)
-    slot: Mapped[int | None] = mapped_column(Integer)
+    volume_uid = col(String(UID), primary_key=True)
+    host_id = col(Integer, ForeignKey("hosts.id", ondelete="RESTRICT"), nullable=False)
+    protocol = col(String(8), nullable=False)  # iscsi | aoe
+    iqn = col(String(223), unique=True)
+    lun = col(Integer)
+    shelf = col(Integer)
+    slot = col(Integer)
 
 
 class VolumeAttachmentRow(Base):
@@ -213,15 +259,15 @@ class VolumeAttachmentRow(Base):
 
     __tablename__ = "volume_attachments"
 
-    volume_uid: Mapped[str] = mapped_column(
-        ForeignKey("volume_targets.volume_uid", ondelete="CASCADE"), primary_key=True
+    volume_uid = col(
+        String(UID), ForeignKey("volume_targets.volume_uid", ondelete="CASCADE"), primary_key=True
     )
     # Indexed on its own too: an Instance's release finds its attachments by it alone.
-    instance_uid: Mapped[str] = mapped_column(String(UID), primary_key=True, index=True)
-    instance_namespace: Mapped[str] = mapped_column(String(NAME))
-    instance_name: Mapped[str] = mapped_column(String(NAME))
-    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    instance_uid = col(String(UID), primary_key=True, index=True)
+    instance_namespace = col(String(NAME), nullable=False)
+    instance_name = col(String(NAME), nullable=False)
+    host_id = col(Integer, ForeignKey("hosts.id", ondelete="RESTRICT"), nullable=False)
+    created_at = col(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class User(Base):
@@ -229,13 +275,13 @@ class User(Base):
 
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME), unique=True)
-    email: Mapped[str] = mapped_column(String(254), default="")
+    id = col(Integer, primary_key=True)
+    name = col(String(NAME), nullable=False, unique=True)
+    email = col(String(254), nullable=False, default="")
     # An argon2id PHC string; None: the user cannot log in with a password.
-    password_hash: Mapped[str | None] = mapped_column(String(255))
-    enabled: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    password_hash = col(String(255))
+    enabled = col(Boolean, nullable=False, default=True)
+    created_at = col(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class AuthProject(Base):
@@ -243,10 +289,10 @@ class AuthProject(Base):
 
     __tablename__ = "projects"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), unique=True)
-    description: Mapped[str] = mapped_column(String(1024), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id = col(Integer, primary_key=True)
+    name = col(String(63), nullable=False, unique=True)
+    description = col(String(1024), nullable=False, default="")
+    created_at = col(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class RoleRow(Base):
@@ -254,8 +300,8 @@ class RoleRow(Base):
 
     __tablename__ = "roles"
 
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    description: Mapped[str] = mapped_column(String(1024), default="")
+    name = col(String(63), primary_key=True)
+    description = col(String(1024), nullable=False, default="")
 
 
 class Membership(Base):
@@ -264,15 +310,9 @@ class Membership(Base):
     __tablename__ = "memberships"
     __table_args__ = (Index("ix_memberships_project", "project_id"),)
 
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
-    project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
-    )
-    role: Mapped[str] = mapped_column(
-        ForeignKey("roles.name", ondelete="RESTRICT"), primary_key=True
-    )
+    user_id = col(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    project_id = col(Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    role = col(String(63), ForeignKey("roles.name", ondelete="RESTRICT"), primary_key=True)
 
 
 class QuotaLimit(Base):
@@ -280,15 +320,15 @@ class QuotaLimit(Base):
 
     __tablename__ = "quota_limits"
 
-    namespace: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    project: Mapped[str] = mapped_column(String(NAME))
+    namespace = col(String(NAME), primary_key=True)
+    project = col(String(NAME), nullable=False)
     # None: unlimited.
-    instances: Mapped[int | None] = mapped_column(Integer)
-    vcpus: Mapped[int | None] = mapped_column(Integer)
-    memory_mib: Mapped[int | None] = mapped_column(Integer)
-    volumes: Mapped[int | None] = mapped_column(Integer)
-    volume_gib: Mapped[int | None] = mapped_column(Integer)
-    floating_ips: Mapped[int | None] = mapped_column(Integer)
+    instances = col(Integer)
+    vcpus = col(Integer)
+    memory_mib = col(Integer)
+    volumes = col(Integer)
+    volume_gib = col(Integer)
+    floating_ips = col(Integer)
 
 
 class QuotaCharge(Base):
@@ -301,14 +341,14 @@ class QuotaCharge(Base):
     __tablename__ = "quota_charges"
     __table_args__ = (Index("ix_quota_charges_namespace", "namespace"),)
 
-    consumer_uid: Mapped[str] = mapped_column(String(UID), primary_key=True)
-    consumer_kind: Mapped[str] = mapped_column(String(63))
-    namespace: Mapped[str] = mapped_column(String(NAME))
-    name: Mapped[str] = mapped_column(String(NAME))
-    instances: Mapped[int] = mapped_column(Integer, default=0)
-    vcpus: Mapped[int] = mapped_column(Integer, default=0)
-    memory_mib: Mapped[int] = mapped_column(Integer, default=0)
-    volumes: Mapped[int] = mapped_column(Integer, default=0)
-    volume_gib: Mapped[int] = mapped_column(Integer, default=0)
-    floating_ips: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    consumer_uid = col(String(UID), primary_key=True)
+    consumer_kind = col(String(63), nullable=False)
+    namespace = col(String(NAME), nullable=False)
+    name = col(String(NAME), nullable=False)
+    instances = col(Integer, nullable=False, default=0)
+    vcpus = col(Integer, nullable=False, default=0)
+    memory_mib = col(Integer, nullable=False, default=0)
+    volumes = col(Integer, nullable=False, default=0)
+    volume_gib = col(Integer, nullable=False, default=0)
+    floating_ips = col(Integer, nullable=False, default=0)
+    created_at = col(DateTime(timezone=True), nullable=False, default=utcnow)

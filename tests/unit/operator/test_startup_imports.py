@@ -28,10 +28,13 @@ def imported_at_startup(cwd: Path) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_no_webhook_means_no_cryptography_and_sqlite_means_no_postgresql(
+def test_no_webhook_means_no_cryptography_and_sqlite_means_no_postgresql_nor_orm(
     tmp_path: Path,
 ) -> None:
     modules = imported_at_startup(tmp_path)
     assert "kubenova.operator.registry" in modules
     assert not {m for m in modules if m.split(".")[0] == "cryptography"}
     assert "sqlalchemy.dialects.postgresql" not in modules
+    # The inventory's tables are Core tables and every query a Core statement: no ORM.
+    assert "kubenova.operator.inventory.models" in modules
+    assert not {m for m in modules if m.split(".")[:2] == ["sqlalchemy", "orm"]}
