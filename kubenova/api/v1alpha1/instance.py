@@ -126,14 +126,12 @@ class Placement(KubeModel):
     )
 
 
+# The rules between the spec's fields, and what is immutable once created, are not CEL rules
+# of this schema but the admission policy charts/kubenova/policies/instance-spec-rules.yaml:
+# the apiserver runs every rule of a CRD on every status write too, and the Instance's status
+# is written at each placement. (The docstring below is the CRD's public description.)
 class InstanceSpec(KubeModel):
-    """The desired state of an Instance.
-
-    The rules between its fields, and what is immutable once created, are not CEL rules of
-    this schema but the admission policy charts/kubenova/policies/instance-spec-rules.yaml:
-    the apiserver runs a CRD's every rule on every status write too, and the Instance's
-    status is written at each placement.
-    """
+    """The desired state of an Instance."""
 
     flavor: ResourceName | None = Field(
         default=None,
