@@ -24,28 +24,6 @@ from .paths import NAMESPACES, ResourceKind
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 5
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-
-
-def slim(body: Body) -> Body:
-    """`body` without what no reconciler reads but every cached copy would carry.
-
-    managedFields (one entry per writer) and kubectl's last-applied-configuration (a
-    second copy of the whole manifest) make up most of a typical object; a controller
-    keeping the newest body of 10,000 objects keeps them all.
-    """
-    meta = body.get("metadata") or {}
-    annotations = meta.get("annotations") or {}
-    if "managedFields" not in meta and LAST_APPLIED not in annotations:
-        return body
-    trimmed = {k: v for k, v in meta.items() if k != "managedFields"}
-    if LAST_APPLIED in annotations:
-        rest = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
-        if rest:
-            trimmed["annotations"] = rest
-        else:
-            trimmed.pop("annotations", None)
-    return {**body, "metadata": trimmed}
 
 
 class LastWrites:
@@ -99,13 +77,22 @@ async def apply_status(
     status: dict[str, Any],
     *,
     manager: str,
+    if_unchanged: bool = False,
 ) -> Body:
-    """Server-side apply `status` as `manager` (forcing: each field has one owner by design)."""
+    """Server-side apply `status` as `manager` (forcing: each field has one owner by design).
+
+    `if_unchanged`: only onto the object as `body` shows it (its resourceVersion is the
+    precondition; Conflict otherwise), for a write decided from a body that a concurrent
+    write of ours may have replaced meanwhile, since an apply drops what it leaves out.
+    """
     namespace, name = ref(body)
+    metadata: dict[str, Any] = {"name": name, **({"namespace": namespace} if namespace else {})}
+    if if_unchanged and (version := (body.get("metadata") or {}).get("resourceVersion")):
+        metadata["resourceVersion"] = version
     patch = {
         "apiVersion": kind.api_version,
         "kind": kind.kind,
-        "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
+        "metadata": metadata,
         "status": status,
     }
     return await client.patch(

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance
-from kubenova.errors import UserError
+from kubenova.errors import Conflict, UserError
 from kubenova.kube import KubeClient, NotFound
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, deleting, finalizers_of, generation_of, key_of, uid_of
@@ -40,7 +40,7 @@ from kubenova.operator.instances.handover import (
 )
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.instances.host_loss import HostLoss
-from kubenova.operator.instances.resize import RESIZED, Resizer, describe, resources_status
+from kubenova.operator.instances.resize import Resizer, moved_status, resources_status
 from kubenova.operator.placement import Placer, build_request
 from kubenova.operator.resources import Resources
 from kubenova.operator.scheduler.decision import NoValidHost
@@ -203,6 +203,9 @@ class InstanceReconciler:
         allocations are idempotent per uid. The finalizers come first when admission did
         not add them, so no agent runs a guest whose deletion nobody waits for.
         """
+        # Handed over before (a migration's settled move): the move's own write may have
+        # replaced the body meanwhile, and this apply would drop its Resized. Guarded.
+        again = status_host(body) is not None
         if (ensured := await ensure_finalizers(self.client, INSTANCES, body)) is None:
             return  # deleted meanwhile: the DELETED event releases the claim
         body = ensured
@@ -225,10 +228,12 @@ class InstanceReconciler:
         }
         try:
             body = await apply_status(
-                self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER
+                self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER, if_unchanged=again
             )
         except NotFound:
             return  # deleted meanwhile: the DELETED event releases the claim
+        except Conflict:
+            return  # written meanwhile: that write's event decides again
         self.handed_over.remember(uid_of(body), body, {"host": host})
         # What a reconcile of this write's watch echo would do, done with the apply's answer.
         self.echoes.expect(body)
@@ -281,27 +286,7 @@ class InstanceReconciler:
         a cold move's also the size its claim holds there (`resized`: a resize's)."""
         uid = uid_of(body)
         self.claimed[uid] = host
-        entry = cond.condition(
-            SCHEDULED,
-            True,
-            "Migrated",
-            message,
-            generation=generation_of(body),
-            previous=(body.get("status") or {}).get("conditions"),
-        )
-        status = still_handed_over(body, host, {}) | {"conditions": [entry]}
-        if resized is not None:
-            status["resources"] = resources_status(resized)
-            status["conditions"].append(
-                cond.condition(
-                    RESIZED,
-                    True,
-                    "Resized",
-                    f"resized to {describe(resized)} on host {host}, {message}",
-                    generation=generation_of(body),
-                    previous=(body.get("status") or {}).get("conditions"),
-                )
-            )
+        status = moved_status(body, host, message, resized)
         body = await apply_status(self.client, INSTANCES, body, status, manager=OPERATOR_MANAGER)
         self.handed_over.remember(uid, body, {"host": host})
         log.info("instance %s %s", key_of(body), message)

@@ -43,7 +43,12 @@ from kubenova.kube.meta import Body, generation_of, key_of, name_of, namespace_o
 from kubenova.kube.objects import LastWrites, apply_status
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
-from kubenova.operator.instances.handover import INSTANCES, status_host, still_handed_over
+from kubenova.operator.instances.handover import (
+    INSTANCES,
+    SCHEDULED,
+    status_host,
+    still_handed_over,
+)
 from kubenova.operator.placement import Placer, build_request, host_state
 from kubenova.operator.resources import Resources
 from kubenova.operator.scheduler import PlacementRequest
@@ -98,6 +103,30 @@ def claimed_resources(body: Body) -> Resources | None:
 
 def describe(resources: Resources) -> str:
     return f"{resources.vcpus} vCPUs, {resources.memory_mb} MiB, {resources.disk_gb} GiB"
+
+
+def moved_status(body: Body, host: str, message: str, resized: Resources | None) -> Body:
+    """The status a migration's end writes: the new host (Scheduled says how it got there)
+    with the rest of our hand-over; a cold move's also the size its claim holds there."""
+    previous = (body.get("status") or {}).get("conditions")
+    generation = generation_of(body)
+    entry = cond.condition(
+        SCHEDULED, True, "Migrated", message, generation=generation, previous=previous
+    )
+    status = still_handed_over(body, host, {}) | {"conditions": [entry]}
+    if resized is not None:
+        status["resources"] = resources_status(resized)
+        status["conditions"].append(
+            cond.condition(
+                RESIZED,
+                True,
+                "Resized",
+                f"resized to {describe(resized)} on host {host}, {message}",
+                generation=generation,
+                previous=previous,
+            )
+        )
+    return status
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pytest
 
 from kubenova.api.v1alpha1 import Instance
 from kubenova.devcluster import ClusterAccess
-from kubenova.errors import ApiError
+from kubenova.errors import ApiError, Conflict
 from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.objects import apply_status
 from kubenova.kube.paths import NAMESPACES
@@ -84,3 +84,44 @@ def test_apiserver_warnings_are_logged_once_and_status_applies_still_refuse_unkn
     assert "status.hots" in found["refused"]
     assert "not declared in schema" in found["refused"]
     assert found["ours"] == {"phase": "Scheduled", "host": "h-2"}
+
+
+async def guarded_scenario(access: ClusterAccess) -> dict[str, Any]:
+    namespace = f"status-guard-{uuid.uuid4().hex[:6]}"
+    async with KubeClient(load_config(access.kubeconfig), user_agent="status-test") as client:
+        await client.create(NAMESPACES, {"metadata": {"name": namespace}})
+        made = await client.create(
+            INSTANCES,
+            {
+                "apiVersion": "kubenova.io/v1alpha1",
+                "kind": "Instance",
+                "metadata": {"name": "vm", "namespace": namespace},
+                "spec": {"flavor": "m1.tiny", "image": "cirros"},
+            },
+            namespace,
+        )
+        moved = await apply_status(
+            client, INSTANCES, made, {"host": "h-2", "phase": "Stopped"}, manager=MANAGER
+        )
+        try:  # decided from `made`, which the write above replaced
+            await apply_status(
+                client, INSTANCES, made, {"host": "h-1"}, manager=MANAGER, if_unchanged=True
+            )
+            stale = "written"
+        except Conflict as exc:
+            stale = str(exc)
+        kept = await client.get(INSTANCES, "vm", namespace)
+        fresh = await apply_status(
+            client, INSTANCES, moved, {"host": "h-3"}, manager=MANAGER, if_unchanged=True
+        )
+        await client.delete(NAMESPACES, namespace)
+        return {"stale": stale, "kept": kept["status"], "fresh": fresh["status"]}
+
+
+def test_a_guarded_status_apply_lands_only_on_the_body_it_was_decided_from(
+    apiserver: ClusterAccess, crds_installed: list[str]
+) -> None:
+    found = asyncio.run(guarded_scenario(apiserver))
+    assert "409" in found["stale"], found
+    assert found["kept"] == {"host": "h-2", "phase": "Stopped"}  # nothing dropped
+    assert found["fresh"] == {"host": "h-3"}  # the apply replaced what it left out

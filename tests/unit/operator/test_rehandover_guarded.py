@@ -1,0 +1,112 @@
+"""A hand-over made again is applied only onto the Instance as it was decided from.
+
+A restarted operator can find an Instance's claim on another host than its status.host: a
+cold move settled the inventory and its own status write (new host, size and Resized) is
+on its way. The reconciler hands the Instance over to the claim's host again, and that
+apply, made from the body it read before claiming, would drop the move's Resized condition
+if the move's write landed first. It carries the body's resourceVersion, and a Conflict
+ends the reconcile: the newer write's event decides again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from kubenova.errors import Conflict
+from kubenova.operator import inventory as inv
+from kubenova.operator.catalog.store import Catalog
+from kubenova.operator.instances.reconciler import InstanceReconciler
+from kubenova.operator.resources import Resources
+from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER
+from tests.builders import a_flavor, an_image, an_instance
+from tests.unit.operator.test_pending_wakeups import SilentEvents, stored
+
+CLAIM = inv.Claim("uid-vm", "cold-b", Resources(1, 64, 1), created=False)
+
+
+class RefusingClient:
+    """Refuses a status apply whose resourceVersion precondition is stale, as the
+    apiserver does; records every patch."""
+
+    def __init__(self, stored: dict[str, Any], current_version: str) -> None:
+        self.stored = stored
+        self.current_version = current_version
+        self.patches: list[dict[str, Any]] = []
+
+    async def patch(self, kind: Any, name: str, patch: Any, namespace: str | None, **_: Any) -> Any:
+        self.patches.append(patch)
+        precondition = patch.get("metadata", {}).get("resourceVersion")
+        if precondition is not None and precondition != self.current_version:
+            raise Conflict(409, "Conflict", "the object has been modified")
+        return self.stored | {"status": patch["status"]}
+
+
+class SettledPlacer:
+    """The inventory holds the Instance's claim on cold-b already (an idempotent retry)."""
+
+    engine = None
+
+    async def place_soon(self, request: Any, steps: Any = ()) -> inv.Claim:
+        return CLAIM
+
+
+def placed_on_the_source() -> dict[str, Any]:
+    body = stored(an_instance(), "uid-vm")
+    body["metadata"] |= {
+        "resourceVersion": "7",
+        "finalizers": [OPERATOR_FINALIZER, AGENT_FINALIZER],
+    }
+    body["status"] = {"host": "cold-a", "phase": "Stopped"}
+    return body
+
+
+def reconcile(client: RefusingClient, monkeypatch: pytest.MonkeyPatch) -> InstanceReconciler:
+    monkeypatch.setattr(inv, "find_claim", lambda engine, uid: CLAIM)  # settled on cold-b
+    catalog = Catalog()
+    catalog.put("Flavor", "m1.test", stored(a_flavor(), "f"))
+    catalog.put("Image", "test-image", stored(an_image(), "i"))
+    reconciler = InstanceReconciler(
+        client,  # type: ignore[arg-type]
+        SettledPlacer(),  # type: ignore[arg-type]
+        catalog,
+        SilentEvents(),  # type: ignore[arg-type]
+        lambda host: True,
+        lambda host: False,
+    )
+    asyncio.run(reconciler("default/vm", client.stored))
+    return reconciler
+
+
+def test_a_hand_over_made_again_is_refused_once_the_body_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = RefusingClient(placed_on_the_source(), current_version="8")  # the move wrote
+    reconciler = reconcile(client, monkeypatch)
+    [apply] = client.patches
+    assert apply["metadata"]["resourceVersion"] == "7"
+    assert apply["status"]["host"] == "cold-b"
+    assert reconciler.handed_over.last("uid-vm") is None  # nothing taken as written
+
+
+def test_a_hand_over_made_again_onto_the_unchanged_body_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = RefusingClient(placed_on_the_source(), current_version="7")
+    reconciler = reconcile(client, monkeypatch)
+    [apply] = client.patches
+    assert apply["status"]["host"] == "cold-b"
+    assert reconciler.handed_over.last("uid-vm") == {"host": "cold-b"}
+    assert reconciler.placed_on["default/vm"] == "cold-b"
+
+
+def test_a_first_hand_over_carries_no_precondition(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = placed_on_the_source()
+    del body["status"]
+    client = RefusingClient(body, current_version="8")
+    reconcile(client, monkeypatch)
+    [apply] = client.patches
+    assert "resourceVersion" not in apply["metadata"]
+    assert apply["status"]["host"] == "cold-b"
