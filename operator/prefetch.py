@@ -18,16 +18,18 @@ import logging
 import ssl
 import threading
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 import orjson
 
 from kubenova.api.group import GROUP, VERSION
 from kubenova.kube.config import ConnectionConfig, load_config
-from kubenova.kube.meta import Body
-from kubenova.kube.objects import slim
-from kubenova.kube.paths import LEASES, ResourceKind
-from kubenova.kube.watch import LIST_PAGE, ListWatch, Transform
+from kubenova.kube.meta import Body, slim
+from kubenova.kube.paths import LEASES, LIST_PAGE, ResourceKind
+
+if TYPE_CHECKING:  # the watch kit needs the async client (aiohttp, ~0.1 s): not the lists
+    from kubenova.kube.watch import ListWatch, Transform
 
 log = logging.getLogger(__name__)
 

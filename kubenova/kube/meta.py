@@ -80,3 +80,27 @@ def key_of(body: Object) -> str:
     """`namespace/name`, or `name` for a cluster-scoped object: the work queues' key."""
     namespace, name = ref(body)
     return f"{namespace}/{name}" if namespace else name
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim(body: Body) -> Body:
+    """`body` without what no reconciler reads but every cached copy would carry.
+
+    managedFields (one entry per writer) and kubectl's last-applied-configuration (a
+    second copy of the whole manifest) make up most of a typical object; a controller
+    keeping the newest body of 10,000 objects keeps them all.
+    """
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if "managedFields" not in meta and LAST_APPLIED not in annotations:
+        return body
+    trimmed = {k: v for k, v in meta.items() if k != "managedFields"}
+    if LAST_APPLIED in annotations:
+        rest = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+        if rest:
+            trimmed["annotations"] = rest
+        else:
+            trimmed.pop("annotations", None)
+    return {**body, "metadata": trimmed}

@@ -45,6 +45,8 @@ def kubenova_kind(model: type[Resource]) -> ResourceKind:
     return ResourceKind(GROUP, VERSION, info.plural, info.namespaced, info.kind)
 
 
+LIST_PAGE = 500  # objects per page of a (re)list
+
 LEASES = ResourceKind("coordination.k8s.io", "v1", "leases", True, "Lease")
 EVENTS = ResourceKind("events.k8s.io", "v1", "events", True, "Event")
 CORE_EVENTS = ResourceKind("", "v1", "events", True, "Event")

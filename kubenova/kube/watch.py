@@ -24,12 +24,11 @@ from kubenova.workqueue import Handler, WorkQueue
 
 from .client import KubeClient
 from .meta import Body, key_of, resource_version
-from .paths import ResourceKind
+from .paths import LIST_PAGE, ResourceKind
 
 log = logging.getLogger(__name__)
 
 FIRST_LIST_MAX_DELAY = 30.0
-LIST_PAGE = 500  # objects per page of a (re)list
 
 OnSynced = Callable[[list[Body]], Awaitable[Any]]
 Resync = Callable[[], Awaitable[Any]]

@@ -16,8 +16,7 @@ from concurrent.futures import Future
 from kubenova.api.v1alpha1 import Flavor, Image, Network, Resource, ServerGroup, Volume
 from kubenova.errors import KubenovaError
 from kubenova.kube import KubeClient, kubenova_kind
-from kubenova.kube.meta import Body, key_of
-from kubenova.kube.objects import slim
+from kubenova.kube.meta import Body, key_of, slim
 from kubenova.kube.paths import ResourceKind
 from kubenova.kube.watch import ListWatch, list_pages
 from kubenova.operator.catalog.store import Catalog

@@ -20,8 +20,7 @@ import logging
 from collections.abc import Callable
 
 from kubenova.kube import KubeClient
-from kubenova.kube.meta import Body, key_of
-from kubenova.kube.objects import slim
+from kubenova.kube.meta import Body, key_of, slim
 from kubenova.kube.paths import LEASES
 from kubenova.kube.watch import ListWatch, OnSynced
 from kubenova.operator.hosts.monitor import HostMonitor

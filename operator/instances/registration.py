@@ -11,8 +11,7 @@ the reconciler did with the apply's answer what it would have done with the echo
 from __future__ import annotations
 
 from kubenova.kube import KubeClient
-from kubenova.kube.meta import Body, uid_of
-from kubenova.kube.objects import slim
+from kubenova.kube.meta import Body, slim, uid_of
 from kubenova.kube.watch import ListWatch
 from kubenova.operator.instances.handover import INSTANCES
 from kubenova.operator.instances.reconciler import InstanceReconciler

@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 
 from kubenova.api.v1alpha1 import GROUP, VERSION
-from kubenova.kube.objects import slim
+from kubenova.kube.meta import slim
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.migrations.reconciler import PREPARE_TIMEOUT, MigrationReconciler
 from kubenova.operator.runtime import MemoSlot, runtime_of

@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 
 from kubenova.api.v1alpha1 import GROUP, VERSION
-from kubenova.kube.objects import slim
+from kubenova.kube.meta import slim
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.networks.association import FloatingAssociations
 from kubenova.operator.networks.hook import NETWORK_KIND, NetworkInstanceHook

@@ -22,8 +22,7 @@ import kopf
 
 from kubenova.api.v1alpha1 import GROUP, VERSION, Instance, Volume
 from kubenova.kube import kubenova_kind
-from kubenova.kube.meta import Body, uid_of
-from kubenova.kube.objects import slim
+from kubenova.kube.meta import Body, slim, uid_of
 from kubenova.operator import inventory as inv
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.inventory import volumes as vol

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kubenova.kube.objects import LAST_APPLIED, slim
+from kubenova.kube.meta import LAST_APPLIED, slim
 from kubenova.memory import give_back
 
 

@@ -11,8 +11,7 @@ from aiohttp import web
 
 from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.config import ConnectionConfig
-from kubenova.kube.meta import Body
-from kubenova.kube.objects import slim
+from kubenova.kube.meta import Body, slim
 from kubenova.kube.watch import ListWatch
 from kubenova.operator.catalog import FILED_BY_DOMAINS
 from kubenova.operator.hosts import HostMonitor, HostWatches

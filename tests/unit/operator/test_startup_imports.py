@@ -38,3 +38,21 @@ def test_no_webhook_means_no_cryptography_and_sqlite_means_no_postgresql_nor_orm
     # The inventory's tables are Core tables and every query a Core statement: no ORM.
     assert "kubenova.operator.inventory.models" in modules
     assert not {m for m in modules if m.split(".")[:2] == ["sqlalchemy", "orm"]}
+
+
+def test_the_prefetch_threads_start_before_the_async_client_and_kopf_are_imported(
+    tmp_path: Path,
+) -> None:
+    """`main` starts the prefetch before anything else: its lists are read with the
+    standard library while aiohttp (the async client's, and kopf's) still imports."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, kubenova.operator.main; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    modules = set(done.stdout.split())
+    assert "kubenova.operator.prefetch" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("aiohttp", "kopf", "sqlalchemy")}
+    assert "kubenova.kube.client" not in modules
