@@ -221,7 +221,10 @@ class Resizer:
             generation=generation_of(body),
             previous=(body.get("status") or {}).get("conditions"),
         )
-        if await self._show(body, host, after.resources, entry, phase="Resizing"):
+        # Decided from a body read before the claim's thread: were the Instance moved
+        # meanwhile, its claim (already this size) would be found on another host, and this
+        # apply of `host` would hand it back. Only onto the body as read, then.
+        if await self._show(body, host, after.resources, entry, phase="Resizing", guarded=True):
             self.events.record(body, "Normal", "Resizing", message)
             log.info("instance %s %s", key_of(body), message)
         return None
@@ -324,9 +327,12 @@ class Resizer:
         host: str,
         resources: Resources,
         entry: dict[str, Any] | None,
+        *,
         phase: str | None = None,
+        guarded: bool = False,
     ) -> bool:
-        """One status apply: `status.resources` (and the condition, phase); False if gone."""
+        """One status apply: `status.resources` (and the condition, phase); False if gone
+        (or, `guarded`, if the object changed since `body`: its event decides again)."""
         status: dict[str, Any] = {"resources": resources_status(resources)}
         if entry is not None:
             status["conditions"] = [entry]
@@ -339,8 +345,9 @@ class Resizer:
                 body,
                 still_handed_over(body, host, status),
                 manager=OPERATOR_MANAGER,
+                if_unchanged=guarded,
             )
-        except NotFound:
+        except (NotFound, Conflict):
             return False
         self.handed_over.remember(uid_of(body), body, {"host": host})
         return True

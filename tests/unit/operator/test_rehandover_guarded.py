@@ -1,11 +1,15 @@
-"""A hand-over made again is applied only onto the Instance as it was decided from.
+"""A hand-over made again, and a resize's status, are applied only onto the Instance as they
+were decided from.
 
 A restarted operator can find an Instance's claim on another host than its status.host: a
 cold move settled the inventory and its own status write (new host, size and Resized) is
 on its way. The reconciler hands the Instance over to the claim's host again, and that
 apply, made from the body it read before claiming, would drop the move's Resized condition
 if the move's write landed first. It carries the body's resourceVersion, and a Conflict
-ends the reconcile: the newer write's event decides again.
+ends the reconcile: the newer write's event decides again. A resize's status write, made
+after the claim's thread, is guarded the same way: were the Instance moved meanwhile, its
+claim (already of the new size) would be found on the new host, and the write would name
+the old one.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from typing import Any
 import pytest
 
 from kubenova.errors import Conflict
+from kubenova.kube.objects import LastWrites
 from kubenova.operator import inventory as inv
 from kubenova.operator.catalog.store import Catalog
 from kubenova.operator.instances.reconciler import InstanceReconciler
+from kubenova.operator.instances.resize import Resizer
 from kubenova.operator.resources import Resources
 from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER
 from tests.builders import a_flavor, an_image, an_instance
@@ -110,3 +116,40 @@ def test_a_first_hand_over_carries_no_precondition(monkeypatch: pytest.MonkeyPat
     [apply] = client.patches
     assert "resourceVersion" not in apply["metadata"]
     assert apply["status"]["host"] == "cold-b"
+
+
+class MovedMeanwhilePlacer:
+    """The claim is of the new size already, on cold-b: a move ended while we resized."""
+
+    engine = None
+
+    def resize(self, request: Any) -> tuple[inv.Claim, inv.Claim]:
+        moved = inv.Claim("uid-vm", "cold-b", request.resources, created=False)
+        return moved, moved
+
+
+class NoMigrations(RefusingClient):
+    async def list(self, *_: Any, **__: Any) -> dict[str, Any]:
+        return {"metadata": {}, "items": []}
+
+
+def test_a_resize_status_is_refused_once_the_body_changed() -> None:
+    body = placed_on_the_source()
+    body["status"]["resources"] = {"vcpus": 1, "memoryMiB": 64, "diskGiB": 1}  # the old size
+    client = NoMigrations(body, current_version="8")  # the move's write landed meanwhile
+    catalog = Catalog()
+    catalog.put("Flavor", "m1.test", stored(a_flavor(memory=128), "f"))
+    catalog.put("Image", "test-image", stored(an_image(), "i"))
+    resizer = Resizer(
+        client,  # type: ignore[arg-type]
+        MovedMeanwhilePlacer(),  # type: ignore[arg-type]
+        catalog,
+        SilentEvents(),  # type: ignore[arg-type]
+        LastWrites(),
+        lambda key, waits: None,
+    )
+    asyncio.run(resizer("default/vm", body, "cold-a"))
+    [apply] = client.patches
+    assert apply["metadata"]["resourceVersion"] == "7"
+    assert apply["status"]["host"] == "cold-a"  # what it would have handed back
+    assert resizer.handed_over.last("uid-vm") is None
