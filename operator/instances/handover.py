@@ -3,7 +3,6 @@ every later status apply of ours must keep of it."""
 
 from __future__ import annotations
 
-from kubenova import conditions as cond
 from kubenova.api.v1alpha1 import Instance
 from kubenova.kube import KubeClient, NotFound, ResourceKind, kubenova_kind
 from kubenova.kube.meta import Body, resource_version, uid_of
@@ -13,6 +12,9 @@ from kubenova.wellknown import HANDOVER_FINALIZERS
 INSTANCES = kubenova_kind(Instance)
 SCHEDULED = "Scheduled"
 READY = "Ready"  # the compute agent's condition, which the operator overrides at times
+# The conditions of the operator's own status applies (Scheduled; a resize's, an
+# evacuation's, a deletion awaiting the fence): what each later apply of ours keeps.
+OPERATOR_CONDITIONS = (SCHEDULED, "Resized", "Evacuated", "Deleted")
 
 
 async def ensure_finalizers(client: KubeClient, kind: ResourceKind, body: Body) -> Body | None:
@@ -66,17 +68,24 @@ def status_host(body: Body) -> str | None:
 
 
 def still_handed_over(body: Body, host: str, status: Body) -> Body:
-    """`status` plus what our hand-over wrote (host, addresses, resources, Scheduled).
+    """`status` plus what our earlier writes hold (host, addresses, resources, and our
+    conditions: Scheduled, and Resized, Evacuated or Deleted if shown).
 
     Our status writes are server-side applies by one field manager: a field the apply
     leaves out is removed. Dropping status.host would take the Instance out of its agent's
-    watch and make it look never handed over.
+    watch and make it look never handed over; dropping Resized (a floating IP's write,
+    say) would erase why a resize waits. The agent's conditions are not ours to carry.
     """
     current = body.get("status") or {}
     kept: Body = {"host": host}
     for field in ("addresses", "resources", "observedGeneration"):
         if current.get(field) is not None:
             kept[field] = current[field]
-    scheduled = cond.find(current.get("conditions"), SCHEDULED)
-    conditions = [scheduled] if scheduled else []
-    return kept | status | {"conditions": conditions + list(status.get("conditions", []))}
+    written = list(status.get("conditions", []))
+    replaced = {entry["type"] for entry in written}
+    ours = [
+        entry
+        for entry in current.get("conditions") or []
+        if entry.get("type") in OPERATOR_CONDITIONS and entry.get("type") not in replaced
+    ]
+    return kept | status | {"conditions": ours + written}

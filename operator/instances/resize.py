@@ -113,10 +113,10 @@ def moved_status(body: Body, host: str, message: str, resized: Resources | None)
     entry = cond.condition(
         SCHEDULED, True, "Migrated", message, generation=generation, previous=previous
     )
-    status = still_handed_over(body, host, {}) | {"conditions": [entry]}
+    conditions, extra = [entry], {}
     if resized is not None:
-        status["resources"] = resources_status(resized)
-        status["conditions"].append(
+        extra["resources"] = resources_status(resized)
+        conditions.append(
             cond.condition(
                 RESIZED,
                 True,
@@ -126,7 +126,7 @@ def moved_status(body: Body, host: str, message: str, resized: Resources | None)
                 previous=previous,
             )
         )
-    return status
+    return still_handed_over(body, host, extra | {"conditions": conditions})
 
 
 @dataclass

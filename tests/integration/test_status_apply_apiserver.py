@@ -17,6 +17,8 @@ from kubenova.errors import ApiError, Conflict
 from kubenova.kube import KubeClient, kubenova_kind, load_config
 from kubenova.kube.objects import apply_status
 from kubenova.kube.paths import NAMESPACES
+from kubenova.operator.instances import still_handed_over
+from kubenova.wellknown import OPERATOR_MANAGER
 
 pytestmark = pytest.mark.apiserver
 
@@ -125,3 +127,67 @@ def test_a_guarded_status_apply_lands_only_on_the_body_it_was_decided_from(
     assert "409" in found["stale"], found
     assert found["kept"] == {"host": "h-2", "phase": "Stopped"}  # nothing dropped
     assert found["fresh"] == {"host": "h-3"}  # the apply replaced what it left out
+
+
+async def conditions_scenario(access: ClusterAccess) -> list[tuple[str, str]]:
+    """The operator shows a waiting resize, the agent its Ready; then a floating IP's write
+    of the operator's (only addresses changed) goes through `still_handed_over`."""
+    namespace = f"status-keep-{uuid.uuid4().hex[:6]}"
+    async with KubeClient(load_config(access.kubeconfig), user_agent="status-test") as client:
+        await client.create(NAMESPACES, {"metadata": {"name": namespace}})
+        body = await client.create(
+            INSTANCES,
+            {
+                "apiVersion": "kubenova.io/v1alpha1",
+                "kind": "Instance",
+                "metadata": {"name": "vm", "namespace": namespace},
+                "spec": {"flavor": "m1.tiny", "image": "cirros"},
+            },
+            namespace,
+        )
+        ours = {
+            "host": "h-1",
+            "addresses": [{"network": "n", "ip": "10.0.0.5", "mac": "52:54:00:00:00:05"}],
+            "conditions": [
+                condition("Scheduled", "True", "Scheduled"),
+                condition("Resized", "False", "WaitingForStop"),
+            ],
+        }
+        await apply_status(client, INSTANCES, body, ours, manager=OPERATOR_MANAGER)
+        body = await apply_status(
+            client,
+            INSTANCES,
+            body,
+            {"phase": "Running", "conditions": [condition("Ready", "True", "Running")]},
+            manager="kubenova-agent-test",
+        )
+        floating = [dict(ours["addresses"][0], floatingIP="198.51.100.7")]
+        body = await apply_status(
+            client,
+            INSTANCES,
+            body,
+            still_handed_over(body, "h-1", {"addresses": floating}),
+            manager=OPERATOR_MANAGER,
+        )
+        await client.delete(NAMESPACES, namespace)
+        return sorted((c["type"], c["reason"]) for c in body["status"]["conditions"])
+
+
+def condition(kind: str, status: str, reason: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": reason,
+        "lastTransitionTime": "2026-12-06T07:00:00Z",
+    }
+
+
+def test_an_operator_write_of_other_fields_keeps_its_conditions_and_the_agents(
+    apiserver: ClusterAccess, crds_installed: list[str]
+) -> None:
+    assert asyncio.run(conditions_scenario(apiserver)) == [
+        ("Ready", "Running"),
+        ("Resized", "WaitingForStop"),
+        ("Scheduled", "Scheduled"),
+    ]
