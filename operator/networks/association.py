@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from kubenova.errors import UserError
+from kubenova.errors import Conflict, UserError
 from kubenova.kube import KubeClient, NotFound
 from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, deleting, key_of, name_of, namespace_of, uid_of
@@ -125,15 +125,21 @@ class FloatingAssociations:
         if (body.get("status") or {}).get("phase") == "Scheduled":
             extra["phase"] = "Scheduled"
         try:
+            # Decided from the body read before the inventory's thread: a migration ending
+            # meanwhile names another host, which this apply would turn back. The status
+            # still differing from the spec, the newer event writes it.
             await apply_status(
                 self.client,
                 INSTANCES,
                 body,
                 still_handed_over(body, host, extra),
                 manager=OPERATOR_MANAGER,
+                if_unchanged=True,
             )
         except NotFound:
             return  # deleted meanwhile: the release frees what it holds
+        except Conflict:
+            return
         for before, after in zip(addresses, written, strict=True):
             self._tell(body, before, after)
 

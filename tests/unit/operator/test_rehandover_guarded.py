@@ -1,5 +1,5 @@
-"""A hand-over made again, and a resize's status, are applied only onto the Instance as they
-were decided from.
+"""A hand-over made again, a resize's status and a floating IP's addresses are applied only
+onto the Instance as they were decided from.
 
 A restarted operator can find an Instance's claim on another host than its status.host: a
 cold move settled the inventory and its own status write (new host, size and Resized) is
@@ -9,7 +9,7 @@ if the move's write landed first. It carries the body's resourceVersion, and a C
 ends the reconcile: the newer write's event decides again. A resize's status write, made
 after the claim's thread, is guarded the same way: were the Instance moved meanwhile, its
 claim (already of the new size) would be found on the new host, and the write would name
-the old one.
+the old one. So is a floating IP's write of the addresses, made after the inventory's.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.catalog.store import Catalog
 from kubenova.operator.instances.reconciler import InstanceReconciler
 from kubenova.operator.instances.resize import Resizer
+from kubenova.operator.networks import floating
+from kubenova.operator.networks.association import FloatingAssociations
 from kubenova.operator.resources import Resources
 from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER
-from tests.builders import a_flavor, an_image, an_instance
+from tests.builders import a_flavor, a_network, an_image, an_instance
 from tests.unit.operator.test_pending_wakeups import SilentEvents, stored
 
 CLAIM = inv.Claim("uid-vm", "cold-b", Resources(1, 64, 1), created=False)
@@ -153,3 +155,27 @@ def test_a_resize_status_is_refused_once_the_body_changed() -> None:
     assert apply["metadata"]["resourceVersion"] == "7"
     assert apply["status"]["host"] == "cold-a"  # what it would have handed back
     assert resizer.handed_over.last("uid-vm") is None
+
+
+def test_a_floating_ip_write_is_refused_once_the_body_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = placed_on_the_source()
+    body["spec"]["networks"] = [{"network": "net", "floatingIP": True}]
+    body["status"]["addresses"] = [{"network": "net", "ip": "10.0.0.5"}]
+    client = RefusingClient(body, current_version="8")  # a move's write landed meanwhile
+    catalog = Catalog()
+    catalog.put("Network", "default/net", stored(a_network("net"), "uid-net"))
+    monkeypatch.setattr(floating, "follow", lambda *_: {"uid-net": "198.51.100.7"})
+    associations = FloatingAssociations(
+        client,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        SilentEvents(),  # type: ignore[arg-type]
+        None,
+        catalog=catalog,
+        changed=lambda key: None,
+    )
+    asyncio.run(associations.follow(body))
+    [apply] = client.patches
+    assert apply["metadata"]["resourceVersion"] == "7"
+    assert apply["status"]["addresses"][0]["floatingIP"] == "198.51.100.7"
