@@ -30,22 +30,31 @@ def status_with_a_typo(host: str) -> dict[str, Any]:
     return {"phase": "Scheduled", "host": host, "hots": host}
 
 
+async def an_instance_in_a_new_namespace(
+    client: KubeClient, prefix: str, *names: str
+) -> dict[str, Any]:
+    """A fresh namespace holding one Instance per name; the created bodies by name."""
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    await client.create(NAMESPACES, {"metadata": {"name": namespace}})
+    made = {}
+    for name in names:
+        made[name] = await client.create(
+            INSTANCES,
+            {
+                "apiVersion": "kubenova.io/v1alpha1",
+                "kind": "Instance",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"flavor": "m1.tiny", "image": "cirros"},
+            },
+            namespace,
+        )
+    return made
+
+
 async def scenario(access: ClusterAccess) -> dict[str, Any]:
-    namespace = f"status-apply-{uuid.uuid4().hex[:6]}"
     async with KubeClient(load_config(access.kubeconfig), user_agent="status-test") as client:
-        await client.create(NAMESPACES, {"metadata": {"name": namespace}})
-        made = {}
-        for name in ("plain", "ours"):
-            made[name] = await client.create(
-                INSTANCES,
-                {
-                    "apiVersion": "kubenova.io/v1alpha1",
-                    "kind": "Instance",
-                    "metadata": {"name": name, "namespace": namespace},
-                    "spec": {"flavor": "m1.tiny", "image": "cirros"},
-                },
-                namespace,
-            )
+        made = await an_instance_in_a_new_namespace(client, "status-apply", "plain", "ours")
+        namespace = made["plain"]["metadata"]["namespace"]
         # A merge patch with an unknown field, twice (the apiserver's default field
         # validation): it warns each time and drops the field; the client logs it once.
         for _ in range(2):
@@ -89,19 +98,9 @@ def test_apiserver_warnings_are_logged_once_and_status_applies_still_refuse_unkn
 
 
 async def guarded_scenario(access: ClusterAccess) -> dict[str, Any]:
-    namespace = f"status-guard-{uuid.uuid4().hex[:6]}"
     async with KubeClient(load_config(access.kubeconfig), user_agent="status-test") as client:
-        await client.create(NAMESPACES, {"metadata": {"name": namespace}})
-        made = await client.create(
-            INSTANCES,
-            {
-                "apiVersion": "kubenova.io/v1alpha1",
-                "kind": "Instance",
-                "metadata": {"name": "vm", "namespace": namespace},
-                "spec": {"flavor": "m1.tiny", "image": "cirros"},
-            },
-            namespace,
-        )
+        made = (await an_instance_in_a_new_namespace(client, "status-guard", "vm"))["vm"]
+        namespace = made["metadata"]["namespace"]
         moved = await apply_status(
             client, INSTANCES, made, {"host": "h-2", "phase": "Stopped"}, manager=MANAGER
         )
@@ -132,19 +131,9 @@ def test_a_guarded_status_apply_lands_only_on_the_body_it_was_decided_from(
 async def conditions_scenario(access: ClusterAccess) -> list[tuple[str, str]]:
     """The operator shows a waiting resize, the agent its Ready; then a floating IP's write
     of the operator's (only addresses changed) goes through `still_handed_over`."""
-    namespace = f"status-keep-{uuid.uuid4().hex[:6]}"
     async with KubeClient(load_config(access.kubeconfig), user_agent="status-test") as client:
-        await client.create(NAMESPACES, {"metadata": {"name": namespace}})
-        body = await client.create(
-            INSTANCES,
-            {
-                "apiVersion": "kubenova.io/v1alpha1",
-                "kind": "Instance",
-                "metadata": {"name": "vm", "namespace": namespace},
-                "spec": {"flavor": "m1.tiny", "image": "cirros"},
-            },
-            namespace,
-        )
+        body = (await an_instance_in_a_new_namespace(client, "status-keep", "vm"))["vm"]
+        namespace = body["metadata"]["namespace"]
         ours = {
             "host": "h-1",
             "addresses": [{"network": "n", "ip": "10.0.0.5", "mac": "52:54:00:00:00:05"}],

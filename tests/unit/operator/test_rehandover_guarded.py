@@ -61,6 +61,13 @@ class SettledPlacer:
         return CLAIM
 
 
+def a_catalog(memory: int = 128) -> Catalog:
+    catalog = Catalog()
+    catalog.put("Flavor", "m1.test", stored(a_flavor(memory=memory), "f"))
+    catalog.put("Image", "test-image", stored(an_image(), "i"))
+    return catalog
+
+
 def placed_on_the_source() -> dict[str, Any]:
     body = stored(an_instance(), "uid-vm")
     body["metadata"] |= {
@@ -73,13 +80,10 @@ def placed_on_the_source() -> dict[str, Any]:
 
 def reconcile(client: RefusingClient, monkeypatch: pytest.MonkeyPatch) -> InstanceReconciler:
     monkeypatch.setattr(inv, "find_claim", lambda engine, uid: CLAIM)  # settled on cold-b
-    catalog = Catalog()
-    catalog.put("Flavor", "m1.test", stored(a_flavor(), "f"))
-    catalog.put("Image", "test-image", stored(an_image(), "i"))
     reconciler = InstanceReconciler(
         client,  # type: ignore[arg-type]
         SettledPlacer(),  # type: ignore[arg-type]
-        catalog,
+        a_catalog(),
         SilentEvents(),  # type: ignore[arg-type]
         lambda host: True,
         lambda host: False,
@@ -139,13 +143,10 @@ def test_a_resize_status_is_refused_once_the_body_changed() -> None:
     body = placed_on_the_source()
     body["status"]["resources"] = {"vcpus": 1, "memoryMiB": 64, "diskGiB": 1}  # the old size
     client = NoMigrations(body, current_version="8")  # the move's write landed meanwhile
-    catalog = Catalog()
-    catalog.put("Flavor", "m1.test", stored(a_flavor(memory=128), "f"))
-    catalog.put("Image", "test-image", stored(an_image(), "i"))
     resizer = Resizer(
         client,  # type: ignore[arg-type]
         MovedMeanwhilePlacer(),  # type: ignore[arg-type]
-        catalog,
+        a_catalog(memory=128),
         SilentEvents(),  # type: ignore[arg-type]
         LastWrites(),
         lambda key, waits: None,
