@@ -94,15 +94,6 @@ def bridge_of(cluster: ClusterAccess, namespace: str) -> str | None:
     return status.get("bridge") if status.get("gatewayHost") == "gw" else None
 
 
-def dnsmasq_pids(lab: NetnsLab) -> list[int]:
-    pids = []
-    for pid in lab.processes(lab.hosts["gw"]):
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if cmdline.startswith(b"dnsmasq"):
-            pids.append(pid)
-    return pids
-
-
 def wire_lan(
     apiserver: ClusterAccess, lab: NetnsLab, agent: Agent, namespace: str, cidr: str
 ) -> tuple[str, int]:
@@ -110,7 +101,7 @@ def wire_lan(
     apiserver.kubectl("apply", "-f", "-", input=as_yaml(a_network("lan", namespace, cidr=cidr)))
     bridge = eventually(lambda: bridge_of(apiserver, namespace), timeout=30, what="gateway")
     eventually(lambda: bridge in lab.links("gw"), timeout=30, what=f"{bridge} on gw")
-    (dnsmasq,) = eventually(lambda: dnsmasq_pids(lab), timeout=30, what="dnsmasq on gw")
+    (dnsmasq,) = eventually(lambda: lab.dnsmasq_pids("gw"), timeout=30, what="dnsmasq on gw")
     # The bridge and dnsmasq come first, the log line when the whole convergence is done.
     eventually(lambda: f"as {bridge}" in agent.log(), timeout=30, what="converged once")
     return bridge, dnsmasq
@@ -127,18 +118,18 @@ def test_the_agent_process_runs_the_network_service(
     bridge, first = wire_lan(apiserver, lab, agent, namespace, "10.44.0.0/24")
 
     agent.kill()  # SIGKILL: dnsmasq lives on in its own session ...
-    assert dnsmasq_pids(lab) == [first]
+    assert lab.dnsmasq_pids("gw") == [first]
     agent.start()  # ... and the restarted agent adopts it instead of starting another
     eventually(lambda: "watching" in agent.log() or "wired" in agent.log(), what="agent up")
     try:
         eventually(lambda: agent.log().count(f"as {bridge}") >= 2, timeout=30, what="re-converged")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the agent's log ends:\n{agent.log()[-4000:]}") from None
-    assert dnsmasq_pids(lab) == [first]
+    assert lab.dnsmasq_pids("gw") == [first]
 
     apiserver.kubectl("delete", "network", "lan", "-n", namespace)
     eventually(lambda: bridge not in lab.links("gw"), timeout=30, what="bridge removed")
-    eventually(lambda: dnsmasq_pids(lab) == [], timeout=30, what="dnsmasq stopped")
+    eventually(lambda: lab.dnsmasq_pids("gw") == [], timeout=30, what="dnsmasq stopped")
     assert "ERROR" not in agent.log()
 
 
@@ -158,11 +149,11 @@ def test_a_dnsmasq_that_dies_is_started_again_by_the_resync(
 
     os.kill(first, signal.SIGKILL)
     (second,) = eventually(
-        lambda: [pid for pid in dnsmasq_pids(lab) if pid != first],
+        lambda: [pid for pid in lab.dnsmasq_pids("gw") if pid != first],
         timeout=30,
         what="a new dnsmasq on gw",
     )
-    assert dnsmasq_pids(lab) == [second]
+    assert lab.dnsmasq_pids("gw") == [second]
     assert "ERROR" not in agent.log()
 
 
@@ -202,14 +193,14 @@ def test_a_network_that_only_lost_its_label_while_the_agent_was_down_keeps_its_b
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:  # kept also when read again (every 5 s)
             assert bridge in lab.links("gw")
-            assert dnsmasq_pids(lab)
+            assert lab.dnsmasq_pids("gw")
             time.sleep(0.5)
 
         # Deleted properly while still unlabelled (the operator's finalizer holds it): the
         # agent, reading the kept Network again, sees it being deleted and unwires it.
         apiserver.kubectl("delete", "network", "lan", "-n", namespace, "--wait=false")
         eventually(lambda: bridge not in lab.links("gw"), timeout=30, what="bridge removed")
-        eventually(lambda: dnsmasq_pids(lab) == [], timeout=30, what="dnsmasq stopped")
+        eventually(lambda: lab.dnsmasq_pids("gw") == [], timeout=30, what="dnsmasq stopped")
     finally:
         network_operator.start()
     eventually(

@@ -191,9 +191,9 @@ class Cloud:
 
     def kill_dnsmasq(self) -> None:
         """dnsmasq dies; its agent is the one to start it again."""
-        (pid,) = dnsmasq_pids(self.lab)
+        (pid,) = self.lab.dnsmasq_pids("rs-net")
         os.kill(pid, signal.SIGKILL)
-        eventually(lambda: dnsmasq_pids(self.lab) not in ([], [pid]), timeout=30,
+        eventually(lambda: self.lab.dnsmasq_pids("rs-net") not in ([], [pid]), timeout=30,
                    what="dnsmasq started again by its agent")  # fmt: skip
 
 
@@ -219,18 +219,6 @@ class Supervisor:
     def restart(self) -> None:
         with self.lock:
             restart(self.process)
-
-
-def dnsmasq_pids(lab: NetnsLab, host: str = "rs-net") -> list[int]:
-    pids = []
-    for pid in lab.processes(lab.hosts[host]):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # gone since it was listed (the dnsmasq just killed, a short-lived child)
-        if cmdline.startswith(b"dnsmasq"):
-            pids.append(pid)
-    return pids
 
 
 def restart(process: AgentProcess | OperatorProcess) -> None:
@@ -323,7 +311,7 @@ def run_the_restarts(
         apiserver, "apply", "-f", "-", input=as_yaml(a_network("lan", namespace, cidr=str(CIDR)))
     )
     wait_ready(apiserver, "rs-net", "rs-store", "rs-compute")
-    eventually(lambda: dnsmasq_pids(lab), timeout=60, what="dnsmasq for lan on rs-net")
+    eventually(lambda: lab.dnsmasq_pids("rs-net"), timeout=60, what="dnsmasq for lan on rs-net")
     cloud = Cloud(plane, postgres, url, supervisor, compute, store, network, tgtd, lab)
 
     load = Load(apiserver, namespace, "rs.tiny")
@@ -450,7 +438,7 @@ def on_the_hosts(cloud: Cloud, bodies: list[Body], volume_bodies: list[Body]) ->
     )
     eventually(lambda: dhcp_hosts(cloud.network.state_dir) == nics, timeout=60,
                what="one DHCP host entry per kept NIC")  # fmt: skip
-    assert len(dnsmasq_pids(cloud.lab)) == 1
+    assert len(cloud.lab.dnsmasq_pids("rs-net")) == 1
     iqns = sorted(v["status"]["target"]["iqn"] for v in volume_bodies)
     eventually(lambda: sorted(cloud.tgtd.target_names()) == iqns, timeout=60,
                what="one target per kept Volume")  # fmt: skip
