@@ -32,7 +32,13 @@ from kubenova.kube.events import EventRecorder
 from kubenova.kube.meta import Body, generation_of, key_of, name_of, namespace_of, uid_of
 from kubenova.kube.objects import LastWrites, apply_status
 from kubenova.operator.catalog import Catalog
-from kubenova.operator.instances.handover import INSTANCES, READY, SCHEDULED, still_handed_over
+from kubenova.operator.instances.handover import (
+    EVACUATED,
+    INSTANCES,
+    READY,
+    SCHEDULED,
+    still_handed_over,
+)
 from kubenova.operator.instances.hooks import InstanceHook
 from kubenova.operator.instances.resize import resources_status
 from kubenova.operator.placement import Placer, build_request
@@ -40,8 +46,6 @@ from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.wellknown import OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
-
-EVACUATED = "Evacuated"  # False while waiting (go-ahead, room), True once rebuilt elsewhere
 
 
 def awaiting_go_ahead(body: Body, host: str) -> str | None:

@@ -12,9 +12,11 @@ from kubenova.wellknown import HANDOVER_FINALIZERS
 INSTANCES = kubenova_kind(Instance)
 SCHEDULED = "Scheduled"
 READY = "Ready"  # the compute agent's condition, which the operator overrides at times
-# The conditions of the operator's own status applies (Scheduled; a resize's, an
-# evacuation's, a deletion awaiting the fence): what each later apply of ours keeps.
-OPERATOR_CONDITIONS = (SCHEDULED, "Resized", "Evacuated", "Deleted")
+RESIZED = "Resized"  # a resize's: claimed, refused, or moving to a host with room
+EVACUATED = "Evacuated"  # False while waiting (go-ahead, room), True once rebuilt elsewhere
+DELETED = "Deleted"  # False while a deletion waits for the host to be fenced
+# The conditions of the operator's own status applies: what each later apply of ours keeps.
+OPERATOR_CONDITIONS = (SCHEDULED, RESIZED, EVACUATED, DELETED)
 
 
 async def ensure_finalizers(client: KubeClient, kind: ResourceKind, body: Body) -> Body | None:

@@ -31,6 +31,7 @@ from kubenova.operator.catalog import Catalog
 from kubenova.operator.hosts import fence_advice
 from kubenova.operator.instances.evacuation import Evacuator
 from kubenova.operator.instances.handover import (
+    DELETED,
     INSTANCES,
     SCHEDULED,
     Echoes,
@@ -47,8 +48,6 @@ from kubenova.operator.scheduler.decision import NoValidHost
 from kubenova.wellknown import AGENT_FINALIZER, OPERATOR_FINALIZER, OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
-
-DELETED = "Deleted"  # False while a deletion waits for the host to be fenced
 
 
 @dataclass

@@ -45,6 +45,7 @@ from kubenova.operator import inventory as inv
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.instances.handover import (
     INSTANCES,
+    RESIZED,
     SCHEDULED,
     status_host,
     still_handed_over,
@@ -57,7 +58,6 @@ from kubenova.wellknown import OPERATOR_MANAGER
 
 log = logging.getLogger(__name__)
 
-RESIZED = "Resized"
 MIGRATIONS = kubenova_kind(InstanceMigration)
 RESIZE_LABEL = "kubenova.io/resize-of"  # the Instance a cold move resizes (its name)
 LIVE_WAIT = 5.0  # seconds between two looks while a live migration of the Instance runs
