@@ -22,6 +22,9 @@ from kubenova.kube.paths import NAMESPACES, ResourceKind
 from kubenova.operator.catalog import Catalog
 from kubenova.operator.tenancy import holdings
 
+# An Instance's and a Volume's CRD declare `.status.host` selectable; unset selects as "".
+UNPLACED = "status.host="
+
 
 class References:
     """Resolve the names a spec uses."""
@@ -62,13 +65,16 @@ class References:
         items: list[Body] = listing.get("items", [])
         return items
 
-    async def instances(self, namespace: str) -> list[Body]:
-        listing = await self.client.list(kubenova_kind(Instance), namespace)
-        items: list[Body] = listing.get("items", [])
-        return items
+    async def unplaced_instances(self, namespace: str) -> list[Body]:
+        """The namespace's Instances without a host (selected by the apiserver)."""
+        return await self._unplaced(kubenova_kind(Instance), namespace)
 
-    async def volumes(self, namespace: str) -> list[Body]:
-        listing = await self.client.list(kubenova_kind(Volume), namespace)
+    async def unplaced_volumes(self, namespace: str) -> list[Body]:
+        """The namespace's Volumes without a host (selected by the apiserver)."""
+        return await self._unplaced(kubenova_kind(Volume), namespace)
+
+    async def _unplaced(self, kind: ResourceKind, namespace: str) -> list[Body]:
+        listing = await self.client.list(kind, namespace, field_selector=UNPLACED)
         items: list[Body] = listing.get("items", [])
         return items
 

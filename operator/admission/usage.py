@@ -5,6 +5,11 @@ object admitted but not yet claimed (no host yet, or the operator busy) holds no
 it is counted here from its spec instead, so that `kubectl apply` is refused as soon as
 the project's objects would not all fit. Racing creates can still all pass this check;
 the claim, which re-checks under a lock, then leaves the surplus unclaimed.
+
+What a create costs must not grow with the project: a namespace without a quota is not
+read at all, and in one with a quota only the objects without `status.host` are listed
+(a field selector the CRDs declare). A placed one always holds its charge: the claim that
+charges it comes before the status write that names its host.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ async def check_room(
     """Refuse (403, naming the field and the numbers) what would not fit the quota."""
     meta = body["metadata"]
     consumer = Consumer(meta.get("uid") or "", name_of(body), namespace_of(body), kind)
+    if not await asyncio.to_thread(quotas.has_limits, engine, consumer.namespace):
+        return
     waiting = await waiting_amounts(refs, consumer.namespace)
     try:
         await asyncio.to_thread(quotas.check_room, engine, consumer, amounts, waiting)
@@ -48,16 +55,18 @@ async def check_room(
 
 
 async def waiting_amounts(refs: References, namespace: str) -> dict[str, QuotaAmounts]:
-    """uid -> what each live Instance and Volume of the namespace takes, from its spec.
+    """uid -> what each live Instance and Volume of the namespace not placed yet takes,
+    from its spec.
 
-    The inventory counts each by its charge instead once it holds one (`quotas.check_room`).
+    The inventory counts each by its charge instead once it holds one (`quotas.check_room`),
+    as every placed one does.
     """
     amounts: dict[str, QuotaAmounts] = {}
-    for instance in await refs.instances(namespace):
+    for instance in await refs.unplaced_instances(namespace):
         if _live(instance):
             spec = instance.get("spec") or {}
             amounts[uid_of(instance)] = await instance_amounts(spec, refs)
-    for volume in await refs.volumes(namespace):
+    for volume in await refs.unplaced_volumes(namespace):
         if _live(volume):
             size = int((volume.get("spec") or {}).get("sizeGiB", 0))
             amounts[uid_of(volume)] = QuotaAmounts.for_volume(size)

@@ -195,6 +195,12 @@ def check(connection: Connection, consumer: Consumer, amounts: QuotaAmounts) -> 
     _refuse_if_over(QuotaLimits(*rows[0][1:]), str(rows[0][0]), others, amounts)
 
 
+def has_limits(engine: Engine, namespace: str) -> bool:
+    """Does the namespace have a quota at all? (Most have none: nothing to add up.)"""
+    with engine.connect() as connection:
+        return connection.execute(_READ_LIMITS, {"namespace": namespace}).first() is not None
+
+
 def check_room(
     engine: Engine,
     consumer: Consumer,
@@ -290,6 +296,7 @@ __all__ = [
     "check",
     "check_room",
     "drop_limits",
+    "has_limits",
     "list_charges",
     "recharge_floating_ips",
     "release",

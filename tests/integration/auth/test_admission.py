@@ -168,6 +168,41 @@ def test_twenty_concurrent_creates_against_a_quota_of_five_claim_exactly_five(
     assert f"quota exceeded in project {project}: instances" in error
 
 
+def test_placed_instances_count_by_their_charge_and_waiting_ones_by_their_spec(
+    tenancy: Tenancy, hosts: SimulatedHosts
+) -> None:
+    # The webhook lists only what has no status.host (a field selector): a placed one
+    # counts by the charge its claim holds, so neither is missed nor counted twice.
+    cluster, project = tenancy.cluster, unique("mixed")
+    zone = unique("zone")  # the session's other hosts are out of reach
+    tenancy.project(project, quota={"instances": 3})
+    hosts.add(unique("h-mixed"), memory_mib=1400, zone=zone)  # x1.5: room for two of 1 GiB
+
+    def vm(name: str) -> dict[str, Any]:
+        resources = {"vcpus": 1, "memoryMiB": 1024, "diskGiB": 1}
+        return an_instance(name, project, flavor=None, resources=resources, availabilityZone=zone)
+
+    apply(cluster, *(vm(f"vm{i}") for i in range(3)))
+
+    def two_placed_one_waiting() -> dict[str, str] | None:
+        states = scheduled(cluster, project)
+        placed = [s for s in states.values() if s.startswith("True")]
+        return states if len(placed) == 2 and len(states) == 3 else None
+
+    states = eventually(two_placed_one_waiting, timeout=60, what="two placed, one without room")
+    error = refused(cluster, vm("vm3"))
+    assert f"quota exceeded in project {project}: instances 3 + 1 > 3" in error
+    # The waiting one goes (nothing runs it): its room is free at once. A placed one's
+    # stays charged until its host's agent has removed the guest.
+    (waiting,) = [name for name, state in states.items() if state.startswith("False")]
+    cluster.kubectl("delete", "instance", waiting, "-n", project)
+    eventually(
+        lambda: apply(cluster, vm("vm3"), check=False).returncode == 0,
+        timeout=15,
+        what="room once the waiting Instance is deleted",
+    )
+
+
 def test_a_server_side_dry_run_is_checked_too(tenancy: Tenancy) -> None:
     cluster, project = tenancy.cluster, unique("dry")
     tenancy.project(project, quota={"instances": 1})
