@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,6 +74,13 @@ class Cloud:
             ],
         )
 
+    def start_operator_as_shipped(self, *extra: str) -> None:
+        """The operator with its admission webhook, as the chart and `kubenova dev` run it
+        (its mutation puts the finalizers on at creation: no separate write for them),
+        once the webhook answers."""
+        self.start_operator("--webhook-port=0", *extra)
+        wait_webhook(self.access)
+
     def start_agent(
         self,
         host: str,
@@ -123,6 +131,30 @@ class Cloud:
     def operator_connections(self) -> int:
         """Connections to the apiserver the stopped operator's clients opened (they log it)."""
         return sum(int(n) for n in re.findall(r"api connections opened: (\d+)", self.operator_log))
+
+
+def wait_webhook(access: ClusterAccess, timeout: float = 60.0) -> None:
+    """Until a server-side dry run of a Volume comes back with the finalizers the
+    operator's mutating webhook adds."""
+    probe = json.dumps(
+        {
+            "apiVersion": "kubenova.io/v1alpha1",
+            "kind": "Volume",
+            "metadata": {"name": "webhook-probe", "namespace": "default"},
+            "spec": {"sizeGiB": 1},
+        }
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = access.kubectl(
+            *("create", "--dry-run=server", "-o", "jsonpath={.metadata.finalizers}", "-f", "-"),
+            input=probe,
+            check=False,
+        )
+        if result.returncode == 0 and "kubenova.io/" in result.stdout:
+            return
+        time.sleep(0.2)
+    raise SystemExit("the operator's admission webhook never answered")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -201,7 +201,7 @@ def main() -> None:
                     }
                 ),
             )
-            cloud.start_operator()
+            cloud.start_operator_as_shipped()
             cloud.start_agent(
                 "boot-host",
                 capacity="vcpus=8,memoryMiB=8192,diskGiB=50",

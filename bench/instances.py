@@ -132,30 +132,6 @@ async def measure(cloud: Cloud, count: int, interval: float, hosts: list[str]) -
         await client.close()
 
 
-def _wait_webhook(cloud: Cloud, timeout: float = 60.0) -> None:
-    """Until a server-side dry run of an Instance comes back with the finalizers the
-    operator's mutating webhook adds."""
-    probe = json.dumps(
-        {
-            "apiVersion": "kubenova.io/v1alpha1",
-            "kind": "Instance",
-            "metadata": {"name": "webhook-probe", "namespace": "bench"},
-            "spec": {"flavor": "bench.small", "image": "bench-image"},
-        }
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = cloud.access.kubectl(
-            *("create", "--dry-run=server", "-o", "jsonpath={.metadata.finalizers}", "-f", "-"),
-            input=probe,
-            check=False,
-        )
-        if result.returncode == 0 and "kubenova.io/" in result.stdout:
-            return
-        time.sleep(0.2)
-    raise SystemExit("the operator's admission webhook never answered")
-
-
 def _cpu(cloud: Cloud) -> dict[str, float]:
     """CPU seconds so far of the operator, the agents together, and the apiserver + etcd."""
     agents = [p.pid for name, p in cloud.processes.items() if name.startswith("agent-")]
@@ -226,10 +202,7 @@ def main() -> None:
                 }
             ),
         )
-        # As the chart and `kubenova dev` run it: with the admission webhook, whose
-        # mutation puts the finalizers on at creation (no separate write for them).
-        cloud.start_operator("--webhook-port=0")
-        _wait_webhook(cloud)
+        cloud.start_operator_as_shipped()
         hosts = [f"bench-{i}" for i in range(args.agents)]
         for host in hosts:
             cloud.start_agent(host, capacity="vcpus=4096,memoryMiB=4194304,diskGiB=100000")

@@ -61,7 +61,7 @@ async def run(cloud: Cloud, hosts: int, instances: int, settle: float) -> dict[s
     client = KubeClient(load_config(cloud.access.kubeconfig), user_agent="bench")
     try:
         await register_hosts(client, hosts)
-        cloud.start_operator("--lease-timeout=3600")
+        cloud.start_operator_as_shipped("--lease-timeout=3600")
         pid = cloud.processes["operator"].pid
         await asyncio.sleep(settle)
         idle = memory_mb(pid)

@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     with local_cloud() as cloud:
         cloud.access.kubectl("create", "namespace", NAMESPACE)
-        cloud.start_operator()
+        cloud.start_operator_as_shipped()
         hosts = [f"store-{i}" for i in range(args.agents)]
         for host in hosts:
             cloud.start_agent(
