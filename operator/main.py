@@ -216,6 +216,7 @@ def main(  # noqa: PLR0917 - click passes options positionally
     import kopf  # noqa: PLC0415 - see the top
 
     from kubenova.operator import inventory as inv  # noqa: PLC0415
+    from kubenova.operator.admission.memories import ReviewForgettingMemories  # noqa: PLC0415
     from kubenova.operator.config import OperatorConfig  # noqa: PLC0415
     from kubenova.operator.registry import build_registry  # noqa: PLC0415
 
@@ -264,7 +265,10 @@ def main(  # noqa: PLR0917 - click passes options positionally
     registry = build_registry(config, prefetch)
     gc.freeze()
     gc.enable()
-    asyncio.run(kopf.operator(registry=registry, clusterwide=True, standalone=True))
+    memories = ReviewForgettingMemories()
+    asyncio.run(
+        kopf.operator(registry=registry, memories=memories, clusterwide=True, standalone=True)
+    )
 
 
 def _check_webhook_options(
