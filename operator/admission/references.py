@@ -65,16 +65,18 @@ class References:
         items: list[Body] = listing.get("items", [])
         return items
 
+    # Each list names its kind itself: the chart's RBAC test follows calls by their kind.
     async def unplaced_instances(self, namespace: str) -> list[Body]:
         """The namespace's Instances without a host (selected by the apiserver)."""
-        return await self._unplaced(kubenova_kind(Instance), namespace)
+        listing = await self.client.list(
+            kubenova_kind(Instance), namespace, field_selector=UNPLACED
+        )
+        items: list[Body] = listing.get("items", [])
+        return items
 
     async def unplaced_volumes(self, namespace: str) -> list[Body]:
         """The namespace's Volumes without a host (selected by the apiserver)."""
-        return await self._unplaced(kubenova_kind(Volume), namespace)
-
-    async def _unplaced(self, kind: ResourceKind, namespace: str) -> list[Body]:
-        listing = await self.client.list(kind, namespace, field_selector=UNPLACED)
+        listing = await self.client.list(kubenova_kind(Volume), namespace, field_selector=UNPLACED)
         items: list[Body] = listing.get("items", [])
         return items
 
