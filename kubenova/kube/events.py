@@ -19,15 +19,23 @@ In the manner of client-go's EventRecorder and EventCorrelator:
   shows its conditions); Warnings are never held back by it.
 Events are best effort: a failed write is logged at debug level and not retried, except a
 count patch whose Event expired, which creates it again.
+
+What is remembered is bounded, as client-go's correlator caches are (4,096 entries each):
+the objects recorded about least recently are forgotten first once more than
+`max_objects` are remembered, so a cloud of 10,000 placed Instances does not keep a series
+for each for as long as it lives. A forgotten object's next occurrence starts a new Event
+(count 1) with a full token bucket, as after client-go's LRU eviction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +55,8 @@ COMBINED = "(combined from similar events): "
 WRITERS = 4
 SHARED_BURST = 100  # Normal Events written at once over all objects
 SHARED_RATE = 5.0  # and per second after that
+MAX_OBJECTS = 4096  # objects remembered at once (client-go's maxLruCacheEntries)
+EVICT_SCAN = 64  # oldest objects looked at per record for one to forget
 
 # (object uid, type, reason, message — or COMBINED for the aggregate of many messages)
 Key = tuple[str, str, str, str]
@@ -95,6 +105,7 @@ class EventRecorder:
         repeat_interval: float = 30.0,
         shared_burst: int = SHARED_BURST,
         shared_rate: float = SHARED_RATE,
+        max_objects: int = MAX_OBJECTS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -108,6 +119,8 @@ class EventRecorder:
         self._keys: dict[str, set[Key]] = {}  # uid -> its series
         self._messages: dict[tuple[str, str, str], dict[str, float]] = {}  # -> first seen
         self._buckets: dict[str, _Bucket] = {}
+        self.max_objects = max_objects
+        self._recent: OrderedDict[str, None] = OrderedDict()  # uids, least recent first
         self.shared_burst, self.shared_rate = shared_burst, shared_rate
         self._shared = _Bucket(float(shared_burst), clock())  # Normal Events, all objects
         self._due: dict[Key, float] = {}  # what the writer still writes, from when
@@ -121,6 +134,10 @@ class EventRecorder:
         meta = body["metadata"]
         uid = meta.get("uid", "")
         now = self._clock()
+        self._recent[uid] = None
+        self._recent.move_to_end(uid)
+        if len(self._recent) > self.max_objects:
+            self._forget_least_recent(but=uid)
         message = message[:1024]
         key = self._key(uid, type_, reason, message, now)
         shown = message if key[3] != COMBINED else (COMBINED + message)[:1024]
@@ -157,6 +174,20 @@ class EventRecorder:
             self._due.pop(key, None)
             self._messages.pop(key[:3], None)
         self._buckets.pop(uid, None)
+        self._recent.pop(uid, None)
+
+    def remembered(self) -> int:
+        """How many objects the recorder remembers something about."""
+        return len(self._recent)
+
+    def _forget_least_recent(self, but: str) -> None:
+        # An object with a write still due is kept: forgetting it would drop that write.
+        # Those are few (the writer drains them), so a short scan finds one that is not.
+        for uid in list(itertools.islice(self._recent, EVICT_SCAN)):
+            if uid != but and not any(key in self._due for key in self._keys.get(uid, ())):
+                self.forget(uid)
+                if len(self._recent) <= self.max_objects:
+                    return
 
     async def flush(self) -> None:
         """Write everything still due, now, and stop the writer (at shutdown)."""
