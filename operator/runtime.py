@@ -24,7 +24,7 @@ from kubenova.kube.events import EventRecorder
 from kubenova.kube.leader import LeaderElector
 from kubenova.kube.paths import LEASES
 from kubenova.kube.watch import ListWatch
-from kubenova.memory import give_back_forever
+from kubenova.memory import give_back, give_back_forever
 from kubenova.metrics import HealthServer
 from kubenova.operator import inventory as inv
 from kubenova.operator.audit import after_backlog, audit
@@ -327,6 +327,10 @@ class Runtime:
                 continue  # paused past our lease: the election decides what happens next
             try:
                 await audit(self.client, self.placer, self.catalog)
+                # The pass waited for the backlog to be worked off: what a drain and the
+                # audit's own pages left behind is garbage now, and goes back at once
+                # rather than at the next periodic give-back.
+                give_back()
                 self.instances.claimed.clear()  # re-verify what we believed was claimed
                 # Like kube-scheduler's periodic flush of unschedulable pods: whatever
                 # woke nobody (a quota raised, a host edited by hand) is tried again.
