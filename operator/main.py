@@ -215,11 +215,13 @@ def main(  # noqa: PLR0917 - click passes options positionally
     prefetch = Prefetch.start(kubeconfig, SYSTEM_NAMESPACE)
     import kopf  # noqa: PLC0415 - see the top
 
+    from kubenova.memory import size_tls_buffers  # noqa: PLC0415
     from kubenova.operator import inventory as inv  # noqa: PLC0415
     from kubenova.operator.admission.memories import ReviewForgettingMemories  # noqa: PLC0415
     from kubenova.operator.config import OperatorConfig  # noqa: PLC0415
     from kubenova.operator.registry import build_registry  # noqa: PLC0415
 
+    size_tls_buffers()  # before the first connection: the prefetch's threads use http.client
     _check_webhook_options(
         webhook_service, webhook_tls_secret, webhook_cert_validity, webhook_cert_renew_before
     )

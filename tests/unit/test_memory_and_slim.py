@@ -1,12 +1,18 @@
-"""Memory housekeeping: cached bodies lose what nobody reads; freed heap goes back."""
+"""Memory housekeeping: cached bodies lose what nobody reads; freed heap goes back; TLS
+connections read into small buffers."""
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.sslproto
 import json
+import ssl
 from pathlib import Path
 
+import pytest
+
 from kubenova.kube.meta import LAST_APPLIED, slim
-from kubenova.memory import give_back
+from kubenova.memory import TLS_READ_BUFFER, give_back, size_tls_buffers
 
 
 def a_body() -> dict[str, object]:
@@ -71,3 +77,19 @@ def test_give_back_returns_a_fragmented_heap_to_the_system() -> None:
     after = resident_mb()
     assert before - after > 50, (before, after)
     assert len(survivors) == 2000
+
+
+def test_tls_connections_opened_after_sizing_read_into_small_buffers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(asyncio.sslproto.SSLProtocol, "max_size", 256 * 1024)
+    size_tls_buffers()
+
+    async def a_connection_buffer() -> int:
+        loop = asyncio.get_running_loop()
+        protocol = asyncio.sslproto.SSLProtocol(
+            loop, asyncio.Protocol(), ssl.create_default_context(), loop.create_future()
+        )
+        return len(protocol.get_buffer(-1))  # what the transport reads the socket into
+
+    assert asyncio.run(a_connection_buffer()) == TLS_READ_BUFFER < 256 * 1024
