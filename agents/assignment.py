@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from kubenova.kube import KubeClient, NotFound, ResourceKind
 from kubenova.kube.meta import Body, deleting, key_of, uid_of
+from kubenova.kube.watch import list_pages
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,9 @@ async def keys_by_uid(client: KubeClient, kind: ResourceKind) -> dict[str, str]:
     `recheck`s each candidate by key. Taken after the candidates were collected, the list
     also holds any object created meanwhile, so nothing new is mistaken for an orphan.
     """
-    listing = await client.list(kind)
     return {
         uid_of(item): key_of(item)
-        for item in listing.get("items", [])
+        async for page in list_pages(client, kind)  # a page at a time: only keys are kept
+        for item in page["items"]
         if item.get("metadata", {}).get("uid")
     }

@@ -23,6 +23,7 @@ import kopf
 from kubenova.api.v1alpha1 import GROUP, VERSION, Instance, Volume
 from kubenova.kube import kubenova_kind
 from kubenova.kube.meta import Body, slim, uid_of
+from kubenova.kube.watch import list_pages
 from kubenova.operator import inventory as inv
 from kubenova.operator.config import OperatorConfig
 from kubenova.operator.inventory import volumes as vol
@@ -66,9 +67,17 @@ async def audit_volumes(runtime: Runtime, controller: VolumeController) -> list[
     # up in the listings below, so a record missing from them really is a leak.
     claims = await asyncio.to_thread(list_consumers, runtime.engine, VOLUME_KIND)
     records = await asyncio.to_thread(vol.list_attachments, runtime.engine)
-    listed = (await runtime.client.list(VOLUMES))["items"]
-    volumes = {uid_of(i) for i in listed}
-    instances = {uid_of(i) for i in (await runtime.client.list(INSTANCES))["items"]}
+    # Read a page at a time, only uids kept: 10,000 Instances' bodies at once (managed
+    # fields included) were ~100 MB on top of the operator's resident set every pass.
+    volumes: set[str] = set()
+    attached: list[str] = []
+    async for page in list_pages(runtime.client, VOLUMES):
+        for volume in page["items"]:
+            volumes.add(uid_of(volume))
+            if (volume.get("status") or {}).get("attachments"):
+                attached.append(uid_of(volume))
+    pages = list_pages(runtime.client, INSTANCES)
+    instances = {uid_of(item) async for page in pages for item in page["items"]}
     released = []
     for claim in claims:
         if claim.uid not in volumes:
@@ -89,9 +98,8 @@ async def audit_volumes(runtime: Runtime, controller: VolumeController) -> list[
     # write fails (the apiserver restarting), the retry finds nothing left to detach and
     # the Volume keeps naming a gone Instance (its deletion waits for that forever).
     # Publishing rewrites a status only where it differs from the inventory.
-    for volume in listed:
-        if (volume.get("status") or {}).get("attachments"):
-            await controller.attachments.publish(uid_of(volume))
+    for uid in attached:
+        await controller.attachments.publish(uid)
     return released
 
 
