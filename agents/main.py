@@ -22,6 +22,7 @@ from kubenova.agents.network.assembly import NetworkFlags
 from kubenova.agents.network.provider import ProviderInterfaces
 from kubenova.agents.process import SERVICES, Agent, AgentSettings
 from kubenova.agents.volume.assembly import VolumeFlags
+from kubenova.memory import size_tls_buffers
 
 
 class _JsonFormatter(logging.Formatter):
@@ -283,6 +284,7 @@ def agent(  # click passes every option by keyword
         metrics_host=metrics_host,
         metrics_port=metrics_port or None,
     )
+    size_tls_buffers()  # a few watches' connections for the agent's whole life
     asyncio.run(_run_until_signalled(Agent(settings)))
 
 
