@@ -10,6 +10,10 @@ from __future__ import annotations
 from kubenova.api.v1alpha1 import Instance, Volume
 from kubenova.kube import KubeClient, kubenova_kind
 from kubenova.kube.meta import Body
+from kubenova.kube.watch import count_objects
+
+INSTANCES = kubenova_kind(Instance)
+VOLUMES = kubenova_kind(Volume)
 
 
 def project_namespace(body: Body) -> str:
@@ -19,8 +23,7 @@ def project_namespace(body: Body) -> str:
 
 async def holdings(client: KubeClient, namespace: str) -> dict[str, int]:
     """How many Instances and Volumes the namespace holds, by kind."""
-    counts = {}
-    for model in (Instance, Volume):
-        listing = await client.list(kubenova_kind(model), namespace)
-        counts[model.crd.kind] = len(listing.get("items", []))
-    return counts
+    return {
+        Instance.crd.kind: await count_objects(client, INSTANCES, namespace),
+        Volume.crd.kind: await count_objects(client, VOLUMES, namespace),
+    }

@@ -325,6 +325,35 @@ async def list_pages(
         continue_ = stamped["metadata"]["continue"]
 
 
+async def count_objects(
+    client: KubeClient,
+    kind: ResourceKind,
+    namespace: str | None = None,
+    *,
+    label_selector: str | None = None,
+) -> int:
+    """How many objects of `kind` there are, without holding their bodies.
+
+    One object is read and the apiserver's `remainingItemCount` adds the rest; where it
+    gives none (a list with a selector), the objects are counted page by page, each page
+    dropped once counted. A project's 10,000 Instances listed whole were ~100 MB.
+    """
+    continue_: str | None = None
+    counted = 0
+    limit = 1
+    while True:
+        page = await client.list(
+            kind, namespace, label_selector=label_selector, limit=limit, continue_=continue_
+        )
+        counted += len(page.get("items") or [])
+        meta = page.get("metadata") or {}
+        if not meta.get("continue"):
+            return counted
+        if (remaining := meta.get("remainingItemCount")) is not None:
+            return counted + int(remaining)
+        continue_, limit = meta["continue"], LIST_PAGE
+
+
 def _stamped(page: Body, kind: ResourceKind, transform: Transform) -> Body:
     """A list page whose items carry their apiVersion and kind, each transformed."""
     items = page.get("items") or []

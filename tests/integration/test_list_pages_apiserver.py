@@ -64,3 +64,31 @@ def test_every_object_comes_once_across_pages(
     assert sorted(item for page in pages for item in page) == [
         ("Lease", f"l{i}", "True") for i in range(5)
     ]
+
+
+def test_objects_are_counted_without_reading_them_all(apiserver: ClusterAccess) -> None:
+    namespace = f"count-{uuid.uuid4().hex[:6]}"
+
+    async def scenario() -> tuple[int, int, int, int]:
+        async with KubeClient(load_config(apiserver.kubeconfig)) as client:
+            await client.create(NAMESPACES, {"metadata": {"name": namespace}})
+            try:
+                empty = await watch.count_objects(client, LEASES, namespace)
+                for i in range(7):
+                    await client.create(LEASES, a_lease(f"l{i}"), namespace)
+                extra = a_lease("other")
+                extra["metadata"]["labels"] = {"page-test": "no"}
+                await client.create(LEASES, extra, namespace)
+                everything = await watch.count_objects(client, LEASES, namespace)
+                # A selector leaves out remainingItemCount: counted page by page instead.
+                selected = await watch.count_objects(
+                    client, LEASES, namespace, label_selector="page-test=yes"
+                )
+                single = await watch.count_objects(
+                    client, LEASES, namespace, label_selector="page-test=no"
+                )
+                return empty, everything, selected, single
+            finally:
+                await client.delete(NAMESPACES, namespace)
+
+    assert asyncio.run(scenario()) == (0, 8, 7, 1)
