@@ -18,6 +18,7 @@ from kubenova.dashboard.render import Html, bar, csrf_field, e, join, select, ta
 from kubenova.dashboard.resources import PROJECTS
 from kubenova.errors import ApiError
 from kubenova.kube import KubeClient, ResourceKind, kubenova_kind
+from kubenova.kube.watch import list_pages
 
 HOSTS = kubenova_kind(Host)
 
@@ -156,15 +157,20 @@ async def catalog(request: web.Request) -> web.StreamResponse:
 
 async def placement(request: web.Request) -> web.StreamResponse:
     ctx, _ = await _list(request, HOSTS)
+    rows: list[Html] = []
+    version = ""
     with acting_as(ctx.user):
-        listing = await ctx.dash.client.list(INSTANCES)
-    rows = (placement_row(item) for item in listing.get("items", []))
+        # A page at a time, only the failures' rows kept: every Instance of the cloud at
+        # once would be held whole (10,000: ~100 MB) for a page that shows a few.
+        async for page in list_pages(ctx.dash.client, INSTANCES):
+            rows += [row for item in page["items"] if (row := placement_row(item))]
+            version = page["metadata"].get("resourceVersion", "")  # the pages' snapshot
     body = Html(
         table(
             ("Instance", "Reason", "Why no host fits"),
             rows,
             body_id="placement",
-            live=f"/admin/live/placement?rv={listing['metadata'].get('resourceVersion', '')}",
+            live=f"/admin/live/placement?rv={version}",
         )
         + "<p>Instances a host was found for are not listed.</p>"
     )
