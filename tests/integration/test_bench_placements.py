@@ -65,3 +65,14 @@ def test_placements_against_kube_scheduler(anti_affinity: bool) -> None:
     assert result["ratio_to_peer"] == pytest.approx(
         result["placements_per_s"] / peer["placements_per_s"], abs=0.01
     )
+    # Where the CPU of a placement goes, both sides: the apiserver's share is what the
+    # operator cannot spend less of.
+    ours, theirs = result["cpu_ms_per_placement"], peer["cpu_ms_per_placement"]
+    assert result["control_plane_cpu_per_placement_vs_peer"] == pytest.approx(
+        ours["apiserver_and_etcd"] / theirs["apiserver_and_etcd"], abs=0.01
+    )
+    assert result["all_cpu_per_placement_vs_peer"] == pytest.approx(
+        (ours["operator"] + ours["apiserver_and_etcd"])
+        / (theirs["kube_scheduler"] + theirs["apiserver_and_etcd"]),
+        abs=0.01,
+    )
