@@ -42,6 +42,7 @@ def test_placements_against_kube_scheduler(anti_affinity: bool) -> None:
             "max": ratios[1],
         }
         assert result["medians"]["peer.placements_per_s"]["median"] > 0
+        assert result["medians"]["all_cpu_per_placement_vs_peer"]["median"] > 0
         result = runs[0]
 
     assert result["anti_affinity"] is anti_affinity
