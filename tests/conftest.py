@@ -10,14 +10,16 @@ from tests.support.processes import ManagedProcess
 
 LOG_TAIL_LINES = 150
 
+# A module another one imports comes first: pytest rewrites a plugin's asserts only if it
+# is the one importing it (the agent's fixtures import the operator's).
 pytest_plugins = [
     "tests.fixtures.apiserver",
+    "tests.fixtures.operator",
     "tests.fixtures.agent",
     "tests.fixtures.ldap",
     "tests.fixtures.libvirtd",
     "tests.fixtures.netns",
     "tests.fixtures.test_image",
-    "tests.fixtures.operator",
     "tests.fixtures.postgres",
     "tests.fixtures.s3",
     "tests.fixtures.tgtd",

@@ -100,9 +100,12 @@ def dashboard_of(request: web.Request) -> Dashboard:
     return request.app[DASHBOARD]
 
 
+# What the guard found for the request's cookie: None when signed out.
+SESSION_KEY: web.RequestKey[Session | None] = web.RequestKey("session")
+
+
 def session_of(request: web.Request) -> Session | None:
-    value = request.get("session")
-    return value if isinstance(value, Session) else None
+    return request.get(SESSION_KEY)
 
 
 def set_cookie(response: web.StreamResponse, dash: Dashboard, session: Session) -> None:
@@ -125,7 +128,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     """Session lookup, login required, CSRF on every state-changing request, headers."""
     dash = dashboard_of(request)
     session = dash.sessions.get(request.cookies.get(COOKIE))
-    request["session"] = session
+    request[SESSION_KEY] = session
     public = request.path.startswith("/static/") or request.path in ("/login", "/healthz")
     if request.method not in SAFE_METHODS:
         origin = request.headers.get("Origin")

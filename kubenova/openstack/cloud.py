@@ -27,7 +27,7 @@ from kubenova.openstack.tokens import Token, TokenIssuer
 from kubenova.operator.auth import AuthBackend, AuthError, Role
 
 CLOUD_KEY: web.AppKey[Cloud] = web.AppKey("cloud")
-TOKEN_KEY = "osapi.token"
+TOKEN_KEY: web.RequestKey[Token] = web.RequestKey("osapi.token", Token)
 REGION = "RegionOne"
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
 

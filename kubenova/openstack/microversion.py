@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from kubenova.openstack.faults import Fault
+from aiohttp import web
 
-MICROVERSION_KEY = "osapi.microversion"
+from kubenova.openstack.faults import Fault
 
 
 class Version(NamedTuple):
@@ -19,6 +19,7 @@ class Version(NamedTuple):
         return f"{self.major}.{self.minor}"
 
 
+MICROVERSION_KEY: web.RequestKey[Version] = web.RequestKey("osapi.microversion", Version)
 MIN = Version(2, 1)
 MAX = Version(2, 79)
 
