@@ -325,8 +325,9 @@ def one_pair(args: argparse.Namespace) -> dict[str, Any]:
     ours, theirs = result["cpu_ms_per_placement"], peer["cpu_ms_per_placement"]
     result["cpu_per_placement_vs_peer"] = round(ours["operator"] / theirs["kube_scheduler"], 1)
     # The apiserver's (and etcd's) share, and everyone's: a drain on a machine this small is
-    # CPU-bound, so `ratio_to_peer` stays near 1 / the second whatever the operator does
-    # with its own part (an Instance status write against a Pod binding and an Event).
+    # CPU-bound on both sides, so `ratio_to_peer` stays near 1 / the second (0.92-0.98 of it
+    # in every pair of 2026-12-06); the first says how much of that the operator cannot
+    # spend less of (an Instance status write against a Pod binding and an Event).
     result["control_plane_cpu_per_placement_vs_peer"] = round(
         ours["apiserver_and_etcd"] / theirs["apiserver_and_etcd"], 2
     )
