@@ -173,11 +173,13 @@ class LibvirtBackedDriver(ComputeDriver, abc.ABC):
                 domain.reboot(0)
 
     def destroy(self, uid: str) -> None:
-        """Stop and undefine the domain, then remove its files; nothing there is fine."""
+        """Stop and undefine the domain, then remove its files; nothing there is fine, and so
+        is a domain that goes meanwhile (the orphan sweep and the reconciler may both be at
+        it: the second finds it gone between its lookup and its power-off)."""
         domain = self._lookup(uid)
         if domain is not None:
-            self._force_off(domain)
             with contextlib.suppress(InstanceNotFound):
+                self._force_off(domain)
                 self._undefine(domain)
         self._remove_files(uid)
 

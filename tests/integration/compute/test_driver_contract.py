@@ -165,6 +165,32 @@ def test_destroy_leaves_no_domain_and_no_overlay(harness: Harness) -> None:
     harness.driver.destroy(spec.uid)  # gone already: fine
 
 
+def test_destroy_succeeds_when_another_caller_destroys_the_domain_meanwhile(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's orphan sweep and its reconciler may destroy one domain at once: the
+    second finds it gone between its lookup and its power-off, which is success too."""
+    driver = harness.driver
+    spec = harness.spec()
+    driver.spawn(spec)
+    lookup = driver._lookup  # type: ignore[attr-defined]  # the race, made deterministic
+    raced: list[str] = []
+
+    def lookup_then_lose_it(uid: str) -> object:
+        domain = lookup(uid)
+        if not raced:
+            raced.append(uid)
+            driver.destroy(uid)  # the other caller, done first
+        return domain
+
+    monkeypatch.setattr(driver, "_lookup", lookup_then_lose_it)
+    driver.destroy(spec.uid)
+    assert raced == [spec.uid]
+    with pytest.raises(InstanceNotFound):
+        driver.get_info(spec.uid)
+    assert not harness.overlay(spec.uid).exists()
+
+
 def test_unknown_instance_is_not_found(harness: Harness) -> None:
     uid = str(uuid.uuid4())
     for call in (
