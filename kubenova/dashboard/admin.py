@@ -72,16 +72,13 @@ async def placements(client: KubeClient) -> tuple[dict[tuple[str, str], str], st
     """(namespace, name) -> host of every placed Instance, and the resourceVersion of that
     snapshot (to watch from)."""
     placed: dict[tuple[str, str], str] = {}
-    token: str | None = None
-    while True:
-        page = await client.list(INSTANCES, limit=COUNT_PAGE, continue_=token)
-        for item in page.get("items", []):
-            host = (item.get("status") or {}).get("host")
-            if host:
+    version = ""
+    async for page in list_pages(client, INSTANCES, limit=COUNT_PAGE):
+        for item in page["items"]:
+            if host := (item.get("status") or {}).get("host"):
                 placed[item["metadata"]["namespace"], item["metadata"]["name"]] = host
-        token = page["metadata"].get("continue")
-        if not token:
-            return placed, str(page["metadata"].get("resourceVersion", ""))
+        version = str(page["metadata"].get("resourceVersion", ""))  # the pages' snapshot
+    return placed, version
 
 
 def host_card(item: dict[str, Any], instances: int | None) -> Html:

@@ -299,11 +299,12 @@ async def list_pages(
     label_selector: str | None = None,
     field_selector: str | None = None,
     transform: Transform = _keep,
+    limit: int | None = None,
 ) -> AsyncIterator[Body]:
-    """The selected objects, LIST_PAGE at a time (every page from the snapshot of the
-    first, at its resourceVersion), each stamped with its apiVersion and kind like a
-    watch event (a list's items carry neither) and transformed as its page arrives:
-    10,000 Instances read whole would be held at once, managedFields included.
+    """The selected objects, `limit` (LIST_PAGE by default) at a time (every page from the
+    snapshot of the first, at its resourceVersion), each stamped with its apiVersion and
+    kind like a watch event (a list's items carry neither) and transformed as its page
+    arrives: 10,000 Instances read whole would be held at once, managedFields included.
 
     Paged also because the apiserver serves a list with a limit from etcd while the kind's
     watch cache is still initialising (just after it started, or a CRD's first request),
@@ -315,7 +316,7 @@ async def list_pages(
             namespace,
             label_selector=label_selector,
             field_selector=field_selector,
-            limit=LIST_PAGE,
+            limit=limit or LIST_PAGE,
             continue_=continue_,
         )
         stamped = _stamped(page, kind, transform)
